@@ -1,0 +1,258 @@
+"""`hopscope probe`: the command-line contract of the probe engine.
+
+stdout carries the result only (one JSON document with --json); progress and logs go to stderr.
+Exit codes: 0 Reachable, 1 Unreachable or Degraded, 2 the probe could not run or bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import TextIO
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
+
+from hopscope_probe import netns
+from hopscope_probe.models import (
+    ConnectionStatus,
+    HttpHeader,
+    HttpOptions,
+    IPVersion,
+    Issue,
+    IssueType,
+    Origin,
+    PathMode,
+    ProbeRequest,
+    ProbeResult,
+    Protocol,
+    Severity,
+    Thresholds,
+)
+from hopscope_probe.target import unknown_result
+
+EXIT_CODES = {
+    ConnectionStatus.REACHABLE: 0,
+    ConnectionStatus.UNREACHABLE: 1,
+    ConnectionStatus.DEGRADED: 1,
+    ConnectionStatus.UNKNOWN: 2,
+}
+PORTLESS = {Protocol.ICMP, Protocol.DNS}
+log = logging.getLogger("hopscope")
+
+
+class UsageError(Exception):
+    """Bad arguments; the message names the flag."""
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="hopscope", description="Connection troubleshooting: hop-by-hop, with diagnosis."
+    )
+    sub = top.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("probe", help="troubleshoot one connection from here (or a namespace)")
+    dest = p.add_mutually_exclusive_group(required=True)
+    dest.add_argument("--to", metavar="HOST[:PORT]", help="destination: IP, name, [v6]:port")
+    dest.add_argument("--uri", metavar="URL", help="HTTP(S) destination; implies the protocol")
+    p.add_argument("--protocol", type=str.lower, choices=[x.lower() for x in Protocol])
+    p.add_argument("--count", type=int, default=4, help="connection probes (default 4)")
+    p.add_argument("--timeout", type=float, default=2.0, help="seconds per probe (default 2)")
+    p.add_argument("--max-hops", type=int, default=30)
+    p.add_argument("--multipath", action="store_true", help="trace every ECMP path")
+    p.add_argument("--no-path", action="store_true", help="skip path discovery")
+    p.add_argument("--path-on-failure", action="store_true", help="trace only if probes fail")
+    p.add_argument("--source-port", type=int, default=0)
+    p.add_argument("--ipv6", action="store_true", help="prefer IPv6 when a name has both")
+    ns = p.add_mutually_exclusive_group()
+    ns.add_argument("--netns", metavar="PATH", help="run inside this network namespace")
+    ns.add_argument("--pid", type=int, help="run inside this process's network namespace")
+    p.add_argument("--resolv-conf", metavar="PATH", help="resolver config (default: the source's)")
+    p.add_argument("--ca-file", metavar="PATH", help="extra CA bundle for HTTPS")
+    p.add_argument("--method", default="GET", help="HTTP method")
+    p.add_argument("--header", action="append", default=[], metavar="NAME:VALUE")
+    p.add_argument("--valid-status", action="append", metavar="CODE", help="e.g. 200 or 2xx")
+    p.add_argument("--latency-threshold-ms", type=float, default=200.0)
+    p.add_argument("--loss-threshold-percent", type=float, default=5.0)
+    p.add_argument("--json", action="store_true", help="print one ProbeResult JSON document")
+    return top
+
+
+def split_host_port(value: str) -> tuple[str, int | None]:
+    """HOST, HOST:PORT, [V6] or [V6]:PORT; a bare IPv6 literal has no port."""
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port = rest.removeprefix(":") or None
+    elif value.count(":") == 1:
+        host, port = value.split(":")
+    else:
+        host, port = value, None
+    if not host:
+        raise UsageError(f"--to {value!r}: empty host")
+    if port is None:
+        return host, None
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--to {value!r}: port must be 1-65535")
+    return host, int(port)
+
+
+def build_request(args: argparse.Namespace) -> ProbeRequest:
+    if args.uri:
+        scheme = args.uri.split("://", 1)[0].lower()
+        if scheme not in ("http", "https"):
+            raise UsageError(f"--uri {args.uri!r}: scheme must be http or https")
+        protocol = Protocol(scheme.upper())
+        if args.protocol and args.protocol.upper() != protocol:
+            raise UsageError(f"--protocol {args.protocol} contradicts --uri {args.uri}")
+        host, port = urlsplit(args.uri).hostname, None
+        if not host:
+            raise UsageError(f"--uri {args.uri!r}: no host")
+    else:
+        host, port = split_host_port(args.to)
+        protocol = Protocol((args.protocol or "tcp").upper())
+        if port is None and protocol not in PORTLESS | {Protocol.HTTP, Protocol.HTTPS}:
+            raise UsageError(f"--to {args.to!r}: {protocol} needs a port (HOST:PORT)")
+    headers = []
+    for raw in args.header:
+        name, sep, value = raw.partition(":")
+        if not sep or not name.strip():
+            raise UsageError(f"--header {raw!r}: expected NAME:VALUE")
+        headers.append(HttpHeader(name=name.strip(), value=value.strip()))
+    if args.no_path and args.path_on_failure:
+        raise UsageError("--no-path and --path-on-failure exclude each other")
+    path_mode = PathMode.ALWAYS
+    if args.no_path:
+        path_mode = PathMode.NEVER
+    elif args.path_on_failure:
+        path_mode = PathMode.ON_FAILURE
+    fields = {
+        "host": host,
+        "port": port,
+        "protocol": protocol,
+        "uri": args.uri,
+        "preferred_ip_version": IPVersion.IPV6 if args.ipv6 else IPVersion.IPV4,
+        "count": args.count,
+        "timeout_seconds": args.timeout,
+        "max_hops": args.max_hops,
+        "multipath": args.multipath,
+        "path_mode": path_mode,
+        "source_port": args.source_port,
+        "ca_file": args.ca_file,
+    }
+    try:
+        return ProbeRequest(
+            **fields,
+            thresholds=Thresholds(
+                latency_ms=args.latency_threshold_ms, loss_percent=args.loss_threshold_percent
+            ),
+            http=HttpOptions(
+                method=args.method.upper(),
+                headers=headers,
+                valid_status_codes=args.valid_status or ["2xx"],
+            ),
+        )
+    except ValidationError as exc:
+        raise UsageError(flag_errors(exc)) from exc
+
+
+FLAG_OF = {
+    "count": "--count",
+    "timeout_seconds": "--timeout",
+    "max_hops": "--max-hops",
+    "source_port": "--source-port",
+    "port": "--to (port)",
+    "latency_ms": "--latency-threshold-ms",
+    "loss_percent": "--loss-threshold-percent",
+    "method": "--method",
+    "host": "--to",
+}
+
+
+def flag_errors(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        field = str(err["loc"][-1]) if err["loc"] else "?"
+        parts.append(f"{FLAG_OF.get(field, field)}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def probe_failure(request: ProbeRequest, message: str) -> ProbeResult:
+    return unknown_result(
+        request,
+        Issue(
+            type=IssueType.PROBE,
+            severity=Severity.ERROR,
+            origin=Origin.LOCAL,
+            message=message,
+            hint="The probe could not run: check its privileges (CAP_NET_RAW, CAP_SYS_ADMIN to "
+            "enter a namespace) and that the source still exists.",
+        ),
+    )
+
+
+def run_probe(args: argparse.Namespace) -> int:
+    request = build_request(args)
+    resolv_conf = args.resolv_conf or "/etc/resolv.conf"
+    progress = Progress(sys.stderr)
+    try:
+        if args.pid is not None:
+            netns.enter(netns.netns_path_of_pid(args.pid))
+            resolv_conf = args.resolv_conf or netns.resolv_conf_of_pid(args.pid)
+        elif args.netns:
+            netns.enter(args.netns)
+        from hopscope_probe import engine  # imported late: scapy and dnspython are slow to load
+
+        result = engine.run(request, resolv_conf=resolv_conf, pid=args.pid, progress=progress)
+    except netns.NamespaceError as exc:
+        result = probe_failure(request, str(exc))
+    except Exception as exc:  # a result is never lost: an internal error is an Unknown verdict
+        log.debug("probe failed", exc_info=True)
+        traceback.print_exc(file=sys.stderr)
+        result = probe_failure(request, f"internal error: {type(exc).__name__}: {exc}")
+    finally:
+        progress.done()
+    if args.json:
+        sys.stdout.write(result.to_json() + "\n")
+    else:
+        from hopscope_probe.render import render
+
+        sys.stdout.write(render(result, colour=sys.stdout.isatty()))
+    return EXIT_CODES[result.connection_status]
+
+
+class Progress:
+    """One line on stderr that says what the probe is doing (rewritten in place on a tty)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+
+    def __call__(self, message: str) -> None:
+        if self.tty:
+            self.stream.write(f"\r\033[K… {message}")
+        else:
+            self.stream.write(f"hopscope: {message}\n")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.tty:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="hopscope: %(message)s")
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "probe":
+            return run_probe(args)
+    except UsageError as exc:
+        print(f"hopscope {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""What a request aims at, and the result when the probe cannot run at all.
+
+Kept apart from the engine so the CLI can answer bad input without importing scapy.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+from hopscope_probe.models import (
+    ConnectionStatus,
+    DestinationInfo,
+    Issue,
+    ProbeRequest,
+    ProbeResult,
+    Protocol,
+)
+
+DEFAULT_PORTS = {Protocol.HTTP: 80, Protocol.HTTPS: 443, Protocol.DNS: 53}
+
+
+def target_of(request: ProbeRequest) -> tuple[str, int | None]:
+    """The host and port a request aims at (a URI wins over host/port)."""
+    if request.uri:
+        parts = urlsplit(request.uri)
+        if not parts.hostname:
+            raise ValueError(f"uri {request.uri!r} has no host")
+        return parts.hostname, parts.port or DEFAULT_PORTS.get(request.protocol)
+    return request.host, request.port or DEFAULT_PORTS.get(request.protocol)
+
+
+def is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def unknown_result(request: ProbeRequest, reason: Issue) -> ProbeResult:
+    """The result when the probe could not run at all (bad namespace, no privileges)."""
+    host, port = target_of(request)
+    return ProbeResult(
+        connection_status=ConnectionStatus.UNKNOWN,
+        protocol=request.protocol,
+        destination=DestinationInfo(host=host, port=port),
+        issues=[reason],
+    )
