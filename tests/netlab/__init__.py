@@ -1,0 +1,1 @@
+"""The network lab: namespaces, links, faults and services for end-to-end tests."""
