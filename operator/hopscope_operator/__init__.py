@@ -1,0 +1,1 @@
+"""The hopscope operator: ConnectivityCheck resources in, probe pods out, diagnoses in status."""

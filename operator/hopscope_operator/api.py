@@ -1,0 +1,432 @@
+"""The ConnectivityCheck API (`hopscope.dev/v1alpha1`): spec and status as pydantic models.
+
+These models are the single source of the CRD (`crd.py` generates it) and what the operator
+parses every body into. Each cross-field invariant is a `Rule`: its CEL goes into the CRD so the
+API server rejects a bad spec, and the model's validator raises the same message, so the operator
+reports an old or unvalidated object the same way.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal, Self, get_args
+
+from pydantic import AfterValidator, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic.json_schema import JsonDict, JsonValue
+
+from hopscope_probe.models import (
+    ConnectionStatus,
+    Hop,
+    HttpOptions,
+    IPVersion,
+    Issue,
+    Latency,
+    PathMode,
+    Protocol,
+    Schema,
+    SourceInfo,
+    Thresholds,
+)
+
+ApiVersion = Literal["hopscope.dev/v1alpha1"]
+API_VERSION: str = get_args(ApiVersion)[0]
+GROUP, VERSION = API_VERSION.split("/")
+Kind = Literal["ConnectivityCheck"]
+KIND: str = get_args(Kind)[0]
+
+# Kubernetes name syntax (RFC 1123), so a typo fails at apply time, not at resolve time.
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+# Any DNS name, trailing dot allowed; underscores for names like _sip._tcp.example.com.
+_HOST_LABEL = r"[A-Za-z0-9_]([-A-Za-z0-9_]*[A-Za-z0-9_])?"
+HOSTNAME = rf"^({_HOST_LABEL}\.)*{_HOST_LABEL}\.?$"
+HTTP_URI = r"^https?://[^\s/?#]+[^\s]*$"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One invariant: CEL for the API server, `message` for both it and the model."""
+
+    cel: str
+    message: str
+    field_path: str | None = None  # where the API server reports it, relative to the node
+    reason: str | None = None  # FieldValueRequired / FieldValueForbidden / …
+
+    def as_schema(self) -> JsonDict:
+        rule: JsonDict = {"rule": self.cel, "message": self.message}
+        if self.field_path:
+            rule["fieldPath"] = self.field_path
+        if self.reason:
+            rule["reason"] = self.reason
+        return rule
+
+
+def validations(*rules: Rule) -> JsonDict:
+    """`json_schema_extra` that puts rules on the model's node of the CRD schema."""
+    schemas: list[JsonValue] = [rule.as_schema() for rule in rules]
+    return {"x-kubernetes-validations": schemas}
+
+
+def exactly_one(owner: str, fields: tuple[str, ...]) -> Rule:
+    present = ", ".join(f"has(self.{name})" for name in fields)
+    named = ", ".join(f"{owner}.{name}" for name in fields)
+    return Rule(f"[{present}].filter(x, x).size() == 1", f"set exactly one of {named}")
+
+
+def cel_list(values: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f"'{value}'" for value in values) + "]"
+
+
+def count_set(model: Schema, fields: tuple[str, ...]) -> int:
+    present = model.model_dump(by_alias=True, exclude_none=True)
+    return sum(name in present for name in fields)
+
+
+class ApiSchema(Schema):
+    """Attribute docstrings become the CRD's descriptions (what `kubectl explain` shows)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+
+# ---- spec: source -------------------------------------------------------------------------
+
+
+class ObjectRef(ApiSchema):
+    """A namespaced object by name."""
+
+    name: str = Field(max_length=253, pattern=DNS_SUBDOMAIN)
+    namespace: str | None = Field(default=None, max_length=63, pattern=DNS_LABEL)
+    """Defaults to the check's namespace."""
+
+
+class NodeRef(ApiSchema):
+    name: str = Field(max_length=253, pattern=DNS_SUBDOMAIN)
+
+
+class SelectorOperator(StrEnum):
+    IN = "In"
+    NOT_IN = "NotIn"
+    EXISTS = "Exists"
+    DOES_NOT_EXIST = "DoesNotExist"
+
+
+VALUES_FIT_OPERATOR = Rule(
+    "self.operator in ['In', 'NotIn'] ? (has(self.values) && size(self.values) > 0)"
+    " : (!has(self.values) || size(self.values) == 0)",
+    "matchExpressions[].values must be set for In and NotIn, and empty for Exists and DoesNotExist",
+    field_path=".values",
+)
+
+
+class SelectorRequirement(ApiSchema):
+    model_config = ConfigDict(json_schema_extra=validations(VALUES_FIT_OPERATOR))
+
+    key: str = Field(min_length=1, max_length=317)
+    operator: SelectorOperator
+    values: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _values_fit_operator(self) -> Self:
+        needs_values = self.operator in (SelectorOperator.IN, SelectorOperator.NOT_IN)
+        if needs_values != bool(self.values):
+            raise ValueError(VALUES_FIT_OPERATOR.message)
+        return self
+
+
+NON_EMPTY_SELECTOR = Rule(
+    "(has(self.matchLabels) && size(self.matchLabels) > 0)"
+    " || (has(self.matchExpressions) && size(self.matchExpressions) > 0)",
+    "source.podSelector must set matchLabels or matchExpressions (empty would match any pod)",
+)
+
+
+class LabelSelector(ApiSchema):
+    model_config = ConfigDict(json_schema_extra=validations(NON_EMPTY_SELECTOR))
+
+    match_labels: dict[str, str] = Field(default_factory=dict)
+    match_expressions: list[SelectorRequirement] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if not self.match_labels and not self.match_expressions:
+            raise ValueError(NON_EMPTY_SELECTOR.message)
+        return self
+
+
+class WorkloadKind(StrEnum):
+    DEPLOYMENT = "Deployment"
+    STATEFUL_SET = "StatefulSet"
+    DAEMON_SET = "DaemonSet"
+
+
+class WorkloadRef(ApiSchema):
+    kind: WorkloadKind
+    name: str = Field(max_length=253, pattern=DNS_SUBDOMAIN)
+    namespace: str | None = Field(default=None, max_length=63, pattern=DNS_LABEL)
+    """Defaults to the check's namespace."""
+
+
+SOURCE_KINDS = ("pod", "podSelector", "node", "workload")
+ONE_SOURCE = exactly_one("source", SOURCE_KINDS)
+
+
+class Source(ApiSchema):
+    """Where the connection starts: exactly one of pod, podSelector, node, workload."""
+
+    model_config = ConfigDict(json_schema_extra=validations(ONE_SOURCE))
+
+    pod: ObjectRef | None = None
+    """The pod's own network namespace."""
+    pod_selector: LabelSelector | None = None
+    """One Ready pod is picked (the status says which)."""
+    node: NodeRef | None = None
+    """The node's own network (hostNetwork)."""
+    workload: WorkloadRef | None = None
+    """A gateway or bastion: probed through its hopscope sidecar."""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        if count_set(self, SOURCE_KINDS) != 1:
+            raise ValueError(ONE_SOURCE.message)
+        return self
+
+
+# ---- spec: destination --------------------------------------------------------------------
+
+
+def _ip_address(value: str) -> str:
+    ipaddress.ip_address(value)  # raises ValueError on anything but an IPv4/IPv6 address
+    return value
+
+
+IPAddress = Annotated[
+    str,
+    AfterValidator(_ip_address),
+    WithJsonSchema({"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}),
+]
+
+DESTINATION_KINDS = ("pod", "service", "node", "fqdn", "uri", "ip")
+ONE_DESTINATION = exactly_one("destination", DESTINATION_KINDS)
+
+
+class Destination(ApiSchema):
+    """Where the connection goes: exactly one of pod, service, node, fqdn, uri, ip; plus port."""
+
+    model_config = ConfigDict(json_schema_extra=validations(ONE_DESTINATION))
+
+    pod: ObjectRef | None = None
+    """Probed at its pod IP."""
+    service: ObjectRef | None = None
+    """Probed at its ClusterIP (headless: at its pods); port by number."""
+    node: NodeRef | None = None
+    """Probed at its InternalIP."""
+    fqdn: str | None = Field(default=None, max_length=253, pattern=HOSTNAME)
+    uri: str | None = Field(default=None, max_length=2048, pattern=HTTP_URI)
+    """HTTP or HTTPS URL; host and port come from it."""
+    ip: IPAddress | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    """Required for TCP, UDP, HTTP and HTTPS unless a uri implies it."""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        if count_set(self, DESTINATION_KINDS) != 1:
+            raise ValueError(ONE_DESTINATION.message)
+        return self
+
+
+# ---- spec ---------------------------------------------------------------------------------
+
+
+class Probes(ApiSchema):
+    count: int = Field(default=10, ge=1, le=100)
+    """Connection probes per run."""
+    timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    """How long one probe waits for an answer."""
+
+
+class PathOptions(ApiSchema):
+    mode: PathMode = PathMode.ALWAYS
+    """Always, OnFailure (trace only when the connection probes fail) or Never."""
+    max_hops: int = Field(default=30, ge=1, le=64)
+    multipath: bool = False
+    """Vary the flow to find every path through ECMP load balancers."""
+
+
+class ScheduleOptions(ApiSchema):
+    interval_seconds: int = Field(ge=10)
+    """Seconds between runs."""
+
+
+PORT_PROTOCOLS = (Protocol.TCP, Protocol.UDP, Protocol.HTTP, Protocol.HTTPS)
+URI_PROTOCOLS = (Protocol.HTTP, Protocol.HTTPS)
+
+PORT_REQUIRED = Rule(
+    "!has(self.destination) || has(self.destination.port) || has(self.destination.uri)"
+    f" || !(self.protocol in {cel_list(PORT_PROTOCOLS)})",
+    "destination.port is required when protocol is TCP, UDP, HTTP or HTTPS without a"
+    " destination.uri",
+    field_path=".destination.port",
+    reason="FieldValueRequired",
+)
+URI_NEEDS_HTTP = Rule(
+    "!has(self.destination) || !has(self.destination.uri)"
+    f" || self.protocol in {cel_list(URI_PROTOCOLS)}",
+    "destination.uri needs protocol HTTP or HTTPS",
+    field_path=".destination.uri",
+    reason="FieldValueForbidden",
+)
+
+
+class ConnectivityCheckSpec(ApiSchema):
+    """What to check: a source, a destination and how to probe between them."""
+
+    model_config = ConfigDict(json_schema_extra=validations(PORT_REQUIRED, URI_NEEDS_HTTP))
+
+    source: Source
+    destination: Destination
+    protocol: Protocol = Protocol.TCP
+    preferred_ip_version: IPVersion = Field(default=IPVersion.IPV4, alias="preferredIPVersion")
+    """Which address family to use where the destination has both."""
+    probes: Probes = Field(default_factory=Probes)
+    path: PathOptions = Field(default_factory=PathOptions)
+    """Hop-by-hop path discovery."""
+    http: HttpOptions | None = None
+    """Request options for HTTP and HTTPS."""
+    source_port: int = Field(default=0, ge=0, le=65535)
+    """0: any."""
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    """Above them a reachable destination is Degraded."""
+    schedule: ScheduleOptions | None = None
+    """Absent: the check runs once per spec change."""
+
+    @model_validator(mode="after")
+    def _protocol_fits_destination(self) -> Self:
+        target = self.destination
+        if target.uri is not None and self.protocol not in URI_PROTOCOLS:
+            raise ValueError(URI_NEEDS_HTTP.message)
+        if target.port is None and target.uri is None and self.protocol in PORT_PROTOCOLS:
+            raise ValueError(PORT_REQUIRED.message)
+        return self
+
+
+# ---- status -------------------------------------------------------------------------------
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+
+
+class AnalysisResult(StrEnum):
+    ALLOWED = "Allowed"  # nothing in the cluster's configuration stands in the way
+    BLOCKED = "Blocked"  # something does; the issues say what
+    UNKNOWN = "Unknown"  # the configuration could not be read
+
+
+class Analysis(ApiSchema):
+    """What static analysis of the cluster's configuration concluded."""
+
+    result: AnalysisResult
+    issues: list[Issue] = Field(default_factory=list)
+
+
+class DestinationStatus(ApiSchema):
+    addresses: list[str] = Field(default_factory=list)
+    """What the destination resolved to."""
+
+
+class ConditionType(StrEnum):
+    READY = "Ready"
+    REACHABLE = "Reachable"
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(ApiSchema):
+    """A metav1.Condition."""
+
+    type: ConditionType
+    status: ConditionStatus
+    reason: str = Field(max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+    message: str = Field(default="", max_length=32768)
+    last_transition_time: datetime
+    observed_generation: int | None = Field(default=None, ge=0)
+
+
+class ConnectivityCheckStatus(ApiSchema):
+    """The last run's diagnosis, written by the operator."""
+
+    phase: Phase | None = None
+    connection_status: ConnectionStatus | None = None
+    observed_generation: int | None = Field(default=None, ge=0)
+    runs: int = Field(default=0, ge=0)
+    last_run_time: datetime | None = None
+    next_run_time: datetime | None = None
+    source: SourceInfo | None = None
+    """The pod, node and address the last run started from."""
+    destination: DestinationStatus | None = None
+    latency: Latency | None = None
+    probes_sent: int = Field(default=0, ge=0)
+    probes_failed: int = Field(default=0, ge=0)
+    hops: list[Hop] = Field(default_factory=list)
+    hop_count: int = Field(default=0, ge=0)
+    """len(hops), for the HOPS column: a printer column's JSONPath cannot count."""
+    issues: list[Issue] = Field(default_factory=list)
+    issue_count: int = Field(default=0, ge=0)
+    """len(issues), for the ISSUES column."""
+    path_fingerprint: str | None = None
+    """Hash of every path's ordered hop addresses; a change raises a PathChanged event."""
+    analysis: Analysis | None = None
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+
+    @model_validator(mode="after")
+    def _count(self) -> Self:
+        # Derived, so no writer can let the printer columns drift from the lists.
+        self.hop_count = len(self.hops)
+        self.issue_count = len(self.issues)
+        return self
+
+
+# ---- the resource -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PrinterColumn:
+    name: str
+    type: str
+    json_path: str
+    description: str
+
+
+class ConnectivityCheck(ApiSchema):
+    """A whole ConnectivityCheck as the API server serves it (kopf's `body`)."""
+
+    plural: ClassVar[str] = "connectivitychecks"
+    short_names: ClassVar[tuple[str, ...]] = ("ccheck",)
+    categories: ClassVar[tuple[str, ...]] = ("hopscope",)
+    printer_columns: ClassVar[tuple[PrinterColumn, ...]] = (
+        PrinterColumn("Status", "string", ".status.connectionStatus", "Connection status"),
+        PrinterColumn("Latency", "number", ".status.latency.avgMs", "Average latency in ms"),
+        PrinterColumn("Hops", "integer", ".status.hopCount", "Hops on the discovered paths"),
+        PrinterColumn("Issues", "integer", ".status.issueCount", "Issues found"),
+        PrinterColumn("Last Run", "date", ".status.lastRunTime", "When the check last ran"),
+        PrinterColumn("Age", "date", ".metadata.creationTimestamp", "Age of the check"),
+    )
+
+    api_version: ApiVersion
+    kind: Kind
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: ConnectivityCheckSpec
+    status: ConnectivityCheckStatus | None = None

@@ -1,0 +1,1 @@
+"""Operator tests: the CRD and its models, handlers against an in-memory API."""

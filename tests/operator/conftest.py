@@ -1,0 +1,135 @@
+"""An offline stand-in for the API server's validation of ConnectivityCheck objects.
+
+It does what the API server does with a CRD's structural schema, in its order: apply defaults,
+validate the OpenAPI schema with strict field validation (kubectl's default: unknown fields are
+errors), then evaluate every `x-kubernetes-validations` rule with cel-python on the value at its
+node, unless a type error came first (the API server skips CEL then too).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from typing import Any
+
+import celpy
+import pytest
+from celpy import celtypes
+from jsonschema import Draft202012Validator
+
+from hopscope_operator.crd import custom_resource_definition
+
+
+def to_json_schema(node: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI v3 (Kubernetes dialect) to JSON Schema 2020-12."""
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "properties":
+            out[key] = {name: to_json_schema(prop) for name, prop in value.items()}
+        elif key in ("items", "additionalProperties") and isinstance(value, dict):
+            out[key] = to_json_schema(value)
+        elif key in ("anyOf", "allOf", "oneOf"):
+            out[key] = [to_json_schema(branch) for branch in value]
+        elif key not in ("exclusiveMinimum", "exclusiveMaximum") and not key.startswith("x-"):
+            out[key] = value
+    # OpenAPI v3's boolean exclusive bounds are numeric in JSON Schema.
+    if node.get("exclusiveMinimum"):
+        out["exclusiveMinimum"] = out.pop("minimum")
+    if node.get("exclusiveMaximum"):
+        out["exclusiveMaximum"] = out.pop("maximum")
+    if "properties" in node:
+        out["additionalProperties"] = False  # strict field validation
+    return out
+
+
+def apply_defaults(schema: dict[str, Any], value: Any) -> Any:
+    """Fill absent properties from `default`, outside in, as the API server's defaulting does."""
+    if isinstance(value, dict):
+        for name, prop in schema.get("properties", {}).items():
+            if name not in value and "default" in prop:
+                value[name] = copy.deepcopy(prop["default"])
+            if name in value:
+                apply_defaults(prop, value[name])
+        if isinstance(schema.get("additionalProperties"), dict):
+            for item in value.values():
+                apply_defaults(schema["additionalProperties"], item)
+    elif isinstance(value, list) and "items" in schema:
+        for item in value:
+            apply_defaults(schema["items"], item)
+    return value
+
+
+def _path(parts: Iterable[str | int], field_path: str = "") -> str:
+    text = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in parts)
+    return (text + field_path).lstrip(".") or "<root>"
+
+
+class ApiServer:
+    """Validates whole objects against one CRD version's openAPIV3Schema."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
+        self._validator = Draft202012Validator(
+            to_json_schema(schema), format_checker=Draft202012Validator.FORMAT_CHECKER
+        )
+        self._cel = celpy.Environment()
+        self._programs: dict[str, celpy.Runner] = {}
+
+    def defaulted(self, obj: Any) -> Any:
+        return apply_defaults(self.schema, copy.deepcopy(obj))
+
+    def errors(self, obj: Any) -> list[str]:
+        """`path: message` for every reason the API server would refuse `obj`."""
+        obj = self.defaulted(obj)
+        found = sorted(self._validator.iter_errors(obj), key=lambda e: list(map(str, e.path)))
+        errors = [f"{_path(e.absolute_path)}: {e.message}" for e in found]
+        if not any(e.validator == "type" for e in found):
+            errors += self._cel_errors(self.schema, obj, [])
+        return errors
+
+    def _cel_errors(self, schema: dict[str, Any], value: Any, at: list[str | int]) -> list[str]:
+        errors = [
+            f"{_path(at, rule.get('fieldPath', ''))}: {rule['message']}"
+            for rule in schema.get("x-kubernetes-validations", [])
+            if not self._holds(rule["rule"], value)
+        ]
+        if isinstance(value, dict):
+            for name, prop in schema.get("properties", {}).items():
+                if name in value:
+                    errors += self._cel_errors(prop, value[name], [*at, name])
+            if isinstance(schema.get("additionalProperties"), dict):
+                for name, item in value.items():
+                    errors += self._cel_errors(schema["additionalProperties"], item, [*at, name])
+        elif isinstance(value, list) and "items" in schema:
+            for index, item in enumerate(value):
+                errors += self._cel_errors(schema["items"], item, [*at, index])
+        return errors
+
+    def _holds(self, rule: str, value: Any) -> bool:
+        if rule not in self._programs:
+            self._programs[rule] = self._cel.program(self._cel.compile(rule))
+        result = self._programs[rule].evaluate({"self": celpy.json_to_cel(value)})
+        # A rule that cannot be evaluated is a broken rule, not a rejected object.
+        assert isinstance(result, celtypes.BoolType), f"CEL rule {rule!r} gave {result!r}"
+        return bool(result)
+
+
+@pytest.fixture(scope="session")
+def crd() -> dict[str, Any]:
+    return custom_resource_definition()
+
+
+@pytest.fixture(scope="session")
+def openapi(crd: dict[str, Any]) -> dict[str, Any]:
+    return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+
+@pytest.fixture(scope="session")
+def apiserver(openapi: dict[str, Any]) -> ApiServer:
+    return ApiServer(openapi)
+
+
+@pytest.fixture(scope="session")
+def apiserver_for() -> type[ApiServer]:
+    """Makes an ApiServer for any schema node, e.g. to try a default against its own node."""
+    return ApiServer

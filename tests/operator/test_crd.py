@@ -1,0 +1,359 @@
+"""The ConnectivityCheck CRD: generated from the models, structural, a valid CRD, and exactly as
+strict as the models (every example accepted by both, every bad manifest refused by both)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from packaging.version import Version
+from pydantic import ValidationError
+
+from hopscope_operator.api import (
+    DESTINATION_KINDS,
+    SOURCE_KINDS,
+    Analysis,
+    AnalysisResult,
+    Condition,
+    ConditionStatus,
+    ConditionType,
+    ConnectivityCheck,
+    ConnectivityCheckSpec,
+    ConnectivityCheckStatus,
+    DestinationStatus,
+    Phase,
+)
+from hopscope_operator.crd import main, render
+from hopscope_probe.models import (
+    ConnectionStatus,
+    ContextItem,
+    Hop,
+    HopType,
+    Issue,
+    IssueType,
+    Latency,
+    Origin,
+    Severity,
+    SourceInfo,
+)
+
+if TYPE_CHECKING:
+    from tests.operator.conftest import ApiServer
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMITTED = ROOT / "crds" / "connectivitycheck.yaml"
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+
+
+def load(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())
+
+
+def model_errors(manifest: dict[str, Any]) -> list[str]:
+    try:
+        ConnectivityCheck.model_validate(manifest)
+    except ValidationError as error:
+        return [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
+    return []
+
+
+# ---- generation -----------------------------------------------------------------------------
+
+
+def test_committed_crd_is_generated_from_the_models() -> None:
+    assert COMMITTED.read_text() == render(), (
+        "stale: python -m hopscope_operator.crd > crds/connectivitycheck.yaml"
+    )
+
+
+def test_check_mode_fails_on_a_stale_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    crd_file = tmp_path / "connectivitycheck.yaml"
+    crd_file.write_text(render())
+    assert main(["--check", str(crd_file)]) == 0
+    crd_file.write_text(render().replace("- ccheck", "- cc"))
+    assert main(["--check", str(crd_file)]) == 1
+    assert "+    - ccheck" in capsys.readouterr().err
+
+
+def test_default_mode_prints_the_crd(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 0
+    assert capsys.readouterr().out == render()
+
+
+def test_is_a_valid_apiextensions_v1_crd() -> None:
+    version = kubernetes_validate.latest_version()
+    assert Version(version) >= Version("1.31"), f"kubernetes-validate ships only {version}"
+    kubernetes_validate.validate(load(COMMITTED), version, strict=True)
+
+
+def _nodes(node: dict[str, Any], at: str = "", junction: bool = False) -> Iterator[tuple]:
+    """(path, schema node, inside anyOf/allOf/oneOf?) for every node of a schema."""
+    yield at or "<root>", node, junction
+    for name, prop in node.get("properties", {}).items():
+        yield from _nodes(prop, f"{at}.{name}", junction)
+    for key in ("items", "additionalProperties"):
+        if isinstance(node.get(key), dict):
+            yield from _nodes(node[key], f"{at}.{key}", junction)
+    for key in ("anyOf", "allOf", "oneOf"):
+        for index, branch in enumerate(node.get(key, [])):
+            yield from _nodes(branch, f"{at}.{key}[{index}]", True)
+
+
+def test_schema_is_structural(openapi: dict[str, Any]) -> None:
+    never = {"$ref", "$defs", "title", "nullable", "x-kubernetes-preserve-unknown-fields"}
+    not_in_junctions = {"type", "default", "description", "additionalProperties", "nullable"}
+    problems = []
+    for at, node, junction in _nodes(openapi):
+        problems += [f"{at}: has {key}" for key in never & node.keys()]
+        if junction:
+            problems += [f"{at}: {key} inside a junction" for key in not_in_junctions & node.keys()]
+        elif "type" not in node:
+            problems.append(f"{at}: no type")
+        if "properties" in node and "additionalProperties" in node:
+            problems.append(f"{at}: properties and additionalProperties")
+        if ("properties" in node or "additionalProperties" in node) and node["type"] != "object":
+            problems.append(f"{at}: properties on a {node['type']}")
+        if (node.get("type") == "array") != ("items" in node):
+            problems.append(f"{at}: array without items, or items without array")
+    assert problems == []
+
+
+def test_defaults_are_valid_values(openapi: dict[str, Any], apiserver_for: type[ApiServer]) -> None:
+    # The API server refuses a CRD whose defaults its own schema would reject.
+    with_defaults = [(at, node) for at, node, _ in _nodes(openapi) if "default" in node]
+    assert len(with_defaults) > 10
+    for at, node in with_defaults:
+        assert apiserver_for(node).errors(node["default"]) == [], at
+
+
+def test_printer_columns_read_typed_status_fields(crd: dict[str, Any], openapi: dict) -> None:
+    column_types = {"integer": "integer", "number": "number", "string": "string", "date": "string"}
+    columns = crd["spec"]["versions"][0]["additionalPrinterColumns"]
+    names = [column["name"] for column in columns]
+    assert names == ["Status", "Latency", "Hops", "Issues", "Last Run", "Age"]
+    for column in columns:
+        if column["jsonPath"] == ".metadata.creationTimestamp":
+            continue
+        node = openapi
+        for name in column["jsonPath"].lstrip(".").split("."):
+            node = node["properties"][name]
+        assert node["type"] == column_types[column["type"]], column["name"]
+        assert column["type"] != "date" or node["format"] == "date-time", column["name"]
+
+
+# ---- examples ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
+def test_example_is_accepted(path: Path, apiserver: ApiServer) -> None:
+    manifest = load(path)
+    assert apiserver.errors(manifest) == []
+    assert model_errors(manifest) == []
+
+
+def test_examples_cover_every_source_and_destination_kind() -> None:
+    specs = [load(path)["spec"] for path in EXAMPLES]
+    assert {kind for spec in specs for kind in spec["source"]} == set(SOURCE_KINDS)
+    destinations = {kind for spec in specs for kind in spec["destination"]} - {"port"}
+    assert destinations == set(DESTINATION_KINDS)
+    assert {"DNS", "HTTPS"} <= {spec.get("protocol") for spec in specs}
+    assert any("schedule" in spec for spec in specs)
+
+
+def _without_empty(value: Any) -> Any:
+    """Absent and empty lists or maps mean the same to the API and the models."""
+    if isinstance(value, dict):
+        kept = {key: _without_empty(item) for key, item in value.items()}
+        return {key: item for key, item in kept.items() if item not in ({}, [])}
+    return value
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
+def test_api_server_and_model_apply_the_same_defaults(path: Path, apiserver: ApiServer) -> None:
+    manifest = load(path)
+    served = apiserver.defaulted(manifest)["spec"]
+    parsed = ConnectivityCheckSpec.model_validate(manifest["spec"])
+    assert _without_empty(served) == _without_empty(
+        parsed.model_dump(mode="json", by_alias=True, exclude_none=True)
+    )
+
+
+def test_status_the_operator_writes_is_accepted(apiserver: ApiServer) -> None:
+    now = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+    loss = Issue(
+        type=IssueType.PACKET_LOSS,
+        severity=Severity.WARNING,
+        origin=Origin.OUTBOUND,
+        hop_id="1",
+        message="10% of probes lost from worker-1 on",
+        hint="check worker-1's uplink",
+        context=[ContextItem(key="lossPercent", value="10")],
+    )
+    status = ConnectivityCheckStatus(
+        phase=Phase.COMPLETED,
+        connection_status=ConnectionStatus.DEGRADED,
+        observed_generation=3,
+        runs=4,
+        last_run_time=now,
+        next_run_time=now,
+        source=SourceInfo(pod="web-0", node="worker-1", address="10.244.1.12"),
+        destination=DestinationStatus(addresses=["10.96.12.7"]),
+        latency=Latency(min_ms=0.4, avg_ms=1.2, max_ms=3.9),
+        probes_sent=10,
+        probes_failed=1,
+        hops=[
+            Hop(id="0", type=HopType.SOURCE, address="10.244.1.12", next_hop_ids=["1"]),
+            Hop(id="1", type=HopType.NODE, address="172.18.0.3", name="worker-1", issues=[loss]),
+            Hop(id="2", type=HopType.DESTINATION, address="10.244.2.9", ttl=2),
+        ],
+        issues=[loss],
+        path_fingerprint="3f9a0c1e",
+        analysis=Analysis(result=AnalysisResult.ALLOWED),
+        conditions=[
+            Condition(
+                type=ConditionType.REACHABLE,
+                status=ConditionStatus.TRUE,
+                reason="PacketLoss",
+                last_transition_time=now,
+                observed_generation=3,
+            )
+        ],
+    )
+    assert (status.hop_count, status.issue_count) == (3, 1)
+    written = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+    manifest = {**load(EXAMPLES[0]), "status": written}
+    assert apiserver.errors(manifest) == []
+    assert ConnectivityCheck.model_validate(manifest).status == status
+
+
+# ---- what both refuse ----------------------------------------------------------------------
+
+DELETE = object()
+BASE: dict[str, Any] = {
+    "apiVersion": "hopscope.dev/v1alpha1",
+    "kind": "ConnectivityCheck",
+    "metadata": {"name": "web-to-postgres", "namespace": "shop"},
+    "spec": {
+        "source": {"pod": {"name": "web-0"}},
+        "destination": {"service": {"name": "postgres"}, "port": 5432},
+    },
+}
+
+
+def changed(changes: dict[str, Any]) -> dict[str, Any]:
+    """BASE with each dotted path set to its value (or removed, for DELETE)."""
+    manifest = copy.deepcopy(BASE)
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split(".")
+        node = manifest
+        for name in parents:
+            node = node.setdefault(name, {})
+        if value is DELETE:
+            del node[leaf]
+        else:
+            node[leaf] = value
+    return manifest
+
+
+# (id, changes to BASE, text that must appear in an error: the field at fault)
+INVALID: list[tuple[str, dict[str, Any], str]] = [
+    ("two-sources", {"spec.source.node": {"name": "worker-1"}}, "spec.source"),
+    ("no-source", {"spec.source": DELETE}, "source"),
+    ("source-not-an-object", {"spec.source": "web-0"}, "spec.source"),
+    ("empty-pod-selector", {"spec.source": {"podSelector": {}}}, "spec.source.podSelector"),
+    (
+        "in-without-values",
+        {"spec.source": {"podSelector": {"matchExpressions": [{"key": "a", "operator": "In"}]}}},
+        "values",
+    ),
+    ("bad-pod-name", {"spec.source.pod.name": "Web_0"}, "spec.source.pod.name"),
+    ("node-namespace", {"spec.source": {"node": {"name": "w1", "namespace": "x"}}}, "namespace"),
+    (
+        "bad-workload-kind",
+        {"spec.source": {"workload": {"kind": "ReplicaSet", "name": "edge"}}},
+        "spec.source.workload.kind",
+    ),
+    ("no-destination", {"spec.destination": DELETE}, "destination"),
+    ("port-but-no-destination", {"spec.destination": {"port": 5432}}, "spec.destination"),
+    ("two-destinations", {"spec.destination.fqdn": "db.example.com"}, "spec.destination"),
+    ("tcp-without-port", {"spec.destination.port": DELETE}, "destination.port"),
+    (
+        "http-service-without-port",
+        {"spec.protocol": "HTTP", "spec.destination.port": DELETE},
+        "destination.port",
+    ),
+    ("port-70000", {"spec.destination.port": 70000}, "spec.destination.port"),
+    ("uri-with-tcp", {"spec.destination": {"uri": "https://api.example.com/"}}, "destination.uri"),
+    ("uri-not-http", {"spec.destination": {"uri": "ftp://example.com/x"}}, "spec.destination.uri"),
+    ("bad-ip", {"spec.destination": {"ip": "10.0.3.300", "port": 22}}, "spec.destination.ip"),
+    ("bad-fqdn", {"spec.destination": {"fqdn": "db..example.com", "port": 1}}, "destination.fqdn"),
+    ("bad-protocol", {"spec.protocol": "SCTP"}, "spec.protocol"),
+    ("bad-ip-version", {"spec.preferredIPVersion": "IPv5"}, "spec.preferredIPVersion"),
+    ("count-0", {"spec.probes": {"count": 0}}, "spec.probes.count"),
+    ("count-101", {"spec.probes": {"count": 101}}, "spec.probes.count"),
+    ("negative-timeout", {"spec.probes": {"timeoutSeconds": -1}}, "spec.probes.timeoutSeconds"),
+    ("zero-timeout", {"spec.probes": {"timeoutSeconds": 0}}, "spec.probes.timeoutSeconds"),
+    ("bad-path-mode", {"spec.path": {"mode": "Sometimes"}}, "spec.path.mode"),
+    ("max-hops-65", {"spec.path": {"maxHops": 65}}, "spec.path.maxHops"),
+    ("bad-http-method", {"spec.http": {"method": "FETCH"}}, "spec.http.method"),
+    ("negative-source-port", {"spec.sourcePort": -1}, "spec.sourcePort"),
+    ("loss-over-100", {"spec.thresholds": {"lossPercent": 101}}, "spec.thresholds.lossPercent"),
+    ("interval-5", {"spec.schedule": {"intervalSeconds": 5}}, "spec.schedule.intervalSeconds"),
+    ("unknown-field", {"spec.colour": "blue"}, "colour"),
+    ("bad-connection-status", {"status.connectionStatus": "Maybe"}, "status.connectionStatus"),
+]
+CASE_IDS = [case[0] for case in INVALID]
+
+
+@pytest.mark.parametrize(("changes", "field"), [c[1:] for c in INVALID], ids=CASE_IDS)
+def test_api_server_refuses_naming_the_field(
+    changes: dict[str, Any], field: str, apiserver: ApiServer
+) -> None:
+    errors = apiserver.errors(changed(changes))
+    assert errors, "accepted"
+    assert any(field in error for error in errors), errors
+
+
+@pytest.mark.parametrize(("changes", "field"), [c[1:] for c in INVALID], ids=CASE_IDS)
+def test_model_refuses_naming_the_field(changes: dict[str, Any], field: str) -> None:
+    errors = model_errors(changed(changes))
+    assert errors, "accepted"
+    assert any(field in error for error in errors), errors
+
+
+def test_every_cel_rule_refuses_some_case(openapi: dict[str, Any], apiserver: ApiServer) -> None:
+    messages = {
+        rule["message"]
+        for _, node, _ in _nodes(openapi)
+        for rule in node.get("x-kubernetes-validations", [])
+    }
+    refused = "\n".join(error for _, c, _ in INVALID for error in apiserver.errors(changed(c)))
+    assert len(messages) == 6
+    assert [message for message in messages if message not in refused] == []
+
+
+EXISTS_APP = {"key": "app", "operator": "Exists"}
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"spec.source.pod": DELETE, "spec.source.podSelector.matchExpressions": [EXISTS_APP]},
+        {"spec.protocol": "ICMP", "spec.destination.port": DELETE},
+        {"spec.protocol": "HTTPS", "spec.destination": {"uri": "https://[2001:db8::1]:8443/x"}},
+        {"spec.destination": {"ip": "fd00::7", "port": 53}, "spec.protocol": "UDP"},
+    ],
+    ids=["exists-selector", "icmp-without-port", "https-uri-without-port", "udp-ipv6"],
+)
+def test_both_accept_edge_cases(changes: dict[str, Any], apiserver: ApiServer) -> None:
+    manifest = changed(changes)
+    assert apiserver.errors(manifest) == []
+    assert model_errors(manifest) == []
