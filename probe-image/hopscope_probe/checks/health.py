@@ -1,0 +1,186 @@
+"""CPU and memory pressure where the source runs: its cgroup (v1, v2 or hybrid), else the host.
+
+Every figure is optional: a file that is missing or unreadable leaves its field None, so a
+sandbox without PSI or a cgroup layout we do not know still yields the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from hopscope_probe.evidence import HealthEvidence
+
+# cgroup v1 reports "no limit" as LONG_MAX rounded down to a page (0x7FFFFFFFFFFFF000).
+V1_UNLIMITED = 1 << 62
+
+
+@dataclass(frozen=True)
+class Cgroup:
+    """Where one process's cgroup files are."""
+
+    path: str | None = None  # as /proc/PID/cgroup names it (of the memory controller on v1)
+    version: int | None = None
+    unified: Path | None = None  # its directory in the v2 hierarchy (pure v2, or hybrid's)
+    memory: Path | None = None  # its v1 memory controller directory
+    cpu: Path | None = None  # its v1 cpu controller directory
+
+
+def sample(
+    *,
+    pid: int | None = None,
+    interval: float = 0.5,
+    proc: Path = Path("/proc"),
+    cgroup_root: Path = Path("/sys/fs/cgroup"),
+) -> HealthEvidence:
+    """Pressure figures of process `pid` (this process when None). Takes `interval` seconds to
+    measure CPU throttling when the cgroup has a CPU quota, none otherwise."""
+    group = locate(_read(proc / str(pid or "self") / "cgroup"), cgroup_root)
+    quota = _quota(group)
+    cpu_dir = group.cpu or group.unified
+    before = _cpu_stat(cpu_dir)
+    throttled = None
+    if quota is not None and before is not None:  # without a quota no CFS period ever ends
+        time.sleep(interval)
+        throttled = _throttled_ratio(before, _cpu_stat(cpu_dir))
+    cpu_pressure = _pressure(group.unified, proc, "cpu")
+    memory_pressure = _pressure(group.unified, proc, "memory")
+    usage, limit = _memory(group)
+    return HealthEvidence(
+        cgroup=group.path,
+        cgroup_version=group.version,
+        cpu_pressure_some_avg10=cpu_pressure.get("some"),
+        memory_pressure_some_avg10=memory_pressure.get("some"),
+        memory_pressure_full_avg10=memory_pressure.get("full"),
+        memory_usage_bytes=usage,
+        memory_limit_bytes=limit,
+        cpu_throttled_ratio=throttled,
+        cpu_quota_cores=quota,
+        load_per_core=_load_per_core(proc),
+    )
+
+
+def locate(proc_cgroup: str | None, root: Path) -> Cgroup:
+    """Find the directories of a /proc/PID/cgroup ("ID:CONTROLLERS:PATH" lines, where v2's line
+    has no controllers) under `root`; those that do not exist are left None."""
+    unified_path = None
+    v1: dict[str, tuple[str, Path]] = {}
+    for line in (proc_cgroup or "").splitlines():
+        _id, _, rest = line.partition(":")
+        controllers, found, path = rest.partition(":")
+        if not found:
+            continue
+        if not controllers:
+            unified_path = path
+            continue
+        for name in controllers.split(","):
+            # A v1 hierarchy is mounted at its controller list ("cpu,cpuacct"), usually with a
+            # symlink per controller.
+            for mount in (root / controllers, root / name):
+                if (mount / path.lstrip("/")).is_dir():
+                    v1[name] = (path, mount / path.lstrip("/"))
+                    break
+    memory, cpu = v1.get("memory"), v1.get("cpu")
+    unified = None
+    if unified_path is not None:
+        base = root if (root / "cgroup.controllers").exists() else root / "unified"
+        if (base / unified_path.lstrip("/")).is_dir():
+            unified = base / unified_path.lstrip("/")
+    named = memory or cpu
+    return Cgroup(
+        path=named[0] if named else unified_path if unified else None,
+        version=1 if named else 2 if unified else None,
+        unified=unified,
+        memory=memory[1] if memory else None,
+        cpu=cpu[1] if cpu else None,
+    )
+
+
+def _pressure(unified: Path | None, proc: Path, resource: str) -> dict[str, float]:
+    """PSI avg10 per line kind ("some", "full"): the cgroup's own, else the host's."""
+    text = _read(unified / f"{resource}.pressure") if unified else None
+    text = text or _read(proc / "pressure" / resource)
+    found = {}
+    for line in (text or "").splitlines():  # "some avg10=1.23 avg60=... total=..."
+        kind, _, fields = line.partition(" ")
+        avg10 = _float(_pairs(fields.split(), "=").get("avg10"))
+        if avg10 is not None:
+            found[kind] = avg10
+    return found
+
+
+def _memory(group: Cgroup) -> tuple[int | None, int | None]:
+    """Usage and limit in bytes; a None limit is no limit."""
+    if group.memory is not None:
+        limit = _int(_read(group.memory / "memory.limit_in_bytes"))
+        usage = _int(_read(group.memory / "memory.usage_in_bytes"))
+        return usage, limit if limit is not None and limit < V1_UNLIMITED else None
+    if group.unified is not None:
+        usage = _int(_read(group.unified / "memory.current"))
+        return usage, _int(_read(group.unified / "memory.max"))  # "max": None
+    return None, None
+
+
+def _quota(group: Cgroup) -> float | None:
+    """The CFS quota in cores; None when unlimited."""
+    if group.cpu is not None:
+        quota = _int(_read(group.cpu / "cpu.cfs_quota_us"))
+        period = _int(_read(group.cpu / "cpu.cfs_period_us"))
+    elif group.unified is not None:
+        quota_text, _, period_text = (_read(group.unified / "cpu.max") or "").partition(" ")
+        quota, period = _int(quota_text), _int(period_text)
+    else:
+        return None
+    if quota is None or quota < 0 or not period:  # v1 says -1, v2 says "max"
+        return None
+    return quota / period
+
+
+def _cpu_stat(directory: Path | None) -> tuple[int, int] | None:
+    """(nr_periods, nr_throttled) of the CFS bandwidth controller."""
+    text = _read(directory / "cpu.stat") if directory else None
+    values = _pairs((text or "").splitlines(), " ")
+    periods = _int(values.get("nr_periods"))
+    throttled = _int(values.get("nr_throttled"))
+    return None if periods is None or throttled is None else (periods, throttled)
+
+
+def _throttled_ratio(before: tuple[int, int], after: tuple[int, int] | None) -> float | None:
+    if after is None or after[0] <= before[0]:
+        return None  # no CFS period ended while sampling: nothing to compare
+    return (after[1] - before[1]) / (after[0] - before[0])
+
+
+def _load_per_core(proc: Path) -> float | None:
+    load = _float((_read(proc / "loadavg") or "").partition(" ")[0])
+    cores = os.cpu_count()
+    return None if load is None or not cores else load / cores
+
+
+def _pairs(items: Iterable[str], separator: str) -> dict[str, str]:
+    """Items like "nr_periods 10" or "avg10=1.23" as a dict."""
+    return {key: value for key, _, value in (item.partition(separator) for item in items)}
+
+
+def _int(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _float(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None

@@ -1,0 +1,229 @@
+"""HTTP and HTTPS with the standard library, timed in the phases Prometheus' blackbox exporter
+reports: connect, TLS handshake, processing (request sent to first byte) and transfer.
+
+The connection itself is tcp.connect, so a failed connect reads exactly as in a TCP check.
+Any parsed response counts as an answer; diagnose judges its status against the valid codes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import io
+import socket
+import ssl
+import time
+from dataclasses import dataclass, replace
+from typing import cast
+from urllib.parse import urlsplit
+
+from hopscope_probe.checks import sockets, tcp
+from hopscope_probe.evidence import (
+    Attempt,
+    ConnectionEvidence,
+    HttpAttempt,
+    Outcome,
+    Stage,
+    TlsProblem,
+)
+from hopscope_probe.models import ProbeRequest
+
+BODY_LIMIT = 1 << 20  # the check needs the status and the timing, not a whole download
+READ_SIZE = 64 * 1024
+BODY_METHODS = {"POST", "PUT", "PATCH"}
+# OpenSSL X509_V_ERR_* codes of ssl.SSLCertVerificationError.verify_code.
+VERIFY_PROBLEMS = {
+    9: TlsProblem.NOT_YET_VALID,
+    10: TlsProblem.EXPIRED,
+    2: TlsProblem.UNTRUSTED,  # issuer certificate not found
+    18: TlsProblem.UNTRUSTED,  # self-signed leaf
+    19: TlsProblem.UNTRUSTED,  # self-signed certificate in the chain
+    20: TlsProblem.UNTRUSTED,  # issuer unknown locally
+    21: TlsProblem.UNTRUSTED,  # leaf signature cannot be verified
+    62: TlsProblem.HOSTNAME_MISMATCH,
+    64: TlsProblem.HOSTNAME_MISMATCH,  # the IP address in the URI is not in the certificate
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    host: str  # the name TLS sends (SNI) and verifies
+    host_header: str
+    path: str
+
+    @classmethod
+    def of(cls, request: ProbeRequest, default_port: int) -> Target:
+        if request.uri:
+            parts = urlsplit(request.uri)
+            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            netloc = parts.netloc.rpartition("@")[2]  # never send userinfo in the Host header
+            return cls(parts.hostname or request.host, netloc, path)
+        host = f"[{request.host}]" if ":" in request.host else request.host
+        port = request.port or default_port
+        return cls(request.host, host if port == default_port else f"{host}:{port}", "/")
+
+
+def check_http(request: ProbeRequest, address: str) -> ConnectionEvidence:
+    return _check(request, address, Target.of(request, 80), None)
+
+
+def check_https(request: ProbeRequest, address: str) -> ConnectionEvidence:
+    try:
+        context = ssl.create_default_context()
+        if request.ca_file:
+            context.load_verify_locations(cafile=request.ca_file)
+    except OSError as exc:  # ssl.SSLError included: a CA file that is not PEM
+        failed = Attempt(
+            outcome=Outcome.LOCAL_ERROR,
+            stage=Stage.TLS,
+            detail=f"cannot load CA file {request.ca_file}: {exc}",
+        )
+        return ConnectionEvidence(
+            protocol="HTTPS",
+            address=address,
+            port=request.port,
+            attempts=(failed,) * request.count,
+            http=(HttpAttempt(),) * request.count,
+        )
+    return _check(request, address, Target.of(request, 443), context)
+
+
+def _check(
+    request: ProbeRequest, address: str, target: Target, context: ssl.SSLContext | None
+) -> ConnectionEvidence:
+    results = [_attempt(request, address, target, context) for _ in range(request.count)]
+    return ConnectionEvidence(
+        protocol="HTTP" if context is None else "HTTPS",
+        address=address,
+        port=request.port,
+        attempts=tuple(attempt for attempt, _ in results),
+        http=tuple(timing for _, timing in results),
+    )
+
+
+def _attempt(
+    request: ProbeRequest, address: str, target: Target, context: ssl.SSLContext | None
+) -> tuple[Attempt, HttpAttempt]:
+    deadline = time.perf_counter() + request.timeout_seconds
+    sock, connected = tcp.connect(request, address, deadline)
+    timing = HttpAttempt(connect_ms=connected.rtt_ms or 0.0)
+    if sock is None:
+        return connected, timing
+    with contextlib.ExitStack() as cleanup:
+        stream: socket.socket = cleanup.enter_context(sock)
+        if context is not None:
+            start = time.perf_counter()
+            tls = context.wrap_socket(
+                sock, server_hostname=target.host, do_handshake_on_connect=False
+            )
+            cleanup.enter_context(tls)
+            try:
+                tls.settimeout(_left(deadline))
+                tls.do_handshake()
+            except OSError as exc:  # ssl.SSLError, a reset or the timeout
+                timing = replace(timing, tls_ms=sockets.ms_since(start), tls_problem=_problem(exc))
+                return _tls_failure(exc, connected.rtt_ms), timing
+            timing = replace(timing, tls_ms=sockets.ms_since(start), tls_version=tls.version())
+            stream = tls
+        return _exchange(stream, cleanup, request, target, deadline, timing, connected.rtt_ms)
+
+
+def _exchange(
+    stream: socket.socket,
+    cleanup: contextlib.ExitStack,
+    request: ProbeRequest,
+    target: Target,
+    deadline: float,
+    timing: HttpAttempt,
+    rtt_ms: float | None,
+) -> tuple[Attempt, HttpAttempt]:
+    """Send the request, then time the first byte and the rest of the response apart."""
+    phase = "sending the request"
+    try:
+        stream.settimeout(_left(deadline))
+        stream.sendall(_request_bytes(request, target))
+        sent = time.perf_counter()
+        phase = "waiting for the response"
+        reader = cleanup.enter_context(stream.makefile("rb"))
+        if not reader.peek(1):
+            raise http.client.RemoteDisconnected("closed without a response")
+        first_byte = time.perf_counter()
+        timing = replace(timing, processing_ms=round((first_byte - sent) * 1000, 3))
+        phase = "reading the response"
+        buffered = cast(socket.socket, _Buffered(reader))
+        response = http.client.HTTPResponse(buffered, method=request.http.method)
+        response.begin()
+        timing = replace(timing, status_code=response.status)
+        _read_body(stream, response, deadline)
+        timing = replace(timing, transfer_ms=sockets.ms_since(first_byte))
+    except (http.client.HTTPException, OSError) as exc:
+        return Attempt(
+            outcome=Outcome.HTTP_ERROR,
+            stage=Stage.HTTP,
+            rtt_ms=rtt_ms,
+            detail=f"{phase}: {_describe(exc)}",
+        ), timing
+    return Attempt(
+        outcome=Outcome.SUCCESS, stage=Stage.HTTP, rtt_ms=rtt_ms, detail=f"HTTP {response.status}"
+    ), timing
+
+
+def _read_body(stream: socket.socket, response: http.client.HTTPResponse, deadline: float) -> None:
+    received = 0
+    while received < BODY_LIMIT:
+        stream.settimeout(_left(deadline))  # one deadline for the whole body, not per read
+        chunk = response.read(min(READ_SIZE, BODY_LIMIT - received))
+        if not chunk:
+            return
+        received += len(chunk)
+
+
+def _request_bytes(request: ProbeRequest, target: Target) -> bytes:
+    method = request.http.method
+    defaults = {
+        "Host": target.host_header,
+        "User-Agent": "hopscope",
+        "Accept": "*/*",
+        "Connection": "close",
+    }
+    if method in BODY_METHODS:
+        defaults["Content-Length"] = "0"
+    given = {header.name.lower() for header in request.http.headers}
+    lines = [f"{method} {target.path} HTTP/1.1"]
+    lines += [f"{name}: {value}" for name, value in defaults.items() if name.lower() not in given]
+    lines += [f"{header.name}: {header.value}" for header in request.http.headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+class _Buffered:
+    """Stands in for the socket: http.client reads from the reader whose first byte was already
+    awaited (and timed) instead of opening its own."""
+
+    def __init__(self, reader: io.BufferedReader) -> None:
+        self._reader = reader
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return self._reader
+
+
+def _problem(exc: OSError) -> TlsProblem:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return VERIFY_PROBLEMS.get(exc.verify_code, TlsProblem.HANDSHAKE)
+    return TlsProblem.HANDSHAKE
+
+
+def _tls_failure(exc: OSError, rtt_ms: float | None) -> Attempt:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        detail = f"certificate verification failed: {exc.verify_message}"
+    else:
+        detail = f"handshake failed: {_describe(exc)}"
+    return Attempt(outcome=Outcome.TLS_ERROR, stage=Stage.TLS, rtt_ms=rtt_ms, detail=detail)
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def _left(deadline: float) -> float:
+    # Never 0: a zero timeout would switch the socket to non-blocking mode.
+    return max(deadline - time.perf_counter(), 0.001)

@@ -1,0 +1,98 @@
+"""The source's own routing decision for a destination and the state of the next hop's
+link-layer address, read from the kernel over netlink (what `ip route get` and `ip neigh` show)."""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+from typing import TYPE_CHECKING
+
+from hopscope_probe.evidence import NeighbourState, RouteEvidence
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
+
+# rtm_type values of <linux/rtnetlink.h>.
+ROUTE_TYPES = {
+    1: "unicast",
+    2: "local",
+    3: "broadcast",
+    4: "anycast",
+    5: "multicast",
+    6: "blackhole",
+    7: "unreachable",
+    8: "prohibit",
+    9: "throw",
+}
+# `route get` fails with these when the matching route rejects the packet.
+ERROR_ROUTES = {
+    errno.ENETUNREACH: ("unreachable", "no route matches"),
+    errno.EHOSTUNREACH: ("unreachable", "an unreachable route matches"),
+    errno.EINVAL: ("blackhole", "a blackhole route matches"),
+    errno.EACCES: ("prohibit", "a prohibit route matches"),
+}
+# ndm_state bits of <linux/neighbour.h>, most telling first.
+NUD_STATES = (
+    (0x20, NeighbourState.FAILED),
+    (0x01, NeighbourState.INCOMPLETE),
+    (0x02, NeighbourState.REACHABLE),
+    (0x04, NeighbourState.STALE),
+    (0x08, NeighbourState.DELAY),
+    (0x10, NeighbourState.PROBE),
+    (0x40, NeighbourState.NOARP),
+    (0x80, NeighbourState.PERMANENT),
+)
+
+
+def inspect(address: str) -> RouteEvidence:
+    """Run in the source's network namespace: the netlink socket belongs to the caller's."""
+    # Imported here: pyroute2 is heavy, and only the probe (not the CLI's argument checks) needs it.
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    with IPRoute() as ipr:
+        try:
+            found = ipr.route("get", dst=address)[0]
+        except NetlinkError as exc:
+            route_type, why = ERROR_ROUTES.get(exc.code, ("unknown", "route lookup failed"))
+            name = errno.errorcode.get(exc.code, str(exc.code))
+            return RouteEvidence(
+                destination=address,
+                route_found=False,
+                route_type=route_type,
+                detail=f"{why} ({name}: {os.strerror(exc.code)})",
+            )
+        route_type = ROUTE_TYPES.get(found["type"], str(found["type"]))
+        gateway = found.get_attr("RTA_GATEWAY")
+        index = found.get_attr("RTA_OIF")
+        # The link-layer entry needed is the gateway's, or the destination's own when on-link
+        # (written as the kernel writes it, which the lookup compares as text).
+        on_link = str(ipaddress.ip_address(address))
+        neighbour = (gateway or on_link) if route_type == "unicast" else None
+        return RouteEvidence(
+            destination=address,
+            route_found=True,
+            route_type=route_type,
+            gateway=gateway,
+            device=_device(ipr, index),
+            preferred_source=found.get_attr("RTA_PREFSRC"),
+            neighbour=neighbour,
+            neighbour_state=_neighbour_state(ipr, neighbour, index),
+        )
+
+
+def _device(ipr: IPRoute, index: int | None) -> str | None:
+    if index is None:
+        return None
+    links = ipr.get_links(index)
+    return links[0].get_attr("IFLA_IFNAME") if links else None
+
+
+def _neighbour_state(ipr: IPRoute, neighbour: str | None, index: int | None) -> NeighbourState:
+    if neighbour is None or index is None:
+        return NeighbourState.NONE
+    entry = next(iter(ipr.get_neighbours(ifindex=index, dst=neighbour)), None)
+    if entry is None:
+        return NeighbourState.NONE  # no entry yet: nothing was sent to it lately
+    return next((name for bit, name in NUD_STATES if entry["state"] & bit), NeighbourState.NONE)

@@ -1,0 +1,217 @@
+"""Health sampling on fake /proc and cgroup trees: v1, v2, hybrid, unlimited and missing files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hopscope_probe.checks import health
+from hopscope_probe.evidence import HealthEvidence
+
+HOST_PRESSURE = {
+    "cpu": "some avg10=1.50 avg60=1.00 avg300=0.50 total=100\nfull avg10=0.00 avg60=0 avg300=0 "
+    "total=0\n",
+    "memory": "some avg10=2.00 avg60=0 avg300=0 total=1\nfull avg10=1.00 avg60=0 avg300=0 "
+    "total=1\n",
+}
+GROUP_PRESSURE = {
+    "cpu": "some avg10=55.00 avg60=40.00 avg300=10.00 total=9\n",
+    "memory": "some avg10=30.00 avg60=0 avg300=0 total=1\nfull avg10=12.50 avg60=0 avg300=0 "
+    "total=1\n",
+}
+V1_UNLIMITED = "9223372036854771712"  # what a v1 memory cgroup without a limit reports
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for relative, text in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+@pytest.fixture
+def proc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A /proc with host-wide PSI and a load of 6 on 4 cores."""
+    monkeypatch.setattr(health.os, "cpu_count", lambda: 4)
+    root = tmp_path / "proc"
+    write(root, {f"pressure/{name}": text for name, text in HOST_PRESSURE.items()})
+    write(root, {"loadavg": "6.00 3.00 1.00 2/300 4242\n"})
+    return root
+
+
+def sample(proc: Path, cgroup_root: Path, pid: int | None = None) -> HealthEvidence:
+    return health.sample(pid=pid, proc=proc, cgroup_root=cgroup_root, interval=0.0)
+
+
+def test_cgroup_v2_figures_come_from_the_process_cgroup(proc: Path, tmp_path: Path):
+    root = tmp_path / "cgroup"
+    group = "kubepods/burstable/pod1/c1"
+    write(proc, {"self/cgroup": f"0::/{group}\n"})
+    write(
+        root,
+        {
+            "cgroup.controllers": "cpu memory\n",
+            f"{group}/memory.current": "900\n",
+            f"{group}/memory.max": "1000\n",
+            f"{group}/cpu.max": "50000 100000\n",
+            f"{group}/cpu.pressure": GROUP_PRESSURE["cpu"],
+            f"{group}/memory.pressure": GROUP_PRESSURE["memory"],
+        },
+    )
+    assert sample(proc, root) == HealthEvidence(
+        cgroup=f"/{group}",
+        cgroup_version=2,
+        cpu_pressure_some_avg10=55.0,  # the cgroup's PSI, not the host's
+        memory_pressure_some_avg10=30.0,
+        memory_pressure_full_avg10=12.5,
+        memory_usage_bytes=900,
+        memory_limit_bytes=1000,
+        cpu_quota_cores=0.5,
+        load_per_core=1.5,
+    )
+
+
+def test_cgroup_v1_reads_the_memory_and_cpu_controllers(proc: Path, tmp_path: Path):
+    root = tmp_path / "cgroup"
+    write(
+        proc,
+        {
+            "4242/cgroup": "12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n"
+            "1:name=systemd:/docker/abc\n",
+            "self/cgroup": "12:memory:/\n4:cpu,cpuacct:/\n",  # the probe's own: not asked for
+        },
+    )
+    write(
+        root,
+        {
+            "memory/docker/abc/memory.usage_in_bytes": "60000000\n",
+            "memory/docker/abc/memory.limit_in_bytes": "64000000\n",
+            # Mounted at the joined controller list, as systemd does.
+            "cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "150000\n",
+            "cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000\n",
+        },
+    )
+    found = sample(proc, root, pid=4242)
+    assert (found.cgroup, found.cgroup_version) == ("/docker/abc", 1)
+    assert (found.memory_usage_bytes, found.memory_limit_bytes) == (60000000, 64000000)
+    assert found.cpu_quota_cores == 1.5
+    # No cgroup PSI on v1: the host's.
+    assert (found.cpu_pressure_some_avg10, found.memory_pressure_full_avg10) == (1.5, 1.0)
+
+
+def test_hybrid_takes_limits_from_v1_and_pressure_from_the_unified_hierarchy(
+    proc: Path, tmp_path: Path
+):
+    root = tmp_path / "cgroup"
+    write(proc, {"self/cgroup": "4:memory:/job\n1:cpu:/\n2:cpuacct:/\n0::/job\n"})
+    write(
+        root,
+        {
+            "memory/job/memory.usage_in_bytes": "100\n",
+            "memory/job/memory.limit_in_bytes": "400\n",
+            "cpu/cpu.cfs_quota_us": "-1\n",
+            "cpu/cpu.cfs_period_us": "100000\n",
+            "unified/cgroup.controllers": "\n",
+            "unified/job/cpu.pressure": GROUP_PRESSURE["cpu"],
+        },
+    )
+    found = sample(proc, root)
+    assert (found.cgroup, found.cgroup_version) == ("/job", 1)
+    assert (found.memory_usage_bytes, found.memory_limit_bytes) == (100, 400)
+    assert found.cpu_quota_cores is None  # -1: no quota
+    assert found.cpu_pressure_some_avg10 == 55.0  # the job's, from the unified hierarchy
+    assert found.memory_pressure_some_avg10 == 2.0  # not in the cgroup: the host's
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_unlimited_memory_and_cpu_are_none(proc: Path, tmp_path: Path, version: int):
+    root = tmp_path / "cgroup"
+    if version == 1:
+        write(proc, {"self/cgroup": "3:memory:/\n2:cpu:/\n"})
+        write(
+            root,
+            {
+                "memory/memory.usage_in_bytes": "5\n",
+                "memory/memory.limit_in_bytes": f"{V1_UNLIMITED}\n",
+                "cpu/cpu.cfs_quota_us": "-1\n",
+                "cpu/cpu.cfs_period_us": "100000\n",
+            },
+        )
+    else:
+        write(proc, {"self/cgroup": "0::/app\n"})
+        write(
+            root,
+            {
+                "cgroup.controllers": "\n",
+                "app/memory.current": "5\n",
+                "app/memory.max": "max\n",
+                "app/cpu.max": "max 100000\n",
+            },
+        )
+    found = sample(proc, root)
+    assert found.cgroup_version == version
+    assert (found.memory_usage_bytes, found.memory_limit_bytes) == (5, None)
+    assert found.cpu_quota_cores is None
+
+
+def test_missing_files_leave_fields_none_without_failing(tmp_path: Path):
+    empty_proc, no_cgroups = tmp_path / "proc", tmp_path / "cgroup"
+    assert sample(empty_proc, no_cgroups) == HealthEvidence()
+    # A cgroup path that does not exist under the root (another cgroup namespace): no figures
+    # from it, the host's PSI still.
+    write(empty_proc, {"self/cgroup": "0::/elsewhere\n", "pressure/cpu": HOST_PRESSURE["cpu"]})
+    write(no_cgroups, {"cgroup.controllers": "\n"})
+    found = sample(empty_proc, no_cgroups)
+    assert (found.cgroup, found.memory_usage_bytes) == (None, None)
+    assert found.cpu_pressure_some_avg10 == 1.5
+
+
+def test_throttled_ratio_is_the_share_of_periods_throttled_while_sampling(
+    proc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    root = tmp_path / "cgroup"
+    write(proc, {"self/cgroup": "0::/app\n"})
+    stat = root / "app" / "cpu.stat"
+    write(
+        root,
+        {
+            "cgroup.controllers": "\n",
+            "app/cpu.max": "10000 100000\n",
+            "app/cpu.stat": "usage_usec 5\nnr_periods 10\nnr_throttled 2\nthrottled_usec 9\n",
+        },
+    )
+    slept: list[float] = []
+
+    def periods_pass(seconds: float) -> None:
+        slept.append(seconds)
+        stat.write_text("usage_usec 9\nnr_periods 30\nnr_throttled 12\nthrottled_usec 99\n")
+
+    monkeypatch.setattr(health.time, "sleep", periods_pass)
+    found = health.sample(proc=proc, cgroup_root=root, interval=0.25)
+    assert slept == [0.25]
+    assert found.cpu_throttled_ratio == 0.5  # 10 of the 20 periods that ended
+    assert found.cpu_quota_cores == 0.1
+    monkeypatch.setattr(health.time, "sleep", lambda _seconds: None)  # no period ends
+    assert health.sample(proc=proc, cgroup_root=root).cpu_throttled_ratio is None
+
+
+def test_without_a_quota_sampling_does_not_wait(
+    proc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    root = tmp_path / "cgroup"
+    write(proc, {"self/cgroup": "0::/app\n"})
+    write(
+        root,
+        {
+            "cgroup.controllers": "\n",
+            "app/cpu.max": "max 100000\n",
+            "app/cpu.stat": "usage_usec 5\nnr_periods 0\nnr_throttled 0\n",
+        },
+    )
+
+    def no_sleep(_seconds: float) -> None:
+        raise AssertionError("no CFS period can end without a quota: nothing to wait for")
+
+    monkeypatch.setattr(health.time, "sleep", no_sleep)
+    assert health.sample(proc=proc, cgroup_root=root).cpu_throttled_ratio is None
