@@ -197,12 +197,14 @@ def bind_issues(conn: ConnectionEvidence | None, request: ProbeRequest) -> list[
     ]
 
 
-def local_send_issues(conn: ConnectionEvidence | None, path_errno: int | None) -> list[Issue]:
+def local_send_issues(
+    conn: ConnectionEvidence | None, path_errno: int | None, route: RouteEvidence | None
+) -> list[Issue]:
     """The source's own kernel refused to send: its firewall or its routing table."""
     failed = _first(conn, lambda a: a.stage == Stage.SEND and a.outcome == Outcome.LOCAL_ERROR)
     code = failed.errno if failed is not None else path_errno
-    if code is None:
-        return []
+    if code is None or _no_usable_route(route):
+        return []  # a prohibit route fails with EACCES too: route_issues names the route
     if code in (errnos.EPERM, errnos.EACCES):
         return [
             Issue(
@@ -232,6 +234,32 @@ def local_send_issues(conn: ConnectionEvidence | None, path_errno: int | None) -
     ]
 
 
+def local_probe_issues(conn: ConnectionEvidence | None) -> list[Issue]:
+    """The probe's own tooling failed on the source (no ICMP socket, an unreadable CA file):
+    the verdict cannot rest on these attempts, and the user must see why."""
+    failed = _first(conn, _probe_could_not_run)
+    if failed is None:
+        return []
+    return [
+        Issue(
+            type=IssueType.PROBE,
+            severity=Severity.ERROR,
+            origin=Origin.LOCAL,
+            hop_id=SOURCE_HOP,
+            message=f"the probe could not run its {failed.stage} step: {failed.detail}",
+            hint="Check the probe's privileges (CAP_NET_RAW for ICMP) and its inputs (the CA "
+            "file for HTTPS); the connection itself was not tested.",
+            context=ctx(stage=str(failed.stage), errno=errno_name(failed.errno)),
+        )
+    ]
+
+
+def _no_usable_route(route: RouteEvidence | None) -> bool:
+    if route is None:
+        return False
+    return not route.route_found or route.route_type in ("unreachable", "blackhole", "prohibit")
+
+
 def route_issues(
     route: RouteEvidence | None, conn: ConnectionEvidence | None, path_errno: int | None
 ) -> list[Issue]:
@@ -239,7 +267,7 @@ def route_issues(
         return []
     send_errno = _first(conn, lambda a: a.stage == Stage.SEND)
     no_route_errno = (send_errno.errno if send_errno else None) or path_errno
-    if not route.route_found or route.route_type in ("unreachable", "blackhole", "prohibit"):
+    if _no_usable_route(route):
         kind = "no route" if not route.route_found else f"a {route.route_type} route"
         return [
             Issue(
@@ -339,8 +367,8 @@ def network_error_issues(evidence: Evidence, hops: HopIndex, request: ProbeReque
     conn = evidence.connection
     if conn is None or not conn.attempts:
         return []
-    # ICMP errors: from the connection's own probes first, else from the path sweep (TCP
-    # sockets report only an errno, the sweep knows which router sent what).
+    # ICMP errors: from the connection's own probes first (their sockets' error queues name the
+    # sender), then from the path sweep (which also sees errors for TTL-limited probes).
     icmp_errors: list[tuple[IcmpError, float | None]] = [
         (a.icmp, a.rtt_ms) for a in conn.attempts if a.icmp is not None
     ]
@@ -692,7 +720,8 @@ def diagnose(
     issues = [
         *dns_issues(evidence.dns),
         *bind_issues(conn, request),
-        *local_send_issues(conn, path_errno),
+        *local_send_issues(conn, path_errno, evidence.route),
+        *local_probe_issues(conn),
         *route_issues(evidence.route, conn, path_errno),
         *loop_issues(loops, index),
         *tls_http_issues(conn, index, request),
@@ -739,6 +768,8 @@ def verdict(evidence: Evidence, issues: list[Issue], any_success: bool) -> Conne
         if any(i.type == IssueType.DNS_RESOLUTION and i.severity == Severity.ERROR for i in issues):
             return ConnectionStatus.UNREACHABLE
         return ConnectionStatus.UNKNOWN
+    if all(_probe_could_not_run(a) for a in conn.attempts):
+        return ConnectionStatus.UNKNOWN  # no packet left: nothing is known about the network
     hard = {IssueType.TLS, IssueType.HTTP_STATUS, IssueType.DNS_RESOLUTION}
     if not any_success or any(i.type in hard and i.severity == Severity.ERROR for i in issues):
         return ConnectionStatus.UNREACHABLE
@@ -746,6 +777,10 @@ def verdict(evidence: Evidence, issues: list[Issue], any_success: bool) -> Conne
     if any(i.type in soft for i in issues) or _some_paths_fail(evidence):
         return ConnectionStatus.DEGRADED
     return ConnectionStatus.REACHABLE
+
+
+def _probe_could_not_run(attempt: Attempt) -> bool:
+    return attempt.outcome == Outcome.LOCAL_ERROR and attempt.stage not in (Stage.BIND, Stage.SEND)
 
 
 def _some_paths_fail(evidence: Evidence) -> bool:

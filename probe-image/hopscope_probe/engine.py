@@ -42,6 +42,7 @@ from hopscope_probe.models import (
     SourceInfo,
 )
 from hopscope_probe.path import graph, sweep
+from hopscope_probe.path.transport import PathUnavailable
 from hopscope_probe.target import is_ip, target_of
 
 Progress = Callable[[str], None]
@@ -79,16 +80,18 @@ def run(
         dns_evidence = _resolve(request, host, resolv_conf, progress)
         address = _destination_address(request, host, dns_evidence)
         conn = route_ev = path = None
+        errors: list[str] = []
         if address is not None:
             path_future = None
-            if request.path_mode == PathMode.ALWAYS:
+            # A fixed source port gives the sweep and the probes one 4-tuple: run them apart.
+            if request.path_mode == PathMode.ALWAYS and not request.source_port:
                 path_future = pool.submit(_trace, request, address, port, progress)
             progress(f"probing {address} over {request.protocol}")
             conn = _connect(request, address, port, dns_evidence)
             route_ev = route.inspect(address)  # after the probes: neighbour state is now fresh
             if path_future is None and _should_trace_after(request, conn):
                 path_future = pool.submit(_trace, request, address, port, progress)
-            path = path_future.result() if path_future else None
+            path = _path_or_error(path_future, errors) if path_future else None
         health_ev = _result_or_none(health_future)
 
     evidence = Evidence(
@@ -98,6 +101,7 @@ def run(
         path=path,
         health=health_ev,
         source_address=route_ev.preferred_source if route_ev else None,
+        errors=tuple(errors),
     )
     hops, loops = _hops(request, evidence, resolv_conf)
     progress("diagnosing")
@@ -216,8 +220,19 @@ def dns_connection(dns_evidence: DnsEvidence | None, address: str) -> Connection
 
 
 def _should_trace_after(request: ProbeRequest, conn: ConnectionEvidence) -> bool:
+    if request.path_mode == PathMode.ALWAYS:
+        return bool(request.source_port)  # deferred until the probes released the port
     failed = any(a.outcome != Outcome.SUCCESS for a in conn.attempts)
     return request.path_mode == PathMode.ON_FAILURE and failed
+
+
+def _path_or_error(future: Future[PathEvidence], errors: list[str]) -> PathEvidence | None:
+    try:
+        return future.result()
+    except PathUnavailable as exc:
+        # No raw sockets here (no CAP_NET_RAW): the hops are unknown, not blocked.
+        errors.append(f"path discovery unavailable: {exc}")
+        return None
 
 
 def _trace(
@@ -232,6 +247,7 @@ def _trace(
         probes_per_hop=max(3, min(request.count, 10)),
         flows=MULTIPATH_FLOWS if request.multipath else 1,
         timeout=request.timeout_seconds,
+        source_port=0 if request.multipath else request.source_port,
     )
 
 

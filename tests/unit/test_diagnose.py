@@ -331,3 +331,23 @@ def test_multipath_with_one_dead_flow_is_degraded():
     )
     result = run(Evidence(route=ROUTE, connection=conn(ok()), path=path))
     assert result.status == ConnectionStatus.DEGRADED
+
+
+def test_a_probe_that_could_not_open_its_socket_is_unknown_and_says_why():
+    failed = Attempt(
+        outcome=Outcome.LOCAL_ERROR,
+        stage=Stage.CONNECT,
+        errno=errno.EPERM,
+        detail="no ICMP socket: raw needs CAP_NET_RAW and ping sockets are not allowed",
+    )
+    result = run(Evidence(route=ROUTE, connection=conn(failed, failed)))
+    assert result.status == ConnectionStatus.UNKNOWN
+    issue = only(result, IssueType.PROBE)
+    assert "CAP_NET_RAW" in issue.message and issue.hop_id == "source"
+
+
+def test_a_prohibit_route_is_routing_not_the_sources_firewall():
+    refused = Attempt(outcome=Outcome.LOCAL_ERROR, stage=Stage.SEND, errno=errno.EACCES)
+    route = RouteEvidence(destination=DST, route_found=True, route_type="prohibit")
+    result = run(Evidence(route=route, connection=conn(refused)), hops=[SOURCE])
+    assert [i.type for i in result.issues] == [IssueType.ROUTING]

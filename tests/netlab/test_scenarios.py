@@ -1,0 +1,387 @@
+"""Every issue type, produced by a real fault in a real network of namespaces.
+
+Each test breaks the lab one way, runs `hopscope probe --json` from the source's namespace as a
+user would, and asserts the verdict, the located issue (type and hop) and the hop list.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hopscope_probe.models import ConnectionStatus, Hop, HopType, IssueType, Origin, ProbeResult
+
+from .lab import Lab
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def probe(lab: Lab, *args: str, source: str = "src") -> tuple[int, ProbeResult]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "hopscope_probe",
+        "probe",
+        "--netns",
+        lab[source].netns_path,
+        "--resolv-conf",
+        lab.resolv_conf(),
+        "--json",
+        *args,
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert done.stdout.count("\n") == 1, f"stdout must be one JSON document: {done.stdout!r}"
+    result = ProbeResult.model_validate_json(done.stdout)
+    assert json.loads(done.stdout)["connectionStatus"] == result.connection_status
+    return done.returncode, result
+
+
+def issues_of(result: ProbeResult, issue_type: IssueType):
+    return [i for i in result.issues if i.type == issue_type]
+
+
+def the_issue(result: ProbeResult, issue_type: IssueType):
+    found = issues_of(result, issue_type)
+    assert found, f"no {issue_type} issue in {[(i.type, i.message) for i in result.issues]}"
+    return found[0]
+
+
+def hop_of(result: ProbeResult, hop_id: str | None) -> Hop:
+    matches = [h for h in result.hops if h.id == hop_id]
+    assert matches, f"issue points at {hop_id}, not a hop of {[h.id for h in result.hops]}"
+    return matches[0]
+
+
+def path_addresses(result: ProbeResult) -> list[str | None]:
+    return [h.address for h in sorted(result.hops, key=lambda h: h.ttl or 0)]
+
+
+def router_addrs(lab: Lab, v: int = 4) -> list[str]:
+    return [lab[name].addr(v) for name in ("r1", "r2", "r3")]
+
+
+def test_healthy_path_reports_every_hop_with_its_emulated_latency(lab: Lab):
+    lab.start_tcp_server("dst", 8080)
+    delays = {("src", "r1"): 1.0, ("r1", "r2"): 2.0, ("r2", "r3"): 4.0, ("r3", "dst"): 1.5}
+    for (a, b), one_way in delays.items():
+        lab.set_link_delay(a, b, one_way)
+    code, result = probe(lab, "--to", f"{lab['dst'].addr()}:8080", "--count", "5")
+    assert code == 0
+    assert result.connection_status == ConnectionStatus.REACHABLE
+    assert result.issues == []
+    assert path_addresses(result) == [
+        lab["src"].addr(),
+        *router_addrs(lab),
+        lab["dst"].addr(),
+    ]
+    assert [h.type for h in sorted(result.hops, key=lambda h: h.ttl or 0)] == [
+        HopType.SOURCE,
+        HopType.ROUTER,
+        HopType.ROUTER,
+        HopType.ROUTER,
+        HopType.DESTINATION,
+    ]
+    for name in ("r1", "r2", "r3", "dst"):
+        hop = next(h for h in result.hops if h.address == lab[name].addr())
+        expected = lab.expected_rtt_ms(name)
+        assert hop.latency is not None
+        assert abs(hop.latency.avg_ms - expected) < 2.0, (name, hop.latency, expected)
+    assert abs(result.latency.avg_ms - lab.expected_rtt_ms("dst")) < 2.0
+    assert next(h for h in result.hops if h.address == lab["r2"].addr()).name == "r2.lab.test"
+
+
+def test_nothing_listening_is_located_at_the_destination(lab: Lab):
+    code, result = probe(lab, "--to", f"{lab['dst'].addr()}:81")
+    assert code == 1
+    assert result.connection_status == ConnectionStatus.UNREACHABLE
+    issue = the_issue(result, IssueType.PORT_NOT_LISTENING)
+    assert hop_of(result, issue.hop_id).address == lab["dst"].addr()
+    assert hop_of(result, issue.hop_id).type == HopType.DESTINATION
+
+
+def test_udp_port_unreachable_and_udp_echo(lab: Lab):
+    lab.start_udp_echo("dst", 5353)
+    code, result = probe(lab, "--to", f"{lab['dst'].addr()}:5353", "--protocol", "udp")
+    assert code == 0, result.issues
+    code, result = probe(lab, "--to", f"{lab['dst'].addr()}:5354", "--protocol", "udp")
+    issue = the_issue(result, IssueType.PORT_NOT_LISTENING)
+    assert hop_of(result, issue.hop_id).address == lab["dst"].addr()
+
+
+def test_drop_at_the_destination_is_a_silent_drop_after_the_last_router(lab: Lab):
+    lab.start_tcp_server("dst", 8080)
+    lab.iptables("dst", "-A", "INPUT", "-p", "tcp", "--dport", "8080", "-j", "DROP")
+    code, result = probe(lab, "--to", f"{lab['dst'].addr()}:8080", "--timeout", "1")
+    assert code == 1
+    issue = the_issue(result, IssueType.FIREWALL)
+    silent = hop_of(result, issue.hop_id)
+    assert silent.address is None and silent.ttl == 4  # where dst should have answered
+    assert {"key": "lastAnsweringHop", "value": lab["r3"].addr()} in [
+        c.model_dump() for c in issue.context
+    ]
+    assert path_addresses(result)[1:4] == router_addrs(lab)
+
+
+def test_reject_admin_prohibited_at_a_router(lab: Lab):
+    lab.start_tcp_server("dst", 8080)
+    lab.iptables(
+        "r2", "-A", "FORWARD", "-p", "tcp", "--dport", "8080",
+        "-j", "REJECT", "--reject-with", "icmp-admin-prohibited",
+    )  # fmt: skip
+    code, result = probe(lab, "--to", f"{lab['dst'].addr()}:8080")
+    assert code == 1
+    issue = the_issue(result, IssueType.FIREWALL)
+    assert hop_of(result, issue.hop_id).address == lab["r2"].addr()
+    assert issue.origin == Origin.OUTBOUND
+    assert not issues_of(result, IssueType.PORT_NOT_LISTENING)
+
+
+def test_the_sources_own_output_rule(lab: Lab):
+    lab.start_tcp_server("dst", 8080)
+    lab.iptables("src", "-A", "OUTPUT", "-p", "tcp", "--dport", "8080", "-j", "DROP")
+    code, result = probe(lab, "--to", f"{lab['dst'].addr()}:8080")
+    assert code == 1
+    issue = the_issue(result, IssueType.FIREWALL)
+    assert (issue.origin, issue.hop_id) == (Origin.LOCAL, "source")
+
+
+def test_missing_route_at_a_router(lab: Lab):
+    lab["r2"].run(["ip", "route", "del", "198.18.4.0/24"])
+    code, result = probe(lab, "--to", f"{lab['dst'].addr()}:8080")
+    assert code == 1
+    issue = the_issue(result, IssueType.ROUTING)
+    assert hop_of(result, issue.hop_id).address == lab["r2"].addr()
+
+
+def test_routing_loop_between_two_routers(lab: Lab):
+    lab["r2"].run(["ip", "route", "replace", "198.18.4.0/24", "via", "198.18.2.1"])
+    code, result = probe(lab, "--to", f"{lab['dst'].addr()}:8080", "--max-hops", "12")
+    assert code == 1
+    issue = the_issue(result, IssueType.ROUTING)
+    assert "loop" in issue.message
+    assert hop_of(result, issue.hop_id).address in (lab["r1"].addr(), lab["r2"].addr())
+
+
+def test_missing_route_on_the_source(lab: Lab):
+    lab["src"].run(["ip", "route", "del", "default"])
+    code, result = probe(lab, "--to", "198.18.4.2:8080")
+    issue = the_issue(result, IssueType.ROUTING)
+    assert (issue.origin, issue.hop_id) == (Origin.LOCAL, "source")
+    assert code == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "outcome"), [("nope.lab.test", "NXDOMAIN"), ("www.broken.lab.test", "SERVFAIL")]
+)
+def test_dns_failures_are_named(lab: Lab, name: str, outcome: str):
+    code, result = probe(lab, "--to", f"{name}:80")
+    assert code == 1
+    issue = the_issue(result, IssueType.DNS_RESOLUTION)
+    assert outcome in issue.message
+    assert issue.hop_id == "source"
+
+
+def test_dead_nameserver_alone_times_out_and_beside_a_live_one_warns(lab: Lab):
+    lab.start_tcp_server("dst", 8080)
+    dead = lab.dead_nameserver
+    only_dead = lab.resolv_conf(nameservers=[dead])
+    cmd_base = [sys.executable, "-m", "hopscope_probe", "probe", "--netns", lab["src"].netns_path]
+    done = subprocess.run(
+        [*cmd_base, "--resolv-conf", only_dead, "--json", "--to", "dst.lab.test:8080",
+         "--timeout", "1", "--no-path"],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+    )  # fmt: skip
+    result = ProbeResult.model_validate_json(done.stdout)
+    assert "Timeout" in the_issue(result, IssueType.DNS_RESOLUTION).message
+    both = lab.resolv_conf(nameservers=[dead, lab["dns"].addr()])
+    done = subprocess.run(
+        [*cmd_base, "--resolv-conf", both, "--json", "--to", "dst.lab.test:8080",
+         "--timeout", "1", "--no-path"],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+    )  # fmt: skip
+    result = ProbeResult.model_validate_json(done.stdout)
+    assert result.connection_status == ConnectionStatus.REACHABLE
+    assert dead in the_issue(result, IssueType.DNS_RESOLUTION).message
+
+
+def test_dns_protocol_check_through_the_lab_resolver(lab: Lab):
+    code, result = probe(lab, "--to", "dst.lab.test", "--protocol", "dns")
+    assert code == 0, result.issues
+    assert lab["dst"].addr() in result.destination.addresses
+    assert path_addresses(result)[-1] == lab["dns"].addr()
+
+
+def test_arp_failure_at_the_last_hop(lab: Lab):
+    absent = lab.absent_address()
+    code, result = probe(lab, "--to", absent, "--protocol", "icmp", "--timeout", "4")
+    assert code == 1
+    issue = the_issue(result, IssueType.NEIGHBOR_RESOLUTION)
+    assert hop_of(result, issue.hop_id).address == lab["r3"].addr()
+
+
+def test_arp_failure_on_the_sources_own_segment(lab: Lab):
+    code, result = probe(lab, "--to", "198.18.1.99", "--protocol", "icmp", "--timeout", "4")
+    assert code == 1
+    issue = the_issue(result, IssueType.NEIGHBOR_RESOLUTION)
+    assert (issue.origin, issue.hop_id) == (Origin.LOCAL, "source")
+
+
+def test_ecmp_reports_both_paths(ecmp_lab: Lab):
+    lab = ecmp_lab
+    lab.start_tcp_server("dst", 8080)
+    code, result = probe(lab, "--to", f"{lab['dst'].addr()}:8080", "--multipath")
+    assert code == 0, result.issues
+    second = {h.address for h in result.hops if h.ttl == 2}
+    assert second == {lab["r2"].addr(), lab["r2b"].addr()}
+    r1 = next(h for h in result.hops if h.address == lab["r1"].addr())
+    assert len(r1.next_hop_ids) == 2
+    r3 = [h for h in result.hops if h.ttl == 3]
+    assert len(r3) == 1, "both branches rejoin at r3 (reached through either r2 address)"
+
+
+def test_loss_on_one_link_is_located_where_it_starts(lab: Lab):
+    lab.start_tcp_server("dst", 8080)
+    lab.set_link_loss("r2", "r3", 30)
+    code, result = probe(
+        lab, "--to", f"{lab['dst'].addr()}:8080", "--count", "20", "--timeout", "1",
+        "--latency-threshold-ms", "1000",
+    )  # fmt: skip
+    assert code == 1
+    assert result.connection_status == ConnectionStatus.DEGRADED
+    issue = the_issue(result, IssueType.PACKET_LOSS)
+    assert hop_of(result, issue.hop_id).address == lab["r3"].addr()
+
+
+def test_high_latency_is_located_at_the_slow_link(lab: Lab):
+    lab.start_tcp_server("dst", 8080)
+    lab.set_link_delay("r2", "r3", 15.0)
+    code, result = probe(lab, "--to", f"{lab['dst'].addr()}:8080", "--latency-threshold-ms", "20")
+    assert result.connection_status == ConnectionStatus.DEGRADED
+    issue = the_issue(result, IssueType.HIGH_LATENCY)
+    assert hop_of(result, issue.hop_id).address == lab["r3"].addr()
+    assert code == 1
+
+
+def test_source_port_in_use(lab: Lab):
+    lab.start_tcp_server("dst", 8080)
+    lab.start_tcp_server("src", 40000)  # holds the port on the source
+    code, result = probe(lab, "--to", f"{lab['dst'].addr()}:8080", "--source-port", "40000")
+    assert code == 1
+    issue = the_issue(result, IssueType.SOCKET_BIND)
+    assert issue.hop_id == "source" and "EADDRINUSE" in " ".join(c.value for c in issue.context)
+
+
+def test_http_wrong_status(lab: Lab):
+    lab.start_http_server("dst", 8081, status=503)
+    code, result = probe(lab, "--uri", "http://dst.lab.test:8081/healthz")
+    assert code == 1
+    issue = the_issue(result, IssueType.HTTP_STATUS)
+    assert "503" in issue.message
+    assert hop_of(result, issue.hop_id).address == lab["dst"].addr()
+    assert result.http.status_code == 503
+
+
+@pytest.mark.parametrize(
+    ("kind", "problem"),
+    [("expired", "Expired"), ("mismatch", "HostnameMismatch"), ("untrusted", "Untrusted")],
+)
+def test_tls_failures_are_named(lab: Lab, kind: str, problem: str):
+    lab.start_http_server("dst", 8443, tls=kind)
+    code, result = probe(
+        lab, "--uri", "https://dst.lab.test:8443/", "--ca-file", lab.ca_file, "--no-path"
+    )
+    assert code == 1
+    issue = the_issue(result, IssueType.TLS)
+    assert problem in issue.message
+
+
+def test_https_valid_certificate_is_reachable_with_phases(lab: Lab):
+    lab.start_http_server("dst", 8443, tls="valid")
+    code, result = probe(lab, "--uri", "https://dst.lab.test:8443/", "--ca-file", lab.ca_file)
+    assert code == 0, result.issues
+    assert result.http.status_code == 200
+    assert result.http.timings.tls_ms > 0
+
+
+def test_ipv6_healthy_path_and_silent_drop(lab: Lab):
+    lab.start_tcp_server("dst", 8080)
+    dst6 = lab["dst"].addr(6)
+    code, result = probe(lab, "--to", f"[{dst6}]:8080")
+    assert code == 0, result.issues
+    assert path_addresses(result)[1:] == [*router_addrs(lab, 6), dst6]
+    lab.iptables("dst", "-A", "INPUT", "-p", "tcp", "--dport", "8080", "-j", "DROP", v6=True)
+    code, result = probe(lab, "--to", f"[{dst6}]:8080", "--timeout", "1")
+    assert code == 1
+    issue = the_issue(result, IssueType.FIREWALL)
+    assert hop_of(result, issue.hop_id).ttl == 4
+
+
+def test_icmp_echo_path(lab: Lab):
+    code, result = probe(lab, "--to", lab["dst"].addr(), "--protocol", "icmp")
+    assert code == 0, result.issues
+    assert path_addresses(result)[-1] == lab["dst"].addr()
+
+
+def _cgroup_v1(controller: str) -> Path:
+    root = Path("/sys/fs/cgroup") / controller
+    if not (root / "cgroup.procs").exists():
+        pytest.skip(f"cgroup v1 {controller} controller not mounted at {root}")
+    group = root / f"hopscope-test-{os.getpid()}"
+    group.mkdir(exist_ok=True)
+    return group
+
+
+def _hog(lab: Lab, code: str) -> subprocess.Popen[bytes]:
+    return lab["src"].spawn([sys.executable, "-c", code])
+
+
+def test_memory_near_the_sources_limit(lab: Lab):
+    group = _cgroup_v1("memory")
+    (group / "memory.limit_in_bytes").write_text(str(64 * 2**20))
+    # Memory is charged to the cgroup the process is in when it allocates (v1 does not move
+    # charges with the process), so the hog joins first and allocates after.
+    hog = _hog(lab, "import time; time.sleep(0.5); b = bytearray(56 * 2**20); time.sleep(60)")
+    try:
+        (group / "cgroup.procs").write_text(str(hog.pid))
+        time.sleep(1.0)
+        _, result = _probe_pid(lab, hog.pid)
+        issue = the_issue(result, IssueType.MEMORY)
+        assert issue.origin == Origin.LOCAL and issue.hop_id == "source"
+    finally:
+        hog.send_signal(signal.SIGKILL)
+        hog.wait()
+        group.rmdir()
+
+
+def test_cpu_throttled_source(lab: Lab):
+    group = _cgroup_v1("cpu")
+    hog = _hog(lab, "while True: pass")
+    try:
+        (group / "cpu.cfs_period_us").write_text("100000")
+        (group / "cpu.cfs_quota_us").write_text("10000")
+        (group / "cgroup.procs").write_text(str(hog.pid))
+        time.sleep(0.5)
+        _, result = _probe_pid(lab, hog.pid)
+        issue = the_issue(result, IssueType.CPU)
+        assert "cpuThrottledRatio" in issue.message
+    finally:
+        hog.send_signal(signal.SIGKILL)
+        hog.wait()
+        group.rmdir()
+
+
+def _probe_pid(lab: Lab, pid: int) -> tuple[int, ProbeResult]:
+    """Probe as the operator does for a pod source: by the process's PID."""
+    lab.start_tcp_server("dst", 8080)
+    target = ["--to", f"{lab['dst'].addr()}:8080", "--no-path"]
+    cmd = [sys.executable, "-m", "hopscope_probe", "probe", "--pid", str(pid), "--json",
+           "--resolv-conf", lab.resolv_conf(), *target]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=REPO)
+    return done.returncode, ProbeResult.model_validate_json(done.stdout)
