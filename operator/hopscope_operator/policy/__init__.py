@@ -1,0 +1,50 @@
+"""NetworkPolicy analysis without a cluster: is a flow allowed by egress and ingress, and why.
+
+Parse plain Kubernetes JSON with `parse_pod`, `parse_namespace` and `parse_policy` (errors name
+the field), build a `PolicyIndex` once, then call `PolicyIndex.evaluate(Flow(...))` per flow.
+`manifests.load` reads YAML files and folders (it needs pyyaml, so it is not imported here).
+"""
+
+from hopscope_operator.policy.evaluate import (
+    DirectionVerdict,
+    Flow,
+    NearMiss,
+    PolicyIndex,
+    RuleRef,
+    UnknownPod,
+    Verdict,
+)
+from hopscope_operator.policy.model import (
+    Direction,
+    FieldError,
+    L4Protocol,
+    Namespace,
+    Pod,
+    PodRef,
+    Policy,
+    parse_namespace,
+    parse_pod,
+    parse_policy,
+    parse_workload,
+)
+
+__all__ = [
+    "Direction",
+    "DirectionVerdict",
+    "FieldError",
+    "Flow",
+    "L4Protocol",
+    "Namespace",
+    "NearMiss",
+    "Pod",
+    "PodRef",
+    "Policy",
+    "PolicyIndex",
+    "RuleRef",
+    "UnknownPod",
+    "Verdict",
+    "parse_namespace",
+    "parse_pod",
+    "parse_policy",
+    "parse_workload",
+]

@@ -1,0 +1,165 @@
+"""`hopscope policy`: NetworkPolicy verdicts from manifests, before anything is applied.
+
+    hopscope policy --manifests PATH [PATH...] --from NS/POD --to NS/POD|IP --port PORT
+                    [--protocol TCP|UDP|SCTP] [--json]
+    hopscope policy --manifests PATH [PATH...] --matrix --port PORT [--protocol …] [--json]
+
+Exit codes: 0 allowed (or the matrix was printed), 1 denied, 2 bad input (the message names the
+file, document and field, or the flag). stdout carries the verdict only; notes go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from ipaddress import ip_address
+from typing import Any
+
+from hopscope_operator.policy.evaluate import (
+    DirectionVerdict,
+    Flow,
+    PolicyIndex,
+    UnknownPod,
+    Verdict,
+)
+from hopscope_operator.policy.manifests import ManifestError, load
+from hopscope_operator.policy.model import IPAddress, L4Protocol, PodRef
+
+ALLOWED, DENIED = ".", "X"  # the marks Kubernetes' network-policy conformance tests print
+
+
+class InputError(Exception):
+    """Input that parses but names nothing usable; the message names the flag."""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="hopscope policy",
+        description="Decide from manifests whether NetworkPolicies allow a connection, and why.",
+    )
+    p.add_argument(
+        "--manifests",
+        nargs="+",
+        action="extend",
+        required=True,
+        metavar="PATH",
+        help="YAML or JSON files or folders (read recursively; multi-document; List kinds); "
+        "may be repeated",
+    )
+    p.add_argument("--from", dest="source", type=endpoint, metavar="NS/POD|IP")
+    p.add_argument("--to", dest="destination", type=endpoint, metavar="NS/POD|IP")
+    p.add_argument("--matrix", action="store_true", help="every pod to every pod, as a table")
+    p.add_argument("--port", type=port_number, required=True)
+    p.add_argument(
+        "--protocol", type=str.upper, choices=list(L4Protocol), default=L4Protocol.TCP.value
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    return p
+
+
+def endpoint(text: str) -> PodRef | IPAddress:
+    try:
+        return ip_address(text)
+    except ValueError:
+        pass
+    try:
+        return PodRef.parse(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAMESPACE/POD or an IP") from None
+
+
+def port_number(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a port number (1-65535)")
+    return int(text)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cmd = parser()
+    args = cmd.parse_args(argv)
+    if args.matrix and (args.source or args.destination):
+        cmd.error("--matrix takes no --from or --to")
+    if not args.matrix and not (args.source and args.destination):
+        cmd.error("give --from and --to, or --matrix")
+    protocol = L4Protocol(args.protocol)
+    try:
+        manifests = load(args.manifests)
+        for note in manifests.notes:
+            print(f"hopscope policy: note: {note}", file=sys.stderr)
+        index = manifests.index()
+        if args.matrix:
+            write_matrix(index, args.port, protocol, args.json)
+            return 0
+        verdict = index.evaluate(build_flow(index, args, protocol))
+    except (ManifestError, InputError) as exc:
+        print(f"hopscope policy: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(verdict_json(verdict), indent=2))
+    else:
+        print(render_verdict(verdict))
+    return 0 if verdict.allowed else 1
+
+
+def build_flow(index: PolicyIndex, args: argparse.Namespace, protocol: L4Protocol) -> Flow:
+    for flag, value in (("--from", args.source), ("--to", args.destination)):
+        if isinstance(value, PodRef):
+            try:
+                index.pod(value)
+            except UnknownPod as exc:
+                raise InputError(f"{flag} {value}: {exc} in the manifests") from None
+    return Flow(args.source, args.destination, args.port, protocol)
+
+
+def verdict_json(verdict: Verdict) -> dict[str, Any]:
+    return {
+        "allowed": verdict.allowed,
+        "egress": direction_json(verdict.egress),
+        "ingress": direction_json(verdict.ingress),
+    }
+
+
+def direction_json(side: DirectionVerdict) -> dict[str, Any]:
+    return {"allowed": side.allowed, "policies": list(side.policies), "reason": side.reason}
+
+
+def render_verdict(verdict: Verdict) -> str:
+    flow = verdict.flow
+    head = f"{verdict.source} -> {verdict.destination} {flow.protocol}/{flow.port}: "
+    lines = [head + ("allowed" if verdict.allowed else "DENIED")]
+    for side in (verdict.egress, verdict.ingress):
+        mark = "allowed" if side.allowed else "denied "
+        lines.append(f"  {side.direction.field:<7}  {mark}  {side.reason}")
+    return "\n".join(lines)
+
+
+def write_matrix(index: PolicyIndex, port: int, protocol: L4Protocol, as_json: bool) -> None:
+    if not index.pods:
+        raise InputError("--matrix: the manifests hold no pods or workloads")
+    matrix = index.matrix(port, protocol)
+    if as_json:
+        ports = [{"port": port, "protocol": protocol.value}]
+        print(json.dumps({"ports": ports, "matrix": matrix}, indent=2))
+    else:
+        print(render_matrix(matrix, f"{protocol}/{port}"))
+
+
+def render_matrix(matrix: dict[str, dict[str, bool]], what: str) -> str:
+    names = list(matrix)
+    width = max(len(name) for name in names) + 2
+    lines = [
+        f"Reachability on {what} (rows: from, columns: to; {ALLOWED} allowed, {DENIED} denied)",
+        "-".ljust(width) + "".join(name.ljust(width) for name in names).rstrip(),
+    ]
+    for src, row in matrix.items():
+        marks = "".join((ALLOWED if row[dst] else DENIED).ljust(width) for dst in names)
+        lines.append((src.ljust(width) + marks).rstrip())
+    allowed = sum(value for row in matrix.values() for value in row.values())
+    lines.append(f"{len(names)} pods: {allowed} of {len(names) ** 2} pairs allowed")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,416 @@
+"""The NetworkPolicy verdict of one flow, with the reason, from an index built once.
+
+A flow is allowed when the source's egress and the destination's ingress both allow it. In each
+direction a pod that no policy selects (for that policy type) is not isolated: everything passes.
+An isolated pod admits a flow when any rule of any policy selecting it matches both the peer and
+the port (the union of all policies; order never matters).
+
+Choices where the API leaves room to implementations (documented so a verdict can be read):
+- `ipBlock` matches any address in the block, pod IPs included (as the upstream conformance tests
+  assume); a pod named by reference is seen at its primary IP (`status.podIPs[0]`).
+- hostNetwork pods are never selected by a policy, and as peers they are node traffic: only an
+  `ipBlock` (or a rule with no peers) matches them, never a pod or namespace selector.
+- traffic into a pod from its own node (the pod's `status.hostIP`, or a hostNetwork pod on the
+  same `spec.nodeName`) is always allowed, as the API reference states.
+- a pod's traffic to itself stays on its loopback: always allowed.
+- named ports resolve against the destination pod's container ports, on the rule's protocol; an
+  address that is not a pod-network pod has no named ports.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from ipaddress import ip_address
+from itertools import chain
+
+from hopscope_operator.policy.model import (
+    NAMESPACE_NAME_LABEL,
+    Direction,
+    IPAddress,
+    L4Protocol,
+    Namespace,
+    Peer,
+    Pod,
+    PodRef,
+    Policy,
+    PortSpec,
+    Rule,
+)
+from hopscope_operator.policy.selectors import show_labels
+
+PORT = "port"
+POD_SELECTOR = "podSelector"
+NAMESPACE_SELECTOR = "namespaceSelector"
+IP_BLOCK = "ipBlock"
+
+
+class UnknownPod(LookupError):
+    """A flow names a pod the index does not hold."""
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    source: PodRef | IPAddress
+    destination: PodRef | IPAddress
+    port: int
+    protocol: L4Protocol = L4Protocol.TCP
+
+    def __str__(self) -> str:
+        return f"{self.source} -> {self.destination} {self.protocol}/{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleRef:
+    policy: str  # namespace/name
+    direction: Direction
+    rule: int  # index in the policy's ingress or egress list
+
+    def __str__(self) -> str:
+        return f"{self.policy} {self.direction.field}[{self.rule}]"
+
+
+@dataclass(frozen=True, slots=True)
+class NearMiss:
+    """The rule that came closest: its peer matched but not its port, or the reverse."""
+
+    rule: RuleRef
+    missed: tuple[str, ...]  # "port", or the peer fields that did not match
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.rule}: {self.detail}"
+
+
+@dataclass(frozen=True, slots=True)
+class DirectionVerdict:
+    direction: Direction
+    allowed: bool
+    reason: str
+    policies: tuple[str, ...] = ()  # namespace/name of every policy isolating the pod this way
+    admitted_by: RuleRef | None = None
+    nearest_miss: NearMiss | None = None
+
+    @property
+    def isolated(self) -> bool:
+        return bool(self.policies)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    flow: Flow
+    source: str  # namespace/pod, or the address when it is no pod
+    destination: str
+    egress: DirectionVerdict
+    ingress: DirectionVerdict
+
+    @property
+    def allowed(self) -> bool:
+        return self.egress.allowed and self.ingress.allowed
+
+
+@dataclass(frozen=True, slots=True)
+class _End:
+    """One side of a flow: the pod at that address (if any) and the address (if known)."""
+
+    pod: Pod | None
+    ip: IPAddress | None
+
+    @property
+    def selectable(self) -> Pod | None:
+        """The pod as policies see it: hostNetwork pods are node traffic, not pods."""
+        return self.pod if self.pod is not None and not self.pod.host_network else None
+
+    def __str__(self) -> str:
+        return str(self.pod.ref) if self.pod is not None else str(self.ip)
+
+
+class _Selecting:
+    """One namespace's policies, bucketed by one matchLabels pair of their podSelector, so the
+    policies that select a pod are found among a few candidates, not all of them."""
+
+    def __init__(self, policies: Iterable[Policy]) -> None:
+        self._unbucketed: list[Policy] = []
+        self._by_label: dict[tuple[str, str], list[Policy]] = defaultdict(list)
+        for policy in policies:
+            if policy.pod_selector.match_labels:
+                self._by_label[policy.pod_selector.match_labels[0]].append(policy)
+            else:
+                self._unbucketed.append(policy)
+
+    def select(self, pod: Pod, direction: Direction) -> list[Policy]:
+        buckets = (self._by_label.get(item, ()) for item in pod.labels.items())
+        found = [
+            policy
+            for policy in chain(self._unbucketed, *buckets)
+            if direction in policy.types and policy.pod_selector.matches(pod.labels)
+        ]
+        return sorted(found, key=lambda policy: policy.name)
+
+
+class PolicyIndex:
+    """Pods, namespaces and policies, indexed once; `evaluate` is then cheap per flow."""
+
+    def __init__(
+        self, pods: Iterable[Pod], namespaces: Iterable[Namespace], policies: Iterable[Policy]
+    ) -> None:
+        self._pods: dict[PodRef, Pod] = {}
+        self._by_ip: dict[IPAddress, Pod] = {}
+        for pod in pods:
+            if pod.ref in self._pods:
+                raise ValueError(f"pod {pod.ref} is given twice")
+            self._pods[pod.ref] = pod
+            for ip in pod.ips:
+                # hostNetwork pods share their node's address; a pod-network pod owns its own.
+                if ip not in self._by_ip or self._by_ip[ip].host_network:
+                    self._by_ip[ip] = pod
+        self._ns_labels = {ns.name: ns.labels for ns in namespaces}
+        by_namespace: dict[str, list[Policy]] = defaultdict(list)
+        keys: set[str] = set()
+        for policy in policies:
+            if policy.key in keys:
+                raise ValueError(f"NetworkPolicy {policy.key} is given twice")
+            keys.add(policy.key)
+            by_namespace[policy.namespace].append(policy)
+        self._selecting = {ns: _Selecting(found) for ns, found in by_namespace.items()}
+
+    @property
+    def pods(self) -> list[Pod]:
+        return sorted(self._pods.values(), key=lambda pod: (pod.ref.namespace, pod.ref.name))
+
+    def pod(self, ref: PodRef) -> Pod:
+        try:
+            return self._pods[ref]
+        except KeyError:
+            raise UnknownPod(f"no pod {ref.name} in namespace {ref.namespace}") from None
+
+    def selecting(self, pod: Pod, direction: Direction) -> list[Policy]:
+        """The policies that isolate this pod in this direction (none for hostNetwork pods)."""
+        if pod.host_network or pod.ref.namespace not in self._selecting:
+            return []
+        return self._selecting[pod.ref.namespace].select(pod, direction)
+
+    def evaluate(self, flow: Flow) -> Verdict:
+        src, dst = self._end(flow.source), self._end(flow.destination)
+        if src.pod is not None and src.pod is dst.pod:
+            reason = "a pod's traffic to itself stays on its loopback: NetworkPolicy does not apply"
+            egress = DirectionVerdict(Direction.EGRESS, True, reason)
+            ingress = DirectionVerdict(Direction.INGRESS, True, reason)
+        else:
+            egress = self._direction(Direction.EGRESS, src, dst, flow, dst.selectable)
+            ingress = self._direction(Direction.INGRESS, dst, src, flow, dst.selectable)
+        return Verdict(flow, str(src), str(dst), egress, ingress)
+
+    def matrix(
+        self, port: int, protocol: L4Protocol = L4Protocol.TCP
+    ) -> dict[str, dict[str, bool]]:
+        """Every pod to every pod, the source as the outer key: the conformance tests' table."""
+        refs = [pod.ref for pod in self.pods]
+        return {
+            str(src): {
+                str(dst): self.evaluate(Flow(src, dst, port, protocol)).allowed for dst in refs
+            }
+            for src in refs
+        }
+
+    def _end(self, endpoint: PodRef | IPAddress) -> _End:
+        if isinstance(endpoint, PodRef):
+            pod = self.pod(endpoint)
+            return _End(pod, pod.ips[0] if pod.ips else None)
+        ip = ip_address(endpoint)
+        return _End(self._by_ip.get(ip), ip)
+
+    def _direction(
+        self, direction: Direction, subject: _End, peer: _End, flow: Flow, target: Pod | None
+    ) -> DirectionVerdict:
+        """Whether `subject` may send (egress) or receive (ingress) this flow from/to `peer`.
+
+        `target` is the destination pod whose container ports name the flow's port.
+        """
+        word = direction.field
+        if subject.pod is None:
+            return DirectionVerdict(
+                direction, True, f"{subject} is not a pod: no NetworkPolicy governs its {word}"
+            )
+        pod = subject.pod
+        if pod.host_network:
+            return DirectionVerdict(
+                direction, True, f"{pod.ref} uses hostNetwork: policies never select it"
+            )
+        policies = self.selecting(pod, direction)
+        names = tuple(policy.key for policy in policies)
+        if not policies:
+            reason = f"{pod.ref} is not isolated for {word}: no NetworkPolicy selects it for {word}"
+            return DirectionVerdict(direction, True, reason)
+        isolated = f"{pod.ref} is isolated for {word} by {_policy_list(names)}"
+        if direction is Direction.INGRESS and _from_own_node(peer, pod):
+            reason = f"{isolated}, but {peer} is on the pod's own node, which is always let in"
+            return DirectionVerdict(direction, True, reason, names)
+        for policy in policies:
+            for i, rule in enumerate(policy.rules(direction)):
+                if self._ports_miss(rule, flow, target) or self._peers_miss(rule, policy, peer):
+                    continue
+                ref = RuleRef(policy.key, direction, i)
+                return DirectionVerdict(direction, True, f"{isolated}; {ref} admits it", names, ref)
+        if not any(policy.rules(direction) for policy in policies):
+            they = "it has" if len(names) == 1 else "they have"
+            reason = f"{isolated} and no rule matches ({they} no {word} rules)"
+            return DirectionVerdict(direction, False, reason, names)
+        miss = self._nearest_miss(policies, direction, peer, flow, target)
+        reason = f"{isolated} and no rule matches" + (f"; nearest miss: {miss}" if miss else "")
+        return DirectionVerdict(direction, False, reason, names, nearest_miss=miss)
+
+    # --- matching: each returns what missed, empty when it matches ---
+
+    def _ports_miss(self, rule: Rule, flow: Flow, target: Pod | None) -> bool:
+        return bool(rule.ports) and not any(
+            _port_matches(spec, flow, target) for spec in rule.ports
+        )
+
+    def _peers_miss(self, rule: Rule, policy: Policy, end: _End) -> tuple[str, ...]:
+        """The fields missed by the closest peer of the rule; () when a peer matches."""
+        closest: tuple[str, ...] | None = None
+        for peer in rule.peers:
+            missed = self._peer_misses(peer, policy.namespace, end)
+            if not missed:
+                return ()
+            if closest is None or len(missed) < len(closest):
+                closest = missed
+        return closest or ()
+
+    def _peer_misses(self, peer: Peer, namespace: str, end: _End) -> tuple[str, ...]:
+        if peer.ip_block is not None:
+            return () if end.ip is not None and peer.ip_block.contains(end.ip) else (IP_BLOCK,)
+        pod = end.selectable
+        if pod is None:  # an outside address or node traffic: no selector can match it
+            return (POD_SELECTOR,) if peer.pod_selector is not None else (NAMESPACE_SELECTOR,)
+        missed = []
+        if peer.namespace_selector is None:  # a podSelector alone looks in the policy's namespace
+            if pod.ref.namespace != namespace:
+                missed.append(NAMESPACE_SELECTOR)
+        elif not peer.namespace_selector.matches(self._labels_of(pod.ref.namespace)):
+            missed.append(NAMESPACE_SELECTOR)
+        if peer.pod_selector is not None and not peer.pod_selector.matches(pod.labels):
+            missed.append(POD_SELECTOR)
+        return tuple(missed)
+
+    def _labels_of(self, namespace: str) -> Mapping[str, str]:
+        labels = self._ns_labels.get(namespace)
+        # A namespace with no manifest still carries the label the API server sets on all.
+        return labels if labels is not None else {NAMESPACE_NAME_LABEL: namespace}
+
+    # --- explanation of a denial ---
+
+    def _nearest_miss(
+        self,
+        policies: list[Policy],
+        direction: Direction,
+        peer: _End,
+        flow: Flow,
+        target: Pod | None,
+    ) -> NearMiss | None:
+        """The rule that missed on one side only (peer or port), fewest missed fields first."""
+        best: tuple[tuple[str, ...], Policy, int] | None = None
+        for policy in policies:
+            for i, rule in enumerate(policy.rules(direction)):
+                port_missed = self._ports_miss(rule, flow, target)
+                peer_missed = self._peers_miss(rule, policy, peer)
+                if port_missed and peer_missed:
+                    continue
+                missed = (PORT,) if port_missed else peer_missed
+                if best is None or len(missed) < len(best[0]):
+                    best = (missed, policy, i)
+        if best is None:
+            return None
+        missed, policy, i = best
+        rule = policy.rules(direction)[i]
+        if missed == (PORT,):
+            allows = ", ".join(_show_port(spec, target) for spec in rule.ports)
+            detail = (
+                f"{peer} matches the rule's peers but not its ports: it allows {allows}; "
+                f"the flow is {flow.protocol}/{flow.port}"
+            )
+        else:
+            detail = "the port matches but " + self._peer_detail(rule, policy, direction, peer)
+        return NearMiss(RuleRef(policy.key, direction, i), missed, detail)
+
+    def _peer_detail(self, rule: Rule, policy: Policy, direction: Direction, end: _End) -> str:
+        j, peer = min(
+            enumerate(rule.peers),
+            key=lambda item: len(self._peer_misses(item[1], policy.namespace, end)),
+        )
+        at = f"{direction.peers_field}[{j}]"
+        return f"{at} does not: " + "; ".join(self._explain_peer(peer, policy.namespace, end))
+
+    def _explain_peer(self, peer: Peer, namespace: str, end: _End) -> Iterator[str]:
+        if peer.ip_block is not None:
+            block = peer.ip_block
+            if end.ip is None:
+                yield f"{end} has no known address to compare with ipBlock {block}"
+            elif end.ip in block.cidr:
+                yield f"{end.ip} is excluded by ipBlock {block}"
+            else:
+                yield f"{end.ip} is outside ipBlock {block}"
+            return
+        pod = end.selectable
+        if pod is None:
+            what = "a hostNetwork pod (node traffic)" if end.pod is not None else "not a pod"
+            yield f"{end} is {what}, which only an ipBlock peer matches"
+            return
+        ns = pod.ref.namespace
+        for missed in self._peer_misses(peer, namespace, end):
+            if missed == NAMESPACE_SELECTOR and peer.namespace_selector is None:
+                yield (
+                    f"with no namespaceSelector it selects pods in {namespace} only, "
+                    f"and {pod.ref} is in {ns}"
+                )
+            elif missed == NAMESPACE_SELECTOR:
+                labels = show_labels(self._labels_of(ns))
+                yield (
+                    f"namespace {ns} ({labels}) does not match "
+                    f"namespaceSelector {peer.namespace_selector}"
+                )
+            else:
+                yield (
+                    f"{pod.ref} ({show_labels(pod.labels)}) does not match "
+                    f"podSelector {peer.pod_selector}"
+                )
+
+
+def _port_matches(spec: PortSpec, flow: Flow, target: Pod | None) -> bool:
+    if spec.protocol != flow.protocol:
+        return False
+    if spec.port is None:
+        return True
+    if isinstance(spec.port, str):
+        return target is not None and target.named_port(spec.port, spec.protocol) == flow.port
+    return spec.port <= flow.port <= (spec.end_port or spec.port)
+
+
+def _show_port(spec: PortSpec, target: Pod | None) -> str:
+    """A rule's port as written, with a named port's meaning on this destination."""
+    if not isinstance(spec.port, str):
+        return str(spec)
+    if target is None:
+        return f"{spec} (named ports exist only on pod-network pods)"
+    number = target.named_port(spec.port, spec.protocol)
+    if number is None:
+        return f"{spec} (no {spec.protocol} container port of {target.ref} is named {spec.port})"
+    return f"{spec} (= {number} on {target.ref})"
+
+
+def _from_own_node(peer: _End, pod: Pod) -> bool:
+    if peer.ip is not None and peer.ip == pod.host_ip:
+        return True
+    other = peer.pod
+    return (
+        other is not None
+        and other.host_network
+        and other.node is not None
+        and (other.node == pod.node)
+    )
+
+
+def _policy_list(names: tuple[str, ...]) -> str:
+    return f"policy {names[0]}" if len(names) == 1 else f"policies {', '.join(names)}"

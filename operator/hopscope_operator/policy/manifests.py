@@ -1,0 +1,165 @@
+"""Kubernetes manifests from YAML files and folders: the objects a NetworkPolicy verdict needs.
+
+Folders are read recursively (`*.yaml`, `*.yml`, `*.json`; hidden folders such as `.github` are
+left out), a file may hold many documents, and `List` kinds (what `kubectl get -o yaml` prints)
+are unpacked. Pods, Namespaces, NetworkPolicies and the pod templates of workloads (Deployment,
+StatefulSet, … — one representative pod each, named after the workload, so a review works before
+anything runs) are kept; other kinds are skipped, and YAML that is no Kubernetes object (Helm
+values, CI config) is skipped with a note. Every error names the file, the document (counted
+from 1, as a reader counts `---` sections) and the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hopscope_operator.policy.evaluate import PolicyIndex
+from hopscope_operator.policy.model import (
+    DEFAULT_NAMESPACE,
+    POD_TEMPLATES,
+    FieldError,
+    Namespace,
+    Pod,
+    Policy,
+    parse_namespace,
+    parse_pod,
+    parse_policy,
+    parse_workload,
+)
+
+EXTENSIONS = frozenset({".yaml", ".yml", ".json"})
+POLICY_API_VERSION = "networking.k8s.io/v1"
+
+
+class ManifestError(ValueError):
+    """Bad input; the message names the file, the document and the field."""
+
+
+@dataclass
+class Manifests:
+    pods: list[Pod] = field(default_factory=list)
+    namespaces: list[Namespace] = field(default_factory=list)
+    policies: list[Policy] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what was skipped, and why
+
+    def index(self) -> PolicyIndex:
+        return PolicyIndex(self.pods, self.namespaces, self.policies)
+
+
+def load(paths: Iterable[str | Path]) -> Manifests:
+    found = Manifests()
+    first_seen: dict[tuple[str, str, str], str] = {}
+    for file in _files(paths):
+        for where, obj in _objects(file, found.notes):
+            _add(found, first_seen, where, obj)
+    return found
+
+
+def _files(paths: Iterable[str | Path]) -> list[Path]:
+    """Every file once, even when it is named and also inside a named folder."""
+    files: dict[Path, Path] = {}
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for file in sorted(path.rglob("*")):
+                hidden = any(part.startswith(".") for part in file.relative_to(path).parts)
+                if file.suffix in EXTENSIONS and not hidden and file.is_file():
+                    files.setdefault(file.resolve(), file)
+        elif path.is_file():
+            files.setdefault(path.resolve(), path)
+        else:
+            raise ManifestError(f"{path}: no such file or folder")
+    return list(files.values())
+
+
+def _objects(file: Path, notes: list[str]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """Every Kubernetes object of a file; YAML that is no object (CI config, Helm values) is
+    noted and skipped, so a whole repository folder can be reviewed."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{file}: cannot read: {exc}") from None
+    number = 0
+    try:
+        for number, doc in enumerate(yaml.safe_load_all(text), start=1):
+            if doc is None:  # an empty document, e.g. a trailing `---`
+                continue
+            where = f"{file}: document {number}"
+            if not isinstance(doc, Mapping) or not isinstance(doc.get("kind"), str):
+                notes.append(f"{where}: skipped: not a Kubernetes object (no kind)")
+                continue
+            yield from _unpack(doc, where, None)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f"line {mark.line + 1}" if mark is not None else f"document {number + 1}"
+        problem = getattr(exc, "problem", None) or exc
+        raise ManifestError(f"{file}: {at}: not valid YAML: {problem}") from None
+
+
+def _unpack(
+    obj: Mapping[str, Any], where: str, implied_kind: str | None
+) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    kind = obj.get("kind", implied_kind)  # items of a typed list (PodList) may omit their kind
+    if not isinstance(kind, str) or not kind:
+        raise ManifestError(f"{where}: kind: required")
+    items = obj.get("items")
+    if kind != "List" and not (kind.endswith("List") and isinstance(items, list)):
+        yield where, {**obj, "kind": kind}
+        return
+    if not isinstance(items, list):
+        raise ManifestError(f"{where}: items: expected the list's objects")
+    item_kind = kind.removesuffix("List") or None
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise ManifestError(f"{where}: items[{i}]: expected a Kubernetes object")
+        yield from _unpack(item, f"{where}, items[{i}]", item_kind)
+
+
+def _add(
+    found: Manifests,
+    first_seen: dict[tuple[str, str, str], str],
+    where: str,
+    obj: Mapping[str, Any],
+) -> None:
+    kind: str = obj["kind"]
+    if kind == "NetworkPolicy" and obj.get("apiVersion", POLICY_API_VERSION) != POLICY_API_VERSION:
+        # Calico and others reuse the kind name under their own API group: different semantics.
+        found.notes.append(f"{where}: skipped NetworkPolicy of apiVersion {obj['apiVersion']}")
+        return
+    try:
+        if kind == "Pod" or kind in POD_TEMPLATES:
+            pod = parse_pod(obj) if kind == "Pod" else parse_workload(obj, kind)
+            key = ("pod", pod.ref.namespace, pod.ref.name)
+            found.pods.append(pod)
+        elif kind == "Namespace":
+            namespace = parse_namespace(obj)
+            key = (kind, "", namespace.name)
+            found.namespaces.append(namespace)
+        elif kind == "NetworkPolicy":
+            policy = parse_policy(obj)
+            key = (kind, policy.namespace, policy.name)
+            found.policies.append(policy)
+        else:
+            return
+    except FieldError as exc:
+        raise ManifestError(f"{where} ({_title(obj)}): {exc}") from None
+    if key in first_seen:
+        raise ManifestError(f"{where}: {_title(obj)} is already given in {first_seen[key]}")
+    first_seen[key] = f"{where} ({_title(obj)})"
+
+
+def _title(obj: Mapping[str, Any]) -> str:
+    """`Kind namespace/name` as far as the object says, for error messages."""
+    kind = obj["kind"]
+    meta = obj.get("metadata")
+    name = meta.get("name") if isinstance(meta, Mapping) else None
+    if not isinstance(name, str) or not name:
+        return kind
+    if kind == "Namespace":
+        return f"{kind} {name}"
+    return f"{kind} {meta.get('namespace') or DEFAULT_NAMESPACE}/{name}"
