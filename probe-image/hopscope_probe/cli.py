@@ -9,30 +9,23 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import traceback
 from collections.abc import Sequence
 from typing import TextIO
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from hopscope_probe import netns
 from hopscope_probe.models import (
     ConnectionStatus,
     HttpHeader,
     HttpOptions,
     IPVersion,
-    Issue,
-    IssueType,
-    Origin,
     PathMode,
     ProbeRequest,
-    ProbeResult,
     Protocol,
-    Severity,
     Thresholds,
 )
-from hopscope_probe.target import unknown_result
+from hopscope_probe.runner import Where, run_in
 
 EXIT_CODES = {
     ConnectionStatus.REACHABLE: 0,
@@ -41,7 +34,6 @@ EXIT_CODES = {
     ConnectionStatus.UNKNOWN: 2,
 }
 PORTLESS = {Protocol.ICMP, Protocol.DNS}
-log = logging.getLogger("hopscope")
 
 
 class UsageError(Exception):
@@ -69,6 +61,7 @@ def parser() -> argparse.ArgumentParser:
     ns = p.add_mutually_exclusive_group()
     ns.add_argument("--netns", metavar="PATH", help="run inside this network namespace")
     ns.add_argument("--pid", type=int, help="run inside this process's network namespace")
+    ns.add_argument("--pod-uid", metavar="UID", help="run inside this pod's network namespace")
     p.add_argument("--resolv-conf", metavar="PATH", help="resolver config (default: the source's)")
     p.add_argument("--ca-file", metavar="PATH", help="extra CA bundle for HTTPS")
     p.add_argument("--method", default="GET", help="HTTP method")
@@ -77,6 +70,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-threshold-ms", type=float, default=200.0)
     p.add_argument("--loss-threshold-percent", type=float, default=5.0)
     p.add_argument("--json", action="store_true", help="print one ProbeResult JSON document")
+    b = sub.add_parser("batch", help="run the operator's batch of checks, one JSON line each")
+    b.add_argument(
+        "--input", metavar="FILE", help="batch JSON file, '-' for stdin (default: $HOPSCOPE_BATCH)"
+    )
+    # Parsed by hopscope_operator.policy.cli (not in the probe image): '+' as the only prefix
+    # makes argparse hand every flag through untouched.
+    pol = sub.add_parser(
+        "policy", help="NetworkPolicy verdicts from manifests", add_help=False, prefix_chars="+"
+    )
+    pol.add_argument("args", nargs=argparse.REMAINDER)
     return top
 
 
@@ -178,39 +181,14 @@ def flag_errors(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def probe_failure(request: ProbeRequest, message: str) -> ProbeResult:
-    return unknown_result(
-        request,
-        Issue(
-            type=IssueType.PROBE,
-            severity=Severity.ERROR,
-            origin=Origin.LOCAL,
-            message=message,
-            hint="The probe could not run: check its privileges (CAP_NET_RAW, CAP_SYS_ADMIN to "
-            "enter a namespace) and that the source still exists.",
-        ),
-    )
-
-
 def run_probe(args: argparse.Namespace) -> int:
     request = build_request(args)
-    resolv_conf = args.resolv_conf or "/etc/resolv.conf"
+    where = Where(
+        netns_path=args.netns, pid=args.pid, pod_uid=args.pod_uid, resolv_conf=args.resolv_conf
+    )
     progress = Progress(sys.stderr)
     try:
-        if args.pid is not None:
-            netns.enter(netns.netns_path_of_pid(args.pid))
-            resolv_conf = args.resolv_conf or netns.resolv_conf_of_pid(args.pid)
-        elif args.netns:
-            netns.enter(args.netns)
-        from hopscope_probe import engine  # imported late: scapy and dnspython are slow to load
-
-        result = engine.run(request, resolv_conf=resolv_conf, pid=args.pid, progress=progress)
-    except netns.NamespaceError as exc:
-        result = probe_failure(request, str(exc))
-    except Exception as exc:  # a result is never lost: an internal error is an Unknown verdict
-        log.debug("probe failed", exc_info=True)
-        traceback.print_exc(file=sys.stderr)
-        result = probe_failure(request, f"internal error: {type(exc).__name__}: {exc}")
+        result = run_in(request, where, progress)
     finally:
         progress.done()
     if args.json:
@@ -220,6 +198,25 @@ def run_probe(args: argparse.Namespace) -> int:
 
         sys.stdout.write(render(result, colour=sys.stdout.isatty()))
     return EXIT_CODES[result.connection_status]
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    from hopscope_probe import batch
+
+    try:
+        checks = batch.load(args.input)
+    except ValidationError as exc:
+        raise UsageError(f"batch: {batch_errors(exc)}") from exc
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"batch: {exc}") from exc
+    batch.run_batch(checks, sys.stdout)
+    return 0
+
+
+def batch_errors(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in err['loc'])}: {err['msg']}" for err in exc.errors()
+    )
 
 
 class Progress:
@@ -248,6 +245,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "probe":
             return run_probe(args)
+        if args.command == "batch":
+            return run_batch(args)
+        if args.command == "policy":
+            from hopscope_operator.policy.cli import main as policy_main
+
+            return policy_main(args.args)
     except UsageError as exc:
         print(f"hopscope {args.command}: error: {exc}", file=sys.stderr)
         return 2

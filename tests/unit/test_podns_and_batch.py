@@ -1,0 +1,95 @@
+"""A pod's namespace is found by its UID; a batch gives one result line per check, always."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from hopscope_probe.batch import Batch, BatchItem, BatchOutput, PodNetns
+from hopscope_probe.models import ConnectionStatus, IssueType, PathMode, ProbeRequest
+from hopscope_probe.netns import NamespaceError
+from hopscope_probe.podns import pid_of_pod
+
+UID = "3f1c2b4a-9d8e-4f70-a1b2-c3d4e5f60718"
+
+
+def fake_proc(tmp_path: Path, cgroups: dict[int, str]) -> Path:
+    for pid, text in cgroups.items():
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "cgroup").write_text(text)
+    (tmp_path / "self").mkdir()
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"0::/kubepods/besteffort/pod{UID}/0a1b2c\n",  # cgroupfs driver, cgroup v2
+        f"0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod"
+        f"{UID.replace('-', '_')}.slice/cri-containerd-0a1b.scope\n",  # systemd driver
+        f"12:memory:/kubepods/pod{UID}/0a1b\n4:cpu,cpuacct:/kubepods/pod{UID}/0a1b\n",  # v1
+    ],
+)
+def test_the_lowest_pid_of_the_pod_is_found_for_each_cgroup_driver(tmp_path: Path, line: str):
+    proc = fake_proc(tmp_path, {1: "0::/init.scope\n", 977: line, 412: line, 50: "0::/other\n"})
+    assert pid_of_pod(UID, proc) == 412
+    assert pid_of_pod(UID.upper(), proc) == 412
+
+
+def test_a_pod_not_on_this_node_names_the_uid_and_the_likely_cause(tmp_path: Path):
+    proc = fake_proc(tmp_path, {1: "0::/init.scope\n"})
+    with pytest.raises(NamespaceError, match=f"no process of pod {UID}.*hostPID"):
+        pid_of_pod(UID, proc)
+
+
+def test_a_malformed_uid_is_refused_before_scanning(tmp_path: Path):
+    with pytest.raises(NamespaceError, match="not a Kubernetes UID"):
+        pid_of_pod("../../etc", tmp_path)
+
+
+def hopscope_batch(batch_json: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hopscope_probe", "batch", "--input", "-"],
+        input=batch_json,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_a_batch_prints_one_result_line_per_check_even_when_one_cannot_run():
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    threading.Thread(target=lambda: [listener.accept() for _ in range(8)], daemon=True).start()
+    request = ProbeRequest(host="127.0.0.1", port=port, count=2, path_mode=PathMode.NEVER)
+    batch = Batch(
+        checks=[
+            BatchItem(id="default/api/1", netns="host", request=request),
+            BatchItem(id="default/gone/3", netns=PodNetns(pod_uid=UID), request=request),
+        ]
+    )
+    done = hopscope_batch(batch.to_json())
+    assert done.returncode == 0, done.stderr
+    outputs = {
+        out.id: out.result for out in map(BatchOutput.model_validate_json, done.stdout.splitlines())
+    }
+    assert set(outputs) == {"default/api/1", "default/gone/3"}
+    assert outputs["default/api/1"].connection_status == ConnectionStatus.REACHABLE
+    gone = outputs["default/gone/3"]
+    assert gone.connection_status == ConnectionStatus.UNKNOWN
+    assert [i.type for i in gone.issues] == [IssueType.PROBE]
+    assert UID in gone.issues[0].message
+
+
+def test_a_malformed_batch_is_a_usage_error_naming_the_field():
+    bad = {"checks": [{"id": "a/b/1", "netns": "host", "request": {"host": "x", "count": 0}}]}
+    done = hopscope_batch(json.dumps(bad))
+    assert done.returncode == 2
+    assert "checks.0.request.count" in done.stderr
+    assert done.stdout == ""
