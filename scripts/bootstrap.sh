@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# prometheus: only for promtool, which checks the operator's /metrics exposition.
 debian_packages=(iproute2 iptables nftables dnsmasq-base traceroute mtr-tiny iputils-ping
-                 libnetfilter-queue-dev openssl procps gcc python3-dev)
+                 libnetfilter-queue-dev openssl procps gcc python3-dev prometheus)
 missing=()
 for pkg in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -17,7 +18,12 @@ if ((${#missing[@]})); then
   fi
   echo "bootstrap: installing ${missing[*]}" >&2
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  # Install the tools without starting their daemons (a Prometheus server must not start
+  # listening here): policy-rc.d answers "not allowed" to every service start meanwhile.
+  policy=/usr/sbin/policy-rc.d
+  [ -e "$policy" ] || { printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; added_policy=1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ -z "${added_policy:-}" ] || rm -f "$policy"
 fi
 
 python=${PYTHON:-python3}

@@ -1,0 +1,95 @@
+"""The slice of the Kubernetes API the operator uses, as a Protocol.
+
+The reconciler talks only to this, so the same code runs against the real API server
+(`kube.py`) and against the in-memory API server of the tests, which honours the same contract:
+resourceVersion conflicts, the status subresource, 404/409/422.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+Object = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Resource:
+    """Where a kind lives in the API (enough to build its URL)."""
+
+    group: str  # "" for the core group
+    version: str
+    plural: str
+    kind: str
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+
+PODS = Resource("", "v1", "pods", "Pod")
+NODES = Resource("", "v1", "nodes", "Node")
+SERVICES = Resource("", "v1", "services", "Service")
+EVENTS = Resource("", "v1", "events", "Event")
+ENDPOINT_SLICES = Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice")
+DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment")
+STATEFUL_SETS = Resource("apps", "v1", "statefulsets", "StatefulSet")
+DAEMON_SETS = Resource("apps", "v1", "daemonsets", "DaemonSet")
+NETWORK_POLICIES = Resource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy")
+CHECKS = Resource("hopscope.dev", "v1alpha1", "connectivitychecks", "ConnectivityCheck")
+
+
+class ApiError(Exception):
+    """An API server refusal: `status` is the HTTP code, `reason` Kubernetes' reason."""
+
+    status = 500
+    reason = "InternalError"
+
+
+class NotFound(ApiError):
+    status = 404
+    reason = "NotFound"
+
+
+class Conflict(ApiError):
+    """AlreadyExists on create, or a stale resourceVersion on update."""
+
+    status = 409
+    reason = "Conflict"
+
+
+class Invalid(ApiError):
+    status = 422
+    reason = "Invalid"
+
+
+class ClusterApi(Protocol):
+    def get(self, resource: Resource, namespace: str | None, name: str) -> Object:
+        """The object; NotFound when absent."""
+        ...
+
+    def list(
+        self, resource: Resource, namespace: str | None, labels: dict[str, str] | None = None
+    ) -> list[Object]:
+        """Objects in a namespace (None: all namespaces) whose labels match."""
+        ...
+
+    def create(self, resource: Resource, namespace: str | None, body: Object) -> Object:
+        """The created object; Conflict when the name is taken, Invalid when malformed."""
+        ...
+
+    def delete(self, resource: Resource, namespace: str | None, name: str) -> None:
+        """Deletes (dependents are garbage-collected); NotFound when absent."""
+        ...
+
+    def patch_status(
+        self, resource: Resource, namespace: str, name: str, status: Object, resource_version: str
+    ) -> Object:
+        """Merges `status` into .status through the status subresource (RFC 7386 merge patch:
+        a null deletes a field, a list is replaced whole); Conflict when the object moved on
+        since `resource_version` (a concurrent writer), NotFound when it was deleted."""
+        ...
+
+    def pod_log(self, namespace: str, name: str) -> str:
+        """The (single) container's log; NotFound when the pod is gone."""
+        ...

@@ -1,0 +1,116 @@
+"""The kopf operator: thin handlers that wake the reconcile loop; the tick does the work.
+
+Run locally with `kopf run -m hopscope_operator.handlers --all-namespaces` (kubeconfig), or
+in-cluster from the operator image. Only watch-event handlers are used, so kopf never patches
+the checks itself (no finalizers, no progress annotations): the status belongs to the tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+from prometheus_client import disable_created_metrics, start_http_server
+
+from hopscope_operator.api import GROUP, VERSION, ConnectivityCheck
+from hopscope_operator.metrics import Metrics
+from hopscope_operator.plan import LABEL_APP, NAME_PREFIX, Caps
+from hopscope_operator.reconcile import Reconciler, Settings
+
+log = logging.getLogger("hopscope.operator")
+ENDED = ("Succeeded", "Failed")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The operator's environment, read once at start; a bad value stops it with its name."""
+
+    settings: Settings
+    tick_seconds: float
+    metrics_port: int
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Config:
+        env = dict(os.environ if env is None else env)
+        caps = Caps(
+            max_pods=_int(env, "HOPSCOPE_MAX_PROBE_PODS", Caps.max_pods),
+            max_pods_per_node=_int(env, "HOPSCOPE_MAX_PROBE_PODS_PER_NODE", Caps.max_pods_per_node),
+            max_checks_per_pod=_int(env, "HOPSCOPE_MAX_CHECKS_PER_POD", Caps.max_checks_per_pod),
+        )
+        settings = Settings(
+            namespace=env.get("HOPSCOPE_PROBE_NAMESPACE", Settings.namespace),
+            image=env.get("HOPSCOPE_PROBE_IMAGE", Settings.image),
+            caps=caps,
+        )
+        return cls(
+            settings=settings,
+            tick_seconds=_int(env, "HOPSCOPE_TICK_SECONDS", 5),
+            metrics_port=_int(env, "HOPSCOPE_METRICS_PORT", 9090),
+        )
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise kopf.PermanentError(f"{name}={raw!r}: expected a positive integer")
+    return int(raw)
+
+
+async def run_ticks(reconciler: Reconciler, wake: asyncio.Event, every: float) -> None:
+    """Tick every `every` seconds, or at once when a handler wakes the loop."""
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), timeout=every)
+        wake.clear()
+        try:
+            report = await asyncio.to_thread(reconciler.tick)
+            log.debug("tick: %s", report)
+        except Exception:  # an API outage must not end the loop: the next tick retries
+            log.exception("tick failed")
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    from hopscope_operator.kube import KubeApi  # imported here: loading credentials is I/O
+
+    config = Config.from_env()
+    settings.peering.standalone = True  # one replica; deterministic pod names absorb overlaps
+    settings.posting.level = logging.WARNING
+    disable_created_metrics()
+    metrics = Metrics()
+    start_http_server(config.metrics_port, registry=metrics.registry)
+    memo.reconciler = Reconciler(KubeApi(), metrics, config.settings)
+    memo.wake = asyncio.Event()
+    memo.loop = asyncio.create_task(run_ticks(memo.reconciler, memo.wake, config.tick_seconds))
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    memo.loop.cancel()
+
+
+@kopf.on.event(GROUP, VERSION, ConnectivityCheck.plural)
+def check_changed(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+    meta = event["object"]["metadata"]
+    if event["type"] == "DELETED":
+        memo.reconciler.forget(meta["namespace"], meta["name"])
+    elif _spec_moved(event["object"]):
+        memo.wake.set()  # a new or changed spec runs now, not at the next tick
+
+
+@kopf.on.event("v1", "pods", labels={LABEL_APP: NAME_PREFIX})
+def probe_pod_changed(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+    if event["object"].get("status", {}).get("phase") in ENDED:
+        memo.wake.set()  # collect the result now: status follows completion within a tick
+
+
+def _spec_moved(obj: dict[str, Any]) -> bool:
+    observed = obj.get("status", {}).get("observedGeneration")
+    return observed != obj["metadata"].get("generation")

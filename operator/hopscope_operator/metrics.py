@@ -1,0 +1,206 @@
+"""Prometheus metrics of every check, blackbox-exporter style, on the operator's own registry.
+
+Labels stay bounded: per check only what its spec names (never resolved addresses), plus per-hop
+series on one gauge, at most maxHops of them. Each check's series are tracked so that a run
+replaces the last run's snapshot (a hop no longer on the path disappears) and `forget` removes
+every series of a deleted check.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from dataclasses import astuple, dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
+
+from hopscope_operator.api import ConnectivityCheck
+from hopscope_operator.policy.model import parse_selector
+from hopscope_probe.models import ConnectionStatus, ProbeResult
+
+COMMON = ("namespace", "check", "source", "destination", "protocol")
+MAX_HOP_SERIES = 64  # the CRD's largest maxHops
+RUN_BUCKETS = (0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
+REACHABLE = (ConnectionStatus.REACHABLE, ConnectionStatus.DEGRADED)
+
+Series = tuple[MetricWrapperBase, tuple[str, ...]]
+GaugeSeries = tuple[Gauge, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class CheckLabels:
+    namespace: str
+    check: str
+    source: str  # e.g. "pod/shop/web-0", "node/worker-1"
+    destination: str  # e.g. "service/shop/postgres:5432", "uri/https://api.example.com/"
+    protocol: str
+
+    @classmethod
+    def of(cls, check: ConnectivityCheck) -> CheckLabels:
+        namespace, spec = check.metadata["namespace"], check.spec
+        source, target = spec.source, spec.destination
+        if source.pod is not None:
+            source_text = f"pod/{source.pod.namespace or namespace}/{source.pod.name}"
+        elif source.pod_selector is not None:
+            selector = source.pod_selector.model_dump(
+                mode="json", by_alias=True, exclude_defaults=True
+            )
+            source_text = f"podSelector/{namespace}/{parse_selector(selector, 'podSelector')}"
+        elif source.node is not None:
+            source_text = f"node/{source.node.name}"
+        else:
+            assert source.workload is not None
+            workload = source.workload
+            source_text = f"{workload.kind}/{workload.namespace or namespace}/{workload.name}"
+        if target.pod is not None or target.service is not None:
+            kind, ref = ("pod", target.pod) if target.pod else ("service", target.service)
+            assert ref is not None
+            destination = f"{kind}/{ref.namespace or namespace}/{ref.name}"
+        elif target.node is not None:
+            destination = f"node/{target.node.name}"
+        elif target.uri is not None:
+            destination = f"uri/{target.uri}"
+        else:
+            destination = f"fqdn/{target.fqdn}" if target.fqdn else f"ip/{target.ip}"
+        if target.port is not None and target.uri is None:
+            destination += f":{target.port}"
+        return cls(namespace, check.metadata["name"], source_text, destination, spec.protocol)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.reachable = Gauge(
+            "hopscope_check_reachable",
+            "1 when the last run reached the destination (Reachable or Degraded), else 0.",
+            COMMON,
+            registry=r,
+        )
+        self.latency = Gauge(
+            "hopscope_check_latency_seconds",
+            "Connection latency of the last run.",
+            [*COMMON, "stat"],
+            registry=r,
+        )
+        self.probes_sent = Counter(
+            "hopscope_check_probes_sent_total", "Connection probes sent.", COMMON, registry=r
+        )
+        self.probes_failed = Counter(
+            "hopscope_check_probes_failed_total",
+            "Connection probes that got no answer or a failure.",
+            COMMON,
+            registry=r,
+        )
+        self.issues = Gauge(
+            "hopscope_check_issues",
+            "Issues the last run found, by type and severity.",
+            [*COMMON, "type", "severity"],
+            registry=r,
+        )
+        self.hop_latency = Gauge(
+            "hopscope_hop_latency_seconds",
+            "Average latency to each hop of the last traced path.",
+            [*COMMON, "hop_ttl", "hop_address"],
+            registry=r,
+        )
+        self.run_duration = Histogram(
+            "hopscope_check_run_duration_seconds",
+            "How long the probe took for one run.",
+            COMMON,
+            buckets=RUN_BUCKETS,
+            registry=r,
+        )
+        self.runs = Counter(
+            "hopscope_check_runs_total",
+            "Runs by outcome (the connection status).",
+            [*COMMON, "outcome"],
+            registry=r,
+        )
+        self.path_changes = Counter(
+            "hopscope_check_path_changes_total",
+            "Runs whose path fingerprint differed from the previous path.",
+            COMMON,
+            registry=r,
+        )
+        self.pods_in_flight = Gauge(
+            "hopscope_probe_pods_in_flight", "Probe pods created and not yet collected.", registry=r
+        )
+        self._labels: dict[str, CheckLabels] = {}
+        self._snapshot: dict[str, set[GaugeSeries]] = {}  # the last run's gauges, replaced per run
+        self._cumulative: dict[str, set[Series]] = {}  # counters and histograms, kept
+
+    def record(
+        self,
+        check_key: str,
+        labels: CheckLabels,
+        result: ProbeResult,
+        *,
+        max_hops: int = MAX_HOP_SERIES,
+        path_changed: bool = False,
+        duration_seconds: float | None = None,
+    ) -> None:
+        """One run of a check. Every series exists even when every probe failed."""
+        if self._labels.get(check_key, labels) != labels:
+            self.forget(check_key)  # the spec changed what the series are called
+        self._labels[check_key] = labels
+        common = astuple(labels)
+        outcome = result.connection_status.value
+        self._cumulative.setdefault(check_key, set()).update(
+            {
+                (self.probes_sent, common),
+                (self.probes_failed, common),
+                (self.runs, (*common, outcome)),
+                (self.path_changes, common),
+                (self.run_duration, common),
+            }
+        )
+        self.probes_sent.labels(*common).inc(result.probes_sent)
+        self.probes_failed.labels(*common).inc(result.probes_failed)
+        self.runs.labels(*common, outcome).inc()
+        self.path_changes.labels(*common).inc(1 if path_changed else 0)
+        if duration_seconds is None and result.duration_ms is not None:
+            duration_seconds = result.duration_ms / 1000
+        run_duration = self.run_duration.labels(*common)  # exported even before a duration
+        if duration_seconds is not None:
+            run_duration.observe(duration_seconds)
+
+        snapshot: dict[GaugeSeries, float] = {
+            (self.reachable, common): float(result.connection_status in REACHABLE)
+        }
+        if result.latency is not None:
+            for stat, ms in (
+                ("min", result.latency.min_ms),
+                ("avg", result.latency.avg_ms),
+                ("max", result.latency.max_ms),
+            ):
+                snapshot[(self.latency, (*common, stat))] = ms / 1000
+        tally = Tally((issue.type.value, issue.severity.value) for issue in result.issues)
+        for (kind, severity), number in tally.items():
+            snapshot[(self.issues, (*common, kind, severity))] = number
+        timed = [h for h in result.hops if h.ttl and h.address and h.latency is not None]
+        timed.sort(key=lambda hop: (hop.ttl or 0, hop.address or ""))
+        for hop in timed[:max_hops]:
+            assert hop.latency is not None and hop.address is not None
+            key = (self.hop_latency, (*common, str(hop.ttl), hop.address))
+            snapshot[key] = hop.latency.avg_ms / 1000
+
+        for metric, values in self._snapshot.get(check_key, set()) - snapshot.keys():
+            metric.remove(*values)
+        for (metric, values), value in snapshot.items():
+            metric.labels(*values).set(value)
+        self._snapshot[check_key] = set(snapshot)
+
+    def forget(self, check_key: str) -> None:
+        """Remove every series of a check (deleted, or its labels changed)."""
+        self._labels.pop(check_key, None)
+        series: set[Series] = set(self._snapshot.pop(check_key, set()))
+        for metric, values in series | self._cumulative.pop(check_key, set()):
+            metric.remove(*values)
+
+    def set_pods_in_flight(self, count: int) -> None:
+        self.pods_in_flight.set(count)
+
+    def exposition(self) -> bytes:
+        """The text format, as /metrics serves it."""
+        return generate_latest(self.registry)

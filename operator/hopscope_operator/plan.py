@@ -1,0 +1,272 @@
+"""Probe pods: which to create this tick, and the manifest of each.
+
+One pod per (node, tick) runs every due check whose source is on that node (`hopscope batch`),
+so the number of pods grows with nodes, not with checks. A pod's name is a hash of its node,
+tick and checks: a reconcile retried after a crash computes the same name, gets 409 on create,
+and adopts the pod that is already there instead of starting a second one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from hopscope_operator.api import API_VERSION, KIND
+from hopscope_probe import batch as wire
+from hopscope_probe.models import PathMode, ProbeRequest
+
+Manifest = dict[str, Any]
+HOST: Literal["host"] = "host"
+
+NAME_PREFIX = "hopscope-probe"
+SERVICE_ACCOUNT = "hopscope-probe"
+CONTAINER = "probe"
+COMMAND = ["hopscope", "batch"]
+LABEL_APP = "app.kubernetes.io/name"
+LABEL_NODE = "hopscope.dev/node"
+LABEL_TICK = "hopscope.dev/tick"
+ANNOTATION_CHECKS = "hopscope.dev/checks"  # JSON list of batch ids: a pod has one controller only
+ANNOTATION_NODE = "hopscope.dev/node"  # the full name, where the label had to be shortened
+
+# The probe forks a few children that each load scapy (~100 MiB RSS apiece at peak), so 256 MiB
+# would OOM-kill a full batch. No tight CPU limit: CFS throttling would show up as latency.
+RESOURCES = {
+    "requests": {"cpu": "50m", "memory": "128Mi"},
+    "limits": {"cpu": "1", "memory": "512Mi"},
+}
+# activeDeadlineSeconds counts from the pod's start, image pull and interpreter start included.
+STARTUP_SECONDS = 60
+# Per check, the worst case if every phase ran one after another and every packet timed out:
+# DNS forward + reverse lookups, `count` connection probes, one round per TTL of the path sweep.
+DNS_ROUNDS = 2
+
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One due check for one probe pod."""
+
+    check: str  # "<namespace>/<name>"
+    generation: int
+    netns: str  # "host", or the UID of the pod whose network namespace the probe enters
+    request: ProbeRequest
+    uid: str | None = None  # the check's metadata.uid, for the owner reference
+
+    @property
+    def id(self) -> str:
+        """The batch id the probe echoes on its result line."""
+        return f"{self.check}/{self.generation}"
+
+    @property
+    def namespace(self) -> str:
+        return self.check.split("/", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.check.split("/", 1)[1]
+
+
+@dataclass(frozen=True)
+class Batch:
+    node: str
+    items: tuple[BatchItem, ...]
+
+
+@dataclass(frozen=True)
+class Caps:
+    max_pods: int = 100  # probe pods in flight across the cluster
+    max_pods_per_node: int = 1  # probe pods in flight on one node
+    max_checks_per_pod: int = 50  # keeps HOPSCOPE_BATCH and one pod's run time bounded
+
+
+@dataclass(frozen=True)
+class Planned:
+    create: list[Batch]  # make these pods now
+    deferred: list[BatchItem]  # over a cap: due again next tick
+
+
+# ---- grouping -------------------------------------------------------------------------------
+
+
+def group_by_node(
+    due: Iterable[tuple[str, BatchItem]],
+    caps: Caps = Caps(),
+    in_flight: Mapping[str, int] | None = None,
+) -> Planned:
+    """Batches per node from (node, item) pairs, within the caps.
+
+    `in_flight` counts probe pods still running per node; they use up both caps. Nodes are
+    served in the order their first item arrives: given the most overdue checks first (as
+    `schedule.due` orders them), a deferred check is served first next tick and never starves.
+    """
+    in_flight = in_flight or {}
+    by_node: dict[str, list[BatchItem]] = {}
+    for node, item in due:
+        by_node.setdefault(node, []).append(item)
+    free_total = caps.max_pods - sum(in_flight.values())
+    create: list[Batch] = []
+    deferred: list[BatchItem] = []
+    for node, items in by_node.items():
+        chunks = [
+            tuple(items[start : start + caps.max_checks_per_pod])
+            for start in range(0, len(items), caps.max_checks_per_pod)
+        ]
+        allowed = max(0, min(caps.max_pods_per_node - in_flight.get(node, 0), free_total))
+        create += [Batch(node, chunk) for chunk in chunks[:allowed]]
+        deferred += [item for chunk in chunks[allowed:] for item in chunk]
+        free_total -= min(allowed, len(chunks))
+    return Planned(create, deferred)
+
+
+# ---- the pod --------------------------------------------------------------------------------
+
+
+def item_seconds(request: ProbeRequest) -> int:
+    rounds = DNS_ROUNDS + request.count
+    if request.path_mode != PathMode.NEVER:
+        rounds += request.max_hops
+    return math.ceil(request.timeout_seconds * rounds)
+
+
+def deadline_seconds(items: Iterable[BatchItem]) -> int:
+    """STARTUP_SECONDS + sum of timeout * (DNS_ROUNDS + count + maxHops unless path is Never).
+
+    A sum, not a max: it holds even if the probe ran the checks one by one and every packet
+    was lost, so a slow but healthy batch is never killed; a stuck one still ends.
+    """
+    return STARTUP_SECONDS + sum(item_seconds(item.request) for item in items)
+
+
+def pod_name(node_name: str, tick: int, items: Iterable[BatchItem]) -> str:
+    ids = sorted(item.id for item in items)
+    digest = hashlib.sha256("\n".join([node_name, str(tick), *ids]).encode()).hexdigest()
+    return f"{NAME_PREFIX}-{digest[:16]}"
+
+
+def label_value(text: str) -> str:
+    """`text` if it is a valid label value, else a stable stand-in (node names reach 253)."""
+    if len(text) <= 63 and _LABEL_VALUE.match(text):
+        return text
+    return f"{text[:46].rstrip('-_.')}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+def batch_env(items: Iterable[BatchItem]) -> str:
+    """HOPSCOPE_BATCH, built with the probe's own models so both sides share one contract."""
+    checks = [
+        wire.BatchItem(
+            id=item.id,
+            netns=HOST if item.netns == HOST else wire.PodNetns(pod_uid=item.netns),
+            request=item.request,
+        )
+        for item in items
+    ]
+    return wire.Batch(checks=checks).to_json()
+
+
+def _security(needs_pod_netns: bool) -> tuple[Manifest, Manifest]:
+    """(pod-level, container-level) security contexts.
+
+    Root, but with every capability dropped except those named: `allowPrivilegeEscalation:
+    false` sets no_new_privs, which disables file capabilities, so a non-root user could not
+    use even the NET_RAW that raw sockets need. Entering another pod's namespace adds
+    SYS_ADMIN (setns) and SYS_PTRACE (open /proc/<pid>/ns/net of processes of other users).
+    """
+    capabilities = ["NET_RAW"]
+    if needs_pod_netns:
+        capabilities += ["SYS_ADMIN", "SYS_PTRACE"]
+    pod = {"seccompProfile": {"type": "RuntimeDefault"}}
+    container = {
+        "runAsUser": 0,
+        "runAsNonRoot": False,
+        "privileged": False,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"], "add": capabilities},
+    }
+    return pod, container
+
+
+def _owner_references(items: list[BatchItem], namespace: str) -> list[Manifest]:
+    """The check owns a single-check pod, so deleting it deletes the pod.
+
+    Only within one namespace: Kubernetes treats a cross-namespace owner as absent and would
+    garbage-collect the pod at once. Pods in the operator's namespace carry the annotation.
+    """
+    if len(items) != 1 or items[0].uid is None or items[0].namespace != namespace:
+        return []
+    return [
+        {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "name": items[0].name,
+            "uid": items[0].uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+
+
+def probe_pod(
+    node_name: str, items: list[BatchItem], *, image: str, namespace: str, tick: int
+) -> Manifest:
+    """The probe pod for a batch of checks on one node (`tick`: the tick's Unix time)."""
+    if not items:
+        raise ValueError("a probe pod needs at least one check")
+    needs_pod_netns = any(item.netns != HOST for item in items)
+    needs_host_netns = any(item.netns == HOST for item in items)
+    pod_security, container_security = _security(needs_pod_netns)
+    metadata: Manifest = {
+        "name": pod_name(node_name, tick, items),
+        "namespace": namespace,
+        "labels": {
+            LABEL_APP: NAME_PREFIX,
+            LABEL_NODE: label_value(node_name),
+            LABEL_TICK: str(tick),
+        },
+        "annotations": {
+            ANNOTATION_CHECKS: json.dumps(sorted(item.id for item in items)),
+            ANNOTATION_NODE: node_name,
+        },
+    }
+    owners = _owner_references(items, namespace)
+    if owners:
+        metadata["ownerReferences"] = owners
+    spec: Manifest = {
+        "nodeName": node_name,  # the source's node, whatever the scheduler would think
+        "restartPolicy": "Never",  # a rerun is the next tick's job, with fresh inputs
+        "activeDeadlineSeconds": deadline_seconds(items),
+        "terminationGracePeriodSeconds": 5,
+        "serviceAccountName": SERVICE_ACCOUNT,
+        "automountServiceAccountToken": False,  # the probe never calls the API
+        "enableServiceLinks": False,
+        "tolerations": [{"operator": "Exists"}],  # tainted nodes are worth checking too
+        "securityContext": pod_security,
+        "containers": [
+            {
+                "name": CONTAINER,
+                "image": image,
+                "imagePullPolicy": "IfNotPresent",
+                "command": COMMAND,
+                "env": [{"name": wire.ENV, "value": batch_env(items)}],
+                "resources": RESOURCES,
+                "securityContext": container_security,
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+            }
+        ],
+        # The root filesystem is read-only; Python and the resolver may still want scratch.
+        "volumes": [{"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}],
+    }
+    if needs_host_netns:
+        # Node sources probe from the node's own network namespace; cluster DNS still works.
+        spec["hostNetwork"] = True
+        spec["dnsPolicy"] = "ClusterFirstWithHostNet"
+    if needs_pod_netns:
+        spec["hostPID"] = True  # pod UID → PID through /proc/*/cgroup, then setns
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}

@@ -1,0 +1,402 @@
+"""One reconcile tick: collect ended probe pods, then start the checks that are due.
+
+The tick keeps no state between calls that the cluster does not also hold: which checks are in
+flight is read from the probe pods' annotations, what ran last from each check's status. An
+operator killed at any moment and started again therefore loses no run (the pod is still there
+and is collected), makes no duplicate pod (pod names are deterministic, a 409 means "adopt")
+and leaves no orphan (a pod whose checks are all gone is deleted).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from hopscope_operator.api import ConnectivityCheck, ConnectivityCheckStatus
+from hopscope_operator.cluster import (
+    CHECKS,
+    EVENTS,
+    PODS,
+    ClusterApi,
+    Conflict,
+    Invalid,
+    NotFound,
+    Object,
+)
+from hopscope_operator.collect import Collected, Pending, Running, batch_of, collect, parse_id
+from hopscope_operator.collect import pod_outcome as outcome_of
+from hopscope_operator.metrics import CheckLabels, Metrics
+from hopscope_operator.plan import (
+    LABEL_APP,
+    NAME_PREFIX,
+    BatchItem,
+    Caps,
+    group_by_node,
+    probe_pod,
+)
+from hopscope_operator.resolve import (
+    ResolvedSource,
+    ResolveError,
+    resolve_destination,
+    resolve_source,
+    to_probe_request,
+)
+from hopscope_operator.schedule import check_key, due, next_run
+from hopscope_operator.status import PATH_CHANGED, Event, next_status, not_ready_status
+from hopscope_operator.view import ApiView
+
+log = logging.getLogger("hopscope.operator")
+
+INVALID_SPEC = "InvalidSpec"
+ANNOTATION_SOURCES = "hopscope.dev/sources"  # per batch id, the source it was resolved to
+COMPONENT = "hopscope-operator"
+# A check that cannot resolve is retried after as long as it has been failing, within bounds:
+# quick when a pod is just starting, gentle on the API when a name is simply wrong.
+MIN_RETRY = timedelta(seconds=10)
+MAX_RETRY = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Settings:
+    namespace: str = "hopscope-system"  # where probe pods run (PodSecurity: privileged)
+    image: str = "ghcr.io/hopscope/probe:0.1.0"
+    caps: Caps = field(default_factory=Caps)
+
+
+@dataclass
+class TickReport:
+    collected: int = 0
+    created: int = 0
+    adopted: int = 0
+    deferred: int = 0
+    not_ready: int = 0
+    orphans_deleted: int = 0
+    in_flight: int = 0
+
+
+@dataclass(frozen=True)
+class Check:
+    """A check as listed: its parsed model and the resourceVersion a status write needs."""
+
+    model: ConnectivityCheck
+
+    @property
+    def key(self) -> str:
+        return check_key(self.model)
+
+    @property
+    def resource_version(self) -> str:
+        return str(self.model.metadata["resourceVersion"])
+
+
+class Reconciler:
+    def __init__(
+        self,
+        api: ClusterApi,
+        metrics: Metrics,
+        settings: Settings,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.api = api
+        self.metrics = metrics
+        self.settings = settings
+        self.clock = clock
+        self.view = ApiView(api)
+        self._parsed: dict[tuple[str, str], Check] = {}  # by (uid, resourceVersion)
+
+    # ---- the tick -------------------------------------------------------------------------
+
+    def tick(self) -> TickReport:
+        now = self.clock()
+        report = TickReport()
+        checks = self._checks()
+        in_flight: set[str] = set()
+        pods_per_node: Counter[str] = Counter()
+        for pod in self._probe_pods():
+            state = outcome_of(pod, now)
+            ids = [item.id for item in batch_of(pod).checks]
+            if not any(parse_id(i)[0] in checks for i in ids):
+                self._delete_pod(pod)  # every check it ran for is gone
+                report.orphans_deleted += 1
+            elif isinstance(state, Pending | Running):
+                in_flight.update(parse_id(i)[0] for i in ids)
+                pods_per_node[pod["spec"]["nodeName"]] += 1
+            else:
+                written = self._collect(pod, checks, now)
+                report.collected += len(written)
+                in_flight.update(written)  # listed before their new status: not due yet
+        report.in_flight = sum(pods_per_node.values())
+
+        due_items: list[tuple[str, BatchItem]] = []
+        sources: dict[str, ResolvedSource] = {}
+        for model in due([c.model for c in checks.values()], now, in_flight):
+            check = checks[check_key(model)]
+            try:
+                source = resolve_source(model, self.view)
+                destination = resolve_destination(model, self.view)
+            except ResolveError as exc:
+                self._not_ready(check, exc, now)
+                report.not_ready += 1
+                continue
+            item = BatchItem(
+                check=check.key,
+                generation=int(model.metadata["generation"]),
+                netns=source.netns,
+                request=to_probe_request(model.spec, destination),
+                uid=model.metadata.get("uid"),
+            )
+            sources[item.id] = source
+            due_items.append((source.node_name, item))
+
+        planned = group_by_node(due_items, self.settings.caps, pods_per_node)
+        report.deferred = len(planned.deferred)
+        tick = int(now.timestamp())
+        for batch in planned.create:
+            pod = probe_pod(
+                batch.node,
+                list(batch.items),
+                image=self.settings.image,
+                namespace=self.settings.namespace,
+                tick=tick,
+            )
+            pod["metadata"]["annotations"][ANNOTATION_SOURCES] = _sources_annotation(
+                {item.id: sources[item.id] for item in batch.items}
+            )
+            try:
+                self.api.create(PODS, self.settings.namespace, pod)
+                report.created += 1
+            except Conflict:
+                report.adopted += 1  # made by a tick that crashed before it could say so
+            report.in_flight += 1
+        self.metrics.set_pods_in_flight(report.in_flight)
+        return report
+
+    def forget(self, namespace: str, name: str) -> None:
+        """A check was deleted: its series go, and so do pods that ran only for it."""
+        key = f"{namespace}/{name}"
+        self.metrics.forget(key)
+        for pod in self._probe_pods():
+            if all(parse_id(item.id)[0] == key for item in batch_of(pod).checks):
+                self._delete_pod(pod)
+
+    # ---- reading --------------------------------------------------------------------------
+
+    def _checks(self) -> dict[str, Check]:
+        checks: dict[str, Check] = {}
+        parsed: dict[tuple[str, str], Check] = {}
+        for body in self.api.list(CHECKS, None):
+            meta = body["metadata"]
+            version = (meta["uid"], meta["resourceVersion"])
+            check = self._parsed.get(version)  # parsing is most of a tick's CPU: only changes
+            if check is None:
+                try:
+                    check = Check(ConnectivityCheck.model_validate(body))
+                except ValidationError as exc:
+                    # Stored before the CRD had this rule, or written around validation: say
+                    # so on the object and skip it; one bad check must not stop the others.
+                    self._invalid(body, exc)
+                    continue
+            parsed[version] = check
+            checks[check.key] = check
+        self._parsed = parsed
+        return checks
+
+    def _probe_pods(self) -> list[Object]:
+        return self.api.list(PODS, self.settings.namespace, {LABEL_APP: NAME_PREFIX})
+
+    # ---- writing --------------------------------------------------------------------------
+
+    def _collect(self, pod: Object, checks: dict[str, Check], now: datetime) -> set[str]:
+        """Write every result the pod carries, then delete it. Returns the checks written."""
+        log_text = self._log(pod)
+        sources = _sources_of(pod)
+        written: set[str] = set()
+        for collected in collect(pod, log_text, now):
+            check = checks.get(collected.check)
+            if check is None or check.model.metadata["generation"] != collected.generation:
+                continue  # deleted, or its spec changed mid-run: the new spec is run instead
+            source = sources.get(f"{collected.check}/{collected.generation}")
+            if source is None:
+                source = ResolvedSource("node", pod["spec"]["nodeName"], "unknown source")
+            if self._write_result(check, collected, source, now):
+                written.add(check.key)
+        self._delete_pod(pod)
+        return written
+
+    def _write_result(
+        self, check: Check, collected: Collected, source: ResolvedSource, now: datetime
+    ) -> bool:
+        model = check.model
+        status, events = next_status(
+            model.status,
+            collected.result,
+            generation=collected.generation,
+            now=now,
+            next_run=next_run(model, now),
+            source=source,
+            failure=collected.failure,
+        )
+        if not self._patch_status(check, status):
+            return False
+        self._post(model, events, now)
+        self.metrics.record(
+            check.key,
+            CheckLabels.of(model),
+            collected.result,
+            max_hops=model.spec.path.max_hops,
+            path_changed=any(e.reason == PATH_CHANGED for e in events),
+        )
+        return True
+
+    def _not_ready(self, check: Check, error: ResolveError, now: datetime) -> None:
+        model = check.model
+        previous = model.status
+        failing_since = _ready_false_since(previous, error.reason) or now
+        retry_in = min(max(now - failing_since, MIN_RETRY), MAX_RETRY)
+        status, events = not_ready_status(
+            previous,
+            error.reason,
+            str(error),
+            now,
+            int(model.metadata["generation"]),
+            retry_at=now + retry_in,
+        )
+        if self._patch_status(check, status):
+            self._post(model, events, now)
+
+    def _invalid(self, body: Object, error: ValidationError) -> None:
+        meta = body["metadata"]
+        try:
+            previous = ConnectivityCheckStatus.model_validate(body.get("status") or {})
+        except ValidationError:
+            previous = None
+        if _ready_false_since(previous, INVALID_SPEC) is not None:
+            return  # already said; retried when the spec changes
+        message = f"spec rejected: {_first_error(error)}"
+        log.warning("%s/%s: %s", meta["namespace"], meta["name"], message)
+        status, _ = not_ready_status(
+            previous, INVALID_SPEC, message, self.clock(), meta["generation"]
+        )
+        body = _status_body(status.model_copy(update={"next_run_time": None}))
+        # Changed or gone since listed: the next tick looks again.
+        with contextlib.suppress(NotFound, Conflict, Invalid):
+            self.api.patch_status(
+                CHECKS, meta["namespace"], meta["name"], body, meta["resourceVersion"]
+            )
+
+    def _patch_status(self, check: Check, status: ConnectivityCheckStatus) -> bool:
+        """Write the status; on a conflict, once more against the current resourceVersion
+        (the status is ours alone, so a concurrent spec edit does not invalidate it)."""
+        meta = check.model.metadata
+        body = _status_body(status)
+        version = check.resource_version
+        for _ in range(2):
+            try:
+                self.api.patch_status(CHECKS, meta["namespace"], meta["name"], body, version)
+                return True
+            except NotFound:
+                return False  # deleted since the tick listed it
+            except Invalid:
+                # A status the schema refuses is a bug here; the other checks must still run.
+                log.exception("status of %s/%s refused", meta["namespace"], meta["name"])
+                return False
+            except Conflict:
+                current = self.api.get(CHECKS, meta["namespace"], meta["name"])
+                if current["metadata"]["generation"] != meta["generation"]:
+                    return False  # the spec moved on: this run no longer describes it
+                version = current["metadata"]["resourceVersion"]
+        return False
+
+    def _post(self, model: ConnectivityCheck, events: list[Event], now: datetime) -> None:
+        meta = model.metadata
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        for event in events:
+            digest = hashlib.sha256(f"{meta['uid']}{stamp}{event.reason}".encode()).hexdigest()
+            body = {
+                "metadata": {"name": f"{meta['name']}.{digest[:16]}"},
+                "involvedObject": {
+                    "apiVersion": model.api_version,
+                    "kind": model.kind,
+                    "name": meta["name"],
+                    "namespace": meta["namespace"],
+                    "uid": meta["uid"],
+                },
+                "type": event.type,
+                "reason": event.reason,
+                "message": event.message,
+                "source": {"component": COMPONENT},
+                "reportingComponent": COMPONENT,
+                "firstTimestamp": stamp,
+                "lastTimestamp": stamp,
+                "count": 1,
+            }
+            with contextlib.suppress(Conflict):  # the same event from a retried tick
+                self.api.create(EVENTS, meta["namespace"], body)
+
+    def _log(self, pod: Object) -> str:
+        try:
+            return self.api.pod_log(pod["metadata"]["namespace"], pod["metadata"]["name"])
+        except NotFound:
+            return ""  # the pod never started a container: collect() says why from its status
+
+    def _delete_pod(self, pod: Object) -> None:
+        with contextlib.suppress(NotFound):
+            self.api.delete(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"])
+
+
+# ---- helpers ------------------------------------------------------------------------------
+
+
+def _status_body(status: ConnectivityCheckStatus) -> dict[str, Any]:
+    """The status as a merge patch: a field this status lacks is null, so the patch deletes
+    what the last status had; inside lists (replaced whole) absent fields are simply left out,
+    as a null there would be stored and fail the schema."""
+    return _nulls_for_absent(status.model_dump(by_alias=True, mode="json"))
+
+
+def _nulls_for_absent(value: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: _nulls_for_absent(item) if isinstance(item, dict) else _without_none(item)
+        for key, item in value.items()
+    }
+
+
+def _without_none(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_without_none(item) for item in value]
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    return value
+
+
+def _ready_false_since(status: ConnectivityCheckStatus | None, reason: str) -> datetime | None:
+    for condition in status.conditions if status else []:
+        if condition.type == "Ready" and condition.status == "False" and condition.reason == reason:
+            return condition.last_transition_time
+    return None
+
+
+def _sources_annotation(sources: dict[str, ResolvedSource]) -> str:
+    return json.dumps({batch_id: asdict(source) for batch_id, source in sources.items()})
+
+
+def _first_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    return f"{'.'.join(str(part) for part in first['loc'])}: {first['msg']}"
+
+
+def _sources_of(pod: Object) -> dict[str, ResolvedSource]:
+    text = pod["metadata"].get("annotations", {}).get(ANNOTATION_SOURCES, "{}")
+    try:
+        return {key: ResolvedSource(**fields) for key, fields in json.loads(text).items()}
+    except (ValueError, TypeError):
+        return {}  # hand-edited: the status then names the node only

@@ -1,0 +1,252 @@
+"""The next `.status` of a check, and the Events that go with it, from one run's result.
+
+Conditions follow metav1.Condition: keyed by type, `lastTransitionTime` moves only when the
+status (True/False/Unknown) changes, reason and message always say what the last run saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from hopscope_operator.api import (
+    Analysis,
+    Condition,
+    ConditionStatus,
+    ConditionType,
+    ConnectivityCheckStatus,
+    Phase,
+)
+from hopscope_operator.collect import ProbeFailure
+from hopscope_operator.resolve import ResolvedDestination, ResolvedSource
+from hopscope_probe.models import ConnectionStatus, Issue, ProbeResult, Severity
+
+PATH_CHANGED = "PathChanged"
+RAN = "RunCompleted"  # Ready's reason once a run has delivered a result
+EVENT_MESSAGE_LIMIT = 1024  # what an Event's message should stay under
+CONDITION_MESSAGE_LIMIT = 32768  # metav1.Condition's maxLength
+
+# Per run: (event type, reason) for each connection status.
+RUN_EVENT: dict[ConnectionStatus, tuple[Literal["Normal", "Warning"], str]] = {
+    ConnectionStatus.REACHABLE: ("Normal", "Reachable"),
+    ConnectionStatus.UNREACHABLE: ("Warning", "Unreachable"),
+    ConnectionStatus.DEGRADED: ("Warning", "Degraded"),
+    ConnectionStatus.UNKNOWN: ("Warning", "ProbeFailed"),
+}
+REACHABLE_CONDITION = {
+    ConnectionStatus.REACHABLE: ConditionStatus.TRUE,
+    ConnectionStatus.DEGRADED: ConditionStatus.TRUE,  # it connects; the reason says how well
+    ConnectionStatus.UNREACHABLE: ConditionStatus.FALSE,
+    ConnectionStatus.UNKNOWN: ConditionStatus.UNKNOWN,
+}
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event to post on the check."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def summary(result: ProbeResult, failure: ProbeFailure | None = None) -> str:
+    """One line: what the run saw, e.g. "Reachable: 10/10 probes answered, avg 1.2 ms, 4 hops"."""
+    if failure is not None:
+        return f"{failure.reason}: {failure.message}"
+    status = result.connection_status
+    if status == ConnectionStatus.UNKNOWN:
+        first = result.issues[0].message if result.issues else "no reason given"
+        return f"probe could not run: {first}"
+    answered = result.probes_sent - result.probes_failed
+    parts = [f"{answered}/{result.probes_sent} probes answered"]
+    if result.latency is not None:
+        parts.append(f"avg {result.latency.avg_ms:g} ms")
+    if result.hops:
+        parts.append(f"{len(result.hops)} hops")
+    text = f"{status}: {', '.join(parts)}"
+    worst = sorted(result.issues, key=lambda issue: issue.severity != Severity.ERROR)
+    if worst:
+        where = f" at hop {worst[0].hop_id}" if worst[0].hop_id else ""
+        text += f"; {worst[0].type}{where}: {worst[0].message}"
+    return text
+
+
+def set_condition(
+    conditions: list[Condition],
+    kind: ConditionType,
+    status: ConditionStatus,
+    reason: str,
+    message: str,
+    *,
+    now: datetime,
+    generation: int,
+) -> tuple[list[Condition], Event | None]:
+    """`conditions` with `kind` set, and the Event for a transition (None: same status)."""
+    before = next((c for c in conditions if c.type == kind), None)
+    changed = before is None or before.status != status
+    condition = Condition(
+        type=kind,
+        status=status,
+        reason=reason,
+        message=_clip(message, CONDITION_MESSAGE_LIMIT),
+        last_transition_time=before.last_transition_time if before and not changed else now,
+        observed_generation=generation,
+    )
+    updated = [c for c in conditions if c.type != kind] + [condition]
+    updated.sort(key=lambda c: list(ConditionType).index(c.type))  # stable order: Ready first
+    if not changed:
+        return updated, None
+    was = before.status.value if before else "absent"
+    event = Event(
+        "Normal" if status == ConditionStatus.TRUE else "Warning",
+        f"{kind.value}Changed",
+        _clip(f"{kind.value} {was} → {status.value} ({reason}): {message}", EVENT_MESSAGE_LIMIT),
+    )
+    return updated, event
+
+
+def _merged_issues(result: ProbeResult, analysis: Analysis | None) -> list[Issue]:
+    """The probe's findings, then static analysis' (each once)."""
+    issues = list(result.issues)
+    seen = {(issue.type, issue.message) for issue in issues}
+    for issue in analysis.issues if analysis else []:
+        if (issue.type, issue.message) not in seen:
+            issues.append(issue)
+            seen.add((issue.type, issue.message))
+    return issues
+
+
+def _fields(previous: ConnectivityCheckStatus | None) -> dict[str, Any]:
+    # Rebuilt through the model rather than model_copy, so derived counts are recomputed.
+    return previous.model_dump(exclude={"hop_count", "issue_count"}) if previous else {}
+
+
+def next_status(
+    previous: ConnectivityCheckStatus | None,
+    result: ProbeResult,
+    *,
+    generation: int,
+    now: datetime,
+    next_run: datetime | None,
+    source: ResolvedSource,
+    destination: ResolvedDestination | None = None,
+    analysis: Analysis | None = None,
+    failure: ProbeFailure | None = None,
+) -> tuple[ConnectivityCheckStatus, list[Event]]:
+    """The status after a run, and its Events: one for the run, one per condition transition,
+    and PathChanged when the path's fingerprint differs from the last one known."""
+    connection = result.connection_status
+    line = summary(result, failure)
+    conditions = previous.conditions if previous else []
+    events: list[Event] = [Event(*RUN_EVENT[connection], _clip(line, EVENT_MESSAGE_LIMIT))]
+
+    conditions, ready = set_condition(
+        conditions,
+        ConditionType.READY,
+        ConditionStatus.TRUE,
+        RAN,
+        f"probed from {source.description}",
+        now=now,
+        generation=generation,
+    )
+    reachable_reason = failure.reason.value if failure else connection.value
+    conditions, reachable = set_condition(
+        conditions,
+        ConditionType.REACHABLE,
+        REACHABLE_CONDITION[connection],
+        reachable_reason,
+        line,
+        now=now,
+        generation=generation,
+    )
+    events += [event for event in (ready, reachable) if event is not None]
+
+    known = previous.path_fingerprint if previous else None
+    fingerprint = result.path_fingerprint or known  # a run without a trace keeps the last path
+    if result.path_fingerprint and known and result.path_fingerprint != known:
+        events.append(
+            Event(
+                "Normal",
+                PATH_CHANGED,
+                f"path changed: {len(result.hops)} hops now (fingerprint {known} →"
+                f" {result.path_fingerprint})",
+            )
+        )
+
+    addresses = (destination.addresses if destination else []) or result.destination.addresses
+    status = ConnectivityCheckStatus.model_validate(
+        {
+            **_fields(previous),
+            "phase": Phase.FAILED if connection == ConnectionStatus.UNKNOWN else Phase.COMPLETED,
+            "connection_status": connection,
+            "observed_generation": generation,
+            "runs": (previous.runs if previous else 0) + 1,
+            "last_run_time": now,
+            "next_run_time": next_run,
+            "source": source.info().model_copy(
+                update={"address": result.source.address or source.address}
+            ),
+            "destination": {"addresses": addresses},
+            "latency": result.latency,
+            "probes_sent": result.probes_sent,
+            "probes_failed": result.probes_failed,
+            "hops": result.hops,
+            "issues": _merged_issues(result, analysis),
+            "path_fingerprint": fingerprint,
+            "analysis": analysis,
+            "conditions": conditions,
+        }
+    )
+    return status, events
+
+
+def not_ready_status(
+    previous: ConnectivityCheckStatus | None,
+    reason: str,
+    message: str,
+    now: datetime,
+    generation: int,
+    *,
+    retry_at: datetime | None = None,
+) -> tuple[ConnectivityCheckStatus, list[Event]]:
+    """The status when the check cannot run (reason: SourceNotFound, DestinationNotFound, …).
+
+    The last run's findings stay for reference; phase Pending and `nextRunTime = retry_at` say
+    it will be tried again. Events only on transitions, so retries do not flood the check.
+    """
+    conditions = previous.conditions if previous else []
+    conditions, ready = set_condition(
+        conditions,
+        ConditionType.READY,
+        ConditionStatus.FALSE,
+        reason,
+        message,
+        now=now,
+        generation=generation,
+    )
+    conditions, reachable = set_condition(
+        conditions,
+        ConditionType.REACHABLE,
+        ConditionStatus.UNKNOWN,
+        reason,
+        message,
+        now=now,
+        generation=generation,
+    )
+    status = ConnectivityCheckStatus.model_validate(
+        {
+            **_fields(previous),
+            "phase": Phase.PENDING,
+            "connection_status": ConnectionStatus.UNKNOWN,
+            "observed_generation": generation,
+            "next_run_time": retry_at,
+            "conditions": conditions,
+        }
+    )
+    return status, [event for event in (ready, reachable) if event is not None]

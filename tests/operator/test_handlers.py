@@ -1,0 +1,100 @@
+"""The kopf layer: environment parsing and which watch events wake or clean up."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import kopf
+import pytest
+
+from hopscope_operator import handlers
+from hopscope_operator.plan import Caps
+from hopscope_operator.reconcile import TickReport
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.ticks = 0
+        self.forgotten: list[tuple[str, str]] = []
+
+    def tick(self) -> TickReport:
+        self.ticks += 1
+        if self.ticks == 1:
+            raise ConnectionError("API server restarting")  # the loop must survive this
+        return TickReport()
+
+    def forget(self, namespace: str, name: str) -> None:
+        self.forgotten.append((namespace, name))
+
+
+def memo() -> kopf.Memo:
+    state = kopf.Memo()
+    state.reconciler = Recorder()
+    state.wake = asyncio.Event()
+    return state
+
+
+def check_event(kind: str, generation: int, observed: int | None) -> dict[str, Any]:
+    obj: dict[str, Any] = {"metadata": {"namespace": "shop", "name": "c", "generation": generation}}
+    if observed is not None:
+        obj["status"] = {"observedGeneration": observed}
+    return {"type": kind, "object": obj}
+
+
+def test_defaults_and_overrides_come_from_the_environment():
+    config = handlers.Config.from_env({})
+    assert config.settings.caps == Caps()
+    assert config.settings.namespace == "hopscope-system"
+    config = handlers.Config.from_env(
+        {"HOPSCOPE_MAX_PROBE_PODS": "7", "HOPSCOPE_PROBE_IMAGE": "registry/probe:1"}
+    )
+    assert config.settings.caps.max_pods == 7
+    assert config.settings.image == "registry/probe:1"
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "ten", ""])
+def test_a_bad_setting_stops_the_operator_naming_the_variable(value: str):
+    with pytest.raises(kopf.PermanentError, match="HOPSCOPE_TICK_SECONDS"):
+        handlers.Config.from_env({"HOPSCOPE_TICK_SECONDS": value})
+
+
+def test_a_new_or_changed_spec_wakes_the_loop_and_a_status_write_does_not():
+    state = memo()
+    handlers.check_changed(check_event("MODIFIED", 2, 2), state)
+    assert not state.wake.is_set()  # our own status write echoing back
+    handlers.check_changed(check_event("MODIFIED", 3, 2), state)
+    assert state.wake.is_set()
+    state.wake.clear()
+    handlers.check_changed(check_event("ADDED", 1, None), state)
+    assert state.wake.is_set()
+
+
+def test_a_deleted_check_is_forgotten():
+    state = memo()
+    handlers.check_changed(check_event("DELETED", 1, 1), state)
+    assert state.reconciler.forgotten == [("shop", "c")]
+
+
+@pytest.mark.parametrize(("phase", "wakes"), [("Running", False), ("Succeeded", True)])
+def test_an_ended_probe_pod_wakes_the_loop(phase: str, wakes: bool):
+    state = memo()
+    handlers.probe_pod_changed({"type": "MODIFIED", "object": {"status": {"phase": phase}}}, state)
+    assert state.wake.is_set() is wakes
+
+
+def test_the_loop_ticks_when_woken_and_survives_a_failing_tick():
+    async def scenario() -> int:
+        state = memo()
+        task = asyncio.create_task(handlers.run_ticks(state.reconciler, state.wake, every=60))
+        for _ in range(2):
+            state.wake.set()
+            for _ in range(100):
+                await asyncio.sleep(0.005)
+                if not state.wake.is_set():
+                    break
+        await asyncio.sleep(0.05)
+        task.cancel()
+        return state.reconciler.ticks
+
+    assert asyncio.run(scenario()) == 2

@@ -1,0 +1,393 @@
+"""Metrics: names and labels in the exposition, series that follow the last run, and a clean
+slate for a deleted check."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+
+from hopscope_operator.api import ConnectivityCheck
+from hopscope_operator.metrics import CheckLabels, Metrics
+from hopscope_probe.models import (
+    ConnectionStatus,
+    DestinationInfo,
+    Hop,
+    HopType,
+    Issue,
+    IssueType,
+    Latency,
+    Origin,
+    ProbeResult,
+    Protocol,
+    Severity,
+)
+
+WEB = CheckLabels("shop", "web-to-db", "pod/shop/web-0", "service/shop/db:5432", "TCP")
+API = CheckLabels("shop", "web-to-api", "node/worker-1", "fqdn/api.example.com:443", "HTTPS")
+COMMON = {
+    "namespace": "shop",
+    "check": "web-to-db",
+    "source": "pod/shop/web-0",
+    "destination": "service/shop/db:5432",
+    "protocol": "TCP",
+}
+
+
+def hop(ttl: int, address: str | None, avg_ms: float | None) -> Hop:
+    latency = Latency(min_ms=avg_ms, avg_ms=avg_ms, max_ms=avg_ms) if avg_ms is not None else None
+    return Hop(id=str(ttl), type=HopType.ROUTER, address=address, ttl=ttl, latency=latency)
+
+
+def issue(kind: IssueType, severity: Severity = Severity.WARNING) -> Issue:
+    return Issue(type=kind, severity=severity, origin=Origin.OUTBOUND, message="m", hint="h")
+
+
+def result(
+    status: ConnectionStatus = ConnectionStatus.REACHABLE,
+    *,
+    hops: list[Hop] | None = None,
+    issues: list[Issue] | None = None,
+    sent: int = 10,
+    failed: int = 0,
+    duration_ms: float | None = 1500.0,
+) -> ProbeResult:
+    latency = Latency(min_ms=1.0, avg_ms=2.5, max_ms=4.0) if failed < sent else None
+    return ProbeResult(
+        connection_status=status,
+        protocol=Protocol.TCP,
+        destination=DestinationInfo(host="10.96.0.10", port=5432),
+        latency=latency,
+        probes_sent=sent,
+        probes_failed=failed,
+        hops=hops or [],
+        issues=issues or [],
+        duration_ms=duration_ms,
+    )
+
+
+def samples(metrics: Metrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of the exposition, keyed by (name, labels)."""
+    text = metrics.exposition().decode()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(metrics: Metrics, name: str, **extra: str) -> float | None:
+    key = (name, frozenset({**COMMON, **extra}.items()))
+    return samples(metrics).get(key)
+
+
+def series_of(metrics: Metrics, check: str) -> set[tuple[str, frozenset[tuple[str, str]]]]:
+    return {key for key in samples(metrics) if ("check", check) in key[1]}
+
+
+# ---- one run --------------------------------------------------------------------------------
+
+
+def test_a_reachable_run_exports_every_series() -> None:
+    metrics = Metrics()
+    metrics.record("shop/web-to-db", WEB, result(sent=10, failed=1))
+    assert value(metrics, "hopscope_check_reachable") == 1
+    assert value(metrics, "hopscope_check_latency_seconds", stat="min") == 0.001
+    assert value(metrics, "hopscope_check_latency_seconds", stat="avg") == 0.0025
+    assert value(metrics, "hopscope_check_latency_seconds", stat="max") == 0.004
+    assert value(metrics, "hopscope_check_probes_sent_total") == 10
+    assert value(metrics, "hopscope_check_probes_failed_total") == 1
+    assert value(metrics, "hopscope_check_runs_total", outcome="Reachable") == 1
+    assert value(metrics, "hopscope_check_path_changes_total") == 0
+    assert value(metrics, "hopscope_check_run_duration_seconds_count") == 1
+    assert value(metrics, "hopscope_check_run_duration_seconds_sum") == 1.5
+    assert value(metrics, "hopscope_check_run_duration_seconds_bucket", le="2.5") == 1
+    assert value(metrics, "hopscope_check_run_duration_seconds_bucket", le="1.0") == 0
+
+
+def test_degraded_is_reachable() -> None:
+    metrics = Metrics()
+    metrics.record("shop/web-to-db", WEB, result(ConnectionStatus.DEGRADED, failed=3))
+    assert value(metrics, "hopscope_check_reachable") == 1
+    assert value(metrics, "hopscope_check_runs_total", outcome="Degraded") == 1
+
+
+def test_a_check_whose_every_probe_fails_still_exports_its_series() -> None:
+    metrics = Metrics()
+    metrics.record("shop/web-to-db", WEB, result(ConnectionStatus.UNREACHABLE, failed=10))
+    assert value(metrics, "hopscope_check_reachable") == 0
+    assert value(metrics, "hopscope_check_probes_sent_total") == 10
+    assert value(metrics, "hopscope_check_probes_failed_total") == 10
+    assert value(metrics, "hopscope_check_runs_total", outcome="Unreachable") == 1
+    assert value(metrics, "hopscope_check_latency_seconds", stat="avg") is None  # no answer
+
+
+def test_a_probe_that_could_not_run_is_unreachable_with_zero_probes() -> None:
+    metrics = Metrics()
+    unknown = result(ConnectionStatus.UNKNOWN, sent=0, failed=0, duration_ms=None)
+    metrics.record("shop/web-to-db", WEB, unknown.model_copy(update={"latency": None}))
+    assert value(metrics, "hopscope_check_reachable") == 0
+    assert value(metrics, "hopscope_check_probes_sent_total") == 0
+    assert value(metrics, "hopscope_check_runs_total", outcome="Unknown") == 1
+    assert value(metrics, "hopscope_check_run_duration_seconds_count") == 0
+
+
+def test_an_explicit_duration_wins() -> None:
+    metrics = Metrics()
+    metrics.record("shop/web-to-db", WEB, result(duration_ms=100), duration_seconds=42.0)
+    assert value(metrics, "hopscope_check_run_duration_seconds_sum") == 42.0
+
+
+# ---- across runs ----------------------------------------------------------------------------
+
+
+def test_counters_add_up_and_path_changes_are_counted() -> None:
+    metrics = Metrics()
+    metrics.record("shop/web-to-db", WEB, result(failed=2))
+    metrics.record("shop/web-to-db", WEB, result(ConnectionStatus.UNREACHABLE, failed=10))
+    metrics.record("shop/web-to-db", WEB, result(), path_changed=True)
+    assert value(metrics, "hopscope_check_probes_sent_total") == 30
+    assert value(metrics, "hopscope_check_probes_failed_total") == 12
+    assert value(metrics, "hopscope_check_runs_total", outcome="Reachable") == 2
+    assert value(metrics, "hopscope_check_runs_total", outcome="Unreachable") == 1
+    assert value(metrics, "hopscope_check_path_changes_total") == 1
+    assert value(metrics, "hopscope_check_reachable") == 1
+
+
+def test_issues_follow_the_last_run() -> None:
+    metrics = Metrics()
+    found = [
+        issue(IssueType.PACKET_LOSS),
+        issue(IssueType.PACKET_LOSS),
+        issue(IssueType.FIREWALL, Severity.ERROR),
+    ]
+    metrics.record("shop/web-to-db", WEB, result(issues=found))
+    loss = {"type": "PacketLoss", "severity": "Warning"}
+    firewall = {"type": "Firewall", "severity": "Error"}
+    assert value(metrics, "hopscope_check_issues", **loss) == 2
+    assert value(metrics, "hopscope_check_issues", **firewall) == 1
+    metrics.record("shop/web-to-db", WEB, result(issues=[issue(IssueType.PACKET_LOSS)]))
+    assert value(metrics, "hopscope_check_issues", **loss) == 1
+    assert value(metrics, "hopscope_check_issues", **firewall) is None  # resolved: gone
+
+
+def test_hop_series_follow_the_path_and_stale_hops_disappear() -> None:
+    metrics = Metrics()
+    first = [
+        Hop(id="0", type=HopType.SOURCE, address="10.244.1.12", ttl=0),  # no latency: skipped
+        hop(1, "172.18.0.1", 0.3),
+        hop(2, None, None),  # never answered
+        hop(3, "10.96.0.10", 1.2),
+    ]
+    metrics.record("shop/web-to-db", WEB, result(hops=first))
+    assert value(metrics, "hopscope_hop_latency_seconds", hop_ttl="1", hop_address="172.18.0.1")
+    hop_series = {
+        dict(labels)["hop_ttl"]: dict(labels)["hop_address"]
+        for name, labels in samples(metrics)
+        if name == "hopscope_hop_latency_seconds"
+    }
+    assert hop_series == {"1": "172.18.0.1", "3": "10.96.0.10"}
+    rerouted = [hop(1, "172.18.0.9", 0.4), hop(2, "10.96.0.10", 1.0)]
+    metrics.record("shop/web-to-db", WEB, result(hops=rerouted), path_changed=True)
+    hop_series = {
+        (dict(labels)["hop_ttl"], dict(labels)["hop_address"])
+        for name, labels in samples(metrics)
+        if name == "hopscope_hop_latency_seconds"
+    }
+    assert hop_series == {("1", "172.18.0.9"), ("2", "10.96.0.10")}
+    assert (
+        value(metrics, "hopscope_hop_latency_seconds", hop_ttl="2", hop_address="10.96.0.10")
+        == 0.001
+    )
+
+
+def test_hop_series_are_bounded_by_max_hops() -> None:
+    metrics = Metrics()
+    ecmp = [hop(ttl, f"10.0.{ttl}.{flow}", 1.0) for ttl in range(1, 31) for flow in range(4)]
+    metrics.record("shop/web-to-db", WEB, result(hops=ecmp), max_hops=30)
+    hop_series = [key for key in samples(metrics) if key[0] == "hopscope_hop_latency_seconds"]
+    assert len(hop_series) == 30
+    ttls = {dict(labels)["hop_ttl"] for _, labels in hop_series}
+    assert ttls == {str(ttl) for ttl in range(1, 9)}  # the nearest hops first
+
+
+# ---- forgetting -----------------------------------------------------------------------------
+
+
+def test_forget_removes_every_series_of_one_check_only() -> None:
+    metrics = Metrics()
+    hops = [hop(1, "172.18.0.1", 0.3)]
+    metrics.record("shop/web-to-db", WEB, result(hops=hops, issues=[issue(IssueType.MTU)]))
+    metrics.record("shop/web-to-db", WEB, result(ConnectionStatus.UNREACHABLE, failed=10))
+    metrics.record("shop/web-to-api", API, result(hops=hops))
+    before_api = series_of(metrics, "web-to-api")
+    metrics.forget("shop/web-to-db")
+    assert series_of(metrics, "web-to-db") == set()
+    assert series_of(metrics, "web-to-api") == before_api
+    metrics.forget("shop/web-to-db")  # twice: harmless
+    metrics.forget("shop/never-seen")
+
+
+def test_a_forgotten_check_starts_from_zero() -> None:
+    metrics = Metrics()
+    metrics.record("shop/web-to-db", WEB, result())
+    metrics.forget("shop/web-to-db")
+    metrics.record("shop/web-to-db", WEB, result())
+    assert value(metrics, "hopscope_check_probes_sent_total") == 10
+
+
+def test_changed_labels_replace_the_old_series() -> None:
+    metrics = Metrics()
+    metrics.record("shop/web-to-db", WEB, result())
+    moved = CheckLabels("shop", "web-to-db", "pod/shop/web-1", "service/shop/db:5432", "TCP")
+    metrics.record("shop/web-to-db", moved, result())
+    sources = {dict(labels)["source"] for labels in (k[1] for k in series_of(metrics, "web-to-db"))}
+    assert sources == {"pod/shop/web-1"}
+
+
+def test_pods_in_flight_and_its_own_registry() -> None:
+    metrics = Metrics()
+    metrics.set_pods_in_flight(7)
+    assert samples(metrics)[("hopscope_probe_pods_in_flight", frozenset())] == 7
+    assert REGISTRY.get_sample_value("hopscope_probe_pods_in_flight") is None
+    Metrics()  # a second instance registers without "Duplicated timeseries"
+
+
+def test_every_name_is_prefixed_and_counters_end_in_total() -> None:
+    metrics = Metrics()
+    metrics.record("shop/web-to-db", WEB, result(hops=[hop(1, "172.18.0.1", 0.3)]))
+    text = metrics.exposition().decode()
+    families = {family.name: family.type for family in text_string_to_metric_families(text)}
+    assert all(name.startswith("hopscope_") for name in families)
+    # prometheus-client's `_created` companions: a process-wide switch, left to the operator.
+    families = {name: kind for name, kind in families.items() if not name.endswith("_created")}
+    assert families == {
+        "hopscope_check_reachable": "gauge",
+        "hopscope_check_latency_seconds": "gauge",
+        "hopscope_check_probes_sent": "counter",
+        "hopscope_check_probes_failed": "counter",
+        "hopscope_check_issues": "gauge",
+        "hopscope_hop_latency_seconds": "gauge",
+        "hopscope_check_run_duration_seconds": "histogram",
+        "hopscope_check_runs": "counter",
+        "hopscope_check_path_changes": "counter",
+        "hopscope_probe_pods_in_flight": "gauge",
+    }
+    counted = {name for name, _ in samples(metrics) if name.endswith("_total")}
+    assert counted == {
+        "hopscope_check_probes_sent_total",
+        "hopscope_check_probes_failed_total",
+        "hopscope_check_runs_total",
+        "hopscope_check_path_changes_total",
+    }
+
+
+def test_promtool_accepts_the_exposition() -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not on PATH (Debian: apt-get install prometheus)")
+    metrics = Metrics()
+    metrics.record(
+        "shop/web-to-db",
+        WEB,
+        result(hops=[hop(1, "172.18.0.1", 0.3)], issues=[issue(IssueType.PACKET_LOSS)]),
+        path_changed=True,
+    )
+    metrics.record("shop/web-to-api", API, result(ConnectionStatus.UNREACHABLE, failed=10))
+    metrics.set_pods_in_flight(2)
+    checked = subprocess.run(
+        [promtool, "check", "metrics"],
+        input=metrics.exposition(),
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
+
+
+# ---- labels from the spec -------------------------------------------------------------------
+
+
+def parsed(spec: dict[str, Any]) -> ConnectivityCheck:
+    return ConnectivityCheck.model_validate(
+        {
+            "apiVersion": "hopscope.dev/v1alpha1",
+            "kind": "ConnectivityCheck",
+            "metadata": {"name": "c", "namespace": "shop"},
+            "spec": spec,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "source", "destination", "protocol"),
+    [
+        (
+            {
+                "source": {"pod": {"name": "web-0"}},
+                "destination": {"service": {"name": "db"}, "port": 5432},
+            },
+            "pod/shop/web-0",
+            "service/shop/db:5432",
+            "TCP",
+        ),
+        (
+            {
+                "source": {"podSelector": {"matchLabels": {"app": "web"}}},
+                "destination": {"pod": {"name": "db-0", "namespace": "data"}, "port": 5432},
+            },
+            "podSelector/shop/app=web",
+            "pod/data/db-0:5432",
+            "TCP",
+        ),
+        (
+            {
+                "source": {"node": {"name": "worker-1"}},
+                "destination": {"node": {"name": "worker-2"}},
+                "protocol": "ICMP",
+            },
+            "node/worker-1",
+            "node/worker-2",
+            "ICMP",
+        ),
+        (
+            {
+                "source": {"workload": {"kind": "Deployment", "name": "edge", "namespace": "gw"}},
+                "destination": {"uri": "https://api.example.com/healthz"},
+                "protocol": "HTTPS",
+            },
+            "Deployment/gw/edge",
+            "uri/https://api.example.com/healthz",
+            "HTTPS",
+        ),
+        (
+            {
+                "source": {"node": {"name": "worker-1"}},
+                "destination": {"fqdn": "db.example.com", "port": 5432},
+            },
+            "node/worker-1",
+            "fqdn/db.example.com:5432",
+            "TCP",
+        ),
+        (
+            {
+                "source": {"node": {"name": "worker-1"}},
+                "destination": {"ip": "fd00::7", "port": 53},
+                "protocol": "UDP",
+            },
+            "node/worker-1",
+            "ip/fd00::7:53",
+            "UDP",
+        ),
+    ],
+    ids=["pod-service", "selector-pod", "node-node", "workload-uri", "fqdn", "ip"],
+)
+def test_labels_come_from_the_spec(
+    spec: dict[str, Any], source: str, destination: str, protocol: str
+) -> None:
+    labels = CheckLabels.of(parsed(spec))
+    assert labels == CheckLabels("shop", "c", source, destination, protocol)

@@ -1,0 +1,297 @@
+"""Probe pods: valid Pods by the real Kubernetes schema, least privilege per batch, stable names,
+the batch contract the probe reads, and grouping under the caps."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from hopscope_operator.plan import (
+    ANNOTATION_CHECKS,
+    STARTUP_SECONDS,
+    Batch,
+    BatchItem,
+    Caps,
+    deadline_seconds,
+    group_by_node,
+    label_value,
+    pod_name,
+    probe_pod,
+)
+from hopscope_probe import batch as wire
+from hopscope_probe.models import PathMode, ProbeRequest
+
+IMAGE = "ghcr.io/hopscope/probe:0.1.0"
+UID_A = "3f1c2b4a-9d8e-4f70-a1b2-c3d4e5f60718"
+UID_B = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+CHECK_UID = "0c0ffee0-1111-4222-8333-444455556666"
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def item(
+    check: str = "shop/web-to-db",
+    generation: int = 1,
+    netns: str = "host",
+    uid: str | None = CHECK_UID,
+    **request: Any,
+) -> BatchItem:
+    fields = {"host": "10.96.0.10", "port": 5432, **request}
+    return BatchItem(check, generation, netns, ProbeRequest(**fields), uid)
+
+
+def pod_for(items: list[BatchItem], namespace: str = "hopscope", tick: int = 1748779200) -> dict:
+    return probe_pod("worker-1", items, image=IMAGE, namespace=namespace, tick=tick)
+
+
+def validate(pod: dict[str, Any]) -> None:
+    kubernetes_validate.validate(pod, kubernetes_validate.latest_version(), strict=True)
+
+
+def container(pod: dict[str, Any]) -> dict[str, Any]:
+    [only] = pod["spec"]["containers"]
+    return only
+
+
+NODE_ONLY = [item(), item("shop/web-to-api", netns="host")]
+POD_ONLY = [item(netns=UID_A), item("shop/b", netns=UID_B)]
+MIXED = [item(), item("shop/b", netns=UID_A)]
+
+
+@pytest.mark.parametrize(
+    "items",
+    [NODE_ONLY, POD_ONLY, MIXED, [item("hopscope/self")]],
+    ids=["node-only", "pod-only", "mixed", "single-owned"],
+)
+def test_every_probe_pod_is_a_valid_pod(items: list[BatchItem]) -> None:
+    validate(pod_for(items))
+
+
+def test_validation_would_catch_a_bad_pod() -> None:
+    broken = pod_for(NODE_ONLY)
+    broken["spec"]["tolerations"][0]["operator"] = 7
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate(broken)
+
+
+def test_node_only_batch_uses_host_network_and_only_net_raw() -> None:
+    pod = pod_for(NODE_ONLY)
+    spec, security = pod["spec"], container(pod)["securityContext"]
+    assert spec["hostNetwork"] is True
+    assert spec["dnsPolicy"] == "ClusterFirstWithHostNet"
+    assert "hostPID" not in spec
+    assert security["capabilities"] == {"drop": ["ALL"], "add": ["NET_RAW"]}
+    assert security["runAsUser"] == 0
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["privileged"] is False
+
+
+def test_pod_netns_batch_uses_host_pid_and_the_capabilities_setns_needs() -> None:
+    pod = pod_for(POD_ONLY)
+    spec, security = pod["spec"], container(pod)["securityContext"]
+    assert spec["hostPID"] is True
+    assert "hostNetwork" not in spec and "dnsPolicy" not in spec
+    assert security["capabilities"] == {
+        "drop": ["ALL"],
+        "add": ["NET_RAW", "SYS_ADMIN", "SYS_PTRACE"],
+    }
+    assert security["privileged"] is False
+    assert security["allowPrivilegeEscalation"] is False
+
+
+def test_mixed_batch_has_both_namespaces_it_needs() -> None:
+    spec = pod_for(MIXED)["spec"]
+    assert spec["hostPID"] is True and spec["hostNetwork"] is True
+
+
+def test_pod_is_pinned_runs_once_and_tolerates_every_taint() -> None:
+    pod = pod_for(NODE_ONLY)
+    spec = pod["spec"]
+    assert spec["nodeName"] == "worker-1"
+    assert "affinity" not in spec and "nodeSelector" not in spec
+    assert spec["restartPolicy"] == "Never"
+    assert spec["tolerations"] == [{"operator": "Exists"}]
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["serviceAccountName"] == "hopscope-probe"
+    assert spec["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+    probe = container(pod)
+    assert probe["image"] == IMAGE
+    assert probe["command"] == ["hopscope", "batch"]
+    assert probe["resources"]["requests"] == {"cpu": "50m", "memory": "128Mi"}
+    assert probe["resources"]["limits"] == {"cpu": "1", "memory": "512Mi"}
+    assert {"name": "tmp", "mountPath": "/tmp"} in probe["volumeMounts"]
+
+
+def test_labels_and_annotations_name_node_tick_and_checks() -> None:
+    pod = pod_for([item("shop/b", 3), item("shop/a", 7)], tick=1748779200)
+    metadata = pod["metadata"]
+    assert metadata["namespace"] == "hopscope"
+    assert metadata["labels"] == {
+        "app.kubernetes.io/name": "hopscope-probe",
+        "hopscope.dev/node": "worker-1",
+        "hopscope.dev/tick": "1748779200",
+    }
+    assert json.loads(metadata["annotations"][ANNOTATION_CHECKS]) == ["shop/a/7", "shop/b/3"]
+
+
+# ---- the batch contract ---------------------------------------------------------------------
+
+
+def test_env_is_the_batch_the_probe_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    items = [item("shop/a", 2), item("team/b", 5, netns=UID_A, protocol="ICMP", port=None)]
+    env = container(pod_for(items))["env"]
+    assert [variable["name"] for variable in env] == ["HOPSCOPE_BATCH"]
+    raw = json.loads(env[0]["value"])
+    assert raw["checks"][0]["id"] == "shop/a/2"
+    assert raw["checks"][0]["netns"] == "host"
+    assert raw["checks"][1]["netns"] == {"podUid": UID_A}
+    assert raw["checks"][0]["request"]["host"] == "10.96.0.10"  # camelCase JSON by alias
+    assert "timeoutSeconds" in raw["checks"][0]["request"]
+    monkeypatch.setenv(wire.ENV, env[0]["value"])
+    parsed = wire.load(None)  # exactly what `hopscope batch` does in the pod
+    assert [check.id for check in parsed.checks] == ["shop/a/2", "team/b/5"]
+    assert parsed.checks[1].netns == wire.PodNetns(pod_uid=UID_A)
+    assert parsed.checks[1].request == items[1].request
+
+
+def test_item_id_is_namespace_name_generation() -> None:
+    one = item("shop/web-to-db", 4)
+    assert (one.id, one.namespace, one.name) == ("shop/web-to-db/4", "shop", "web-to-db")
+
+
+# ---- owner ----------------------------------------------------------------------------------
+
+
+def test_single_check_in_the_pods_namespace_owns_the_pod() -> None:
+    pod = pod_for([item("hopscope/self", uid=CHECK_UID)], namespace="hopscope")
+    assert pod["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "hopscope.dev/v1alpha1",
+            "kind": "ConnectivityCheck",
+            "name": "self",
+            "uid": CHECK_UID,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        [item("shop/a")],  # another namespace: the GC would delete the pod at once
+        [item("hopscope/a"), item("hopscope/b")],  # a pod has one controller
+        [item("hopscope/a", uid=None)],  # uid unknown
+    ],
+    ids=["cross-namespace", "many-checks", "no-uid"],
+)
+def test_no_owner_reference_where_it_would_be_wrong(items: list[BatchItem]) -> None:
+    pod = pod_for(items, namespace="hopscope")
+    assert "ownerReferences" not in pod["metadata"]
+    assert json.loads(pod["metadata"]["annotations"][ANNOTATION_CHECKS])
+
+
+# ---- name -----------------------------------------------------------------------------------
+
+
+def test_name_is_stable_for_the_same_node_tick_and_checks() -> None:
+    a, b = item("shop/a"), item("shop/b")
+    first = pod_for([a, b])["metadata"]["name"]
+    assert pod_for([b, a])["metadata"]["name"] == first  # order does not matter
+    assert pod_name("worker-1", 1748779200, [a, b]) == first
+    assert pod_for([a, b], tick=1748779260)["metadata"]["name"] != first
+    assert pod_for([a, item("shop/b", 2)])["metadata"]["name"] != first
+    assert (
+        probe_pod("worker-2", [a, b], image=IMAGE, namespace="x", tick=1748779200)["metadata"][
+            "name"
+        ]
+        != first
+    )
+    assert first.startswith("hopscope-probe-")
+    assert len(first) <= 63 and DNS_LABEL.match(first)
+
+
+def test_long_node_names_fit_in_a_label() -> None:
+    long_name = "ip-10-0-12-34." + "very-long-zone-name." * 8 + "compute.internal"
+    value = label_value(long_name)
+    assert len(value) <= 63
+    assert value == label_value(long_name) and value != label_value(long_name + "x")
+    assert re.match(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$", value)
+    assert label_value("worker-1") == "worker-1"
+    pod = probe_pod(long_name, [item()], image=IMAGE, namespace="hopscope", tick=1)
+    assert pod["metadata"]["labels"]["hopscope.dev/node"] == value
+    assert pod["metadata"]["annotations"]["hopscope.dev/node"] == long_name
+    validate(pod)
+
+
+def test_a_pod_needs_a_check() -> None:
+    with pytest.raises(ValueError, match="at least one check"):
+        pod_for([])
+
+
+# ---- deadline -------------------------------------------------------------------------------
+
+
+def test_deadline_is_startup_plus_each_checks_worst_case() -> None:
+    traced = item(count=10, timeout_seconds=2, max_hops=30)  # 2 * (2 + 10 + 30) = 84
+    untraced = item(count=4, timeout_seconds=0.5, path_mode=PathMode.NEVER)  # 0.5 * 6 = 3
+    on_failure = item(count=1, timeout_seconds=1.2, max_hops=5, path_mode=PathMode.ON_FAILURE)
+    assert deadline_seconds([traced]) == STARTUP_SECONDS + 84
+    assert deadline_seconds([untraced]) == STARTUP_SECONDS + 3
+    assert deadline_seconds([on_failure]) == STARTUP_SECONDS + 10  # ceil(1.2 * 8)
+    both = [traced, untraced]
+    assert pod_for(both)["spec"]["activeDeadlineSeconds"] == STARTUP_SECONDS + 87
+
+
+# ---- grouping -------------------------------------------------------------------------------
+
+
+def due_items(nodes: int, per_node: int) -> list[tuple[str, BatchItem]]:
+    return [
+        (f"worker-{n}", item(f"ns-{n}/check-{i}", netns="host"))
+        for i in range(per_node)
+        for n in range(nodes)
+    ]
+
+
+def test_a_thousand_checks_on_fifty_nodes_make_fifty_pods() -> None:
+    planned = group_by_node(due_items(50, 20), Caps(max_pods=100, max_checks_per_pod=50))
+    assert len(planned.create) == 50
+    assert planned.deferred == []
+    assert sorted(len(batch.items) for batch in planned.create) == [20] * 50
+    assert len({batch.node for batch in planned.create}) == 50
+    for batch in planned.create[:3]:
+        validate(probe_pod(batch.node, list(batch.items), image=IMAGE, namespace="h", tick=60))
+
+
+def test_global_cap_defers_whole_nodes_in_arrival_order() -> None:
+    planned = group_by_node(due_items(5, 2), Caps(max_pods=3))
+    assert [batch.node for batch in planned.create] == ["worker-0", "worker-1", "worker-2"]
+    assert {i.check.split("/")[0] for i in planned.deferred} == {"ns-3", "ns-4"}
+    assert len(planned.deferred) == 4
+
+
+def test_pods_in_flight_count_against_both_caps() -> None:
+    due = due_items(3, 1)
+    planned = group_by_node(due, Caps(max_pods=10), in_flight={"worker-1": 1})
+    assert [batch.node for batch in planned.create] == ["worker-0", "worker-2"]
+    assert [i.check for i in planned.deferred] == ["ns-1/check-0"]
+    full = group_by_node(due, Caps(max_pods=2), in_flight={"worker-9": 2})
+    assert full.create == [] and len(full.deferred) == 3
+
+
+def test_many_checks_on_one_node_split_into_pods_within_the_per_node_cap() -> None:
+    due = [("worker-1", item(f"shop/c{i}")) for i in range(7)]
+    planned = group_by_node(due, Caps(max_pods=10, max_pods_per_node=2, max_checks_per_pod=3))
+    assert [len(batch.items) for batch in planned.create] == [3, 3]
+    assert [i.check for i in planned.deferred] == ["shop/c6"]
+    assert all(isinstance(batch, Batch) and batch.node == "worker-1" for batch in planned.create)
+
+
+def test_grouping_nothing_plans_nothing() -> None:
+    planned = group_by_node([])
+    assert (planned.create, planned.deferred) == ([], [])

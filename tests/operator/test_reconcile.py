@@ -1,0 +1,520 @@
+"""The operator's tick against the in-memory API server: what a user sees on the check.
+
+Each test plays a story end to end: a check is applied, the tick plans a probe pod, the
+"kubelet" finishes it with the probe's output, the next tick writes status, events and metrics.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from hopscope_operator.api import API_VERSION, KIND
+from hopscope_operator.cluster import CHECKS, NODES, PODS, SERVICES, Object
+from hopscope_operator.metrics import Metrics
+from hopscope_operator.plan import Caps
+from hopscope_operator.reconcile import Reconciler, Settings
+from hopscope_probe.batch import Batch, BatchOutput
+from hopscope_probe.models import (
+    ConnectionStatus,
+    DestinationInfo,
+    Hop,
+    HopType,
+    Issue,
+    IssueType,
+    Latency,
+    Origin,
+    ProbeResult,
+    Protocol,
+    Severity,
+)
+
+from .conftest import ApiServer
+from .fakeapi import FakeApi, container_status
+
+PROBES = "hopscope-system"
+T0 = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
+POD_UID = "3f1c2b4a-9d8e-4f70-a1b2-c3d4e5f60718"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def api(apiserver: ApiServer) -> FakeApi:
+    cluster = FakeApi(apiserver)
+    for node in ("worker-1", "worker-2"):
+        cluster.put(
+            NODES,
+            {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {"name": node},
+                "status": {"addresses": [{"type": "InternalIP", "address": "192.0.2.10"}]},
+            },
+        )
+    cluster.create(SERVICES, "shop", {"metadata": {"name": "db"}, "spec": db_service()})
+    return cluster
+
+
+def db_service() -> Object:
+    return {"type": "ClusterIP", "clusterIP": "10.96.0.20", "ports": [{"port": 5432}]}
+
+
+def make_reconciler(api: FakeApi, clock: Clock, caps: Caps | None = None) -> Reconciler:
+    settings = Settings(namespace=PROBES, image="hopscope-probe:test", caps=caps or Caps())
+    return Reconciler(api, Metrics(), settings, clock)
+
+
+@pytest.fixture
+def reconciler(api: FakeApi, clock: Clock) -> Reconciler:
+    return make_reconciler(api, clock)
+
+
+def source_pod(api: FakeApi, name: str = "web-0", node: str = "worker-1", uid: str = POD_UID):
+    api.create(
+        PODS,
+        "shop",
+        {
+            "metadata": {"name": name, "labels": {"app": "web"}},
+            "spec": {"nodeName": node, "containers": [{"name": "web", "image": "web"}]},
+        },
+    )
+    stored = api.stored(PODS, "shop", name)
+    stored["metadata"]["uid"] = uid
+    api.set_pod_status(
+        "shop",
+        name,
+        {
+            "phase": "Running",
+            "podIP": "10.244.1.5",
+            "podIPs": [{"ip": "10.244.1.5"}],
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    )
+
+
+def apply_check(api: FakeApi, name: str = "web-to-db", **spec: Any) -> Object:
+    body = {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": name},
+        "spec": {
+            "source": {"pod": {"name": "web-0"}},
+            "destination": {"service": {"name": "db"}, "port": 5432},
+            **spec,
+        },
+    }
+    return api.create(CHECKS, "shop", body)
+
+
+def check(api: FakeApi, name: str = "web-to-db") -> Object:
+    return api.get(CHECKS, "shop", name)
+
+
+def probe_pods(api: FakeApi) -> list[Object]:
+    return api.objects(PODS, PROBES)
+
+
+def batch_of(pod: Object) -> Batch:
+    env = pod["spec"]["containers"][0]["env"]
+    return Batch.model_validate_json(next(e["value"] for e in env if e["name"] == "HOPSCOPE_BATCH"))
+
+
+def reachable_result(avg_ms: float = 1.5, path: tuple[str, ...] = ("10.244.0.1",)) -> ProbeResult:
+    hops = [Hop(id="source", type=HopType.SOURCE, address="10.244.1.5", ttl=0)]
+    for ttl, address in enumerate(path, 1):
+        hops.append(
+            Hop(
+                id=f"h{ttl}-{address}",
+                type=HopType.ROUTER,
+                address=address,
+                ttl=ttl,
+                latency=Latency(min_ms=avg_ms / 2, avg_ms=avg_ms / 2, max_ms=avg_ms / 2),
+            )
+        )
+    return ProbeResult(
+        connection_status=ConnectionStatus.REACHABLE,
+        protocol=Protocol.TCP,
+        destination=DestinationInfo(host="10.96.0.20", port=5432, addresses=["10.96.0.20"]),
+        latency=Latency(min_ms=avg_ms, avg_ms=avg_ms, max_ms=avg_ms),
+        probes_sent=10,
+        probes_failed=0,
+        hops=hops,
+        path_fingerprint="-".join(path),
+        duration_ms=120.0,
+    )
+
+
+def unreachable_result() -> ProbeResult:
+    issue = Issue(
+        type=IssueType.FIREWALL,
+        severity=Severity.ERROR,
+        origin=Origin.OUTBOUND,
+        hop_id="source",
+        message="silently dropped",
+        hint="find the rule",
+    )
+    return ProbeResult(
+        connection_status=ConnectionStatus.UNREACHABLE,
+        protocol=Protocol.TCP,
+        destination=DestinationInfo(host="10.96.0.20", port=5432),
+        probes_sent=10,
+        probes_failed=10,
+        hops=[Hop(id="source", type=HopType.SOURCE, ttl=0)],
+        issues=[issue],
+    )
+
+
+def finish(api: FakeApi, pod: Object, results: dict[str, ProbeResult]) -> None:
+    lines = ["hopscope: resolving db.shop.svc"]  # progress lines are interleaved in the log
+    lines += [BatchOutput(id=i, result=r).to_json() for i, r in results.items()]
+    api.finish_pod(PROBES, pod["metadata"]["name"], "\n".join(lines) + "\n")
+
+
+def run_once(api: FakeApi, reconciler: Reconciler, result: ProbeResult) -> Object:
+    reconciler.tick()
+    [pod] = probe_pods(api)
+    finish(api, pod, {item.id: result for item in batch_of(pod).checks})
+    reconciler.tick()
+    return check(api)
+
+
+def condition(obj: Object, kind: str) -> Object:
+    return next(c for c in obj["status"]["conditions"] if c["type"] == kind)
+
+
+def metric_lines(reconciler: Reconciler, name: str) -> list[str]:
+    text = reconciler.metrics.exposition().decode()
+    return [line for line in text.splitlines() if line.startswith(name + "{")]
+
+
+# ---- the main story -------------------------------------------------------------------------
+
+
+def test_a_check_is_probed_from_its_pods_node_and_the_result_lands_in_status(api, reconciler):
+    source_pod(api)
+    apply_check(api)
+    report = reconciler.tick()
+    assert report.created == 1
+    [pod] = probe_pods(api)
+    assert pod["spec"]["nodeName"] == "worker-1"
+    [item] = batch_of(pod).checks
+    assert item.id == "shop/web-to-db/1"
+    assert item.netns.pod_uid == POD_UID  # enters the source pod's network namespace
+    assert (item.request.host, item.request.port) == ("10.96.0.20", 5432)
+
+    finish(api, pod, {item.id: reachable_result(avg_ms=1.5)})
+    assert reconciler.tick().collected == 1
+
+    status = check(api)["status"]
+    assert status["phase"] == "Completed"
+    assert status["connectionStatus"] == "Reachable"
+    assert status["latency"]["avgMs"] == 1.5
+    assert status["observedGeneration"] == 1 and status["runs"] == 1
+    assert status["hopCount"] == 2
+    assert status["source"]["pod"] == "web-0" and status["source"]["node"] == "worker-1"
+    assert condition(check(api), "Ready")["status"] == "True"
+    assert condition(check(api), "Reachable")["status"] == "True"
+    assert probe_pods(api) == []  # deleted once read
+    reasons = [e["reason"] for e in api.events_for("web-to-db")]
+    assert "Reachable" in reasons
+    assert metric_lines(reconciler, "hopscope_check_reachable") == [
+        'hopscope_check_reachable{check="web-to-db",destination="service/shop/db:5432",'
+        'namespace="shop",protocol="TCP",source="pod/shop/web-0"} 1.0'
+    ]
+
+
+def test_a_one_shot_check_runs_once_per_generation(api, reconciler, clock):
+    source_pod(api)
+    apply_check(api)
+    run_once(api, reconciler, reachable_result())
+    clock.advance(3600)
+    assert reconciler.tick().created == 0  # nothing new to say until the spec changes
+    api.apply_spec("shop", "web-to-db", lambda spec: spec["probes"].update(count=3))
+    assert reconciler.tick().created == 1
+    [item] = batch_of(probe_pods(api)[0]).checks
+    assert item.id == "shop/web-to-db/2" and item.request.count == 3
+
+
+def test_an_unreachable_destination_exports_its_series_so_alerts_fire(api, reconciler):
+    source_pod(api)
+    apply_check(api)
+    obj = run_once(api, reconciler, unreachable_result())
+    assert obj["status"]["connectionStatus"] == "Unreachable"
+    assert condition(obj, "Reachable")["status"] == "False"
+    assert [line.split()[-1] for line in metric_lines(reconciler, "hopscope_check_reachable")] == [
+        "0.0"
+    ]
+    [failed] = metric_lines(reconciler, "hopscope_check_probes_failed_total")
+    assert failed.endswith(" 10.0")
+    assert any(e["type"] == "Warning" for e in api.events_for("web-to-db"))
+
+
+# ---- what cannot run ------------------------------------------------------------------------
+
+
+def test_a_missing_source_is_ready_false_and_retried_with_backoff(api, reconciler, clock):
+    apply_check(api)
+    assert reconciler.tick().not_ready == 1
+    obj = check(api)
+    ready = condition(obj, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "SourceNotFound")
+    assert "web-0" in ready["message"]
+    assert probe_pods(api) == []
+    events_after_first = len(api.events_for("web-to-db"))
+
+    clock.advance(5)  # before the retry time: not even tried
+    assert reconciler.tick().not_ready == 0
+    clock.advance(10)
+    assert reconciler.tick().not_ready == 1  # retried, still missing: no new events
+    assert len(api.events_for("web-to-db")) == events_after_first
+    first_retry = datetime.fromisoformat(check(api)["status"]["nextRunTime"])
+    clock.now = first_retry + timedelta(seconds=1)
+    reconciler.tick()
+    later_retry = datetime.fromisoformat(check(api)["status"]["nextRunTime"])
+    assert later_retry - clock.now > first_retry - (clock.now - timedelta(seconds=16))
+
+    source_pod(api)  # the pod shows up
+    clock.now = later_retry + timedelta(seconds=1)
+    assert reconciler.tick().created == 1
+
+
+def test_a_service_port_that_does_not_exist_is_destination_not_found(api, reconciler):
+    source_pod(api)
+    apply_check(api, destination={"service": {"name": "db"}, "port": 5433})
+    reconciler.tick()
+    ready = condition(check(api), "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "DestinationNotFound")
+    assert "5433" in ready["message"]
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        (
+            {
+                "phase": "Pending",
+                "containerStatuses": [
+                    container_status(
+                        {"waiting": {"reason": "ImagePullBackOff", "message": "not found"}}
+                    )
+                ],
+            },
+            "ProbeImagePull",
+        ),
+        (
+            {
+                "phase": "Failed",
+                "containerStatuses": [
+                    container_status({"terminated": {"exitCode": 137, "reason": "OOMKilled"}})
+                ],
+            },
+            "ProbeOOMKilled",
+        ),
+        (
+            {"phase": "Failed", "reason": "DeadlineExceeded", "message": "too long"},
+            "ProbeDeadlineExceeded",
+        ),
+    ],
+)
+def test_a_probe_pod_that_cannot_deliver_is_unknown_with_the_reason(
+    api, reconciler, status, reason
+):
+    source_pod(api)
+    apply_check(api)
+    reconciler.tick()
+    [pod] = probe_pods(api)
+    api.set_pod_status(PROBES, pod["metadata"]["name"], status)
+    reconciler.tick()
+    obj = check(api)
+    assert obj["status"]["connectionStatus"] == "Unknown"
+    assert obj["status"]["phase"] == "Failed"
+    assert condition(obj, "Reachable")["reason"] == reason
+    assert [i["type"] for i in obj["status"]["issues"]] == ["Probe"]
+    assert probe_pods(api) == []
+
+
+def test_malformed_output_is_unknown_and_the_operator_carries_on(api, reconciler):
+    source_pod(api)
+    apply_check(api)
+    reconciler.tick()
+    [pod] = probe_pods(api)
+    api.finish_pod(PROBES, pod["metadata"]["name"], '{"id": "shop/web-to-db/1", "result": {')
+    reconciler.tick()
+    obj = check(api)
+    assert condition(obj, "Reachable")["reason"] == "ProbeOutputMalformed"
+
+
+def test_a_stored_check_that_fails_the_model_is_ready_false_not_a_crash(api, reconciler):
+    source_pod(api)
+    apply_check(api, name="good")
+    apply_check(api, name="bad")
+    api.stored(CHECKS, "shop", "bad")["spec"]["protocol"] = "QUIC"
+    report = reconciler.tick()
+    assert report.created == 1  # the good one still runs
+    ready = condition(check(api, "bad"), "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+    assert "protocol" in ready["message"]
+
+
+# ---- spec changes, deletes, restarts --------------------------------------------------------
+
+
+def test_a_result_for_an_old_generation_is_dropped_and_the_new_spec_runs(api, reconciler):
+    source_pod(api)
+    apply_check(api)
+    reconciler.tick()
+    [old_pod] = probe_pods(api)
+    api.apply_spec("shop", "web-to-db", lambda spec: spec.update(protocol="HTTP"))
+    finish(api, old_pod, {"shop/web-to-db/1": reachable_result()})
+    report = reconciler.tick()
+    assert report.collected == 0 and report.created == 1
+    assert "status" not in check(api)
+    [new_pod] = probe_pods(api)
+    assert [i.id for i in batch_of(new_pod).checks] == ["shop/web-to-db/2"]
+
+
+def test_deleting_a_check_deletes_its_pods_and_its_series(api, reconciler):
+    source_pod(api)
+    apply_check(api)
+    run_once(api, reconciler, reachable_result())
+    api.apply_spec("shop", "web-to-db", lambda spec: spec["probes"].update(count=2))
+    reconciler.tick()
+    assert len(probe_pods(api)) == 1
+    api.delete(CHECKS, "shop", "web-to-db")
+    reconciler.forget("shop", "web-to-db")
+    assert probe_pods(api) == []
+    assert "web-to-db" not in reconciler.metrics.exposition().decode()
+
+
+def test_a_pod_left_behind_by_a_deleted_check_is_swept_on_the_next_tick(api, reconciler):
+    source_pod(api)
+    apply_check(api)
+    reconciler.tick()
+    api.delete(CHECKS, "shop", "web-to-db")  # the delete handler never ran (operator down)
+    assert reconciler.tick().orphans_deleted == 1
+    assert probe_pods(api) == []
+
+
+def test_a_restarted_operator_adopts_the_running_pod_and_collects_it(api, clock):
+    source_pod(api)
+    apply_check(api)
+    first = make_reconciler(api, clock)
+    first.tick()
+    [pod] = probe_pods(api)
+    del first  # killed mid-run
+
+    second = make_reconciler(api, clock)
+    clock.advance(5)
+    assert second.tick().created == 0  # the check is in flight: no second pod
+    assert len(probe_pods(api)) == 1
+    finish(api, pod, {"shop/web-to-db/1": reachable_result()})
+    assert second.tick().collected == 1
+    assert check(api)["status"]["runs"] == 1
+
+
+def test_a_tick_repeated_after_a_crash_adopts_the_pod_it_already_made(api, clock):
+    source_pod(api)
+    apply_check(api)
+    make_reconciler(api, clock).tick()
+    # The same tick again, as if the first crashed before its pod could be listed.
+    rerun = make_reconciler(api, clock)
+    original_list = api.list
+    api.list = lambda r, ns, labels=None: [] if r == PODS else original_list(r, ns, labels)
+    report = rerun.tick()
+    api.list = original_list
+    assert (report.created, report.adopted) == (0, 1)
+    assert len(probe_pods(api)) == 1
+
+
+def test_a_status_written_concurrently_is_retried_on_the_new_resource_version(api, reconciler):
+    source_pod(api)
+    apply_check(api)
+    reconciler.tick()
+    [pod] = probe_pods(api)
+    finish(api, pod, {"shop/web-to-db/1": reachable_result()})
+    original = api.list
+
+    def list_then_race(resource, namespace, labels=None):
+        listed = original(resource, namespace, labels)
+        if resource == CHECKS:  # someone writes status between our list and our patch
+            obj = api.get(CHECKS, "shop", "web-to-db")
+            api.patch_status(
+                CHECKS, "shop", "web-to-db", {"runs": 0}, obj["metadata"]["resourceVersion"]
+            )
+        return listed
+
+    api.list = list_then_race
+    assert reconciler.tick().collected == 1
+    api.list = original
+    assert check(api)["status"]["connectionStatus"] == "Reachable"
+
+
+# ---- schedules, paths, batching ---------------------------------------------------------------
+
+
+def test_a_scheduled_check_runs_again_after_its_interval_and_reports_path_changes(
+    api, reconciler, clock
+):
+    source_pod(api)
+    apply_check(api, schedule={"intervalSeconds": 60})
+    run_once(api, reconciler, reachable_result(path=("10.244.0.1",)))
+    next_run = datetime.fromisoformat(check(api)["status"]["nextRunTime"])
+    assert timedelta(seconds=60) <= next_run - clock.now <= timedelta(seconds=66)  # + jitter
+    clock.now = next_run - timedelta(seconds=1)
+    assert reconciler.tick().created == 0
+    clock.now = next_run
+    obj = run_once(api, reconciler, reachable_result(path=("10.244.0.9",)))
+    assert obj["status"]["runs"] == 2
+    assert "PathChanged" in [e["reason"] for e in api.events_for("web-to-db")]
+    [changes] = metric_lines(reconciler, "hopscope_check_path_changes_total")
+    assert changes.endswith(" 1.0")
+
+
+def test_checks_on_one_node_share_one_pod_and_caps_defer_the_rest(api, clock):
+    source_pod(api, "web-0", "worker-1", POD_UID)
+    source_pod(api, "web-1", "worker-2", "4f1c2b4a-9d8e-4f70-a1b2-c3d4e5f60718")
+    for index in range(6):
+        apply_check(api, name=f"a{index}", source={"pod": {"name": "web-0"}})
+    for index in range(4):
+        apply_check(api, name=f"b{index}", source={"node": {"name": "worker-2"}})
+    reconciler = make_reconciler(api, clock, Caps(max_pods=1))
+    report = reconciler.tick()
+    assert (report.created, report.deferred) == (1, 4)
+    [pod] = probe_pods(api)
+    assert len(batch_of(pod).checks) == 6  # every check of worker-1 in one pod
+
+    finish(api, pod, {item.id: reachable_result() for item in batch_of(pod).checks})
+    report = reconciler.tick()
+    assert (report.collected, report.created) == (6, 1)
+    [second] = probe_pods(api)
+    assert second["spec"]["nodeName"] == "worker-2" and second["spec"]["hostNetwork"] is True
+    assert {i.netns for i in batch_of(second).checks} == {"host"}
+
+
+def test_every_pod_event_and_status_written_passed_the_servers_validation(api, reconciler):
+    # The fake validates pods and events with kubernetes-validate and checks with the CRD:
+    # a story that gets this far wrote nothing the real API server would refuse.
+    source_pod(api)
+    apply_check(api)
+    run_once(api, reconciler, unreachable_result())
+    kinds = {(e.type, e.resource.plural) for e in api.watch_events}
+    assert ("ADDED", "pods") in kinds and ("ADDED", "events") in kinds
+    assert ("MODIFIED", "connectivitychecks") in kinds
+    assert ("DELETED", "pods") in kinds
