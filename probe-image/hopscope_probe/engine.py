@@ -7,6 +7,7 @@ diagnosis takes about one probe timeout even when every packet is dropped.
 from __future__ import annotations
 
 import ipaddress
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -49,6 +50,7 @@ Progress = Callable[[str], None]
 
 # Enough flows that two equal-cost paths are both seen with near certainty (miss: 2 x 2^-16).
 MULTIPATH_FLOWS = 16
+SWITCH_INTERVAL_S = 0.0002
 SWEEP_PROTOCOL = {
     Protocol.TCP: "TCP",
     Protocol.HTTP: "TCP",
@@ -72,6 +74,9 @@ def run(
     pid: int | None = None,
     progress: Progress = lambda _msg: None,
 ) -> ProbeResult:
+    # Probe threads read clocks after waking; a short GIL switch interval bounds how long one
+    # waits behind another (the default 5 ms would be timing error).
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     started = time.monotonic()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     host, port = target_of(request)

@@ -50,7 +50,7 @@ class Transport(Protocol):
         ...
 
     def send(self, packet: bytes, destination: str) -> int:
-        """Send one IP packet; returns the time right after it left (ns, CLOCK_REALTIME).
+        """Send one IP packet; returns the time it was handed to the kernel (ns, CLOCK_REALTIME).
         Raises OSError when the source's own kernel refuses it."""
         ...
 
@@ -113,8 +113,11 @@ class RawTransport:
         return ports
 
     def send(self, packet: bytes, destination: str) -> int:
+        # Stamped before the syscall: the packet leaves inside it, but once it returns this
+        # thread may wait milliseconds for the GIL before it could read a clock.
+        sent = time.time_ns()
         self._sender.sendto(packet, (destination, 0))
-        return time.time_ns()
+        return sent
 
     def receive(self, timeout: float) -> list[Received]:
         socks = [sock for sock, _ in self._receivers]
