@@ -7,7 +7,7 @@ setup:
 	@bash scripts/bootstrap.sh
 
 demo: setup
-	$(PY) -m hopscope_probe.demo
+	$(PY) scripts/demo.py
 
 lint: setup
 	.venv/bin/ruff check .

@@ -123,7 +123,14 @@ def dns_issues(dns: DnsEvidence | None) -> list[Issue]:
     answered_by = {q.nameserver for q in dns.queries if q.addresses}
     tried = ", ".join(dict.fromkeys(q.qname for q in dns.queries))
     if not dns.addresses:
-        outcomes = ", ".join(f"{q.nameserver}: {q.qname} {q.outcome}" for q in dns.queries)
+        outcomes = ", ".join(
+            f"{q.nameserver}: {q.qname} {q.rdtype} {q.outcome}" for q in dns.queries
+        )
+        per_server: dict[str, list[str]] = {}
+        for q in failed:
+            per_server.setdefault(q.nameserver, [])
+            if q.outcome not in per_server[q.nameserver]:
+                per_server[q.nameserver].append(q.outcome)
         return [
             Issue(
                 type=IssueType.DNS_RESOLUTION,
@@ -133,7 +140,10 @@ def dns_issues(dns: DnsEvidence | None) -> list[Issue]:
                 message=f"{dns.name} did not resolve ({outcomes})",
                 hint=_dns_hint(dns),
                 context=ctx(name=dns.name, tried=tried, resolvConf=dns.resolv_conf)
-                + [ContextItem(key=f"nameserver {q.nameserver}", value=q.outcome) for q in failed],
+                + [
+                    ContextItem(key=f"nameserver {ns}", value=", ".join(outcomes_of))
+                    for ns, outcomes_of in per_server.items()
+                ],
             )
         ]
     # Resolved, but some nameservers failed: lookups will be slow or flaky when they are asked.

@@ -142,7 +142,7 @@ def topology(hops: list[Hop], paint: Painter) -> str:
 def issues_text(issues: list[Issue], hops: list[Hop], paint: Painter) -> str:
     if not issues:
         return paint("no issues found", "green")
-    where = {h.id: h.address or "*" for h in hops}
+    where = {h.id: _place(h) for h in hops}
     lines = ["issues:"]
     for issue in issues:
         colour = "red" if issue.severity == "Error" else "yellow"
@@ -152,3 +152,10 @@ def issues_text(issues: list[Issue], hops: list[Hop], paint: Painter) -> str:
         if issue.context:
             lines.append("    evidence: " + "; ".join(f"{c.key}={c.value}" for c in issue.context))
     return "\n".join(lines)
+
+
+def _place(hop: Hop) -> str:
+    """How an issue's location reads: the source by its role, a silent hop by its TTL."""
+    if hop.type == HopType.SOURCE:
+        return f"the source ({hop.address})" if hop.address else "the source"
+    return hop.address or f"hop {hop.ttl} (no answer)"
