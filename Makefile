@@ -18,6 +18,8 @@ test: lint
 
 bench: setup
 	$(PY) bench/run.py
+	$(PY) bench/operator.py
+	$(PY) bench/policy.py
 
 clean:
 	rm -rf .venv .pytest_cache .ruff_cache

@@ -38,6 +38,7 @@ def uneven_branches(lab: Lab) -> None:
 
 
 def drop_at_destination(lab: Lab) -> None:
+    delays(lab)
     lab.iptables("dst", "-A", "INPUT", "-p", "tcp", "--dport", "8080", "-j", "DROP")
 
 
@@ -56,7 +57,7 @@ SCENARIOS = [
     Scenario("healthy path, delays 1/2/5 ms on three links", ["--to", "dst.lab.test:8080"], delays),
     Scenario("nothing listening on the port", ["--to", "dst.lab.test:9999"]),
     Scenario(
-        "a firewall silently drops at the destination",
+        "a firewall silently drops at the destination (links delayed as in 1)",
         ["--to", "dst.lab.test:8080", "--timeout", "1"],
         drop_at_destination,
     ),

@@ -56,7 +56,7 @@ def run_in(
             resolv_conf = where.resolv_conf or netns.resolv_conf_of_pid(pid)
         elif where.netns_path:
             netns.enter(where.netns_path)
-        from hopscope_probe import engine  # imported late: scapy and dnspython are slow to load
+        from hopscope_probe import engine  # imported late: dnspython and pyroute2 are slow to load
 
         return engine.run(request, resolv_conf=resolv_conf, pid=pid, progress=progress)
     except netns.NamespaceError as exc:

@@ -1,6 +1,6 @@
 """What a request aims at, and the result when the probe cannot run at all.
 
-Kept apart from the engine so the CLI can answer bad input without importing scapy.
+Kept apart from the engine so the CLI can answer bad input without loading the checks.
 """
 
 from __future__ import annotations

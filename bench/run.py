@@ -1,0 +1,182 @@
+"""Benchmarks of `hopscope probe` against traceroute and mtr on the same lab path.
+
+Printed as ratios against the baselines run side by side, never asserted. Needs root (the lab
+is built from network namespaces). `make bench` runs it; results also go to bench/out/.
+
+  1. time to a complete diagnosis: healthy path, and a path whose destination drops everything
+  2. per-hop latency accuracy against the emulated link delays (ground truth)
+  3. process start to first packet on the wire, and peak RSS
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.netlab.lab import Lab  # noqa: E402
+
+DELAYS = {("src", "r1"): 1.0, ("r1", "r2"): 2.0, ("r2", "r3"): 4.0, ("r3", "dst"): 1.5}
+PORT = 8080
+RUNS = 5
+ETH_P_ALL = 0x0003
+
+
+@dataclass(frozen=True)
+class Run:
+    seconds: float
+    max_rss_mib: float
+    stdout: str
+
+
+def timed(cmd: list[str]) -> Run:
+    """Wall time and peak RSS of one command (wait4 gives the child's own rusage)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=REPO)
+    assert proc.stdout is not None
+    out = proc.stdout.read().decode()
+    _, _, usage = os.wait4(proc.pid, 0)
+    proc.returncode = 0  # reaped by wait4
+    return Run(time.perf_counter() - started, usage.ru_maxrss / 1024, out)
+
+
+def hopscope(lab: Lab, *args: str) -> list[str]:
+    return [sys.executable, "-m", "hopscope_probe", "probe", "--netns", lab["src"].netns_path,
+            "--resolv-conf", lab.resolv_conf(), "--json", *args]  # fmt: skip
+
+
+def in_src(lab: Lab, *cmd: str) -> list[str]:
+    return ["ip", "netns", "exec", lab["src"].netns, *cmd]
+
+
+def build(lab: Lab) -> str:
+    lab.start_tcp_server("dst", PORT)
+    for (a, b), one_way in DELAYS.items():
+        lab.set_link_delay(a, b, one_way)
+    return lab["dst"].addr()
+
+
+def time_to_diagnosis(drop: bool) -> dict[str, float]:
+    with Lab() as lab:
+        dst = build(lab)
+        if drop:  # every packet to the destination vanishes: the baselines' probes too
+            lab.iptables("dst", "-A", "INPUT", "-j", "DROP")
+        tools = {
+            "hopscope": hopscope(lab, "--to", f"{dst}:{PORT}"),
+            "traceroute -n": in_src(lab, "traceroute", "-n", dst),
+            "mtr -n -r -c 10": in_src(lab, "mtr", "-n", "-r", "-c", "10", dst),
+        }
+        return {name: min(timed(cmd).seconds for _ in range(2)) for name, cmd in tools.items()}
+
+
+def accuracy() -> dict[str, list[float]]:
+    """Absolute error of each hop's average RTT against the emulated delays, per tool."""
+    errors: dict[str, list[float]] = {"hopscope": [], "mtr": [], "ping (the lab's floor)": []}
+    with Lab() as lab:
+        dst = build(lab)
+        truth = {lab[n].addr(): lab.expected_rtt_ms(n) for n in ("r1", "r2", "r3", "dst")}
+        for _ in range(RUNS):
+            result = json.loads(timed(hopscope(lab, "--to", f"{dst}:{PORT}")).stdout)
+            for hop in result["hops"]:
+                if hop.get("address") in truth and hop.get("latency"):
+                    errors["hopscope"].append(abs(hop["latency"]["avgMs"] - truth[hop["address"]]))
+        report = timed(in_src(lab, "mtr", "-n", "-r", "-c", "10", "--json", dst)).stdout
+        for hop in json.loads(report)["report"]["hubs"]:
+            if hop["host"] in truth:
+                errors["mtr"].append(abs(hop["Avg"] - truth[hop["host"]]))
+        # The emulated links themselves add a little (NFQUEUE to a user-space delayer and back
+        # at every delayed crossing): ping to each hop shows how close any tool can get.
+        for address, expected in truth.items():
+            out = timed(in_src(lab, "ping", "-n", "-q", "-c", "10", "-i", "0.05", address)).stdout
+            average = float(out.rsplit("=", 1)[1].split("/")[1])
+            errors["ping (the lab's floor)"].append(abs(average - expected))
+    return errors
+
+
+def first_packet_and_rss() -> dict[str, float]:
+    with Lab() as lab:
+        dst = build(lab)
+        seen = threading.Event()
+        first: list[float] = []
+        ready = threading.Event()
+
+        def sniff() -> None:
+            # Enter the source's namespace in this thread only, then watch its interfaces.
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = os.open(lab["src"].netns_path, os.O_RDONLY)
+            libc.setns(fd, 0x40000000)
+            os.close(fd)
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+            sock.settimeout(10)
+            ready.set()
+            while not seen.is_set():
+                _, addr = sock.recvfrom(65535)
+                if addr[0] != "lo" and addr[2] == socket.PACKET_OUTGOING:
+                    first.append(time.perf_counter())
+                    seen.set()
+
+        thread = threading.Thread(target=sniff, daemon=True)
+        thread.start()
+        ready.wait(5)
+        started = time.perf_counter()
+        run = timed(hopscope(lab, "--to", f"{dst}:{PORT}"))
+        seen.wait(5)
+        trace = timed(in_src(lab, "traceroute", "-n", dst))
+        mtr = timed(in_src(lab, "mtr", "-n", "-r", "-c", "1", dst))
+        return {
+            "start_to_first_packet_ms": (first[0] - started) * 1000 if first else float("nan"),
+            "hopscope_rss_mib": run.max_rss_mib,
+            "traceroute_rss_mib": trace.max_rss_mib,
+            "mtr_rss_mib": mtr.max_rss_mib,
+        }
+
+
+def main() -> int:
+    if os.geteuid() != 0:
+        print("bench needs root: it builds network namespaces", file=sys.stderr)
+        return 2
+    results: dict[str, object] = {}
+    print("1. time to a complete diagnosis (best of 2), and how many times faster hopscope is")
+    for label, drop in (("healthy", False), ("silent drop at destination", True)):
+        times = time_to_diagnosis(drop)
+        results[f"time_{'drop' if drop else 'healthy'}"] = times
+        base = times["hopscope"]
+        cells = ", ".join(f"{k} {v:.2f} s ({v / base:.1f}x)" for k, v in times.items())
+        print(f"   {label}: {cells}")
+    print("2. per-hop latency error against the emulated delays (ms)")
+    errors = accuracy()
+    results["accuracy_ms"] = errors
+    baseline = statistics.median(errors["mtr"])
+    for tool, errs in errors.items():
+        median = statistics.median(errs)
+        print(
+            f"   {tool}: median {median:.3f}, worst {max(errs):.3f} "
+            f"({len(errs)} hop samples; {median / baseline:.2f}x mtr's median error)"
+        )
+    print("3. start-up and memory")
+    start = first_packet_and_rss()
+    results["startup"] = start
+    print(f"   process start to first packet: {start['start_to_first_packet_ms']:.0f} ms")
+    print(
+        f"   peak RSS: hopscope {start['hopscope_rss_mib']:.1f} MiB, traceroute "
+        f"{start['traceroute_rss_mib']:.1f} MiB, mtr {start['mtr_rss_mib']:.1f} MiB"
+    )
+    out = REPO / "bench" / "out"
+    out.mkdir(exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
