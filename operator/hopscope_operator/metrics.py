@@ -139,8 +139,13 @@ class Metrics:
         max_hops: int = MAX_HOP_SERIES,
         path_changed: bool = False,
         duration_seconds: float | None = None,
+        new_run: bool = True,
     ) -> None:
-        """One run of a check. Every series exists even when every probe failed."""
+        """One run of a check. Every series exists even when every probe failed.
+
+        `new_run=False` re-exports a run already counted (the last status, after a restart):
+        gauges are set and series created, counters are not incremented again.
+        """
         if self._labels.get(check_key, labels) != labels:
             self.forget(check_key)  # the spec changed what the series are called
         self._labels[check_key] = labels
@@ -155,14 +160,15 @@ class Metrics:
                 (self.run_duration, common),
             }
         )
-        self.probes_sent.labels(*common).inc(result.probes_sent)
-        self.probes_failed.labels(*common).inc(result.probes_failed)
-        self.runs.labels(*common, outcome).inc()
-        self.path_changes.labels(*common).inc(1 if path_changed else 0)
+        counted = 1 if new_run else 0
+        self.probes_sent.labels(*common).inc(result.probes_sent * counted)
+        self.probes_failed.labels(*common).inc(result.probes_failed * counted)
+        self.runs.labels(*common, outcome).inc(counted)
+        self.path_changes.labels(*common).inc(1 if path_changed and new_run else 0)
         if duration_seconds is None and result.duration_ms is not None:
             duration_seconds = result.duration_ms / 1000
         run_duration = self.run_duration.labels(*common)  # exported even before a duration
-        if duration_seconds is not None:
+        if duration_seconds is not None and new_run:
             run_duration.observe(duration_seconds)
 
         snapshot: dict[GaugeSeries, float] = {
@@ -190,6 +196,9 @@ class Metrics:
         for (metric, values), value in snapshot.items():
             metric.labels(*values).set(value)
         self._snapshot[check_key] = set(snapshot)
+
+    def knows(self, check_key: str) -> bool:
+        return check_key in self._labels
 
     def forget(self, check_key: str) -> None:
         """Remove every series of a check (deleted, or its labels changed)."""

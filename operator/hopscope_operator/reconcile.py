@@ -53,6 +53,7 @@ from hopscope_operator.resolve import (
 from hopscope_operator.schedule import check_key, due, next_run
 from hopscope_operator.status import PATH_CHANGED, Event, next_status, not_ready_status
 from hopscope_operator.view import ApiView
+from hopscope_probe.models import DestinationInfo, ProbeResult
 
 log = logging.getLogger("hopscope.operator")
 
@@ -119,6 +120,7 @@ class Reconciler:
         now = self.clock()
         report = TickReport()
         checks = self._checks()
+        self._restore_metrics(checks)
         in_flight: set[str] = set()
         pods_per_node: Counter[str] = Counter()
         for pod in self._probe_pods():
@@ -212,6 +214,27 @@ class Reconciler:
 
     def _probe_pods(self) -> list[Object]:
         return self.api.list(PODS, self.settings.namespace, {LABEL_APP: NAME_PREFIX})
+
+    def _restore_metrics(self, checks: dict[str, Check]) -> None:
+        """After a restart, export each check's last result again, so a one-shot check that
+        failed keeps its alert firing instead of its series vanishing."""
+        for check in checks.values():
+            status = check.model.status
+            if self.metrics.knows(check.key) or status is None or not status.connection_status:
+                continue
+            last = ProbeResult(
+                connection_status=status.connection_status,
+                protocol=check.model.spec.protocol,
+                destination=DestinationInfo(host=check.key),
+                latency=status.latency,
+                probes_sent=status.probes_sent,
+                probes_failed=status.probes_failed,
+                hops=status.hops,
+                issues=status.issues,
+            )
+            labels = CheckLabels.of(check.model)
+            max_hops = check.model.spec.path.max_hops
+            self.metrics.record(check.key, labels, last, max_hops=max_hops, new_run=False)
 
     # ---- writing --------------------------------------------------------------------------
 

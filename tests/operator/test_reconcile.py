@@ -518,3 +518,15 @@ def test_every_pod_event_and_status_written_passed_the_servers_validation(api, r
     assert ("ADDED", "pods") in kinds and ("ADDED", "events") in kinds
     assert ("MODIFIED", "connectivitychecks") in kinds
     assert ("DELETED", "pods") in kinds
+
+
+def test_a_restarted_operator_exports_the_last_result_again_without_recounting(api, clock):
+    source_pod(api)
+    apply_check(api)
+    run_once(api, make_reconciler(api, clock), unreachable_result())
+    restarted = make_reconciler(api, clock)
+    assert restarted.tick().created == 0  # a one-shot check: nothing to run
+    [reachable] = metric_lines(restarted, "hopscope_check_reachable")
+    assert reachable.endswith(" 0.0")  # the alert keeps firing across the restart
+    [failed] = metric_lines(restarted, "hopscope_check_probes_failed_total")
+    assert failed.endswith(" 0.0")  # counted by the process that ran it, not again
