@@ -157,10 +157,14 @@ def test_ping_rtt_to_each_hop_matches_the_emulated_delays(lab: Lab) -> None:
     lab.set_link_delay("r1", "r2", 2.0)
     lab.set_link_delay("r2", "r3", 3.0)
     assert [lab.expected_rtt_ms(n) for n in ("r1", "r2", "r3", "dst")] == [2, 6, 12, 12]
+    delayed_links = {"r1": 1, "r2": 2, "r3": 3, "dst": 3}
     for v in (4, 6):
-        for name in ("r1", "r2", "r3", "dst"):
+        for name, links in delayed_links.items():
             median = statistics.median(ping(lab["src"], lab[name].addr(v), count=5))
-            assert abs(median - lab.expected_rtt_ms(name)) < 1.0, (v, name, median)
+            # Never early; late by at most what a user-space delayer costs per crossing
+            # (~0.1 ms measured; 0.3 ms leaves room for a busy 2-core machine).
+            late = median - lab.expected_rtt_ms(name)
+            assert -0.2 < late < 0.3 * 2 * links, (v, name, median)
 
 
 def test_a_delay_can_be_changed_and_removed(lab: Lab) -> None:
