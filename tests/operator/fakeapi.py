@@ -53,18 +53,19 @@ class FakeApi:
         self._check_schema = check_schema
         self.logs: dict[tuple[str, str], str] = {}
         self.watch_events: list[WatchEvent] = []
-        self.calls: list[tuple[str, str]] = []  # (verb, plural): what the operator asked for
+        # (verb, resource, namespace) as RBAC sees each request the operator made
+        self.calls: list[tuple[str, str, str | None]] = []
 
     # ---- the ClusterApi contract -------------------------------------------------------
 
     def get(self, resource: Resource, namespace: str | None, name: str) -> Object:
-        self.calls.append(("get", resource.plural))
+        self.calls.append(("get", resource.plural, namespace))
         return copy.deepcopy(self.stored(resource, namespace, name))
 
     def list(
         self, resource: Resource, namespace: str | None, labels: dict[str, str] | None = None
     ) -> list[Object]:
-        self.calls.append(("list", resource.plural))
+        self.calls.append(("list", resource.plural, namespace))
         objects = self._store.get(resource.plural, {})
         return [
             copy.deepcopy(obj)
@@ -76,7 +77,7 @@ class FakeApi:
         ]
 
     def create(self, resource: Resource, namespace: str | None, body: Object) -> Object:
-        self.calls.append(("create", resource.plural))
+        self.calls.append(("create", resource.plural, namespace))
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
         if namespace is not None:
@@ -101,7 +102,7 @@ class FakeApi:
         return copy.deepcopy(obj)
 
     def delete(self, resource: Resource, namespace: str | None, name: str) -> None:
-        self.calls.append(("delete", resource.plural))
+        self.calls.append(("delete", resource.plural, namespace))
         obj = self.stored(resource, namespace, name)
         del self._store[resource.plural][(namespace, name)]
         self._emit("DELETED", resource, obj)
@@ -110,7 +111,7 @@ class FakeApi:
     def patch_status(
         self, resource: Resource, namespace: str, name: str, status: Object, resource_version: str
     ) -> Object:
-        self.calls.append(("patch_status", resource.plural))
+        self.calls.append(("patch", f"{resource.plural}/status", namespace))
         obj = self.stored(resource, namespace, name)
         if obj["metadata"]["resourceVersion"] != resource_version:
             raise Conflict(
@@ -128,7 +129,7 @@ class FakeApi:
         return copy.deepcopy(changed)
 
     def pod_log(self, namespace: str, name: str) -> str:
-        self.calls.append(("log", "pods"))
+        self.calls.append(("get", "pods/log", namespace))
         self.stored(PODS, namespace, name)
         return self.logs.get((namespace, name), "")
 

@@ -13,6 +13,7 @@ import pytest
 
 from hopscope_operator.api import API_VERSION, KIND
 from hopscope_operator.cluster import CHECKS, NODES, PODS, SERVICES, Object
+from hopscope_operator.install import allows
 from hopscope_operator.metrics import Metrics
 from hopscope_operator.plan import Caps
 from hopscope_operator.reconcile import Reconciler, Settings
@@ -48,6 +49,27 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture(autouse=True)
+def every_call_is_granted_by_the_generated_rbac(monkeypatch: pytest.MonkeyPatch):
+    """Each story doubles as an RBAC test: the ClusterRole/Role of charts/hopscope must grant
+    every request the operator made in it, and nothing is granted for a verb never used."""
+    made: list[tuple[str, str, str | None]] = []
+    for method in ("tick", "forget"):
+        original = getattr(Reconciler, method)
+
+        def recorded(self: Reconciler, *args: Any, _original: Any = original, **kw: Any) -> Any:
+            start = len(self.api.calls)
+            try:
+                return _original(self, *args, **kw)
+            finally:
+                made.extend(self.api.calls[start:])
+
+        monkeypatch.setattr(Reconciler, method, recorded)
+    yield
+    refused = sorted({call for call in made if not allows(*call)}, key=str)
+    assert not refused, f"the generated RBAC does not grant {refused}"
 
 
 @pytest.fixture

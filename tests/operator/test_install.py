@@ -1,0 +1,71 @@
+"""The generated install: valid manifests, least privilege, and committed files up to date."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from hopscope_operator import install
+from hopscope_operator.plan import SERVICE_ACCOUNT
+
+VERSION = kubernetes_validate.latest_version()
+DOCUMENTS = [doc for docs in install.manifests().values() for doc in docs]
+
+
+def test_the_committed_chart_is_what_the_generator_writes():
+    assert install.main(["--check"]) == 0, "run: python -m hopscope_operator.install"
+
+
+def test_the_chart_carries_the_generated_crd():
+    crd = install.CHART / "crds" / "connectivitycheck.yaml"
+    repo_crd = Path(install.CHART).parents[1] / "crds" / "connectivitycheck.yaml"
+    assert crd.read_text() == repo_crd.read_text()
+
+
+@pytest.mark.parametrize("doc", DOCUMENTS, ids=lambda d: f"{d['kind']}/{d['metadata']['name']}")
+def test_every_manifest_validates_against_the_kubernetes_schema(doc):
+    kubernetes_validate.validate(doc, VERSION, strict=True)
+
+
+def test_the_probe_account_can_do_nothing_and_mounts_no_token():
+    [probe] = [d for d in DOCUMENTS if d["metadata"]["name"] == SERVICE_ACCOUNT]
+    assert probe["automountServiceAccountToken"] is False
+    bound = [s["name"] for d in DOCUMENTS if "subjects" in d for s in d["subjects"]]
+    assert SERVICE_ACCOUNT not in bound
+
+
+def test_the_operator_may_write_pods_only_in_the_probe_namespace_and_never_read_secrets():
+    assert install.allows("create", "pods", install.NAMESPACE)
+    assert not install.allows("create", "pods", "default")
+    assert not install.allows("delete", "pods", "kube-system")
+    assert not any("secrets" in rule.resources for rule in install.RULES)
+    assert not any("*" in rule.verbs or "*" in rule.resources for rule in install.RULES)
+    assert not install.allows("update", "connectivitychecks", "default")  # status only
+
+
+def test_the_operator_runs_unprivileged_and_probe_pods_may_be_privileged_only_in_their_namespace():
+    [namespace] = install.manifests()["namespace.yaml"]
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
+    [deployment] = [d for d in DOCUMENTS if d["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    [container] = pod["containers"]
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+def test_metrics_are_reachable_only_from_the_monitoring_namespace():
+    [policy] = [d for d in DOCUMENTS if d["kind"] == "NetworkPolicy"]
+    [rule] = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"port": install.METRICS_PORT, "protocol": "TCP"}]
+    assert rule["from"][0]["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "monitoring"
+    }
+
+
+def test_chart_yaml_is_a_helm_v2_chart():
+    chart = yaml.safe_load((install.CHART / "Chart.yaml").read_text())
+    assert (chart["apiVersion"], chart["name"]) == ("v2", "hopscope")
