@@ -1,5 +1,6 @@
 """The in-cluster install, generated: namespace, service accounts, least-privilege RBAC, the
-operator Deployment and its metrics Service and NetworkPolicy.
+operator Deployment, its metrics Service and NetworkPolicy, the Grafana dashboard, and (apart)
+the ServiceMonitor and alert rules.
 
 Generated (like the CRD) so the RBAC is derived from what the operator does: `RULES` is the
 single list, and a test replays the operator's stories against the in-memory API server and
@@ -20,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from hopscope_operator import monitoring
 from hopscope_operator.api import GROUP, ConnectivityCheck
 from hopscope_operator.plan import LABEL_APP, SERVICE_ACCOUNT
 
@@ -224,6 +226,23 @@ def manifests() -> dict[str, list[Manifest]]:
         "serviceaccounts.yaml": accounts,
         "rbac.yaml": rbac,
         "operator.yaml": [deployment, service, metrics_policy],
+        "dashboard.yaml": [monitoring.dashboard_config_map(NAMESPACE)],
+    }
+
+
+def monitoring_files() -> dict[str, str]:
+    """Outside templates/: the Prometheus Operator's kinds fail `kubectl apply` where it is not
+    installed, so they are applied on purpose; the plain rule file serves any Prometheus."""
+    selector = {LABEL_APP: "hopscope", "app.kubernetes.io/component": NAME}
+    documents = [
+        monitoring.service_monitor(NAMESPACE, selector),
+        monitoring.prometheus_rule(NAMESPACE),
+    ]
+    return {
+        "prometheus-operator.yaml": "---\n".join(
+            yaml.safe_dump(d, sort_keys=False) for d in documents
+        ),
+        "hopscope-rules.yaml": yaml.safe_dump(monitoring.rule_groups(), sort_keys=False),
     }
 
 
@@ -242,6 +261,8 @@ def files() -> dict[Path, str]:
     for name, documents in manifests().items():
         text = "---\n".join(yaml.safe_dump(doc, sort_keys=False) for doc in documents)
         out[CHART / "templates" / name] = HEADER + text
+    for name, text in monitoring_files().items():
+        out[CHART / "monitoring" / name] = HEADER + text
     return out
 
 

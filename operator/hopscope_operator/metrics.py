@@ -16,7 +16,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from hopscope_operator.api import ConnectivityCheck
 from hopscope_operator.policy.model import parse_selector
-from hopscope_probe.models import ConnectionStatus, ProbeResult
+from hopscope_probe.models import ConnectionStatus, ProbeResult, Thresholds
 
 COMMON = ("namespace", "check", "source", "destination", "protocol")
 MAX_HOP_SERIES = 64  # the CRD's largest maxHops
@@ -123,6 +123,30 @@ class Metrics:
             COMMON,
             registry=r,
         )
+        self.latency_threshold = Gauge(
+            "hopscope_check_latency_threshold_seconds",
+            "The check's latency threshold: above it a reachable check is Degraded.",
+            COMMON,
+            registry=r,
+        )
+        self.loss_threshold = Gauge(
+            "hopscope_check_loss_threshold_ratio",
+            "The check's probe-loss threshold (0-1): above it a reachable check is Degraded.",
+            COMMON,
+            registry=r,
+        )
+        self.path_hop = Gauge(
+            "hopscope_path_hop_info",
+            "1 for each hop of the last traced hop graph (silent hops too), by hop id.",
+            [*COMMON, "hop_id", "hop_address"],
+            registry=r,
+        )
+        self.path_edge = Gauge(
+            "hopscope_path_edge_info",
+            "1 for each edge of the last traced hop graph (hop ids, as in the status).",
+            [*COMMON, "edge", "from_hop", "to_hop"],
+            registry=r,
+        )
         self.pods_in_flight = Gauge(
             "hopscope_probe_pods_in_flight", "Probe pods created and not yet collected.", registry=r
         )
@@ -140,6 +164,7 @@ class Metrics:
         path_changed: bool = False,
         duration_seconds: float | None = None,
         new_run: bool = True,
+        thresholds: Thresholds | None = None,
     ) -> None:
         """One run of a check. Every series exists even when every probe failed.
 
@@ -184,6 +209,16 @@ class Metrics:
         tally = Tally((issue.type.value, issue.severity.value) for issue in result.issues)
         for (kind, severity), number in tally.items():
             snapshot[(self.issues, (*common, kind, severity))] = number
+        limits = thresholds or Thresholds()
+        snapshot[(self.latency_threshold, common)] = limits.latency_ms / 1000
+        snapshot[(self.loss_threshold, common)] = limits.loss_percent / 100
+        # The hop graph for the dashboard's node graph: bounded like the per-hop latencies.
+        for graph_hop in result.hops[: 2 * max_hops]:
+            where = graph_hop.address or "*"
+            snapshot[(self.path_hop, (*common, graph_hop.id, where))] = 1
+        edges = [(h.id, nxt) for h in result.hops for nxt in h.next_hop_ids][: 2 * max_hops]
+        for origin, target in edges:
+            snapshot[(self.path_edge, (*common, f"{origin}>{target}", origin, target))] = 1
         timed = [h for h in result.hops if h.ttl and h.address and h.latency is not None]
         timed.sort(key=lambda hop: (hop.ttl or 0, hop.address or ""))
         for hop in timed[:max_hops]:

@@ -25,6 +25,7 @@ from hopscope_probe.models import (
     ProbeResult,
     Protocol,
     Severity,
+    Thresholds,
 )
 
 WEB = CheckLabels("shop", "web-to-db", "pod/shop/web-0", "service/shop/db:5432", "TCP")
@@ -276,6 +277,10 @@ def test_every_name_is_prefixed_and_counters_end_in_total() -> None:
         "hopscope_check_runs": "counter",
         "hopscope_check_path_changes": "counter",
         "hopscope_probe_pods_in_flight": "gauge",
+        "hopscope_check_latency_threshold_seconds": "gauge",
+        "hopscope_check_loss_threshold_ratio": "gauge",
+        "hopscope_path_edge_info": "gauge",
+        "hopscope_path_hop_info": "gauge",
     }
     counted = {name for name, _ in samples(metrics) if name.endswith("_total")}
     assert counted == {
@@ -391,3 +396,17 @@ def test_labels_come_from_the_spec(
 ) -> None:
     labels = CheckLabels.of(parsed(spec))
     assert labels == CheckLabels("shop", "c", source, destination, protocol)
+
+
+def test_thresholds_and_the_hop_graphs_edges_are_exported_for_alerts_and_the_node_graph():
+    metrics = Metrics()
+    hops = [hop(1, "172.18.0.1", 0.3), hop(2, "10.96.0.10", 0.9)]
+    hops[0] = hops[0].model_copy(update={"next_hop_ids": [hops[1].id]})
+    limits = Thresholds(latency_ms=50, loss_percent=2)
+    metrics.record("shop/web-to-db", WEB, result(hops=hops), thresholds=limits)
+    values = {name: value for (name, _), value in samples(metrics).items()}
+    assert values["hopscope_check_latency_threshold_seconds"] == 0.05
+    assert values["hopscope_check_loss_threshold_ratio"] == 0.02
+    assert values["hopscope_path_edge_info"] == 1.0
+    text = metrics.exposition().decode()
+    assert f'from_hop="{hops[0].id}"' in text and f'to_hop="{hops[1].id}"' in text

@@ -1,0 +1,280 @@
+"""What users alert on and look at: Prometheus alert rules and the Grafana dashboard.
+
+Both are built from the metric names `metrics.py` exports, and tests hold them to it: the rules
+pass `promtool check rules` and `promtool test rules` on synthetic series, and every query of
+the dashboard names only exported series.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+Manifest = dict[str, Any]
+CHECK = "{{ $labels.namespace }}/{{ $labels.check }}"
+FROM_TO = "from {{ $labels.source }} to {{ $labels.destination }} over {{ $labels.protocol }}"
+OPERATOR_JOB = "hopscope-operator"  # the metrics Service's name, which ServiceMonitor makes the job
+
+
+@dataclass(frozen=True)
+class Alert:
+    name: str
+    expr: str
+    duration: str
+    severity: str
+    summary: str
+    description: str
+
+    def as_rule(self) -> Manifest:
+        return {
+            "alert": self.name,
+            "expr": self.expr,
+            "for": self.duration,
+            "labels": {"severity": self.severity},
+            "annotations": {"summary": self.summary, "description": self.description},
+        }
+
+
+ALERTS = (
+    Alert(
+        "HopscopeCheckUnreachable",
+        "hopscope_check_reachable == 0",
+        "5m",
+        "critical",
+        f"{CHECK} is unreachable",
+        f"Connection {FROM_TO} has failed for 5 minutes: "
+        f"kubectl describe ccheck -n {{{{ $labels.namespace }}}} {{{{ $labels.check }}}}",
+    ),
+    Alert(
+        "HopscopeCheckLatencyHigh",
+        'hopscope_check_latency_seconds{stat="avg"}'
+        " > ignoring(stat) hopscope_check_latency_threshold_seconds",
+        "10m",
+        "warning",
+        f"{CHECK} is slower than its threshold",
+        f"Average latency {FROM_TO} is {{{{ $value | humanizeDuration }}}}, over the check's "
+        "threshold for 10 minutes; the status names the hop where it starts.",
+    ),
+    Alert(
+        "HopscopeCheckProbeLoss",
+        "rate(hopscope_check_probes_failed_total[15m])"
+        " / rate(hopscope_check_probes_sent_total[15m])"
+        " > hopscope_check_loss_threshold_ratio"
+        " unless on(namespace, check) hopscope_check_reachable == 0",
+        "10m",
+        "warning",
+        f"{CHECK} loses probes",
+        f"{{{{ $value | humanizePercentage }}}} of probes {FROM_TO} fail, over the check's loss "
+        "threshold; the status locates the hop where the loss starts.",
+    ),
+    Alert(
+        "HopscopeProbeCannotRun",
+        'hopscope_check_issues{type="Probe", severity="Error"} > 0',
+        "10m",
+        "warning",
+        f"The probe for {CHECK} cannot run",
+        "The probe pod could not run or deliver (unschedulable, image pull, OOM, deadline, "
+        "privileges): the Reachable condition's reason says which.",
+    ),
+    Alert(
+        "HopscopeOperatorDown",
+        f'up{{job="{OPERATOR_JOB}"}} == 0 or absent(up{{job="{OPERATOR_JOB}"}})',
+        "5m",
+        "critical",
+        "The hopscope operator is down",
+        "No check runs and no result is written while the operator is down: "
+        "kubectl -n hopscope-system logs deploy/hopscope-operator",
+    ),
+)
+
+
+def rule_groups() -> Manifest:
+    """The rules as a Prometheus rule file (what promtool reads)."""
+    return {"groups": [{"name": "hopscope", "rules": [alert.as_rule() for alert in ALERTS]}]}
+
+
+def prometheus_rule(namespace: str) -> Manifest:
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": "hopscope", "namespace": namespace},
+        "spec": rule_groups(),
+    }
+
+
+def service_monitor(namespace: str, selector: dict[str, str]) -> Manifest:
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {"name": OPERATOR_JOB, "namespace": namespace},
+        "spec": {
+            "selector": {"matchLabels": selector},
+            "endpoints": [{"port": "metrics", "interval": "30s"}],
+        },
+    }
+
+
+# ---- the dashboard ---------------------------------------------------------------------------
+
+SELECTED = 'namespace="$namespace", check=~"$check"'
+
+
+def _panel(panel_id: int, title: str, kind: str, grid: tuple[int, int, int, int], **extra: Any):
+    x, y, w, h = grid
+    return {
+        "id": panel_id,
+        "title": title,
+        "type": kind,
+        "datasource": {"type": "prometheus", "uid": "${datasource}"},
+        "gridPos": {"x": x, "y": y, "w": w, "h": h},
+        **extra,
+    }
+
+
+def _target(expr: str, legend: str = "", ref: str = "A", **extra: Any) -> Manifest:
+    return {"refId": ref, "expr": expr, "legendFormat": legend, **extra}
+
+
+def dashboard() -> Manifest:
+    variables = [
+        {"name": "datasource", "type": "datasource", "query": "prometheus"},
+        {
+            "name": "namespace",
+            "type": "query",
+            "datasource": {"type": "prometheus", "uid": "${datasource}"},
+            "query": "label_values(hopscope_check_reachable, namespace)",
+        },
+        {
+            "name": "check",
+            "type": "query",
+            "datasource": {"type": "prometheus", "uid": "${datasource}"},
+            "query": 'label_values(hopscope_check_reachable{namespace="$namespace"}, check)',
+            "includeAll": True,
+            "multi": True,
+        },
+    ]
+    seconds = {"defaults": {"unit": "s"}, "overrides": []}
+    panels = [
+        _panel(
+            1,
+            "Reachable",
+            "state-timeline",
+            (0, 0, 24, 6),
+            targets=[_target(f"hopscope_check_reachable{{{SELECTED}}}", "{{check}}")],
+        ),
+        _panel(
+            2,
+            "Latency min / avg / max",
+            "timeseries",
+            (0, 6, 12, 8),
+            fieldConfig=seconds,
+            targets=[
+                _target(f"hopscope_check_latency_seconds{{{SELECTED}}}", "{{check}} {{stat}}")
+            ],
+        ),
+        _panel(
+            3,
+            "Probe loss",
+            "timeseries",
+            (12, 6, 12, 8),
+            fieldConfig={"defaults": {"unit": "percentunit"}, "overrides": []},
+            targets=[
+                _target(
+                    f"rate(hopscope_check_probes_failed_total{{{SELECTED}}}[$__rate_interval])"
+                    f" / rate(hopscope_check_probes_sent_total{{{SELECTED}}}[$__rate_interval])",
+                    "{{check}}",
+                )
+            ],
+        ),
+        _panel(
+            4,
+            "Issues by type",
+            "bargauge",
+            (0, 14, 12, 8),
+            targets=[
+                _target(
+                    f"sum by (type, severity) (hopscope_check_issues{{{SELECTED}}})",
+                    "{{type}} ({{severity}})",
+                )
+            ],
+        ),
+        _panel(
+            5,
+            "Latency per hop (last path)",
+            "bargauge",
+            (12, 14, 12, 8),
+            fieldConfig=seconds,
+            targets=[
+                _target(
+                    f"hopscope_hop_latency_seconds{{{SELECTED}}}",
+                    "{{check}} ttl {{hop_ttl}} {{hop_address}}",
+                )
+            ],
+        ),
+        _topology_panel(),
+        _panel(
+            7,
+            "Path changes",
+            "timeseries",
+            (0, 36, 24, 6),
+            targets=[
+                _target(
+                    f"increase(hopscope_check_path_changes_total{{{SELECTED}}}[1h])", "{{check}}"
+                )
+            ],
+        ),
+    ]
+    return {
+        "title": "hopscope: connectivity checks",
+        "uid": "hopscope-checks",
+        "tags": ["hopscope", "network"],
+        "schemaVersion": 39,
+        "time": {"from": "now-6h", "to": "now"},
+        "templating": {"list": variables},
+        "panels": panels,
+    }
+
+
+def _topology_panel() -> Manifest:
+    """Grafana's node graph from two instant tables: hops (nodes) and path edges (edges).
+
+    The transformation renames the labels to the fields the node graph reads: id/title for
+    nodes, id/source/target for edges (hop ids are the status's, so edges meet their nodes).
+    """
+    one_check = 'namespace="$namespace", check="$check"'
+    nodes = _target(
+        f"hopscope_path_hop_info{{{one_check}}}", ref="nodes", format="table", instant=True
+    )
+    edges = _target(
+        f"hopscope_path_edge_info{{{one_check}}}", ref="edges", format="table", instant=True
+    )
+    rename = {
+        "hop_id": "id",
+        "hop_address": "title",
+        "edge": "id",
+        "from_hop": "source",
+        "to_hop": "target",
+    }
+    return _panel(
+        6,
+        "Hop topology of $check (one check)",
+        "nodeGraph",
+        (0, 22, 24, 14),
+        targets=[nodes, edges],
+        transformations=[{"id": "organize", "options": {"renameByName": rename}}],
+    )
+
+
+def dashboard_config_map(namespace: str) -> Manifest:
+    """The dashboard as Grafana's sidecar picks it up (label grafana_dashboard=1)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "hopscope-dashboard",
+            "namespace": namespace,
+            "labels": {"grafana_dashboard": "1"},
+        },
+        "data": {"hopscope.json": json.dumps(dashboard(), indent=2)},
+    }

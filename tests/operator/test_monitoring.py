@@ -1,0 +1,248 @@
+"""Alert rules on synthetic series (promtool), and a dashboard that queries what is exported."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hopscope_operator import monitoring
+from hopscope_operator.metrics import Metrics
+
+PROMTOOL = shutil.which("promtool")
+needs_promtool = pytest.mark.skipif(
+    PROMTOOL is None, reason="promtool not on PATH (Debian: apt-get install prometheus)"
+)
+LABELS = {
+    "namespace": "shop",
+    "check": "web-to-db",
+    "source": "pod/shop/web-0",
+    "destination": "service/shop/db:5432",
+    "protocol": "TCP",
+}
+FROM_TO = "from pod/shop/web-0 to service/shop/db:5432 over TCP"
+
+
+def series(name: str, values: str, **extra: str) -> dict[str, str]:
+    labels = ",".join(f'{k}="{v}"' for k, v in {**LABELS, **extra}.items())
+    return {"series": f"{name}{{{labels}}}", "values": values}
+
+
+def firing(alert: str, at: str, annotations: dict[str, str], **extra: str) -> dict[str, Any]:
+    severity = next(a.severity for a in monitoring.ALERTS if a.name == alert)
+    return {
+        "eval_time": at,
+        "alertname": alert,
+        "exp_alerts": [
+            {
+                "exp_labels": {**LABELS, **extra, "severity": severity},
+                "exp_annotations": annotations,
+            }
+        ],
+    }
+
+
+def silent(alert: str, at: str) -> dict[str, Any]:
+    return {"eval_time": at, "alertname": alert, "exp_alerts": []}
+
+
+CASES = [
+    {
+        "name": "a check unreachable for 5 minutes pages",
+        "interval": "1m",
+        "input_series": [series("hopscope_check_reachable", "0x15")],
+        "alert_rule_test": [
+            silent("HopscopeCheckUnreachable", "4m"),
+            firing(
+                "HopscopeCheckUnreachable",
+                "6m",
+                {
+                    "summary": "shop/web-to-db is unreachable",
+                    "description": f"Connection {FROM_TO} has failed for 5 minutes: "
+                    "kubectl describe ccheck -n shop web-to-db",
+                },
+            ),
+        ],
+    },
+    {
+        "name": "latency over the check's own threshold, and not under it",
+        "interval": "1m",
+        "input_series": [
+            series("hopscope_check_latency_seconds", "0.3x20", stat="avg"),
+            series("hopscope_check_latency_seconds", "0.9x20", stat="max"),
+            series("hopscope_check_latency_threshold_seconds", "0.2x20"),
+        ],
+        "alert_rule_test": [
+            silent("HopscopeCheckLatencyHigh", "8m"),
+            firing(
+                "HopscopeCheckLatencyHigh",
+                "12m",
+                {
+                    "summary": "shop/web-to-db is slower than its threshold",
+                    "description": f"Average latency {FROM_TO} is 300ms, over the check's "
+                    "threshold for 10 minutes; the status names the hop where it starts.",
+                },
+            ),
+        ],
+    },
+    {
+        "name": "probe loss over the threshold while reachable",
+        "interval": "1m",
+        "input_series": [
+            series("hopscope_check_probes_sent_total", "0+10x40"),
+            series("hopscope_check_probes_failed_total", "0+2x40"),
+            series("hopscope_check_loss_threshold_ratio", "0.05x40"),
+            series("hopscope_check_reachable", "1x40"),
+        ],
+        "alert_rule_test": [
+            firing(
+                "HopscopeCheckProbeLoss",
+                "30m",
+                {
+                    "summary": "shop/web-to-db loses probes",
+                    "description": f"20% of probes {FROM_TO} fail, over the check's loss "
+                    "threshold; the status locates the hop where the loss starts.",
+                },
+            )
+        ],
+    },
+    {
+        "name": "an unreachable check is not also a loss alert",
+        "interval": "1m",
+        "input_series": [
+            series("hopscope_check_probes_sent_total", "0+10x40"),
+            series("hopscope_check_probes_failed_total", "0+10x40"),
+            series("hopscope_check_loss_threshold_ratio", "0.05x40"),
+            series("hopscope_check_reachable", "0x40"),
+        ],
+        "alert_rule_test": [silent("HopscopeCheckProbeLoss", "30m")],
+    },
+    {
+        "name": "an operator whose target is down",
+        "interval": "1m",
+        "input_series": [{"series": 'up{job="hopscope-operator"}', "values": "0x10"}],
+        "alert_rule_test": [
+            {
+                "eval_time": "6m",
+                "alertname": "HopscopeOperatorDown",
+                "exp_alerts": [
+                    {
+                        "exp_labels": {"job": "hopscope-operator", "severity": "critical"},
+                        "exp_annotations": {
+                            "summary": "The hopscope operator is down",
+                            "description": monitoring.ALERTS[4].description,
+                        },
+                    }
+                ],
+            }
+        ],
+    },
+    {
+        "name": "a probe that cannot run, and the operator gone",
+        "interval": "1m",
+        "input_series": [
+            series("hopscope_check_issues", "1x20", type="Probe", severity="Error"),
+        ],
+        "alert_rule_test": [
+            {
+                **firing("HopscopeProbeCannotRun", "12m", {}, type="Probe"),
+                "exp_alerts": [
+                    {
+                        # the rule's severity label replaces the series' own
+                        "exp_labels": {**LABELS, "type": "Probe", "severity": "warning"},
+                        "exp_annotations": {
+                            "summary": "The probe for shop/web-to-db cannot run",
+                            "description": monitoring.ALERTS[3].description,
+                        },
+                    }
+                ],
+            },
+            {
+                "eval_time": "6m",
+                "alertname": "HopscopeOperatorDown",
+                "exp_alerts": [
+                    {
+                        "exp_labels": {"job": "hopscope-operator", "severity": "critical"},
+                        "exp_annotations": {
+                            "summary": "The hopscope operator is down",
+                            "description": monitoring.ALERTS[4].description,
+                        },
+                    }
+                ],
+            },
+        ],
+    },
+]
+
+
+def write_rules(tmp_path: Path) -> Path:
+    rules = tmp_path / "hopscope-rules.yaml"
+    rules.write_text(yaml.safe_dump(monitoring.rule_groups(), sort_keys=False))
+    return rules
+
+
+@needs_promtool
+def test_the_rules_are_valid_prometheus_rules(tmp_path: Path):
+    done = subprocess.run(
+        [PROMTOOL, "check", "rules", str(write_rules(tmp_path))], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@needs_promtool
+def test_each_alert_fires_on_its_synthetic_series_and_only_then(tmp_path: Path):
+    rules = write_rules(tmp_path)
+    spec = {"rule_files": [rules.name], "evaluation_interval": "1m", "tests": CASES}
+    tests = tmp_path / "hopscope-tests.yaml"
+    tests.write_text(yaml.safe_dump(spec, sort_keys=False))
+    done = subprocess.run(
+        [PROMTOOL, "test", "rules", str(tests)], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_alert_is_tested():
+    tested = {t["alertname"] for case in CASES for t in case["alert_rule_test"]}
+    assert tested == {alert.name for alert in monitoring.ALERTS}
+
+
+def exported_names() -> set[str]:
+    metrics = Metrics()
+    names = set()
+    for collector in metrics.registry._names_to_collectors.values():
+        for family in collector.describe():
+            names.add(family.name)
+            names |= {family.name + suffix for suffix in ("_total", "_bucket", "_sum", "_count")}
+    return names
+
+
+def queries() -> list[str]:
+    board = monitoring.dashboard()
+    found = [t["expr"] for panel in board["panels"] for t in panel.get("targets", [])]
+    found += [v["query"] for v in board["templating"]["list"] if v["type"] == "query"]
+    found += [alert.expr for alert in monitoring.ALERTS]
+    return found
+
+
+def test_every_query_names_only_series_the_operator_exports():
+    exported = exported_names() | {"up"}
+    used = {name for query in queries() for name in re.findall(r"\b(hopscope_\w+|up)\b", query)}
+    assert used, "no metric names found in the queries"
+    assert used <= exported, f"not exported: {sorted(used - exported)}"
+
+
+def test_the_dashboard_has_the_node_graph_of_one_checks_hops_and_its_variables():
+    board = monitoring.dashboard()
+    [graph] = [p for p in board["panels"] if p["type"] == "nodeGraph"]
+    assert {t["refId"] for t in graph["targets"]} == {"nodes", "edges"}
+    renamed = graph["transformations"][0]["options"]["renameByName"]
+    assert {renamed["from_hop"], renamed["to_hop"], renamed["hop_id"]} == {"source", "target", "id"}
+    assert [v["name"] for v in board["templating"]["list"]] == ["datasource", "namespace", "check"]
+    config = monitoring.dashboard_config_map("hopscope-system")
+    assert json.loads(config["data"]["hopscope.json"])["uid"] == "hopscope-checks"
