@@ -15,13 +15,15 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
-from hopscope_operator.api import ConnectivityCheck, ConnectivityCheckStatus
+from hopscope_operator.analysis import analyse, destination_hop_id
+from hopscope_operator.analysis import unknown as unknown_analysis
+from hopscope_operator.api import Analysis, ConnectivityCheck, ConnectivityCheckStatus
 from hopscope_operator.cluster import (
     CHECKS,
     EVENTS,
@@ -51,6 +53,7 @@ from hopscope_operator.resolve import (
     to_probe_request,
 )
 from hopscope_operator.schedule import check_key, due, next_run
+from hopscope_operator.snapshot import SnapshotReader
 from hopscope_operator.status import PATH_CHANGED, Event, next_status, not_ready_status
 from hopscope_operator.view import ApiView
 from hopscope_probe.models import DestinationInfo, ProbeResult
@@ -112,6 +115,7 @@ class Reconciler:
         self.settings = settings
         self.clock = clock
         self.view = ApiView(api)
+        self._snapshots = SnapshotReader(api)  # renewed each tick: shared reads once per tick
         self._parsed: dict[tuple[str, str], Check] = {}  # by (uid, resourceVersion)
 
     # ---- the tick -------------------------------------------------------------------------
@@ -119,6 +123,7 @@ class Reconciler:
     def tick(self) -> TickReport:
         now = self.clock()
         report = TickReport()
+        self._snapshots = SnapshotReader(self.api)
         checks = self._checks()
         self._restore_metrics(checks)
         in_flight: set[str] = set()
@@ -234,7 +239,10 @@ class Reconciler:
             )
             labels = CheckLabels.of(check.model)
             max_hops = check.model.spec.path.max_hops
-            self.metrics.record(check.key, labels, last, max_hops=max_hops, new_run=False)
+            thresholds = check.model.spec.thresholds
+            self.metrics.record(
+                check.key, labels, last, max_hops=max_hops, new_run=False, thresholds=thresholds
+            )
 
     # ---- writing --------------------------------------------------------------------------
 
@@ -266,6 +274,7 @@ class Reconciler:
             now=now,
             next_run=next_run(model, now),
             source=source,
+            analysis=self._analysis(model, source, collected.result),
             failure=collected.failure,
         )
         if not self._patch_status(check, status):
@@ -277,8 +286,35 @@ class Reconciler:
             collected.result,
             max_hops=model.spec.path.max_hops,
             path_changed=any(e.reason == PATH_CHANGED for e in events),
+            thresholds=model.spec.thresholds,
         )
         return True
+
+    # ---- static analysis --------------------------------------------------------------------
+
+    def _analysis(
+        self, model: ConnectivityCheck, source: ResolvedSource, result: ProbeResult
+    ) -> Analysis:
+        """The static verdict beside the run's result; never raises (Unknown instead), so a
+        refused read or a bug in the analysis cannot stop the tick."""
+        try:
+            destination = resolve_destination(model, self.view)
+            if not destination.addresses and result.destination.addresses:
+                # A name the probe resolved: its addresses let policies' ipBlocks be judged.
+                destination = replace(destination, addresses=list(result.destination.addresses))
+            snapshot = self._snapshots.snapshot(model, source, destination)
+            return analyse(
+                model,
+                source,
+                destination,
+                snapshot,
+                destination_hop=destination_hop_id(result.hops),
+            )
+        except ResolveError as exc:
+            return unknown_analysis(f"the destination no longer resolves: {exc}")
+        except Exception as exc:
+            log.exception("static analysis of %s failed", check_key(model))
+            return unknown_analysis(f"{type(exc).__name__}: {exc}")
 
     def _not_ready(self, check: Check, error: ResolveError, now: datetime) -> None:
         model = check.model

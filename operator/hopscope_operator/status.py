@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from hopscope_operator.analysis import merge
 from hopscope_operator.api import (
     Analysis,
     Condition,
@@ -112,14 +113,8 @@ def set_condition(
 
 
 def _merged_issues(result: ProbeResult, analysis: Analysis | None) -> list[Issue]:
-    """The probe's findings, then static analysis' (each once)."""
-    issues = list(result.issues)
-    seen = {(issue.type, issue.message) for issue in issues}
-    for issue in analysis.issues if analysis else []:
-        if (issue.type, issue.message) not in seen:
-            issues.append(issue)
-            seen.add((issue.type, issue.message))
-    return issues
+    """The probe's findings, then static analysis' (each once; see `analysis.merge`)."""
+    return merge(result.issues, analysis, result.hops)
 
 
 def _fields(previous: ConnectivityCheckStatus | None) -> dict[str, Any]:

@@ -1,0 +1,240 @@
+"""The tick writes static analysis beside the probe's result, on the in-memory API server.
+
+The cluster has what a real one has: kube-dns with a ready CoreDNS pod, db with a pod and an
+EndpointSlice. A NetworkPolicy in shop isolates web for egress; the probe sees a silent drop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hopscope_operator.cluster import (
+    ENDPOINT_SLICES,
+    NETWORK_POLICIES,
+    NODES,
+    PODS,
+    SERVICES,
+    ApiError,
+)
+from hopscope_operator.reconcile import Reconciler
+from hopscope_operator.snapshot import NAMESPACES
+from hopscope_probe.models import (
+    ConnectionStatus,
+    ContextItem,
+    DestinationInfo,
+    Hop,
+    HopType,
+    Issue,
+    IssueType,
+    Origin,
+    ProbeResult,
+    Protocol,
+    Severity,
+)
+
+from . import test_reconcile as story
+from .conftest import ApiServer
+from .fakeapi import FakeApi
+from .test_reconcile import apply_check, check, run_once, source_pod
+
+# Each story here is an RBAC test too, as in test_reconcile (an autouse fixture).
+every_call_is_granted_by_the_generated_rbac = story.every_call_is_granted_by_the_generated_rbac
+
+DEST_HOP = "dest-10.244.2.7"
+
+
+def running_pod(api: FakeApi, ns: str, name: str, labels: dict[str, str], ip: str, **spec: Any):
+    api.create(
+        PODS,
+        ns,
+        {
+            "metadata": {"name": name, "labels": labels},
+            "spec": {
+                "nodeName": "worker-2",
+                "containers": [{"name": "main", "image": "x", **spec}],
+            },
+        },
+    )
+    api.set_pod_status(
+        ns,
+        name,
+        {
+            "phase": "Running",
+            "podIP": ip,
+            "podIPs": [{"ip": ip}],
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    )
+
+
+def endpoint_slice(api: FakeApi, ns: str, service: str, pod: str, ip: str) -> None:
+    api.create(
+        ENDPOINT_SLICES,
+        ns,
+        {
+            "metadata": {
+                "name": f"{service}-1",
+                "labels": {"kubernetes.io/service-name": service},
+            },
+            "addressType": "IPv4",
+            "endpoints": [
+                {
+                    "addresses": [ip],
+                    "conditions": {"ready": True},
+                    "targetRef": {"kind": "Pod", "namespace": ns, "name": pod},
+                }
+            ],
+        },
+    )
+
+
+@pytest.fixture
+def healthy(apiserver: ApiServer) -> FakeApi:
+    """test_reconcile's cluster, where db selects db-0 (ready, in its slice) and kube-dns is
+    served by coredns-1."""
+    api = FakeApi(apiserver)
+    for name in ("worker-1", "worker-2"):
+        api.put(NODES, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}})
+    api.create(SERVICES, "shop", {"metadata": {"name": "db"}, "spec": story.db_service()})
+    db = api.stored(SERVICES, "shop", "db")
+    db["spec"]["selector"] = {"app": "db"}
+    running_pod(api, "shop", "db-0", {"app": "db"}, "10.244.2.7", ports=[{"containerPort": 5432}])
+    endpoint_slice(api, "shop", "db", "db-0", "10.244.2.7")
+    api.create(
+        SERVICES,
+        "kube-system",
+        {
+            "metadata": {"name": "kube-dns"},
+            "spec": {
+                "clusterIP": "10.96.0.10",
+                "selector": {"k8s-app": "kube-dns"},
+                "ports": [
+                    {"name": "dns", "port": 53, "protocol": "UDP"},
+                    {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
+                ],
+            },
+        },
+    )
+    running_pod(api, "kube-system", "coredns-1", {"k8s-app": "kube-dns"}, "10.244.0.3")
+    endpoint_slice(api, "kube-system", "kube-dns", "coredns-1", "10.244.0.3")
+    for ns in ("shop", "kube-system"):
+        api.put(NAMESPACES, {"metadata": {"name": ns}})
+    return api
+
+
+@pytest.fixture
+def reconciler(healthy: FakeApi) -> Reconciler:
+    return story.make_reconciler(healthy, story.Clock())
+
+
+def deny_web_egress(api: FakeApi) -> None:
+    api.create(
+        NETWORK_POLICIES,
+        "shop",
+        {
+            "metadata": {"name": "web-egress"},
+            "spec": {
+                "podSelector": {"matchLabels": {"app": "web"}},
+                "policyTypes": ["Egress"],
+                # DNS is allowed: only the flow to db is denied.
+                "egress": [{"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53}]}],
+            },
+        },
+    )
+
+
+def dropped_at_the_destination() -> ProbeResult:
+    hops = [
+        Hop(id="source", type=HopType.SOURCE, address="10.244.1.5", ttl=0),
+        Hop(id=DEST_HOP, type=HopType.DESTINATION, address="10.244.2.7", ttl=1),
+    ]
+    drop = Issue(
+        type=IssueType.FIREWALL,
+        severity=Severity.ERROR,
+        origin=Origin.INBOUND,
+        hop_id=DEST_HOP,
+        message="TCP packets to 10.96.0.20:5432 are silently dropped at the destination",
+        hint="A firewall drops this flow",
+        context=[ContextItem(key="probes", value="10")],
+    )
+    return ProbeResult(
+        connection_status=ConnectionStatus.UNREACHABLE,
+        protocol=Protocol.TCP,
+        destination=DestinationInfo(host="10.96.0.20", port=5432, addresses=["10.96.0.20"]),
+        probes_sent=10,
+        probes_failed=10,
+        hops=hops,
+        issues=[drop],
+    )
+
+
+def test_a_policy_blocking_the_source_is_named_in_status_and_explains_the_drop(healthy, reconciler):
+    source_pod(healthy)
+    deny_web_egress(healthy)
+    apply_check(healthy)
+    status = run_once(healthy, reconciler, dropped_at_the_destination())["status"]
+
+    analysis = status["analysis"]
+    assert analysis["result"] == "Blocked"
+    [denial] = analysis["issues"]
+    assert denial["type"] == "NetworkPolicy" and denial["origin"] == "Outbound"
+    assert {"key": "NetworkPolicy", "value": "shop/web-egress"} in denial["context"]
+    assert "shop/web-0" in denial["message"] and "shop/db-0" in denial["message"]
+
+    # One issue, not two: the probe's drop is the policy's denial, with its evidence kept.
+    [issue] = status["issues"]
+    assert issue["type"] == "NetworkPolicy" and issue["message"] == denial["message"]
+    assert {"key": "probe.probes", "value": "10"} in issue["context"]
+    assert status["connectionStatus"] == "Unreachable"
+
+
+def test_a_healthy_cluster_is_allowed(healthy, reconciler):
+    source_pod(healthy)
+    apply_check(healthy)
+    status = run_once(healthy, reconciler, dropped_at_the_destination())["status"]
+    assert status["analysis"] == {"result": "Allowed", "issues": []}
+    assert [i["type"] for i in status["issues"]] == ["Firewall"]
+
+
+class Forbidden(ApiError):
+    status = 403
+    reason = "Forbidden"
+
+
+def test_policies_the_operator_may_not_list_make_the_analysis_unknown_not_a_crash(
+    healthy, reconciler
+):
+    source_pod(healthy)
+    deny_web_egress(healthy)
+    apply_check(healthy)
+    original = healthy.list
+
+    def forbidden(resource, namespace, labels=None):
+        if resource == NETWORK_POLICIES:
+            raise Forbidden("networkpolicies is forbidden: cannot list at the cluster scope")
+        return original(resource, namespace, labels)
+
+    healthy.list = forbidden
+    status = run_once(healthy, reconciler, dropped_at_the_destination())["status"]
+    healthy.list = original
+    assert status["connectionStatus"] == "Unreachable"  # the run's result is still written
+    assert status["analysis"]["result"] == "Unknown"
+    [issue] = status["analysis"]["issues"]
+    assert issue["type"] == "NetworkPolicy" and "forbidden" in issue["message"]
+
+
+def test_a_bug_in_the_analysis_is_unknown_and_the_tick_goes_on(healthy, reconciler, monkeypatch):
+    import hopscope_operator.reconcile as reconcile
+
+    def broken(*args: Any, **kw: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(reconcile, "analyse", broken)
+    source_pod(healthy)
+    apply_check(healthy)
+    status = run_once(healthy, reconciler, dropped_at_the_destination())["status"]
+    assert status["analysis"]["result"] == "Unknown"
+    assert "boom" in status["analysis"]["issues"][0]["message"]
+    assert check(healthy)["status"]["runs"] == 1
