@@ -15,5 +15,5 @@ COPY --from=build /install /usr/local
 # The operator only talks to the API server: no capabilities, no root.
 USER 65532:65532
 ENV PYTHONDONTWRITEBYTECODE=1
-EXPOSE 9090
-ENTRYPOINT ["kopf", "run", "--standalone", "--all-namespaces", "-m", "hopscope_operator.handlers"]
+EXPOSE 9090 8080
+ENTRYPOINT ["kopf", "run", "--standalone", "--all-namespaces", "--liveness=http://0.0.0.0:8080/healthz", "-m", "hopscope_operator.handlers"]

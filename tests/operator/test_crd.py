@@ -48,7 +48,8 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "crds" / "connectivitycheck.yaml"
-EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+KUSTOMIZATION = ROOT / "examples" / "kustomization.yaml"
+EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.yaml") if p != KUSTOMIZATION)
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -157,6 +158,10 @@ def test_example_is_accepted(path: Path, apiserver: ApiServer) -> None:
     manifest = load(path)
     assert apiserver.errors(manifest) == []
     assert model_errors(manifest) == []
+
+
+def test_the_kustomization_applies_every_example() -> None:
+    assert load(KUSTOMIZATION)["resources"] == [path.name for path in EXAMPLES]
 
 
 def test_examples_cover_every_source_and_destination_kind() -> None:
