@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from hopscope_probe import agent
 from hopscope_probe.models import (
     ConnectionStatus,
     HttpHeader,
@@ -80,6 +81,7 @@ def parser() -> argparse.ArgumentParser:
         "policy", help="NetworkPolicy verdicts from manifests", add_help=False, prefix_chars="+"
     )
     pol.add_argument("args", nargs=argparse.REMAINDER)
+    agent.add_arguments(sub.add_parser("agent", help="serve probes over HTTP (workload sidecar)"))
     return top
 
 
@@ -247,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_probe(args)
         if args.command == "batch":
             return run_batch(args)
+        if args.command == "agent":
+            return agent.main(args)
         if args.command == "policy":
             from hopscope_operator.policy.cli import main as policy_main
 

@@ -1,0 +1,502 @@
+"""`hopscope agent`: the probe engine as a small HTTP server in a workload's own pod.
+
+Gateways and bastions should not be restarted or made privileged to answer a connectivity
+question, so their pods carry this agent as a sidecar (same image, `agent` mode). It shares the
+pod's network namespace and probes from there; it needs only CAP_NET_RAW (path tracing, ICMP).
+
+HTTP contract (JSON bodies, camelCase as in `ProbeRequest` / `ProbeResult`):
+
+    POST /v1/probe   Authorization: Bearer <token>, body: a ProbeRequest
+        200  a ProbeResult (an Unknown verdict when the probe could not run is still a 200)
+        400  {"error": "<field>: <why>"}   malformed JSON, invalid field or above this agent's
+                                           limits (count, timeoutSeconds, maxHops; caFile refused)
+        401  {"error": "unauthorized"}     missing or wrong token (any path but /healthz)
+        404 / 405                          unknown path / method, after authentication
+        411  no Content-Length             413  body above --max-body-bytes
+        503  busy: --max-concurrent probes already running; `Retry-After` in seconds
+    GET /healthz     200 "ok", unauthenticated, says nothing else (liveness)
+
+The token is read from `--token-file` (a Secret volume) and read again whenever the file
+changes (kubelet swaps a symlink, which changes the inode), so a rotated Secret takes effect
+without a restart. Tokens are compared in constant time and never logged. With `--tls-cert`
+and `--tls-key` the server speaks HTTPS only; the pair is reloaded when either file changes.
+One line per request goes to stderr: client, method, path, status, duration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import json
+import logging
+import math
+import os
+import signal
+import socket
+import ssl
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
+
+from hopscope_probe.models import ProbeRequest
+from hopscope_probe.runner import Where, run_in
+
+log = logging.getLogger("hopscope.agent")
+
+DEFAULT_PORT = 9723
+DEFAULT_LISTEN = f"0.0.0.0:{DEFAULT_PORT}"
+PROBE_PATH = "/v1/probe"
+HEALTH_PATH = "/healthz"
+SHORT_TOKEN = 16  # characters; shorter tokens are accepted with a warning
+# A refused request's body is read and dropped up to this size before the answer: closing a
+# socket with unread data resets it, and the client may lose the answer.
+DRAIN_BYTES = 1024 * 1024
+
+
+class AgentError(Exception):
+    """The agent cannot start (no token, bad listen address, unreadable certificate)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one agent accepts; a request above a limit is refused (400), never trimmed."""
+
+    max_body_bytes: int = 64 * 1024
+    max_concurrent: int = 2
+    max_count: int = 20
+    max_timeout_seconds: float = 10.0
+    max_hops: int = 32
+    max_connections: int = 32  # open connections (each holds a thread); more are closed
+    read_timeout_seconds: float = 10.0  # a client must send its request within this
+    retry_after_seconds: int = 2
+
+    def refusal(self, request: ProbeRequest) -> str | None:
+        """Why a valid request is still too big for this agent (the field named as on the wire)."""
+        if request.count > self.max_count:
+            return f"count: at most {self.max_count} on this agent, got {request.count}"
+        if request.timeout_seconds > self.max_timeout_seconds:
+            return (
+                f"timeoutSeconds: at most {self.max_timeout_seconds:g} on this agent,"
+                f" got {request.timeout_seconds:g}"
+            )
+        if request.max_hops > self.max_hops:
+            return f"maxHops: at most {self.max_hops} on this agent, got {request.max_hops}"
+        if request.ca_file is not None:
+            return "caFile: the agent does not read files named by a request"
+        return None
+
+
+class TokenFile:
+    """The shared secret, read again whenever the file changes; None when unusable."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._seen: tuple[int, ...] | None = None
+        self._token: bytes | None = None
+
+    def current(self) -> bytes | None:
+        try:
+            st = os.stat(self.path)  # follows kubelet's ..data symlink to the live file
+        except OSError:
+            return None  # fail closed: a vanished Secret refuses everyone
+        seen = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        with self._lock:
+            if seen != self._seen:
+                try:
+                    with open(self.path, "rb") as handle:
+                        self._token = handle.read().strip() or None
+                except OSError:
+                    self._token = None
+                self._seen = seen
+                if self._token is None:
+                    log.warning("token file %s is empty or unreadable: refusing all", self.path)
+            return self._token
+
+    def accepts(self, authorization: str | None) -> bool:
+        token = self.current()
+        if token is None or not authorization:
+            return False
+        scheme, _, offered = authorization.partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        return hmac.compare_digest(offered.strip().encode(errors="replace"), token)
+
+
+class TlsFiles:
+    """A server TLS context, rebuilt when the certificate or key file changes."""
+
+    def __init__(self, cert: str, key: str) -> None:
+        self.cert, self.key = cert, key
+        self._lock = threading.Lock()
+        self._seen: tuple[int, ...] | None = None
+        self._context = self._load()  # fails at startup, not on the first client
+
+    def _stamp(self) -> tuple[int, ...]:
+        return tuple(
+            part
+            for path in (self.cert, self.key)
+            for st in [os.stat(path)]
+            for part in (st.st_ino, st.st_mtime_ns, st.st_size)
+        )
+
+    def _load(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.cert, self.key)
+        self._seen = self._stamp()
+        return context
+
+    def context(self) -> ssl.SSLContext:
+        with self._lock:
+            try:
+                if self._stamp() != self._seen:
+                    self._context = self._load()
+            except (OSError, ssl.SSLError) as exc:  # mid-rotation: keep serving the old pair
+                log.warning("keeping the previous TLS certificate: %s", exc)
+            return self._context
+
+
+class AgentServer(ThreadingHTTPServer):
+    """Each connection in its own thread, at most `max_connections` at once; on close, waits
+    for the requests in progress (their probes are bounded by the limits)."""
+
+    daemon_threads = False
+    block_on_close = True
+    allow_reuse_address = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        tokens: TokenFile,
+        limits: Limits,
+        tls: TlsFiles | None = None,
+        where: Where | None = None,
+    ) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.tokens = tokens
+        self.limits = limits
+        self.tls = tls
+        self.where = where or Where()
+        self.probes = threading.BoundedSemaphore(limits.max_concurrent)
+        self.connections = threading.BoundedSemaphore(limits.max_connections)
+        super().__init__(address, AgentHandler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.connections.acquire(blocking=False):
+            log.warning("%s: too many open connections, closed", client_address[0])
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.connections.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.connections.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        log.warning("%s: connection failed: %s: %s", client_address[0], type(exc).__name__, exc)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        shown = f"[{host}]" if ":" in host else host
+        return f"{'https' if self.tls else 'http'}://{shown}:{port}"
+
+
+class AgentHandler(BaseHTTPRequestHandler):
+    server: AgentServer
+    server_version = "hopscope-agent"
+    protocol_version = "HTTP/1.0"  # one request per connection: no idle keep-alive threads
+
+    def version_string(self) -> str:
+        return self.server_version  # no Python version in the Server header
+
+    # ---- connection ----------------------------------------------------------------------
+
+    def setup(self) -> None:
+        self.timeout = self.server.limits.read_timeout_seconds
+        if self.server.tls is not None:
+            self.request.settimeout(self.timeout)
+            # The handshake happens here, in the connection's thread, not in the accept loop.
+            self.request = self.server.tls.context().wrap_socket(self.request, server_side=True)
+        super().setup()
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            if self.server.tls is not None:
+                self.request.close()  # the server closes the plain socket, now detached
+
+    def handle_one_request(self) -> None:
+        self._status: int | None = None
+        self._body_read = False
+        started = time.monotonic()
+        super().handle_one_request()
+        if self._status is not None:
+            path = urlsplit(getattr(self, "path", "") or "-").path[:200]
+            log.info(
+                "%s %s %s %d %.1fms",
+                self.client_address[0],
+                getattr(self, "command", None) or "-",
+                path,
+                self._status,
+                (time.monotonic() - started) * 1000,
+            )
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        self._status = int(code) if isinstance(code, int) else None
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # one line per request from handle_one_request instead; no headers ever logged
+
+    # ---- routes --------------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        if urlsplit(self.path).path == HEALTH_PATH:
+            self._reply(HTTPStatus.OK, b"ok\n", "text/plain; charset=utf-8")
+        elif self._authenticated():
+            self._route_other()
+
+    def do_POST(self) -> None:
+        if not self._authenticated():
+            return
+        if urlsplit(self.path).path != PROBE_PATH:
+            self._route_other()
+            return
+        body = self._body()
+        if body is None:
+            return
+        try:
+            request = ProbeRequest.model_validate_json(body)
+        except ValidationError as exc:
+            self._error(HTTPStatus.BAD_REQUEST, field_errors(exc))
+            return
+        refusal = self.server.limits.refusal(request)
+        if refusal:
+            self._error(HTTPStatus.BAD_REQUEST, refusal)
+            return
+        if not self.server.probes.acquire(blocking=False):
+            retry = str(self.server.limits.retry_after_seconds)
+            self._error(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                f"busy: {self.server.limits.max_concurrent} probes already running",
+                {"Retry-After": retry},
+            )
+            return
+        try:
+            result = run_in(request, self.server.where)
+        finally:
+            self.server.probes.release()
+        self._reply(HTTPStatus.OK, result.to_json().encode(), "application/json")
+
+    def do_PUT(self) -> None:
+        if self._authenticated():
+            self._route_other()
+
+    do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_PUT
+
+    def _route_other(self) -> None:
+        path = urlsplit(self.path).path
+        if path == PROBE_PATH:
+            self._error(HTTPStatus.METHOD_NOT_ALLOWED, "use POST", {"Allow": "POST"})
+        elif path == HEALTH_PATH:
+            self._error(HTTPStatus.METHOD_NOT_ALLOWED, "use GET", {"Allow": "GET"})
+        else:
+            self._error(HTTPStatus.NOT_FOUND, "not found")
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    def _authenticated(self) -> bool:
+        if self.server.tokens.accepts(self.headers.get("Authorization")):
+            return True
+        self._error(HTTPStatus.UNAUTHORIZED, "unauthorized", {"WWW-Authenticate": "Bearer"})
+        return False
+
+    def _body(self) -> bytes | None:
+        """The request body, or None once an error has been answered."""
+        length = self.headers.get("Content-Length")
+        if self.headers.get("Transfer-Encoding") or length is None:
+            self._error(HTTPStatus.LENGTH_REQUIRED, "Content-Length required")
+            return None
+        if not length.isdigit():
+            self._error(HTTPStatus.BAD_REQUEST, "Content-Length: not a number")
+            return None
+        if int(length) > self.server.limits.max_body_bytes:
+            limit = self.server.limits.max_body_bytes
+            self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body: at most {limit} bytes")
+            return None
+        try:
+            body = self.rfile.read(int(length))
+        except OSError:  # the read timed out or the client went away
+            self.close_connection = True
+            return None
+        self._body_read = True
+        if len(body) < int(length):
+            self._error(HTTPStatus.BAD_REQUEST, "body: shorter than its Content-Length")
+            return None
+        return body
+
+    def _error(self, status: HTTPStatus, message: str, headers: dict[str, str] | None = None):
+        self._drain()
+        body = json.dumps({"error": message}).encode()
+        self._reply(status, body, "application/json", headers)
+
+    def _drain(self) -> None:
+        length = self.headers.get("Content-Length", "")
+        if self._body_read or not length.isdigit() or int(length) > DRAIN_BYTES:
+            return
+        self._body_read = True
+        try:
+            left = int(length)
+            while left > 0:
+                chunk = self.rfile.read(min(left, 65536))
+                if not chunk:
+                    break
+                left -= len(chunk)
+        except OSError:
+            self.close_connection = True
+
+    def _reply(
+        self,
+        status: HTTPStatus,
+        body: bytes,
+        content_type: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+
+def field_errors(exc: ValidationError) -> str:
+    """`maxHops: Input should be ...; http.method: ...`; malformed JSON is named `body`."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in err["loc"]) or "body"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+# ---- command line -------------------------------------------------------------------------
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = Limits()
+    p.add_argument(
+        "--listen",
+        default=DEFAULT_LISTEN,
+        metavar="HOST:PORT",
+        help=f"[::]:PORT for IPv6, port 0 picks one (default {DEFAULT_LISTEN})",
+    )
+    p.add_argument("--token-file", required=True, metavar="PATH", help="bearer token (a Secret)")
+    p.add_argument("--tls-cert", metavar="PATH", help="serve HTTPS with this certificate chain")
+    p.add_argument("--tls-key", metavar="PATH", help="the private key of --tls-cert")
+    p.add_argument("--resolv-conf", metavar="PATH", help="resolver config (default /etc's)")
+    for flag, kind, default, what in (
+        ("--max-body-bytes", int, d.max_body_bytes, "request body size; above: 413"),
+        ("--max-concurrent", int, d.max_concurrent, "probes at once; above: 503"),
+        ("--max-count", int, d.max_count, "a request's count; above: 400"),
+        ("--max-timeout", float, d.max_timeout_seconds, "a request's timeoutSeconds; above: 400"),
+        ("--max-hops", int, d.max_hops, "a request's maxHops; above: 400"),
+    ):
+        p.add_argument(flag, type=kind, default=default, metavar="N", help=f"{what} ({default})")
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port = rest.removeprefix(":")
+    else:
+        host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise AgentError(f"--listen {value!r}: expected HOST:PORT or [V6]:PORT")
+    return host, int(port)
+
+
+def build_server(args: argparse.Namespace) -> AgentServer:
+    tokens = TokenFile(args.token_file)
+    token = tokens.current()
+    if token is None:
+        raise AgentError(f"--token-file {args.token_file}: missing, unreadable or empty")
+    if len(token) < SHORT_TOKEN:
+        log.warning("the token is shorter than %d characters: use a longer one", SHORT_TOKEN)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise AgentError("--tls-cert and --tls-key go together")
+    for flag, value in {
+        "--max-body-bytes": args.max_body_bytes,
+        "--max-concurrent": args.max_concurrent,
+        "--max-count": args.max_count,
+        "--max-timeout": args.max_timeout,
+        "--max-hops": args.max_hops,
+    }.items():
+        if value <= 0:
+            raise AgentError(f"{flag}: must be positive")
+    limits = Limits(
+        max_body_bytes=args.max_body_bytes,
+        max_concurrent=args.max_concurrent,
+        max_count=args.max_count,
+        max_timeout_seconds=args.max_timeout,
+        max_hops=args.max_hops,
+        retry_after_seconds=max(1, math.ceil(args.max_timeout)),
+    )
+    try:
+        tls = TlsFiles(args.tls_cert, args.tls_key) if args.tls_cert else None
+    except (OSError, ssl.SSLError) as exc:
+        raise AgentError(f"--tls-cert/--tls-key: {exc}") from exc
+    try:
+        return AgentServer(
+            parse_listen(args.listen), tokens, limits, tls, Where(resolv_conf=args.resolv_conf)
+        )
+    except OSError as exc:
+        raise AgentError(f"--listen {args.listen}: {exc}") from exc
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run until SIGTERM or SIGINT, then let the probes in progress finish."""
+    log.setLevel(logging.INFO)
+    server = build_server(args)
+
+    def stop(signum: int, _frame: object) -> None:
+        log.info("%s: stopping after the requests in progress", signal.Signals(signum).name)
+        # shutdown() waits for serve_forever(), which runs in this very thread: ask from another.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    log.info("listening on %s (max %d concurrent probes)", server.url, server.limits.max_concurrent)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()  # joins the request threads
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    log.info("stopped")
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        return serve(args)
+    except AgentError as exc:
+        print(f"hopscope agent: error: {exc}", file=sys.stderr)
+        return 2
