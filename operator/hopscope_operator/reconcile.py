@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from hopscope_operator.agents import AgentRunner
 from hopscope_operator.analysis import analyse, destination_hop_id
 from hopscope_operator.analysis import unknown as unknown_analysis
 from hopscope_operator.api import Analysis, ConnectivityCheck, ConnectivityCheckStatus
@@ -46,13 +47,16 @@ from hopscope_operator.plan import (
     probe_pod,
 )
 from hopscope_operator.resolve import (
+    ResolvedDestination,
     ResolvedSource,
     ResolveError,
+    pod_source,
     resolve_destination,
     resolve_source,
     to_probe_request,
 )
 from hopscope_operator.schedule import check_key, due, next_run
+from hopscope_operator.sidecar import SidecarMissing, find_sidecar_pod
 from hopscope_operator.snapshot import SnapshotReader
 from hopscope_operator.status import PATH_CHANGED, Event, next_status, not_ready_status
 from hopscope_operator.view import ApiView
@@ -74,6 +78,18 @@ class Settings:
     namespace: str = "hopscope-system"  # where probe pods run (PodSecurity: privileged)
     image: str = "ghcr.io/hopscope/probe:0.1.0"
     caps: Caps = field(default_factory=Caps)
+
+
+class SidecarUnavailable(ResolveError):
+    """A workload source without a Ready pod that runs the probe sidecar."""
+
+    def __init__(self, missing: SidecarMissing) -> None:
+        super().__init__(f"{missing.message}. Add to the pod template:\n{missing.snippet}")
+        self._reason = missing.reason
+
+    @property
+    def reason(self) -> str:
+        return self._reason
 
 
 @dataclass
@@ -109,12 +125,14 @@ class Reconciler:
         metrics: Metrics,
         settings: Settings,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        agents: AgentRunner | None = None,
     ) -> None:
         self.api = api
         self.metrics = metrics
         self.settings = settings
         self.clock = clock
         self.view = ApiView(api)
+        self.agents = agents or AgentRunner()
         self._snapshots = SnapshotReader(api)  # renewed each tick: shared reads once per tick
         self._parsed: dict[tuple[str, str], Check] = {}  # by (uid, resourceVersion)
 
@@ -142,6 +160,15 @@ class Reconciler:
                 report.collected += len(written)
                 in_flight.update(written)  # listed before their new status: not due yet
         report.in_flight = sum(pods_per_node.values())
+        for run in self.agents.finished():
+            check = checks.get(run.check)
+            if check is None or check.model.metadata["generation"] != run.generation:
+                continue  # deleted, or its spec changed mid-run
+            collected = Collected(run.check, run.generation, run.result)
+            if self._write_result(check, collected, run.source, now):
+                report.collected += 1
+                in_flight.add(run.check)
+        in_flight |= self.agents.in_flight()
 
         due_items: list[tuple[str, BatchItem]] = []
         sources: dict[str, ResolvedSource] = {}
@@ -153,6 +180,10 @@ class Reconciler:
             except ResolveError as exc:
                 self._not_ready(check, exc, now)
                 report.not_ready += 1
+                continue
+            if source.kind == "workload":
+                if not self._run_on_agent(check, destination, now):
+                    report.not_ready += 1
                 continue
             item = BatchItem(
                 check=check.key,
@@ -288,6 +319,28 @@ class Reconciler:
             path_changed=any(e.reason == PATH_CHANGED for e in events),
             thresholds=model.spec.thresholds,
         )
+        return True
+
+    def _run_on_agent(self, check: Check, destination: ResolvedDestination, now: datetime) -> bool:
+        """A workload source runs on its pods' probe sidecar; False when none can (the check
+        then says why, with the snippet to add)."""
+        model = check.model
+        ref = model.spec.source.workload
+        assert ref is not None
+        namespace = ref.namespace or model.metadata["namespace"]
+        named = f"{ref.kind} {namespace}/{ref.name}"
+        workload = self.view.workload(ref.kind, namespace, ref.name) or {}
+        pods = self.view.pods(namespace, workload.get("spec", {}).get("selector") or {})
+        found = find_sidecar_pod(pods, workload=named, image=self.settings.image)
+        if isinstance(found, SidecarMissing):
+            self._not_ready(check, SidecarUnavailable(found), now)
+            return False
+        preferred = model.spec.preferred_ip_version
+        described = f"the hopscope agent of pod {namespace}/{found['metadata']['name']} ({named})"
+        source = pod_source("workload", found, preferred, described)
+        request = to_probe_request(model.spec, destination)
+        generation = int(model.metadata["generation"])
+        self.agents.submit(check.key, generation, source, found, request, preferred)
         return True
 
     # ---- static analysis --------------------------------------------------------------------

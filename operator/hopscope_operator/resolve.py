@@ -170,7 +170,7 @@ def resolve_source(check: ConnectivityCheck, view: ClusterView) -> ResolvedSourc
             raise SourceNotFound(f"pod {ns}/{source.pod.name} is {phase}, not Running")
         if not pod.get("spec", {}).get("nodeName"):
             raise SourceNotFound(f"pod {ns}/{source.pod.name} has no node")
-        return _pod_source("pod", pod, preferred, f"pod {ns}/{source.pod.name}")
+        return pod_source("pod", pod, preferred, f"pod {ns}/{source.pod.name}")
     if source.pod_selector is not None:
         selector = source.pod_selector.model_dump(mode="json", by_alias=True, exclude_defaults=True)
         shown = parse_selector(selector, "spec.source.podSelector")
@@ -181,7 +181,7 @@ def resolve_source(check: ConnectivityCheck, view: ClusterView) -> ResolvedSourc
             f"pod {namespace}/{_name(ready[0])} (first by name of {len(ready)} Ready pods"
             f" matching {shown})"
         )
-        return _pod_source("pod", ready[0], preferred, described)
+        return pod_source("pod", ready[0], preferred, described)
     if source.node is not None:
         node = view.node(source.node.name)
         if node is None:
@@ -217,10 +217,10 @@ def _workload_source(
     if not ready:
         raise SourceNotFound(f"no Ready pod of {kind} {ns}/{name} ({shown})")
     described = f"pod {ns}/{_name(ready[0])} of {kind} {ns}/{name}"
-    return _pod_source("workload", ready[0], preferred, described)
+    return pod_source("workload", ready[0], preferred, described)
 
 
-def _pod_source(
+def pod_source(
     kind: SourceKind, pod: Manifest, preferred: IPVersion, description: str
 ) -> ResolvedSource:
     spec = pod.get("spec", {})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import celpy
@@ -17,7 +18,12 @@ import pytest
 from celpy import celtypes
 from jsonschema import Draft202012Validator
 
+from hopscope_operator.cluster import NODES, SERVICES, Object
 from hopscope_operator.crd import custom_resource_definition
+from hopscope_operator.install import allows
+from hopscope_operator.reconcile import Reconciler
+
+from .fakeapi import FakeApi
 
 
 def to_json_schema(node: dict[str, Any]) -> dict[str, Any]:
@@ -133,3 +139,66 @@ def apiserver(openapi: dict[str, Any]) -> ApiServer:
 def apiserver_for() -> type[ApiServer]:
     """Makes an ApiServer for any schema node, e.g. to try a default against its own node."""
     return ApiServer
+
+
+# ---- the operator's stories: a cluster, a clock, and the RBAC every story is held to ----------
+
+T0 = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture(autouse=True)
+def every_call_is_granted_by_the_generated_rbac(monkeypatch: pytest.MonkeyPatch):
+    """Each story doubles as an RBAC test: the ClusterRole/Role of charts/hopscope must grant
+    every request the operator made in it, and nothing is granted for a verb never used."""
+    made: list[tuple[str, str, str | None]] = []
+    for method in ("tick", "forget"):
+        original = getattr(Reconciler, method)
+
+        def recorded(self: Reconciler, *args: Any, _original: Any = original, **kw: Any) -> Any:
+            start = len(self.api.calls)
+            try:
+                return _original(self, *args, **kw)
+            finally:
+                made.extend(self.api.calls[start:])
+
+        monkeypatch.setattr(Reconciler, method, recorded)
+    yield
+    refused = sorted({call for call in made if not allows(*call)}, key=str)
+    assert not refused, f"the generated RBAC does not grant {refused}"
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def api(apiserver: ApiServer) -> FakeApi:
+    cluster = FakeApi(apiserver)
+    for node in ("worker-1", "worker-2"):
+        cluster.put(
+            NODES,
+            {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {"name": node},
+                "status": {"addresses": [{"type": "InternalIP", "address": "192.0.2.10"}]},
+            },
+        )
+    cluster.create(SERVICES, "shop", {"metadata": {"name": "db"}, "spec": db_service()})
+    return cluster
+
+
+def db_service() -> Object:
+    return {"type": "ClusterIP", "clusterIP": "10.96.0.20", "ports": [{"port": 5432}]}

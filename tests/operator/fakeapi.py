@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import kubernetes_validate
 
@@ -32,7 +33,8 @@ from hopscope_operator.cluster import (
     Resource,
 )
 
-from .conftest import ApiServer
+if TYPE_CHECKING:
+    from .conftest import ApiServer
 
 K8S_VERSION = kubernetes_validate.latest_version()
 

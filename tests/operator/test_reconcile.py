@@ -6,14 +6,13 @@ Each test plays a story end to end: a check is applied, the tick plans a probe p
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from hopscope_operator.api import API_VERSION, KIND
-from hopscope_operator.cluster import CHECKS, NODES, PODS, SERVICES, Object
-from hopscope_operator.install import allows
+from hopscope_operator.cluster import CHECKS, PODS, Object
 from hopscope_operator.metrics import Metrics
 from hopscope_operator.plan import Caps
 from hopscope_operator.reconcile import Reconciler, Settings
@@ -32,70 +31,11 @@ from hopscope_probe.models import (
     Severity,
 )
 
-from .conftest import ApiServer
+from .conftest import Clock
 from .fakeapi import FakeApi, container_status
 
 PROBES = "hopscope-system"
-T0 = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 POD_UID = "3f1c2b4a-9d8e-4f70-a1b2-c3d4e5f60718"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture(autouse=True)
-def every_call_is_granted_by_the_generated_rbac(monkeypatch: pytest.MonkeyPatch):
-    """Each story doubles as an RBAC test: the ClusterRole/Role of charts/hopscope must grant
-    every request the operator made in it, and nothing is granted for a verb never used."""
-    made: list[tuple[str, str, str | None]] = []
-    for method in ("tick", "forget"):
-        original = getattr(Reconciler, method)
-
-        def recorded(self: Reconciler, *args: Any, _original: Any = original, **kw: Any) -> Any:
-            start = len(self.api.calls)
-            try:
-                return _original(self, *args, **kw)
-            finally:
-                made.extend(self.api.calls[start:])
-
-        monkeypatch.setattr(Reconciler, method, recorded)
-    yield
-    refused = sorted({call for call in made if not allows(*call)}, key=str)
-    assert not refused, f"the generated RBAC does not grant {refused}"
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def api(apiserver: ApiServer) -> FakeApi:
-    cluster = FakeApi(apiserver)
-    for node in ("worker-1", "worker-2"):
-        cluster.put(
-            NODES,
-            {
-                "apiVersion": "v1",
-                "kind": "Node",
-                "metadata": {"name": node},
-                "status": {"addresses": [{"type": "InternalIP", "address": "192.0.2.10"}]},
-            },
-        )
-    cluster.create(SERVICES, "shop", {"metadata": {"name": "db"}, "spec": db_service()})
-    return cluster
-
-
-def db_service() -> Object:
-    return {"type": "ClusterIP", "clusterIP": "10.96.0.20", "ports": [{"port": 5432}]}
 
 
 def make_reconciler(api: FakeApi, clock: Clock, caps: Caps | None = None) -> Reconciler:

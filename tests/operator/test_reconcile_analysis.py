@@ -35,13 +35,11 @@ from hopscope_probe.models import (
 )
 
 from . import test_reconcile as story
-from .conftest import ApiServer
+from .conftest import ApiServer, Clock, db_service
 from .fakeapi import FakeApi
 from .test_reconcile import apply_check, check, run_once, source_pod
 
-# Each story here is an RBAC test too, as in test_reconcile (an autouse fixture).
-every_call_is_granted_by_the_generated_rbac = story.every_call_is_granted_by_the_generated_rbac
-
+# Each story here is an RBAC test too (conftest's autouse fixture).
 DEST_HOP = "dest-10.244.2.7"
 
 
@@ -97,7 +95,7 @@ def healthy(apiserver: ApiServer) -> FakeApi:
     api = FakeApi(apiserver)
     for name in ("worker-1", "worker-2"):
         api.put(NODES, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}})
-    api.create(SERVICES, "shop", {"metadata": {"name": "db"}, "spec": story.db_service()})
+    api.create(SERVICES, "shop", {"metadata": {"name": "db"}, "spec": db_service()})
     db = api.stored(SERVICES, "shop", "db")
     db["spec"]["selector"] = {"app": "db"}
     running_pod(api, "shop", "db-0", {"app": "db"}, "10.244.2.7", ports=[{"containerPort": 5432}])
@@ -126,7 +124,7 @@ def healthy(apiserver: ApiServer) -> FakeApi:
 
 @pytest.fixture
 def reconciler(healthy: FakeApi) -> Reconciler:
-    return story.make_reconciler(healthy, story.Clock())
+    return story.make_reconciler(healthy, Clock())
 
 
 def deny_web_egress(api: FakeApi) -> None:

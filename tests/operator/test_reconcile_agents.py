@@ -1,0 +1,155 @@
+"""Workload sources: the check runs on the workload's probe sidecar, not in a probe pod."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hopscope_operator.agents import AgentRunner
+from hopscope_operator.cluster import DEPLOYMENTS, PODS
+from hopscope_operator.metrics import Metrics
+from hopscope_operator.reconcile import Reconciler, Settings
+from hopscope_probe.models import ProbeRequest, ProbeResult
+
+from .fakeapi import FakeApi
+from .test_reconcile import PROBES, apply_check, check, condition, probe_pods, reachable_result
+
+GATEWAY_UID = "5f1c2b4a-9d8e-4f70-a1b2-c3d4e5f60718"
+
+
+class FakeAgent:
+    """Stands in for the HTTP call to the sidecar; records what the operator sent."""
+
+    def __init__(self, result: ProbeResult) -> None:
+        self.result = result
+        self.calls: list[tuple[str, int, str, ProbeRequest]] = []
+
+    def __call__(self, address: str, port: int, token: str, request: ProbeRequest) -> ProbeResult:
+        self.calls.append((address, port, token, request))
+        return self.result
+
+
+def gateway(api: FakeApi, *, with_agent: bool, ready: bool = True) -> None:
+    api.create(
+        DEPLOYMENTS,
+        "shop",
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "gateway"},
+            "spec": {"selector": {"matchLabels": {"app": "gateway"}}},
+        },
+    )
+    containers: list[dict[str, Any]] = [{"name": "envoy", "image": "envoy"}]
+    if with_agent:
+        containers.append(
+            {
+                "name": "hopscope-agent",
+                "image": "hopscope-probe",
+                "ports": [{"name": "hopscope-agent", "containerPort": 9800}],
+            }
+        )
+    api.create(
+        PODS,
+        "shop",
+        {
+            "metadata": {"name": "gateway-7d9f", "labels": {"app": "gateway"}},
+            "spec": {"nodeName": "worker-2", "containers": containers},
+        },
+    )
+    api.stored(PODS, "shop", "gateway-7d9f")["metadata"]["uid"] = GATEWAY_UID
+    api.set_pod_status(
+        "shop",
+        "gateway-7d9f",
+        {
+            "phase": "Running",
+            "podIP": "10.244.2.9",
+            "podIPs": [{"ip": "10.244.2.9"}],
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+        },
+    )
+
+
+def reconciler_with(api: FakeApi, clock: Any, agent: FakeAgent, token: Path) -> Reconciler:
+    runner = AgentRunner(token_path=str(token), call=agent)
+    return Reconciler(api, Metrics(), Settings(namespace=PROBES), clock, agents=runner)
+
+
+def tick_until_collected(reconciler: Reconciler) -> None:
+    for _ in range(100):
+        if reconciler.tick().collected:
+            return
+        time.sleep(0.01)
+    raise AssertionError("the agent's result never came back")
+
+
+@pytest.fixture
+def token(tmp_path: Path) -> Path:
+    path = tmp_path / "agent-token"
+    path.write_text("projected-sa-token\n")
+    return path
+
+
+def workload_check(api: FakeApi) -> None:
+    apply_check(api, source={"workload": {"kind": "Deployment", "name": "gateway"}})
+
+
+def test_a_workload_check_runs_on_its_sidecar_and_lands_in_status(api, clock, token):
+    gateway(api, with_agent=True)
+    workload_check(api)
+    agent = FakeAgent(reachable_result(avg_ms=2.5))
+    reconciler = reconciler_with(api, clock, agent, token)
+    tick_until_collected(reconciler)
+    assert probe_pods(api) == []  # no privileged pod for a gateway
+    [(address, port, sent_token, request)] = agent.calls
+    assert (address, port, sent_token) == ("10.244.2.9", 9800, "projected-sa-token")
+    assert (request.host, request.port) == ("10.96.0.20", 5432)
+    status = check(api)["status"]
+    assert status["connectionStatus"] == "Reachable"
+    assert status["source"]["pod"] == "gateway-7d9f" and status["source"]["node"] == "worker-2"
+    assert "hopscope agent" in condition(check(api), "Ready")["message"]
+
+
+def test_a_workload_without_the_sidecar_says_so_with_the_snippet(api, clock, token):
+    gateway(api, with_agent=False)
+    workload_check(api)
+    agent = FakeAgent(reachable_result())
+    reconciler_with(api, clock, agent, token).tick()
+    ready = condition(check(api), "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "SidecarMissing")
+    assert "hopscope-agent" in ready["message"] and "containers" in ready["message"]
+    assert agent.calls == [] and probe_pods(api) == []
+
+
+def test_a_sidecar_pod_that_is_not_ready_is_sidecar_not_ready(api, clock, token):
+    gateway(api, with_agent=True, ready=False)
+    workload_check(api)
+    reconciler_with(api, clock, FakeAgent(reachable_result()), token).tick()
+    # The Deployment has no Ready pod at all: resolution itself says so first.
+    assert condition(check(api), "Ready")["reason"] == "SourceNotFound"
+
+
+def test_without_its_token_the_operator_reports_why_it_cannot_call(api, clock, tmp_path):
+    gateway(api, with_agent=True)
+    workload_check(api)
+    agent = FakeAgent(reachable_result())
+    reconciler = reconciler_with(api, clock, agent, tmp_path / "missing-token")
+    tick_until_collected(reconciler)
+    status = check(api)["status"]
+    assert status["connectionStatus"] == "Unknown" and agent.calls == []
+    assert "projected ServiceAccount token" in status["issues"][0]["hint"]
+
+
+def test_a_running_agent_call_is_not_started_twice(api, clock, token):
+    gateway(api, with_agent=True)
+    workload_check(api)
+    agent = FakeAgent(reachable_result())
+    runner = AgentRunner(token_path=str(token), call=agent)
+    reconciler = Reconciler(api, Metrics(), Settings(namespace=PROBES), clock, agents=runner)
+    reconciler.tick()
+    reconciler.tick()
+    tick_until_collected(reconciler)
+    assert len(agent.calls) == 1
