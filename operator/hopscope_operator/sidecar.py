@@ -18,7 +18,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import ValidationError
 
-from hopscope_operator.install import PROBE_IMAGE
+from hopscope_operator.install import AGENT_AUDIENCE, NAMESPACE, PROBE_IMAGE
+from hopscope_operator.install import NAME as OPERATOR_NAME
 from hopscope_operator.resolve import is_ready, pod_ips
 from hopscope_probe.agent import DEFAULT_PORT, PROBE_PATH
 from hopscope_probe.models import (
@@ -35,10 +36,10 @@ from hopscope_probe.target import unknown_result
 
 Manifest = dict[str, Any]
 
-CONTAINER = "hopscope-agent"  # also the name of its port and of the token volume
-TOKEN_SECRET = "hopscope-agent-token"  # key `token`: the bearer token of the workload's agent
-TOKEN_DIR = "/var/run/hopscope"
-TOKEN_PATH = f"{TOKEN_DIR}/token"
+CONTAINER = "hopscope-agent"  # also the name of its port
+# Who may call the agent: the operator's ServiceAccount, proven by a TokenReview of the projected
+# token it presents, so no Secret is shared between them.
+OPERATOR_IDENTITY = f"system:serviceaccount:{NAMESPACE}:{OPERATOR_NAME}"
 AGENT_PORT = DEFAULT_PORT
 RESOURCES = {
     "requests": {"cpu": "10m", "memory": "64Mi"},
@@ -157,7 +158,11 @@ def sidecar_container(
         "name": CONTAINER,
         "image": image,
         "imagePullPolicy": "IfNotPresent",
-        "args": ["agent", "--token-file", TOKEN_PATH, "--listen", f"0.0.0.0:{port}"],
+        "args": [
+            "agent",
+            *("--auth", "kubernetes", "--allowed-caller", OPERATOR_IDENTITY),
+            *("--audience", AGENT_AUDIENCE, "--listen", f"0.0.0.0:{port}"),
+        ],
         "ports": [{"name": CONTAINER, "containerPort": port, "protocol": "TCP"}],
         "livenessProbe": {
             "httpGet": {"path": "/healthz", "port": CONTAINER},
@@ -165,53 +170,29 @@ def sidecar_container(
         },
         "resources": RESOURCES,
         "securityContext": security,
-        "volumeMounts": [{"name": CONTAINER, "mountPath": TOKEN_DIR, "readOnly": True}],
-    }
-
-
-def token_volume(secret_name: str = TOKEN_SECRET) -> Manifest:
-    """The Secret volume the token is read from (key `token`); readable by the sidecar only."""
-    return {
-        "name": CONTAINER,
-        "secret": {
-            "secretName": secret_name,
-            "items": [{"key": "token", "path": "token", "mode": 0o440}],
-        },
     }
 
 
 def sidecar_patch(
-    image: str = PROBE_IMAGE,
-    *,
-    port: int = AGENT_PORT,
-    secret_name: str = TOKEN_SECRET,
-    restricted: bool = False,
+    image: str = PROBE_IMAGE, *, port: int = AGENT_PORT, restricted: bool = False
 ) -> Manifest:
     """A strategic-merge patch of a Deployment/StatefulSet/DaemonSet that adds the sidecar
-    (containers and volumes merge by name, so the workload's own are kept)."""
-    pod_spec: Manifest = {
-        "containers": [sidecar_container(image, port=port, restricted=restricted)],
-        "volumes": [token_volume(secret_name)],
-    }
-    if restricted:
-        pod_spec["securityContext"] = {"fsGroup": 65532}  # the token file's group
-    return {"spec": {"template": {"spec": pod_spec}}}
+    (containers merge by name, so the workload's own are kept)."""
+    container = sidecar_container(image, port=port, restricted=restricted)
+    return {"spec": {"template": {"spec": {"containers": [container]}}}}
 
 
 def sidecar_snippet(
-    image: str = PROBE_IMAGE,
-    *,
-    port: int = AGENT_PORT,
-    secret_name: str = TOKEN_SECRET,
-    restricted: bool = False,
+    image: str = PROBE_IMAGE, *, port: int = AGENT_PORT, restricted: bool = False
 ) -> str:
-    """The patch as YAML, with how to apply it and to create the token's Secret."""
+    """The patch as YAML, with how to apply it and the one permission the agent needs."""
     header = (
-        f"# kubectl create secret generic {secret_name} --from-literal=token=$(openssl rand"
-        " -hex 32)\n"
+        "# The workload's ServiceAccount checks the operator's token with a TokenReview:\n"
+        "# kubectl create clusterrolebinding NAME-hopscope-agent"
+        " --clusterrole=system:auth-delegator --serviceaccount=NAMESPACE:SERVICEACCOUNT\n"
         "# kubectl patch deployment|statefulset|daemonset NAME --patch-file this.yaml\n"
     )
-    patch = sidecar_patch(image, port=port, secret_name=secret_name, restricted=restricted)
+    patch = sidecar_patch(image, port=port, restricted=restricted)
     return header + yaml.safe_dump(patch, sort_keys=False)
 
 
@@ -318,8 +299,9 @@ def call_agent(
             "unauthorized",
             where,
             f"{agent} rejected the operator's token (401)",
-            f"The token in the {TOKEN_SECRET} Secret mounted in the sidecar and the one the"
-            " operator sends differ: recreate one from the other.",
+            "The agent could not confirm the operator's token: check that its --allowed-caller"
+            f" is {OPERATOR_IDENTITY} and that the workload's ServiceAccount may create"
+            " TokenReviews (system:auth-delegator); the agent's log says which.",
         )
     if status == 503:
         wait = f", retry after {retry_after}s" if retry_after else ""

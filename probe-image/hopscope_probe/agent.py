@@ -10,17 +10,27 @@ HTTP contract (JSON bodies, camelCase as in `ProbeRequest` / `ProbeResult`):
         200  a ProbeResult (an Unknown verdict when the probe could not run is still a 200)
         400  {"error": "<field>: <why>"}   malformed JSON, invalid field or above this agent's
                                            limits (count, timeoutSeconds, maxHops; caFile refused)
-        401  {"error": "unauthorized"}     missing or wrong token (any path but /healthz)
+        401  {"error": "unauthorized"}     missing, wrong or unverifiable token (any path but
+                                           /healthz)
         404 / 405                          unknown path / method, after authentication
         411  no Content-Length             413  body above --max-body-bytes
         503  busy: --max-concurrent probes already running; `Retry-After` in seconds
     GET /healthz     200 "ok", unauthenticated, says nothing else (liveness)
 
-The token is read from `--token-file` (a Secret volume) and read again whenever the file
-changes (kubelet swaps a symlink, which changes the inode), so a rotated Secret takes effect
-without a restart. Tokens are compared in constant time and never logged. With `--tls-cert`
-and `--tls-key` the server speaks HTTPS only; the pair is reloaded when either file changes.
-One line per request goes to stderr: client, method, path, status, duration.
+Callers are authenticated in one of two ways:
+
+- `--token-file PATH`: a shared static token, read from a Secret volume and read again whenever
+  the file changes (kubelet swaps a symlink, which changes the inode), so a rotated Secret takes
+  effect without a restart. Tokens are compared in constant time.
+- `--auth kubernetes --allowed-caller system:serviceaccount:NS:NAME [--audience AUD]`: the caller
+  sends its projected ServiceAccount token (audience `hopscope-agent` by default) and the agent
+  checks it with a TokenReview (`hopscope_probe.tokenreview`), as its own service account, which
+  needs `create` on `tokenreviews`. No Secret is shared; answers are cached briefly; an API
+  error refuses the caller.
+
+Tokens are never logged. With `--tls-cert` and `--tls-key` the server speaks HTTPS only; the
+pair is reloaded when either file changes. One line per request goes to stderr: client, method,
+path, status, duration.
 """
 
 from __future__ import annotations
@@ -40,13 +50,22 @@ import time
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
 from hopscope_probe.models import ProbeRequest
 from hopscope_probe.runner import Where, run_in
+from hopscope_probe.tokenreview import (
+    DEFAULT_AUDIENCE,
+    DEFAULT_CA_PATH,
+    DEFAULT_TOKEN_PATH,
+    DEFAULT_TTL,
+    TokenReviewer,
+    TokenReviewError,
+    in_cluster_api_url,
+)
 
 log = logging.getLogger("hopscope.agent")
 
@@ -62,6 +81,22 @@ DRAIN_BYTES = 1024 * 1024
 
 class AgentError(Exception):
     """The agent cannot start (no token, bad listen address, unreadable certificate)."""
+
+
+class Authenticator(Protocol):
+    """Whether a request's Authorization header admits its caller."""
+
+    def accepts(self, authorization: str | None) -> bool: ...
+
+
+def bearer_of(authorization: str | None) -> str | None:
+    """The token of `Bearer <token>`, else None."""
+    if not authorization:
+        return None
+    scheme, _, offered = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return offered.strip() or None
 
 
 @dataclass(frozen=True)
@@ -122,12 +157,21 @@ class TokenFile:
 
     def accepts(self, authorization: str | None) -> bool:
         token = self.current()
-        if token is None or not authorization:
+        offered = bearer_of(authorization)
+        if token is None or offered is None:
             return False
-        scheme, _, offered = authorization.partition(" ")
-        if scheme.lower() != "bearer":
-            return False
-        return hmac.compare_digest(offered.strip().encode(errors="replace"), token)
+        return hmac.compare_digest(offered.encode(errors="replace"), token)
+
+
+class KubernetesAuth:
+    """A caller's projected ServiceAccount token, checked by TokenReview."""
+
+    def __init__(self, reviewer: TokenReviewer) -> None:
+        self.reviewer = reviewer
+
+    def accepts(self, authorization: str | None) -> bool:
+        offered = bearer_of(authorization)
+        return offered is not None and self.reviewer.allows(offered)
 
 
 class TlsFiles:
@@ -175,13 +219,13 @@ class AgentServer(ThreadingHTTPServer):
     def __init__(
         self,
         address: tuple[str, int],
-        tokens: TokenFile,
+        auth: Authenticator,
         limits: Limits,
         tls: TlsFiles | None = None,
         where: Where | None = None,
     ) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        self.tokens = tokens
+        self.auth = auth
         self.limits = limits
         self.tls = tls
         self.where = where or Where()
@@ -322,7 +366,7 @@ class AgentHandler(BaseHTTPRequestHandler):
     # ---- helpers -------------------------------------------------------------------------
 
     def _authenticated(self) -> bool:
-        if self.server.tokens.accepts(self.headers.get("Authorization")):
+        if self.server.auth.accepts(self.headers.get("Authorization")):
             return True
         self._error(HTTPStatus.UNAUTHORIZED, "unauthorized", {"WWW-Authenticate": "Bearer"})
         return False
@@ -409,7 +453,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT",
         help=f"[::]:PORT for IPv6, port 0 picks one (default {DEFAULT_LISTEN})",
     )
-    p.add_argument("--token-file", required=True, metavar="PATH", help="bearer token (a Secret)")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--token-file", metavar="PATH", help="a static bearer token (a Secret)")
+    who.add_argument(
+        "--auth",
+        choices=["kubernetes"],
+        help="kubernetes: callers send a ServiceAccount token, checked by TokenReview",
+    )
+    k8s = p.add_argument_group("--auth kubernetes")
+    k8s.add_argument(
+        "--allowed-caller",
+        action="append",
+        metavar="USER",
+        help="e.g. system:serviceaccount:hopscope-system:hopscope-operator (repeatable)",
+    )
+    k8s.add_argument(
+        "--audience", metavar="AUD", help=f"the callers' token audience ({DEFAULT_AUDIENCE})"
+    )
+    k8s.add_argument(
+        "--kube-api-url",
+        metavar="URL",
+        help="the API server (default https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT)",
+    )
+    k8s.add_argument(
+        "--kube-token-file", metavar="PATH", help=f"the agent's own token ({DEFAULT_TOKEN_PATH})"
+    )
+    k8s.add_argument("--kube-ca-file", metavar="PATH", help=f"the cluster CA ({DEFAULT_CA_PATH})")
+    k8s.add_argument(
+        "--auth-cache-seconds",
+        type=float,
+        metavar="N",
+        help=f"how long an accepted token is not reviewed again ({DEFAULT_TTL:g})",
+    )
     p.add_argument("--tls-cert", metavar="PATH", help="serve HTTPS with this certificate chain")
     p.add_argument("--tls-key", metavar="PATH", help="the private key of --tls-cert")
     p.add_argument("--resolv-conf", metavar="PATH", help="resolver config (default /etc's)")
@@ -434,13 +509,65 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
+KUBERNETES_FLAGS = {
+    "--allowed-caller": "allowed_caller",
+    "--audience": "audience",
+    "--kube-api-url": "kube_api_url",
+    "--kube-token-file": "kube_token_file",
+    "--kube-ca-file": "kube_ca_file",
+    "--auth-cache-seconds": "auth_cache_seconds",
+}
+
+
+def build_auth(args: argparse.Namespace) -> Authenticator:
+    given = [flag for flag, dest in KUBERNETES_FLAGS.items() if getattr(args, dest) is not None]
+    if args.auth != "kubernetes":
+        if given:
+            raise AgentError(f"{', '.join(given)}: only with --auth kubernetes")
+        tokens = TokenFile(args.token_file)
+        token = tokens.current()
+        if token is None:
+            raise AgentError(f"--token-file {args.token_file}: missing, unreadable or empty")
+        if len(token) < SHORT_TOKEN:
+            log.warning("the token is shorter than %d characters: use a longer one", SHORT_TOKEN)
+        return tokens
+    allowed = [caller.strip() for caller in args.allowed_caller or ()]
+    if not allowed or not all(allowed):
+        raise AgentError("--auth kubernetes: needs --allowed-caller system:serviceaccount:NS:NAME")
+    audience = DEFAULT_AUDIENCE if args.audience is None else args.audience.strip()
+    if not audience:
+        raise AgentError("--audience: empty")
+    ttl = DEFAULT_TTL if args.auth_cache_seconds is None else args.auth_cache_seconds
+    if not 0 <= ttl <= 3600:
+        raise AgentError("--auth-cache-seconds: from 0 to 3600")
+    api_url = args.kube_api_url or in_cluster_api_url()
+    if not api_url:
+        raise AgentError(
+            "--auth kubernetes: KUBERNETES_SERVICE_HOST/_PORT are not set; give --kube-api-url"
+        )
+    try:
+        reviewer = TokenReviewer(
+            api_url,
+            args.kube_token_file or DEFAULT_TOKEN_PATH,
+            args.kube_ca_file or DEFAULT_CA_PATH,
+            audience,
+            allowed,
+            ttl,
+        )
+        reviewer.check_ready()
+    except TokenReviewError as exc:
+        raise AgentError(f"--auth kubernetes: {exc}") from exc
+    log.info(
+        "callers by TokenReview at %s: %s, audience %s",
+        api_url,
+        ", ".join(sorted(reviewer.allowed)),
+        audience,
+    )
+    return KubernetesAuth(reviewer)
+
+
 def build_server(args: argparse.Namespace) -> AgentServer:
-    tokens = TokenFile(args.token_file)
-    token = tokens.current()
-    if token is None:
-        raise AgentError(f"--token-file {args.token_file}: missing, unreadable or empty")
-    if len(token) < SHORT_TOKEN:
-        log.warning("the token is shorter than %d characters: use a longer one", SHORT_TOKEN)
+    auth = build_auth(args)
     if bool(args.tls_cert) != bool(args.tls_key):
         raise AgentError("--tls-cert and --tls-key go together")
     for flag, value in {
@@ -466,7 +593,7 @@ def build_server(args: argparse.Namespace) -> AgentServer:
         raise AgentError(f"--tls-cert/--tls-key: {exc}") from exc
     try:
         return AgentServer(
-            parse_listen(args.listen), tokens, limits, tls, Where(resolv_conf=args.resolv_conf)
+            parse_listen(args.listen), auth, limits, tls, Where(resolv_conf=args.resolv_conf)
         )
     except OSError as exc:
         raise AgentError(f"--listen {args.listen}: {exc}") from exc

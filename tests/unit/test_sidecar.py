@@ -3,8 +3,11 @@ sidecar (a valid Pod by the real Kubernetes schema), and calls to a real agent o
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
+import json
+import os
 import secrets
 import signal
 import socket
@@ -15,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +29,6 @@ import yaml
 from hopscope_operator.sidecar import (
     AGENT_PORT,
     CONTAINER,
-    TOKEN_PATH,
     SidecarMissing,
     agent_address,
     agent_port,
@@ -33,7 +36,6 @@ from hopscope_operator.sidecar import (
     find_sidecar_pod,
     sidecar_container,
     sidecar_snippet,
-    token_volume,
 )
 from hopscope_probe.models import (
     ConnectionStatus,
@@ -130,7 +132,7 @@ def test_the_snippet_patched_into_a_pod_is_a_valid_pod(restricted: bool):
             "spec": {
                 **added,
                 "containers": [APP, *added["containers"]],
-                "volumes": [{"name": "config", "emptyDir": {}}, *added["volumes"]],
+                "volumes": [{"name": "config", "emptyDir": {}}],
             },
         }
     )
@@ -158,23 +160,27 @@ def test_validation_would_catch_a_bad_container():
                 "apiVersion": "v1",
                 "kind": "Pod",
                 "metadata": {"name": "p"},
-                "spec": {"containers": [broken], "volumes": [token_volume()]},
+                "spec": {"containers": [broken]},
             }
         )
 
 
-def test_the_sidecar_runs_the_agent_with_the_mounted_token_and_only_net_raw():
+def test_the_sidecar_accepts_only_the_operators_reviewed_token_and_has_only_net_raw():
     container = sidecar_container("registry.local/probe:1", port=9000)
     assert container["image"] == "registry.local/probe:1"
-    assert container["args"][:3] == ["agent", "--token-file", TOKEN_PATH]
+    assert container["args"][:5] == [
+        "agent",
+        "--auth",
+        "kubernetes",
+        "--allowed-caller",
+        "system:serviceaccount:hopscope-system:hopscope-operator",
+    ]
     assert container["ports"] == [{"name": CONTAINER, "containerPort": 9000, "protocol": "TCP"}]
     security = container["securityContext"]
     assert security["capabilities"] == {"drop": ["ALL"], "add": ["NET_RAW"]}
     assert security["allowPrivilegeEscalation"] is False
     assert security["readOnlyRootFilesystem"] is True
-    [mount] = container["volumeMounts"]
-    assert TOKEN_PATH.startswith(mount["mountPath"] + "/") and mount["readOnly"]
-    assert token_volume()["secret"]["secretName"] == "hopscope-agent-token"
+    assert "volumeMounts" not in container  # no Secret: its own ServiceAccount token only
     restricted = sidecar_container(restricted=True)["securityContext"]
     assert restricted["runAsNonRoot"] is True and restricted["capabilities"] == {"drop": ["ALL"]}
 
@@ -191,16 +197,17 @@ class Agent:
     proc: subprocess.Popen[bytes]
 
 
-def start_agent(tmp_path: Path, *extra: str) -> Agent:
+def start_agent(tmp_path: Path, *extra: str, token_file: bool = True) -> Agent:
+    """An agent with a static token file, or with only `extra` when `token_file` is False."""
     token = secrets.token_hex(24)
-    token_file = tmp_path / "token"
-    token_file.write_text(token + "\n")
+    token_path = tmp_path / "token"
+    token_path.write_text(token + "\n")
     log = tmp_path / "agent.log"
     argv = [sys.executable, "-m", "hopscope_probe", "agent", "--listen", "127.0.0.1:0"]
+    if token_file:
+        argv += ["--token-file", str(token_path)]
     with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [*argv, "--token-file", str(token_file), *extra], stdout=out, stderr=subprocess.STDOUT
-        )
+        proc = subprocess.Popen([*argv, *extra], stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 10
     while "listening on" not in log.read_text():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -208,7 +215,7 @@ def start_agent(tmp_path: Path, *extra: str) -> Agent:
             raise AssertionError(f"the agent did not start:\n{log.read_text()}")
         time.sleep(0.02)
     port = int(log.read_text().split("listening on ")[1].split()[0].rsplit(":", 1)[1])
-    return Agent(port, token, token_file, log, proc)
+    return Agent(port, token, token_path, log, proc)
 
 
 def stop(agent: Agent) -> int:
@@ -231,7 +238,13 @@ def agent(tmp_path: Path) -> Iterator[Agent]:
 def listener() -> Iterator[int]:
     """A TCP port on 127.0.0.1 that accepts connections."""
     server = socket.create_server(("127.0.0.1", 0))
-    threading.Thread(target=lambda: [server.accept() for _ in range(16)], daemon=True).start()
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):  # closed at teardown while waiting
+            for _ in range(16):
+                server.accept()
+
+    threading.Thread(target=accept, daemon=True).start()
     yield server.getsockname()[1]
     server.close()
 
@@ -365,3 +378,115 @@ def test_the_agent_stops_cleanly_on_sigterm_and_refuses_to_start_without_a_token
         assert f"--token-file {token_file}" in done.stderr
     done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and "--token-file" in done.stderr
+
+
+# ---- --auth kubernetes: callers' ServiceAccount tokens, checked by TokenReview ----------------
+
+OPERATOR_SA = "system:serviceaccount:hopscope-system:hopscope-operator"
+
+
+def fake_api(tmp_path: Path, users: dict[str, str]) -> tuple[ThreadingHTTPServer, list[dict]]:
+    """A Kubernetes API over HTTPS on loopback answering TokenReviews: token -> username."""
+    cert, key = self_signed(tmp_path)
+    seen: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            review = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append({"path": self.path, "auth": self.headers["Authorization"], **review})
+            user = users.get(review["spec"]["token"])
+            status = {"authenticated": False, "error": "invalid bearer token"}
+            if user:
+                status = {
+                    "authenticated": True,
+                    "user": {"username": user},
+                    "audiences": review["spec"]["audiences"],
+                }
+            body = json.dumps({**review, "status": status}).encode()
+            self.send_response(201)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    return server, seen
+
+
+def test_with_kubernetes_auth_only_the_operators_service_account_token_gets_through(
+    tmp_path: Path, listener: int
+):
+    operator_token, gateway_token = secrets.token_hex(16), secrets.token_hex(16)
+    users = {operator_token: OPERATOR_SA, gateway_token: "system:serviceaccount:edge:gateway"}
+    api, seen = fake_api(tmp_path, users)
+    own = tmp_path / "sa-token"
+    own.write_text("the-agents-own-sa-token\n")
+    agent = start_agent(
+        tmp_path,
+        *("--auth", "kubernetes", "--allowed-caller", OPERATOR_SA),
+        *("--kube-api-url", f"https://127.0.0.1:{api.server_address[1]}"),
+        *("--kube-token-file", str(own), "--kube-ca-file", str(tmp_path / "tls.crt")),
+        token_file=False,
+    )
+    try:
+        result = call_agent("127.0.0.1", agent.port, operator_token, short(listener), 15)
+        assert result.connection_status == ConnectionStatus.REACHABLE, result.issues
+        cause, message = probe_issue(
+            call_agent("127.0.0.1", agent.port, gateway_token, short(listener), 5)
+        )
+        assert cause == "unauthorized" and "401" in message
+        again = call_agent("127.0.0.1", agent.port, operator_token, short(listener), 15)
+        assert again.connection_status == ConnectionStatus.REACHABLE
+        # The static token file the agent was not given counts for nothing.
+        cause, _ = probe_issue(call_agent("127.0.0.1", agent.port, agent.token, short(1), 5))
+        assert cause == "unauthorized"
+    finally:
+        assert stop(agent) == 0
+        api.shutdown()
+        api.server_close()
+    reviewed = [review["spec"]["token"] for review in seen]
+    assert reviewed == [operator_token, gateway_token, agent.token]  # the second call was cached
+    for review in seen:
+        assert review["path"] == "/apis/authentication.k8s.io/v1/tokenreviews"
+        assert review["auth"] == "Bearer the-agents-own-sa-token"
+        assert review["spec"]["audiences"] == ["hopscope-agent"]
+    log = agent.log.read_text()
+    assert "POST /v1/probe 200" in log and "POST /v1/probe 401" in log
+    assert "authenticated as 'system:serviceaccount:edge:gateway'" in log
+    for token in (operator_token, gateway_token, "the-agents-own-sa-token"):
+        assert token not in log
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--auth", "kubernetes", "--token-file", "/t"], "not allowed with argument"),
+        (["--auth", "kubernetes"], "needs --allowed-caller"),
+        (["--auth", "kubernetes", "--allowed-caller", OPERATOR_SA], "KUBERNETES_SERVICE_HOST"),
+        (
+            [
+                *("--auth", "kubernetes", "--allowed-caller", OPERATOR_SA),
+                *("--kube-api-url", "https://127.0.0.1:1", "--kube-token-file", "/absent"),
+            ],
+            "service-account token /absent",
+        ),
+        (["--token-file", "/t", "--allowed-caller", OPERATOR_SA], "only with --auth kubernetes"),
+        (["--auth", "token"], "invalid choice"),
+    ],
+    ids=["both", "no-caller", "not-in-cluster", "no-own-token", "caller-without-auth", "choice"],
+)
+def test_kubernetes_auth_refuses_to_start_when_misconfigured(
+    tmp_path: Path, flags: list[str], expected: str
+):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_SERVICE_")}
+    argv = [sys.executable, "-m", "hopscope_probe", "agent", "--listen", "127.0.0.1:0", *flags]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env)
+    assert done.returncode == 2
+    assert expected in done.stderr, done.stderr
