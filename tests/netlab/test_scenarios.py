@@ -342,15 +342,26 @@ def _hog(lab: Lab, code: str) -> subprocess.Popen[bytes]:
     return lab["src"].spawn([sys.executable, "-c", code])
 
 
-def test_memory_near_the_sources_limit(lab: Lab):
+def test_memory_near_the_sources_limit(lab: Lab, tmp_path: Path):
     group = _cgroup_v1("memory")
     (group / "memory.limit_in_bytes").write_text(str(64 * 2**20))
-    # Memory is charged to the cgroup the process is in when it allocates (v1 does not move
-    # charges with the process), so the hog joins first and allocates after.
-    hog = _hog(lab, "import time; time.sleep(0.5); b = bytearray(56 * 2**20); time.sleep(60)")
+    # Memory is charged to the cgroup the process is in when it touches it (v1 does not move
+    # charges with the process): the hog allocates only once it has joined, fills the pages
+    # (untouched zero pages are not charged) and says when it is done: 60 of 64 MiB is over
+    # the 0.9 usage threshold whatever else the process holds.
+    joined, filled = tmp_path / "joined", tmp_path / "filled"
+    hog = _hog(
+        lab,
+        f"import os, time\nwhile not os.path.exists({str(joined)!r}): time.sleep(0.01)\n"
+        f"b = b'x' * (60 << 20)\nopen({str(filled)!r}, 'w').close()\ntime.sleep(60)",
+    )
     try:
         (group / "cgroup.procs").write_text(str(hog.pid))
-        time.sleep(1.0)
+        joined.touch()
+        deadline = time.monotonic() + 20
+        while not filled.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert filled.exists(), "the memory hog never allocated"
         _, result = _probe_pid(lab, hog.pid)
         issue = the_issue(result, IssueType.MEMORY)
         assert issue.origin == Origin.LOCAL and issue.hop_id == "source"
