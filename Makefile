@@ -1,7 +1,7 @@
 # The two commands of the README: `make demo` (the main job) and `make test` (the whole suite).
 PY := .venv/bin/python
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench e2e clean
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -20,6 +20,9 @@ bench: setup
 	$(PY) bench/run.py
 	$(PY) bench/operator.py
 	$(PY) bench/policy.py
+
+e2e: setup
+	$(PY) -m pytest -q -rs tests/e2e
 
 clean:
 	rm -rf .venv .pytest_cache .ruff_cache

@@ -307,7 +307,23 @@ def files() -> dict[Path, str]:
         out[CHART / "templates" / name] = HEADER + text
     for name, text in monitoring_files().items():
         out[CHART / "monitoring" / name] = HEADER + text
+    out[CHART / "templates" / "NOTES.txt"] = NOTES
     return out
+
+
+NOTES = f"""hopscope is installed: the operator runs in {NAMESPACE}, probe pods run there too.
+
+Try a first check from the repository's examples/ (edit the names to your workloads):
+  kubectl apply -f examples/pod-to-service.yaml
+  kubectl get ccheck -A
+  kubectl describe ccheck web-to-postgres -n shop
+
+Or from the terminal, with the kubectl plugin (pip install hopscope):
+  kubectl hopscope check --from pod/web-0 --to svc/db:5432 -n shop
+
+Metrics: service/{NAME} port {METRICS_PORT} in {NAMESPACE}, reachable from the
+"monitoring" namespace; alert rules and a ServiceMonitor are in the chart's monitoring/ folder.
+"""
 
 
 def main(argv: list[str] | None = None) -> int:
