@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -146,10 +147,18 @@ def test_without_its_token_the_operator_reports_why_it_cannot_call(api, clock, t
 def test_a_running_agent_call_is_not_started_twice(api, clock, token):
     gateway(api, with_agent=True)
     workload_check(api)
+    release = threading.Event()
     agent = FakeAgent(reachable_result())
-    runner = AgentRunner(token_path=str(token), call=agent)
+
+    def slow(*args: Any) -> ProbeResult:
+        release.wait(5)  # still running while the next ticks look at the check
+        return agent(*args)
+
+    runner = AgentRunner(token_path=str(token), call=slow)
     reconciler = Reconciler(api, Metrics(), Settings(namespace=PROBES), clock, agents=runner)
     reconciler.tick()
     reconciler.tick()
+    reconciler.tick()
+    release.set()
     tick_until_collected(reconciler)
     assert len(agent.calls) == 1
