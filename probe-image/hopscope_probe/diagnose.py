@@ -148,7 +148,7 @@ def dns_issues(dns: DnsEvidence | None) -> list[Issue]:
         ]
     # Resolved, but some nameservers failed: lookups will be slow or flaky when they are asked.
     broken = sorted({q.nameserver for q in failed if q.nameserver not in answered_by})
-    return [
+    return search_list_issues(dns) + [
         Issue(
             type=IssueType.DNS_RESOLUTION,
             severity=Severity.WARNING,
@@ -163,6 +163,56 @@ def dns_issues(dns: DnsEvidence | None) -> list[Issue]:
         )
         for ns in broken
     ]
+
+
+def search_list_issues(dns: DnsEvidence) -> list[Issue]:
+    """What the search list and ndots did to a name that resolved: answered under a search
+    domain (maybe not the host meant), or only after lookups of expansions failed (slow)."""
+    answered = next((q for q in dns.queries if q.addresses), None)
+    if answered is None or dns.name.endswith("."):
+        return []
+    asked = answered.nameserver
+    wasted = [
+        q.qname
+        for q in dns.queries[: dns.queries.index(answered)]
+        if q.nameserver == asked and q.qname != answered.qname
+    ]
+    written = dns.name.rstrip(".").lower()
+    expanded = answered.qname.rstrip(".").lower() != written
+    dots = dns.name.count(".")
+    context = ctx(name=dns.name, resolvedAs=answered.qname, ndots=dns.ndots)
+    context += ctx(search=" ".join(dns.search) or None)
+    if expanded and dots:
+        return [
+            Issue(
+                type=IssueType.DNS_RESOLUTION,
+                severity=Severity.WARNING,
+                origin=Origin.LOCAL,
+                hop_id=SOURCE_HOP,
+                message=f"{dns.name} resolved as {answered.qname} through the search list "
+                f"({dots} dot(s) < ndots {dns.ndots}), not as the name written",
+                hint=f"If {dns.name} itself was meant, write it with a trailing dot "
+                f"({written}.) or lower ndots in the pod's dnsConfig; a search domain that "
+                "answers for it captures the traffic.",
+                context=context,
+            )
+        ]
+    if wasted and not expanded:
+        return [
+            Issue(
+                type=IssueType.DNS_RESOLUTION,
+                severity=Severity.WARNING,
+                origin=Origin.LOCAL,
+                hop_id=SOURCE_HOP,
+                message=f"{dns.name} resolved only after {len(set(wasted))} search-list "
+                f"expansion(s) failed ({', '.join(dict.fromkeys(wasted))}): ndots {dns.ndots} "
+                "makes every lookup of it slower",
+                hint=f"Write {written}. with a trailing dot, or set ndots lower in the pod's "
+                "dnsConfig (Kubernetes defaults to 5), so the name is asked first.",
+                context=context,
+            )
+        ]
+    return []
 
 
 def _dns_hint(dns: DnsEvidence) -> str:

@@ -351,3 +351,52 @@ def test_a_prohibit_route_is_routing_not_the_sources_firewall():
     route = RouteEvidence(destination=DST, route_found=True, route_type="prohibit")
     result = run(Evidence(route=route, connection=conn(refused)), hops=[SOURCE])
     assert [i.type for i in result.issues] == [IssueType.ROUTING]
+
+
+def cluster_dns(name: str, *answers: tuple[str, tuple[str, ...]]) -> DnsEvidence:
+    """A pod's resolver (ndots 5, the cluster's search list) and the queries it sent in order."""
+    queries = tuple(
+        DnsQuery(
+            nameserver="10.96.0.10",
+            qname=qname,
+            rdtype="A",
+            outcome=DnsOutcome.NOERROR if addresses else DnsOutcome.NXDOMAIN,
+            addresses=addresses,
+        )
+        for qname, addresses in answers
+    )
+    return DnsEvidence(
+        name=name,
+        nameservers=("10.96.0.10",),
+        search=("shop.svc.cluster.local", "svc.cluster.local", "cluster.local"),
+        ndots=5,
+        queries=queries,
+        addresses=next((q.addresses for q in queries if q.addresses), ()),
+    )
+
+
+def test_a_dotted_name_captured_by_a_search_domain_is_named():
+    dns = cluster_dns("api.example.com", ("api.example.com.shop.svc.cluster.local.", (DST,)))
+    result = run(Evidence(dns=dns, route=ROUTE, connection=conn(ok())))
+    issue = only(result, IssueType.DNS_RESOLUTION)
+    assert "resolved as api.example.com.shop.svc.cluster.local." in issue.message
+    assert "trailing dot" in issue.hint and issue.severity == Severity.WARNING
+    assert result.status == ConnectionStatus.REACHABLE  # a warning, not a verdict
+
+
+def test_lookups_wasted_on_search_expansions_are_named():
+    dns = cluster_dns(
+        "api.example.com",
+        ("api.example.com.shop.svc.cluster.local.", ()),
+        ("api.example.com.svc.cluster.local.", ()),
+        ("api.example.com.", (DST,)),
+    )
+    issue = only(
+        run(Evidence(dns=dns, route=ROUTE, connection=conn(ok()))), IssueType.DNS_RESOLUTION
+    )
+    assert "after 2 search-list expansion(s) failed" in issue.message and "ndots 5" in issue.message
+
+
+def test_a_short_service_name_resolved_by_the_search_list_is_normal():
+    dns = cluster_dns("db", ("db.shop.svc.cluster.local.", (DST,)))
+    assert run(Evidence(dns=dns, route=ROUTE, connection=conn(ok()))).issues == []
