@@ -89,7 +89,8 @@ def test_healthy_sweep_ends_when_answered_not_at_the_timeout(lab: Lab):
     lab.start_tcp_server("dst", 8080)
     evidence, seconds = discover(lab, lab["dst"].addr(), max_hops=30, timeout=3.0)
     assert all(r.sender is not None for r in evidence.replies)
-    assert seconds < 0.3, f"a 4-hop sweep took {seconds:.3f} s"
+    # Behaviour, not speed (bench/run.py measures that): it did not sit out the 3 s timeout.
+    assert seconds < 1.5, f"a 4-hop sweep took {seconds:.3f} s: it waited for the timeout"
 
 
 def test_drop_at_the_destination_leaves_one_silent_hop_after_r3(lab: Lab):
