@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# prometheus: only for promtool, which checks the operator's /metrics exposition.
+# prometheus: only for promtool, which checks the operator's /metrics exposition and alerts;
+# time: GNU time, which measures the benchmarks' peak RSS.
 debian_packages=(iproute2 iptables nftables dnsmasq-base traceroute mtr-tiny iputils-ping
-                 libnetfilter-queue-dev openssl procps gcc python3-dev prometheus)
+                 libnetfilter-queue-dev openssl procps gcc python3-dev prometheus time)
 missing=()
 for pkg in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
