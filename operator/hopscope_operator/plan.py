@@ -31,7 +31,8 @@ LABEL_APP = "app.kubernetes.io/name"
 LABEL_NODE = "hopscope.dev/node"
 LABEL_TICK = "hopscope.dev/tick"
 ANNOTATION_CHECKS = "hopscope.dev/checks"  # JSON list of batch ids: a pod has one controller only
-ANNOTATION_NODE = "hopscope.dev/node"  # the full name, where the label had to be shortened
+ANNOTATION_NODE = "hopscope.dev/node"
+HOST_CGROUP = "/host/sys/fs/cgroup"  # the full name, where the label had to be shortened
 
 # The probe forks a few children that each load scapy (~100 MiB RSS apiece at peak), so 256 MiB
 # would OOM-kill a full batch. No tight CPU limit: CFS throttling would show up as latency.
@@ -269,4 +270,14 @@ def probe_pod(
         spec["dnsPolicy"] = "ClusterFirstWithHostNet"
     if needs_pod_netns:
         spec["hostPID"] = True  # pod UID → PID through /proc/*/cgroup, then setns
+        # The source pod's CPU and memory limits and pressure: the probe's own /sys/fs/cgroup
+        # shows only the probe pod, so the host's hierarchy is mounted, read-only.
+        container = spec["containers"][0]
+        container["volumeMounts"].append(
+            {"name": "host-cgroup", "mountPath": HOST_CGROUP, "readOnly": True}
+        )
+        container["env"].append({"name": "HOPSCOPE_CGROUP_ROOT", "value": HOST_CGROUP})
+        spec["volumes"].append(
+            {"name": "host-cgroup", "hostPath": {"path": "/sys/fs/cgroup", "type": "Directory"}}
+        )
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}

@@ -47,7 +47,7 @@ class BatchOutput(Schema):
 def where_of(item: BatchItem) -> Where:
     if isinstance(item.netns, PodNetns):
         return Where(pod_uid=item.netns.pod_uid)
-    return Where()
+    return Where(node=True)
 
 
 def run_item(item: BatchItem) -> str:

@@ -72,6 +72,7 @@ def run(
     *,
     resolv_conf: str = "/etc/resolv.conf",
     pid: int | None = None,
+    own_cgroup: bool = True,
     progress: Progress = lambda _msg: None,
 ) -> ProbeResult:
     # Probe threads read clocks after waking; a short GIL switch interval bounds how long one
@@ -81,7 +82,7 @@ def run(
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     host, port = target_of(request)
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="hopscope") as pool:
-        health_future = pool.submit(health.sample, pid=pid)
+        health_future = pool.submit(health.sample, pid=pid, own_cgroup=own_cgroup)
         dns_evidence = _resolve(request, host, resolv_conf, progress)
         address = _destination_address(request, host, dns_evidence)
         conn = route_ev = path = None

@@ -26,6 +26,9 @@ class Where:
     pid: int | None = None
     pod_uid: str | None = None
     resolv_conf: str | None = None  # None: the source's own (/etc or the process's root)
+    # The node as source, probed from a pod: its own cgroup is the probe pod's, so only the
+    # node-wide figures (PSI, load) describe the source.
+    node: bool = False
 
 
 def probe_failure(request: ProbeRequest, message: str) -> ProbeResult:
@@ -58,7 +61,13 @@ def run_in(
             netns.enter(where.netns_path)
         from hopscope_probe import engine  # imported late: dnspython and pyroute2 are slow to load
 
-        return engine.run(request, resolv_conf=resolv_conf, pid=pid, progress=progress)
+        return engine.run(
+            request,
+            resolv_conf=resolv_conf,
+            pid=pid,
+            own_cgroup=not where.node,
+            progress=progress,
+        )
     except netns.NamespaceError as exc:
         return probe_failure(request, str(exc))
     except Exception as exc:  # a result is never lost: an internal error is an Unknown verdict

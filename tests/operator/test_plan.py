@@ -103,6 +103,18 @@ def test_pod_netns_batch_uses_host_pid_and_the_capabilities_setns_needs() -> Non
     assert security["allowPrivilegeEscalation"] is False
 
 
+def test_pod_sources_read_the_hosts_cgroups_read_only_and_node_sources_do_not() -> None:
+    pod = pod_for(POD_ONLY)
+    [mount] = [m for m in container(pod)["volumeMounts"] if m["name"] == "host-cgroup"]
+    assert mount["readOnly"] is True
+    env = {e["name"]: e["value"] for e in container(pod)["env"]}
+    assert env["HOPSCOPE_CGROUP_ROOT"] == mount["mountPath"]
+    [volume] = [v for v in pod["spec"]["volumes"] if v["name"] == "host-cgroup"]
+    assert volume["hostPath"]["path"] == "/sys/fs/cgroup"
+    node_pod = pod_for(NODE_ONLY)
+    assert all(v["name"] != "host-cgroup" for v in node_pod["spec"]["volumes"])
+
+
 def test_mixed_batch_has_both_namespaces_it_needs() -> None:
     spec = pod_for(MIXED)["spec"]
     assert spec["hostPID"] is True and spec["hostNetwork"] is True
@@ -144,7 +156,7 @@ def test_labels_and_annotations_name_node_tick_and_checks() -> None:
 def test_env_is_the_batch_the_probe_reads(monkeypatch: pytest.MonkeyPatch) -> None:
     items = [item("shop/a", 2), item("team/b", 5, netns=UID_A, protocol="ICMP", port=None)]
     env = container(pod_for(items))["env"]
-    assert [variable["name"] for variable in env] == ["HOPSCOPE_BATCH"]
+    assert env[0]["name"] == "HOPSCOPE_BATCH"
     raw = json.loads(env[0]["value"])
     assert raw["checks"][0]["id"] == "shop/a/2"
     assert raw["checks"][0]["netns"] == "host"

@@ -215,3 +215,50 @@ def test_without_a_quota_sampling_does_not_wait(
 
     monkeypatch.setattr(health.time, "sleep", no_sleep)
     assert health.sample(proc=proc, cgroup_root=root).cpu_throttled_ratio is None
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_pod_seen_from_a_probe_pods_cgroup_namespace_is_found_in_the_host_hierarchy(
+    proc: Path, tmp_path: Path, version: int
+):
+    # From inside the probe pod's cgroup namespace, the source pod's path climbs out ("..")
+    # of the probe's own cgroup: only its tail names the source's real directory.
+    root = tmp_path / "host-cgroup"
+    source = (
+        "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-podab_12.slice/cri-9f.scope"
+    )
+    seen = "/../../kubepods-besteffort.slice/kubepods-besteffort-podab_12.slice/cri-9f.scope"
+    if version == 2:
+        write(proc, {"4242/cgroup": f"0::{seen}\n"})
+        write(
+            root,
+            {
+                "cgroup.controllers": "cpu memory\n",
+                "kubepods.slice/kubepods-burstable.slice/o.slice/cri-9f0.scope/memory.max": "1\n",
+                f"{source}/memory.current": "950\n",
+                f"{source}/memory.max": "1000\n",
+            },
+        )
+    else:
+        write(proc, {"4242/cgroup": f"12:memory:{seen}\n"})
+        write(
+            root,
+            {
+                f"memory/{source}/memory.usage_in_bytes": "950\n",
+                f"memory/{source}/memory.limit_in_bytes": "1000\n",
+            },
+        )
+    found = sample(proc, root, pid=4242)
+    assert (found.memory_usage_bytes, found.memory_limit_bytes) == (950, 1000)
+    assert found.cgroup_version == version
+
+
+def test_a_path_that_climbs_out_and_matches_nothing_leaves_the_cgroup_unknown(
+    proc: Path, tmp_path: Path
+):
+    root = tmp_path / "host-cgroup"
+    write(proc, {"4242/cgroup": "0::/../../gone.slice/cri-00.scope\n"})
+    write(root, {"cgroup.controllers": "cpu memory\n", "kubepods.slice/x.scope/memory.max": "1\n"})
+    found = sample(proc, root, pid=4242)
+    assert (found.cgroup, found.memory_limit_bytes) == (None, None)
+    assert found.load_per_core == 1.5  # the host's figures still come

@@ -16,6 +16,10 @@ from hopscope_probe.evidence import HealthEvidence
 
 # cgroup v1 reports "no limit" as LONG_MAX rounded down to a page (0x7FFFFFFFFFFFF000).
 V1_UNLIMITED = 1 << 62
+# kubepods.slice/kubepods-QOS.slice/kubepods-QOS-podUID.slice/cri-ID.scope and a few more.
+MAX_SEARCH_DEPTH = 8
+# Probe pods mount the host's hierarchy here: their own /sys/fs/cgroup shows only themselves.
+CGROUP_ROOT = Path(os.environ.get("HOPSCOPE_CGROUP_ROOT", "/sys/fs/cgroup"))
 
 
 @dataclass(frozen=True)
@@ -34,11 +38,14 @@ def sample(
     pid: int | None = None,
     interval: float = 0.5,
     proc: Path = Path("/proc"),
-    cgroup_root: Path = Path("/sys/fs/cgroup"),
+    cgroup_root: Path = CGROUP_ROOT,
+    own_cgroup: bool = True,
 ) -> HealthEvidence:
     """Pressure figures of process `pid` (this process when None). Takes `interval` seconds to
-    measure CPU throttling when the cgroup has a CPU quota, none otherwise."""
-    group = locate(_read(proc / str(pid or "self") / "cgroup"), cgroup_root)
+    measure CPU throttling when the cgroup has a CPU quota, none otherwise. Without
+    `own_cgroup`, only the host-wide figures (PSI, load) are taken."""
+    text = _read(proc / str(pid or "self") / "cgroup") if own_cgroup else None
+    group = locate(text, cgroup_root)
     quota = _quota(group)
     cpu_dir = group.cpu or group.unified
     before = _cpu_stat(cpu_dir)
@@ -80,15 +87,15 @@ def locate(proc_cgroup: str | None, root: Path) -> Cgroup:
             # A v1 hierarchy is mounted at its controller list ("cpu,cpuacct"), usually with a
             # symlink per controller.
             for mount in (root / controllers, root / name):
-                if (mount / path.lstrip("/")).is_dir():
-                    v1[name] = (path, mount / path.lstrip("/"))
+                directory = _directory(mount, path)
+                if directory is not None:
+                    v1[name] = (path, directory)
                     break
     memory, cpu = v1.get("memory"), v1.get("cpu")
     unified = None
     if unified_path is not None:
         base = root if (root / "cgroup.controllers").exists() else root / "unified"
-        if (base / unified_path.lstrip("/")).is_dir():
-            unified = base / unified_path.lstrip("/")
+        unified = _directory(base, unified_path)
     named = memory or cpu
     return Cgroup(
         path=named[0] if named else unified_path if unified else None,
@@ -97,6 +104,29 @@ def locate(proc_cgroup: str | None, root: Path) -> Cgroup:
         memory=memory[1] if memory else None,
         cpu=cpu[1] if cpu else None,
     )
+
+
+def _directory(mount: Path, path: str) -> Path | None:
+    """The cgroup directory of `path` under `mount`.
+
+    A probe pod has its own cgroup namespace, so another pod's /proc/PID/cgroup reads relative
+    to it ("/../../kubepods-besteffort-pod….slice/cri-….scope"). The part after the last ".." is
+    then looked up as a suffix in the host's hierarchy (mounted at `mount`): it ends in the
+    container's own, unique, directory name.
+    """
+    direct = mount / path.lstrip("/")
+    if ".." not in path.split("/"):
+        return direct if direct.is_dir() else None
+    suffix = path.split("/..")[-1].strip("/").split("/")
+    if not suffix or not suffix[-1] or not mount.is_dir():
+        return None
+    for current, dirs, _files in os.walk(mount):
+        here = Path(current)
+        if here.parts[-len(suffix) :] == tuple(suffix):
+            return here
+        if len(here.relative_to(mount).parts) >= MAX_SEARCH_DEPTH:
+            dirs.clear()
+    return None
 
 
 def _pressure(unified: Path | None, proc: Path, resource: str) -> dict[str, float]:
