@@ -1,0 +1,125 @@
+"""The Helm chart, rendered by Helm itself (its Go SDK, through helm-python-sdk).
+
+What a user installs: every rendered manifest is valid Kubernetes, values reach the objects,
+the schema refuses bad values naming the field, and the rendered RBAC is the rule list the
+operator's stories are checked against.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from hopscope_operator import install, monitoring
+
+helm = pytest.importorskip("helm_python", reason="helm-python-sdk (Helm's Go SDK) not installed")
+VERSION = kubernetes_validate.latest_version()
+
+
+def render(values: dict[str, Any] | None = None, namespace: str = install.NAMESPACE):
+    chart = helm.Chart.load(str(install.CHART))
+    try:
+        rendered = chart.render(values or {}, name="hopscope", namespace=namespace, is_install=True)
+    finally:
+        chart.close()
+    return [
+        doc
+        for path, text in sorted(rendered.items())
+        if path.endswith(".yaml")
+        for doc in yaml.safe_load_all(text)
+        if doc
+    ]
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [doc for doc in docs if doc["kind"] == kind]
+
+
+def env_of(docs: list[dict[str, Any]]) -> dict[str, str]:
+    [deployment] = by_kind(docs, "Deployment")
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e["value"] for e in container["env"]}
+
+
+def test_the_default_install_renders_valid_kubernetes_objects():
+    docs = render()
+    kinds = sorted(doc["kind"] for doc in docs)
+    assert kinds == sorted(
+        [
+            *("ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "NetworkPolicy"),
+            *("Role", "RoleBinding", "Service", "ServiceAccount", "ServiceAccount"),
+        ]
+    )
+    for doc in docs:
+        kubernetes_validate.validate(doc, VERSION, strict=True)
+
+
+def test_values_reach_the_operator_and_the_metrics_policy():
+    docs = render(
+        {
+            "image": {"operator": "registry.local/op:1", "probe": "registry.local/probe:1"},
+            "probes": {"maxPods": 7, "maxPodsPerNode": 2},
+            "tickSeconds": 3,
+            "monitoring": {"allowFromNamespace": "observability"},
+        }
+    )
+    [deployment] = by_kind(docs, "Deployment")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.local/op:1"
+    env = env_of(docs)
+    assert env["HOPSCOPE_PROBE_IMAGE"] == "registry.local/probe:1"
+    assert (env["HOPSCOPE_MAX_PROBE_PODS"], env["HOPSCOPE_MAX_PROBE_PODS_PER_NODE"]) == ("7", "2")
+    assert env["HOPSCOPE_TICK_SECONDS"] == "3"
+    [policy] = by_kind(docs, "NetworkPolicy")
+    source = policy["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]
+    assert source == {"kubernetes.io/metadata.name": "observability"}
+
+
+def test_the_rendered_rbac_is_the_rule_list_the_stories_are_checked_against():
+    docs = render()
+    [cluster_role] = by_kind(docs, "ClusterRole")
+    [role] = by_kind(docs, "Role")
+    assert cluster_role["rules"] == [
+        r.as_rbac() for r in install.RULES if not r.probe_namespace_only
+    ]
+    assert role["rules"] == [r.as_rbac() for r in install.RULES if r.probe_namespace_only]
+    assert role["metadata"]["namespace"] == install.NAMESPACE
+
+
+def test_prometheus_operator_objects_and_the_dashboard_follow_their_switches():
+    docs = render({"monitoring": {"serviceMonitor": True, "prometheusRule": True}})
+    [rule] = by_kind(docs, "PrometheusRule")
+    assert rule["spec"] == monitoring.rule_groups()  # Prometheus' {{ $labels }} left intact
+    [monitor] = by_kind(docs, "ServiceMonitor")
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    [dashboard] = by_kind(docs, "ConfigMap")
+    assert json.loads(dashboard["data"]["hopscope.json"]) == monitoring.dashboard()
+    assert by_kind(render({"monitoring": {"dashboard": False}}), "ConfigMap") == []
+
+
+@pytest.mark.parametrize(
+    ("values", "where"),
+    [
+        ({"probes": {"maxPods": 0}}, "/probes/maxPods"),
+        ({"tickSeconds": "fast"}, "/tickSeconds"),
+        ({"image": {"probe": ""}}, "/image/probe"),
+        ({"probes": {"maxPod": 3}}, "maxPod"),
+    ],
+)
+def test_the_schema_refuses_bad_values_naming_the_field(values, where):
+    with pytest.raises(helm.HelmValuesError, match=where):
+        render(values)
+
+
+def test_installing_elsewhere_fails_with_the_reason():
+    with pytest.raises(helm.HelmRenderError, match="install hopscope into the hopscope-system"):
+        render(namespace="default")
+
+
+def test_helm_lint_finds_no_errors():
+    report = helm.lint(str(install.CHART))
+    assert report["errors"] == []
+    assert not [m for m in report["messages"] if m["severity"] > 1], report["messages"]
