@@ -408,7 +408,52 @@ def files() -> dict[Path, str]:
     rules = yaml.safe_dump(monitoring.rule_groups(), sort_keys=False)
     out[CHART / "files" / "hopscope-rules.yaml"] = HEADER + rules
     out[CHART / "templates" / "NOTES.txt"] = NOTES
+    # Imported here: the sidecar module reads this one's constants.
+    from hopscope_operator.sidecar import sidecar_patch, sidecar_snippet
+
+    out[CHART / "files" / "sidecar-patch.yaml"] = sidecar_snippet()
+    patch = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "gateway"},
+        **sidecar_patch(),
+    }
+    examples = CHART.parents[1] / "examples" / "sidecar"
+    out[examples / "hopscope-sidecar.yaml"] = HEADER + yaml.safe_dump(patch, sort_keys=False)
+    out[examples / "kustomization.yaml"] = HEADER + SIDECAR_KUSTOMIZATION
+    out[examples / "gateway.yaml"] = HEADER + yaml.safe_dump(EXAMPLE_GATEWAY, sort_keys=False)
     return out
+
+
+# Stands in for the user's own workload in the kustomize example.
+EXAMPLE_GATEWAY: Manifest = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "gateway"},
+    "spec": {
+        "selector": {"matchLabels": {"app": "gateway"}},
+        "template": {
+            "metadata": {"labels": {"app": "gateway"}},
+            "spec": {"containers": [{"name": "envoy", "image": "envoyproxy/envoy:v1.31-latest"}]},
+        },
+    },
+}
+
+
+SIDECAR_KUSTOMIZATION = """\
+# Adds the hopscope probe sidecar to a gateway: point `resources` at your workload and
+# `target` at its kind and name. Its ServiceAccount also needs system:auth-delegator (see
+# charts/hopscope/files/sidecar-patch.yaml).
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - gateway.yaml
+patches:
+  - path: hopscope-sidecar.yaml
+    target:
+      kind: Deployment
+      name: gateway
+"""
 
 
 # A Helm comment, so the header does not end up in what Helm renders.

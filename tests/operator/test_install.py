@@ -58,3 +58,17 @@ def test_the_operator_runs_unprivileged():
 def test_chart_yaml_is_a_helm_v2_chart():
     chart = yaml.safe_load((install.CHART / "Chart.yaml").read_text())
     assert (chart["apiVersion"], chart["name"]) == ("v2", "hopscope")
+
+
+def test_the_sidecar_example_patched_into_its_gateway_is_a_valid_deployment():
+    examples = install.CHART.parents[1] / "examples" / "sidecar"
+    gateway = yaml.safe_load((examples / "gateway.yaml").read_text())
+    patch = yaml.safe_load((examples / "hopscope-sidecar.yaml").read_text())
+    kustomization = yaml.safe_load((examples / "kustomization.yaml").read_text())
+    assert kustomization["resources"] == ["gateway.yaml"]
+    assert kustomization["patches"][0]["path"] == "hopscope-sidecar.yaml"
+    # A strategic merge adds the container by name beside the workload's own.
+    pod = gateway["spec"]["template"]["spec"]
+    pod["containers"] += patch["spec"]["template"]["spec"]["containers"]
+    kubernetes_validate.validate(gateway, VERSION, strict=True)
+    assert [c["name"] for c in pod["containers"]] == ["envoy", "hopscope-agent"]
