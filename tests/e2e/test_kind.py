@@ -1,8 +1,11 @@
-"""The operator on a real cluster (kind): apply a check, see the probe pod run, see the status.
+"""hopscope on a real cluster (kind): the chart installed, four checks, their status and metrics.
 
-Needs Docker, kind and kubectl; skipped with the reason where any is missing (CI has no Docker
-engine). It builds the probe image, loads it into a throwaway kind cluster, runs the operator
-locally with `kopf run` against that cluster, and applies a node-to-node check.
+Needs Docker, kind, kubectl and helm; skipped with the reason where any is missing (the
+project's CI machine has no Docker engine; `.github/workflows/e2e.yml` runs it where one is).
+It builds both images, loads them into a throwaway kind cluster, installs charts/hopscope, and
+applies: pod -> Service (reachable), the same behind a deny-all NetworkPolicy (blocked, the
+policy named; kindnet enforces NetworkPolicies since kind v0.24), node -> an unrouted IP
+(unreachable) and a name that does not exist (DNS), and reads the metrics an alert would use.
 """
 
 from __future__ import annotations
@@ -10,18 +13,22 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
-import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER = "hopscope-e2e"
-IMAGE = "hopscope-probe:e2e"
-TOOLS = ("docker", "kind", "kubectl")
+PROBE_IMAGE, OPERATOR_IMAGE = "hopscope-probe:e2e", "hopscope-operator:e2e"
+TOOLS = ("docker", "kind", "kubectl", "helm")
+NS = "e2e"
+SERVE = "import http.server as h; h.test(h.SimpleHTTPRequestHandler, port=8080, bind='0.0.0.0')"
 
 
 def _why_no_cluster() -> str | None:
@@ -37,72 +44,190 @@ def _why_no_cluster() -> str | None:
 pytestmark = pytest.mark.skipif(_why_no_cluster() is not None, reason=str(_why_no_cluster()))
 
 
-def run(*cmd: str, timeout: float = 600, **env: str) -> str:
+def run(*cmd: str, stdin: str | None = None, timeout: float = 900) -> str:
     done = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **env}, check=False
+        cmd, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
     )
-    assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stderr}"
+    assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
 
+class Cluster:
+    def __init__(self, kubeconfig: str) -> None:
+        self.kubeconfig = kubeconfig
+
+    def kubectl(self, *args: str, stdin: str | None = None) -> str:
+        return run("kubectl", "--kubeconfig", self.kubeconfig, *args, stdin=stdin)
+
+    def apply(self, *objects: dict[str, Any]) -> None:
+        self.kubectl("apply", "-f", "-", stdin=json.dumps({"kind": "List", "apiVersion": "v1",
+                                                            "items": list(objects)}))  # fmt: skip
+
+    def check_status(self, name: str, generation: int = 1, wait: float = 240) -> dict[str, Any]:
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            obj = json.loads(self.kubectl("-n", NS, "get", "ccheck", name, "-o", "json"))
+            status = obj.get("status", {})
+            if status.get("observedGeneration") == generation and status.get("phase") in (
+                "Completed",
+                "Failed",
+            ):
+                return status
+            time.sleep(3)
+        raise AssertionError(f"check {name} never finished: {status}")
+
+
 @pytest.fixture(scope="module")
-def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    path = str(tmp_path_factory.mktemp("kind") / "kubeconfig")
-    run("kind", "create", "cluster", "--name", CLUSTER, "--kubeconfig", path, "--wait", "120s")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    kubeconfig = str(tmp_path_factory.mktemp("kind") / "kubeconfig")
+    run(
+        "kind", "create", "cluster", "--name", CLUSTER, "--kubeconfig", kubeconfig, "--wait", "180s"
+    )
     try:
-        run("docker", "build", "-f", "probe-image/Dockerfile", "-t", IMAGE, str(REPO))
-        run("kind", "load", "docker-image", IMAGE, "--name", CLUSTER)
-        kubectl = ("kubectl", "--kubeconfig", path)
-        run(*kubectl, "apply", "-f", str(REPO / "crds" / "connectivitycheck.yaml"))
-        run(*kubectl, "create", "namespace", "hopscope-system")
-        run(*kubectl, "label", "namespace", "hopscope-system",
-            "pod-security.kubernetes.io/enforce=privileged")  # fmt: skip
-        run(*kubectl, "-n", "hopscope-system", "create", "serviceaccount", "hopscope-probe")
-        run(*kubectl, "wait", "--for=condition=Established", "crd/connectivitychecks.hopscope.dev")
-        yield path
+        run("docker", "build", "-f", "probe-image/Dockerfile", "-t", PROBE_IMAGE, str(REPO))
+        run("docker", "build", "-t", OPERATOR_IMAGE, str(REPO))
+        for image in (PROBE_IMAGE, OPERATOR_IMAGE):
+            run("kind", "load", "docker-image", image, "--name", CLUSTER)
+        images = [
+            "--set",
+            f"image.operator={OPERATOR_IMAGE}",
+            "--set",
+            f"image.probe={PROBE_IMAGE}",
+        ]
+        chart = str(REPO / "charts" / "hopscope")
+        where = ["-n", "hopscope-system", "--create-namespace", "--wait", "--timeout", "5m"]
+        run("helm", "--kubeconfig", kubeconfig, "install", "hopscope", chart, *where, *images)
+        built = Cluster(kubeconfig)
+        built.kubectl("create", "namespace", NS)
+        built.apply(*workloads())
+        built.kubectl("-n", NS, "wait", "--for=condition=Ready", "pod", "--all", "--timeout=180s")
+        yield built
     finally:
         subprocess.run(["kind", "delete", "cluster", "--name", CLUSTER], check=False)
 
 
-@pytest.fixture(scope="module")
-def operator(kubeconfig: str) -> Iterator[subprocess.Popen[str]]:
-    env = {**os.environ, "KUBECONFIG": kubeconfig, "HOPSCOPE_PROBE_IMAGE": IMAGE,
-           "HOPSCOPE_TICK_SECONDS": "2", "HOPSCOPE_METRICS_PORT": "19090"}  # fmt: skip
-    cmd = [sys.executable, "-m", "kopf", "run", "--standalone", "--all-namespaces",
-           "-m", "hopscope_operator.handlers"]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, text=True, cwd=REPO)
-    yield proc
-    proc.terminate()
-    proc.wait(30)
+def workloads() -> list[dict[str, Any]]:
+    """A client pod and an HTTP server behind a Service, both from the probe image's Python."""
+    python = ["python", "-c"]
+    client = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "client", "namespace": NS, "labels": {"app": "client"}},
+        "spec": {"containers": [{"name": "c", "image": PROBE_IMAGE, "command": python,
+                                 "args": ["import time; time.sleep(10**9)"]}]},
+    }  # fmt: skip
+    server = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "echo", "namespace": NS},
+        "spec": {
+            "selector": {"matchLabels": {"app": "echo"}},
+            "template": {
+                "metadata": {"labels": {"app": "echo"}},
+                "spec": {"containers": [{"name": "s", "image": PROBE_IMAGE, "command": python,
+                                         "args": [SERVE], "ports": [{"containerPort": 8080}]}]},
+            },
+        },
+    }  # fmt: skip
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "echo", "namespace": NS},
+        "spec": {"selector": {"app": "echo"}, "ports": [{"port": 80, "targetPort": 8080}]},
+    }
+    return [client, server, service]
 
 
-def test_a_node_to_node_check_fills_its_status(kubeconfig: str, operator: subprocess.Popen[str]):
-    kubectl = ("kubectl", "--kubeconfig", kubeconfig)
-    node = json.loads(run(*kubectl, "get", "nodes", "-o", "json"))["items"][0]
-    name = node["metadata"]["name"]
-    address = next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
-    check = {
+def check(name: str, source: dict[str, Any], destination: dict[str, Any]) -> dict[str, Any]:
+    return {
         "apiVersion": "hopscope.dev/v1alpha1",
         "kind": "ConnectivityCheck",
-        "metadata": {"name": "node-to-apiserver", "namespace": "default"},
+        "metadata": {"name": name, "namespace": NS},
         "spec": {
-            "source": {"node": {"name": name}},
-            "destination": {"ip": address, "port": 6443},
+            "source": source,
+            "destination": destination,
             "probes": {"count": 3, "timeoutSeconds": 1},
+            "path": {"maxHops": 8},
         },
     }
-    subprocess.run([*kubectl, "apply", "-f", "-"], input=json.dumps(check), text=True, check=True)
-    status: dict = {}
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and status.get("phase") not in ("Completed", "Failed"):
-        time.sleep(3)
-        obj = json.loads(run(*kubectl, "-n", "default", "get", "ccheck", "node-to-apiserver",
-                             "-o", "json"))  # fmt: skip
-        status = obj.get("status", {})
-    assert status.get("connectionStatus") == "Reachable", status
+
+
+def issue_types(status: dict[str, Any]) -> set[str]:
+    return {issue["type"] for issue in status.get("issues", [])}
+
+
+def test_a_pod_reaches_a_service_and_the_probe_pod_is_cleaned_up(cluster: Cluster):
+    cluster.apply(check("client-to-echo", {"pod": {"name": "client"}},
+                        {"service": {"name": "echo"}, "port": 80}))  # fmt: skip
+    status = cluster.check_status("client-to-echo")
+    assert status["connectionStatus"] == "Reachable", status
     assert status["hopCount"] >= 2 and status["latency"]["avgMs"] > 0
-    events = run(*kubectl, "-n", "default", "get", "events",
-                 "--field-selector", "involvedObject.name=node-to-apiserver")  # fmt: skip
+    assert status["analysis"]["result"] == "Allowed"
+    events = cluster.kubectl("-n", NS, "get", "events",
+                             "--field-selector", "involvedObject.name=client-to-echo")  # fmt: skip
     assert "Reachable" in events
-    pods = run(*kubectl, "-n", "hopscope-system", "get", "pods", "-o", "name")
-    assert pods.strip() == ""  # the probe pod is deleted once its result is read
+    probes = "app.kubernetes.io/name=hopscope-probe"
+    left = cluster.kubectl("-n", "hopscope-system", "get", "pods", "-l", probes, "-o", "name")
+    assert left.strip() == ""
+
+
+def test_a_deny_all_policy_is_named_as_the_cause(cluster: Cluster):
+    deny = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "echo-deny-all", "namespace": NS},
+        "spec": {"podSelector": {"matchLabels": {"app": "echo"}}, "policyTypes": ["Ingress"]},
+    }
+    cluster.apply(deny, check("client-to-echo-denied", {"pod": {"name": "client"}},
+                              {"service": {"name": "echo"}, "port": 80}))  # fmt: skip
+    status = cluster.check_status("client-to-echo-denied")
+    assert status["connectionStatus"] == "Unreachable", status
+    assert status["analysis"]["result"] == "Blocked"
+    named = [i for i in status["issues"] if i["type"] == "NetworkPolicy"]
+    assert named and "echo-deny-all" in named[0]["message"]
+
+
+def test_a_node_to_an_unrouted_address_is_unreachable(cluster: Cluster):
+    node = json.loads(cluster.kubectl("get", "nodes", "-o", "json"))["items"][0]["metadata"]["name"]
+    cluster.apply(check("node-to-testnet", {"node": {"name": node}},
+                        {"ip": "192.0.2.1", "port": 80}))  # fmt: skip
+    status = cluster.check_status("node-to-testnet")
+    assert status["connectionStatus"] == "Unreachable", status
+    assert issue_types(status) & {"Firewall", "Routing", "PacketLoss"}
+
+
+def test_a_name_that_does_not_exist_is_a_dns_issue_and_alerts_can_see_it(cluster: Cluster):
+    cluster.apply(check("client-to-nowhere", {"pod": {"name": "client"}},
+                        {"fqdn": "does-not-exist.invalid", "port": 80}))  # fmt: skip
+    status = cluster.check_status("client-to-nowhere")
+    assert status["connectionStatus"] == "Unreachable" and "DNSResolution" in issue_types(status)
+    reachable = [
+        line
+        for line in scrape(cluster).splitlines()
+        if line.startswith("hopscope_check_reachable{") and 'check="client-to-nowhere"' in line
+    ]
+    assert len(reachable) == 1 and reachable[0].endswith(" 0.0")  # what the alert fires on
+
+
+def scrape(cluster: Cluster) -> str:
+    """The operator's /metrics through a port-forward (the NetworkPolicy admits only the
+    monitoring namespace; a port-forward enters the pod directly)."""
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    forward = subprocess.Popen(
+        ["kubectl", "--kubeconfig", cluster.kubeconfig, "-n", "hopscope-system", "port-forward",
+         "deploy/hopscope-operator", f"{port}:9090"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy(),
+    )  # fmt: skip
+    try:
+        for _ in range(50):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                    return r.read().decode()
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError("the operator's /metrics never answered")
+    finally:
+        forward.terminate()
+        forward.wait(10)
