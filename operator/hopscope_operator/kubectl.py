@@ -45,6 +45,7 @@ from hopscope_probe.models import (
     SourceInfo,
 )
 from hopscope_probe.render import render
+from hopscope_probe.target import split_host_port
 
 PROG = "kubectl hopscope"
 # As `hopscope probe` (hopscope_probe.cli.EXIT_CODES), without importing the probe's CLI.
@@ -149,21 +150,10 @@ def current_namespace() -> str:
 
 
 def split_port(value: str) -> tuple[str, int | None]:
-    """HOST, HOST:PORT, [V6]:PORT; a bare IPv6 literal has no port."""
-    if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
-        port = rest.removeprefix(":") or None
-    elif value.count(":") == 1:
-        host, port = value.split(":")
-    else:
-        host, port = value, None
-    if not host:
-        raise UsageError(f"--to {value!r}: empty name or address")
-    if port is None:
-        return host, None
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"--to {value!r}: port must be 1-65535")
-    return host, int(port)
+    try:
+        return split_host_port(value)
+    except ValueError as exc:
+        raise UsageError(f"--to {value!r}: {exc}") from exc
 
 
 def source_of(value: str) -> Object:

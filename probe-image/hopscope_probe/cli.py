@@ -27,6 +27,7 @@ from hopscope_probe.models import (
     Thresholds,
 )
 from hopscope_probe.runner import Where, run_in
+from hopscope_probe.target import split_host_port
 
 EXIT_CODES = {
     ConnectionStatus.REACHABLE: 0,
@@ -85,22 +86,11 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def split_host_port(value: str) -> tuple[str, int | None]:
-    """HOST, HOST:PORT, [V6] or [V6]:PORT; a bare IPv6 literal has no port."""
-    if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
-        port = rest.removeprefix(":") or None
-    elif value.count(":") == 1:
-        host, port = value.split(":")
-    else:
-        host, port = value, None
-    if not host:
-        raise UsageError(f"--to {value!r}: empty host")
-    if port is None:
-        return host, None
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"--to {value!r}: port must be 1-65535")
-    return host, int(port)
+def host_and_port(value: str) -> tuple[str, int | None]:
+    try:
+        return split_host_port(value)
+    except ValueError as exc:
+        raise UsageError(f"--to {value!r}: {exc}") from exc
 
 
 def build_request(args: argparse.Namespace) -> ProbeRequest:
@@ -115,7 +105,7 @@ def build_request(args: argparse.Namespace) -> ProbeRequest:
         if not host:
             raise UsageError(f"--uri {args.uri!r}: no host")
     else:
-        host, port = split_host_port(args.to)
+        host, port = host_and_port(args.to)
         protocol = Protocol((args.protocol or "tcp").upper())
         if port is None and protocol not in PORTLESS | {Protocol.HTTP, Protocol.HTTPS}:
             raise UsageError(f"--to {args.to!r}: {protocol} needs a port (HOST:PORT)")

@@ -30,6 +30,25 @@ def target_of(request: ProbeRequest) -> tuple[str, int | None]:
     return request.host, request.port or DEFAULT_PORTS.get(request.protocol)
 
 
+def split_host_port(value: str) -> tuple[str, int | None]:
+    """HOST, HOST:PORT, [V6] or [V6]:PORT; a bare IPv6 literal has no port. ValueError says
+    what is wrong; the CLIs name their flag in front of it."""
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port = rest.removeprefix(":") or None
+    elif value.count(":") == 1:
+        host, port = value.split(":")
+    else:
+        host, port = value, None
+    if not host:
+        raise ValueError("empty host")
+    if port is None:
+        return host, None
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("port must be 1-65535")
+    return host, int(port)
+
+
 def is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)

@@ -21,6 +21,7 @@ from hopscope_probe.models import (
     Severity,
 )
 from hopscope_probe.render import render
+from hopscope_probe.target import split_host_port
 
 
 def lat(v: float) -> Latency:
@@ -126,7 +127,7 @@ def test_render_colours_only_when_asked():
     ],
 )
 def test_split_host_port(value, expected):
-    assert cli.split_host_port(value) == expected
+    assert split_host_port(value) == expected
 
 
 @pytest.mark.parametrize(
