@@ -8,6 +8,7 @@ the checks itself (no finalizers, no progress annotations): the status belongs t
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import os
@@ -16,10 +17,11 @@ from typing import Any
 
 import kopf
 from prometheus_client import disable_created_metrics, start_http_server
+from pydantic import ValidationError
 
 from hopscope_operator.api import GROUP, VERSION, ConnectivityCheck
 from hopscope_operator.metrics import Metrics
-from hopscope_operator.plan import LABEL_APP, NAME_PREFIX, Caps
+from hopscope_operator.plan import LABEL_APP, NAME_PREFIX, Caps, ProbePodSettings
 from hopscope_operator.reconcile import Reconciler, Settings
 
 log = logging.getLogger("hopscope.operator")
@@ -46,12 +48,24 @@ class Config:
             namespace=env.get("HOPSCOPE_PROBE_NAMESPACE", Settings.namespace),
             image=env.get("HOPSCOPE_PROBE_IMAGE", Settings.image),
             caps=caps,
+            probe_pod=_probe_pod(env.get("HOPSCOPE_PROBE_POD")),
         )
         return cls(
             settings=settings,
             tick_seconds=_int(env, "HOPSCOPE_TICK_SECONDS", 5),
             metrics_port=_int(env, "HOPSCOPE_METRICS_PORT", 9090),
         )
+
+
+def _probe_pod(raw: str | None) -> ProbePodSettings:
+    """JSON, or base64 of it (what the chart writes: a value that needs no YAML quoting)."""
+    if not raw:
+        return ProbePodSettings()
+    try:
+        text = raw if raw.lstrip().startswith("{") else base64.b64decode(raw).decode()
+        return ProbePodSettings.model_validate_json(text)
+    except (ValueError, ValidationError) as exc:
+        raise kopf.PermanentError(f"HOPSCOPE_PROBE_POD: {exc}") from exc
 
 
 def _int(env: dict[str, str], name: str, default: int) -> int:

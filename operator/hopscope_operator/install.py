@@ -25,7 +25,7 @@ from pydantic import Field
 
 from hopscope_operator import monitoring
 from hopscope_operator.api import GROUP, ConnectivityCheck
-from hopscope_operator.plan import LABEL_APP, SERVICE_ACCOUNT
+from hopscope_operator.plan import LABEL_APP, SERVICE_ACCOUNT, ProbePodSettings
 from hopscope_probe.models import Schema
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "hopscope"
@@ -53,6 +53,10 @@ class ImageValues(Schema):
 
 
 class ProbeValues(Schema):
+    pod: ProbePodSettings = Field(
+        default_factory=ProbePodSettings,
+        description="Probe pods' tolerations, priority class and resources.",
+    )
     max_pods: int = Field(default=100, ge=1, description="Probe pods in flight, cluster-wide.")
     max_pods_per_node: int = Field(default=1, ge=1, description="Probe pods in flight per node.")
     max_checks_per_pod: int = Field(
@@ -88,13 +92,16 @@ class ChartValues(Schema):
     monitoring: MonitoringValues = Field(default_factory=MonitoringValues)
 
 
-def value(path: str) -> str:
+def value(path: str, *, as_base64_json: bool = False) -> str:
     """A Helm expression for the value at `path` (e.g. "image.probe"), checked against the
-    values model so a template cannot name a value that does not exist."""
+    values model so a template cannot name a value that does not exist. A structured value
+    travels as base64 JSON: nothing in it can break the YAML it is written into."""
     node: Any = ChartValues()
     for part in path.split("."):
         names = {info.alias or name: name for name, info in type(node).model_fields.items()}
         node = getattr(node, names[part])
+    if as_base64_json:
+        return f"{{{{ toJson .Values.{path} | b64enc }}}}"
     return f"{{{{ .Values.{path} }}}}"
 
 
@@ -233,6 +240,10 @@ def manifests() -> dict[str, list[Manifest]]:
                                     "value": value("probes.maxChecksPerPod"),
                                 },
                                 {"name": "HOPSCOPE_TICK_SECONDS", "value": value("tickSeconds")},
+                                {
+                                    "name": "HOPSCOPE_PROBE_POD",
+                                    "value": value("probes.pod", as_base64_json=True),
+                                },
                                 {"name": "HOPSCOPE_PROBE_NAMESPACE", "value": NAMESPACE},
                                 {"name": "HOPSCOPE_METRICS_PORT", "value": str(METRICS_PORT)},
                             ],

@@ -16,9 +16,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pydantic import Field
+
 from hopscope_operator.api import API_VERSION, KIND
 from hopscope_probe import batch as wire
-from hopscope_probe.models import PathMode, ProbeRequest
+from hopscope_probe.models import PathMode, ProbeRequest, Schema
 
 Manifest = dict[str, Any]
 HOST: Literal["host"] = "host"
@@ -34,12 +36,31 @@ ANNOTATION_CHECKS = "hopscope.dev/checks"  # JSON list of batch ids: a pod has o
 ANNOTATION_NODE = "hopscope.dev/node"
 HOST_CGROUP = "/host/sys/fs/cgroup"  # the full name, where the label had to be shortened
 
-# The probe forks a few children that each load scapy (~100 MiB RSS apiece at peak), so 256 MiB
-# would OOM-kill a full batch. No tight CPU limit: CFS throttling would show up as latency.
+# The probe runs up to four checks at once, each in its own process (~50 MiB peak RSS apiece,
+# bench/run.py), so 256 MiB would OOM-kill a full batch. No tight CPU limit: CFS throttling
+# would show up as latency.
 RESOURCES = {
     "requests": {"cpu": "50m", "memory": "128Mi"},
     "limits": {"cpu": "1", "memory": "512Mi"},
 }
+
+
+class ProbePodSettings(Schema):
+    """What a cluster's operators tune on probe pods (chart values `probes.pod`)."""
+
+    tolerations: list[dict[str, Any]] = Field(
+        default_factory=lambda: [{"operator": "Exists"}],
+        description="Tainted nodes are worth checking too: all tolerated by default.",
+    )
+    priority_class_name: str | None = Field(
+        default=None, description="A PriorityClass, so probes are not the first evicted."
+    )
+    resources: dict[str, Any] = Field(
+        default_factory=lambda: json.loads(json.dumps(RESOURCES)),
+        description="Requests and limits of the probe container.",
+    )
+
+
 # activeDeadlineSeconds counts from the pod's start, image pull and interpreter start included.
 STARTUP_SECONDS = 60
 # Per check, the worst case if every phase ran one after another and every packet timed out:
@@ -214,11 +235,18 @@ def _owner_references(items: list[BatchItem], namespace: str) -> list[Manifest]:
 
 
 def probe_pod(
-    node_name: str, items: list[BatchItem], *, image: str, namespace: str, tick: int
+    node_name: str,
+    items: list[BatchItem],
+    *,
+    image: str,
+    namespace: str,
+    tick: int,
+    settings: ProbePodSettings | None = None,
 ) -> Manifest:
     """The probe pod for a batch of checks on one node (`tick`: the tick's Unix time)."""
     if not items:
         raise ValueError("a probe pod needs at least one check")
+    settings = settings or ProbePodSettings()
     needs_pod_netns = any(item.netns != HOST for item in items)
     needs_host_netns = any(item.netns == HOST for item in items)
     pod_security, container_security = _security(needs_pod_netns)
@@ -246,7 +274,7 @@ def probe_pod(
         "serviceAccountName": SERVICE_ACCOUNT,
         "automountServiceAccountToken": False,  # the probe never calls the API
         "enableServiceLinks": False,
-        "tolerations": [{"operator": "Exists"}],  # tainted nodes are worth checking too
+        "tolerations": settings.tolerations,
         "securityContext": pod_security,
         "containers": [
             {
@@ -255,7 +283,7 @@ def probe_pod(
                 "imagePullPolicy": "IfNotPresent",
                 "command": COMMAND,
                 "env": [{"name": wire.ENV, "value": batch_env(items)}],
-                "resources": RESOURCES,
+                "resources": settings.resources,
                 "securityContext": container_security,
                 "terminationMessagePolicy": "FallbackToLogsOnError",
                 "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
@@ -264,6 +292,8 @@ def probe_pod(
         # The root filesystem is read-only; Python and the resolver may still want scratch.
         "volumes": [{"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}],
     }
+    if settings.priority_class_name:
+        spec["priorityClassName"] = settings.priority_class_name
     if needs_host_netns:
         # Node sources probe from the node's own network namespace; cluster DNS still works.
         spec["hostNetwork"] = True

@@ -43,6 +43,7 @@ from hopscope_operator.plan import (
     NAME_PREFIX,
     BatchItem,
     Caps,
+    ProbePodSettings,
     group_by_node,
     probe_pod,
 )
@@ -78,6 +79,7 @@ class Settings:
     namespace: str = "hopscope-system"  # where probe pods run (PodSecurity: privileged)
     image: str = "ghcr.io/hopscope/probe:0.1.0"
     caps: Caps = field(default_factory=Caps)
+    probe_pod: ProbePodSettings = field(default_factory=ProbePodSettings)
 
 
 class SidecarUnavailable(ResolveError):
@@ -205,6 +207,7 @@ class Reconciler:
                 image=self.settings.image,
                 namespace=self.settings.namespace,
                 tick=tick,
+                settings=self.settings.probe_pod,
             )
             pod["metadata"]["annotations"][ANNOTATION_SOURCES] = _sources_annotation(
                 {item.id: sources[item.id] for item in batch.items}

@@ -123,3 +123,29 @@ def test_helm_lint_finds_no_errors():
     report = helm.lint(str(install.CHART))
     assert report["errors"] == []
     assert not [m for m in report["messages"] if m["severity"] > 1], report["messages"]
+
+
+def test_probe_pod_values_reach_the_probe_pods_the_operator_makes():
+    # values -> the chart's env -> the operator's settings -> a probe pod, end to end.
+    from hopscope_operator.handlers import Config
+    from hopscope_operator.plan import BatchItem, probe_pod
+    from hopscope_probe.models import ProbeRequest
+
+    pod_values = {
+        "priorityClassName": "system-node-critical",
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "gateway's"}],
+        "resources": {"limits": {"memory": "768Mi"}},
+    }
+    env = env_of(render({"probes": {"pod": pod_values}}))
+    settings = Config.from_env(env).settings
+    item = BatchItem("shop/web", 1, "host", ProbeRequest(host="10.0.0.1", port=80))
+    pod = probe_pod("worker-1", [item], image="p:1", namespace="hopscope-system", tick=1,
+                    settings=settings.probe_pod)  # fmt: skip
+    assert pod["spec"]["priorityClassName"] == "system-node-critical"
+    assert pod["spec"]["tolerations"] == pod_values["tolerations"]
+    # Helm merges maps with the defaults: only the memory limit changed.
+    assert pod["spec"]["containers"][0]["resources"] == {
+        "requests": {"cpu": "50m", "memory": "128Mi"},
+        "limits": {"cpu": "1", "memory": "768Mi"},
+    }
+    kubernetes_validate.validate(pod, VERSION, strict=True)

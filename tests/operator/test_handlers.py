@@ -98,3 +98,9 @@ def test_the_loop_ticks_when_woken_and_survives_a_failing_tick():
         return state.reconciler.ticks
 
     assert asyncio.run(scenario()) == 2
+
+
+@pytest.mark.parametrize("raw", ["{not json", '{"tolerations": "all"}', "bm90IGpzb24="])
+def test_bad_probe_pod_settings_stop_the_operator_naming_the_variable(raw: str):
+    with pytest.raises(kopf.PermanentError, match="HOPSCOPE_PROBE_POD"):
+        handlers.Config.from_env({"HOPSCOPE_PROBE_POD": raw})
