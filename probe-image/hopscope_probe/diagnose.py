@@ -67,6 +67,26 @@ def ctx(**pairs: object) -> list[ContextItem]:
     return [ContextItem(key=k, value=str(v)) for k, v in pairs.items() if v is not None]
 
 
+def source_issue(
+    issue_type: IssueType,
+    severity: Severity,
+    *,
+    message: str,
+    hint: str,
+    context: list[ContextItem] | None = None,
+) -> Issue:
+    """An issue of the source itself: origin Local, located at the source hop."""
+    return Issue(
+        type=issue_type,
+        severity=severity,
+        origin=Origin.LOCAL,
+        hop_id=SOURCE_HOP,
+        message=message,
+        hint=hint,
+        context=context or [],
+    )
+
+
 def errno_name(code: int | None) -> str | None:
     if code is None:
         return None
@@ -132,11 +152,9 @@ def dns_issues(dns: DnsEvidence | None) -> list[Issue]:
             if q.outcome not in per_server[q.nameserver]:
                 per_server[q.nameserver].append(q.outcome)
         return [
-            Issue(
-                type=IssueType.DNS_RESOLUTION,
-                severity=Severity.ERROR,
-                origin=Origin.LOCAL,
-                hop_id=SOURCE_HOP,
+            source_issue(
+                IssueType.DNS_RESOLUTION,
+                Severity.ERROR,
                 message=f"{dns.name} did not resolve ({outcomes})",
                 hint=_dns_hint(dns),
                 context=ctx(name=dns.name, tried=tried, resolvConf=dns.resolv_conf)
@@ -149,11 +167,9 @@ def dns_issues(dns: DnsEvidence | None) -> list[Issue]:
     # Resolved, but some nameservers failed: lookups will be slow or flaky when they are asked.
     broken = sorted({q.nameserver for q in failed if q.nameserver not in answered_by})
     return search_list_issues(dns) + [
-        Issue(
-            type=IssueType.DNS_RESOLUTION,
-            severity=Severity.WARNING,
-            origin=Origin.LOCAL,
-            hop_id=SOURCE_HOP,
+        source_issue(
+            IssueType.DNS_RESOLUTION,
+            Severity.WARNING,
             message=f"nameserver {ns} failed to resolve {dns.name} "
             f"({', '.join(sorted({str(q.outcome) for q in failed if q.nameserver == ns}))}); "
             "other nameservers answered",
@@ -184,11 +200,9 @@ def search_list_issues(dns: DnsEvidence) -> list[Issue]:
     context += ctx(search=" ".join(dns.search) or None)
     if expanded and dots:
         return [
-            Issue(
-                type=IssueType.DNS_RESOLUTION,
-                severity=Severity.WARNING,
-                origin=Origin.LOCAL,
-                hop_id=SOURCE_HOP,
+            source_issue(
+                IssueType.DNS_RESOLUTION,
+                Severity.WARNING,
                 message=f"{dns.name} resolved as {answered.qname} through the search list "
                 f"({dots} dot(s) < ndots {dns.ndots}), not as the name written",
                 hint=f"If {dns.name} itself was meant, write it with a trailing dot "
@@ -199,11 +213,9 @@ def search_list_issues(dns: DnsEvidence) -> list[Issue]:
         ]
     if wasted and not expanded:
         return [
-            Issue(
-                type=IssueType.DNS_RESOLUTION,
-                severity=Severity.WARNING,
-                origin=Origin.LOCAL,
-                hop_id=SOURCE_HOP,
+            source_issue(
+                IssueType.DNS_RESOLUTION,
+                Severity.WARNING,
                 message=f"{dns.name} resolved only after {len(set(wasted))} search-list "
                 f"expansion(s) failed ({', '.join(dict.fromkeys(wasted))}): ndots {dns.ndots} "
                 "makes every lookup of it slower",
@@ -241,11 +253,9 @@ def bind_issues(conn: ConnectionEvidence | None, request: ProbeRequest) -> list[
         return []
     in_use = failed.errno == errnos.EADDRINUSE
     return [
-        Issue(
-            type=IssueType.SOCKET_BIND,
-            severity=Severity.ERROR,
-            origin=Origin.LOCAL,
-            hop_id=SOURCE_HOP,
+        source_issue(
+            IssueType.SOCKET_BIND,
+            Severity.ERROR,
             message=f"cannot bind source port {request.source_port}: {errno_name(failed.errno)}",
             hint="Another socket on the source already uses this port: pick a free port or stop "
             "the process holding it (ss -ltnup)."
@@ -267,11 +277,9 @@ def local_send_issues(
         return []  # a prohibit route fails with EACCES too: route_issues names the route
     if code in (errnos.EPERM, errnos.EACCES):
         return [
-            Issue(
-                type=IssueType.FIREWALL,
-                severity=Severity.ERROR,
-                origin=Origin.LOCAL,
-                hop_id=SOURCE_HOP,
+            source_issue(
+                IssueType.FIREWALL,
+                Severity.ERROR,
                 message=f"the source's own firewall rejects the packets ({errno_name(code)})",
                 hint="A rule in the source's OUTPUT chain (iptables/nftables) drops or rejects "
                 "this flow: list them with `iptables -S OUTPUT` / `nft list ruleset` "
@@ -282,11 +290,9 @@ def local_send_issues(
     if code in (errnos.ENETUNREACH, errnos.EHOSTUNREACH):
         return []  # route_issues reports these with the routing table's evidence
     return [
-        Issue(
-            type=IssueType.PROBE,
-            severity=Severity.ERROR,
-            origin=Origin.LOCAL,
-            hop_id=SOURCE_HOP,
+        source_issue(
+            IssueType.PROBE,
+            Severity.ERROR,
             message=f"sending failed on the source: {errno_name(code)}",
             hint="The source's kernel refused the probe; check its socket and network settings.",
             context=ctx(errno=errno_name(code)),
@@ -301,11 +307,9 @@ def local_probe_issues(conn: ConnectionEvidence | None) -> list[Issue]:
     if failed is None:
         return []
     return [
-        Issue(
-            type=IssueType.PROBE,
-            severity=Severity.ERROR,
-            origin=Origin.LOCAL,
-            hop_id=SOURCE_HOP,
+        source_issue(
+            IssueType.PROBE,
+            Severity.ERROR,
             message=f"the probe could not run its {failed.stage} step: {failed.detail}",
             hint="Check the probe's privileges (CAP_NET_RAW for ICMP) and its inputs (the CA "
             "file for HTTPS); the connection itself was not tested.",
@@ -330,11 +334,9 @@ def route_issues(
     if _no_usable_route(route):
         kind = "no route" if not route.route_found else f"a {route.route_type} route"
         return [
-            Issue(
-                type=IssueType.ROUTING,
-                severity=Severity.ERROR,
-                origin=Origin.LOCAL,
-                hop_id=SOURCE_HOP,
+            source_issue(
+                IssueType.ROUTING,
+                Severity.ERROR,
                 message=f"the source has {kind} to {route.destination}",
                 hint="Add a route (or a default route) for this destination in the source's "
                 "network namespace, or fix the CNI/route that should provide it.",
@@ -348,11 +350,9 @@ def route_issues(
         ]
     if route.neighbour_state in (NeighbourState.FAILED, NeighbourState.INCOMPLETE):
         return [
-            Issue(
-                type=IssueType.NEIGHBOR_RESOLUTION,
-                severity=Severity.ERROR,
-                origin=Origin.LOCAL,
-                hop_id=SOURCE_HOP,
+            source_issue(
+                IssueType.NEIGHBOR_RESOLUTION,
+                Severity.ERROR,
                 message=f"the source cannot resolve the link-layer address of {route.neighbour} "
                 f"on {route.device} (neighbour {route.neighbour_state})",
                 hint="The next hop does not answer ARP/NDP: check that it is up and on this "
@@ -711,11 +711,9 @@ def health_issues(health: HealthEvidence | None) -> list[Issue]:
     )
     if cpu_signs:
         issues.append(
-            Issue(
-                type=IssueType.CPU,
-                severity=Severity.WARNING,
-                origin=Origin.LOCAL,
-                hop_id=SOURCE_HOP,
+            source_issue(
+                IssueType.CPU,
+                Severity.WARNING,
                 message=f"high CPU pressure on {where}: "
                 + ", ".join(f"{c.key}={c.value}" for c in cpu_signs),
                 hint="The source is short of CPU, which delays its packets and replies: raise "
@@ -734,11 +732,9 @@ def health_issues(health: HealthEvidence | None) -> list[Issue]:
     )
     if mem_signs:
         issues.append(
-            Issue(
-                type=IssueType.MEMORY,
-                severity=Severity.WARNING,
-                origin=Origin.LOCAL,
-                hop_id=SOURCE_HOP,
+            source_issue(
+                IssueType.MEMORY,
+                Severity.WARNING,
                 message=f"high memory use on {where}: "
                 + ", ".join(f"{c.key}={c.value}" for c in mem_signs),
                 hint="The source is near its memory limit (reclaim stalls, OOM kills ahead): "
@@ -806,11 +802,9 @@ def diagnose(
 
 def _probe_errors(errors: Iterable[str]) -> list[Issue]:
     return [
-        Issue(
-            type=IssueType.PROBE,
-            severity=Severity.WARNING,
-            origin=Origin.LOCAL,
-            hop_id=SOURCE_HOP,
+        source_issue(
+            IssueType.PROBE,
+            Severity.WARNING,
             message=error,
             hint="Part of the probe could not run; the verdict rests on the rest of the "
             "evidence. Check the probe's privileges (CAP_NET_RAW) and namespace.",
