@@ -16,4 +16,5 @@ COPY --from=build /install /usr/local
 USER 65532:65532
 ENV PYTHONDONTWRITEBYTECODE=1
 EXPOSE 9090 8080
-ENTRYPOINT ["kopf", "run", "--standalone", "--all-namespaces", "--liveness=http://0.0.0.0:8080/healthz", "-m", "hopscope_operator.handlers"]
+# kopf, watching every namespace or only HOPSCOPE_WATCH_NAMESPACES (the chart's watch.namespaces).
+ENTRYPOINT ["hopscope-operator"]

@@ -1,8 +1,9 @@
 """The kopf operator: thin handlers that wake the reconcile loop; the tick does the work.
 
-Run locally with `kopf run -m hopscope_operator.handlers --all-namespaces` (kubeconfig), or
-in-cluster from the operator image. Only watch-event handlers are used, so kopf never patches
-the checks itself (no finalizers, no progress annotations): the status belongs to the tick.
+Run with `hopscope-operator` (the image's entry point; locally it uses the kubeconfig). It
+watches every namespace, or only those in HOPSCOPE_WATCH_NAMESPACES (comma-separated) and the
+probe namespace. Only watch-event handlers are used, so kopf never patches the checks itself
+(no finalizers, no progress annotations): the status belongs to the tick.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import base64
 import contextlib
 import logging
 import os
+import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +29,7 @@ from hopscope_operator.reconcile import Reconciler, Settings
 
 log = logging.getLogger("hopscope.operator")
 ENDED = ("Succeeded", "Failed")
+NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class Config:
     settings: Settings
     tick_seconds: float
     metrics_port: int
+    health_port: int
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Config:
@@ -49,12 +54,32 @@ class Config:
             image=env.get("HOPSCOPE_PROBE_IMAGE", Settings.image),
             caps=caps,
             probe_pod=_probe_pod(env.get("HOPSCOPE_PROBE_POD")),
+            watch_namespaces=_namespaces(env, "HOPSCOPE_WATCH_NAMESPACES"),
         )
         return cls(
             settings=settings,
             tick_seconds=_int(env, "HOPSCOPE_TICK_SECONDS", 5),
             metrics_port=_int(env, "HOPSCOPE_METRICS_PORT", 9090),
+            health_port=_int(env, "HOPSCOPE_HEALTH_PORT", 8080),
         )
+
+    def kopf_options(self) -> dict[str, Any]:
+        """kopf.run's arguments: which namespaces to watch, where to answer liveness probes."""
+        watched = self.settings.watched
+        return {
+            "standalone": True,  # one replica; deterministic pod names absorb overlaps
+            "clusterwide": not watched,
+            "namespaces": watched,
+            "liveness_endpoint": f"http://0.0.0.0:{self.health_port}/healthz",
+        }
+
+
+def _namespaces(env: dict[str, str], name: str) -> tuple[str, ...]:
+    listed = tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+    for namespace in listed:
+        if not NAMESPACE_NAME.fullmatch(namespace):
+            raise kopf.PermanentError(f"{name}: {namespace!r} is not a namespace name")
+    return listed
 
 
 def _probe_pod(raw: str | None) -> ProbePodSettings:
@@ -95,7 +120,6 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     from hopscope_operator.kube import KubeApi  # imported here: loading credentials is I/O
 
     config = Config.from_env()
-    settings.peering.standalone = True  # one replica; deterministic pod names absorb overlaps
     settings.posting.level = logging.WARNING
     disable_created_metrics()
     metrics = Metrics()
@@ -128,3 +152,13 @@ def probe_pod_changed(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
 def _spec_moved(obj: dict[str, Any]) -> bool:
     observed = obj.get("status", {}).get("observedGeneration")
     return observed != obj["metadata"].get("generation")
+
+
+def main() -> None:
+    """The `hopscope-operator` command: kopf with this module's handlers."""
+    try:
+        config = Config.from_env()
+    except kopf.PermanentError as exc:
+        sys.exit(f"hopscope-operator: {exc}")
+    kopf.configure(verbose=False)
+    kopf.run(**config.kopf_options())

@@ -16,14 +16,17 @@ import argparse
 import difflib
 import json
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from hopscope_operator import monitoring
+from hopscope_operator.analysis import DNS_NAMESPACE
 from hopscope_operator.api import GROUP, ConnectivityCheck
 from hopscope_operator.plan import LABEL_APP, SERVICE_ACCOUNT, ProbePodSettings
 from hopscope_probe.models import Schema
@@ -81,9 +84,22 @@ class MonitoringValues(Schema):
     )
 
 
+NamespaceName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
+
+
+class WatchValues(Schema):
+    namespaces: list[NamespaceName] = Field(
+        default_factory=list,
+        description="Namespaces whose checks hopscope runs, and the only ones it reads and is"
+        " granted (RoleBindings, plus read access to the cluster DNS in kube-system); empty:"
+        " every namespace (ClusterRoleBinding). The release namespace is always watched.",
+    )
+
+
 class ChartValues(Schema):
     """The chart's values: values.yaml and values.schema.json are generated from this."""
 
+    watch: WatchValues = Field(default_factory=WatchValues)
     image: ImageValues = Field(default_factory=ImageValues)
     probes: ProbeValues = Field(default_factory=ProbeValues)
     tick_seconds: int = Field(
@@ -92,17 +108,34 @@ class ChartValues(Schema):
     monitoring: MonitoringValues = Field(default_factory=MonitoringValues)
 
 
-def value(path: str, *, as_base64_json: bool = False) -> str:
-    """A Helm expression for the value at `path` (e.g. "image.probe"), checked against the
-    values model so a template cannot name a value that does not exist. A structured value
-    travels as base64 JSON: nothing in it can break the YAML it is written into."""
+def values_ref(path: str) -> str:
+    """`.Values.<path>` (e.g. "image.probe"), checked against the values model so a template
+    cannot name a value that does not exist."""
     node: Any = ChartValues()
     for part in path.split("."):
         names = {info.alias or name: name for name, info in type(node).model_fields.items()}
         node = getattr(node, names[part])
+    return f".Values.{path}"
+
+
+def value(path: str, *, as_base64_json: bool = False, joined: bool = False) -> str:
+    """A Helm expression for the value at `path`. A structured value travels as base64 JSON:
+    nothing in it can break the YAML it is written into; a list of names comma-joined."""
+    ref = values_ref(path)
     if as_base64_json:
-        return f"{{{{ toJson .Values.{path} | b64enc }}}}"
-    return f"{{{{ .Values.{path} }}}}"
+        return f"{{{{ toJson {ref} | b64enc }}}}"
+    if joined:
+        return f'{{{{ join "," {ref} }}}}'
+    return f"{{{{ {ref} }}}}"
+
+
+class Scope(StrEnum):
+    """Where a rule is granted."""
+
+    CLUSTER = "cluster"  # cluster-scoped kinds: a ClusterRoleBinding
+    WATCHED = "watched"  # every namespace, or with watch.namespaces a RoleBinding in each
+    PROBES = "probes"  # the probe namespace only
+    CLUSTER_DNS = "clusterDns"  # with watch.namespaces: what the DNS analysis reads in kube-system
 
 
 @dataclass(frozen=True)
@@ -111,7 +144,7 @@ class Rule:
     resources: tuple[str, ...]
     verbs: tuple[str, ...]
     why: str
-    probe_namespace_only: bool = False  # granted by a Role in the probe namespace only
+    scope: Scope = Scope.WATCHED
 
     def as_rbac(self) -> Manifest:
         return {
@@ -125,27 +158,55 @@ RULES = (
     Rule(GROUP, (ConnectivityCheck.plural,), ("get", "list", "watch"), "read and watch checks"),
     Rule(GROUP, (f"{ConnectivityCheck.plural}/status",), ("patch",), "write results"),
     Rule("", ("pods",), ("get", "list", "watch"), "resolve pod sources and destinations"),
-    Rule("", ("nodes",), ("get", "list"), "resolve node sources and destinations"),
     Rule("", ("services",), ("get",), "resolve Service destinations"),
     Rule("discovery.k8s.io", ("endpointslices",), ("list",), "a Service's ready endpoints"),
     Rule("apps", ("deployments", "statefulsets", "daemonsets"), ("get",), "workload sources"),
     Rule("networking.k8s.io", ("networkpolicies",), ("list",), "which policy blocks a flow"),
-    Rule("", ("namespaces",), ("list", "watch"), "policy namespace selectors; kopf's scanning"),
     Rule("", ("events",), ("create",), "an Event per run and per transition on each check"),
-    Rule("apiextensions.k8s.io", ("customresourcedefinitions",), ("list", "watch"), "kopf"),
-    Rule("", ("pods",), ("create", "delete"), "probe pods", probe_namespace_only=True),
-    Rule("", ("pods/log",), ("get",), "read a probe pod's result", probe_namespace_only=True),
+    Rule("", ("nodes",), ("get", "list"), "node sources and destinations", Scope.CLUSTER),
+    Rule("", ("namespaces",), ("list", "watch"), "policies' namespace selectors", Scope.CLUSTER),
+    Rule(
+        "apiextensions.k8s.io",
+        ("customresourcedefinitions",),
+        ("list", "watch"),
+        "kopf",
+        Scope.CLUSTER,
+    ),
+    Rule("", ("pods",), ("create", "delete"), "probe pods", Scope.PROBES),
+    Rule("", ("pods/log",), ("get",), "read a probe pod's result", Scope.PROBES),
+    Rule("", ("services",), ("get",), "the cluster DNS Service", Scope.CLUSTER_DNS),
+    Rule("discovery.k8s.io", ("endpointslices",), ("list",), "its endpoints", Scope.CLUSTER_DNS),
+    Rule("", ("pods",), ("list",), "the DNS pods, for policies' selectors", Scope.CLUSTER_DNS),
+    Rule(
+        "networking.k8s.io",
+        ("networkpolicies",),
+        ("list",),
+        "policies that may block DNS",
+        Scope.CLUSTER_DNS,
+    ),
 )
 
 
-def allows(verb: str, plural: str, namespace: str | None) -> bool:
-    """Whether RULES grant `verb` on `plural` (as the API would see it) in `namespace`."""
+def allows(verb: str, plural: str, namespace: str | None, watched: Collection[str] = ()) -> bool:
+    """Whether the chart's RBAC grants `verb` on `plural` (as the API would see it) in
+    `namespace` (None: across all namespaces, or a cluster-scoped kind), for an install that
+    watches `watched` (`reconcile.Settings.watched`; empty: cluster-wide)."""
     return any(
         verb in rule.verbs
         and plural in rule.resources
-        and (not rule.probe_namespace_only or namespace == NAMESPACE)
+        and _granted_in(rule.scope, namespace, watched)
         for rule in RULES
     )
+
+
+def _granted_in(scope: Scope, namespace: str | None, watched: Collection[str]) -> bool:
+    if scope == Scope.CLUSTER:
+        return True
+    if scope == Scope.WATCHED:
+        return not watched or namespace in watched
+    if scope == Scope.PROBES:
+        return namespace == NAMESPACE
+    return bool(watched) and namespace == DNS_NAMESPACE
 
 
 def _meta(name: str, namespace: str | None = NAMESPACE) -> Manifest:
@@ -170,38 +231,10 @@ def manifests() -> dict[str, list[Manifest]]:
             "automountServiceAccountToken": False,
         },
     ]
-    subject = [{"kind": "ServiceAccount", "name": NAME, "namespace": NAMESPACE}]
     rbac = [
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRole",
-            "metadata": _meta(NAME, None),
-            "rules": [r.as_rbac() for r in RULES if not r.probe_namespace_only],
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": _meta(NAME, None),
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": NAME,
-            },
-            "subjects": subject,
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "Role",
-            "metadata": _meta(NAME),
-            "rules": [r.as_rbac() for r in RULES if r.probe_namespace_only],
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": _meta(NAME),
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": NAME},
-            "subjects": subject,
-        },
+        *_role(Scope.CLUSTER, "ClusterRole", "ClusterRoleBinding"),
+        _role(Scope.WATCHED, "ClusterRole")[0],  # bound by the template of `watch_bindings`
+        *_role(Scope.PROBES, "Role", "RoleBinding", NAMESPACE),
     ]
     selector = {LABEL_APP: "hopscope", "app.kubernetes.io/component": NAME}
     deployment = {
@@ -226,6 +259,10 @@ def manifests() -> dict[str, list[Manifest]]:
                             "name": "operator",
                             "image": value("image.operator"),
                             "env": [
+                                {
+                                    "name": "HOPSCOPE_WATCH_NAMESPACES",
+                                    "value": value("watch.namespaces", joined=True),
+                                },
                                 {"name": "HOPSCOPE_PROBE_IMAGE", "value": value("image.probe")},
                                 {
                                     "name": "HOPSCOPE_MAX_PROBE_PODS",
@@ -246,6 +283,7 @@ def manifests() -> dict[str, list[Manifest]]:
                                 },
                                 {"name": "HOPSCOPE_PROBE_NAMESPACE", "value": NAMESPACE},
                                 {"name": "HOPSCOPE_METRICS_PORT", "value": str(METRICS_PORT)},
+                                {"name": "HOPSCOPE_HEALTH_PORT", "value": str(HEALTH_PORT)},
                             ],
                             "ports": [
                                 {"name": "metrics", "containerPort": METRICS_PORT},
@@ -344,6 +382,61 @@ def manifests() -> dict[str, list[Manifest]]:
     }
 
 
+ROLE_NAMES = {
+    Scope.CLUSTER: NAME,
+    Scope.WATCHED: f"{NAME}-watch",
+    Scope.PROBES: NAME,
+    Scope.CLUSTER_DNS: f"{NAME}-cluster-dns",
+}
+
+
+def _role(
+    scope: Scope, kind: str, binding_kind: str | None = None, namespace: str | None = None
+) -> list[Manifest]:
+    """The role holding the rules of `scope`, and a binding of it to the operator's account."""
+    name = ROLE_NAMES[scope]
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": kind,
+        "metadata": _meta(name, namespace),
+        "rules": [rule.as_rbac() for rule in RULES if rule.scope == scope],
+    }
+    if binding_kind is None:
+        return [role]
+    return [role, _binding(binding_kind, kind, name, namespace)]
+
+
+def _binding(kind: str, role_kind: str, role: str, namespace: str | None) -> Manifest:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": kind,
+        "metadata": _meta(role, namespace),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role},
+        "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": NAMESPACE}],
+    }
+
+
+def watch_bindings() -> str:
+    """Where the WATCHED rules apply: everywhere (a ClusterRoleBinding), or with
+    watch.namespaces a RoleBinding in each of them and the release namespace, plus the
+    kube-system reads the DNS analysis needs."""
+    watched = _role(Scope.WATCHED, "ClusterRole")[0]["metadata"]["name"]
+    per_namespace = _binding("RoleBinding", "ClusterRole", watched, "{{ $namespace }}")
+    everywhere = _binding("ClusterRoleBinding", "ClusterRole", watched, None)
+    listed = values_ref("watch.namespaces")
+    return (
+        f"{{{{- if {listed} }}}}\n"
+        f"{{{{- range $namespace := append {listed} .Release.Namespace | uniq }}}}\n"
+        f"---\n{yaml.safe_dump(per_namespace, sort_keys=False)}"
+        "{{- end }}\n"
+        + "".join(
+            f"---\n{yaml.safe_dump(doc, sort_keys=False)}"
+            for doc in _role(Scope.CLUSTER_DNS, "Role", "RoleBinding", DNS_NAMESPACE)
+        )
+        + f"{{{{- else }}}}\n---\n{yaml.safe_dump(everywhere, sort_keys=False)}{{{{- end }}}}\n"
+    )
+
+
 def optional_templates() -> dict[str, str]:
     """Templates behind a value: the Prometheus Operator's kinds, and the dashboard. What holds
     Prometheus or Grafana template syntax ({{ $labels.x }}, {{check}}) is read with .Files.Get,
@@ -355,8 +448,7 @@ def optional_templates() -> dict[str, str]:
     del dashboard["data"]
 
     def guarded(flag: str, body: str) -> str:
-        value(f"monitoring.{flag}")  # the flag exists in the values model
-        return f"{{{{- if .Values.monitoring.{flag} }}}}\n{body}{{{{- end }}}}\n"
+        return f"{{{{- if {values_ref(f'monitoring.{flag}')} }}}}\n{body}{{{{- end }}}}\n"
 
     return {
         "servicemonitor.yaml": guarded(
@@ -413,6 +505,7 @@ def files() -> dict[Path, str]:
     for name, documents in manifests().items():
         text = "---\n".join(yaml.safe_dump(doc, sort_keys=False) for doc in documents)
         out[CHART / "templates" / name] = f"{TEMPLATE_HEADER}{GUARD}{text}"
+    out[CHART / "templates" / "rbac.yaml"] += watch_bindings()
     for name, text in optional_templates().items():
         out[CHART / "templates" / name] = TEMPLATE_HEADER + text
     out[CHART / "files" / "dashboard.json"] = json.dumps(monitoring.dashboard(), indent=2) + "\n"
@@ -477,6 +570,12 @@ GUARD = (
 
 
 NOTES = f"""hopscope is installed: the operator runs in {NAMESPACE}, probe pods run there too.
+{{{{- if .Values.watch.namespaces }}}}
+It runs checks in these namespaces only (watch.namespaces, and its own):
+  {{{{ append .Values.watch.namespaces .Release.Namespace | uniq | join ", " }}}}
+{{{{- else }}}}
+It runs checks in every namespace (set watch.namespaces to confine it).
+{{{{- end }}}}
 
 Try a first check from the repository's examples/ (edit the names to your workloads):
   kubectl apply -f examples/pod-to-service.yaml

@@ -2,7 +2,7 @@
 
 Plain JSON in and out (no generated models), so the reconciler sees the same dicts it sees in
 the tests. Credentials come from the in-cluster service account, else the local kubeconfig
-(what `kopf run` uses on a laptop).
+(what `hopscope-operator` uses on a laptop).
 """
 
 from __future__ import annotations

@@ -80,6 +80,15 @@ class Settings:
     image: str = "ghcr.io/hopscope/probe:0.1.0"
     caps: Caps = field(default_factory=Caps)
     probe_pod: ProbePodSettings = field(default_factory=ProbePodSettings)
+    watch_namespaces: tuple[str, ...] = ()  # the chart's watch.namespaces; () for all
+
+    @property
+    def watched(self) -> tuple[str, ...]:
+        """The namespaces checks are run in and objects read from; () for all of them. The
+        probe namespace is always among them: its pods are listed and watched."""
+        if not self.watch_namespaces:
+            return ()
+        return tuple(sorted({*self.watch_namespaces, self.namespace}))
 
 
 class SidecarUnavailable(ResolveError):
@@ -133,9 +142,10 @@ class Reconciler:
         self.metrics = metrics
         self.settings = settings
         self.clock = clock
-        self.view = ApiView(api)
+        self.view = ApiView(api, settings.watched)
         self.agents = agents or AgentRunner()
-        self._snapshots = SnapshotReader(api)  # renewed each tick: shared reads once per tick
+        # Renewed each tick: what checks share is read once per tick.
+        self._snapshots = SnapshotReader(api, settings.watched)
         self._parsed: dict[tuple[str, str], Check] = {}  # by (uid, resourceVersion)
 
     # ---- the tick -------------------------------------------------------------------------
@@ -143,7 +153,7 @@ class Reconciler:
     def tick(self) -> TickReport:
         now = self.clock()
         report = TickReport()
-        self._snapshots = SnapshotReader(self.api)
+        self._snapshots = SnapshotReader(self.api, self.settings.watched)
         checks = self._checks()
         self._restore_metrics(checks)
         in_flight: set[str] = set()
@@ -234,7 +244,12 @@ class Reconciler:
     def _checks(self) -> dict[str, Check]:
         checks: dict[str, Check] = {}
         parsed: dict[tuple[str, str], Check] = {}
-        for body in self.api.list(CHECKS, None):
+        listed = (
+            body
+            for namespace in self.settings.watched or (None,)
+            for body in self.api.list(CHECKS, namespace)
+        )
+        for body in listed:
             meta = body["metadata"]
             version = (meta["uid"], meta["resourceVersion"])
             check = self._parsed.get(version)  # parsing is most of a tick's CPU: only changes

@@ -75,6 +75,17 @@ class DestinationNotFound(ResolveError):
     pass
 
 
+class NamespaceNotWatched(ResolveError):
+    """A namespaced install was asked to read a namespace it neither watches nor may read."""
+
+    def __init__(self, namespace: str, watched: Iterable[str]) -> None:
+        super().__init__(
+            f"namespace {namespace} is not watched by hopscope (it watches {', '.join(watched)}):"
+            f" add {namespace} to the chart's watch.namespaces, or leave that list empty to"
+            " watch every namespace"
+        )
+
+
 @dataclass(frozen=True)
 class ResolvedSource:
     kind: SourceKind

@@ -5,6 +5,10 @@ DNS Service and its pods, nodes, and all pods when a destination is a bare addre
 and reused; what belongs to one check (its pods, its Service and EndpointSlices) per check.
 A read the API refuses (RBAC, a timeout) is recorded in `Snapshot.unreadable`, never raised, so
 the analysis says Unknown for that part and the tick goes on.
+
+A namespaced install lists pods and policies in the namespaces it watches, plus the policies of
+the cluster DNS namespace (they may block DNS); not across the cluster. A bare address that is a
+pod of an unwatched namespace is then judged as an address outside the cluster.
 """
 
 from __future__ import annotations
@@ -38,9 +42,21 @@ class _Unread(Exception):
 
 
 class SnapshotReader:
-    def __init__(self, api: ClusterApi) -> None:
+    def __init__(self, api: ClusterApi, watched: tuple[str, ...] = ()) -> None:
         self.api = api
+        self.watched = watched  # () for all namespaces
         self._shared: dict[str, object] = {}  # per tick: name -> value or _Unread
+
+    def _list_watched(self, resource: Resource, *also: str) -> list[Object]:
+        """Every `resource` in the watched namespaces (and `also`): one list for all of them
+        when the install is cluster-wide."""
+        if not self.watched:
+            return self.api.list(resource, None)
+        namespaces = sorted({*self.watched, *also})
+        return [item for ns in namespaces for item in self.api.list(resource, ns)]
+
+    def _readable(self, namespace: str) -> bool:
+        return not self.watched or namespace in self.watched
 
     def _once(self, name: str, read: Callable[[], T]) -> T:
         if name not in self._shared:
@@ -105,13 +121,13 @@ class SnapshotReader:
                 )
                 add_pods(attempt(a.PODS, lambda: self._selected(service), []))
                 for _, ref in a.ready_endpoints(service_slices):
-                    if ref is not None:
+                    if ref is not None and self._readable(ref[0]):
                         pod(*ref)
         elif target.pod is None and destination.addresses:
             # A bare address may be a pod's: find it among all pods (listed once per tick).
             wanted = set(destination.addresses)
             every = attempt(
-                a.PODS, lambda: self._once("pods", lambda: self.api.list(PODS, None)), []
+                a.PODS, lambda: self._once("pods", lambda: self._list_watched(PODS)), []
             )
             add_pods([p for p in every if wanted & set(_pod_ips(p))])
 
@@ -124,7 +140,9 @@ class SnapshotReader:
 
         policies = attempt(
             a.POLICIES,
-            lambda: self._once("policies", lambda: self.api.list(NETWORK_POLICIES, None)),
+            lambda: self._once(
+                "policies", lambda: self._list_watched(NETWORK_POLICIES, a.DNS_NAMESPACE)
+            ),
             [],
         )
         namespaces = attempt(

@@ -18,10 +18,11 @@ import pytest
 from celpy import celtypes
 from jsonschema import Draft202012Validator
 
-from hopscope_operator.cluster import NODES, SERVICES, Object
+from hopscope_operator.cluster import ENDPOINT_SLICES, NODES, PODS, SERVICES, Object
 from hopscope_operator.crd import custom_resource_definition
 from hopscope_operator.install import allows
 from hopscope_operator.reconcile import Reconciler
+from hopscope_operator.snapshot import NAMESPACES
 
 from .fakeapi import FakeApi
 
@@ -159,9 +160,9 @@ class Clock:
 
 @pytest.fixture(autouse=True)
 def every_call_is_granted_by_the_generated_rbac(monkeypatch: pytest.MonkeyPatch):
-    """Each story doubles as an RBAC test: the ClusterRole/Role of charts/hopscope must grant
-    every request the operator made in it, and nothing is granted for a verb never used."""
-    made: list[tuple[str, str, str | None]] = []
+    """Each story doubles as an RBAC test: the chart's RBAC, for the namespaces the story's
+    operator watches, must grant every request the operator made in it."""
+    made: list[tuple[tuple[str, str, str | None], tuple[str, ...]]] = []
     for method in ("tick", "forget"):
         original = getattr(Reconciler, method)
 
@@ -170,11 +171,11 @@ def every_call_is_granted_by_the_generated_rbac(monkeypatch: pytest.MonkeyPatch)
             try:
                 return _original(self, *args, **kw)
             finally:
-                made.extend(self.api.calls[start:])
+                made.extend((call, self.settings.watched) for call in self.api.calls[start:])
 
         monkeypatch.setattr(Reconciler, method, recorded)
     yield
-    refused = sorted({call for call in made if not allows(*call)}, key=str)
+    refused = sorted({call for call in made if not allows(*call[0], watched=call[1])}, key=str)
     assert not refused, f"the generated RBAC does not grant {refused}"
 
 
@@ -202,3 +203,82 @@ def api(apiserver: ApiServer) -> FakeApi:
 
 def db_service() -> Object:
     return {"type": "ClusterIP", "clusterIP": "10.96.0.20", "ports": [{"port": 5432}]}
+
+
+def running_pod(api: FakeApi, ns: str, name: str, labels: dict[str, str], ip: str, **spec: Any):
+    api.create(
+        PODS,
+        ns,
+        {
+            "metadata": {"name": name, "labels": labels},
+            "spec": {
+                "nodeName": "worker-2",
+                "containers": [{"name": "main", "image": "x", **spec}],
+            },
+        },
+    )
+    api.set_pod_status(
+        ns,
+        name,
+        {
+            "phase": "Running",
+            "podIP": ip,
+            "podIPs": [{"ip": ip}],
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    )
+
+
+def endpoint_slice(api: FakeApi, ns: str, service: str, pod: str, ip: str) -> None:
+    api.create(
+        ENDPOINT_SLICES,
+        ns,
+        {
+            "metadata": {
+                "name": f"{service}-1",
+                "labels": {"kubernetes.io/service-name": service},
+            },
+            "addressType": "IPv4",
+            "endpoints": [
+                {
+                    "addresses": [ip],
+                    "conditions": {"ready": True},
+                    "targetRef": {"kind": "Pod", "namespace": ns, "name": pod},
+                }
+            ],
+        },
+    )
+
+
+@pytest.fixture
+def healthy(apiserver: ApiServer) -> FakeApi:
+    """test_reconcile's cluster, where db selects db-0 (ready, in its slice) and kube-dns is
+    served by coredns-1."""
+    api = FakeApi(apiserver)
+    for name in ("worker-1", "worker-2"):
+        api.put(NODES, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}})
+    api.create(SERVICES, "shop", {"metadata": {"name": "db"}, "spec": db_service()})
+    db = api.stored(SERVICES, "shop", "db")
+    db["spec"]["selector"] = {"app": "db"}
+    running_pod(api, "shop", "db-0", {"app": "db"}, "10.244.2.7", ports=[{"containerPort": 5432}])
+    endpoint_slice(api, "shop", "db", "db-0", "10.244.2.7")
+    api.create(
+        SERVICES,
+        "kube-system",
+        {
+            "metadata": {"name": "kube-dns"},
+            "spec": {
+                "clusterIP": "10.96.0.10",
+                "selector": {"k8s-app": "kube-dns"},
+                "ports": [
+                    {"name": "dns", "port": 53, "protocol": "UDP"},
+                    {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
+                ],
+            },
+        },
+    )
+    running_pod(api, "kube-system", "coredns-1", {"k8s-app": "kube-dns"}, "10.244.0.3")
+    endpoint_slice(api, "kube-system", "kube-dns", "coredns-1", "10.244.0.3")
+    for ns in ("shop", "kube-system"):
+        api.put(NAMESPACES, {"metadata": {"name": ns}})
+    return api

@@ -15,24 +15,34 @@ import pytest
 import yaml
 
 from hopscope_operator import install, monitoring
+from hopscope_operator.plan import SERVICE_ACCOUNT
+
+from .rbac import Authorizer
 
 helm = pytest.importorskip("helm_python", reason="helm-python-sdk (Helm's Go SDK) not installed")
 VERSION = kubernetes_validate.latest_version()
 
 
-def render(values: dict[str, Any] | None = None, namespace: str = install.NAMESPACE):
+def rendered_files(values: dict[str, Any] | None = None, namespace: str = install.NAMESPACE):
     chart = helm.Chart.load(str(install.CHART))
     try:
-        rendered = chart.render(values or {}, name="hopscope", namespace=namespace, is_install=True)
+        return chart.render(values or {}, name="hopscope", namespace=namespace, is_install=True)
     finally:
         chart.close()
+
+
+def render(values: dict[str, Any] | None = None, namespace: str = install.NAMESPACE):
     return [
         doc
-        for path, text in sorted(rendered.items())
+        for path, text in sorted(rendered_files(values, namespace).items())
         if path.endswith(".yaml")
         for doc in yaml.safe_load_all(text)
         if doc
     ]
+
+
+def notes(values: dict[str, Any] | None = None) -> str:
+    return next(text for path, text in rendered_files(values).items() if path.endswith("NOTES.txt"))
 
 
 def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -50,12 +60,63 @@ def test_the_default_install_renders_valid_kubernetes_objects():
     kinds = sorted(doc["kind"] for doc in docs)
     assert kinds == sorted(
         [
-            *("ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "NetworkPolicy"),
-            *("Role", "RoleBinding", "Service", "ServiceAccount", "ServiceAccount"),
+            *("ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding"),
+            *("ConfigMap", "Deployment", "NetworkPolicy", "Role", "RoleBinding", "Service"),
+            *("ServiceAccount", "ServiceAccount"),
         ]
     )
     for doc in docs:
         kubernetes_validate.validate(doc, VERSION, strict=True)
+
+
+def test_a_namespaced_install_binds_its_rights_in_each_watched_namespace_only():
+    docs = render({"watch": {"namespaces": ["shop", "payments"]}})
+    for doc in docs:
+        kubernetes_validate.validate(doc, VERSION, strict=True)
+    [cluster_binding] = by_kind(docs, "ClusterRoleBinding")  # nodes, namespaces, CRDs only
+    assert cluster_binding["roleRef"]["name"] == install.NAME
+    bindings = by_kind(docs, "RoleBinding")
+    bound = {(b["metadata"]["namespace"], b["roleRef"]["name"]) for b in bindings}
+    watch = f"{install.NAME}-watch"
+    assert bound == {
+        ("shop", watch),
+        ("payments", watch),
+        (install.NAMESPACE, watch),  # its own: the probe pods it lists and watches
+        (install.NAMESPACE, install.NAME),
+        ("kube-system", f"{install.NAME}-cluster-dns"),
+    }
+    assert env_of(docs)["HOPSCOPE_WATCH_NAMESPACES"] == "shop,payments"
+    assert env_of(render())["HOPSCOPE_WATCH_NAMESPACES"] == ""
+    confined = notes({"watch": {"namespaces": ["shop", "payments"]}})
+    assert "shop, payments, hopscope-system" in confined
+    assert "every namespace" in notes()
+
+
+@pytest.mark.parametrize("listed", [[], ["shop", "payments"], ["kube-system"]])
+def test_the_rendered_rbac_grants_exactly_what_the_stories_are_checked_against(listed):
+    """The stories hold the operator to `install.allows`; the API server holds it to the
+    rendered RBAC. The two agree on every request, for both kinds of install."""
+    from hopscope_operator.handlers import Config
+
+    docs = render({"watch": {"namespaces": listed}})
+    authorizer = Authorizer(docs)
+    watched = Config.from_env(env_of(docs)).settings.watched
+    resources = {r for rule in install.RULES for r in rule.resources} | {"secrets", "configmaps"}
+    verbs = {v for rule in install.RULES for v in rule.verbs} | {"update", "deletecollection"}
+    namespaces = (None, install.NAMESPACE, "shop", "payments", "kube-system", "default")
+    account = (install.NAMESPACE, install.NAME)
+    disagree = [
+        (verb, resource, namespace)
+        for verb in sorted(verbs)
+        for resource in sorted(resources)
+        for namespace in namespaces
+        if authorizer.allows(account, verb, resource, namespace)
+        != install.allows(verb, resource, namespace, watched)
+    ]
+    assert disagree == []
+    assert not authorizer.allows(account, "get", "secrets", "shop")
+    probe_account = (install.NAMESPACE, SERVICE_ACCOUNT)
+    assert not any(authorizer.allows(probe_account, "get", r, None) for r in resources)
 
 
 def test_values_reach_the_operator_and_the_metrics_policy():
@@ -78,17 +139,6 @@ def test_values_reach_the_operator_and_the_metrics_policy():
     assert source == {"kubernetes.io/metadata.name": "observability"}
 
 
-def test_the_rendered_rbac_is_the_rule_list_the_stories_are_checked_against():
-    docs = render()
-    [cluster_role] = by_kind(docs, "ClusterRole")
-    [role] = by_kind(docs, "Role")
-    assert cluster_role["rules"] == [
-        r.as_rbac() for r in install.RULES if not r.probe_namespace_only
-    ]
-    assert role["rules"] == [r.as_rbac() for r in install.RULES if r.probe_namespace_only]
-    assert role["metadata"]["namespace"] == install.NAMESPACE
-
-
 def test_prometheus_operator_objects_and_the_dashboard_follow_their_switches():
     docs = render({"monitoring": {"serviceMonitor": True, "prometheusRule": True}})
     [rule] = by_kind(docs, "PrometheusRule")
@@ -107,6 +157,8 @@ def test_prometheus_operator_objects_and_the_dashboard_follow_their_switches():
         ({"tickSeconds": "fast"}, "/tickSeconds"),
         ({"image": {"probe": ""}}, "/image/probe"),
         ({"probes": {"maxPod": 3}}, "maxPod"),
+        ({"watch": {"namespaces": ["Shop"]}}, "/watch/namespaces/0"),
+        ({"watch": {"namespaces": "shop"}}, "/watch/namespaces"),
     ],
 )
 def test_the_schema_refuses_bad_values_naming_the_field(values, where):

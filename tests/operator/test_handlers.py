@@ -104,3 +104,28 @@ def test_the_loop_ticks_when_woken_and_survives_a_failing_tick():
 def test_bad_probe_pod_settings_stop_the_operator_naming_the_variable(raw: str):
     with pytest.raises(kopf.PermanentError, match="HOPSCOPE_PROBE_POD"):
         handlers.Config.from_env({"HOPSCOPE_PROBE_POD": raw})
+
+
+def test_the_operator_watches_every_namespace_unless_told_which():
+    everywhere = handlers.Config.from_env({}).kopf_options()
+    assert everywhere["clusterwide"] is True and everywhere["namespaces"] == ()
+    assert everywhere["liveness_endpoint"] == "http://0.0.0.0:8080/healthz"
+    confined = handlers.Config.from_env({"HOPSCOPE_WATCH_NAMESPACES": "shop, payments,"})
+    assert confined.settings.watch_namespaces == ("shop", "payments")
+    options = confined.kopf_options()
+    # Its own namespace too: the probe pods it waits for live there.
+    assert options["namespaces"] == ("hopscope-system", "payments", "shop")
+    assert options["clusterwide"] is False
+
+
+@pytest.mark.parametrize("listed", ["shop,Payments", "shop,pay_ments", "-shop"])
+def test_a_bad_namespace_stops_the_operator_naming_the_variable(listed: str):
+    with pytest.raises(kopf.PermanentError, match="HOPSCOPE_WATCH_NAMESPACES"):
+        handlers.Config.from_env({"HOPSCOPE_WATCH_NAMESPACES": listed})
+
+
+def test_the_command_refuses_a_bad_environment_before_starting_kopf(monkeypatch):
+    monkeypatch.setenv("HOPSCOPE_WATCH_NAMESPACES", "Shop")
+    monkeypatch.setattr(kopf, "run", lambda **_: pytest.fail("kopf started"))
+    with pytest.raises(SystemExit, match="hopscope-operator: HOPSCOPE_WATCH_NAMESPACES: 'Shop'"):
+        handlers.main()

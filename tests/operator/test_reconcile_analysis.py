@@ -1,7 +1,8 @@
 """The tick writes static analysis beside the probe's result, on the in-memory API server.
 
-The cluster has what a real one has: kube-dns with a ready CoreDNS pod, db with a pod and an
-EndpointSlice. A NetworkPolicy in shop isolates web for egress; the probe sees a silent drop.
+The cluster (conftest's `healthy`) has what a real one has: kube-dns with a ready CoreDNS pod,
+db with a pod and an EndpointSlice. A NetworkPolicy in shop isolates web for egress; the probe
+sees a silent drop.
 """
 
 from __future__ import annotations
@@ -10,16 +11,8 @@ from typing import Any
 
 import pytest
 
-from hopscope_operator.cluster import (
-    ENDPOINT_SLICES,
-    NETWORK_POLICIES,
-    NODES,
-    PODS,
-    SERVICES,
-    ApiError,
-)
+from hopscope_operator.cluster import NETWORK_POLICIES, ApiError
 from hopscope_operator.reconcile import Reconciler
-from hopscope_operator.snapshot import NAMESPACES
 from hopscope_probe.models import (
     ConnectionStatus,
     ContextItem,
@@ -35,91 +28,12 @@ from hopscope_probe.models import (
 )
 
 from . import test_reconcile as story
-from .conftest import ApiServer, Clock, db_service
+from .conftest import Clock
 from .fakeapi import FakeApi
 from .test_reconcile import apply_check, check, run_once, source_pod
 
 # Each story here is an RBAC test too (conftest's autouse fixture).
 DEST_HOP = "dest-10.244.2.7"
-
-
-def running_pod(api: FakeApi, ns: str, name: str, labels: dict[str, str], ip: str, **spec: Any):
-    api.create(
-        PODS,
-        ns,
-        {
-            "metadata": {"name": name, "labels": labels},
-            "spec": {
-                "nodeName": "worker-2",
-                "containers": [{"name": "main", "image": "x", **spec}],
-            },
-        },
-    )
-    api.set_pod_status(
-        ns,
-        name,
-        {
-            "phase": "Running",
-            "podIP": ip,
-            "podIPs": [{"ip": ip}],
-            "conditions": [{"type": "Ready", "status": "True"}],
-        },
-    )
-
-
-def endpoint_slice(api: FakeApi, ns: str, service: str, pod: str, ip: str) -> None:
-    api.create(
-        ENDPOINT_SLICES,
-        ns,
-        {
-            "metadata": {
-                "name": f"{service}-1",
-                "labels": {"kubernetes.io/service-name": service},
-            },
-            "addressType": "IPv4",
-            "endpoints": [
-                {
-                    "addresses": [ip],
-                    "conditions": {"ready": True},
-                    "targetRef": {"kind": "Pod", "namespace": ns, "name": pod},
-                }
-            ],
-        },
-    )
-
-
-@pytest.fixture
-def healthy(apiserver: ApiServer) -> FakeApi:
-    """test_reconcile's cluster, where db selects db-0 (ready, in its slice) and kube-dns is
-    served by coredns-1."""
-    api = FakeApi(apiserver)
-    for name in ("worker-1", "worker-2"):
-        api.put(NODES, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}})
-    api.create(SERVICES, "shop", {"metadata": {"name": "db"}, "spec": db_service()})
-    db = api.stored(SERVICES, "shop", "db")
-    db["spec"]["selector"] = {"app": "db"}
-    running_pod(api, "shop", "db-0", {"app": "db"}, "10.244.2.7", ports=[{"containerPort": 5432}])
-    endpoint_slice(api, "shop", "db", "db-0", "10.244.2.7")
-    api.create(
-        SERVICES,
-        "kube-system",
-        {
-            "metadata": {"name": "kube-dns"},
-            "spec": {
-                "clusterIP": "10.96.0.10",
-                "selector": {"k8s-app": "kube-dns"},
-                "ports": [
-                    {"name": "dns", "port": 53, "protocol": "UDP"},
-                    {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
-                ],
-            },
-        },
-    )
-    running_pod(api, "kube-system", "coredns-1", {"k8s-app": "kube-dns"}, "10.244.0.3")
-    endpoint_slice(api, "kube-system", "kube-dns", "coredns-1", "10.244.0.3")
-    for ns in ("shop", "kube-system"):
-        api.put(NAMESPACES, {"metadata": {"name": ns}})
-    return api
 
 
 @pytest.fixture
