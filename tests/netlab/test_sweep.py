@@ -144,12 +144,17 @@ def test_per_hop_rtt_matches_the_emulated_delays(lab: Lab):
     lab.set_link_delay("r3", "dst", 3.0)
     evidence, _ = discover(lab, lab["dst"].addr(), probes_per_hop=5)
     hops = {h.address: h for h in hops_of(evidence, lab)}
-    errors = {}
+    best, average = {}, {}
     for name in (*ROUTERS, "dst"):
         latency = hops[lab[name].addr()].latency
         assert latency is not None, name
-        errors[name] = round(latency.avg_ms - lab.expected_rtt_ms(name), 3)
-    assert all(abs(e) < 1.0 for e in errors.values()), errors
+        best[name] = round(latency.min_ms - lab.expected_rtt_ms(name), 3)
+        average[name] = round(latency.avg_ms - lab.expected_rtt_ms(name), 3)
+    # The best of five is the path's delay (mtr's "Best"); the average also carries the
+    # emulator's own wake-ups, which share the machine's two cores with the probe: one late
+    # packet moves an average of five by a millisecond, so it gets a looser bound.
+    assert all(abs(e) < 1.0 for e in best.values()), best
+    assert all(-1.0 < e < 2.5 for e in average.values()), average
 
 
 def test_the_sources_own_output_drop_is_recorded_as_eperm(lab: Lab):
