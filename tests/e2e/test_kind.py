@@ -6,6 +6,8 @@ It builds both images, loads them into a throwaway kind cluster, installs charts
 applies: pod -> Service (reachable), the same behind a deny-all NetworkPolicy (blocked, the
 policy named; kindnet enforces NetworkPolicies since kind v0.24), node -> an unrouted IP
 (unreachable) and a name that does not exist (DNS), and reads the metrics an alert would use.
+Last, it upgrades the release to watch only its test namespace and runs a check there under
+the namespaced RBAC, beside one that points outside it.
 """
 
 from __future__ import annotations
@@ -56,6 +58,12 @@ class Cluster:
     def __init__(self, kubeconfig: str) -> None:
         self.kubeconfig = kubeconfig
 
+    def helm(self, command: str, *args: str) -> str:
+        chart = str(REPO / "charts" / "hopscope")
+        where = ["-n", "hopscope-system", "--wait", "--timeout", "5m"]
+        return run("helm", "--kubeconfig", self.kubeconfig, command, "hopscope", chart, *where,
+                   *args)  # fmt: skip
+
     def kubectl(self, *args: str, stdin: str | None = None) -> str:
         return run("kubectl", "--kubeconfig", self.kubeconfig, *args, stdin=stdin)
 
@@ -63,18 +71,17 @@ class Cluster:
         self.kubectl("apply", "-f", "-", stdin=json.dumps({"kind": "List", "apiVersion": "v1",
                                                             "items": list(objects)}))  # fmt: skip
 
-    def check_status(self, name: str, generation: int = 1, wait: float = 240) -> dict[str, Any]:
+    def check_status(
+        self, name: str, generation: int = 1, wait: float = 240, phases=("Completed", "Failed")
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             obj = json.loads(self.kubectl("-n", NS, "get", "ccheck", name, "-o", "json"))
             status = obj.get("status", {})
-            if status.get("observedGeneration") == generation and status.get("phase") in (
-                "Completed",
-                "Failed",
-            ):
+            if status.get("observedGeneration") == generation and status.get("phase") in phases:
                 return status
             time.sleep(3)
-        raise AssertionError(f"check {name} never finished: {status}")
+        raise AssertionError(f"check {name} never reached {phases}: {status}")
 
 
 @pytest.fixture(scope="module")
@@ -94,10 +101,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             "--set",
             f"image.probe={PROBE_IMAGE}",
         ]
-        chart = str(REPO / "charts" / "hopscope")
-        where = ["-n", "hopscope-system", "--create-namespace", "--wait", "--timeout", "5m"]
-        run("helm", "--kubeconfig", kubeconfig, "install", "hopscope", chart, *where, *images)
         built = Cluster(kubeconfig)
+        built.helm("install", "--create-namespace", *images)
         built.kubectl("create", "namespace", NS)
         built.apply(*workloads())
         built.kubectl("-n", NS, "wait", "--for=condition=Ready", "pod", "--all", "--timeout=180s")
@@ -207,6 +212,25 @@ def test_a_name_that_does_not_exist_is_a_dns_issue_and_alerts_can_see_it(cluster
         if line.startswith("hopscope_check_reachable{") and 'check="client-to-nowhere"' in line
     ]
     assert len(reachable) == 1 and reachable[0].endswith(" 0.0")  # what the alert fires on
+
+
+def test_confined_to_one_namespace_it_runs_checks_there_and_says_what_it_cannot_see(
+    cluster: Cluster,
+):
+    cluster.helm("upgrade", "--reuse-values", "--set", f"watch.namespaces={{{NS}}}")
+    cluster.apply(
+        check("confined-to-nowhere", {"pod": {"name": "client"}},
+              {"fqdn": "does-not-exist.invalid", "port": 80}),
+        check("confined-to-default", {"pod": {"name": "client"}},
+              {"service": {"name": "kubernetes", "namespace": "default"}, "port": 443}),
+    )  # fmt: skip
+    # Run under RoleBindings alone: the probe pod, its log, the status, the DNS analysis.
+    status = cluster.check_status("confined-to-nowhere")
+    assert "DNSResolution" in issue_types(status), status
+    assert status["analysis"]["result"] != "Unknown", status["analysis"]
+    outside = cluster.check_status("confined-to-default", phases=("Pending",))
+    [ready] = [c for c in outside["conditions"] if c["type"] == "Ready"]
+    assert (ready["status"], ready["reason"]) == ("False", "NamespaceNotWatched"), ready
 
 
 def scrape(cluster: Cluster) -> str:
