@@ -164,7 +164,7 @@ RULES = (
     Rule("networking.k8s.io", ("networkpolicies",), ("list",), "which policy blocks a flow"),
     Rule("", ("events",), ("create",), "an Event per run and per transition on each check"),
     Rule("", ("nodes",), ("get", "list"), "node sources and destinations", Scope.CLUSTER),
-    Rule("", ("namespaces",), ("list", "watch"), "policies' namespace selectors", Scope.CLUSTER),
+    Rule("", ("namespaces",), ("list", "watch"), "policy selectors; kopf's scan", Scope.CLUSTER),
     Rule(
         "apiextensions.k8s.io",
         ("customresourcedefinitions",),
