@@ -142,9 +142,9 @@ class Reconciler:
         self.metrics = metrics
         self.settings = settings
         self.clock = clock
-        self.view = ApiView(api, settings.watched)
         self.agents = agents or AgentRunner()
-        # Renewed each tick: what checks share is read once per tick.
+        # Both renewed each tick: what checks share is read once per tick.
+        self.view = ApiView(api, settings.watched)
         self._snapshots = SnapshotReader(api, settings.watched)
         self._parsed: dict[tuple[str, str], Check] = {}  # by (uid, resourceVersion)
 
@@ -153,6 +153,7 @@ class Reconciler:
     def tick(self) -> TickReport:
         now = self.clock()
         report = TickReport()
+        self.view = ApiView(self.api, self.settings.watched)
         self._snapshots = SnapshotReader(self.api, self.settings.watched)
         checks = self._checks()
         self._restore_metrics(checks)

@@ -475,6 +475,29 @@ def test_checks_on_one_node_share_one_pod_and_caps_defer_the_rest(api, clock):
     assert {i.netns for i in batch_of(second).checks} == {"host"}
 
 
+def test_a_tick_reads_a_shared_source_once_and_the_next_tick_reads_it_afresh(api, reconciler):
+    source_pod(api)
+    for index in range(5):
+        apply_check(api, name=f"web-{index}")
+    for index in range(5):
+        apply_check(api, name=f"node-{index}", source={"node": {"name": "worker-2"}})
+    reads = len(api.calls)
+    assert reconciler.tick().created == 2
+    made = api.calls[reads:]
+    # Ten checks, two sources and one Service: each read once, not once per check.
+    assert made.count(("get", "pods", "shop")) == 1
+    assert made.count(("get", "nodes", None)) == 1
+    assert made.count(("get", "services", "shop")) == 1
+
+    for pod in probe_pods(api):
+        finish(api, pod, {item.id: reachable_result() for item in batch_of(pod).checks})
+    assert reconciler.tick().collected == 10
+    api.apply_spec("shop", "node-0", lambda spec: spec["probes"].update(count=3))
+    reads = len(api.calls)
+    assert reconciler.tick().created == 1  # a new tick reads the node again: it may have changed
+    assert api.calls[reads:].count(("get", "nodes", None)) == 1
+
+
 def test_every_pod_event_and_status_written_passed_the_servers_validation(api, reconciler):
     # The fake validates pods and events with kubernetes-validate and checks with the CRD:
     # a story that gets this far wrote nothing the real API server would refuse.
