@@ -162,7 +162,7 @@ RULES = (
     Rule("discovery.k8s.io", ("endpointslices",), ("list",), "a Service's ready endpoints"),
     Rule("apps", ("deployments", "statefulsets", "daemonsets"), ("get",), "workload sources"),
     Rule("networking.k8s.io", ("networkpolicies",), ("list",), "which policy blocks a flow"),
-    Rule("", ("events",), ("create",), "an Event per run and per transition on each check"),
+    Rule("", ("events",), ("create",), "Events for a first run, a new outcome, a transition"),
     Rule("", ("nodes",), ("get", "list"), "node sources and destinations", Scope.CLUSTER),
     Rule("", ("namespaces",), ("list", "watch"), "policy selectors; kopf's scan", Scope.CLUSTER),
     Rule(

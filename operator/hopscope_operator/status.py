@@ -122,6 +122,15 @@ def _fields(previous: ConnectivityCheckStatus | None) -> dict[str, Any]:
     return previous.model_dump(exclude={"hop_count", "issue_count"}) if previous else {}
 
 
+def _is_news(
+    previous: ConnectivityCheckStatus | None, connection: ConnectionStatus, generation: int
+) -> bool:
+    """Whether a run deserves its own Event: the first of its spec, or a new outcome."""
+    if previous is None or not previous.runs or previous.observed_generation != generation:
+        return True
+    return previous.connection_status != connection
+
+
 def next_status(
     previous: ConnectivityCheckStatus | None,
     result: ProbeResult,
@@ -134,12 +143,17 @@ def next_status(
     analysis: Analysis | None = None,
     failure: ProbeFailure | None = None,
 ) -> tuple[ConnectivityCheckStatus, list[Event]]:
-    """The status after a run, and its Events: one for the run, one per condition transition,
-    and PathChanged when the path's fingerprint differs from the last one known."""
+    """The status after a run, and its Events: one for the run when it is a spec's first or
+    its outcome changed, one per condition transition, and PathChanged when the path's
+    fingerprint differs from the last one known. A scheduled check's repeats that change
+    nothing post none: a thousand checks every minute would otherwise keep sixty thousand
+    Events in etcd (an Event lives an hour); every run is in the status and metrics anyway."""
     connection = result.connection_status
     line = summary(result, failure)
     conditions = previous.conditions if previous else []
-    events: list[Event] = [Event(*RUN_EVENT[connection], _clip(line, EVENT_MESSAGE_LIMIT))]
+    events: list[Event] = []
+    if _is_news(previous, connection, generation):
+        events.append(Event(*RUN_EVENT[connection], _clip(line, EVENT_MESSAGE_LIMIT)))
 
     conditions, ready = set_condition(
         conditions,

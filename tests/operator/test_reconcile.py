@@ -454,6 +454,22 @@ def test_a_scheduled_check_runs_again_after_its_interval_and_reports_path_change
     assert changes.endswith(" 1.0")
 
 
+def test_a_scheduled_check_that_keeps_passing_posts_events_only_for_what_changed(
+    api, reconciler, clock
+):
+    source_pod(api)
+    apply_check(api, schedule={"intervalSeconds": 60})
+    for _ in range(3):
+        run_once(api, reconciler, reachable_result())
+        clock.advance(70)
+    after_three = [e["reason"] for e in api.events_for("web-to-db")]
+    assert after_three.count("Reachable") == 1  # the first run's; repeats are in status, metrics
+    assert check(api)["status"]["runs"] == 3
+    run_once(api, reconciler, unreachable_result())
+    news = [e["reason"] for e in api.events_for("web-to-db")][len(after_three) :]
+    assert sorted(news) == ["ReachableChanged", "Unreachable"]
+
+
 def test_checks_on_one_node_share_one_pod_and_caps_defer_the_rest(api, clock):
     source_pod(api, "web-0", "worker-1", POD_UID)
     source_pod(api, "web-1", "worker-2", "4f1c2b4a-9d8e-4f70-a1b2-c3d4e5f60718")

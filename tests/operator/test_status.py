@@ -195,12 +195,18 @@ def test_resolved_destination_addresses_are_shown_when_given() -> None:
 # ---- later runs -----------------------------------------------------------------------------
 
 
-def test_same_outcome_again_moves_no_transition_time_and_posts_only_the_run_event() -> None:
+def test_same_outcome_again_moves_no_transition_time_and_posts_no_event() -> None:
     first, _ = run(None, result(), T0)
     second, events = run(first, result(), T0 + MINUTE)
     assert second.runs == 2 and second.last_run_time == T0 + MINUTE
     assert condition(second, ConditionType.REACHABLE).last_transition_time == T0
     assert condition(second, ConditionType.READY).last_transition_time == T0
+    assert events == []  # the status and the metrics have the run; an Event says what changed
+
+
+def test_the_first_run_of_a_changed_spec_posts_its_run_event_again() -> None:
+    first, _ = run(None, result(), T0)
+    _, events = run(first, result(), T0 + MINUTE, generation=3)
     assert reasons(events) == ["Reachable"]
 
 
