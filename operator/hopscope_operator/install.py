@@ -91,8 +91,9 @@ class WatchValues(Schema):
     namespaces: list[NamespaceName] = Field(
         default_factory=list,
         description="Namespaces whose checks hopscope runs, and the only ones it reads and is"
-        " granted (RoleBindings, plus read access to the cluster DNS in kube-system); empty:"
-        " every namespace (ClusterRoleBinding). The release namespace is always watched.",
+        " granted (a RoleBinding in each, so each must exist; plus read access to the cluster"
+        " DNS in kube-system); empty: every namespace (ClusterRoleBinding). The release"
+        " namespace is always watched.",
     )
 
 

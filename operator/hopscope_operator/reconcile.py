@@ -29,6 +29,7 @@ from hopscope_operator.cluster import (
     CHECKS,
     EVENTS,
     PODS,
+    ApiError,
     ClusterApi,
     Conflict,
     Invalid,
@@ -155,14 +156,20 @@ class Reconciler:
         report = TickReport()
         self.view = ApiView(self.api, self.settings.watched)
         self._snapshots = SnapshotReader(self.api, self.settings.watched)
-        checks = self._checks()
+        checks, unlisted = self._checks()
         self._restore_metrics(checks)
         in_flight: set[str] = set()
         pods_per_node: Counter[str] = Counter()
         for pod in self._probe_pods():
             state = outcome_of(pod, now)
             ids = [item.id for item in batch_of(pod).checks]
-            if not any(parse_id(i)[0] in checks for i in ids):
+            owners = {parse_id(i)[0] for i in ids}
+            if any(owner.partition("/")[0] in unlisted for owner in owners):
+                # Its checks could not be listed: neither gone nor collectable. Left for a tick
+                # that can see them, so no result is lost and no live pod deleted.
+                in_flight.update(owners)
+                pods_per_node[pod["spec"]["nodeName"]] += 1
+            elif not owners & checks.keys():
                 self._delete_pod(pod)  # every check it ran for is gone
                 report.orphans_deleted += 1
             elif isinstance(state, Pending | Running):
@@ -242,14 +249,22 @@ class Reconciler:
 
     # ---- reading --------------------------------------------------------------------------
 
-    def _checks(self) -> dict[str, Check]:
+    def _checks(self) -> tuple[dict[str, Check], set[str]]:
+        """The checks by key, and the watched namespaces whose checks could not be listed: in
+        a namespaced install one refused list (its RoleBinding deleted, say) must not stop the
+        other namespaces. Cluster-wide, a refused list ends the tick (it is retried)."""
         checks: dict[str, Check] = {}
         parsed: dict[tuple[str, str], Check] = {}
-        listed = (
-            body
-            for namespace in self.settings.watched or (None,)
-            for body in self.api.list(CHECKS, namespace)
-        )
+        unlisted: set[str] = set()
+        listed: list[Object] = []
+        for namespace in self.settings.watched or (None,):
+            try:
+                listed += self.api.list(CHECKS, namespace)
+            except ApiError as exc:
+                if namespace is None:
+                    raise
+                log.warning("cannot list the checks of namespace %s: %s", namespace, exc)
+                unlisted.add(namespace)
         for body in listed:
             meta = body["metadata"]
             version = (meta["uid"], meta["resourceVersion"])
@@ -265,7 +280,7 @@ class Reconciler:
             parsed[version] = check
             checks[check.key] = check
         self._parsed = parsed
-        return checks
+        return checks, unlisted
 
     def _probe_pods(self) -> list[Object]:
         return self.api.list(PODS, self.settings.namespace, {LABEL_APP: NAME_PREFIX})

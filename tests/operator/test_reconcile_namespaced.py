@@ -23,11 +23,13 @@ from .test_reconcile import (
     batch_of,
     check,
     condition,
+    finish,
     probe_pods,
+    reachable_result,
     run_once,
     source_pod,
 )
-from .test_reconcile_analysis import deny_web_egress, dropped_at_the_destination
+from .test_reconcile_analysis import Forbidden, deny_web_egress, dropped_at_the_destination
 
 
 @pytest.fixture
@@ -106,3 +108,45 @@ def test_a_pod_address_is_found_among_the_watched_namespaces_pods(healthy, confi
     pod_lists = {call[2] for call in healthy.calls if call[:2] == ("list", "pods")}
     assert None not in pod_lists and "payments" not in pod_lists
     assert healthy.objects(PODS, "payments")  # there, but neither listed nor read
+
+
+def test_a_namespace_it_cannot_list_stops_neither_the_others_nor_loses_its_results(healthy):
+    settings = Settings(
+        namespace=PROBES, image="hopscope-probe:test", watch_namespaces=("shop", "payments")
+    )
+    reconciler = Reconciler(healthy, Metrics(), settings, Clock())
+    healthy.create(
+        CHECKS,
+        "payments",
+        {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "metadata": {"name": "ledger"},
+            "spec": {
+                "source": {"node": {"name": "worker-2"}},
+                "destination": {"ip": "192.0.2.80", "port": 443},
+            },
+        },
+    )
+    assert reconciler.tick().created == 1
+    [pod] = probe_pods(healthy)
+    finish(healthy, pod, {item.id: reachable_result() for item in batch_of(pod).checks})
+
+    original = healthy.list
+
+    def refused_in_payments(resource, namespace, labels=None):
+        if resource == CHECKS and namespace == "payments":
+            raise Forbidden("connectivitychecks is forbidden in namespace payments")
+        return original(resource, namespace, labels)
+
+    healthy.list = refused_in_payments
+    source_pod(healthy)
+    apply_check(healthy)
+    report = reconciler.tick()
+    assert report.created == 1  # shop's check still runs
+    assert report.orphans_deleted == 0 and report.collected == 0
+    assert pod["metadata"]["name"] in [p["metadata"]["name"] for p in probe_pods(healthy)]
+
+    healthy.list = original
+    assert reconciler.tick().collected == 1  # listed again: the ended pod's result lands
+    assert healthy.get(CHECKS, "payments", "ledger")["status"]["connectionStatus"] == "Reachable"
