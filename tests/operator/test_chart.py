@@ -171,8 +171,9 @@ def test_installing_elsewhere_fails_with_the_reason():
         render(namespace="default")
 
 
-def test_helm_lint_finds_no_errors():
-    report = helm.lint(str(install.CHART))
+@pytest.mark.parametrize("values", [{}, {"watch": {"namespaces": ["shop", "payments"]}}])
+def test_helm_lint_finds_no_errors(values):
+    report = helm.lint(str(install.CHART), values, namespace=install.NAMESPACE)
     assert report["errors"] == []
     assert not [m for m in report["messages"] if m["severity"] > 1], report["messages"]
 
