@@ -1,0 +1,132 @@
+"""The operator's real client (`kube.KubeApi`) over HTTP, against the in-memory API server
+behind Kubernetes' REST paths: the reconcile story end to end through it, the URLs it asks
+for, and every refusal mapped to the exception the reconciler handles."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client
+
+from hopscope_operator.cluster import (
+    CHECKS,
+    NETWORK_POLICIES,
+    NODES,
+    PODS,
+    ApiError,
+    Conflict,
+    Invalid,
+    NotFound,
+)
+from hopscope_operator.kube import KubeApi
+from hopscope_operator.metrics import Metrics
+from hopscope_operator.plan import LABEL_APP, NAME_PREFIX
+from hopscope_operator.reconcile import Reconciler, Settings
+from hopscope_operator.snapshot import NAMESPACES
+
+from .fakeapi import FakeApi
+from .httpapi import HttpApi
+from .test_reconcile import (
+    PROBES,
+    apply_check,
+    batch_of,
+    check,
+    finish,
+    probe_pods,
+    reachable_result,
+    source_pod,
+)
+
+TOKEN = "operator-token"
+
+
+def kube_api(server: HttpApi, token: str = TOKEN) -> KubeApi:
+    configuration = client.Configuration()
+    configuration.host = server.url
+    configuration.api_key = {"authorization": token}
+    configuration.api_key_prefix = {"authorization": "Bearer"}
+    kube = KubeApi(configuration)
+    kube.calls = server.fake.calls  # type: ignore[attr-defined]  # for the RBAC check
+    return kube
+
+
+@pytest.fixture
+def server(api: FakeApi) -> Iterator[HttpApi]:
+    with HttpApi(api, TOKEN).running() as running:
+        yield running
+
+
+def paths(server: HttpApi) -> list[str]:
+    return [f"{method} {path}" for method, path, _ in server.requests]
+
+
+def test_a_check_runs_and_its_status_lands_through_the_real_client(api, server, clock):
+    source_pod(api)
+    apply_check(api)
+    settings = Settings(namespace=PROBES, image="hopscope-probe:test")
+    reconciler = Reconciler(kube_api(server), Metrics(), settings, clock)
+    assert reconciler.tick().created == 1
+    [pod] = probe_pods(api)
+    finish(api, pod, {item.id: reachable_result() for item in batch_of(pod).checks})
+    assert reconciler.tick().collected == 1
+
+    status = check(api)["status"]
+    assert status["connectionStatus"] == "Reachable" and status["runs"] == 1
+    assert probe_pods(api) == []  # deleted through the API once read
+    asked = paths(server)
+    assert "GET /apis/hopscope.dev/v1alpha1/connectivitychecks" in asked
+    assert "POST /api/v1/namespaces/hopscope-system/pods" in asked
+    assert f"GET /api/v1/namespaces/hopscope-system/pods/{pod['metadata']['name']}/log" in asked
+    checks = "/apis/hopscope.dev/v1alpha1/namespaces/shop/connectivitychecks"
+    assert f"PATCH {checks}/web-to-db/status" in asked
+    assert all(headers["authorization"] == f"Bearer {TOKEN}" for *_, headers in server.requests)
+
+
+def test_lists_send_the_label_selector_and_return_whole_objects(api, server):
+    source_pod(api)
+    kube = kube_api(server)
+    [pod] = kube.list(PODS, "shop", {"app": "web"})
+    assert (pod["apiVersion"], pod["kind"]) == ("v1", "Pod")  # restored: list items lack them
+    assert kube.list(PODS, "shop", {"app": "db"}) == []
+    assert kube.list(PODS, PROBES, {LABEL_APP: NAME_PREFIX}) == []
+    assert paths(server)[-1] == (
+        "GET /api/v1/namespaces/hopscope-system/pods"
+        "?labelSelector=app.kubernetes.io%2Fname%3Dhopscope-probe"
+    )
+    api.put(NAMESPACES, {"metadata": {"name": "shop"}})
+    assert [ns["metadata"]["name"] for ns in kube.list(NAMESPACES, None)] == ["shop"]
+    assert kube.get(NODES, None, "worker-1")["metadata"]["name"] == "worker-1"
+    assert paths(server)[-2:] == ["GET /api/v1/namespaces", "GET /api/v1/nodes/worker-1"]
+
+
+def test_refusals_come_back_as_the_exceptions_the_reconciler_handles(api, server):
+    kube = kube_api(server)
+    with pytest.raises(NotFound):
+        kube.get(PODS, "shop", "nope")
+    with pytest.raises(NotFound):
+        kube.pod_log(PROBES, "gone")
+    created = apply_check(api)
+    meta = created["metadata"]
+    with pytest.raises(Conflict):
+        kube.create(CHECKS, "shop", {**created, "metadata": {"name": meta["name"]}})
+    api.apply_spec("shop", meta["name"], lambda spec: spec["probes"].update(count=3))
+    with pytest.raises(Conflict):  # the resourceVersion in the merge patch is a precondition
+        kube.patch_status(CHECKS, "shop", meta["name"], {"runs": 1}, meta["resourceVersion"])
+    with pytest.raises(Invalid):
+        kube.create(CHECKS, "shop", {**created, "metadata": {"name": "bad"}, "spec": {}})
+    server.refuse("list", "networkpolicies", None)
+    with pytest.raises(ApiError, match="403 networkpolicies is forbidden") as refused:
+        kube.list(NETWORK_POLICIES, None)
+    assert type(refused.value) is ApiError
+    with pytest.raises(ApiError, match="401"):
+        kube_api(server, token="stolen").get(NODES, None, "worker-1")
+
+
+def test_a_namespace_refused_by_the_real_api_does_not_stop_the_others(api, server, clock):
+    source_pod(api)
+    apply_check(api)
+    server.refuse("list", "connectivitychecks", "payments")
+    settings = Settings(namespace=PROBES, image="p:1", watch_namespaces=("shop", "payments"))
+    reconciler = Reconciler(kube_api(server), Metrics(), settings, clock)
+    assert reconciler.tick().created == 1  # shop's check runs; payments is logged and retried
