@@ -10,16 +10,34 @@ import re
 import subprocess
 import sys
 import tomllib
+from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
-# Import names of the distributions each extra brings, and which image installs which extra.
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def imports_of(requirements: list[str]) -> set[str]:
+    """The top-level modules the distributions named in `requirements` install."""
+    wanted = {_normal(re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0]) for r in requirements}
+    return {
+        module
+        for module, distributions in packages_distributions().items()
+        if any(_normal(d) in wanted for d in distributions)
+    }
+
+
+# What each image's extra adds to the base dependencies, as import names.
+BASE = imports_of(PYPROJECT["project"]["dependencies"])
 PROVIDES = {
-    "probe": {"dns", "pyroute2"},
-    "operator": {"kopf", "kubernetes", "prometheus_client", "yaml"},
+    extra: imports_of(PYPROJECT["project"]["optional-dependencies"][extra]) - BASE
+    for extra in ("probe", "operator")
 }
 IMAGES = {
     "operator": (REPO / "Dockerfile", "hopscope_operator"),
@@ -45,6 +63,12 @@ for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
 """
 
 
+RUN_CLI = """
+from hopscope_probe.cli import main
+sys.exit(main(sys.argv[3:]))
+"""
+
+
 def dockerfile(extra: str) -> str:
     return IMAGES[extra][0].read_text()
 
@@ -52,7 +76,7 @@ def dockerfile(extra: str) -> str:
 @pytest.mark.parametrize("extra", sorted(IMAGES))
 def test_each_image_installs_its_own_extra(extra: str):
     assert re.search(rf'pip install [^\n]*"\.\[{extra}\]"', dockerfile(extra))
-    assert set(PYPROJECT["project"]["optional-dependencies"]) >= set(PROVIDES)
+    assert PROVIDES[extra], f"the {extra} extra installs nothing importable here"
 
 
 @pytest.mark.parametrize("extra", sorted(IMAGES))
@@ -88,3 +112,26 @@ def test_the_import_check_does_catch_a_missing_distribution():
         check=False,
     )
     assert run.returncode != 0 and "not in this image" in run.stderr
+
+
+def test_hopscope_policy_runs_in_the_probe_image(tmp_path: Path):
+    # The CLI's policy command lives in the operator's package: with only the probe extra it
+    # must still review manifests, not fail on an import.
+    (tmp_path / "policy.yaml").write_text(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+        "metadata: {name: deny, namespace: shop}\n"
+        "spec: {podSelector: {}, policyTypes: [Ingress]}\n---\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: shop}\n"
+        "spec: {containers: [{name: web, image: web}]}\nstatus: {podIP: 10.0.0.2}\n"
+    )
+    blocked = ",".join(sorted(PROVIDES["operator"]))
+    policy = ["policy", "--manifests", str(tmp_path), "--from", "10.0.0.1", "--to", "shop/web",
+              "--port", "80"]  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-c", IMPORT_WITHOUT + RUN_CLI, "hopscope_probe", blocked, *policy],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 1, run.stderr  # denied, with the policy that isolates web
+    assert "shop/deny" in run.stdout
