@@ -143,6 +143,16 @@ def workloads() -> list[dict[str, Any]]:
     return [client, server, service]
 
 
+# The stories' sources and destinations (also checked against the CRD where kind cannot run).
+CLIENT: dict[str, Any] = {"pod": {"name": "client"}}
+TO_ECHO: dict[str, Any] = {"service": {"name": "echo"}, "port": 80}
+TO_TESTNET: dict[str, Any] = {"ip": "192.0.2.1", "port": 80}  # TEST-NET-1: routed nowhere
+TO_NOWHERE: dict[str, Any] = {"fqdn": "does-not-exist.invalid", "port": 80}
+KUBERNETES_SERVICE = {"name": "kubernetes", "namespace": "default"}
+TO_DEFAULT: dict[str, Any] = {"service": KUBERNETES_SERVICE, "port": 443}
+DESTINATIONS = (TO_ECHO, TO_TESTNET, TO_NOWHERE, TO_DEFAULT)
+
+
 def check(name: str, source: dict[str, Any], destination: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "hopscope.dev/v1alpha1",
@@ -162,8 +172,7 @@ def issue_types(status: dict[str, Any]) -> set[str]:
 
 
 def test_a_pod_reaches_a_service_and_the_probe_pod_is_cleaned_up(cluster: Cluster):
-    cluster.apply(check("client-to-echo", {"pod": {"name": "client"}},
-                        {"service": {"name": "echo"}, "port": 80}))  # fmt: skip
+    cluster.apply(check("client-to-echo", CLIENT, TO_ECHO))
     status = cluster.check_status("client-to-echo")
     assert status["connectionStatus"] == "Reachable", status
     assert status["hopCount"] >= 2 and status["latency"]["avgMs"] > 0
@@ -183,8 +192,7 @@ def test_a_deny_all_policy_is_named_as_the_cause(cluster: Cluster):
         "metadata": {"name": "echo-deny-all", "namespace": NS},
         "spec": {"podSelector": {"matchLabels": {"app": "echo"}}, "policyTypes": ["Ingress"]},
     }
-    cluster.apply(deny, check("client-to-echo-denied", {"pod": {"name": "client"}},
-                              {"service": {"name": "echo"}, "port": 80}))  # fmt: skip
+    cluster.apply(deny, check("client-to-echo-denied", CLIENT, TO_ECHO))
     status = cluster.check_status("client-to-echo-denied")
     assert status["connectionStatus"] == "Unreachable", status
     assert status["analysis"]["result"] == "Blocked"
@@ -194,16 +202,14 @@ def test_a_deny_all_policy_is_named_as_the_cause(cluster: Cluster):
 
 def test_a_node_to_an_unrouted_address_is_unreachable(cluster: Cluster):
     node = json.loads(cluster.kubectl("get", "nodes", "-o", "json"))["items"][0]["metadata"]["name"]
-    cluster.apply(check("node-to-testnet", {"node": {"name": node}},
-                        {"ip": "192.0.2.1", "port": 80}))  # fmt: skip
+    cluster.apply(check("node-to-testnet", {"node": {"name": node}}, TO_TESTNET))
     status = cluster.check_status("node-to-testnet")
     assert status["connectionStatus"] == "Unreachable", status
     assert issue_types(status) & {"Firewall", "Routing", "PacketLoss"}
 
 
 def test_a_name_that_does_not_exist_is_a_dns_issue_and_alerts_can_see_it(cluster: Cluster):
-    cluster.apply(check("client-to-nowhere", {"pod": {"name": "client"}},
-                        {"fqdn": "does-not-exist.invalid", "port": 80}))  # fmt: skip
+    cluster.apply(check("client-to-nowhere", CLIENT, TO_NOWHERE))
     status = cluster.check_status("client-to-nowhere")
     assert status["connectionStatus"] == "Unreachable" and "DNSResolution" in issue_types(status)
     reachable = [
@@ -219,11 +225,9 @@ def test_confined_to_one_namespace_it_runs_checks_there_and_says_what_it_cannot_
 ):
     cluster.helm("upgrade", "--reuse-values", "--set", f"watch.namespaces={{{NS}}}")
     cluster.apply(
-        check("confined-to-nowhere", {"pod": {"name": "client"}},
-              {"fqdn": "does-not-exist.invalid", "port": 80}),
-        check("confined-to-default", {"pod": {"name": "client"}},
-              {"service": {"name": "kubernetes", "namespace": "default"}, "port": 443}),
-    )  # fmt: skip
+        check("confined-to-nowhere", CLIENT, TO_NOWHERE),
+        check("confined-to-default", CLIENT, TO_DEFAULT),
+    )
     # Run under RoleBindings alone: the probe pod, its log, the status, the DNS analysis.
     status = cluster.check_status("confined-to-nowhere")
     assert "DNSResolution" in issue_types(status), status
