@@ -38,6 +38,7 @@ VERSION = "0.1.0"
 IMAGE = f"ghcr.io/hopscope/operator:{VERSION}"
 PROBE_IMAGE = f"ghcr.io/hopscope/probe:{VERSION}"
 METRICS_PORT = 9090
+OLDEST_KUBERNETES = "1.28.0"
 HEALTH_PORT = 8080
 # The operator's projected ServiceAccount token for workload agents (audience hopscope-agent):
 # an agent checks it with a TokenReview, so no Secret is shared or read.
@@ -497,6 +498,8 @@ def files() -> dict[Path, str]:
         "type": "application",
         "version": VERSION,
         "appVersion": VERSION,
+        # The CRD's validation rules carry fieldPath and reason, API fields since 1.28.
+        "kubeVersion": f">={OLDEST_KUBERNETES}-0",
     }
     # charts/hopscope/crds links to the repository's crds/: one generated CRD, two ways in.
     out = {CHART / "Chart.yaml": HEADER + yaml.safe_dump(chart, sort_keys=False)}

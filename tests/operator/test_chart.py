@@ -21,6 +21,7 @@ from .rbac import Authorizer
 
 helm = pytest.importorskip("helm_python", reason="helm-python-sdk (Helm's Go SDK) not installed")
 VERSION = kubernetes_validate.latest_version()
+FLOOR = install.OLDEST_KUBERNETES
 
 
 def rendered_files(values: dict[str, Any] | None = None, namespace: str = install.NAMESPACE):
@@ -67,12 +68,14 @@ def test_the_default_install_renders_valid_kubernetes_objects():
     )
     for doc in docs:
         kubernetes_validate.validate(doc, VERSION, strict=True)
+        kubernetes_validate.validate(doc, FLOOR, strict=True)  # the oldest the chart admits
 
 
 def test_a_namespaced_install_binds_its_rights_in_each_watched_namespace_only():
     docs = render({"watch": {"namespaces": ["shop", "payments"]}})
     for doc in docs:
         kubernetes_validate.validate(doc, VERSION, strict=True)
+        kubernetes_validate.validate(doc, FLOOR, strict=True)
     [cluster_binding] = by_kind(docs, "ClusterRoleBinding")  # nodes, namespaces, CRDs only
     assert cluster_binding["roleRef"]["name"] == install.NAME
     bindings = by_kind(docs, "RoleBinding")

@@ -30,6 +30,7 @@ from hopscope_operator.api import (
     Phase,
 )
 from hopscope_operator.crd import main, render
+from hopscope_operator.install import OLDEST_KUBERNETES
 from hopscope_probe.models import (
     ConnectionStatus,
     ContextItem,
@@ -93,6 +94,14 @@ def test_is_a_valid_apiextensions_v1_crd() -> None:
     version = kubernetes_validate.latest_version()
     assert Version(version) >= Version("1.31"), f"kubernetes-validate ships only {version}"
     kubernetes_validate.validate(load(COMMITTED), version, strict=True)
+
+
+def test_the_charts_kubernetes_floor_is_the_oldest_release_that_accepts_the_crd() -> None:
+    floor = Version(OLDEST_KUBERNETES)
+    kubernetes_validate.validate(load(COMMITTED), str(floor), strict=True)
+    older = f"{floor.major}.{floor.minor - 1}.0"
+    with pytest.raises(kubernetes_validate.ValidationError, match="fieldPath"):
+        kubernetes_validate.validate(load(COMMITTED), older, strict=True)
 
 
 def _nodes(node: dict[str, Any], at: str = "", junction: bool = False) -> Iterator[tuple]:
