@@ -43,6 +43,8 @@ DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?
 # Any DNS name, trailing dot allowed; underscores for names like _sip._tcp.example.com.
 _HOST_LABEL = r"[A-Za-z0-9_]([-A-Za-z0-9_]*[A-Za-z0-9_])?"
 HOSTNAME = rf"^({_HOST_LABEL}\.)*{_HOST_LABEL}\.?$"
+# A namespace's name: an RFC 1123 label.
+NamespaceName = Annotated[str, Field(max_length=63, pattern=DNS_LABEL)]
 HTTP_URI = r"^https?://[^\s/?#]+[^\s]*$"
 
 

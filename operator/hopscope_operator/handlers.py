@@ -13,23 +13,21 @@ import base64
 import contextlib
 import logging
 import os
-import re
 import sys
 from dataclasses import dataclass
 from typing import Any
 
 import kopf
 from prometheus_client import disable_created_metrics, start_http_server
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from hopscope_operator.api import GROUP, VERSION, ConnectivityCheck
+from hopscope_operator.api import GROUP, VERSION, ConnectivityCheck, NamespaceName
 from hopscope_operator.metrics import Metrics
 from hopscope_operator.plan import LABEL_APP, NAME_PREFIX, Caps, ProbePodSettings
 from hopscope_operator.reconcile import Reconciler, Settings
 
 log = logging.getLogger("hopscope.operator")
 ENDED = ("Succeeded", "Failed")
-NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -76,9 +74,12 @@ class Config:
 
 def _namespaces(env: dict[str, str], name: str) -> tuple[str, ...]:
     listed = tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+    names = TypeAdapter(NamespaceName)
     for namespace in listed:
-        if not NAMESPACE_NAME.fullmatch(namespace):
-            raise kopf.PermanentError(f"{name}: {namespace!r} is not a namespace name")
+        try:
+            names.validate_python(namespace)
+        except ValidationError:
+            raise kopf.PermanentError(f"{name}: {namespace!r} is not a namespace name") from None
     return listed
 
 

@@ -20,14 +20,14 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import yaml
-from pydantic import Field, StringConstraints
+from pydantic import Field
 
 from hopscope_operator import monitoring
 from hopscope_operator.analysis import DNS_NAMESPACE
-from hopscope_operator.api import GROUP, ConnectivityCheck
+from hopscope_operator.api import GROUP, ConnectivityCheck, NamespaceName
 from hopscope_operator.plan import LABEL_APP, SERVICE_ACCOUNT, ProbePodSettings
 from hopscope_probe.models import Schema
 
@@ -83,9 +83,6 @@ class MonitoringValues(Schema):
         min_length=1,
         description="The only namespace whose pods may scrape /metrics (NetworkPolicy).",
     )
-
-
-NamespaceName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
 
 
 class WatchValues(Schema):
@@ -384,6 +381,9 @@ def manifests() -> dict[str, list[Manifest]]:
     }
 
 
+# In a namespaced install: the namespaces listed and the release's own (probe pods live there),
+# as reconcile.Settings.watched has them.
+WATCHED_NAMESPACES = f"append {values_ref('watch.namespaces')} .Release.Namespace | uniq"
 ROLE_NAMES = {
     Scope.CLUSTER: NAME,
     Scope.WATCHED: f"{NAME}-watch",
@@ -422,13 +422,13 @@ def watch_bindings() -> str:
     """Where the WATCHED rules apply: everywhere (a ClusterRoleBinding), or with
     watch.namespaces a RoleBinding in each of them and the release namespace, plus the
     kube-system reads the DNS analysis needs."""
-    watched = _role(Scope.WATCHED, "ClusterRole")[0]["metadata"]["name"]
+    watched = ROLE_NAMES[Scope.WATCHED]
     per_namespace = _binding("RoleBinding", "ClusterRole", watched, "{{ $namespace }}")
     everywhere = _binding("ClusterRoleBinding", "ClusterRole", watched, None)
     listed = values_ref("watch.namespaces")
     return (
         f"{{{{- if {listed} }}}}\n"
-        f"{{{{- range $namespace := append {listed} .Release.Namespace | uniq }}}}\n"
+        f"{{{{- range $namespace := {WATCHED_NAMESPACES} }}}}\n"
         f"---\n{yaml.safe_dump(per_namespace, sort_keys=False)}"
         "{{- end }}\n"
         + "".join(
@@ -576,7 +576,7 @@ GUARD = (
 NOTES = f"""hopscope is installed: the operator runs in {NAMESPACE}, probe pods run there too.
 {{{{- if .Values.watch.namespaces }}}}
 It runs checks in these namespaces only (watch.namespaces, and its own):
-  {{{{ append .Values.watch.namespaces .Release.Namespace | uniq | join ", " }}}}
+  {{{{ {WATCHED_NAMESPACES} | join ", " }}}}
 {{{{- else }}}}
 It runs checks in every namespace (set watch.namespaces to confine it).
 {{{{- end }}}}

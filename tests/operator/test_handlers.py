@@ -118,7 +118,7 @@ def test_the_operator_watches_every_namespace_unless_told_which():
     assert options["clusterwide"] is False
 
 
-@pytest.mark.parametrize("listed", ["shop,Payments", "shop,pay_ments", "-shop"])
+@pytest.mark.parametrize("listed", ["shop,Payments", "shop,pay_ments", "-shop", "a" * 64])
 def test_a_bad_namespace_stops_the_operator_naming_the_variable(listed: str):
     with pytest.raises(kopf.PermanentError, match="HOPSCOPE_WATCH_NAMESPACES"):
         handlers.Config.from_env({"HOPSCOPE_WATCH_NAMESPACES": listed})
