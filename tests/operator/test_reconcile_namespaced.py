@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from hopscope_operator.api import API_VERSION, KIND
-from hopscope_operator.cluster import CHECKS, NETWORK_POLICIES, PODS, SERVICES
+from hopscope_operator.cluster import CHECKS, ENDPOINT_SLICES, NETWORK_POLICIES, PODS, SERVICES
 from hopscope_operator.metrics import Metrics
 from hopscope_operator.reconcile import Reconciler, Settings
 
@@ -150,3 +150,14 @@ def test_a_namespace_it_cannot_list_stops_neither_the_others_nor_loses_its_resul
     healthy.list = original
     assert reconciler.tick().collected == 1  # listed again: the ended pod's result lands
     assert healthy.get(CHECKS, "payments", "ledger")["status"]["connectionStatus"] == "Reachable"
+
+
+def test_an_endpoint_in_an_unwatched_namespace_is_not_read(healthy, confined):
+    source_pod(healthy)
+    [slice_] = healthy.objects(ENDPOINT_SLICES, "shop")
+    stored = healthy.stored(ENDPOINT_SLICES, "shop", slice_["metadata"]["name"])
+    stored["endpoints"][0]["targetRef"]["namespace"] = "payments"  # a hand-made slice
+    apply_check(healthy)
+    status = run_once(healthy, confined, dropped_at_the_destination())["status"]
+    assert status["analysis"]["result"] != "Unknown", status["analysis"]
+    assert not [call for call in healthy.calls if call[2] == "payments"]
