@@ -10,7 +10,6 @@ import contextlib
 import json
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -160,20 +159,23 @@ def test_ping_rtt_to_each_hop_matches_the_emulated_delays(lab: Lab) -> None:
     delayed_links = {"r1": 1, "r2": 2, "r3": 3, "dst": 3}
     for v in (4, 6):
         for name, links in delayed_links.items():
-            median = statistics.median(ping(lab["src"], lab[name].addr(v), count=5))
-            # Never early; late by at most what a user-space delayer costs per crossing
-            # (~0.1 ms measured; 0.3 ms leaves room for a busy 2-core machine).
-            late = median - lab.expected_rtt_ms(name)
-            assert -0.2 < late < 0.3 * 2 * links, (v, name, median)
+            rtts = ping(lab["src"], lab[name].addr(v), count=5)
+            late = [rtt - lab.expected_rtt_ms(name) for rtt in rtts]
+            # No packet is early: the delay is a floor, as on a real link.
+            assert len(late) == 5 and min(late) > -0.2, (v, name, rtts)
+            # The best is late by at most what a user-space delayer costs per crossing (~0.1 ms
+            # measured). Not the median: a stall of the shared 2-core machine (one CI run: three
+            # of five pings 1.9 ms late) is the machine's, not the emulated link's.
+            assert min(late) < 0.3 * 2 * links, (v, name, rtts)
 
 
 def test_a_delay_can_be_changed_and_removed(lab: Lab) -> None:
     lab.set_link_delay("r1", "r2", 5.0)
     lab.set_link_delay("r1", "r2", 2.0)
-    assert abs(statistics.median(ping(lab["src"], lab["r2"].addr(), 5)) - 4.0) < 1.0
+    assert abs(min(ping(lab["src"], lab["r2"].addr(), 5)) - 4.0) < 1.0
     lab.set_link_delay("r1", "r2", 0)
     assert lab.expected_rtt_ms("r2") == 0
-    assert statistics.median(ping(lab["src"], lab["r2"].addr(), 5)) < 1.0
+    assert min(ping(lab["src"], lab["r2"].addr(), 5)) < 1.0
     for node in ("r1", "r2"):
         assert "NFQUEUE" not in lab.iptables(node, "-t", "mangle", "-S").stdout
         assert "NFQUEUE" not in lab.iptables(node, "-t", "mangle", "-S", v6=True).stdout

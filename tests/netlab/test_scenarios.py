@@ -95,7 +95,7 @@ def test_healthy_path_reports_every_hop_with_its_emulated_latency(lab: Lab):
         # The best of five is the path's delay; the average also carries the delaying
         # process's late wake-ups when the two cores are busy (see test_sweep).
         assert abs(hop.latency.min_ms - expected) < 1.5, (name, hop.latency, expected)
-        assert abs(hop.latency.avg_ms - expected) < 3.0, (name, hop.latency, expected)
+        assert abs(hop.latency.avg_ms - expected) < 5.0, (name, hop.latency, expected)
     assert abs(result.latency.min_ms - lab.expected_rtt_ms("dst")) < 1.5
     assert next(h for h in result.hops if h.address == lab["r2"].addr()).name == "r2.lab.test"
 
