@@ -10,11 +10,13 @@ real API server would serve). Figures are printed, not asserted.
 
     python bench/operator.py                  # cluster-wide: every check in one namespace
     python bench/operator.py --namespaced 10  # checks over 10 namespaces, the operator confined
+    python bench/operator.py --policies 1000  # and 1,000 NetworkPolicies the analysis reads
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import resource
 import sys
 import time
@@ -24,8 +26,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.policy import policy_spec  # noqa: E402
 from hopscope_operator.api import API_VERSION, KIND  # noqa: E402
-from hopscope_operator.cluster import CHECKS, NODES, PODS  # noqa: E402
+from hopscope_operator.cluster import CHECKS, NETWORK_POLICIES, NODES, PODS  # noqa: E402
 from hopscope_operator.crd import custom_resource_definition  # noqa: E402
 from hopscope_operator.metrics import Metrics  # noqa: E402
 from hopscope_operator.reconcile import Reconciler, Settings  # noqa: E402
@@ -57,7 +60,7 @@ class Clock:
         return self.now
 
 
-def build(namespaces: list[str]) -> tuple[FakeApi, Clock]:
+def build(namespaces: list[str], policies: int) -> tuple[FakeApi, Clock]:
     schema = custom_resource_definition()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     api = FakeApi(ApiServer(schema), validate=False)
     for node in range(NODE_COUNT):
@@ -84,6 +87,18 @@ def build(namespaces: list[str]) -> tuple[FakeApi, Clock]:
                     "destination": {"ip": f"198.18.{index // 250}.{index % 250 + 1}", "port": 443},
                     "schedule": {"intervalSeconds": INTERVAL},
                 },
+            },
+        )
+    rng = random.Random(4)
+    for index in range(policies):  # the shapes of the policy benchmark, over the namespaces
+        api.create(
+            NETWORK_POLICIES,
+            namespaces[index % len(namespaces)],
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "NetworkPolicy",
+                "metadata": {"name": f"policy-{index:04d}"},
+                "spec": policy_spec(index % 20, rng),
             },
         )
     return api, Clock()
@@ -141,15 +156,22 @@ def main() -> None:
         "--namespaced", type=int, metavar="N", help="spread the checks over N namespaces and "
         "confine the operator to them (watch.namespaces)"
     )  # fmt: skip
+    parser.add_argument(
+        "--policies", type=int, default=0, metavar="N", help="NetworkPolicies in the checks' "
+        "namespaces: every check's analysis evaluates them"
+    )  # fmt: skip
     args = parser.parse_args()
     namespaces = [f"bench-{i}" for i in range(args.namespaced or 1)]
-    api, clock = build(namespaces)
+    api, clock = build(namespaces, args.policies)
     before = rss_mib()
     watched = tuple(namespaces) if args.namespaced else ()
     settings = Settings(namespace=NAMESPACE, watch_namespaces=watched)
     reconciler = Reconciler(api, Metrics(), settings, clock)
     scope = f"confined to {len(namespaces)} namespaces" if watched else "cluster-wide"
-    print(f"{CHECKS_TOTAL} scheduled checks (every {INTERVAL} s) over {NODE_COUNT} nodes, {scope}")
+    print(
+        f"{CHECKS_TOTAL} scheduled checks (every {INTERVAL} s) over {NODE_COUNT} nodes, {scope},"
+        f" {args.policies} NetworkPolicies"
+    )
     print(
         f"{'tick':>4} {'pods made':>9} {'deferred':>8} {'collected':>9} {'cpu s':>7} {'wall s':>7}"
         f" {'requests':>8}"
