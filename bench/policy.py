@@ -29,6 +29,7 @@ from hopscope_operator.policy import (
     L4Protocol,
     PodRef,
     PolicyIndex,
+    PolicyRules,
     parse_namespace,
     parse_pod,
     parse_policy,
@@ -105,11 +106,10 @@ def cluster(concentrated: bool, rng: random.Random) -> tuple[list[Json], list[Js
 
 
 def build(namespaces: list[Json], pods: list[Json], policies: list[Json]) -> PolicyIndex:
-    return PolicyIndex(
-        [parse_pod(p) for p in pods],
-        [parse_namespace(n) for n in namespaces],
-        [parse_policy(p) for p in policies],
+    rules = PolicyRules(
+        [parse_namespace(n) for n in namespaces], [parse_policy(p) for p in policies]
     )
+    return PolicyIndex([parse_pod(p) for p in pods], rules)
 
 
 def flows(index: PolicyIndex, count: int, concentrated: bool, rng: random.Random) -> list[Flow]:

@@ -34,6 +34,7 @@ from hopscope_operator.policy import (
     Pod,
     PodRef,
     PolicyIndex,
+    PolicyRules,
     Verdict,
     parse_namespace,
     parse_pod,
@@ -102,6 +103,29 @@ class Snapshot:
     dns_service: Manifest | None = None  # kube-system/kube-dns; None: it does not exist
     dns_slices: Sequence[Manifest] = ()
     unreadable: Mapping[str, str] = field(default_factory=dict)
+    rules: ParsedRules = field(default_factory=lambda: ParsedRules(), compare=False, repr=False)
+
+
+class ParsedRules:
+    """The `PolicyRules` of a snapshot's namespaces and policies, parsed on first use and then
+    remembered. A SnapshotReader gives every snapshot of one tick the same instance: a tick
+    of 1,000 checks over 1,000 NetworkPolicies parses them once, not once per check (~60 ms
+    each, which made a collecting tick take 100 s of CPU)."""
+
+    def __init__(self) -> None:
+        self._parsed: PolicyRules | FieldError | ValueError | None = None
+
+    def of(self, snapshot: Snapshot) -> PolicyRules | FieldError | ValueError:
+        """The rules, or the error that names the object that could not be read."""
+        if self._parsed is None:
+            try:
+                self._parsed = PolicyRules(
+                    [parse_namespace(ns) for ns in snapshot.namespaces],
+                    [parse_policy(policy) for policy in snapshot.policies],
+                )
+            except (FieldError, ValueError) as exc:
+                self._parsed = exc
+        return self._parsed
 
 
 # ---- helpers on plain JSON --------------------------------------------------------------------
@@ -488,22 +512,20 @@ class _Analysis:
     def policy_checks(self) -> None:
         if any(part in self.snap.unreadable for part in (POLICIES, NAMESPACES, PODS)):
             return
-        try:
-            index = PolicyIndex(
-                [pod for pod in map(_parsed, self.pods.values()) if pod is not None],
-                [parse_namespace(ns) for ns in self.snap.namespaces],
-                [parse_policy(policy) for policy in self.snap.policies],
-            )
-        except (FieldError, ValueError) as exc:
+        rules = self.snap.rules.of(self.snap)
+        if isinstance(rules, Exception):
             self.unknown = True
             self.add(
                 IssueType.NETWORK_POLICY,
                 Severity.WARNING,
                 "source",
-                f"static analysis could not read the NetworkPolicies: {exc}",
+                f"static analysis could not read the NetworkPolicies: {rules}",
                 "Fix the object named; the policy verdict stays unknown until then.",
             )
             return
+        # self.pods is keyed by namespace and name: no pod is given twice.
+        pods = [pod for pod in map(_parsed, self.pods.values()) if pod is not None]
+        index = PolicyIndex(pods, rules)
         origin = self.flow_source()
         if origin is None:
             self.unknown = self.unknown or self.source.kind != "node"

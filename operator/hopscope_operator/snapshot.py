@@ -46,6 +46,7 @@ class SnapshotReader:
         self.api = api
         self.watched = watched  # () for all namespaces
         self._shared: dict[str, object] = {}  # per tick: name -> value or _Unread
+        self._rules = a.ParsedRules()  # the shared policies, parsed once for every check
 
     def _list_watched(self, resource: Resource, *also: str) -> list[Object]:
         """Every `resource` in the watched namespaces (and `also`): one list for all of them
@@ -173,6 +174,7 @@ class SnapshotReader:
             dns_service=dns_service,
             dns_slices=dns_slices,
             unreadable=unreadable,
+            rules=self._rules,
         )
 
     def _node(self, name: str) -> Object | None:

@@ -15,6 +15,7 @@ from hopscope_operator.policy import (
     L4Protocol,
     PodRef,
     PolicyIndex,
+    PolicyRules,
     RuleRef,
     UnknownPod,
     parse_namespace,
@@ -47,11 +48,11 @@ def index(*policies: str) -> PolicyIndex:
     pods.append(pod("y/b", [{"name": "http", "containerPort": 80}]))
     pods.append(pod("y/c", [{"name": "http", "containerPort": 8080}]))
     namespaces = [{"metadata": {"name": ns, "labels": {"ns": ns}}} for ns in "xyz"]
-    return PolicyIndex(
-        [parse_pod(p) for p in pods],
+    rules = PolicyRules(
         [parse_namespace(n) for n in namespaces],
         [parse_policy(yaml.safe_load(textwrap.dedent(text))) for text in policies],
     )
+    return PolicyIndex([parse_pod(p) for p in pods], rules)
 
 
 def netpol(ns: str, name: str, spec: str) -> str:

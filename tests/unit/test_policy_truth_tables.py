@@ -23,6 +23,7 @@ import yaml
 from hopscope_operator.policy import (
     L4Protocol,
     PolicyIndex,
+    PolicyRules,
     parse_namespace,
     parse_pod,
     parse_policy,
@@ -82,7 +83,7 @@ def build(case: Case) -> PolicyIndex:
         for name in PODS
     ]
     namespaces = [parse_namespace({"metadata": {"name": ns, "labels": {"ns": ns}}}) for ns in "xyz"]
-    return PolicyIndex(pods, namespaces, [parse_policy(p) for p in case.policies])
+    return PolicyIndex(pods, PolicyRules(namespaces, [parse_policy(p) for p in case.policies]))
 
 
 def parse_grid(text: str) -> dict[str, dict[str, bool]]:

@@ -1,7 +1,8 @@
 """NetworkPolicy analysis without a cluster: is a flow allowed by egress and ingress, and why.
 
 Parse plain Kubernetes JSON with `parse_pod`, `parse_namespace` and `parse_policy` (errors name
-the field), build a `PolicyIndex` once, then call `PolicyIndex.evaluate(Flow(...))` per flow.
+the field), index namespaces and policies once (`PolicyRules`) and pods over them
+(`PolicyIndex`), then call `PolicyIndex.evaluate(Flow(...))` per flow.
 `manifests.load` reads YAML files and folders (it needs pyyaml, so it is not imported here).
 """
 
@@ -10,6 +11,7 @@ from hopscope_operator.policy.evaluate import (
     Flow,
     NearMiss,
     PolicyIndex,
+    PolicyRules,
     RuleRef,
     UnknownPod,
     Verdict,
@@ -40,6 +42,7 @@ __all__ = [
     "PodRef",
     "Policy",
     "PolicyIndex",
+    "PolicyRules",
     "RuleRef",
     "UnknownPod",
     "Verdict",

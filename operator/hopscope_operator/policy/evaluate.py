@@ -149,22 +149,11 @@ class _Selecting:
         return sorted(found, key=lambda policy: policy.name)
 
 
-class PolicyIndex:
-    """Pods, namespaces and policies, indexed once; `evaluate` is then cheap per flow."""
+class PolicyRules:
+    """Namespaces and policies, indexed once. Indexes over different pods can share them: the
+    operator's checks in one tick read the same policies, each with its own few pods."""
 
-    def __init__(
-        self, pods: Iterable[Pod], namespaces: Iterable[Namespace], policies: Iterable[Policy]
-    ) -> None:
-        self._pods: dict[PodRef, Pod] = {}
-        self._by_ip: dict[IPAddress, Pod] = {}
-        for pod in pods:
-            if pod.ref in self._pods:
-                raise ValueError(f"pod {pod.ref} is given twice")
-            self._pods[pod.ref] = pod
-            for ip in pod.ips:
-                # hostNetwork pods share their node's address; a pod-network pod owns its own.
-                if ip not in self._by_ip or self._by_ip[ip].host_network:
-                    self._by_ip[ip] = pod
+    def __init__(self, namespaces: Iterable[Namespace], policies: Iterable[Policy]) -> None:
         self._ns_labels = {ns.name: ns.labels for ns in namespaces}
         by_namespace: dict[str, list[Policy]] = defaultdict(list)
         keys: set[str] = set()
@@ -175,6 +164,34 @@ class PolicyIndex:
             by_namespace[policy.namespace].append(policy)
         self._selecting = {ns: _Selecting(found) for ns, found in by_namespace.items()}
 
+    def selecting(self, pod: Pod, direction: Direction) -> list[Policy]:
+        """The policies that isolate this pod in this direction (none for hostNetwork pods)."""
+        if pod.host_network or pod.ref.namespace not in self._selecting:
+            return []
+        return self._selecting[pod.ref.namespace].select(pod, direction)
+
+    def labels_of(self, namespace: str) -> Mapping[str, str]:
+        labels = self._ns_labels.get(namespace)
+        # A namespace with no manifest still carries the label the API server sets on all.
+        return labels if labels is not None else {NAMESPACE_NAME_LABEL: namespace}
+
+
+class PolicyIndex:
+    """Pods over indexed policies; `evaluate` is then cheap per flow."""
+
+    def __init__(self, pods: Iterable[Pod], rules: PolicyRules) -> None:
+        self.rules = rules
+        self._pods: dict[PodRef, Pod] = {}
+        self._by_ip: dict[IPAddress, Pod] = {}
+        for pod in pods:
+            if pod.ref in self._pods:
+                raise ValueError(f"pod {pod.ref} is given twice")
+            self._pods[pod.ref] = pod
+            for ip in pod.ips:
+                # hostNetwork pods share their node's address; a pod-network pod owns its own.
+                if ip not in self._by_ip or self._by_ip[ip].host_network:
+                    self._by_ip[ip] = pod
+
     @property
     def pods(self) -> list[Pod]:
         return sorted(self._pods.values(), key=lambda pod: (pod.ref.namespace, pod.ref.name))
@@ -184,12 +201,6 @@ class PolicyIndex:
             return self._pods[ref]
         except KeyError:
             raise UnknownPod(f"no pod {ref.name} in namespace {ref.namespace}") from None
-
-    def selecting(self, pod: Pod, direction: Direction) -> list[Policy]:
-        """The policies that isolate this pod in this direction (none for hostNetwork pods)."""
-        if pod.host_network or pod.ref.namespace not in self._selecting:
-            return []
-        return self._selecting[pod.ref.namespace].select(pod, direction)
 
     def evaluate(self, flow: Flow) -> Verdict:
         src, dst = self._end(flow.source), self._end(flow.destination)
@@ -238,7 +249,7 @@ class PolicyIndex:
             return DirectionVerdict(
                 direction, True, f"{pod.ref} uses hostNetwork: policies never select it"
             )
-        policies = self.selecting(pod, direction)
+        policies = self.rules.selecting(pod, direction)
         names = tuple(policy.key for policy in policies)
         if not policies:
             reason = f"{pod.ref} is not isolated for {word}: no NetworkPolicy selects it for {word}"
@@ -289,16 +300,11 @@ class PolicyIndex:
         if peer.namespace_selector is None:  # a podSelector alone looks in the policy's namespace
             if pod.ref.namespace != namespace:
                 missed.append(NAMESPACE_SELECTOR)
-        elif not peer.namespace_selector.matches(self._labels_of(pod.ref.namespace)):
+        elif not peer.namespace_selector.matches(self.rules.labels_of(pod.ref.namespace)):
             missed.append(NAMESPACE_SELECTOR)
         if peer.pod_selector is not None and not peer.pod_selector.matches(pod.labels):
             missed.append(POD_SELECTOR)
         return tuple(missed)
-
-    def _labels_of(self, namespace: str) -> Mapping[str, str]:
-        labels = self._ns_labels.get(namespace)
-        # A namespace with no manifest still carries the label the API server sets on all.
-        return labels if labels is not None else {NAMESPACE_NAME_LABEL: namespace}
 
     # --- explanation of a denial ---
 
@@ -366,7 +372,7 @@ class PolicyIndex:
                     f"and {pod.ref} is in {ns}"
                 )
             elif missed == NAMESPACE_SELECTOR:
-                labels = show_labels(self._labels_of(ns))
+                labels = show_labels(self.rules.labels_of(ns))
                 yield (
                     f"namespace {ns} ({labels}) does not match "
                     f"namespaceSelector {peer.namespace_selector}"

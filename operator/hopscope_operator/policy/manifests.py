@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from hopscope_operator.policy.evaluate import PolicyIndex
+from hopscope_operator.policy.evaluate import PolicyIndex, PolicyRules
 from hopscope_operator.policy.model import (
     DEFAULT_NAMESPACE,
     POD_TEMPLATES,
@@ -48,7 +48,7 @@ class Manifests:
     notes: list[str] = field(default_factory=list)  # what was skipped, and why
 
     def index(self) -> PolicyIndex:
-        return PolicyIndex(self.pods, self.namespaces, self.policies)
+        return PolicyIndex(self.pods, PolicyRules(self.namespaces, self.policies))
 
 
 def load(paths: Iterable[str | Path]) -> Manifests:
