@@ -8,7 +8,8 @@ before anything is created), creates it, polls it until the operator has written
 status for its generation, prints the result the way `hopscope probe` does and deletes the check
 unless `--keep` (also on timeout and Ctrl-C). stdout carries the result only; progress goes to
 stderr. Exit codes as `hopscope probe`: 0 Reachable, 1 Unreachable or Degraded, 2 Unknown, a
-bad argument, an API error or a timeout; 130 on Ctrl-C.
+bad argument, an API error, a timeout or a status this plugin cannot read as text; 130 on Ctrl-C.
+`-o json` and `-o yaml` print the check as stored, so a newer operator's status prints too.
 """
 
 from __future__ import annotations
@@ -83,6 +84,10 @@ DESTINATION_KINDS = {
 
 class UsageError(Exception):
     """Bad arguments; the message names the flag."""
+
+
+class Unreadable(Exception):
+    """A stored check these models cannot read, most likely written by a newer operator."""
 
 
 # ---- arguments ------------------------------------------------------------------------------
@@ -341,8 +346,32 @@ def header(check: ConnectivityCheck) -> str:
     return "\n".join(lines)
 
 
+def parse(obj: Object) -> ConnectivityCheck:
+    """The stored check as the models read it; a null status field is an unset one."""
+    status = obj.get("status")
+    if status:
+        obj = {**obj, "status": {k: v for k, v in status.items() if v is not None}}
+    try:
+        return ConnectivityCheck.model_validate(obj)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"])
+        if error["type"] == "extra_forbidden":
+            problem = "an unknown field"
+        elif error["type"] == "enum":
+            problem = f"an unknown value {error['input']!r}"
+        else:
+            problem = error["msg"]
+        meta = obj["metadata"]
+        raise Unreadable(
+            f"cannot read connectivitycheck {meta.get('namespace')}/{meta.get('name')}:"
+            f" {field}: {problem} (the plugin may be older than the operator;"
+            " -o yaml shows the raw status)"
+        ) from exc
+
+
 def render_check(obj: Object, *, colour: bool = False) -> str:
-    check = ConnectivityCheck.model_validate(obj)
+    check = parse(obj)
     result = as_result(check)
     body = render(result, colour=colour) if result else "no result yet\n"
     return header(check) + "\n\n" + body
@@ -358,7 +387,7 @@ def output(obj: Object, args: argparse.Namespace, stdout: TextIO) -> None:
     else:
         stdout.write(render_check(obj, colour=stdout.isatty()))
     if args.graph:
-        check = ConnectivityCheck.model_validate(obj)
+        check = parse(obj)
         status = check.status
         title = f"{check.metadata.get('namespace')}/{check.metadata.get('name')}: "
         target = check.spec.destination
@@ -385,12 +414,18 @@ def state_line(obj: Object) -> str:
     text = f"{status.get('phase') or 'Pending'}, runs {status.get('runs', 0)}"
     not_ready = [
         c
-        for c in status.get("conditions", [])
+        for c in status.get("conditions") or []
         if c.get("type") == "Ready" and c["status"] != "True"
     ]
     if not_ready:
         text += f" ({not_ready[0].get('reason')}: {not_ready[0].get('message', '')})"
     return text
+
+
+def exit_code(obj: Object) -> int:
+    """From the stored connectionStatus alone, so -o json and -o yaml read nothing else."""
+    connection = (obj.get("status") or {}).get("connectionStatus")
+    return EXIT_CODES.get(connection, EXIT_CODES[ConnectionStatus.UNKNOWN])
 
 
 def finished(obj: Object) -> bool:
@@ -455,9 +490,7 @@ def run_check(
             sleep(POLL_SECONDS)
         progress.done()
         output(obj, args, sys.stdout)
-        status = ConnectivityCheck.model_validate(obj).status
-        connection = status.connection_status if status else None
-        return EXIT_CODES[connection or ConnectionStatus.UNKNOWN]
+        return exit_code(obj)
     except KeyboardInterrupt:
         progress.done()
         print(f"{PROG}: interrupted", file=sys.stderr)
@@ -477,9 +510,7 @@ def run_check(
 def run_show(args: argparse.Namespace, api: ClusterApi, namespace: str) -> int:
     obj = api.get(CHECKS, namespace, args.name)
     output(obj, args, sys.stdout)
-    status = ConnectivityCheck.model_validate(obj).status
-    connection = status.connection_status if status else None
-    return EXIT_CODES[connection or ConnectionStatus.UNKNOWN]
+    return exit_code(obj)
 
 
 def kube_api() -> ClusterApi:
@@ -515,7 +546,7 @@ def main(
         print(f"{PROG} {command}: error: {exc}", file=sys.stderr)
     except NotFound as exc:
         print(f"{PROG} {command}: not found: {exc}", file=sys.stderr)
-    except (ApiError, OSError, urllib3.exceptions.HTTPError) as exc:
+    except (Unreadable, ApiError, OSError, urllib3.exceptions.HTTPError) as exc:
         print(f"{PROG} {command}: {exc}", file=sys.stderr)
     except KeyboardInterrupt:
         return INTERRUPTED

@@ -3,6 +3,7 @@ the in-memory API server (which validates what the plugin creates against the re
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
 from typing import Any
@@ -637,6 +638,73 @@ def test_show_json_and_yaml_are_the_whole_object(api: FakeApi, fmt, capsys):
 
     out = capsys.readouterr().out
     assert (json.loads(out) if fmt == "json" else yaml.safe_load(out)) == stored
+
+
+# What a newer operator may store (its CRD allows it): the change, what text output names, the
+# exit code.
+NEWER: dict[str, tuple[Callable[[Object], None], str, int]] = {
+    "unknown field": (
+        lambda status: status.update(pathChanges=3),
+        "status.pathChanges: an unknown field",
+        1,
+    ),
+    "unknown issue type": (
+        lambda status: status["issues"][0].update(type="Quantum"),
+        "status.issues.0.type: an unknown value 'Quantum'",
+        1,
+    ),
+    "unknown connection status": (
+        lambda status: status.update(connectionStatus="Intermittent"),
+        "status.connectionStatus: an unknown value 'Intermittent'",
+        2,
+    ),
+}
+
+
+def stored_newer(api: FakeApi, change: Callable[[Object], None]) -> Object:
+    stored_check(api, "web-to-db", blocked_status())
+    stored = api.stored(CHECKS, NS, "web-to-db")
+    change(stored["status"])
+    return copy.deepcopy(stored)
+
+
+@pytest.mark.parametrize("newer", NEWER)
+def test_show_names_what_it_cannot_read_of_a_newer_status(api: FakeApi, newer, capsys):
+    change, field, _ = NEWER[newer]
+    stored_newer(api, change)
+
+    assert run(["show", "web-to-db", "-n", NS], api) == 2
+
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        f"kubectl hopscope show: cannot read connectivitycheck shop/web-to-db: {field}"
+        " (the plugin may be older than the operator; -o yaml shows the raw status)\n"
+    )
+
+
+@pytest.mark.parametrize("fmt", ["json", "yaml"])
+@pytest.mark.parametrize("newer", NEWER)
+def test_show_json_and_yaml_print_a_newer_status_as_stored(api: FakeApi, newer, fmt, capsys):
+    change, _, code = NEWER[newer]
+    stored = stored_newer(api, change)
+
+    assert run(["show", "web-to-db", "-n", NS, "-o", fmt], api) == code
+
+    out, err = capsys.readouterr()
+    assert (json.loads(out) if fmt == "json" else yaml.safe_load(out)) == stored
+    assert err == ""
+
+
+def test_conditions_null_reads_as_none(api: FakeApi, capsys):
+    stored_check(api, "web-to-db", blocked_status())
+    api.stored(CHECKS, NS, "web-to-db")["status"]["conditions"] = None
+
+    assert run(["show", "web-to-db", "-n", NS], api) == 1
+
+    assert capsys.readouterr().out.startswith("check shop/web-to-db: Completed, runs 1")
+    running = {"metadata": {}, "status": {"phase": "Running", "conditions": None}}
+    assert kubectl.state_line(running) == "Running, runs 0"
 
 
 def test_show_graph_writes_an_svg(api: FakeApi, tmp_path, capsys):
