@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hopscope_operator.plan import CONTAINER
+from hopscope_operator.plan import CONTAINER, planned_uids
 from hopscope_probe import batch as wire
 from hopscope_probe.models import ContextItem, Issue, IssueType, Origin, ProbeResult, Severity
 from hopscope_probe.target import unknown_result
@@ -96,6 +96,13 @@ def _container_state(status: Manifest) -> Manifest:
         if container.get("name") == CONTAINER:
             return container.get("state") or {}
     return {}
+
+
+def seconds_since_ended(pod: Manifest, now: datetime) -> float | None:
+    """How long ago the probe container ended; None when it never ran, so has no log to read
+    (the API server answers 400 for that, not 404)."""
+    terminated = _container_state(pod.get("status") or {}).get("terminated")
+    return None if terminated is None else _age_seconds(terminated.get("finishedAt"), now)
 
 
 def _age_seconds(since: str | None, now: datetime) -> float:
@@ -196,6 +203,7 @@ class Collected:
     generation: int
     result: ProbeResult
     failure: ProbeFailure | None = None  # set when the result is the operator's Unknown
+    uid: str | None = None  # the check's uid when the pod was planned (None: pods made before)
 
 
 def parse_id(batch_id: str) -> tuple[str, int]:
@@ -253,16 +261,17 @@ def collect(pod: Manifest, log: str, now: datetime | None = None) -> list[Collec
         raise ValueError(f"probe pod {pod['metadata']['name']} has not ended")
     checks = batch_of(pod).checks
     parsed = parse_log(log, {item.id for item in checks})
+    uids = planned_uids(pod)
     collected = []
     for item in checks:
         check, generation = parse_id(item.id)
-        got = parsed.get(item.id)
+        got, uid = parsed.get(item.id), uids.get(item.id)
         if isinstance(got, ProbeResult):
-            collected.append(Collected(check, generation, got))
+            collected.append(Collected(check, generation, got, uid=uid))
             continue
         failure = _missing(outcome, got, pod)
         result = unknown_result(item.request, _issue(failure, pod))
-        collected.append(Collected(check, generation, result, failure))
+        collected.append(Collected(check, generation, result, failure, uid))
     return collected
 
 

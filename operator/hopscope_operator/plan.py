@@ -32,7 +32,9 @@ COMMAND = ["hopscope", "batch"]
 LABEL_APP = "app.kubernetes.io/name"
 LABEL_NODE = "hopscope.dev/node"
 LABEL_TICK = "hopscope.dev/tick"
-ANNOTATION_CHECKS = "hopscope.dev/checks"  # JSON list of batch ids: a pod has one controller only
+# JSON: batch id -> the check's uid. A pod has one controller only; the uid tells a check from
+# one deleted and created again under its name, which this pod's result does not describe.
+ANNOTATION_CHECKS = "hopscope.dev/checks"
 ANNOTATION_NODE = "hopscope.dev/node"
 HOST_CGROUP = "/host/sys/fs/cgroup"  # the full name, where the label had to be shortened
 
@@ -259,7 +261,7 @@ def probe_pod(
             LABEL_TICK: str(tick),
         },
         "annotations": {
-            ANNOTATION_CHECKS: json.dumps(sorted(item.id for item in items)),
+            ANNOTATION_CHECKS: json.dumps({item.id: item.uid for item in items}, sort_keys=True),
             ANNOTATION_NODE: node_name,
         },
     }
@@ -311,3 +313,16 @@ def probe_pod(
             {"name": "host-cgroup", "hostPath": {"path": "/sys/fs/cgroup", "type": "Directory"}}
         )
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
+
+
+def planned_uids(pod: Mapping[str, Any]) -> dict[str, str | None]:
+    """Batch id -> the uid its check had when this pod was planned (None: not known, e.g. a
+    pod made by an operator version that wrote only the ids)."""
+    text = pod["metadata"].get("annotations", {}).get(ANNOTATION_CHECKS, "{}")
+    try:
+        planned = json.loads(text)
+    except ValueError:
+        return {}
+    if isinstance(planned, list):
+        return dict.fromkeys(map(str, planned))
+    return {str(key): value if isinstance(value, str) else None for key, value in planned.items()}

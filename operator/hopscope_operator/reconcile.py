@@ -36,7 +36,15 @@ from hopscope_operator.cluster import (
     NotFound,
     Object,
 )
-from hopscope_operator.collect import Collected, Pending, Running, batch_of, collect, parse_id
+from hopscope_operator.collect import (
+    Collected,
+    Pending,
+    Running,
+    batch_of,
+    collect,
+    parse_id,
+    seconds_since_ended,
+)
 from hopscope_operator.collect import pod_outcome as outcome_of
 from hopscope_operator.metrics import CheckLabels, Metrics
 from hopscope_operator.plan import (
@@ -46,6 +54,7 @@ from hopscope_operator.plan import (
     Caps,
     ProbePodSettings,
     group_by_node,
+    planned_uids,
     probe_pod,
 )
 from hopscope_operator.resolve import (
@@ -73,6 +82,8 @@ COMPONENT = "hopscope-operator"
 # quick when a pod is just starting, gentle on the API when a name is simply wrong.
 MIN_RETRY = timedelta(seconds=10)
 MAX_RETRY = timedelta(minutes=5)
+# How long an ended probe pod's unreadable log (its node unreachable, say) is waited for.
+LOG_PATIENCE = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
@@ -161,22 +172,30 @@ class Reconciler:
         in_flight: set[str] = set()
         pods_per_node: Counter[str] = Counter()
         for pod in self._probe_pods():
+            if pod["metadata"].get("deletionTimestamp"):
+                # Collected and deleted already (a pod on a dead node stays until the node
+                # controller removes it), or evicted: it holds no result to write.
+                continue
             state = outcome_of(pod, now)
-            ids = [item.id for item in batch_of(pod).checks]
-            owners = {parse_id(i)[0] for i in ids}
+            owners = {parse_id(item.id)[0] for item in batch_of(pod).checks}
+            live = _live_owners(pod, checks)
+            node = pod["spec"]["nodeName"]
             if any(owner.partition("/")[0] in unlisted for owner in owners):
                 # Its checks could not be listed: neither gone nor collectable. Left for a tick
                 # that can see them, so no result is lost and no live pod deleted.
                 in_flight.update(owners)
-                pods_per_node[pod["spec"]["nodeName"]] += 1
-            elif not owners & checks.keys():
+                pods_per_node[node] += 1
+            elif not live:
                 self._delete_pod(pod)  # every check it ran for is gone
                 report.orphans_deleted += 1
             elif isinstance(state, Pending | Running):
-                in_flight.update(parse_id(i)[0] for i in ids)
-                pods_per_node[pod["spec"]["nodeName"]] += 1
+                in_flight.update(live)
+                pods_per_node[node] += 1
+            elif (log_text := self._log(pod, now)) is None:
+                in_flight.update(live)  # its log is read next tick: no result is lost
+                pods_per_node[node] += 1
             else:
-                written = self._collect(pod, checks, now)
+                written = self._collect(pod, log_text, checks, now)
                 report.collected += len(written)
                 in_flight.update(written)  # listed before their new status: not due yet
         report.in_flight = sum(pods_per_node.values())
@@ -311,14 +330,15 @@ class Reconciler:
 
     # ---- writing --------------------------------------------------------------------------
 
-    def _collect(self, pod: Object, checks: dict[str, Check], now: datetime) -> set[str]:
+    def _collect(
+        self, pod: Object, log_text: str, checks: dict[str, Check], now: datetime
+    ) -> set[str]:
         """Write every result the pod carries, then delete it. Returns the checks written."""
-        log_text = self._log(pod)
         sources = _sources_of(pod)
         written: set[str] = set()
         for collected in collect(pod, log_text, now):
             check = checks.get(collected.check)
-            if check is None or check.model.metadata["generation"] != collected.generation:
+            if check is None or not _describes(collected, check):
                 continue  # deleted, or its spec changed mid-run: the new spec is run instead
             source = sources.get(f"{collected.check}/{collected.generation}")
             if source is None:
@@ -488,11 +508,24 @@ class Reconciler:
             with contextlib.suppress(Conflict):  # the same event from a retried tick
                 self.api.create(EVENTS, meta["namespace"], body)
 
-    def _log(self, pod: Object) -> str:
+    def _log(self, pod: Object, now: datetime) -> str | None:
+        """The probe's output. "" when there is none to read: collect() then says why from the
+        pod's status. None when the API cannot give it now: the pod is collected next tick,
+        unless its container ended so long ago that the log is not coming back."""
+        ended = seconds_since_ended(pod, now)
+        if ended is None:
+            return ""  # no container ran
+        name = pod["metadata"]["name"]
         try:
-            return self.api.pod_log(pod["metadata"]["namespace"], pod["metadata"]["name"])
+            return self.api.pod_log(pod["metadata"]["namespace"], name)
         except NotFound:
-            return ""  # the pod never started a container: collect() says why from its status
+            return ""
+        except ApiError as exc:
+            if ended > LOG_PATIENCE.total_seconds():
+                log.warning("giving up on the log of probe pod %s: %s", name, exc)
+                return ""
+            log.warning("cannot read the log of probe pod %s yet: %s", name, exc)
+            return None
 
     def _delete_pod(self, pod: Object) -> None:
         with contextlib.suppress(NotFound):
@@ -529,6 +562,24 @@ def _ready_false_since(status: ConnectivityCheckStatus | None, reason: str) -> d
         if condition.type == "Ready" and condition.status == "False" and condition.reason == reason:
             return condition.last_transition_time
     return None
+
+
+def _live_owners(pod: Object, checks: dict[str, Check]) -> set[str]:
+    """The listed checks the pod runs for. A check deleted and created again under its name
+    is another check: its predecessor's pod neither runs it nor holds its result."""
+    uids = planned_uids(pod)
+    owners = set()
+    for item in batch_of(pod).checks:
+        key = parse_id(item.id)[0]
+        if key in checks and uids.get(item.id) in (None, checks[key].model.metadata.get("uid")):
+            owners.add(key)
+    return owners
+
+
+def _describes(collected: Collected, check: Check) -> bool:
+    """Whether a result is of this check's current spec (same object, same generation)."""
+    meta = check.model.metadata
+    return collected.generation == meta["generation"] and collected.uid in (None, meta.get("uid"))
 
 
 def _sources_annotation(sources: dict[str, ResolvedSource]) -> str:

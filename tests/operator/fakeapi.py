@@ -6,7 +6,8 @@
   defaults and CEL), Pods against the real Kubernetes OpenAPI schema (kubernetes-validate);
 - the status subresource only changes .status; a spec change bumps metadata.generation;
 - deleting an owner garbage-collects its dependents (ownerReferences);
-- every change is recorded as a watch event (ADDED / MODIFIED / DELETED).
+- every change is recorded as a watch event (ADDED / MODIFIED / DELETED);
+- a pod's log is a 400 while its container has not started (that is not a 404 in Kubernetes).
 Tests drive the "kubelet" side with `run_pod` / `finish_pod` / `stick_pod`.
 """
 
@@ -26,6 +27,7 @@ from hopscope_operator.cluster import (
     CHECKS,
     EVENTS,
     PODS,
+    ApiError,
     Conflict,
     Invalid,
     NotFound,
@@ -37,6 +39,11 @@ if TYPE_CHECKING:
     from .conftest import ApiServer
 
 K8S_VERSION = kubernetes_validate.latest_version()
+
+
+class BadRequest(ApiError):
+    status = 400
+    reason = "BadRequest"
 
 
 @dataclass(frozen=True)
@@ -132,7 +139,10 @@ class FakeApi:
 
     def pod_log(self, namespace: str, name: str) -> str:
         self.calls.append(("get", "pods/log", namespace))
-        self.stored(PODS, namespace, name)
+        statuses = self.stored(PODS, namespace, name).get("status", {}).get("containerStatuses")
+        states = [status.get("state") or {} for status in statuses or []]
+        if not any("running" in state or "terminated" in state for state in states):
+            raise BadRequest(f'container "probe" in pod "{name}" is waiting to start')
         return self.logs.get((namespace, name), "")
 
     # ---- what a user or the kubelet does ------------------------------------------------

@@ -19,6 +19,7 @@ from hopscope_operator.plan import (
     deadline_seconds,
     group_by_node,
     label_value,
+    planned_uids,
     pod_name,
     probe_pod,
 )
@@ -147,7 +148,15 @@ def test_labels_and_annotations_name_node_tick_and_checks() -> None:
         "hopscope.dev/node": "worker-1",
         "hopscope.dev/tick": "1748779200",
     }
-    assert json.loads(metadata["annotations"][ANNOTATION_CHECKS]) == ["shop/a/7", "shop/b/3"]
+    checks = json.loads(metadata["annotations"][ANNOTATION_CHECKS])
+    assert checks == {"shop/a/7": CHECK_UID, "shop/b/3": CHECK_UID}
+    assert planned_uids(pod) == checks
+
+
+def test_a_pod_from_before_uids_were_planned_still_names_its_checks() -> None:
+    pod = pod_for([item("shop/a", 7)])
+    pod["metadata"]["annotations"][ANNOTATION_CHECKS] = json.dumps(["shop/a/7"])
+    assert planned_uids(pod) == {"shop/a/7": None}
 
 
 # ---- the batch contract ---------------------------------------------------------------------

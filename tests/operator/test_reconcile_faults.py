@@ -1,0 +1,129 @@
+"""What a real cluster does that the happy path never shows, on the in-memory API server: a
+check deleted and created again under its name, a pod stuck terminating on a dead node, a log
+the API cannot give for a while. Each one once made the tick lose or repeat a run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hopscope_operator.cluster import CHECKS, PODS, ApiError, Object
+from hopscope_operator.reconcile import LOG_PATIENCE, Reconciler
+
+from .conftest import Clock
+from .fakeapi import FakeApi
+from .test_reconcile import (
+    PROBES,
+    apply_check,
+    batch_of,
+    check,
+    condition,
+    finish,
+    make_reconciler,
+    probe_pods,
+    reachable_result,
+    source_pod,
+)
+
+
+@pytest.fixture
+def reconciler(api: FakeApi, clock: Clock) -> Reconciler:
+    return make_reconciler(api, clock)
+
+
+def finish_all(api: FakeApi, pod: Object) -> None:
+    finish(api, pod, {item.id: reachable_result() for item in batch_of(pod).checks})
+
+
+def test_a_check_created_again_under_its_name_is_run_not_given_its_predecessors_result(
+    api, clock, reconciler
+):
+    source_pod(api)
+    apply_check(api, "a")
+    apply_check(api, "b")  # the node's pod runs for b too, so deleting a leaves it running
+    reconciler.tick()
+    [old_pod] = probe_pods(api)
+    api.delete(CHECKS, "shop", "a")
+    reconciler.forget("shop", "a")
+    apply_check(api, "a", destination={"ip": "192.0.2.99", "port": 443})  # generation 1 again
+    clock.advance(5)
+    reconciler.tick()  # a is due, but this node's pod is busy (one pod per node at a time)
+
+    finish_all(api, old_pod)  # answers for the old a (the db Service) and for b
+    clock.advance(5)
+    reconciler.tick()
+    assert check(api, "a").get("status", {}).get("runs", 0) == 0
+    assert check(api, "b")["status"]["runs"] == 1
+    [new_pod] = probe_pods(api)
+    assert [item.request.host for item in batch_of(new_pod).checks] == ["192.0.2.99"]
+
+    finish_all(api, new_pod)
+    clock.advance(5)
+    reconciler.tick()
+    assert check(api, "a")["status"]["runs"] == 1
+
+
+def test_a_pod_left_terminating_on_a_dead_node_is_collected_once(api, clock, reconciler):
+    source_pod(api)
+    apply_check(api, schedule={"intervalSeconds": 600})
+    reconciler.tick()
+    [pod] = probe_pods(api)
+    name = pod["metadata"]["name"]
+    api.stored(PODS, PROBES, name)["metadata"]["creationTimestamp"] = "2026-11-25T12:00:00Z"
+    # The node died before the pod started. Deleting a pod bound to a node only marks it: the
+    # kubelet ends the delete, and this one never will.
+    api.delete = lambda resource, namespace, name: api.stored(resource, namespace, name)[
+        "metadata"
+    ].setdefault("deletionTimestamp", "2026-11-25T12:10:00Z")
+    clock.advance(600)
+    reconciler.tick()
+    assert condition(check(api), "Reachable")["reason"] == "ProbeUnschedulable"
+    assert api.stored(PODS, PROBES, name)["metadata"]["deletionTimestamp"]
+    for _ in range(3):
+        clock.advance(5)
+        reconciler.tick()
+    assert check(api)["status"]["runs"] == 1
+
+
+class Unavailable(ApiError):
+    status = 503
+    reason = "ServiceUnavailable"
+
+
+def test_a_log_the_api_cannot_give_now_is_read_next_tick_not_written_as_unknown(
+    api, clock, reconciler
+):
+    source_pod(api)
+    apply_check(api)
+    reconciler.tick()
+    [pod] = probe_pods(api)
+    finish_all(api, pod)
+    read = api.pod_log
+    api.pod_log = lambda namespace, name: (_ for _ in ()).throw(Unavailable("node unreachable"))
+    reconciler.tick()
+    assert "status" not in check(api) or "connectionStatus" not in check(api)["status"]
+    assert len(probe_pods(api)) == 1  # kept, and no second pod planned for the check
+    api.pod_log = read
+    clock.advance(5)
+    reconciler.tick()
+    assert check(api)["status"]["connectionStatus"] == "Reachable"
+
+
+def test_a_log_that_stays_unreadable_is_given_up_on_and_the_run_says_so(api, clock, reconciler):
+    source_pod(api)
+    apply_check(api)
+    reconciler.tick()
+    [pod] = probe_pods(api)
+    finish_all(api, pod)
+    finished: dict[str, Any] = api.stored(PODS, PROBES, pod["metadata"]["name"])["status"]
+    finished["containerStatuses"][0]["state"]["terminated"]["finishedAt"] = "2026-11-25T12:00:00Z"
+    api.pod_log = lambda namespace, name: (_ for _ in ()).throw(Unavailable("node unreachable"))
+    clock.advance(LOG_PATIENCE.total_seconds() - 5)
+    reconciler.tick()
+    assert len(probe_pods(api)) == 1
+    clock.advance(10)
+    reconciler.tick()
+    assert check(api)["status"]["connectionStatus"] == "Unknown"
+    assert probe_pods(api) == []
