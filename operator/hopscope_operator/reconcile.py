@@ -103,6 +103,17 @@ class Settings:
         return tuple(sorted({*self.watch_namespaces, self.namespace}))
 
 
+class ProbePodRefused(ResolveError):
+    """The API server would not create the probe pod; retried with backoff like the rest."""
+
+    def __init__(self, node: str, namespace: str, error: ApiError) -> None:
+        super().__init__(
+            f"the API server refused the probe pod for node {node}: {error}. Check namespace"
+            f" {namespace}: its PodSecurity level (probe pods need privileged), ResourceQuota"
+            " and admission webhooks."
+        )
+
+
 class SidecarUnavailable(ResolveError):
     """A workload source without a Ready pod that runs the probe sidecar."""
 
@@ -123,6 +134,7 @@ class TickReport:
     deferred: int = 0
     not_ready: int = 0
     orphans_deleted: int = 0
+    refused: int = 0  # probe pods the API server would not create
     in_flight: int = 0
 
 
@@ -254,6 +266,14 @@ class Reconciler:
                 report.created += 1
             except Conflict:
                 report.adopted += 1  # made by a tick that crashed before it could say so
+            except ApiError as exc:
+                # PodSecurity, a quota or a webhook: said on each check, the other nodes go on.
+                log.warning("probe pod for node %s refused: %s", batch.node, exc)
+                report.refused += 1
+                for item in batch.items:
+                    refused = ProbePodRefused(batch.node, self.settings.namespace, exc)
+                    self._not_ready(checks[item.check], refused, now)
+                continue
             report.in_flight += 1
         self.metrics.set_pods_in_flight(report.in_flight)
         return report
@@ -445,8 +465,9 @@ class Reconciler:
             previous = ConnectivityCheckStatus.model_validate(body.get("status") or {})
         except ValidationError:
             previous = None
-        if _ready_false_since(previous, INVALID_SPEC) is not None:
-            return  # already said; retried when the spec changes
+        said = _ready_false_since(previous, INVALID_SPEC) is not None
+        if said and previous and previous.observed_generation == meta["generation"]:
+            return  # already said of this spec; looked at again when the spec changes
         message = f"spec rejected: {_first_error(error)}"
         log.warning("%s/%s: %s", meta["namespace"], meta["name"], message)
         status, _ = not_ready_status(
@@ -476,7 +497,10 @@ class Reconciler:
                 log.exception("status of %s/%s refused", meta["namespace"], meta["name"])
                 return False
             except Conflict:
-                current = self.api.get(CHECKS, meta["namespace"], meta["name"])
+                try:
+                    current = self.api.get(CHECKS, meta["namespace"], meta["name"])
+                except NotFound:
+                    return False
                 if current["metadata"]["generation"] != meta["generation"]:
                     return False  # the spec moved on: this run no longer describes it
                 version = current["metadata"]["resourceVersion"]
@@ -487,8 +511,10 @@ class Reconciler:
         stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
         for event in events:
             digest = hashlib.sha256(f"{meta['uid']}{stamp}{event.reason}".encode()).hexdigest()
+            # An object name is at most 253 characters, and no label of it ends in '-' or '.'.
+            prefix = meta["name"][: 253 - 17].rstrip("-.")
             body = {
-                "metadata": {"name": f"{meta['name']}.{digest[:16]}"},
+                "metadata": {"name": f"{prefix}.{digest[:16]}"},
                 "involvedObject": {
                     "apiVersion": model.api_version,
                     "kind": model.kind,
@@ -505,8 +531,14 @@ class Reconciler:
                 "lastTimestamp": stamp,
                 "count": 1,
             }
-            with contextlib.suppress(Conflict):  # the same event from a retried tick
+            try:
                 self.api.create(EVENTS, meta["namespace"], body)
+            except Conflict:
+                pass  # the same event from a retried tick
+            except ApiError as exc:
+                # An Event is a notice: losing one must not stop the tick after the status
+                # was written, or the next tick writes the same run again.
+                log.warning("event %s on %s not posted: %s", event.reason, meta["name"], exc)
 
     def _log(self, pod: Object, now: datetime) -> str | None:
         """The probe's output. "" when there is none to read: collect() then says why from the

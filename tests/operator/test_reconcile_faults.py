@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hopscope_operator.cluster import CHECKS, PODS, ApiError, Object
+from hopscope_operator.cluster import CHECKS, PODS, ApiError, Conflict, Object
 from hopscope_operator.reconcile import LOG_PATIENCE, Reconciler
 
 from .conftest import Clock
@@ -127,3 +127,94 @@ def test_a_log_that_stays_unreadable_is_given_up_on_and_the_run_says_so(api, clo
     reconciler.tick()
     assert check(api)["status"]["connectionStatus"] == "Unknown"
     assert probe_pods(api) == []
+
+
+class Forbidden(ApiError):
+    status = 403
+    reason = "Forbidden"
+
+
+def test_a_probe_pod_the_api_refuses_is_said_on_its_checks_and_other_nodes_still_run(
+    api, reconciler
+):
+    source_pod(api)
+    source_pod(api, name="web-1", node="worker-2", uid="9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d")
+    apply_check(api, "from-1")
+    apply_check(api, "from-2", source={"pod": {"name": "web-1"}})
+    create = api.create
+
+    def admission(resource, namespace, body):
+        if resource == PODS and body["spec"]["nodeName"] == "worker-1":
+            raise Forbidden('pods "p" is forbidden: violates PodSecurity "baseline:latest"')
+        return create(resource, namespace, body)
+
+    api.create = admission
+    report = reconciler.tick()
+    assert (report.created, report.refused) == (1, 1)
+    ready = condition(check(api, "from-1"), "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ProbePodRefused")
+    assert "worker-1" in ready["message"] and "PodSecurity" in ready["message"]
+    [pod] = probe_pods(api)
+    assert pod["spec"]["nodeName"] == "worker-2"
+
+
+def test_an_event_the_api_refuses_loses_the_event_not_the_run(api, clock, reconciler):
+    source_pod(api)
+    apply_check(api, "c" * 253)  # a valid name; its Event's name is cut to fit 253
+    reconciler.tick()
+    create = api.create
+    names: list[str] = []
+
+    def refusing_events(resource, namespace, body):
+        if resource.plural == "events":
+            names.append(body["metadata"]["name"])
+            raise Forbidden("events is forbidden")
+        return create(resource, namespace, body)
+
+    api.create = refusing_events
+    [pod] = probe_pods(api)
+    finish_all(api, pod)
+    reconciler.tick()
+    assert check(api, "c" * 253)["status"]["runs"] == 1
+    assert probe_pods(api) == []  # collected: the next tick does not write the run again
+    assert names and all(len(name) <= 253 for name in names)
+    api.create = create
+    clock.advance(5)
+    reconciler.tick()
+    assert check(api, "c" * 253)["status"]["runs"] == 1
+
+
+def test_a_second_invalid_spec_is_said_with_its_own_field(api, reconciler):
+    apply_check(api, "bad")
+    api.stored(CHECKS, "shop", "bad")["spec"]["protocol"] = "QUIC"
+    reconciler.tick()
+    assert "protocol" in condition(check(api, "bad"), "Ready")["message"]
+    stored = api.stored(CHECKS, "shop", "bad")
+    stored["spec"]["protocol"] = "TCP"
+    stored["spec"]["count"] = "many"
+    stored["metadata"]["generation"] += 1
+    reconciler.tick()
+    obj = check(api, "bad")
+    assert "count" in condition(obj, "Ready")["message"]
+    assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
+
+
+def test_a_check_deleted_between_a_conflict_and_its_reread_ends_only_its_own_write(api, reconciler):
+    source_pod(api)
+    apply_check(api, "a")
+    apply_check(api, "b")
+    reconciler.tick()
+    [pod] = probe_pods(api)
+    finish_all(api, pod)
+    patch_status = api.patch_status
+
+    def deleted_meanwhile(resource, namespace, name, body, version):
+        if name == "a":
+            api.delete(CHECKS, namespace, name)
+            api.calls.pop()  # a user's delete, made during the tick: not the operator's request
+            raise Conflict("the object has been modified")
+        return patch_status(resource, namespace, name, body, version)
+
+    api.patch_status = deleted_meanwhile
+    reconciler.tick()
+    assert check(api, "b")["status"]["runs"] == 1
