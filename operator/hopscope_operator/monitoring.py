@@ -110,7 +110,9 @@ def service_monitor(namespace: str, selector: dict[str, str]) -> Manifest:
         "metadata": {"name": OPERATOR_JOB, "namespace": namespace},
         "spec": {
             "selector": {"matchLabels": selector},
-            "endpoints": [{"port": "metrics", "interval": "30s"}],
+            # The series' own `namespace` is the check's: without honorLabels Prometheus
+            # would overwrite it with the target's (hopscope-system) and move it aside.
+            "endpoints": [{"port": "metrics", "interval": "30s", "honorLabels": True}],
         },
     }
 

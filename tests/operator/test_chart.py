@@ -153,6 +153,12 @@ def test_prometheus_operator_objects_and_the_dashboard_follow_their_switches():
     assert by_kind(render({"monitoring": {"dashboard": False}}), "ConfigMap") == []
 
 
+def test_the_service_monitor_keeps_the_checks_own_namespace_label():
+    # Every check series has a `namespace` label (the check's); the target's must not win.
+    [monitor] = by_kind(render({"monitoring": {"serviceMonitor": True}}), "ServiceMonitor")
+    assert [e.get("honorLabels") for e in monitor["spec"]["endpoints"]] == [True]
+
+
 @pytest.mark.parametrize(
     ("values", "where"),
     [
