@@ -241,31 +241,39 @@ def dashboard() -> Manifest:
 def _topology_panel() -> Manifest:
     """Grafana's node graph from two instant tables: hops (nodes) and path edges (edges).
 
-    The transformation renames the labels to the fields the node graph reads: id/title for
-    nodes, id/source/target for edges (hop ids are the status's, so edges meet their nodes).
+    Each query keeps only the labels the graph reads: Grafana takes any frame with a field
+    named `source` (as the check's own label is) for the edges. The transformation renames
+    them to the node graph's fields: id/title for nodes, id/source/target for edges (hop ids
+    are the status's, so edges meet their nodes).
     """
     one_check = 'namespace="$namespace", check="$check"'
     nodes = _target(
-        f"hopscope_path_hop_info{{{one_check}}}", ref="nodes", format="table", instant=True
+        f"sum by ({', '.join(NODE_FIELDS)}) (hopscope_path_hop_info{{{one_check}}})",
+        ref="nodes",
+        format="table",
+        instant=True,
     )
     edges = _target(
-        f"hopscope_path_edge_info{{{one_check}}}", ref="edges", format="table", instant=True
+        f"sum by ({', '.join(EDGE_FIELDS)}) (hopscope_path_edge_info{{{one_check}}})",
+        ref="edges",
+        format="table",
+        instant=True,
     )
-    rename = {
-        "hop_id": "id",
-        "hop_address": "title",
-        "edge": "id",
-        "from_hop": "source",
-        "to_hop": "target",
-    }
     return _panel(
         6,
         "Hop topology of $check (one check)",
         "nodeGraph",
         (0, 22, 24, 14),
         targets=[nodes, edges],
-        transformations=[{"id": "organize", "options": {"renameByName": rename}}],
+        transformations=[
+            {"id": "organize", "options": {"renameByName": {**NODE_FIELDS, **EDGE_FIELDS}}}
+        ],
     )
+
+
+# The labels each topology query keeps, and the node graph's field each becomes.
+NODE_FIELDS = {"hop_id": "id", "hop_address": "title"}
+EDGE_FIELDS = {"edge": "id", "from_hop": "source", "to_hop": "target"}
 
 
 def dashboard_config_map(namespace: str) -> Manifest:

@@ -195,16 +195,20 @@ def test_the_rules_are_valid_prometheus_rules(tmp_path: Path):
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-@needs_promtool
-def test_each_alert_fires_on_its_synthetic_series_and_only_then(tmp_path: Path):
+def promtool_test(tmp_path: Path, cases: list[dict[str, Any]]) -> None:
     rules = write_rules(tmp_path)
-    spec = {"rule_files": [rules.name], "evaluation_interval": "1m", "tests": CASES}
+    spec = {"rule_files": [rules.name], "evaluation_interval": "1m", "tests": cases}
     tests = tmp_path / "hopscope-tests.yaml"
     tests.write_text(yaml.safe_dump(spec, sort_keys=False))
     done = subprocess.run(
         [PROMTOOL, "test", "rules", str(tests)], capture_output=True, text=True, cwd=tmp_path
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@needs_promtool
+def test_each_alert_fires_on_its_synthetic_series_and_only_then(tmp_path: Path):
+    promtool_test(tmp_path, CASES)
 
 
 def test_every_alert_is_tested():
@@ -237,12 +241,49 @@ def test_every_query_names_only_series_the_operator_exports():
     assert used <= exported, f"not exported: {sorted(used - exported)}"
 
 
+HOP = {"hop_id": "h1", "hop_address": "10.0.0.1"}
+EDGE = {"edge": "h1-h2", "from_hop": "h1", "to_hop": "h2"}
+
+
+def node_graph() -> dict[str, Any]:
+    [graph] = [p for p in monitoring.dashboard()["panels"] if p["type"] == "nodeGraph"]
+    return graph
+
+
+@needs_promtool
+def test_the_node_graph_tables_carry_only_the_hop_labels(tmp_path: Path):
+    # Grafana takes any frame with a field named `source` for the edges: the check's own
+    # source (and destination) label must not reach the nodes' table.
+    queries = {
+        t["refId"]: t["expr"].replace("$namespace", "shop").replace("$check", "web-to-db")
+        for t in node_graph()["targets"]
+    }
+
+    def sample(labels: dict[str, str]) -> dict[str, Any]:
+        return {"labels": "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}", "value": 1}
+
+    case = {
+        "interval": "1m",
+        "input_series": [
+            series("hopscope_path_hop_info", "1", **HOP),
+            series("hopscope_path_edge_info", "1", **EDGE),
+        ],
+        "promql_expr_test": [
+            {"expr": queries["nodes"], "eval_time": "0m", "exp_samples": [sample(HOP)]},
+            {"expr": queries["edges"], "eval_time": "0m", "exp_samples": [sample(EDGE)]},
+        ],
+    }
+    promtool_test(tmp_path, [case])
+
+
 def test_the_dashboard_has_the_node_graph_of_one_checks_hops_and_its_variables():
-    board = monitoring.dashboard()
-    [graph] = [p for p in board["panels"] if p["type"] == "nodeGraph"]
+    graph = node_graph()
     assert {t["refId"] for t in graph["targets"]} == {"nodes", "edges"}
+    # The tables' labels become the fields Grafana's node graph reads.
     renamed = graph["transformations"][0]["options"]["renameByName"]
-    assert {renamed["from_hop"], renamed["to_hop"], renamed["hop_id"]} == {"source", "target", "id"}
+    assert [renamed[label] for label in HOP] == ["id", "title"]
+    assert [renamed[label] for label in EDGE] == ["id", "source", "target"]
+    board = monitoring.dashboard()
     assert [v["name"] for v in board["templating"]["list"]] == ["datasource", "namespace", "check"]
     config = monitoring.dashboard_config_map("hopscope-system")
     assert json.loads(config["data"]["hopscope.json"])["uid"] == "hopscope-checks"
