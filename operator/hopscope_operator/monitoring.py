@@ -14,7 +14,10 @@ from typing import Any
 Manifest = dict[str, Any]
 CHECK = "{{ $labels.namespace }}/{{ $labels.check }}"
 FROM_TO = "from {{ $labels.source }} to {{ $labels.destination }} over {{ $labels.protocol }}"
-OPERATOR_JOB = "hopscope-operator"  # the metrics Service's name, which ServiceMonitor makes the job
+OPERATOR = "hopscope-operator"
+# Unlabeled and exported from the operator's start: absent only when Prometheus scrapes no
+# operator, whatever its scrape job is called (a failed scrape marks it stale at once).
+OPERATOR_ALIVE = "hopscope_probe_pods_in_flight"
 
 
 @dataclass(frozen=True)
@@ -79,11 +82,12 @@ ALERTS = (
     ),
     Alert(
         "HopscopeOperatorDown",
-        f'up{{job="{OPERATOR_JOB}"}} == 0 or absent(up{{job="{OPERATOR_JOB}"}})',
+        f"absent({OPERATOR_ALIVE})",
         "5m",
         "critical",
         "The hopscope operator is down",
-        "No check runs and no result is written while the operator is down: "
+        "Prometheus has no metrics from the operator (down, or not scraped); no check runs and "
+        "no result is written while it is down: "
         "kubectl -n hopscope-system logs deploy/hopscope-operator",
     ),
 )
@@ -107,7 +111,7 @@ def service_monitor(namespace: str, selector: dict[str, str]) -> Manifest:
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
-        "metadata": {"name": OPERATOR_JOB, "namespace": namespace},
+        "metadata": {"name": OPERATOR, "namespace": namespace},
         "spec": {
             "selector": {"matchLabels": selector},
             # The series' own `namespace` is the check's: without honorLabels Prometheus

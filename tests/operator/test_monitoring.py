@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import generate_latest
 
 from hopscope_operator import monitoring
 from hopscope_operator.metrics import Metrics
@@ -50,6 +51,25 @@ def firing(alert: str, at: str, annotations: dict[str, str], **extra: str) -> di
 
 def silent(alert: str, at: str) -> dict[str, Any]:
     return {"eval_time": at, "alertname": alert, "exp_alerts": []}
+
+
+ALIVE = monitoring.OPERATOR_ALIVE
+
+
+def operator_down(at: str) -> dict[str, Any]:
+    return {
+        "eval_time": at,
+        "alertname": "HopscopeOperatorDown",
+        "exp_alerts": [
+            {
+                "exp_labels": {"severity": "critical"},
+                "exp_annotations": {
+                    "summary": "The hopscope operator is down",
+                    "description": monitoring.ALERTS[4].description,
+                },
+            }
+        ],
+    }
 
 
 CASES = [
@@ -124,24 +144,17 @@ CASES = [
         "alert_rule_test": [silent("HopscopeCheckProbeLoss", "30m")],
     },
     {
-        "name": "an operator whose target is down",
+        "name": "an operator whose scrape fails",
         "interval": "1m",
-        "input_series": [{"series": 'up{job="hopscope-operator"}', "values": "0x10"}],
-        "alert_rule_test": [
-            {
-                "eval_time": "6m",
-                "alertname": "HopscopeOperatorDown",
-                "exp_alerts": [
-                    {
-                        "exp_labels": {"job": "hopscope-operator", "severity": "critical"},
-                        "exp_annotations": {
-                            "summary": "The hopscope operator is down",
-                            "description": monitoring.ALERTS[4].description,
-                        },
-                    }
-                ],
-            }
-        ],
+        "input_series": [{"series": ALIVE, "values": "0x3 stale"}],
+        "alert_rule_test": [silent("HopscopeOperatorDown", "3m"), operator_down("10m")],
+    },
+    {
+        # Scraped by the user's own config, not the chart's ServiceMonitor: still up.
+        "name": "an operator scraped under any job name",
+        "interval": "1m",
+        "input_series": [{"series": f'{ALIVE}{{job="kubernetes-pods"}}', "values": "0x20"}],
+        "alert_rule_test": [silent("HopscopeOperatorDown", "10m")],
     },
     {
         "name": "a probe that cannot run, and the operator gone",
@@ -163,19 +176,7 @@ CASES = [
                     }
                 ],
             },
-            {
-                "eval_time": "6m",
-                "alertname": "HopscopeOperatorDown",
-                "exp_alerts": [
-                    {
-                        "exp_labels": {"job": "hopscope-operator", "severity": "critical"},
-                        "exp_annotations": {
-                            "summary": "The hopscope operator is down",
-                            "description": monitoring.ALERTS[4].description,
-                        },
-                    }
-                ],
-            },
+            operator_down("6m"),
         ],
     },
 ]
@@ -274,6 +275,11 @@ def test_the_node_graph_tables_carry_only_the_hop_labels(tmp_path: Path):
         ],
     }
     promtool_test(tmp_path, [case])
+
+
+def test_the_series_the_operator_down_alert_watches_is_there_from_the_start():
+    exposition = generate_latest(Metrics().registry).decode()
+    assert f"\n{ALIVE} 0.0\n" in exposition
 
 
 def test_the_dashboard_has_the_node_graph_of_one_checks_hops_and_its_variables():
