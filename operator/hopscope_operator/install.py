@@ -107,24 +107,33 @@ class ChartValues(Schema):
     monitoring: MonitoringValues = Field(default_factory=MonitoringValues)
 
 
-def values_ref(path: str) -> str:
-    """`.Values.<path>` (e.g. "image.probe"), checked against the values model so a template
-    cannot name a value that does not exist."""
+def default_of(path: str) -> Any:
+    """The default of the value at `path` (e.g. "image.probe"), which must exist."""
     node: Any = ChartValues()
     for part in path.split("."):
         names = {info.alias or name: name for name, info in type(node).model_fields.items()}
         node = getattr(node, names[part])
+    return node
+
+
+def values_ref(path: str) -> str:
+    """`.Values.<path>`, checked against the values model so a template cannot name a value
+    that does not exist."""
+    default_of(path)
     return f".Values.{path}"
 
 
 def value(path: str, *, as_base64_json: bool = False, joined: bool = False) -> str:
     """A Helm expression for the value at `path`. A structured value travels as base64 JSON:
-    nothing in it can break the YAML it is written into; a list of names comma-joined."""
+    nothing in it can break the YAML it is written into; a list of names comma-joined. Helm
+    reads numbers as floats and prints 1000000 as 1e+06: an integer goes through `int`."""
     ref = values_ref(path)
     if as_base64_json:
         return f"{{{{ toJson {ref} | b64enc }}}}"
     if joined:
         return f'{{{{ join "," {ref} }}}}'
+    if type(default_of(path)) is int:
+        return f"{{{{ int {ref} }}}}"
     return f"{{{{ {ref} }}}}"
 
 

@@ -142,6 +142,15 @@ def test_values_reach_the_operator_and_the_metrics_policy():
     assert source == {"kubernetes.io/metadata.name": "observability"}
 
 
+def test_large_numbers_reach_the_operator_as_integers_it_reads():
+    # Helm holds numbers as floats: printed plainly, 1000000 would be "1e+06".
+    from hopscope_operator.handlers import Config
+
+    env = env_of(render({"probes": {"maxPods": 1_000_000, "maxPodsPerNode": 2_000_000}}))
+    caps = Config.from_env(env).settings.caps
+    assert (caps.max_pods, caps.max_pods_per_node) == (1_000_000, 2_000_000)
+
+
 def test_prometheus_operator_objects_and_the_dashboard_follow_their_switches():
     docs = render({"monitoring": {"serviceMonitor": True, "prometheusRule": True}})
     [rule] = by_kind(docs, "PrometheusRule")
