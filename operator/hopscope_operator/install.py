@@ -595,7 +595,7 @@ Try a first check from the repository's examples/ (edit the names to your worklo
   kubectl get ccheck -A
   kubectl describe ccheck web-to-postgres -n shop
 
-Or from the terminal, with the kubectl plugin (pip install hopscope):
+Or from the terminal, with the kubectl plugin (pip install 'hopscope[kubectl]'):
   kubectl hopscope check --from pod/web-0 --to svc/db:5432 -n shop
 
 Metrics: service/{NAME} port {METRICS_PORT} in {NAMESPACE}, reachable from the namespace in

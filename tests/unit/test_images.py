@@ -1,11 +1,13 @@
 """The two images, checked without a Docker engine: each installs one extra of pyproject.toml,
 so each image's code must import with only that extra, and its entry point must be a command
-that extra's install provides. (Building and running them is tests/e2e's job, on kind.)"""
+that extra's install provides. (Building and running them is tests/e2e's job, on kind.) The
+kubectl plugin, installed with pip, is held to its own extra the same way."""
 
 from __future__ import annotations
 
 import importlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -33,19 +35,27 @@ def imports_of(requirements: list[str]) -> set[str]:
     }
 
 
-# What each image's extra adds to the base dependencies, as import names.
+def requirements(extra: str) -> list[str]:
+    """An extra's requirements, with the other extras it names (hopscope[x]) expanded."""
+    found: list[str] = []
+    for requirement in PYPROJECT["project"]["optional-dependencies"][extra]:
+        other = re.fullmatch(r"hopscope\[(\w+)\]", requirement)
+        found += requirements(other[1]) if other else [requirement]
+    return found
+
+
+# What each extra (but dev) adds to the base dependencies, as import names.
 BASE = imports_of(PYPROJECT["project"]["dependencies"])
 PROVIDES = {
-    extra: imports_of(PYPROJECT["project"]["optional-dependencies"][extra]) - BASE
-    for extra in ("probe", "operator")
+    extra: imports_of(requirements(extra)) - BASE for extra in ("probe", "kubectl", "operator")
 }
 IMAGES = {
     "operator": (REPO / "Dockerfile", "hopscope_operator"),
     "probe": (REPO / "probe-image" / "Dockerfile", "hopscope_probe"),
 }
 
-# Imports every module of a package while the other extra's distributions are absent.
-IMPORT_WITHOUT = """
+# Makes the modules listed in argv[2] absent, as where their distributions are not installed.
+WITHOUT = """
 import importlib, importlib.abc, pkgutil, sys
 blocked = set(sys.argv[2].split(","))
 
@@ -56,11 +66,17 @@ class Absent(importlib.abc.MetaPathFinder):
         return None
 
 sys.meta_path.insert(0, Absent())
+"""
+# Imports every module of the package argv[1] while the other extras' distributions are absent.
+IMPORT_WITHOUT = (
+    WITHOUT
+    + """
 package = importlib.import_module(sys.argv[1])
 for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
     if not module.name.endswith(".__main__"):  # runs the CLI when imported
         importlib.import_module(module.name)
 """
+)
 
 
 RUN_CLI = """
@@ -82,7 +98,7 @@ def test_each_image_installs_its_own_extra(extra: str):
 @pytest.mark.parametrize("extra", sorted(IMAGES))
 def test_each_images_code_imports_with_only_its_extra(extra: str):
     package = IMAGES[extra][1]
-    others = set().union(*(names for name, names in PROVIDES.items() if name != extra))
+    others = set().union(*PROVIDES.values()) - PROVIDES[extra]
     run = subprocess.run(
         [sys.executable, "-c", IMPORT_WITHOUT, package, ",".join(sorted(others))],
         capture_output=True,
@@ -135,3 +151,30 @@ def test_hopscope_policy_runs_in_the_probe_image(tmp_path: Path):
     )
     assert run.returncode == 1, run.stderr  # denied, with the policy that isolates web
     assert "shop/deny" in run.stdout
+
+
+RUN_PLUGIN = """
+from hopscope_operator import kubectl
+try:
+    kubectl.kube_api()  # what talking to the API server needs, imported on first use
+except kubectl.UsageError:
+    pass  # no kubeconfig here
+"""
+
+
+def test_the_kubectl_plugin_runs_with_what_the_install_notes_say_to_install(tmp_path: Path):
+    from hopscope_operator.install import NOTES
+
+    install = re.search(r"pip install '?hopscope(\[(\w+)\])?", NOTES)
+    assert install, "the notes no longer tell how to install the plugin"
+    blocked = set().union(*PROVIDES.values()) - PROVIDES.get(install[2] or "", set())
+    env = {**os.environ, "KUBECONFIG": str(tmp_path / "absent")}
+    env.pop("KUBERNETES_SERVICE_HOST", None)  # not in a cluster either
+    run = subprocess.run(
+        [sys.executable, "-c", WITHOUT + RUN_PLUGIN, "", ",".join(sorted(blocked))],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    assert run.returncode == 0, run.stderr
