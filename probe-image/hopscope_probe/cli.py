@@ -76,7 +76,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--input", metavar="FILE", help="batch JSON file, '-' for stdin (default: $HOPSCOPE_BATCH)"
     )
-    # Parsed by hopscope_operator.policy.cli (not in the probe image): '+' as the only prefix
+    # Parsed by hopscope_operator.policy.cli (the probe image has it): '+' as the only prefix
     # makes argparse hand every flag through untouched.
     pol = sub.add_parser(
         "policy", help="NetworkPolicy verdicts from manifests", add_help=False, prefix_chars="+"

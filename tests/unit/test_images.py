@@ -9,6 +9,7 @@ import importlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -16,6 +17,7 @@ from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
+from setuptools import find_packages
 
 REPO = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
@@ -79,10 +81,50 @@ for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
 )
 
 
-RUN_CLI = """
+# The image's CLI, with hopscope's own packages found only in the directory argv[1].
+RUN_CLI_OF_IMAGE = """
+from importlib.machinery import PathFinder
+
+class OnlyInImage(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] not in ("hopscope_probe", "hopscope_operator"):
+            return None
+        spec = PathFinder.find_spec(name, path or [sys.argv[1]])
+        if spec is None:
+            raise ModuleNotFoundError(f"No module named {name!r} (not in this image)")
+        return spec
+
+sys.meta_path.insert(0, OnlyInImage())
 from hopscope_probe.cli import main
 sys.exit(main(sys.argv[3:]))
 """
+
+
+def build_context(extra: str, into: Path) -> None:
+    """What the COPY lines of the image's build stage put in its working directory."""
+    build = re.split(r"^FROM ", dockerfile(extra), flags=re.MULTILINE)[1]
+    for line in re.findall(r"^COPY (?!--)(.+)$", build, re.MULTILINE):
+        *sources, destination = line.split()
+        for source in map(REPO.joinpath, sources):
+            target = into / destination
+            if destination.endswith("/") or len(sources) > 1:
+                target /= source.name
+            if source.is_dir():
+                shutil.copytree(source, target, dirs_exist_ok=True)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(source, target)
+
+
+def install(context: Path, site: Path) -> None:
+    """The Python modules of the packages pip installs from `context`, as pyproject finds them."""
+    find = PYPROJECT["tool"]["setuptools"]["packages"]["find"]
+    for where in find["where"]:
+        for package in find_packages(context / where, include=find["include"]):
+            relative = package.replace(".", "/")
+            (site / relative).mkdir(parents=True)
+            for module in (context / where / relative).glob("*.py"):
+                shutil.copy(module, site / relative)
 
 
 def dockerfile(extra: str) -> str:
@@ -131,8 +173,10 @@ def test_the_import_check_does_catch_a_missing_distribution():
 
 
 def test_hopscope_policy_runs_in_the_probe_image(tmp_path: Path):
-    # The CLI's policy command lives in the operator's package: with only the probe extra it
-    # must still review manifests, not fail on an import.
+    # The CLI's policy command lives in the operator's package: from the files the probe
+    # image copies, with only the probe extra, it must still review manifests.
+    build_context("probe", tmp_path / "src")
+    install(tmp_path / "src", tmp_path / "site")
     (tmp_path / "policy.yaml").write_text(
         "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
         "metadata: {name: deny, namespace: shop}\n"
@@ -140,15 +184,16 @@ def test_hopscope_policy_runs_in_the_probe_image(tmp_path: Path):
         "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: shop}\n"
         "spec: {containers: [{name: web, image: web}]}\nstatus: {podIP: 10.0.0.2}\n"
     )
-    blocked = ",".join(sorted(PROVIDES["operator"]))
-    policy = ["policy", "--manifests", str(tmp_path), "--from", "10.0.0.1", "--to", "shop/web",
-              "--port", "80"]  # fmt: skip
+    blocked = ",".join(sorted(set().union(*PROVIDES.values()) - PROVIDES["probe"]))
+    policy = ["policy", "--manifests", str(tmp_path / "policy.yaml"), "--from", "10.0.0.1",
+              "--to", "shop/web", "--port", "80"]  # fmt: skip
     run = subprocess.run(
-        [sys.executable, "-c", IMPORT_WITHOUT + RUN_CLI, "hopscope_probe", blocked, *policy],
+        [sys.executable, "-c", WITHOUT + RUN_CLI_OF_IMAGE, str(tmp_path / "site"), blocked,
+         *policy],
         capture_output=True,
         text=True,
         check=False,
-    )
+    )  # fmt: skip
     assert run.returncode == 1, run.stderr  # denied, with the policy that isolates web
     assert "shop/deny" in run.stdout
 
