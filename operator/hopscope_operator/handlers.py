@@ -135,17 +135,22 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     memo.loop.cancel()
 
 
+# Handlers are coroutines: kopf runs plain functions in worker threads, and asyncio.Event is
+# not thread-safe (a set() from a thread need not wake the loop until its next timeout).
+
+
 @kopf.on.event(GROUP, VERSION, ConnectivityCheck.plural)
-def check_changed(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+async def check_changed(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
     meta = event["object"]["metadata"]
     if event["type"] == "DELETED":
-        memo.reconciler.forget(meta["namespace"], meta["name"])
+        # API calls block: off the loop, like the tick.
+        await asyncio.to_thread(memo.reconciler.forget, meta["namespace"], meta["name"])
     elif _spec_moved(event["object"]):
         memo.wake.set()  # a new or changed spec runs now, not at the next tick
 
 
 @kopf.on.event("v1", "pods", labels={LABEL_APP: NAME_PREFIX})
-def probe_pod_changed(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+async def probe_pod_changed(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
     if event["object"].get("status", {}).get("phase") in ENDED:
         memo.wake.set()  # collect the result now: status follows completion within a tick
 

@@ -235,6 +235,10 @@ class Metrics:
     def knows(self, check_key: str) -> bool:
         return check_key in self._labels
 
+    def checks(self) -> set[str]:
+        """The checks that have series."""
+        return set(self._labels)
+
     def forget(self, check_key: str) -> None:
         """Remove every series of a check (deleted, or its labels changed)."""
         self._labels.pop(check_key, None)

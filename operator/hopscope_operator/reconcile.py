@@ -180,6 +180,11 @@ class Reconciler:
         self.view = ApiView(self.api, self.settings.watched)
         self._snapshots = SnapshotReader(self.api, self.settings.watched)
         checks, unlisted = self._checks()
+        for gone in self.metrics.checks() - checks.keys():
+            if gone.partition("/")[0] not in unlisted:
+                # Deleted unseen (a missed watch event, or a forget() racing this tick's
+                # write): its series would otherwise stay, and keep an alert firing.
+                self.metrics.forget(gone)
         self._restore_metrics(checks)
         in_flight: set[str] = set()
         pods_per_node: Counter[str] = Counter()

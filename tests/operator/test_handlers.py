@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from typing import Any
 
 import kopf
@@ -61,26 +62,33 @@ def test_a_bad_setting_stops_the_operator_naming_the_variable(value: str):
 
 def test_a_new_or_changed_spec_wakes_the_loop_and_a_status_write_does_not():
     state = memo()
-    handlers.check_changed(check_event("MODIFIED", 2, 2), state)
+    asyncio.run(handlers.check_changed(check_event("MODIFIED", 2, 2), state))
     assert not state.wake.is_set()  # our own status write echoing back
-    handlers.check_changed(check_event("MODIFIED", 3, 2), state)
+    asyncio.run(handlers.check_changed(check_event("MODIFIED", 3, 2), state))
     assert state.wake.is_set()
     state.wake.clear()
-    handlers.check_changed(check_event("ADDED", 1, None), state)
+    asyncio.run(handlers.check_changed(check_event("ADDED", 1, None), state))
     assert state.wake.is_set()
 
 
 def test_a_deleted_check_is_forgotten():
     state = memo()
-    handlers.check_changed(check_event("DELETED", 1, 1), state)
+    asyncio.run(handlers.check_changed(check_event("DELETED", 1, 1), state))
     assert state.reconciler.forgotten == [("shop", "c")]
 
 
 @pytest.mark.parametrize(("phase", "wakes"), [("Running", False), ("Succeeded", True)])
 def test_an_ended_probe_pod_wakes_the_loop(phase: str, wakes: bool):
     state = memo()
-    handlers.probe_pod_changed({"type": "MODIFIED", "object": {"status": {"phase": phase}}}, state)
+    event = {"type": "MODIFIED", "object": {"status": {"phase": phase}}}
+    asyncio.run(handlers.probe_pod_changed(event, state))
     assert state.wake.is_set() is wakes
+
+
+def test_the_handlers_run_on_kopfs_event_loop_where_waking_it_is_safe():
+    # kopf runs plain functions in worker threads; the wake event belongs to the loop.
+    assert inspect.iscoroutinefunction(handlers.check_changed)
+    assert inspect.iscoroutinefunction(handlers.probe_pod_changed)
 
 
 def test_the_loop_ticks_when_woken_and_survives_a_failing_tick():

@@ -380,6 +380,22 @@ def test_a_pod_left_behind_by_a_deleted_check_is_swept_on_the_next_tick(api, rec
     assert probe_pods(api) == []
 
 
+def test_the_series_of_a_check_deleted_unseen_go_on_the_next_tick(api, reconciler):
+    source_pod(api)
+    apply_check(api)
+    apply_check(api, "kept")
+    reconciler.tick()
+    [pod] = probe_pods(api)
+    finish(api, pod, {item.id: reachable_result() for item in batch_of(pod).checks})
+    reconciler.tick()
+    assert metric_lines(reconciler, "hopscope_check_reachable")
+    # Its DELETED event never reached forget(), or forget() ran while a tick wrote its run.
+    api.delete(CHECKS, "shop", "web-to-db")
+    reconciler.tick()
+    [kept] = metric_lines(reconciler, "hopscope_check_reachable")
+    assert 'check="kept"' in kept
+
+
 def test_a_restarted_operator_adopts_the_running_pod_and_collects_it(api, clock):
     source_pod(api)
     apply_check(api)

@@ -150,6 +150,9 @@ def test_a_namespace_it_cannot_list_stops_neither_the_others_nor_loses_its_resul
     healthy.list = original
     assert reconciler.tick().collected == 1  # listed again: the ended pod's result lands
     assert healthy.get(CHECKS, "payments", "ledger")["status"]["connectionStatus"] == "Reachable"
+    healthy.list = refused_in_payments
+    reconciler.tick()
+    assert 'check="ledger"' in reconciler.metrics.exposition().decode()  # unseen, not gone
 
 
 def test_an_endpoint_in_an_unwatched_namespace_is_not_read(healthy, confined):
