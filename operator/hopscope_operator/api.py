@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, Self, get_args
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic.json_schema import JsonDict, JsonValue
@@ -210,6 +211,24 @@ IPAddress = Annotated[
     WithJsonSchema({"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}),
 ]
 
+
+def _usable_uri(value: str) -> str:
+    """What the CRD's pattern lets through but a URL parser refuses ("http://[::1/", a port
+    of 0 or 99999, no host) is refused here, naming the field, rather than in every tick."""
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"not a usable URL: {exc}") from None
+    if not parts.hostname:
+        raise ValueError("not a usable URL: no host")
+    if port == 0:
+        raise ValueError("not a usable URL: port 0")
+    return value
+
+
+HttpUri = Annotated[str, Field(max_length=2048, pattern=HTTP_URI), AfterValidator(_usable_uri)]
+
 DESTINATION_KINDS = ("pod", "service", "node", "fqdn", "uri", "ip")
 ONE_DESTINATION = exactly_one("destination", DESTINATION_KINDS)
 
@@ -226,7 +245,7 @@ class Destination(ApiSchema):
     node: NodeRef | None = None
     """Probed at its InternalIP."""
     fqdn: str | None = Field(default=None, max_length=253, pattern=HOSTNAME)
-    uri: str | None = Field(default=None, max_length=2048, pattern=HTTP_URI)
+    uri: HttpUri | None = None
     """HTTP or HTTPS URL; host and port come from it."""
     ip: IPAddress | None = None
     port: int | None = Field(default=None, ge=1, le=65535)

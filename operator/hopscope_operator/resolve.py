@@ -288,13 +288,9 @@ def _pod_destination(
 
 
 def _uri_destination(uri: str) -> ResolvedDestination:
-    parts = urlsplit(uri)
-    try:
-        port = parts.port or URI_PORTS[parts.scheme]
-    except ValueError as exc:  # a port out of range passes the CRD's pattern
-        raise DestinationNotFound(f"uri {uri} has an invalid port: {exc}") from exc
-    if not parts.hostname:
-        raise DestinationNotFound(f"uri {uri} has no host")
+    parts = urlsplit(uri)  # the model has checked it parses, with a host and a valid port
+    assert parts.hostname is not None
+    port = parts.port or URI_PORTS[parts.scheme]
     return ResolvedDestination(parts.hostname, port, f"uri {uri}", uri=uri)
 
 

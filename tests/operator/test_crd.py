@@ -343,6 +343,18 @@ def test_model_refuses_naming_the_field(changes: dict[str, Any], field: str) -> 
     assert any(field in error for error in errors), errors
 
 
+@pytest.mark.parametrize(
+    "uri",
+    ["http://[::1/", "https://api.example.com:99999/", "http://api.example.com:0/", "http://:80/"],
+)
+def test_a_uri_the_crds_pattern_admits_but_no_parser_can_use_is_refused_by_the_model(
+    uri: str, apiserver: ApiServer
+) -> None:
+    manifest = changed({"spec.protocol": "HTTPS", "spec.destination": {"uri": uri}})
+    assert apiserver.errors(manifest) == []  # stored: the operator must say it, not crash
+    assert any("spec.destination.uri" in error for error in model_errors(manifest))
+
+
 def test_every_cel_rule_refuses_some_case(openapi: dict[str, Any], apiserver: ApiServer) -> None:
     messages = {
         rule["message"]

@@ -218,3 +218,14 @@ def test_a_check_deleted_between_a_conflict_and_its_reread_ends_only_its_own_wri
     api.patch_status = deleted_meanwhile
     reconciler.tick()
     assert check(api, "b")["status"]["runs"] == 1
+
+
+def test_a_stored_uri_no_parser_can_use_is_invalid_spec_and_the_other_checks_run(api, reconciler):
+    source_pod(api)
+    apply_check(api, "good")
+    apply_check(api, "bad", protocol="HTTPS", destination={"uri": "https://api.example.com/"})
+    api.stored(CHECKS, "shop", "bad")["spec"]["destination"]["uri"] = "http://[::1/"  # CRD-valid
+    assert reconciler.tick().created == 1
+    ready = condition(check(api, "bad"), "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+    assert "destination.uri" in ready["message"]

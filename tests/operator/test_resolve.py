@@ -599,11 +599,6 @@ def test_uri_destination_takes_host_and_port_from_the_url(uri: str, host: str, p
     assert (found.host, found.port, found.uri, found.description) == (host, port, uri, f"uri {uri}")
 
 
-def test_uri_with_a_port_out_of_range() -> None:
-    with pytest.raises(DestinationNotFound, match="has an invalid port"):
-        destination_of({"uri": "https://api.example.com:99999/"}, FakeView(), protocol="HTTPS")
-
-
 def test_fqdn_and_ip_pass_through() -> None:
     fqdn = destination_of({"fqdn": "db.example.com", "port": 5432}, FakeView())
     assert (fqdn.host, fqdn.port, fqdn.addresses, fqdn.description) == (
