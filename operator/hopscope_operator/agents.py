@@ -3,18 +3,23 @@
 The tick must not wait for a probe, so calls run on a small thread pool and their results are
 picked up by a later tick. Nothing here outlives the process: after a restart the checks that
 were in flight are simply due again (their status was not written), so no run is lost.
+
+The operator proves who it is with a token of its ServiceAccount for the called pod's audience
+alone (TokenRequest), so a token sent to one pod is worth nothing at any other agent.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
-from hopscope_operator.install import TOKEN_PATH
+from hopscope_operator.cluster import ApiError, ClusterApi
+from hopscope_operator.install import NAME, NAMESPACE
 from hopscope_operator.resolve import ResolvedSource
-from hopscope_operator.sidecar import agent_address, agent_port, call_agent
+from hopscope_operator.sidecar import agent_address, agent_audience, agent_port, call_agent
 from hopscope_probe.models import (
     ContextItem,
     IPVersion,
@@ -28,8 +33,29 @@ from hopscope_probe.models import (
 from hopscope_probe.target import unknown_result
 
 PARALLEL_CALLS = 8
+TOKEN_SECONDS = 600  # the shortest life a TokenRequest may ask for
 
 Caller = Callable[[str, int, str, ProbeRequest], ProbeResult]
+Tokens = Callable[[str], str]  # audience -> token
+
+
+class AgentTokens:
+    """The operator's tokens for agent pods, one audience each, kept for half their life."""
+
+    def __init__(self, api: ClusterApi, clock: Callable[[], float] = time.monotonic) -> None:
+        self._api = api
+        self._clock = clock
+        self._kept: dict[str, tuple[str, float]] = {}  # audience -> (token, renew at)
+        self._lock = threading.Lock()  # called from the runner's threads
+
+    def __call__(self, audience: str) -> str:
+        with self._lock:
+            now = self._clock()
+            self._kept = {aud: kept for aud, kept in self._kept.items() if kept[1] > now}
+            if audience not in self._kept:
+                token = self._api.request_token(NAMESPACE, NAME, audience, TOKEN_SECONDS)
+                self._kept[audience] = (token, now + TOKEN_SECONDS / 2)
+            return self._kept[audience][0]
 
 
 @dataclass(frozen=True)
@@ -41,8 +67,8 @@ class AgentRun:
 
 
 class AgentRunner:
-    def __init__(self, token_path: str = TOKEN_PATH, call: Caller = call_agent) -> None:
-        self._token_path = Path(token_path)
+    def __init__(self, tokens: Tokens, call: Caller = call_agent) -> None:
+        self._tokens = tokens
         self._call = call
         self._pool = ThreadPoolExecutor(PARALLEL_CALLS, thread_name_prefix="hopscope-agent")
         self._running: dict[str, Future[AgentRun]] = {}
@@ -80,18 +106,29 @@ class AgentRunner:
         preferred: IPVersion,
     ) -> AgentRun:
         address = agent_address(pod, preferred)
-        try:
-            token = self._token_path.read_text().strip()
-        except OSError as exc:
-            return AgentRun(check, generation, source, _cannot_call(request, f"no token: {exc}"))
         if address is None:
-            result = _cannot_call(request, f"pod {source.pod_name} has no IP yet")
-        else:
-            result = self._call(address, agent_port(pod), token, request)
+            result = _cannot_call(
+                request,
+                f"pod {source.pod_name} has no IP yet",
+                "The next run tries again once the pod has its address.",
+            )
+            return AgentRun(check, generation, source, result)
+        meta = pod["metadata"]
+        try:
+            token = self._tokens(agent_audience(meta["namespace"], meta["name"]))
+        except ApiError as exc:
+            result = _cannot_call(
+                request,
+                f"no token for it: {exc}",
+                f"The operator asks for a token of its ServiceAccount ({NAMESPACE}/{NAME}) per"
+                " agent pod: the chart's Role grants serviceaccounts/token for it.",
+            )
+            return AgentRun(check, generation, source, result)
+        result = self._call(address, agent_port(pod), token, request)
         return AgentRun(check, generation, source, result)
 
 
-def _cannot_call(request: ProbeRequest, why: str) -> ProbeResult:
+def _cannot_call(request: ProbeRequest, why: str, hint: str) -> ProbeResult:
     return unknown_result(
         request,
         Issue(
@@ -99,8 +136,7 @@ def _cannot_call(request: ProbeRequest, why: str) -> ProbeResult:
             severity=Severity.ERROR,
             origin=Origin.LOCAL,
             message=f"the operator cannot call the workload's hopscope agent: {why}",
-            hint="The operator authenticates to agents with its projected ServiceAccount token "
-            f"at {TOKEN_PATH} (audience hopscope-agent): run it from the chart's Deployment.",
+            hint=hint,
             context=[ContextItem(key="cause", value="operator")],
         ),
     )

@@ -37,6 +37,7 @@ STATEFUL_SETS = Resource("apps", "v1", "statefulsets", "StatefulSet")
 DAEMON_SETS = Resource("apps", "v1", "daemonsets", "DaemonSet")
 NETWORK_POLICIES = Resource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy")
 CHECKS = Resource("hopscope.dev", "v1alpha1", "connectivitychecks", "ConnectivityCheck")
+SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts", "ServiceAccount")
 
 
 class ApiError(Exception):
@@ -92,4 +93,11 @@ class ClusterApi(Protocol):
 
     def pod_log(self, namespace: str, name: str) -> str:
         """The (single) container's log; NotFound when the pod is gone."""
+        ...
+
+    def request_token(
+        self, namespace: str, service_account: str, audience: str, seconds: int
+    ) -> str:
+        """A token of the ServiceAccount for `audience` alone, valid `seconds` (>= 600): the
+        TokenRequest subresource."""
         ...

@@ -14,6 +14,7 @@ from urllib.parse import quote, urlencode
 from kubernetes import client, config
 
 from hopscope_operator.cluster import (
+    SERVICE_ACCOUNTS,
     ApiError,
     Conflict,
     Invalid,
@@ -76,6 +77,17 @@ class KubeApi:
     def pod_log(self, namespace: str, name: str) -> str:
         path = f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(name)}/log"
         return self._request("GET", path, accept="text/plain").decode()
+
+    def request_token(
+        self, namespace: str, service_account: str, audience: str, seconds: int
+    ) -> str:
+        body = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"audiences": [audience], "expirationSeconds": seconds},
+        }
+        path = _path(SERVICE_ACCOUNTS, namespace, service_account) + "/token"
+        return str(self._json("POST", path, body=body)["status"]["token"])
 
     def _json(
         self,

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hopscope_operator.agents import AgentRunner
+from hopscope_operator.agents import AgentRunner, AgentTokens
 from hopscope_operator.analysis import analyse, destination_hop_id
 from hopscope_operator.analysis import unknown as unknown_analysis
 from hopscope_operator.api import Analysis, ConnectivityCheck, ConnectivityCheckStatus
@@ -166,7 +166,7 @@ class Reconciler:
         self.metrics = metrics
         self.settings = settings
         self.clock = clock
-        self.agents = agents or AgentRunner()
+        self.agents = agents or AgentRunner(AgentTokens(api))
         # Both renewed each tick: what checks share is read once per tick.
         self.view = ApiView(api, settings.watched)
         self._snapshots = SnapshotReader(api, settings.watched)

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import ValidationError
 
-from hopscope_operator.install import AGENT_AUDIENCE, NAMESPACE, PROBE_IMAGE
+from hopscope_operator.install import AGENT_TOKEN_REVIEWER, NAMESPACE, PROBE_IMAGE
 from hopscope_operator.install import NAME as OPERATOR_NAME
 from hopscope_operator.resolve import is_ready, pod_ips
 from hopscope_probe.agent import DEFAULT_PORT, PROBE_PATH
@@ -41,6 +41,9 @@ CONTAINER = "hopscope-agent"  # also the name of its port
 # token it presents, so no Secret is shared between them.
 OPERATOR_IDENTITY = f"system:serviceaccount:{NAMESPACE}:{OPERATOR_NAME}"
 AGENT_PORT = DEFAULT_PORT
+# Each agent pod accepts tokens for its own audience only, so a token the operator sent to one
+# pod (or to a look-alike container a tenant runs) is refused by every other agent.
+AUDIENCE_PREFIX = "hopscope-agent"
 RESOURCES = {
     "requests": {"cpu": "10m", "memory": "64Mi"},
     "limits": {"cpu": "500m", "memory": "256Mi"},
@@ -118,6 +121,11 @@ def agent_address(pod: Manifest, preferred: IPVersion = IPVersion.IPV4) -> str |
     return addresses[0] if addresses else None
 
 
+def agent_audience(namespace: str, pod_name: str) -> str:
+    """The audience the agent of this pod accepts (its args build it from the downward API)."""
+    return f"{AUDIENCE_PREFIX}/{namespace}/{pod_name}"
+
+
 def _name(pod: Manifest) -> str:
     return pod["metadata"]["name"]
 
@@ -161,7 +169,13 @@ def sidecar_container(
         "args": [
             "agent",
             *("--auth", "kubernetes", "--allowed-caller", OPERATOR_IDENTITY),
-            *("--audience", AGENT_AUDIENCE, "--listen", f"0.0.0.0:{port}"),
+            # Kubernetes expands $(VAR) in args from the container's env.
+            *("--audience", agent_audience("$(POD_NAMESPACE)", "$(POD_NAME)")),
+            *("--listen", f"0.0.0.0:{port}"),
+        ],
+        "env": [
+            {"name": name, "valueFrom": {"fieldRef": {"fieldPath": f"metadata.{field}"}}}
+            for name, field in (("POD_NAMESPACE", "namespace"), ("POD_NAME", "name"))
         ],
         "ports": [{"name": CONTAINER, "containerPort": port, "protocol": "TCP"}],
         "livenessProbe": {
@@ -189,7 +203,7 @@ def sidecar_snippet(
     header = (
         "# The workload's ServiceAccount checks the operator's token with a TokenReview:\n"
         "# kubectl create clusterrolebinding NAME-hopscope-agent"
-        " --clusterrole=system:auth-delegator --serviceaccount=NAMESPACE:SERVICEACCOUNT\n"
+        f" --clusterrole={AGENT_TOKEN_REVIEWER} --serviceaccount=NAMESPACE:SERVICEACCOUNT\n"
         "# kubectl patch deployment|statefulset|daemonset NAME --patch-file this.yaml\n"
     )
     patch = sidecar_patch(image, port=port, restricted=restricted)
@@ -300,8 +314,9 @@ def call_agent(
             where,
             f"{agent} rejected the operator's token (401)",
             "The agent could not confirm the operator's token: check that its --allowed-caller"
-            f" is {OPERATOR_IDENTITY} and that the workload's ServiceAccount may create"
-            " TokenReviews (system:auth-delegator); the agent's log says which.",
+            f" is {OPERATOR_IDENTITY} and its --audience is this pod's (re-apply the sidecar"
+            " snippet of this version), and that the workload's ServiceAccount may create"
+            f" TokenReviews ({AGENT_TOKEN_REVIEWER}); the agent's log says which.",
         )
     if status == 503:
         wait = f", retry after {retry_after}s" if retry_after else ""

@@ -7,7 +7,8 @@
 - the status subresource only changes .status; a spec change bumps metadata.generation;
 - deleting an owner garbage-collects its dependents (ownerReferences);
 - every change is recorded as a watch event (ADDED / MODIFIED / DELETED);
-- a pod's log is a 400 while its container has not started (that is not a 404 in Kubernetes).
+- a pod's log is a 400 while its container has not started (that is not a 404 in Kubernetes);
+- a TokenRequest shorter than 10 minutes is a 422; a token names its account and audience.
 Tests drive the "kubelet" side with `run_pod` / `finish_pod` / `stick_pod`.
 """
 
@@ -62,8 +63,9 @@ class FakeApi:
         self._check_schema = check_schema
         self.logs: dict[tuple[str, str], str] = {}
         self.watch_events: list[WatchEvent] = []
-        # (verb, resource, namespace) as RBAC sees each request the operator made
-        self.calls: list[tuple[str, str, str | None]] = []
+        self.tokens_issued: list[tuple[str, str, str]] = []  # (namespace, account, audience)
+        # (verb, resource, namespace[, name]) as RBAC sees each request the operator made
+        self.calls: list[tuple[str | None, ...]] = []
 
     # ---- the ClusterApi contract -------------------------------------------------------
 
@@ -136,6 +138,16 @@ class FakeApi:
         self._store[resource.plural][(namespace, name)] = changed
         self._emit("MODIFIED", resource, changed)
         return copy.deepcopy(changed)
+
+    def request_token(
+        self, namespace: str, service_account: str, audience: str, seconds: int
+    ) -> str:
+        # RBAC sees the account's name: the rule for it carries resourceNames.
+        self.calls.append(("create", "serviceaccounts/token", namespace, service_account))
+        if seconds < 600:
+            raise Invalid("spec.expirationSeconds: may not specify a duration less than 10 minutes")
+        self.tokens_issued.append((namespace, service_account, audience))
+        return f"token/{namespace}/{service_account}/{audience}"
 
     def pod_log(self, namespace: str, name: str) -> str:
         self.calls.append(("get", "pods/log", namespace))

@@ -103,6 +103,12 @@ class HttpApi:
             raise Forbidden(f'{plural} is forbidden: cannot {verb} in namespace "{namespace}"')
         if sub == "log":
             return 200, self.fake.pod_log(namespace or "", name or "").encode()
+        if sub == "token":
+            assert body["kind"] == "TokenRequest", body
+            [audience] = body["spec"]["audiences"]
+            seconds = body["spec"]["expirationSeconds"]
+            token = self.fake.request_token(namespace or "", name or "", audience, seconds)
+            return 201, {**body, "status": {"token": token}}
         if sub == "status":
             assert headers.get("Content-Type") == "application/merge-patch+json", headers
             version = body["metadata"]["resourceVersion"]

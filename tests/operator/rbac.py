@@ -2,7 +2,8 @@
 
 What the API server does: a ClusterRoleBinding grants its ClusterRole's rules in every namespace
 and for cluster-scoped kinds; a RoleBinding grants its Role's (or a ClusterRole's) rules in the
-binding's own namespace only. Rules match on verb and resource ("*" matches any).
+binding's own namespace only. Rules match on verb and resource ("*" matches any), and a rule
+with resourceNames only on a request that names one of them.
 """
 
 from __future__ import annotations
@@ -22,14 +23,19 @@ class Authorizer:
         self.bindings = [d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")]
 
     def allows(
-        self, account: tuple[str, str], verb: str, resource: str, namespace: str | None
+        self,
+        account: tuple[str, str],
+        verb: str,
+        resource: str,
+        namespace: str | None,
+        name: str | None = None,
     ) -> bool:
         """`account` is (namespace, name); `namespace` None is a cluster-scoped request or one
-        across all namespaces."""
+        across all namespaces; `name` the object's (None for a list or a create by body)."""
         return any(
             self._binds(binding, account)
             and self._in_scope(binding, namespace)
-            and any(_matches(rule, verb, resource) for rule in self._rules_of(binding))
+            and any(_matches(rule, verb, resource, name) for rule in self._rules_of(binding))
             for binding in self.bindings
         )
 
@@ -50,6 +56,11 @@ class Authorizer:
         return self.roles.get((ref["kind"], namespace, ref["name"]), [])
 
 
-def _matches(rule: Manifest, verb: str, resource: str) -> bool:
+def _matches(rule: Manifest, verb: str, resource: str, name: str | None) -> bool:
     verbs, resources = rule.get("verbs", []), rule.get("resources", [])
-    return (verb in verbs or "*" in verbs) and (resource in resources or "*" in resources)
+    names = rule.get("resourceNames")
+    return (
+        (verb in verbs or "*" in verbs)
+        and (resource in resources or "*" in resources)
+        and (not names or name in names)
+    )

@@ -61,7 +61,8 @@ def test_the_default_install_renders_valid_kubernetes_objects():
     kinds = sorted(doc["kind"] for doc in docs)
     assert kinds == sorted(
         [
-            *("ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding"),
+            *("ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding"),
+            "ClusterRoleBinding",
             *("ConfigMap", "Deployment", "NetworkPolicy", "Role", "RoleBinding", "Service"),
             *("ServiceAccount", "ServiceAccount"),
         ]
@@ -108,15 +109,19 @@ def test_the_rendered_rbac_grants_exactly_what_the_stories_are_checked_against(l
     verbs = {v for rule in install.RULES for v in rule.verbs} | {"update", "deletecollection"}
     namespaces = (None, install.NAMESPACE, "shop", "payments", "kube-system", "default")
     account = (install.NAMESPACE, install.NAME)
+    names = (None, install.NAME, "default")  # the token rule names the operator's account
     disagree = [
-        (verb, resource, namespace)
+        (verb, resource, namespace, name)
         for verb in sorted(verbs)
         for resource in sorted(resources)
         for namespace in namespaces
-        if authorizer.allows(account, verb, resource, namespace)
-        != install.allows(verb, resource, namespace, watched)
+        for name in names
+        if authorizer.allows(account, verb, resource, namespace, name)
+        != install.allows(verb, resource, namespace, name, watched=watched)
     ]
     assert disagree == []
+    assert install.allows("create", "serviceaccounts/token", install.NAMESPACE, install.NAME)
+    assert not install.allows("create", "serviceaccounts/token", install.NAMESPACE, "default")
     assert not authorizer.allows(account, "get", "secrets", "shop")
     probe_account = (install.NAMESPACE, SERVICE_ACCOUNT)
     assert not any(authorizer.allows(probe_account, "get", r, None) for r in resources)

@@ -76,10 +76,10 @@ def test_the_sidecar_example_patched_into_its_gateway_is_a_valid_deployment():
 
 def test_a_namespaced_install_reads_only_its_namespaces_and_the_cluster_dns():
     watched = ("hopscope-system", "shop")
-    assert install.allows("list", "connectivitychecks", "shop", watched)
-    assert not install.allows("list", "connectivitychecks", None, watched)  # not cluster-wide
-    assert not install.allows("get", "services", "payments", watched)
-    assert install.allows("get", "services", "kube-system", watched)  # the cluster DNS
-    assert not install.allows("list", "connectivitychecks", "kube-system", watched)
-    assert install.allows("get", "nodes", None, watched)  # cluster-scoped: always
+    assert install.allows("list", "connectivitychecks", "shop", watched=watched)
+    assert not install.allows("list", "connectivitychecks", None, watched=watched)  # all namespaces
+    assert not install.allows("get", "services", "payments", watched=watched)
+    assert install.allows("get", "services", "kube-system", watched=watched)  # the cluster DNS
+    assert not install.allows("list", "connectivitychecks", "kube-system", watched=watched)
+    assert install.allows("get", "nodes", None, watched=watched)  # cluster-scoped: always
     assert install.allows("list", "pods", None)  # cluster-wide install

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from hopscope_operator.agents import AgentRunner
+from hopscope_operator.agents import TOKEN_SECONDS, AgentRunner, AgentTokens, Caller
 from hopscope_operator.cluster import DEPLOYMENTS, PODS
 from hopscope_operator.metrics import Metrics
 from hopscope_operator.reconcile import Reconciler, Settings
@@ -17,6 +14,7 @@ from hopscope_probe.models import ProbeRequest, ProbeResult
 
 from .fakeapi import FakeApi
 from .test_reconcile import PROBES, apply_check, check, condition, probe_pods, reachable_result
+from .test_reconcile_analysis import Forbidden
 
 GATEWAY_UID = "5f1c2b4a-9d8e-4f70-a1b2-c3d4e5f60718"
 
@@ -74,8 +72,8 @@ def gateway(api: FakeApi, *, with_agent: bool, ready: bool = True) -> None:
     )
 
 
-def reconciler_with(api: FakeApi, clock: Any, agent: FakeAgent, token: Path) -> Reconciler:
-    runner = AgentRunner(token_path=str(token), call=agent)
+def reconciler_with(api: FakeApi, clock: Any, agent: Caller) -> Reconciler:
+    runner = AgentRunner(AgentTokens(api), call=agent)
     return Reconciler(api, Metrics(), Settings(namespace=PROBES), clock, agents=runner)
 
 
@@ -87,26 +85,23 @@ def tick_until_collected(reconciler: Reconciler) -> None:
     raise AssertionError("the agent's result never came back")
 
 
-@pytest.fixture
-def token(tmp_path: Path) -> Path:
-    path = tmp_path / "agent-token"
-    path.write_text("projected-sa-token\n")
-    return path
-
-
 def workload_check(api: FakeApi) -> None:
     apply_check(api, source={"workload": {"kind": "Deployment", "name": "gateway"}})
 
 
-def test_a_workload_check_runs_on_its_sidecar_and_lands_in_status(api, clock, token):
+def test_a_workload_check_runs_on_its_sidecar_and_lands_in_status(api, clock):
     gateway(api, with_agent=True)
     workload_check(api)
     agent = FakeAgent(reachable_result(avg_ms=2.5))
-    reconciler = reconciler_with(api, clock, agent, token)
+    reconciler = reconciler_with(api, clock, agent)
     tick_until_collected(reconciler)
     assert probe_pods(api) == []  # no privileged pod for a gateway
     [(address, port, sent_token, request)] = agent.calls
-    assert (address, port, sent_token) == ("10.244.2.9", 9800, "projected-sa-token")
+    assert (address, port) == ("10.244.2.9", 9800)
+    # The operator's own token, for this agent pod's audience alone.
+    audience = "hopscope-agent/shop/gateway-7d9f"
+    assert api.tokens_issued == [(PROBES, "hopscope-operator", audience)]
+    assert sent_token == f"token/{PROBES}/hopscope-operator/{audience}"
     assert (request.host, request.port) == ("10.96.0.20", 5432)
     status = check(api)["status"]
     assert status["connectionStatus"] == "Reachable"
@@ -114,37 +109,60 @@ def test_a_workload_check_runs_on_its_sidecar_and_lands_in_status(api, clock, to
     assert "hopscope agent" in condition(check(api), "Ready")["message"]
 
 
-def test_a_workload_without_the_sidecar_says_so_with_the_snippet(api, clock, token):
+def test_a_workload_without_the_sidecar_says_so_with_the_snippet(api, clock):
     gateway(api, with_agent=False)
     workload_check(api)
     agent = FakeAgent(reachable_result())
-    reconciler_with(api, clock, agent, token).tick()
+    reconciler_with(api, clock, agent).tick()
     ready = condition(check(api), "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "SidecarMissing")
     assert "hopscope-agent" in ready["message"] and "containers" in ready["message"]
     assert agent.calls == [] and probe_pods(api) == []
 
 
-def test_a_sidecar_pod_that_is_not_ready_is_sidecar_not_ready(api, clock, token):
+def test_a_sidecar_pod_that_is_not_ready_is_sidecar_not_ready(api, clock):
     gateway(api, with_agent=True, ready=False)
     workload_check(api)
-    reconciler_with(api, clock, FakeAgent(reachable_result()), token).tick()
+    reconciler_with(api, clock, FakeAgent(reachable_result())).tick()
     # The Deployment has no Ready pod at all: resolution itself says so first.
     assert condition(check(api), "Ready")["reason"] == "SourceNotFound"
 
 
-def test_without_its_token_the_operator_reports_why_it_cannot_call(api, clock, tmp_path):
+def test_without_a_token_the_operator_reports_why_it_cannot_call(api, clock):
     gateway(api, with_agent=True)
     workload_check(api)
     agent = FakeAgent(reachable_result())
-    reconciler = reconciler_with(api, clock, agent, tmp_path / "missing-token")
+
+    def refused(*_: Any) -> str:
+        raise Forbidden('serviceaccounts "hopscope-operator" is forbidden: cannot create token')
+
+    api.request_token = refused
+    reconciler = reconciler_with(api, clock, agent)
     tick_until_collected(reconciler)
     status = check(api)["status"]
     assert status["connectionStatus"] == "Unknown" and agent.calls == []
-    assert "projected ServiceAccount token" in status["issues"][0]["hint"]
+    assert "forbidden" in status["issues"][0]["message"]
+    assert "serviceaccounts/token" in status["issues"][0]["hint"]
 
 
-def test_a_running_agent_call_is_not_started_twice(api, clock, token):
+def test_a_token_serves_its_pod_for_half_its_life_then_a_new_one_is_asked():
+    issued: list[str] = []
+
+    class Api:
+        def request_token(self, namespace: str, account: str, audience: str, seconds: int):
+            issued.append(audience)
+            return f"{audience}#{len(issued)}"
+
+    now = [0.0]
+    tokens = AgentTokens(Api(), clock=lambda: now[0])  # type: ignore[arg-type]
+    assert tokens("hopscope-agent/shop/a") == "hopscope-agent/shop/a#1"
+    assert tokens("hopscope-agent/shop/a") == "hopscope-agent/shop/a#1"
+    assert tokens("hopscope-agent/shop/b") == "hopscope-agent/shop/b#2"  # another pod, another
+    now[0] = TOKEN_SECONDS / 2 + 1
+    assert tokens("hopscope-agent/shop/a") == "hopscope-agent/shop/a#3"
+
+
+def test_a_running_agent_call_is_not_started_twice(api, clock):
     gateway(api, with_agent=True)
     workload_check(api)
     release = threading.Event()
@@ -154,8 +172,7 @@ def test_a_running_agent_call_is_not_started_twice(api, clock, token):
         release.wait(5)  # still running while the next ticks look at the check
         return agent(*args)
 
-    runner = AgentRunner(token_path=str(token), call=slow)
-    reconciler = Reconciler(api, Metrics(), Settings(namespace=PROBES), clock, agents=runner)
+    reconciler = reconciler_with(api, clock, slow)
     reconciler.tick()
     reconciler.tick()
     reconciler.tick()

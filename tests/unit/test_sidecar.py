@@ -8,6 +8,7 @@ import datetime
 import ipaddress
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -31,6 +32,7 @@ from hopscope_operator.sidecar import (
     CONTAINER,
     SidecarMissing,
     agent_address,
+    agent_audience,
     agent_port,
     call_agent,
     find_sidecar_pod,
@@ -150,6 +152,18 @@ def test_the_snippet_patched_into_a_pod_is_a_valid_pod(restricted: bool):
             },
         }
     )
+
+
+def test_each_agent_pod_accepts_the_audience_the_operator_asks_a_token_for():
+    container = sidecar_container()
+    pod = {"namespace": "edge", "name": "gateway-7d9f"}
+    env = {e["name"]: pod[e["valueFrom"]["fieldRef"]["fieldPath"].split(".")[1]]
+           for e in container["env"]}  # fmt: skip
+    # The kubelet expands $(VAR) in args from the container's env (the downward API here).
+    args = [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], arg) for arg in container["args"]]
+    audience = args[args.index("--audience") + 1]
+    assert audience == agent_audience("edge", "gateway-7d9f")
+    assert agent_audience("edge", "gateway-7d9f") != agent_audience("edge", "gateway-8c1e")
 
 
 def test_validation_would_catch_a_bad_container():
