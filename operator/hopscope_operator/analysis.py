@@ -344,6 +344,29 @@ class _Analysis:
         if not headless:
             extra = []
         self.port_protocol(spec, described, extra)
+        # Pods that could not be read are not missing: the warning for them stands instead.
+        selected = [] if PODS in self.snap.unreadable else self.selection(svc, described, extra)
+        if (
+            ENDPOINT_SLICES not in self.snap.unreadable
+            and not self.service_failed
+            and not ready_endpoints(self.snap.service_slices)
+        ):
+            self.service_failed = True
+            self.add(
+                IssueType.SERVICE_ENDPOINTS,
+                Severity.ERROR,
+                "destination",
+                f"{described} has no ready endpoint in its EndpointSlices",
+                "Check kubectl get endpointslices -l kubernetes.io/service-name="
+                f"{_key(svc)[1]} -n {_key(svc)[0]}: without a selector the slices are yours"
+                " to write; with one, the endpoint controller fills them with Ready pods.",
+                extra,
+            )
+        self.target_port(spec, described, selected)
+
+    def selection(self, svc: Manifest, described: str, extra: list[ContextItem]) -> list[Manifest]:
+        """The pods the Service selects, after reporting a selector or readiness problem."""
+        spec = svc.get("spec") or {}
         selector = spec.get("selector") or {}
         selected = selected_pods(svc, self.pods.values())
         shown = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
@@ -383,23 +406,7 @@ class _Analysis:
                     " pod) before they are needed.",
                     _ctx(("selector", shown)),
                 )
-        if (
-            ENDPOINT_SLICES not in self.snap.unreadable
-            and not self.service_failed
-            and not ready_endpoints(self.snap.service_slices)
-        ):
-            self.service_failed = True
-            self.add(
-                IssueType.SERVICE_ENDPOINTS,
-                Severity.ERROR,
-                "destination",
-                f"{described} has no ready endpoint in its EndpointSlices",
-                "Check kubectl get endpointslices -l kubernetes.io/service-name="
-                f"{_key(svc)[1]} -n {_key(svc)[0]}: without a selector the slices are yours"
-                " to write; with one, the endpoint controller fills them with Ready pods.",
-                extra,
-            )
-        self.target_port(spec, described, selected)
+        return selected
 
     def port_protocol(self, spec: Mapping[str, Any], described: str, extra: list) -> None:
         requested = self.spec.destination.port

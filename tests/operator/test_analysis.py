@@ -325,6 +325,16 @@ def test_a_selector_that_matches_no_pod() -> None:
     assert (issue.origin, issue.hop_id) == (Origin.INBOUND, DEST_HOP)
 
 
+def test_unreadable_pods_leave_the_service_unknown_not_empty() -> None:
+    # The snapshot has no pods when they could not be listed: not a selector that matches none.
+    svc = service(ports=[{"port": 5432, "targetPort": "postgres", "protocol": "TCP"}])
+    result = run(cluster(pods=[], service=svc, unreadable={"pods": "pods is forbidden"}))
+    assert result.result == AnalysisResult.UNKNOWN
+    [issue] = result.issues
+    assert issue.severity == Severity.WARNING
+    assert "could not read pods: pods is forbidden" in issue.message
+
+
 def test_selected_pods_that_are_not_ready() -> None:
     pods = [web(), db(ready=False), coredns()]
     snapshot = cluster(pods=pods, service_slices=[endpoint_slice("db", "shop", [pods[1]], False)])
