@@ -370,6 +370,7 @@ class _Analysis:
         selector = spec.get("selector") or {}
         selected = selected_pods(svc, self.pods.values())
         shown = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+        context = _ctx(("selector", shown))
         if selector and not selected:
             self.service_failed = True
             self.add(
@@ -379,34 +380,44 @@ class _Analysis:
                 f"{described} selects no pod: no pod in {_key(svc)[0]} has labels {shown}",
                 "Fix the Service's selector or the pods' labels so they match"
                 f" (kubectl get pods -n {_key(svc)[0]} -l {shown}).",
-                _ctx(("selector", shown), *[(c.key, c.value) for c in extra]),
+                [*context, *extra],
             )
         elif selected:
-            not_ready = [p for p in selected if not is_ready(p)]
-            names = ", ".join(_key(p)[1] + f" ({_why_not_ready(p)})" for p in not_ready[:5])
-            if len(not_ready) == len(selected):
-                self.service_failed = True
-                self.add(
-                    IssueType.SERVICE_ENDPOINTS,
-                    Severity.ERROR,
-                    "destination",
-                    f"none of the {len(selected)} pods {described} selects is Ready: {names}",
-                    "Find why the pods are not Ready (kubectl describe pod: readiness probe,"
-                    " crash loop, pending scheduling); a Service sends traffic to Ready pods only.",
-                    _ctx(("selector", shown), *[(c.key, c.value) for c in extra]),
-                )
-            elif not_ready:
-                self.add(
-                    IssueType.SERVICE_ENDPOINTS,
-                    Severity.WARNING,
-                    "destination",
-                    f"{len(not_ready)} of the {len(selected)} pods {described} selects are not"
-                    f" Ready: {names}",
-                    "The Service still has Ready pods; find why these are not (kubectl describe"
-                    " pod) before they are needed.",
-                    _ctx(("selector", shown)),
-                )
+            self.readiness(svc, selected, described, context, extra)
         return selected
+
+    def readiness(
+        self,
+        svc: Manifest,
+        selected: list[Manifest],
+        described: str,
+        selector: list[ContextItem],
+        extra: list[ContextItem],
+    ) -> None:
+        not_ready = [p for p in selected if not _published(svc, p)]
+        names = ", ".join(_key(p)[1] + f" ({_why_not_ready(p)})" for p in not_ready[:5])
+        if len(not_ready) == len(selected):
+            self.service_failed = True
+            self.add(
+                IssueType.SERVICE_ENDPOINTS,
+                Severity.ERROR,
+                "destination",
+                f"none of the {len(selected)} pods {described} selects is Ready: {names}",
+                "Find why the pods are not Ready (kubectl describe pod: readiness probe,"
+                " crash loop, pending scheduling); a Service sends traffic to Ready pods only.",
+                [*selector, *extra],
+            )
+        elif not_ready:
+            self.add(
+                IssueType.SERVICE_ENDPOINTS,
+                Severity.WARNING,
+                "destination",
+                f"{len(not_ready)} of the {len(selected)} pods {described} selects are not"
+                f" Ready: {names}",
+                "The Service still has Ready pods; find why these are not (kubectl describe"
+                " pod) before they are needed.",
+                selector,
+            )
 
     def port_protocol(self, spec: Mapping[str, Any], described: str, extra: list) -> None:
         requested = self.spec.destination.port
@@ -580,10 +591,10 @@ class _Analysis:
         return [(ipaddress.ip_address(addresses[0]), port)] if addresses else []
 
     def endpoint_pods(self, svc: Manifest, slices: Sequence[Manifest]) -> list[Manifest]:
-        """The pods behind a Service: its ready endpoints, else its Ready selected pods."""
+        """The pods behind a Service: its ready endpoints, else the selected pods it publishes."""
         keys = sorted({pod for _, pod in ready_endpoints(slices) if pod is not None})
         pods = [self.pods[key] for key in keys if key in self.pods]
-        return pods or [p for p in selected_pods(svc, self.pods.values()) if is_ready(p)]
+        return pods or [p for p in selected_pods(svc, self.pods.values()) if _published(svc, p)]
 
     def dns_targets(self, proto: L4Protocol) -> list[tuple[PodRef | Any, int]]:
         svc = self.snap.dns_service
@@ -869,6 +880,12 @@ class _Analysis:
                 " and container states.",
                 _ctx(("pod", ref), ("phase", (pod.get("status") or {}).get("phase"))),
             )
+
+
+def _published(service: Manifest, pod: Manifest) -> bool:
+    """Whether the endpoint controller makes the pod a ready endpoint of the Service: when it
+    is Ready, or always with publishNotReadyAddresses (StatefulSet peers find each other so)."""
+    return bool((service.get("spec") or {}).get("publishNotReadyAddresses")) or is_ready(pod)
 
 
 def _why_not_ready(pod: Manifest) -> str:

@@ -343,6 +343,27 @@ def test_selected_pods_that_are_not_ready() -> None:
     assert "none of the 1 pods" in issue.message and "db-0" in issue.message
 
 
+def test_a_service_that_publishes_not_ready_pods_reaches_them() -> None:
+    # The endpoint controller lists them as ready (how StatefulSet peers find each other).
+    pods = [web(), db(ready=False), coredns()]
+    svc = service(clusterIP="None", publishNotReadyAddresses=True)
+    snapshot = cluster(
+        pods=pods, service=svc, service_slices=[endpoint_slice("db", "shop", [pods[1]])]
+    )
+    result = run(snapshot, destination=TO_POD)
+    assert result.result == AnalysisResult.ALLOWED and result.issues == []
+
+
+def test_policies_are_checked_on_the_not_ready_pods_a_service_publishes() -> None:
+    pods = [web(), db(ready=False), coredns()]
+    unnamed = endpoint_slice("db", "shop", [pods[1]])
+    del unnamed["endpoints"][0]["targetRef"]  # the pods then come from the selector
+    deny = policy("db-deny", podSelector={"matchLabels": {"app": "db"}}, policyTypes=["Ingress"])
+    svc = service(publishNotReadyAddresses=True)
+    result = run(cluster(pods=pods, service=svc, service_slices=[unnamed], policies=[deny]))
+    assert "shop/db-0" in only(result, IssueType.NETWORK_POLICY).message
+
+
 def test_no_ready_endpoint_in_the_slices() -> None:
     issue = only(run(cluster(service_slices=[])), IssueType.SERVICE_ENDPOINTS)
     assert issue.severity == Severity.ERROR
