@@ -297,10 +297,18 @@ class _Analysis:
         assert ref is not None
         return f"{ref.namespace or self.namespace}/{ref.name}"
 
+    def requested_port(self, svc: Mapping[str, Any]) -> int | None:
+        """The Service port the probe asks for: on a ClusterIP its own port (the protocol's
+        default when the check names none); on a headless Service only a port the check names,
+        else the probe goes to the pods on its own port (resolve's rule)."""
+        if svc.get("clusterIP") == "None":
+            return self.spec.destination.port
+        return self.port
+
     def service_port(self, svc: Mapping[str, Any]) -> Mapping[str, Any] | None:
-        """The Service port the check aims at (resolve's rule), else None."""
+        """The Service port the probe's connection goes through, else None."""
         headless = svc.get("clusterIP") == "None"
-        requested = self.spec.destination.port
+        requested = self.requested_port(svc)
         for port in svc.get("ports") or []:
             if port.get("protocol", "TCP") != self.l4:
                 continue
@@ -420,7 +428,7 @@ class _Analysis:
             )
 
     def port_protocol(self, spec: Mapping[str, Any], described: str, extra: list) -> None:
-        requested = self.spec.destination.port
+        requested = self.requested_port(spec)
         if self.l4 is None or requested is None or self.service_port(spec) is not None:
             return
         others = [
@@ -440,6 +448,19 @@ class _Analysis:
                 f"Use protocol {theirs} in the check, or add a {self.l4} port {requested} to"
                 " the Service (a port and protocol pair is its own Service port).",
                 _ctx(("port", requested), ("serviceProtocol", theirs), ("checkProtocol", self.l4)),
+            )
+        elif self.spec.destination.port is None:
+            # Resolve refuses a port the check names and the Service lacks, not a default one.
+            self.service_failed = True
+            self.add(
+                IssueType.SERVICE_ENDPOINTS,
+                Severity.ERROR,
+                "destination",
+                f"{described} has no {self.l4} port {requested}, the {self.spec.protocol}"
+                " default the probe uses as the check names no port",
+                "Name one of the Service's ports in the check's destination.port, or add a"
+                f" {self.l4} port {requested} to the Service.",
+                _ctx(("port", requested), ("checkProtocol", self.l4)),
             )
 
     def target_port(
@@ -573,22 +594,26 @@ class _Analysis:
             key = (ref.namespace or self.namespace, ref.name)
             return [(PodRef(*key), port)] if key in self.pods else []
         if kind == "service":
-            svc = self.snap.service
-            if svc is None or (svc.get("spec") or {}).get("type") == "ExternalName":
-                return []
-            service_port = self.service_port(svc.get("spec") or {})
-            if service_port is None:
-                return []
-            targets = []
-            for pod in self.endpoint_pods(svc, self.snap.service_slices):
-                number = self.pod_port(service_port, pod)
-                if number is not None:
-                    targets.append((PodRef(*_key(pod)), number))
-            return targets
+            return self.service_targets(port)
         addresses = self.destination.addresses or (
             [self.destination.host] if _is_ip(self.destination.host) else []
         )
         return [(ipaddress.ip_address(addresses[0]), port)] if addresses else []
+
+    def service_targets(self, port: int) -> list[tuple[PodRef | Any, int]]:
+        svc = self.snap.service
+        spec = (svc or {}).get("spec") or {}
+        if svc is None or spec.get("type") == "ExternalName":
+            return []
+        pods = self.endpoint_pods(svc, self.snap.service_slices)
+        service_port = self.service_port(spec)
+        if service_port is None:
+            if spec.get("clusterIP") != "None":
+                return []  # nothing behind the ClusterIP on this port: port_protocol says so
+            # Nothing proxies a headless Service: the probe connects to the pods on its port.
+            return [(PodRef(*_key(pod)), port) for pod in pods]
+        numbers = [(pod, self.pod_port(service_port, pod)) for pod in pods]
+        return [(PodRef(*_key(pod)), number) for pod, number in numbers if number is not None]
 
     def endpoint_pods(self, svc: Manifest, slices: Sequence[Manifest]) -> list[Manifest]:
         """The pods behind a Service: its ready endpoints, else the selected pods it publishes."""

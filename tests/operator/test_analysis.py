@@ -270,6 +270,31 @@ def test_a_named_target_port_is_resolved_on_the_endpoint_pod_for_the_policy() ->
     assert result.result == AnalysisResult.ALLOWED, result.issues
 
 
+DENY_DB_INGRESS = policy(
+    "db-deny", podSelector={"matchLabels": {"app": "db"}}, policyTypes=["Ingress"]
+)
+DNS_ON_DB = service(ports=[{"port": 53, "targetPort": 5353, "protocol": "UDP"}])
+
+
+def test_a_check_without_port_is_evaluated_on_the_default_port_the_probe_uses() -> None:
+    target = check({"service": {"name": "db"}}, protocol="DNS")  # the probe asks port 53
+    no_port = ResolvedDestination("10.96.0.20", None, "service shop/db", ["10.96.0.20"])
+    snapshot = cluster(service=DNS_ON_DB, policies=[DENY_DB_INGRESS])
+    issue = only(run(snapshot, target, destination=no_port), IssueType.NETWORK_POLICY)
+    assert "shop/db-0" in issue.message and context(issue, "flow") == [
+        "shop/web-0 -> shop/db-0 UDP/5353"
+    ]
+
+
+def test_a_headless_service_without_ports_is_evaluated_on_the_pods_port() -> None:
+    # Resolve allows it: the probe goes to the pods' addresses on the check's port.
+    svc = service(clusterIP="None", ports=[])
+    result = run(cluster(service=svc, policies=[DENY_DB_INGRESS]), destination=TO_POD)
+    assert result.result == AnalysisResult.BLOCKED
+    issue = only(result, IssueType.NETWORK_POLICY)
+    assert context(issue, "flow") == ["shop/web-0 -> shop/db-0 TCP/5432"]
+
+
 def test_policies_that_admit_the_flow_and_dns_are_allowed() -> None:
     allow_db = policy(
         "web-db",
@@ -391,6 +416,13 @@ def test_a_port_protocol_mismatch() -> None:
     issue = only(result, IssueType.SERVICE_ENDPOINTS)
     assert issue.severity == Severity.ERROR
     assert "as TCP" in issue.message and "UDP" in issue.message
+
+
+def test_a_service_without_the_default_port_of_a_check_that_names_none() -> None:
+    target = check({"service": {"name": "db"}}, protocol="DNS")
+    no_port = ResolvedDestination("10.96.0.20", None, "service shop/db", ["10.96.0.20"])
+    issue = only(run(cluster(), target, destination=no_port), IssueType.SERVICE_ENDPOINTS)
+    assert issue.severity == Severity.ERROR and "no UDP port 53" in issue.message
 
 
 def test_an_external_name_service_says_the_probe_goes_to_the_name() -> None:
