@@ -292,6 +292,22 @@ class _Analysis:
             return not _is_ip(host)
         return False
 
+    def queries_cluster_dns(self) -> bool:
+        """Whether the source looks the destination up in the cluster DNS. A pod does with
+        dnsPolicy ClusterFirst (the default) off the host network (on it, that falls back to
+        the node's resolver) or ClusterFirstWithHostNet; Default and None use other resolvers.
+        A node source does: its probe pod is ClusterFirstWithHostNet (see plan.py)."""
+        if not self.needs_dns():
+            return False
+        src = self.source
+        if src.kind == "node":
+            return True
+        pod = self.pods.get((src.pod_namespace or "", src.pod_name or "")) or {}
+        spec = pod.get("spec") or {}
+        policy = spec.get("dnsPolicy") or "ClusterFirst"
+        on_host = bool(spec.get("hostNetwork", src.host_network))
+        return policy == "ClusterFirstWithHostNet" or (policy == "ClusterFirst" and not on_host)
+
     def service_ref(self) -> str:
         ref = self.spec.destination.service
         assert ref is not None
@@ -521,17 +537,20 @@ class _Analysis:
     # -- cluster DNS -------------------------------------------------------------------------
 
     def dns_checks(self) -> None:
-        if not self.needs_dns() or DNS in self.snap.unreadable:
+        if not self.queries_cluster_dns() or DNS in self.snap.unreadable:
             return
         svc = self.snap.dns_service
         name = f"{DNS_NAMESPACE}/{DNS_SERVICE}"
         if svc is None:
+            # Some distributions name the cluster DNS Service otherwise: not proof of a fault.
+            self.unknown = True
             self.add(
                 IssueType.DNS_RESOLUTION,
-                Severity.ERROR,
+                Severity.WARNING,
                 "source",
-                f"the cluster DNS Service {name} does not exist: names cannot be resolved",
-                "Restore the cluster DNS add-on (CoreDNS) and its kube-dns Service.",
+                f"the cluster DNS Service {name} does not exist: the cluster DNS is not checked",
+                "If the cluster DNS has a Service of another name, nothing to fix; else restore"
+                " the cluster DNS add-on (CoreDNS) and its kube-dns Service.",
                 _ctx(("service", name)),
             )
             return
@@ -572,7 +591,7 @@ class _Analysis:
         if self.l4 is not None and self.port is not None:
             proto = L4Protocol(self.l4)
             self.report(index, origin, self.flow_targets(proto), proto, dns=False)
-        if self.needs_dns() and self.snap.dns_service is not None:
+        if self.queries_cluster_dns() and self.snap.dns_service is not None:
             for proto in (L4Protocol.UDP, L4Protocol.TCP):
                 self.report(index, origin, self.dns_targets(proto), proto, dns=True)
 

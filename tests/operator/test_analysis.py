@@ -221,6 +221,13 @@ DNS_ONLY = policy(
     egress=[{"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}],
 )
 
+ALLOW_DB_ONLY = policy(
+    "web-db",
+    podSelector={"matchLabels": {"app": "web"}},
+    policyTypes=["Egress"],
+    egress=[{"to": [{"podSelector": {"matchLabels": {"app": "db"}}}]}],
+)
+
 
 def test_an_egress_policy_on_the_source_blocks_and_is_named() -> None:
     result = run(cluster(policies=[DENY_WEB_EGRESS]))
@@ -296,24 +303,12 @@ def test_a_headless_service_without_ports_is_evaluated_on_the_pods_port() -> Non
 
 
 def test_policies_that_admit_the_flow_and_dns_are_allowed() -> None:
-    allow_db = policy(
-        "web-db",
-        podSelector={"matchLabels": {"app": "web"}},
-        policyTypes=["Egress"],
-        egress=[{"to": [{"podSelector": {"matchLabels": {"app": "db"}}}]}],
-    )
-    result = run(cluster(policies=[allow_db, DNS_ONLY]))
+    result = run(cluster(policies=[ALLOW_DB_ONLY, DNS_ONLY]))
     assert result.result == AnalysisResult.ALLOWED, result.issues
 
 
 def test_dns_egress_is_checked_for_a_name_even_when_the_destination_is_allowed() -> None:
-    allow_db_only = policy(
-        "web-db",
-        podSelector={"matchLabels": {"app": "web"}},
-        policyTypes=["Egress"],
-        egress=[{"to": [{"podSelector": {"matchLabels": {"app": "db"}}}]}],
-    )
-    result = run(cluster(policies=[allow_db_only]))
+    result = run(cluster(policies=[ALLOW_DB_ONLY]))
     assert result.result == AnalysisResult.BLOCKED
     [udp] = [i for i in result.issues if i.severity == Severity.ERROR]
     assert "DNS queries (UDP/53)" in udp.message and "kube-system/coredns-1" in udp.message
@@ -444,11 +439,48 @@ def test_a_headless_service_is_noted_in_the_context() -> None:
 # ---- cluster DNS ------------------------------------------------------------------------------
 
 
-def test_a_missing_cluster_dns_service() -> None:
+def test_a_missing_cluster_dns_service_leaves_dns_unknown() -> None:
+    # Some distributions name it otherwise (RKE2, OpenShift): no proof that lookups fail.
     result = run(cluster(dns_service=None, dns_slices=[]))
     issue = only(result, IssueType.DNS_RESOLUTION)
-    assert (issue.severity, issue.hop_id) == (Severity.ERROR, "source")
+    assert (issue.severity, issue.hop_id) == (Severity.WARNING, "source")
     assert "kube-system/kube-dns does not exist" in issue.message
+    assert result.result == AnalysisResult.UNKNOWN
+
+
+DNS_DOWN = [endpoint_slice("kube-dns", "kube-system", [coredns()], ready=False)]
+
+
+@pytest.mark.parametrize(
+    ("dns_policy", "host_network", "queries_it"),
+    [
+        ("Default", False, False),
+        ("None", False, False),
+        ("ClusterFirst", True, False),  # on the host network: the node's resolver
+        ("ClusterFirstWithHostNet", True, True),
+        ("ClusterFirst", False, True),
+    ],
+)
+def test_the_cluster_dns_is_checked_only_for_sources_that_query_it(
+    dns_policy: str, host_network: bool, queries_it: bool
+) -> None:
+    source = web()
+    source["spec"].update(dnsPolicy=dns_policy, hostNetwork=host_network)
+    snapshot = cluster(
+        pods=[source, db(), coredns()], policies=[ALLOW_DB_ONLY], dns_slices=DNS_DOWN
+    )
+    result = run(snapshot)
+    dns = [i for i in result.issues if i.type == IssueType.DNS_RESOLUTION or "DNS" in i.message]
+    assert bool(dns) == queries_it, result.issues
+    assert result.result == (AnalysisResult.BLOCKED if queries_it else AnalysisResult.ALLOWED)
+
+
+def test_a_node_source_queries_the_cluster_dns_as_its_probe_does() -> None:
+    from_node = ResolvedSource(
+        kind="node", node_name="worker-1", description="node worker-1", address="192.168.0.11"
+    )
+    result = analyse(check(), from_node, TO_SERVICE, cluster(dns_slices=DNS_DOWN))
+    assert "no ready endpoint" in only(result, IssueType.DNS_RESOLUTION).message
 
 
 def test_a_cluster_dns_service_without_ready_endpoints() -> None:
