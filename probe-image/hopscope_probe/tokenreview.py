@@ -4,8 +4,10 @@ ServiceAccount token, checked with a TokenReview against the API server.
 The agent authenticates itself to the API with its own in-cluster service-account token (read
 again before every review, since kubelet rotates it) and trusts the cluster CA. A caller is
 accepted only when the API says the token is authenticated, the user is one of the allowed
-callers (`system:serviceaccount:<namespace>:<name>`) and, when the API lists the audiences the
-token is valid for, the agent's audience is among them.
+callers (`system:serviceaccount:<namespace>:<name>`) and the API lists the agent's audience
+among those the token is valid for. An answer without `audiences` is a refusal: Kubernetes
+documents that it means the API server's own audience, as from an authenticator that ignores
+the requested ones.
 
 Positive answers are cached per SHA-256 of the token for `ttl` seconds (never past the token's
 own `exp`), refusals for a few seconds only, API errors not at all: an unreachable API, an HTTP
@@ -241,9 +243,7 @@ class TokenReviewer:
         if username not in self.allowed:
             return f"authenticated as {str(username)[:200]!r}, not an allowed caller"
         audiences = status.get("audiences")
-        if audiences is not None and (
-            not isinstance(audiences, list) or self.audience not in audiences
-        ):
+        if not isinstance(audiences, list) or self.audience not in audiences:
             return f"the token is not for audience {self.audience!r}"
         return None
 

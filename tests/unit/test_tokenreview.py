@@ -10,7 +10,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -71,10 +71,11 @@ def certificate(directory: Path, name: str) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def authenticated(username: str, audiences: list[str] | None = None) -> dict[str, Any]:
+def authenticated(username: str, audiences: Sequence[str] | None = (AUDIENCE,)) -> dict[str, Any]:
+    """A TokenReview status for `username`; audiences None leaves the field out."""
     status: dict[str, Any] = {"authenticated": True, "user": {"username": username, "uid": "u1"}}
     if audiences is not None:
-        status["audiences"] = audiences
+        status["audiences"] = list(audiences)
     return status
 
 
@@ -222,11 +223,14 @@ def test_the_operators_token_is_accepted_after_one_well_formed_review(
     }
 
 
-def test_without_audiences_in_the_answer_the_user_alone_decides(
-    api: FakeApi, reviewer: TokenReviewer
+def test_without_audiences_in_the_answer_the_token_is_refused(
+    api: FakeApi, reviewer: TokenReviewer, caplog: pytest.LogCaptureFixture
 ):
-    api.answers["op-token"] = Answer(authenticated(OPERATOR))
-    assert reviewer.allows("op-token") is True
+    # Kubernetes: a status without audiences means the API server's own audience (an
+    # authenticator that ignored spec.audiences); the agent's must be listed to be trusted.
+    api.answers["op-token"] = Answer(authenticated(OPERATOR, None))
+    assert reviewer.allows("op-token") is False
+    assert f"not for audience '{AUDIENCE}'" in caplog.text
 
 
 def test_several_allowed_callers(api: FakeApi, own_token: Path):
