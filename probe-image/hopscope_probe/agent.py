@@ -371,26 +371,32 @@ class AgentHandler(BaseHTTPRequestHandler):
         self._error(HTTPStatus.UNAUTHORIZED, "unauthorized", {"WWW-Authenticate": "Bearer"})
         return False
 
+    def _content_length(self) -> int | None:
+        """The Content-Length, None when absent or not plain ASCII digits (str.isdigit() alone
+        admits '²', which int() refuses)."""
+        length = self.headers.get("Content-Length", "")
+        return int(length) if length.isascii() and length.isdigit() else None
+
     def _body(self) -> bytes | None:
         """The request body, or None once an error has been answered."""
-        length = self.headers.get("Content-Length")
-        if self.headers.get("Transfer-Encoding") or length is None:
+        if self.headers.get("Transfer-Encoding") or "Content-Length" not in self.headers:
             self._error(HTTPStatus.LENGTH_REQUIRED, "Content-Length required")
             return None
-        if not length.isdigit():
+        length = self._content_length()
+        if length is None:
             self._error(HTTPStatus.BAD_REQUEST, "Content-Length: not a number")
             return None
-        if int(length) > self.server.limits.max_body_bytes:
+        if length > self.server.limits.max_body_bytes:
             limit = self.server.limits.max_body_bytes
             self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body: at most {limit} bytes")
             return None
         try:
-            body = self.rfile.read(int(length))
+            body = self.rfile.read(length)
         except OSError:  # the read timed out or the client went away
             self.close_connection = True
             return None
         self._body_read = True
-        if len(body) < int(length):
+        if len(body) < length:
             self._error(HTTPStatus.BAD_REQUEST, "body: shorter than its Content-Length")
             return None
         return body
@@ -401,12 +407,11 @@ class AgentHandler(BaseHTTPRequestHandler):
         self._reply(status, body, "application/json", headers)
 
     def _drain(self) -> None:
-        length = self.headers.get("Content-Length", "")
-        if self._body_read or not length.isdigit() or int(length) > DRAIN_BYTES:
+        left = self._content_length()
+        if self._body_read or left is None or left > DRAIN_BYTES:
             return
         self._body_read = True
         try:
-            left = int(length)
             while left > 0:
                 chunk = self.rfile.read(min(left, 65536))
                 if not chunk:
