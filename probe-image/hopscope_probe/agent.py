@@ -14,6 +14,7 @@ HTTP contract (JSON bodies, camelCase as in `ProbeRequest` / `ProbeResult`):
                                            /healthz)
         404 / 405                          unknown path / method, after authentication
         411  no Content-Length             413  body above --max-body-bytes
+        431  request line and headers above 16 KiB (before authentication)
         503  busy: --max-concurrent probes already running; `Retry-After` in seconds
     GET /healthz     200 "ok", unauthenticated, says nothing else (liveness)
 
@@ -31,12 +32,24 @@ Callers are authenticated in one of two ways:
 Tokens are never logged. With `--tls-cert` and `--tls-key` the server speaks HTTPS only; the
 pair is reloaded when either file changes. One line per request goes to stderr: client, method,
 path, status, duration.
+
+Unauthenticated clients cannot hold the agent: each connection has one deadline (10 s) for its
+TLS handshake and whole request, however slowly it trickles in; the request line and headers
+may take 16 KiB together (above: 431); a body is read only once its caller is authenticated
+(a refused one is answered first, then drained). At most 32 connections are open, each in its
+own thread. When all are taken, a new connection evicts the oldest one whose caller has not
+been authenticated (its socket is shut down, which ends its thread's reads at once), so slow
+or idle connections, however many, never keep /healthz from being answered: a health check
+is lost only if 32 newer connections arrive while its own request does. Only callers with a
+valid token can fill every slot; past that, new connections are closed unanswered.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hmac
+import io
 import json
 import logging
 import math
@@ -74,13 +87,54 @@ DEFAULT_LISTEN = f"0.0.0.0:{DEFAULT_PORT}"
 PROBE_PATH = "/v1/probe"
 HEALTH_PATH = "/healthz"
 SHORT_TOKEN = 16  # characters; shorter tokens are accepted with a warning
-# A refused request's body is read and dropped up to this size before the answer: closing a
+# A refused request's body is read and dropped up to this size after the answer: closing a
 # socket with unread data resets it, and the client may lose the answer.
 DRAIN_BYTES = 1024 * 1024
 
 
 class AgentError(Exception):
     """The agent cannot start (no token, bad listen address, unreadable certificate)."""
+
+
+class HeadTooLarge(Exception):
+    """The request line and headers are above `Limits.max_head_bytes`."""
+
+
+class DeadlineSocket(io.RawIOBase):
+    """A connection's reads, each allowed only the time left until the request's deadline: with
+    a timeout per read, a client sending a byte every few seconds would be read forever."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        super().__init__()
+        self.sock = sock
+        self.deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request did not arrive in time")
+        self.sock.settimeout(left)
+        return self.sock.recv_into(buffer)
+
+
+class RequestReader(io.BufferedReader):
+    """A request's input. The stdlib reads the request line and headers with readline() and
+    the agent its body with read(), so lines are what the head budget counts."""
+
+    def __init__(self, raw: DeadlineSocket, head_bytes: int) -> None:
+        super().__init__(raw)
+        self.head_left = head_bytes
+
+    def readline(self, size: int | None = -1) -> bytes:
+        most = self.head_left + 1
+        line = super().readline(most if size is None or size < 0 else min(size, most))
+        self.head_left -= len(line)
+        if self.head_left < 0:
+            raise HeadTooLarge
+        return line
 
 
 class Authenticator(Protocol):
@@ -108,8 +162,9 @@ class Limits:
     max_count: int = 20
     max_timeout_seconds: float = 10.0
     max_hops: int = 32
-    max_connections: int = 32  # open connections (each holds a thread); more are closed
-    read_timeout_seconds: float = 10.0  # a client must send its request within this
+    max_connections: int = 32  # open connections (each holds a thread); see AgentServer
+    read_timeout_seconds: float = 10.0  # for the TLS handshake and the whole request
+    max_head_bytes: int = 16 * 1024  # request line and headers; above: 431
     retry_after_seconds: int = 2
 
     def refusal(self, request: ProbeRequest) -> str | None:
@@ -208,9 +263,17 @@ class TlsFiles:
             return self._context
 
 
+@dataclass
+class Connection:
+    sock: socket.socket  # what to shut down on eviction: the TLS socket once wrapped
+    trusted: bool = False  # its caller is authenticated: never evicted
+
+
 class AgentServer(ThreadingHTTPServer):
-    """Each connection in its own thread, at most `max_connections` at once; on close, waits
-    for the requests in progress (their probes are bounded by the limits)."""
+    """Each connection in its own thread, at most `max_connections` at once; past that, the
+    oldest untrusted connection is evicted for the new one, and without any the new one is
+    closed. On close, waits for the requests in progress (their probes are bounded by the
+    limits)."""
 
     daemon_threads = False
     block_on_close = True
@@ -230,25 +293,61 @@ class AgentServer(ThreadingHTTPServer):
         self.tls = tls
         self.where = where or Where()
         self.probes = threading.BoundedSemaphore(limits.max_concurrent)
-        self.connections = threading.BoundedSemaphore(limits.max_connections)
+        # Open connections by accepted socket, oldest first.
+        self.connections: dict[socket.socket, Connection] = {}
+        self._lock = threading.Lock()
         super().__init__(address, AgentHandler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self.connections.acquire(blocking=False):
-            log.warning("%s: too many open connections, closed", client_address[0])
-            self.shutdown_request(request)
-            return
+        with self._lock:
+            full = len(self.connections) >= self.limits.max_connections
+            if full and not self._evict_oldest_untrusted():
+                log.warning(
+                    "%s: every connection is an authenticated caller's, closed", client_address[0]
+                )
+                self.shutdown_request(request)
+                return
+            self.connections[request] = Connection(request)
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self.connections.release()
+            self.forget(request)
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self.connections.release()
+            self.forget(request)
+
+    def _evict_oldest_untrusted(self) -> bool:
+        for accepted, connection in self.connections.items():
+            if not connection.trusted:
+                del self.connections[accepted]
+                # The plain socket's shutdown: SSLSocket's would drop its TLS state mid-read.
+                # OSError: its thread has closed it already.
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(connection.sock, socket.SHUT_RDWR)
+                return True
+        return False
+
+    def forget(self, accepted: socket.socket) -> None:
+        with self._lock:
+            self.connections.pop(accepted, None)
+
+    def trust(self, accepted: socket.socket) -> None:
+        with self._lock:
+            if accepted in self.connections:
+                self.connections[accepted].trusted = True
+
+    def wrap_tls(self, accepted: socket.socket, context: ssl.SSLContext) -> ssl.SSLSocket:
+        """The connection as a TLS socket, handshake not yet done. Under the lock: wrapping
+        detaches `accepted`, and an eviction must find the socket that now owns the file."""
+        with self._lock:
+            wrapped = context.wrap_socket(accepted, server_side=True, do_handshake_on_connect=False)
+            if accepted in self.connections:
+                self.connections[accepted].sock = wrapped
+            return wrapped
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]
@@ -272,12 +371,23 @@ class AgentHandler(BaseHTTPRequestHandler):
     # ---- connection ----------------------------------------------------------------------
 
     def setup(self) -> None:
-        self.timeout = self.server.limits.read_timeout_seconds
+        limits = self.server.limits
+        self.timeout = limits.read_timeout_seconds
+        deadline = time.monotonic() + self.timeout
+        self.accepted = self.request
         if self.server.tls is not None:
+            # The handshake happens here, in the connection's thread, not in the accept loop;
+            # ssl bounds the whole handshake by the socket's timeout, not each read.
+            self.request = self.server.wrap_tls(self.accepted, self.server.tls.context())
             self.request.settimeout(self.timeout)
-            # The handshake happens here, in the connection's thread, not in the accept loop.
-            self.request = self.server.tls.context().wrap_socket(self.request, server_side=True)
+            try:
+                self.request.do_handshake()
+            except BaseException:
+                self.request.close()  # finish() does not run when setup() fails
+                raise
         super().setup()
+        self.rfile.close()  # reads with a timeout each; replaced by one with the deadline
+        self.rfile = RequestReader(DeadlineSocket(self.connection, deadline), limits.max_head_bytes)
 
     def finish(self) -> None:
         try:
@@ -290,7 +400,15 @@ class AgentHandler(BaseHTTPRequestHandler):
         self._status: int | None = None
         self._body_read = False
         started = time.monotonic()
-        super().handle_one_request()
+        try:
+            super().handle_one_request()
+        except HeadTooLarge:
+            self.command = self.request_version = ""  # as the stdlib does for a 414
+            limit = self.server.limits.max_head_bytes
+            self.send_error(
+                HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
+                f"request line and headers: at most {limit} bytes",
+            )
         if self._status is not None:
             path = urlsplit(getattr(self, "path", "") or "-").path[:200]
             log.info(
@@ -367,6 +485,7 @@ class AgentHandler(BaseHTTPRequestHandler):
 
     def _authenticated(self) -> bool:
         if self.server.auth.accepts(self.headers.get("Authorization")):
+            self.server.trust(self.accepted)
             return True
         self._error(HTTPStatus.UNAUTHORIZED, "unauthorized", {"WWW-Authenticate": "Bearer"})
         return False
@@ -402,9 +521,9 @@ class AgentHandler(BaseHTTPRequestHandler):
         return body
 
     def _error(self, status: HTTPStatus, message: str, headers: dict[str, str] | None = None):
-        self._drain()
         body = json.dumps({"error": message}).encode()
         self._reply(status, body, "application/json", headers)
+        self._drain()  # after the answer: an unauthenticated body is never waited for
 
     def _drain(self) -> None:
         left = self._content_length()
