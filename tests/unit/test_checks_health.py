@@ -262,3 +262,39 @@ def test_a_path_that_climbs_out_and_matches_nothing_leaves_the_cgroup_unknown(
     found = sample(proc, root, pid=4242)
     assert (found.cgroup, found.memory_limit_bytes) == (None, None)
     assert found.load_per_core == 1.5  # the host's figures still come
+
+
+@pytest.mark.parametrize(
+    "pod",
+    [
+        # systemd driver; cgroupfs driver; a static pod (its UID is 32 hex digits)
+        "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0d3b9a1c_1111_2222_3333_"
+        "444455556666.slice",
+        "kubepods/burstable/pod0d3b9a1c-1111-2222-3333-444455556666",
+        "kubepods/besteffort/pod6e2b1c0f9d8a7b6c5d4e3f2a1b0c9d8e",
+    ],
+    ids=["systemd", "cgroupfs", "static-pod"],
+)
+def test_a_pods_sandbox_process_is_judged_by_its_pods_cgroup(proc: Path, tmp_path: Path, pod: str):
+    # The process found for a pod is its pause container, whose own cgroup has no limits;
+    # the pod's holds the app's limit, usage and pressure.
+    root = tmp_path / "cgroup"
+    sandbox = f"{pod}/cri-containerd-aaaa.scope"
+    write(proc, {"100/cgroup": f"0::/{sandbox}\n"})
+    write(
+        root,
+        {
+            "cgroup.controllers": "cpu memory\n",
+            f"{sandbox}/memory.max": "max\n",
+            f"{sandbox}/memory.current": "307200\n",
+            f"{sandbox}/cpu.max": "max 100000\n",
+            f"{pod}/memory.max": "268435456\n",
+            f"{pod}/memory.current": "262144000\n",
+            f"{pod}/cpu.max": "50000 100000\n",
+            f"{pod}/memory.pressure": GROUP_PRESSURE["memory"],
+        },
+    )
+    found = sample(proc, root, pid=100)
+    assert found.cgroup == f"/{pod}"
+    assert (found.memory_usage_bytes, found.memory_limit_bytes) == (262144000, 268435456)
+    assert (found.cpu_quota_cores, found.memory_pressure_some_avg10) == (0.5, 30.0)

@@ -7,6 +7,7 @@ sandbox without PSI or a cgroup layout we do not know still yields the rest.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,6 +21,11 @@ V1_UNLIMITED = 1 << 62
 MAX_SEARCH_DEPTH = 8
 # Probe pods mount the host's hierarchy here: their own /sys/fs/cgroup shows only themselves.
 CGROUP_ROOT = Path(os.environ.get("HOPSCOPE_CGROUP_ROOT", "/sys/fs/cgroup"))
+# A pod's own cgroup, by the kubelet's cgroupfs ("pod<uid>") or systemd
+# ("kubepods-burstable-pod<uid_>.slice") naming; a static pod's UID is 32 hex digits.
+POD_CGROUP = re.compile(
+    r"(^|-)pod([0-9a-f]{32}|[0-9a-f]{8}([-_][0-9a-f]{4}){3}[-_][0-9a-f]{12})(\.slice)?$"
+)
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,12 @@ def sample(
 
 def locate(proc_cgroup: str | None, root: Path) -> Cgroup:
     """Find the directories of a /proc/PID/cgroup ("ID:CONTROLLERS:PATH" lines, where v2's line
-    has no controllers) under `root`; those that do not exist are left None."""
+    has no controllers) under `root`; those that do not exist are left None.
+
+    A process of a Kubernetes pod is judged by its pod's cgroup, not its container's: the one
+    process found for a pod is usually the sandbox (pause), whose own cgroup has no memory
+    limit and no CPU quota, while the pod's holds the limits, usage and pressure of them all.
+    """
     unified_path = None
     v1: dict[str, tuple[str, Path]] = {}
     for line in (proc_cgroup or "").splitlines():
@@ -98,12 +109,28 @@ def locate(proc_cgroup: str | None, root: Path) -> Cgroup:
         unified = _directory(base, unified_path)
     named = memory or cpu
     return Cgroup(
-        path=named[0] if named else unified_path if unified else None,
+        path=_pod_level_path(named[0] if named else unified_path if unified else None),
         version=1 if named else 2 if unified else None,
-        unified=unified,
-        memory=memory[1] if memory else None,
-        cpu=cpu[1] if cpu else None,
+        unified=_pod_level(unified),
+        memory=_pod_level(memory[1] if memory else None),
+        cpu=_pod_level(cpu[1] if cpu else None),
     )
+
+
+def _pod_level(directory: Path | None) -> Path | None:
+    """The pod's cgroup above a container's, else the directory itself."""
+    if directory is None:
+        return None
+    pods = (d for d in (directory, *directory.parents) if POD_CGROUP.search(d.name))
+    return next(pods, directory)
+
+
+def _pod_level_path(path: str | None) -> str | None:
+    if path is None:
+        return None
+    parts = path.split("/")
+    cut = next((i for i in range(len(parts), 0, -1) if POD_CGROUP.search(parts[i - 1])), None)
+    return "/".join(parts[:cut]) if cut else path
 
 
 def _directory(mount: Path, path: str) -> Path | None:
