@@ -35,6 +35,7 @@ L4 = {
     WireProtocol.DNS: "UDP",
 }
 URI_PORTS = {"http": DEFAULT_PORTS[WireProtocol.HTTP], "https": DEFAULT_PORTS[WireProtocol.HTTPS]}
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 
 
 class ClusterView(Protocol):
@@ -241,10 +242,17 @@ def pod_source(
         description=description,
         pod_namespace=pod["metadata"]["namespace"],
         pod_name=_name(pod),
-        pod_uid=pod["metadata"]["uid"],
+        pod_uid=_node_uid(pod),
         address=_first(pod_ips(pod, preferred)),
         host_network=bool(spec.get("hostNetwork")),
     )
+
+
+def _node_uid(pod: Manifest) -> str:
+    """The UID the kubelet runs the pod under: a static pod's API object (its mirror) has a
+    UID of its own, and names the kubelet's in an annotation."""
+    annotations = pod["metadata"].get("annotations") or {}
+    return str(annotations.get(MIRROR_ANNOTATION) or pod["metadata"]["uid"])
 
 
 # ---- destination ----------------------------------------------------------------------------

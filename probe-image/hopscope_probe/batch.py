@@ -26,7 +26,7 @@ PARALLEL = 4
 
 
 class PodNetns(Schema):
-    pod_uid: str = Field(pattern=r"^[0-9a-fA-F-]{36}$")
+    pod_uid: str = Field(pattern=r"^([0-9a-fA-F-]{36}|[0-9a-fA-F]{32})$")  # a static pod's: 32
 
 
 class BatchItem(Schema):

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from hopscope_probe.netns import NamespaceError
 
-UID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# An API pod's UID, or a static pod's (the kubelet's hash of its file: 32 hex digits).
+UID = re.compile(r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32})$")
 
 
 def pid_of_pod(pod_uid: str, proc: Path = Path("/proc")) -> int:

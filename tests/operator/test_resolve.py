@@ -197,6 +197,15 @@ def test_pod_source_gives_node_uid_and_address() -> None:
     assert (info.pod, info.node, info.address) == ("api-0", "worker-1", "10.244.1.5")
 
 
+def test_a_static_pods_source_is_entered_by_the_kubelets_uid_not_its_mirrors() -> None:
+    mirror = pod("etcd-worker-1")
+    mirror["metadata"]["annotations"] = {
+        "kubernetes.io/config.mirror": "6e2b1c0f9d8a7b6c5d4e3f2a1b0c9d8e"
+    }
+    source = source_of({"pod": {"name": "etcd-worker-1"}}, FakeView(pod_list=[mirror]))
+    assert source.netns == "6e2b1c0f9d8a7b6c5d4e3f2a1b0c9d8e"
+
+
 def test_pod_source_in_another_namespace() -> None:
     view = FakeView(pod_list=[pod("api-0", "shop")])
     assert source_of({"pod": {"name": "api-0", "namespace": "shop"}}, view).pod_namespace == "shop"

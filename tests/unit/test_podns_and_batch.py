@@ -42,6 +42,13 @@ def test_the_lowest_pid_of_the_pod_is_found_for_each_cgroup_driver(tmp_path: Pat
     assert pid_of_pod(UID.upper(), proc) == 412
 
 
+def test_a_static_pods_uid_is_the_kubelets_32_hex_digit_hash(tmp_path: Path):
+    static = "6e2b1c0f9d8a7b6c5d4e3f2a1b0c9d8e"  # a static pod's UID as its cgroup names it
+    line = f"0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{static}.slice\n"
+    assert pid_of_pod(static, fake_proc(tmp_path, {1: "0::/init.scope\n", 88: line})) == 88
+    assert PodNetns(pod_uid=static).pod_uid == static  # and a batch may carry it
+
+
 def test_a_pod_not_on_this_node_names_the_uid_and_the_likely_cause(tmp_path: Path):
     proc = fake_proc(tmp_path, {1: "0::/init.scope\n"})
     with pytest.raises(NamespaceError, match=f"no process of pod {UID}.*hostPID"):
