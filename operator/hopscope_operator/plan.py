@@ -102,6 +102,11 @@ class Batch:
     items: tuple[BatchItem, ...]
 
 
+# Linux refuses to start a process with one environment string over 128 KiB (E2BIG): the
+# container would never run, and the same batch would fail again every tick.
+MAX_BATCH_BYTES = 96 * 1024
+
+
 @dataclass(frozen=True)
 class Caps:
     max_pods: int = 100  # probe pods in flight across the cluster
@@ -137,15 +142,30 @@ def group_by_node(
     create: list[Batch] = []
     deferred: list[BatchItem] = []
     for node, items in by_node.items():
-        chunks = [
-            tuple(items[start : start + caps.max_checks_per_pod])
-            for start in range(0, len(items), caps.max_checks_per_pod)
-        ]
+        chunks = _chunks(items, caps.max_checks_per_pod)
         allowed = max(0, min(caps.max_pods_per_node - in_flight.get(node, 0), free_total))
         create += [Batch(node, chunk) for chunk in chunks[:allowed]]
         deferred += [item for chunk in chunks[allowed:] for item in chunk]
         free_total -= min(allowed, len(chunks))
     return Planned(create, deferred)
+
+
+def _chunks(items: list[BatchItem], max_count: int) -> list[tuple[BatchItem, ...]]:
+    """The items in order, cut into pods' batches of at most `max_count` checks and
+    MAX_BATCH_BYTES of HOPSCOPE_BATCH (a URI or header near the CRD's bounds is kilobytes)."""
+    chunks: list[tuple[BatchItem, ...]] = []
+    current: list[BatchItem] = []
+    size = 0
+    for item in items:
+        item_size = len(batch_env([item]))
+        if current and (len(current) == max_count or size + item_size > MAX_BATCH_BYTES):
+            chunks.append(tuple(current))
+            current, size = [], 0
+        current.append(item)
+        size += item_size
+    if current:
+        chunks.append(tuple(current))
+    return chunks
 
 
 # ---- the pod --------------------------------------------------------------------------------

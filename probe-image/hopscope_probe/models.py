@@ -188,16 +188,22 @@ class Thresholds(Schema):
     loss_percent: float = Field(default=5.0, ge=0, le=100)
 
 
+# Bounded so that one check, whatever its headers, fits a probe pod's batch (plan.py).
+MAX_HEADERS, MAX_HEADER_NAME, MAX_HEADER_VALUE = 16, 256, 2048
+
+
 class HttpHeader(Schema):
-    name: str = Field(min_length=1)
-    value: str
+    name: str = Field(min_length=1, max_length=MAX_HEADER_NAME)
+    value: str = Field(max_length=MAX_HEADER_VALUE)
 
 
 class HttpOptions(Schema):
     method: str = Field(default="GET", pattern=r"^(GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH)$")
-    headers: list[HttpHeader] = Field(default_factory=list)
+    headers: list[HttpHeader] = Field(default_factory=list, max_length=MAX_HEADERS)
     valid_status_codes: list[str] = Field(
-        default_factory=lambda: ["2xx"], description="codes like 200 or classes like 2xx"
+        default_factory=lambda: ["2xx"],
+        max_length=MAX_HEADERS,
+        description="codes like 200 or classes like 2xx",
     )
 
 

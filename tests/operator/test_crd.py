@@ -318,6 +318,12 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("bad-path-mode", {"spec.path": {"mode": "Sometimes"}}, "spec.path.mode"),
     ("max-hops-65", {"spec.path": {"maxHops": 65}}, "spec.path.maxHops"),
     ("bad-http-method", {"spec.http": {"method": "FETCH"}}, "spec.http.method"),
+    (
+        "header-value-2049",  # a check must fit a probe pod's batch
+        {"spec.http": {"headers": [{"name": "x-a", "value": "v" * 2049}]}},
+        "spec.http.headers",
+    ),
+    ("17-headers", {"spec.http": {"headers": [{"name": "x", "value": ""}] * 17}}, "headers"),
     ("negative-source-port", {"spec.sourcePort": -1}, "spec.sourcePort"),
     ("loss-over-100", {"spec.thresholds": {"lossPercent": 101}}, "spec.thresholds.lossPercent"),
     ("interval-5", {"spec.schedule": {"intervalSeconds": 5}}, "spec.schedule.intervalSeconds"),

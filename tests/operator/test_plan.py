@@ -12,10 +12,12 @@ import pytest
 
 from hopscope_operator.plan import (
     ANNOTATION_CHECKS,
+    MAX_BATCH_BYTES,
     STARTUP_SECONDS,
     Batch,
     BatchItem,
     Caps,
+    batch_env,
     deadline_seconds,
     group_by_node,
     label_value,
@@ -24,7 +26,7 @@ from hopscope_operator.plan import (
     probe_pod,
 )
 from hopscope_probe import batch as wire
-from hopscope_probe.models import PathMode, ProbeRequest
+from hopscope_probe.models import MAX_HEADERS, PathMode, ProbeRequest
 
 IMAGE = "ghcr.io/hopscope/probe:0.1.0"
 UID_A = "3f1c2b4a-9d8e-4f70-a1b2-c3d4e5f60718"
@@ -311,6 +313,20 @@ def test_many_checks_on_one_node_split_into_pods_within_the_per_node_cap() -> No
     assert [len(batch.items) for batch in planned.create] == [3, 3]
     assert [i.check for i in planned.deferred] == ["shop/c6"]
     assert all(isinstance(batch, Batch) and batch.node == "worker-1" for batch in planned.create)
+
+
+def test_checks_with_the_largest_uris_and_headers_the_crd_allows_split_to_fit_the_env() -> None:
+    # 50 checks, each near the CRD's bounds: one HOPSCOPE_BATCH of them would be over the
+    # 128 KiB the kernel allows one environment string, and the pod would never start.
+    uri = "https://api.example.com/" + "p" * 2000
+    headers = [{"name": f"x-h{i}", "value": "v" * 2048} for i in range(MAX_HEADERS)]
+    fat = {"uri": uri, "protocol": "HTTPS", "http": {"headers": headers}}
+    due = [("worker-1", item(f"shop/c{i}", **fat)) for i in range(50)]
+    planned = group_by_node(due, Caps(max_pods=100, max_pods_per_node=100))
+    assert len(batch_env([due[0][1]])) > 32 * 1024  # each one alone is big
+    sizes = [len(batch_env(batch.items)) for batch in planned.create]
+    assert max(sizes) <= MAX_BATCH_BYTES < 128 * 1024
+    assert sum(len(batch.items) for batch in planned.create) == 50 and not planned.deferred
 
 
 def test_grouping_nothing_plans_nothing() -> None:
