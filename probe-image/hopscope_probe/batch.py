@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from typing import Literal, TextIO
 
 from pydantic import Field
@@ -56,22 +59,63 @@ def run_item(item: BatchItem) -> str:
     return BatchOutput(id=item.id, result=result).to_json()
 
 
-def run_batch(batch: Batch, out: TextIO, parallel: int = PARALLEL) -> None:
-    # One fresh child per check (a namespace, once entered, stays): forked from a clean
-    # forkserver, since fork itself cannot recycle children.
+def run_batch(
+    batch: Batch,
+    out: TextIO,
+    parallel: int = PARALLEL,
+    run: Callable[[BatchItem], str] = run_item,
+) -> None:
+    # One fresh child per check (a namespace, once entered, stays), forked from a clean
+    # forkserver, each with its own pipe: a process pool breaks as a whole when one worker is
+    # killed, failing every outstanding check; here a kill costs only its own check.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["hopscope_probe.engine"])
-    with ProcessPoolExecutor(parallel, mp_context=context, max_tasks_per_child=1) as pool:
-        futures = {pool.submit(run_item, item): item for item in batch.checks}
-        for future in as_completed(futures):
-            item = futures[future]
-            try:
-                line = future.result()
-            except Exception as exc:  # the child died (OOM kill, signal): say so, keep going
-                failed = probe_failure(item.request, f"probe process failed: {exc!r}")
-                line = BatchOutput(id=item.id, result=failed).to_json()
-            out.write(line + "\n")
+    waiting = list(reversed(batch.checks))
+    running: dict[Connection, tuple[BatchItem, BaseProcess]] = {}
+    while waiting or running:
+        while waiting and len(running) < parallel:
+            item = waiting.pop()
+            reader, writer = context.Pipe(duplex=False)
+            child = context.Process(target=send_result, args=(run, item, writer))
+            child.start()
+            writer.close()  # the child's end only, so that its death is the reader's EOF
+            running[reader] = (item, child)
+        for reader in wait(list(running)):
+            item, child = running.pop(reader)
+            out.write(collect(item, reader, child) + "\n")
             out.flush()
+
+
+def send_result(run: Callable[[BatchItem], str], item: BatchItem, writer: Connection) -> None:
+    writer.send(run(item))
+
+
+def collect(item: BatchItem, reader: Connection, child: BaseProcess) -> str:
+    """The child's line, or a probe failure naming how it died."""
+    # Read before joining: a child blocks writing a result larger than the pipe's buffer.
+    line: str | None
+    try:
+        line = reader.recv()
+    except (EOFError, OSError):  # nothing, or cut short: the child died
+        line = None
+    finally:
+        reader.close()
+    child.join()
+    if line is None:
+        failed = probe_failure(item.request, f"probe process failed: {death(child.exitcode)}")
+        line = BatchOutput(id=item.id, result=failed).to_json()
+    return line
+
+
+def death(exitcode: int | None) -> str:
+    if exitcode is None or exitcode >= 0:
+        return f"exited with code {exitcode} without a result"
+    try:
+        name = signal.Signals(-exitcode).name
+    except ValueError:  # a real-time signal has no name
+        name = f"signal {-exitcode}"
+    # The kernel's OOM killer (cgroup v1, or kubelet's singleProcessOOMKill) sends SIGKILL.
+    return f"killed by {name}" + (" (out of memory?)" if name == "SIGKILL" else "")
 
 
 def load(source: str | None) -> Batch:

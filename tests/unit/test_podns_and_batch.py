@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import functools
+import io
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from hopscope_probe.batch import Batch, BatchItem, BatchOutput, PodNetns
+from hopscope_probe.batch import Batch, BatchItem, BatchOutput, PodNetns, run_batch
 from hopscope_probe.models import ConnectionStatus, IssueType, PathMode, ProbeRequest
 from hopscope_probe.netns import NamespaceError
 from hopscope_probe.podns import pid_of_pod
+from hopscope_probe.runner import probe_failure
 
 UID = "3f1c2b4a-9d8e-4f70-a1b2-c3d4e5f60718"
 
@@ -100,3 +106,44 @@ def test_a_malformed_batch_is_a_usage_error_naming_the_field():
     assert done.returncode == 2
     assert "checks.0.request.count" in done.stderr
     assert done.stdout == ""
+
+
+def run_logged(log: Path, item: BatchItem) -> str:
+    """A check's child that logs when it runs; "die" is OOM-killed, "huge" overfills a pipe."""
+    name = item.request.host
+    (log / f"{name}.start").write_text(str(time.monotonic()))
+    if name == "die":
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(0.2)
+    message = "x" * 1_000_000 if name == "huge" else f"ran {name}"
+    (log / f"{name}.end").write_text(str(time.monotonic()))
+    return BatchOutput(id=item.id, result=probe_failure(item.request, message)).to_json()
+
+
+def test_a_killed_check_fails_alone_and_at_most_parallel_checks_run_at_once(tmp_path: Path):
+    names = ["a", "die", "b", "huge", "c", "d"]
+    batch = Batch(
+        checks=[
+            BatchItem(id=f"default/{name}/1", netns="host", request=ProbeRequest(host=name))
+            for name in names
+        ]
+    )
+    out = io.StringIO()
+    run_batch(batch, out, parallel=2, run=functools.partial(run_logged, tmp_path))
+
+    messages = {
+        o.id: o.result.issues[0].message
+        for o in map(BatchOutput.model_validate_json, out.getvalue().splitlines())
+    }
+    assert messages == {
+        "default/die/1": "probe process failed: killed by SIGKILL (out of memory?)",
+        "default/huge/1": "x" * 1_000_000,
+        **{f"default/{name}/1": f"ran {name}" for name in "abcd"},
+    }
+    spans = [
+        (float((tmp_path / f"{name}.start").read_text()), float(end.read_text()))
+        for name in names
+        if (end := tmp_path / f"{name}.end").exists()
+    ]
+    assert len(spans) == 5
+    assert max(sum(s <= start < e for s, e in spans) for start, _ in spans) <= 2
