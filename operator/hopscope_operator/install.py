@@ -365,7 +365,9 @@ def manifests() -> dict[str, list[Manifest]]:
         },
     }
     # /metrics has no authentication of its own: only the monitoring namespace may reach it,
-    # and the probe pods (hostNetwork aside) nothing at all.
+    # and the probe pods (hostNetwork aside) nothing at all. The kubelet's liveness and
+    # readiness probes come from the node, which some CNIs' policy enforcers (kind's, 2024)
+    # do not exempt: the health port (a yes or no, nothing more) is open to any source.
     metrics_policy = {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -387,7 +389,8 @@ def manifests() -> dict[str, list[Manifest]]:
                         }
                     ],
                     "ports": [{"port": METRICS_PORT, "protocol": "TCP"}],
-                }
+                },
+                {"ports": [{"port": HEALTH_PORT, "protocol": "TCP"}]},
             ],
         },
     }

@@ -105,6 +105,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         built.helm("install", "--create-namespace", *images)
         built.kubectl("create", "namespace", NS)
         built.apply(*workloads())
+        # `wait pod --all` sees only the pods that exist: the Deployment's may come later.
+        built.kubectl("-n", NS, "rollout", "status", "deployment/echo", "--timeout=180s")
         built.kubectl("-n", NS, "wait", "--for=condition=Ready", "pod", "--all", "--timeout=180s")
         yield built
     finally:

@@ -8,6 +8,7 @@ operator's stories are checked against.
 from __future__ import annotations
 
 import json
+from ipaddress import IPv4Address
 from typing import Any
 
 import kubernetes_validate
@@ -145,6 +146,50 @@ def test_values_reach_the_operator_and_the_metrics_policy():
     [policy] = by_kind(docs, "NetworkPolicy")
     source = policy["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]
     assert source == {"kubernetes.io/metadata.name": "observability"}
+
+
+def test_the_operator_pod_admits_metrics_from_monitoring_and_health_probes_from_its_node():
+    from hopscope_operator.policy import (
+        Flow,
+        PodRef,
+        PolicyIndex,
+        PolicyRules,
+        parse_namespace,
+        parse_pod,
+        parse_policy,
+    )
+
+    docs = render()
+    [deployment] = by_kind(docs, "Deployment")
+    operator = {
+        "metadata": {
+            "name": "hopscope-operator-0",
+            "namespace": install.NAMESPACE,
+            "labels": deployment["spec"]["template"]["metadata"]["labels"],
+        },
+        "spec": deployment["spec"]["template"]["spec"],
+        "status": {"podIP": "10.244.1.9"},
+    }
+    scraper = {
+        "metadata": {"name": "prometheus-0", "namespace": "monitoring"},
+        "spec": {"containers": [{"name": "p"}]},
+        "status": {"podIP": "10.244.2.3"},
+    }
+    namespaces = [
+        {"metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}}}
+        for name in (install.NAMESPACE, "monitoring")
+    ]
+    rules = PolicyRules(
+        [parse_namespace(n) for n in namespaces],
+        [parse_policy(p) for p in by_kind(docs, "NetworkPolicy")],
+    )
+    index = PolicyIndex([parse_pod(operator), parse_pod(scraper)], rules)
+    target = PodRef(install.NAMESPACE, "hopscope-operator-0")
+    scrape = PodRef("monitoring", "prometheus-0")
+    node = IPv4Address("172.18.0.2")  # the kubelet, probing from the node's address
+    assert index.evaluate(Flow(scrape, target, install.METRICS_PORT)).allowed
+    assert not index.evaluate(Flow(node, target, install.METRICS_PORT)).allowed
+    assert index.evaluate(Flow(node, target, install.HEALTH_PORT)).allowed
 
 
 def test_large_numbers_reach_the_operator_as_integers_it_reads():
