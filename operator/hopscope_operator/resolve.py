@@ -96,12 +96,14 @@ class ResolvedSource:
     pod_name: str | None = None
     pod_uid: str | None = None
     address: str | None = None
-    host_network: bool = False  # a hostNetwork pod is probed from the node's own namespace
+    host_network: bool = False  # a hostNetwork pod shares its node's network namespace
 
     @property
     def netns(self) -> str:
-        """What the probe enters: "host", or the UID of the pod whose namespace it enters."""
-        if self.kind == "node" or self.host_network or self.pod_uid is None:
+        """What the probe enters: "host", or the UID of the pod whose namespace it enters. A
+        hostNetwork pod is entered too (the node's namespace, then): its processes' resolv.conf
+        and cgroup are what the probe must judge, not the probe pod's."""
+        if self.kind == "node" or self.pod_uid is None:
             return "host"
         return self.pod_uid
 

@@ -219,10 +219,12 @@ def test_pod_source_address_follows_the_preferred_ip_version() -> None:
     assert source.address == "fd00:10:244::5"
 
 
-def test_host_network_pod_is_probed_from_the_host_namespace() -> None:
+def test_a_host_network_pod_is_entered_by_its_uid_for_its_own_resolver_and_cgroup() -> None:
+    # Its namespace is the node's, but with dnsPolicy ClusterFirst it resolves with the node's
+    # resolv.conf, not the probe pod's (ClusterFirstWithHostNet): only its processes tell.
     view = FakeView(pod_list=[pod("agent", host_network=True, ips=("172.18.0.3",))])
     source = source_of({"pod": {"name": "agent"}}, view)
-    assert (source.kind, source.netns) == ("pod", "host")
+    assert (source.kind, source.netns, source.host_network) == ("pod", UID, True)
 
 
 @pytest.mark.parametrize(
