@@ -161,6 +161,7 @@ FLAG_OF = {
     "latency_ms": "--latency-threshold-ms",
     "loss_percent": "--loss-threshold-percent",
     "method": "--method",
+    "valid_status_codes": "--valid-status",
     "host": "--to",
 }
 
@@ -168,7 +169,8 @@ FLAG_OF = {
 def flag_errors(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
-        field = str(err["loc"][-1]) if err["loc"] else "?"
+        # The field, not a list item's index ("valid_status_codes", 0).
+        field = next((str(part) for part in reversed(err["loc"]) if isinstance(part, str)), "?")
         parts.append(f"{FLAG_OF.get(field, field)}: {err['msg']}")
     return "; ".join(parts)
 

@@ -8,6 +8,7 @@ literals, no free-form dicts (evidence is a list of key/value pairs).
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -197,10 +198,14 @@ class HttpHeader(Schema):
     value: str = Field(max_length=MAX_HEADER_VALUE)
 
 
+# An HTTP status code (200) or class (2xx), as the status check reads them.
+StatusCode = Annotated[str, Field(pattern=r"^[1-5]([0-9]{2}|[xX]{2})$")]
+
+
 class HttpOptions(Schema):
     method: str = Field(default="GET", pattern=r"^(GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH)$")
     headers: list[HttpHeader] = Field(default_factory=list, max_length=MAX_HEADERS)
-    valid_status_codes: list[str] = Field(
+    valid_status_codes: list[StatusCode] = Field(
         default_factory=lambda: ["2xx"],
         max_length=MAX_HEADERS,
         description="codes like 200 or classes like 2xx",

@@ -141,6 +141,8 @@ def test_split_host_port(value, expected):
         (["--uri", "ftp://x/"], "--uri"),
         (["--uri", "http://x/", "--protocol", "tcp"], "--protocol"),
         (["--to", "h:80", "--header", "nocolon"], "--header"),
+        (["--uri", "https://x/", "--valid-status", "foo"], "--valid-status"),
+        (["--uri", "https://x/", "--valid-status", "2xx", "--valid-status", "600"], "--valid-st"),
     ],
 )
 def test_bad_arguments_name_the_flag_and_exit_2(argv, flag, capsys):
