@@ -17,6 +17,7 @@ from hopscope_probe.evidence import (
     ConnectionEvidence,
     DnsEvidence,
     DnsOutcome,
+    DnsQuery,
     Evidence,
     HealthEvidence,
     IcmpError,
@@ -144,13 +145,13 @@ def dns_issues(dns: DnsEvidence | None) -> list[Issue]:
     tried = ", ".join(dict.fromkeys(q.qname for q in dns.queries))
     if not dns.addresses:
         outcomes = ", ".join(
-            f"{q.nameserver}: {q.qname} {q.rdtype} {q.outcome}" for q in dns.queries
+            f"{q.nameserver}: {q.qname} {q.rdtype} {_answer(q)}" for q in dns.queries
         )
         per_server: dict[str, list[str]] = {}
         for q in failed:
             per_server.setdefault(q.nameserver, [])
-            if q.outcome not in per_server[q.nameserver]:
-                per_server[q.nameserver].append(q.outcome)
+            if _answer(q) not in per_server[q.nameserver]:
+                per_server[q.nameserver].append(_answer(q))
         return [
             source_issue(
                 IssueType.DNS_RESOLUTION,
@@ -225,6 +226,13 @@ def search_list_issues(dns: DnsEvidence) -> list[Issue]:
             )
         ]
     return []
+
+
+def _answer(query: DnsQuery) -> str:
+    """The query's outcome as DNS names it (NOTIMP, not "OtherRcode")."""
+    if query.outcome == DnsOutcome.OTHER_RCODE and query.detail:
+        return query.detail
+    return query.outcome
 
 
 def _dns_hint(dns: DnsEvidence) -> str:
@@ -829,6 +837,12 @@ def verdict(evidence: Evidence, issues: list[Issue], any_success: bool) -> Conne
         return ConnectionStatus.UNREACHABLE
     soft = {IssueType.PACKET_LOSS, IssueType.HIGH_LATENCY}
     if any(i.type in soft for i in issues) or _some_paths_fail(evidence):
+        return ConnectionStatus.DEGRADED
+    # Lost probes are judged against the loss threshold; a refused or rejected one is an
+    # answer, and some of them beside successes mean part of the way is broken (one of a
+    # Service's endpoints, say).
+    failed = (a for a in conn.attempts if not _probe_could_not_run(a))
+    if any(a.outcome not in (Outcome.SUCCESS, Outcome.TIMEOUT) for a in failed):
         return ConnectionStatus.DEGRADED
     return ConnectionStatus.REACHABLE
 

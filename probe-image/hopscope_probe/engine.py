@@ -212,6 +212,7 @@ def dns_connection(dns_evidence: DnsEvidence | None, address: str) -> Connection
         DnsOutcome.REFUSED: Outcome.SUCCESS,  # the server answered; dns_issues names it
         DnsOutcome.NXDOMAIN: Outcome.SUCCESS,
         DnsOutcome.SERVFAIL: Outcome.SUCCESS,
+        DnsOutcome.OTHER_RCODE: Outcome.SUCCESS,  # answered, with its code in the detail
         DnsOutcome.ERROR: Outcome.LOCAL_ERROR,
     }
     return ConnectionEvidence(

@@ -100,6 +100,7 @@ class DnsOutcome(StrEnum):
     NXDOMAIN = "NXDOMAIN"
     SERVFAIL = "SERVFAIL"
     REFUSED = "REFUSED"
+    OTHER_RCODE = "OtherRcode"  # an answer with another error code (NOTIMP, FORMERR, ...)
     TIMEOUT = "Timeout"
     ERROR = "Error"  # anything else (network unreachable, malformed answer)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 
 from hopscope_probe.diagnose import diagnose, status_allowed
+from hopscope_probe.engine import dns_connection
 from hopscope_probe.evidence import (
     Attempt,
     ConnectionEvidence,
@@ -34,6 +35,7 @@ from hopscope_probe.models import (
     Latency,
     Origin,
     ProbeRequest,
+    Protocol,
     Severity,
     Thresholds,
 )
@@ -218,6 +220,22 @@ def test_nxdomain_everywhere_is_dns_error_and_unreachable():
     assert result.status == ConnectionStatus.UNREACHABLE
 
 
+def test_a_nameserver_answering_an_error_code_is_an_answer_not_a_probe_that_could_not_run():
+    notimp = DnsQuery(
+        nameserver="198.18.5.2",
+        qname="web.lab.test.",
+        rdtype="A",
+        outcome=DnsOutcome.OTHER_RCODE,
+        detail="NOTIMP",
+    )
+    dns = dns_evidence(notimp)
+    request = ProbeRequest(host="web", protocol=Protocol.DNS)
+    evidence = Evidence(dns=dns, connection=dns_connection(dns, "198.18.5.2"))
+    result = run(evidence, hops=[SOURCE], request=request)
+    assert "NOTIMP" in only(result, IssueType.DNS_RESOLUTION).message
+    assert result.status == ConnectionStatus.UNREACHABLE  # not Unknown: the server answered
+
+
 def test_one_dead_nameserver_of_two_is_a_warning():
     dead = DnsQuery(
         nameserver="198.18.5.3", qname="web.lab.test.", rdtype="A", outcome=DnsOutcome.TIMEOUT
@@ -251,6 +269,18 @@ def test_loss_is_located_where_it_starts_and_persists():
     issue = only(result, IssueType.PACKET_LOSS)
     assert issue.hop_id == "h3-198.18.3.2"
     assert result.status == ConnectionStatus.DEGRADED
+
+
+def test_refusals_beside_successes_are_degraded_not_reachable():
+    # One of a Service's two endpoints has nothing listening: half the connections are reset.
+    refused = Attempt(outcome=Outcome.REFUSED, rtt_ms=1.0, errno=111, detail="connection refused")
+    result = run(Evidence(route=ROUTE, connection=conn(ok(), refused, ok(), refused)))
+    assert only(result, IssueType.PORT_NOT_LISTENING).severity == Severity.ERROR
+    assert (result.status, result.probes_failed) == (ConnectionStatus.DEGRADED, 2)
+    # A lost probe is judged by the loss threshold instead: 1 of 30 (3%) stays Reachable.
+    lost = Attempt(outcome=Outcome.TIMEOUT)
+    result = run(Evidence(route=ROUTE, connection=conn(*[ok()] * 29, lost)))
+    assert result.status == ConnectionStatus.REACHABLE
 
 
 def test_high_latency_is_located_at_the_biggest_jump():

@@ -166,7 +166,7 @@ def query(nameserver: str, qname: str, rdtype: str, timeout: float, port: int = 
     detail = "truncated over UDP, asked again over TCP" if over_tcp else ""
     rcode = response.rcode()
     if rcode != dns.rcode.NOERROR:
-        outcome = RCODES.get(rcode, DnsOutcome.ERROR)
+        outcome = RCODES.get(rcode, DnsOutcome.OTHER_RCODE)
         return DnsQuery(
             nameserver, qname, rdtype, outcome, rtt_ms, detail=detail or dns.rcode.to_text(rcode)
         )
