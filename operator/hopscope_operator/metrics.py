@@ -22,6 +22,7 @@ COMMON = ("namespace", "check", "source", "destination", "protocol")
 MAX_HOP_SERIES = 64  # the CRD's largest maxHops
 RUN_BUCKETS = (0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
 REACHABLE = (ConnectionStatus.REACHABLE, ConnectionStatus.DEGRADED)
+CANNOT_RUN = ("Probe", "Error")  # the issue series a check that cannot run exports
 
 Series = tuple[MetricWrapperBase, tuple[str, ...]]
 GaugeSeries = tuple[Gauge, tuple[str, ...]]
@@ -171,10 +172,7 @@ class Metrics:
         `new_run=False` re-exports a run already counted (the last status, after a restart):
         gauges are set and series created, counters are not incremented again.
         """
-        if self._labels.get(check_key, labels) != labels:
-            self.forget(check_key)  # the spec changed what the series are called
-        self._labels[check_key] = labels
-        common = astuple(labels)
+        common = self._adopt(check_key, labels)
         outcome = result.connection_status.value
         self._cumulative.setdefault(check_key, set()).update(
             {
@@ -196,9 +194,11 @@ class Metrics:
         if duration_seconds is not None and new_run:
             run_duration.observe(duration_seconds)
 
-        snapshot: dict[GaugeSeries, float] = {
-            (self.reachable, common): float(result.connection_status in REACHABLE)
-        }
+        snapshot: dict[GaugeSeries, float] = {}
+        # Unknown is no verdict: exported as 0 it would page as Unreachable; the run's Probe
+        # issue (its own alert) says instead that the probe could not run.
+        if result.connection_status != ConnectionStatus.UNKNOWN:
+            snapshot[(self.reachable, common)] = float(result.connection_status in REACHABLE)
         if result.latency is not None:
             for stat, ms in (
                 ("min", result.latency.min_ms),
@@ -209,9 +209,7 @@ class Metrics:
         tally = Tally((issue.type.value, issue.severity.value) for issue in result.issues)
         for (kind, severity), number in tally.items():
             snapshot[(self.issues, (*common, kind, severity))] = number
-        limits = thresholds or Thresholds()
-        snapshot[(self.latency_threshold, common)] = limits.latency_ms / 1000
-        snapshot[(self.loss_threshold, common)] = limits.loss_percent / 100
+        snapshot |= self._thresholds(common, thresholds or Thresholds())
         # The hop graph for the dashboard's node graph: bounded like the per-hop latencies.
         for graph_hop in result.hops[: 2 * max_hops]:
             where = graph_hop.address or "*"
@@ -226,6 +224,29 @@ class Metrics:
             key = (self.hop_latency, (*common, str(hop.ttl), hop.address))
             snapshot[key] = hop.latency.avg_ms / 1000
 
+        self._replace_snapshot(check_key, snapshot)
+
+    def cannot_run(self, check_key: str, labels: CheckLabels, thresholds: Thresholds) -> None:
+        """The check cannot run now (its source is gone, its probe pod refused, ...): the last
+        run's figures are no longer current, and the Probe issue series fires its alert."""
+        common = self._adopt(check_key, labels)
+        snapshot = {(self.issues, (*common, *CANNOT_RUN)): 1.0}
+        self._replace_snapshot(check_key, snapshot | self._thresholds(common, thresholds))
+
+    def _adopt(self, check_key: str, labels: CheckLabels) -> tuple[str, ...]:
+        """The check's label values; a spec that renamed them forgets the old series."""
+        if self._labels.get(check_key, labels) != labels:
+            self.forget(check_key)
+        self._labels[check_key] = labels
+        return astuple(labels)
+
+    def _thresholds(self, common: tuple[str, ...], limits: Thresholds) -> dict[GaugeSeries, float]:
+        return {
+            (self.latency_threshold, common): limits.latency_ms / 1000,
+            (self.loss_threshold, common): limits.loss_percent / 100,
+        }
+
+    def _replace_snapshot(self, check_key: str, snapshot: dict[GaugeSeries, float]) -> None:
         for metric, values in self._snapshot.get(check_key, set()) - snapshot.keys():
             metric.remove(*values)
         for (metric, values), value in snapshot.items():

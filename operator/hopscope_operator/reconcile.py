@@ -463,6 +463,8 @@ class Reconciler:
         )
         if self._patch_status(check, status):
             self._post(model, events, now)
+        # Not the last run's figures as if current: the Probe issue series says it cannot run.
+        self.metrics.cannot_run(check.key, CheckLabels.of(model), model.spec.thresholds)
 
     def _invalid(self, body: Object, error: ValidationError) -> None:
         meta = body["metadata"]

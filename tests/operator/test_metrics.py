@@ -127,14 +127,28 @@ def test_a_check_whose_every_probe_fails_still_exports_its_series() -> None:
     assert value(metrics, "hopscope_check_latency_seconds", stat="avg") is None  # no answer
 
 
-def test_a_probe_that_could_not_run_is_unreachable_with_zero_probes() -> None:
+def test_a_probe_that_could_not_run_has_no_reachable_verdict_and_counts_the_run() -> None:
+    # Exported as 0, Unknown would page as Unreachable; its Probe issue has its own alert.
     metrics = Metrics()
+    reached = result(ConnectionStatus.REACHABLE)
+    metrics.record("shop/web-to-db", WEB, reached)
     unknown = result(ConnectionStatus.UNKNOWN, sent=0, failed=0, duration_ms=None)
     metrics.record("shop/web-to-db", WEB, unknown.model_copy(update={"latency": None}))
-    assert value(metrics, "hopscope_check_reachable") == 0
-    assert value(metrics, "hopscope_check_probes_sent_total") == 0
+    assert value(metrics, "hopscope_check_reachable") is None  # not the last run's 1 either
+    assert value(metrics, "hopscope_check_probes_sent_total") == reached.probes_sent
     assert value(metrics, "hopscope_check_runs_total", outcome="Unknown") == 1
-    assert value(metrics, "hopscope_check_run_duration_seconds_count") == 0
+    assert value(metrics, "hopscope_check_run_duration_seconds_count") == 1  # the first run's
+
+
+def test_a_check_that_cannot_run_drops_its_last_figures_and_raises_its_probe_issue() -> None:
+    metrics = Metrics()
+    metrics.record("shop/web-to-db", WEB, result(ConnectionStatus.REACHABLE))
+    metrics.cannot_run("shop/web-to-db", WEB, Thresholds(latency_ms=300))
+    assert value(metrics, "hopscope_check_reachable") is None
+    assert value(metrics, "hopscope_check_latency_seconds", stat="avg") is None
+    assert value(metrics, "hopscope_check_issues", type="Probe", severity="Error") == 1
+    assert value(metrics, "hopscope_check_latency_threshold_seconds") == 0.3
+    assert value(metrics, "hopscope_check_runs_total", outcome="Reachable") == 1  # kept
 
 
 def test_an_explicit_duration_wins() -> None:

@@ -22,6 +22,7 @@ from .test_reconcile import (
     condition,
     finish,
     make_reconciler,
+    metric_lines,
     probe_pods,
     reachable_result,
     source_pod,
@@ -229,3 +230,20 @@ def test_a_stored_uri_no_parser_can_use_is_invalid_spec_and_the_other_checks_run
     ready = condition(check(api, "bad"), "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
     assert "destination.uri" in ready["message"]
+
+
+def test_a_check_whose_source_is_gone_stops_reporting_its_last_verdict(api, clock, reconciler):
+    source_pod(api)
+    apply_check(api, schedule={"intervalSeconds": 60})
+    reconciler.tick()
+    [pod] = probe_pods(api)
+    finish_all(api, pod)
+    reconciler.tick()
+    assert 'check="web-to-db"' in "".join(metric_lines(reconciler, "hopscope_check_reachable"))
+    api.delete(PODS, "shop", "web-0")
+    clock.advance(120)
+    reconciler.tick()
+    assert condition(check(api), "Ready")["reason"] == "SourceNotFound"
+    assert metric_lines(reconciler, "hopscope_check_reachable") == []  # no stale green
+    [cannot_run] = metric_lines(reconciler, "hopscope_check_issues")
+    assert 'type="Probe"' in cannot_run and cannot_run.endswith(" 1.0")
