@@ -15,13 +15,16 @@ bad argument, an API error, a timeout or a status this plugin cannot read as tex
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import json
 import re
 import secrets
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TextIO
 
 import urllib3
@@ -470,7 +473,39 @@ def run_check(
 ) -> int:
     check = build_check(args, namespace)
     name = check.metadata["name"]
-    api.create(CHECKS, namespace, check_body(check))
+    with _terminations_interrupt():
+        api.create(CHECKS, namespace, check_body(check))
+        return _wait_and_delete(args, api, namespace, name, sleep=sleep, clock=clock)
+
+
+@contextlib.contextmanager
+def _terminations_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP (a closed terminal, `timeout`, a cancelled CI job) end the wait like
+    Ctrl-C does, so the check made for it is deleted rather than left behind."""
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread
+        return
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _wait_and_delete(
+    args: argparse.Namespace,
+    api: ClusterApi,
+    namespace: str,
+    name: str,
+    *,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+) -> int:
     progress = Progress(sys.stderr)
     deadline = clock() + args.wait
     try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -427,6 +429,18 @@ def test_ctrl_c_while_waiting_deletes_the_check(api: FakeApi, capsys):
     assert code == 130
     assert "interrupted" in capsys.readouterr().err
     assert api.list(CHECKS, NS) == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_terminated_wait_deletes_the_check_too(api: FakeApi, capsys, signum: int):
+    # A closed terminal, `timeout 60 kubectl hopscope check ...`, a cancelled CI job.
+    def terminated(seconds: float) -> None:
+        os.kill(os.getpid(), signum)
+
+    before = signal.getsignal(signum)
+    code = kubectl.main(check_argv(), api=Operator(api, None), sleep=terminated, clock=lambda: 0)
+    assert code == 130 and api.list(CHECKS, NS) == []
+    assert signal.getsignal(signum) == before  # the plugin's handler is gone with its wait
 
 
 def test_background_operator_thread(api: FakeApi, capsys):
