@@ -14,7 +14,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass, replace
-from typing import cast
+from typing import TYPE_CHECKING, cast
 from urllib.parse import urlsplit
 
 from hopscope_probe.checks import sockets, tcp
@@ -28,8 +28,12 @@ from hopscope_probe.evidence import (
 )
 from hopscope_probe.models import ProbeRequest
 
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
 BODY_LIMIT = 1 << 20  # the check needs the status and the timing, not a whole download
 READ_SIZE = 64 * 1024
+NO_ANSWER = "no complete answer within the timeout"
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 # OpenSSL X509_V_ERR_* codes of ssl.SSLCertVerificationError.verify_code.
 VERIFY_PROBLEMS = {
@@ -125,12 +129,11 @@ def _attempt(
                 return _tls_failure(exc, connected.rtt_ms), timing
             timing = replace(timing, tls_ms=sockets.ms_since(start), tls_version=tls.version())
             stream = tls
-        return _exchange(stream, cleanup, request, target, deadline, timing, connected.rtt_ms)
+        return _exchange(stream, request, target, deadline, timing, connected.rtt_ms)
 
 
 def _exchange(
     stream: socket.socket,
-    cleanup: contextlib.ExitStack,
     request: ProbeRequest,
     target: Target,
     deadline: float,
@@ -139,12 +142,12 @@ def _exchange(
 ) -> tuple[Attempt, HttpAttempt]:
     """Send the request, then time the first byte and the rest of the response apart."""
     phase = "sending the request"
+    within = _Within(stream, deadline)
     try:
-        stream.settimeout(_left(deadline))
-        stream.sendall(_request_bytes(request, target))
+        within.send_all(_request_bytes(request, target))
         sent = time.perf_counter()
         phase = "waiting for the response"
-        reader = cleanup.enter_context(stream.makefile("rb"))
+        reader = io.BufferedReader(within)
         if not reader.peek(1):
             raise http.client.RemoteDisconnected("closed without a response")
         first_byte = time.perf_counter()
@@ -154,24 +157,25 @@ def _exchange(
         response = http.client.HTTPResponse(buffered, method=request.http.method)
         response.begin()
         timing = replace(timing, status_code=response.status)
-        _read_body(stream, response, deadline)
+        _read_body(response)
         timing = replace(timing, transfer_ms=sockets.ms_since(first_byte))
     except (http.client.HTTPException, OSError) as exc:
+        # A recv that timed out and a deadline passed between reads are the same failure.
+        problem = NO_ANSWER if isinstance(exc, TimeoutError) else _describe(exc)
         return Attempt(
             outcome=Outcome.HTTP_ERROR,
             stage=Stage.HTTP,
             rtt_ms=rtt_ms,
-            detail=f"{phase}: {_describe(exc)}",
+            detail=f"{phase}: {problem}",
         ), timing
     return Attempt(
         outcome=Outcome.SUCCESS, stage=Stage.HTTP, rtt_ms=rtt_ms, detail=f"HTTP {response.status}"
     ), timing
 
 
-def _read_body(stream: socket.socket, response: http.client.HTTPResponse, deadline: float) -> None:
+def _read_body(response: http.client.HTTPResponse) -> None:
     received = 0
     while received < BODY_LIMIT:
-        stream.settimeout(_left(deadline))  # one deadline for the whole body, not per read
         chunk = response.read(min(READ_SIZE, BODY_LIMIT - received))
         if not chunk:
             return
@@ -193,6 +197,29 @@ def _request_bytes(request: ProbeRequest, target: Target) -> bytes:
     lines += [f"{name}: {value}" for name, value in defaults.items() if name.lower() not in given]
     lines += [f"{header.name}: {header.value}" for header in request.http.headers]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+class _Within(io.RawIOBase):
+    """The connection under the attempt's one deadline. A socket timeout bounds a single recv,
+    and http.client reads a header line or a body with many: a server trickling its answer
+    would hold the check far past its timeout and still count as an answer."""
+
+    def __init__(self, stream: socket.socket, deadline: float) -> None:
+        self._stream = stream
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        self._stream.settimeout(_left(self._deadline))
+        return self._stream.recv_into(buffer)
+
+    def send_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            self._stream.settimeout(_left(self._deadline))
+            view = view[self._stream.send(view) :]
 
 
 class _Buffered:
@@ -225,5 +252,8 @@ def _describe(exc: BaseException) -> str:
 
 
 def _left(deadline: float) -> float:
-    # Never 0: a zero timeout would switch the socket to non-blocking mode.
-    return max(deadline - time.perf_counter(), 0.001)
+    # Raised rather than returned as 0: a zero timeout would make the socket non-blocking.
+    left = deadline - time.perf_counter()
+    if left <= 0:
+        raise TimeoutError(NO_ANSWER)
+    return left
