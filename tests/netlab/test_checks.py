@@ -326,6 +326,19 @@ def test_https_valid_certificate_with_the_ca_file_and_untrusted_without(lab: Lab
     assert unknown_ca.http[0].tls_problem == TlsProblem.UNTRUSTED
 
 
+def test_https_latency_is_the_time_to_the_first_byte_over_delayed_links(lab: Lab):
+    lab.set_link_delay("r2", "r3", 10.0)
+    rtt = lab.expected_rtt_ms("dst")
+    lab.start_http_server("dst", 8443, tls="valid")
+    evidence = http_check(lab, "https://dst.lab.test:8443/", 8443, ca_file=lab.ca_file)
+    for attempt, timing in zip(evidence.attempts, evidence.http, strict=True):
+        assert attempt.outcome == Outcome.SUCCESS and attempt.rtt_ms is not None
+        assert abs(timing.connect_ms - rtt) < 1.5  # the connect phase stays the handshake
+        phases = timing.connect_ms + timing.tls_ms + timing.processing_ms
+        assert phases - 1 < attempt.rtt_ms < phases + 5
+        assert attempt.rtt_ms > 2.5 * rtt  # connect, TLS and the request: a round trip each
+
+
 @pytest.mark.parametrize(
     ("kind", "problem"),
     [

@@ -79,3 +79,16 @@ def test_a_trickling_answer_fails_the_attempt_at_its_timeout(
     assert (attempt.outcome, attempt.stage) == (Outcome.HTTP_ERROR, Stage.HTTP)
     assert "no complete answer within the timeout" in attempt.detail
     assert evidence.http[0].processing_ms > 0  # the first byte came, and was timed
+
+
+def test_latency_is_the_time_to_the_first_byte_of_the_response(serve: Callable[[Behaviour], int]):
+    def slow(conn: socket.socket) -> None:
+        time.sleep(0.2)  # a slow application behind a fast connect
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    evidence, _ = check(serve(slow))
+    attempt, timing = evidence.attempts[0], evidence.http[0]
+    assert attempt.outcome == Outcome.SUCCESS
+    assert attempt.rtt_ms is not None and 200 <= attempt.rtt_ms < TIMEOUT * 1000
+    assert timing.connect_ms < 50 and timing.processing_ms >= 200  # the phases stay apart
+    assert attempt.rtt_ms >= timing.connect_ms + timing.processing_ms

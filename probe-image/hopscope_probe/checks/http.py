@@ -1,5 +1,7 @@
 """HTTP and HTTPS with the standard library, timed in the phases Prometheus' blackbox exporter
 reports: connect, TLS handshake, processing (request sent to first byte) and transfer.
+An attempt's rtt_ms is the time to the response's first byte (connect, TLS and processing):
+the latency a client of the server sees, which the check's latency threshold judges.
 
 The connection itself is tcp.connect, so a failed connect reads exactly as in a TCP check.
 Any parsed response counts as an answer; diagnose judges its status against the valid codes.
@@ -108,7 +110,8 @@ def _check(
 def _attempt(
     request: ProbeRequest, address: str, target: Target, context: ssl.SSLContext | None
 ) -> tuple[Attempt, HttpAttempt]:
-    deadline = time.perf_counter() + request.timeout_seconds
+    began = time.perf_counter()
+    deadline = began + request.timeout_seconds
     sock, connected = tcp.connect(request, address, deadline)
     timing = HttpAttempt(connect_ms=connected.rtt_ms or 0.0)
     if sock is None:
@@ -126,22 +129,23 @@ def _attempt(
                 tls.do_handshake()
             except OSError as exc:  # ssl.SSLError, a reset or the timeout
                 timing = replace(timing, tls_ms=sockets.ms_since(start), tls_problem=_problem(exc))
-                return _tls_failure(exc, connected.rtt_ms), timing
+                return _tls_failure(exc), timing
             timing = replace(timing, tls_ms=sockets.ms_since(start), tls_version=tls.version())
             stream = tls
-        return _exchange(stream, request, target, deadline, timing, connected.rtt_ms)
+        return _exchange(stream, request, target, began, deadline, timing)
 
 
 def _exchange(
     stream: socket.socket,
     request: ProbeRequest,
     target: Target,
+    began: float,
     deadline: float,
     timing: HttpAttempt,
-    rtt_ms: float | None,
 ) -> tuple[Attempt, HttpAttempt]:
     """Send the request, then time the first byte and the rest of the response apart."""
     phase = "sending the request"
+    first_byte_ms: float | None = None  # the attempt's rtt_ms: no response, no latency
     within = _Within(stream, deadline)
     try:
         within.send_all(_request_bytes(request, target))
@@ -151,6 +155,7 @@ def _exchange(
         if not reader.peek(1):
             raise http.client.RemoteDisconnected("closed without a response")
         first_byte = time.perf_counter()
+        first_byte_ms = round((first_byte - began) * 1000, 3)
         timing = replace(timing, processing_ms=round((first_byte - sent) * 1000, 3))
         phase = "reading the response"
         buffered = cast(socket.socket, _Buffered(reader))
@@ -165,11 +170,14 @@ def _exchange(
         return Attempt(
             outcome=Outcome.HTTP_ERROR,
             stage=Stage.HTTP,
-            rtt_ms=rtt_ms,
+            rtt_ms=first_byte_ms,
             detail=f"{phase}: {problem}",
         ), timing
     return Attempt(
-        outcome=Outcome.SUCCESS, stage=Stage.HTTP, rtt_ms=rtt_ms, detail=f"HTTP {response.status}"
+        outcome=Outcome.SUCCESS,
+        stage=Stage.HTTP,
+        rtt_ms=first_byte_ms,
+        detail=f"HTTP {response.status}",
     ), timing
 
 
@@ -239,12 +247,12 @@ def _problem(exc: OSError) -> TlsProblem:
     return TlsProblem.HANDSHAKE
 
 
-def _tls_failure(exc: OSError, rtt_ms: float | None) -> Attempt:
+def _tls_failure(exc: OSError) -> Attempt:
     if isinstance(exc, ssl.SSLCertVerificationError):
         detail = f"certificate verification failed: {exc.verify_message}"
     else:
         detail = f"handshake failed: {_describe(exc)}"
-    return Attempt(outcome=Outcome.TLS_ERROR, stage=Stage.TLS, rtt_ms=rtt_ms, detail=detail)
+    return Attempt(outcome=Outcome.TLS_ERROR, stage=Stage.TLS, detail=detail)
 
 
 def _describe(exc: BaseException) -> str:
