@@ -567,10 +567,32 @@ def _loss_start(hops: HopIndex) -> Hop | None:
     return None
 
 
-def latency_issues(latency: Latency | None, hops: HopIndex, request: ProbeRequest) -> list[Issue]:
+def latency_issues(
+    latency: Latency | None,
+    hops: HopIndex,
+    request: ProbeRequest,
+    conn: ConnectionEvidence | None = None,
+) -> list[Issue]:
     threshold = request.thresholds.latency_ms
     if latency is None or latency.avg_ms <= threshold:
         return []
+    answered = [h.processing_ms for h in (conn.http if conn else ()) if h.status_code]
+    server_ms = sum(answered) / len(answered) if answered else 0.0
+    if server_ms > latency.avg_ms / 2:
+        # An HTTP check's latency runs to the answer's first byte: mostly the server's time.
+        return [
+            Issue(
+                type=IssueType.HIGH_LATENCY,
+                severity=Severity.WARNING,
+                origin=Origin.INBOUND,
+                hop_id=hops.destination_id(),
+                message=f"average latency {latency.avg_ms:.1f} ms is over the {threshold:g} ms "
+                f"threshold; the server takes {server_ms:.1f} ms of it to answer",
+                hint="The network is not what is slow: check the application behind this URL "
+                "(its load, its own backends, slow queries).",
+                context=ctx(avgMs=latency.avg_ms, thresholdMs=threshold, serverMs=server_ms),
+            )
+        ]
     hop, jump = _latency_jump(hops)
     return [
         Issue(
@@ -796,7 +818,7 @@ def diagnose(
     if not local_failure and not any(i.type == IssueType.ROUTING for i in issues):
         issues += network_error_issues(evidence, index, request)
     issues += loss_issues(conn, index, request)
-    issues += latency_issues(latency, index, request)
+    issues += latency_issues(latency, index, request, conn)
 
     failed = sum(a.outcome != Outcome.SUCCESS for a in attempts)
     return Diagnosis(

@@ -291,6 +291,16 @@ def test_high_latency_is_located_at_the_biggest_jump():
     assert result.status == ConnectionStatus.DEGRADED
 
 
+def test_a_slow_http_server_is_named_as_the_latency_not_a_link():
+    # The path is quick (4 ms); the answer's first byte comes 900 ms after the request.
+    request = REQUEST.model_copy(update={"thresholds": Thresholds(latency_ms=100)})
+    slow = HttpAttempt(status_code=200, connect_ms=4.0, processing_ms=900.0)
+    evidence = Evidence(route=ROUTE, connection=conn(ok(904.0), http=(slow,)))
+    issue = only(run(evidence, request=request), IssueType.HIGH_LATENCY)
+    assert issue.hop_id == HEALTHY_HOPS[-1].id  # the destination, not the biggest jump
+    assert "server takes 900.0 ms" in issue.message and issue.origin == Origin.INBOUND
+
+
 def test_routing_loop_is_reported_at_the_looping_router():
     result = run(
         Evidence(route=ROUTE, connection=conn(Attempt(outcome=Outcome.TIMEOUT))),
