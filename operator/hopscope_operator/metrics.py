@@ -84,6 +84,12 @@ class Metrics:
             [*COMMON, "stat"],
             registry=r,
         )
+        self.loss = Gauge(
+            "hopscope_check_probe_loss_ratio",
+            "Share of the last run's probes that failed (0-1); absent when it sent none.",
+            COMMON,
+            registry=r,
+        )
         self.probes_sent = Counter(
             "hopscope_check_probes_sent_total", "Connection probes sent.", COMMON, registry=r
         )
@@ -206,6 +212,10 @@ class Metrics:
                 ("max", result.latency.max_ms),
             ):
                 snapshot[(self.latency, (*common, stat))] = ms / 1000
+        # What the loss alert reads, not rate() of the counters: they are created holding the
+        # first run's counts (no increase to see) and step once a run (long intervals flap).
+        if result.probes_sent:
+            snapshot[(self.loss, common)] = result.probes_failed / result.probes_sent
         tally = Tally((issue.type.value, issue.severity.value) for issue in result.issues)
         for (kind, severity), number in tally.items():
             snapshot[(self.issues, (*common, kind, severity))] = number

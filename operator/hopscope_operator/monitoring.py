@@ -61,15 +61,13 @@ ALERTS = (
     ),
     Alert(
         "HopscopeCheckProbeLoss",
-        "rate(hopscope_check_probes_failed_total[15m])"
-        " / rate(hopscope_check_probes_sent_total[15m])"
-        " > hopscope_check_loss_threshold_ratio"
+        "hopscope_check_probe_loss_ratio > hopscope_check_loss_threshold_ratio"
         " unless on(namespace, check) hopscope_check_reachable == 0",
         "10m",
         "warning",
         f"{CHECK} loses probes",
-        f"{{{{ $value | humanizePercentage }}}} of probes {FROM_TO} fail, over the check's loss "
-        "threshold; the status locates the hop where the loss starts.",
+        f"{{{{ $value | humanizePercentage }}}} of the last run's probes {FROM_TO} failed, over "
+        "the check's loss threshold; the status locates the hop where the loss starts.",
     ),
     Alert(
         "HopscopeProbeCannotRun",
@@ -181,17 +179,11 @@ def dashboard() -> Manifest:
         ),
         _panel(
             3,
-            "Probe loss",
+            "Probe loss (last run)",
             "timeseries",
             (12, 6, 12, 8),
             fieldConfig={"defaults": {"unit": "percentunit"}, "overrides": []},
-            targets=[
-                _target(
-                    f"rate(hopscope_check_probes_failed_total{{{SELECTED}}}[$__rate_interval])"
-                    f" / rate(hopscope_check_probes_sent_total{{{SELECTED}}}[$__rate_interval])",
-                    "{{check}}",
-                )
-            ],
+            targets=[_target(f"hopscope_check_probe_loss_ratio{{{SELECTED}}}", "{{check}}")],
         ),
         _panel(
             4,

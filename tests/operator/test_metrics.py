@@ -151,6 +151,22 @@ def test_a_check_that_cannot_run_drops_its_last_figures_and_raises_its_probe_iss
     assert value(metrics, "hopscope_check_runs_total", outcome="Reachable") == 1  # kept
 
 
+def test_the_loss_ratio_is_the_last_runs_even_when_re_exported() -> None:
+    metrics = Metrics()
+    metrics.record("shop/web-to-db", WEB, result(ConnectionStatus.DEGRADED, failed=3))
+    assert value(metrics, "hopscope_check_probe_loss_ratio") == 0.3
+    metrics.record("shop/web-to-db", WEB, result(failed=1))
+    assert value(metrics, "hopscope_check_probe_loss_ratio") == 0.1  # not the counters' 4/20
+    # After a restart the counters restart at 0; the last run's loss is still there to alert on.
+    restarted = Metrics()
+    restarted.record("shop/web-to-db", WEB, result(failed=1), new_run=False)
+    assert value(restarted, "hopscope_check_probe_loss_ratio") == 0.1
+    assert value(restarted, "hopscope_check_probes_sent_total") == 0
+    not_run = result(ConnectionStatus.UNKNOWN, sent=0, failed=0)
+    metrics.record("shop/web-to-db", WEB, not_run.model_copy(update={"latency": None}))
+    assert value(metrics, "hopscope_check_probe_loss_ratio") is None  # no probe, no ratio
+
+
 def test_an_explicit_duration_wins() -> None:
     metrics = Metrics()
     metrics.record("shop/web-to-db", WEB, result(duration_ms=100), duration_seconds=42.0)
@@ -283,6 +299,7 @@ def test_every_name_is_prefixed_and_counters_end_in_total() -> None:
     assert families == {
         "hopscope_check_reachable": "gauge",
         "hopscope_check_latency_seconds": "gauge",
+        "hopscope_check_probe_loss_ratio": "gauge",
         "hopscope_check_probes_sent": "counter",
         "hopscope_check_probes_failed": "counter",
         "hopscope_check_issues": "gauge",

@@ -53,6 +53,18 @@ def silent(alert: str, at: str) -> dict[str, Any]:
     return {"eval_time": at, "alertname": alert, "exp_alerts": []}
 
 
+def loss_alert(at: str, percent: str) -> dict[str, Any]:
+    return firing(
+        "HopscopeCheckProbeLoss",
+        at,
+        {
+            "summary": "shop/web-to-db loses probes",
+            "description": f"{percent} of the last run's probes {FROM_TO} failed, over the "
+            "check's loss threshold; the status locates the hop where the loss starts.",
+        },
+    )
+
+
 ALIVE = monitoring.OPERATOR_ALIVE
 
 
@@ -112,32 +124,50 @@ CASES = [
         ],
     },
     {
-        "name": "probe loss over the threshold while reachable",
+        # What a one-shot check's run exports: counters created at their values, never to rise.
+        "name": "probe loss of a single run over the threshold while reachable",
         "interval": "1m",
         "input_series": [
-            series("hopscope_check_probes_sent_total", "0+10x40"),
-            series("hopscope_check_probes_failed_total", "0+2x40"),
+            series("hopscope_check_probes_sent_total", "10x60"),
+            series("hopscope_check_probes_failed_total", "2x60"),
+            series("hopscope_check_probe_loss_ratio", "0.2x60"),
+            series("hopscope_check_loss_threshold_ratio", "0.05x60"),
+            series("hopscope_check_reachable", "1x60"),
+        ],
+        "alert_rule_test": [
+            silent("HopscopeCheckProbeLoss", "8m"),
+            loss_alert("12m", "20%"),
+            loss_alert("60m", "20%"),
+        ],
+    },
+    {
+        "name": "a check run every 30 minutes keeps its loss alert between runs",
+        "interval": "1m",
+        "input_series": [
+            series("hopscope_check_probe_loss_ratio", "0.2x29 0.3x29 0.2x29 0.3x29"),
+            series("hopscope_check_loss_threshold_ratio", "0.05x120"),
+            series("hopscope_check_reachable", "1x120"),
+        ],
+        "alert_rule_test": [
+            loss_alert(at, percent)
+            for at, percent in (("30m", "30%"), ("42m", "30%"), ("65m", "20%"), ("100m", "30%"))
+        ],
+    },
+    {
+        "name": "probe loss under the threshold",
+        "interval": "1m",
+        "input_series": [
+            series("hopscope_check_probe_loss_ratio", "0.01x40"),
             series("hopscope_check_loss_threshold_ratio", "0.05x40"),
             series("hopscope_check_reachable", "1x40"),
         ],
-        "alert_rule_test": [
-            firing(
-                "HopscopeCheckProbeLoss",
-                "30m",
-                {
-                    "summary": "shop/web-to-db loses probes",
-                    "description": f"20% of probes {FROM_TO} fail, over the check's loss "
-                    "threshold; the status locates the hop where the loss starts.",
-                },
-            )
-        ],
+        "alert_rule_test": [silent("HopscopeCheckProbeLoss", "30m")],
     },
     {
         "name": "an unreachable check is not also a loss alert",
         "interval": "1m",
         "input_series": [
-            series("hopscope_check_probes_sent_total", "0+10x40"),
-            series("hopscope_check_probes_failed_total", "0+10x40"),
+            series("hopscope_check_probe_loss_ratio", "1x40"),
             series("hopscope_check_loss_threshold_ratio", "0.05x40"),
             series("hopscope_check_reachable", "0x40"),
         ],
@@ -242,6 +272,39 @@ def test_every_query_names_only_series_the_operator_exports():
     assert used <= exported, f"not exported: {sorted(used - exported)}"
 
 
+def panel(title: str) -> dict[str, Any]:
+    [found] = [p for p in monitoring.dashboard()["panels"] if p["title"] == title]
+    return found
+
+
+def picked(expr: str) -> str:
+    """A dashboard query as Grafana sends it, one check picked."""
+    return expr.replace("$namespace", "shop").replace("$check", "web-to-db")
+
+
+@needs_promtool
+def test_the_loss_panel_shows_a_one_shot_checks_loss(tmp_path: Path):
+    # Its counters are created at the run's counts and never rise: a rate() of them is 0/0.
+    [query] = panel("Probe loss (last run)")["targets"]
+    ratio = series("hopscope_check_probe_loss_ratio", "0.2x40")
+    case = {
+        "interval": "1m",
+        "input_series": [
+            series("hopscope_check_probes_sent_total", "10x40"),
+            series("hopscope_check_probes_failed_total", "2x40"),
+            ratio,
+        ],
+        "promql_expr_test": [
+            {
+                "expr": picked(query["expr"]).replace("$__rate_interval", "4m"),
+                "eval_time": "30m",
+                "exp_samples": [{"labels": ratio["series"], "value": 0.2}],
+            }
+        ],
+    }
+    promtool_test(tmp_path, [case])
+
+
 HOP = {"hop_id": "h1", "hop_address": "10.0.0.1"}
 EDGE = {"edge": "h1-h2", "from_hop": "h1", "to_hop": "h2"}
 
@@ -255,10 +318,7 @@ def node_graph() -> dict[str, Any]:
 def test_the_node_graph_tables_carry_only_the_hop_labels(tmp_path: Path):
     # Grafana takes any frame with a field named `source` for the edges: the check's own
     # source (and destination) label must not reach the nodes' table.
-    queries = {
-        t["refId"]: t["expr"].replace("$namespace", "shop").replace("$check", "web-to-db")
-        for t in node_graph()["targets"]
-    }
+    queries = {t["refId"]: picked(t["expr"]) for t in node_graph()["targets"]}
 
     def sample(labels: dict[str, str]) -> dict[str, Any]:
         return {"labels": "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}", "value": 1}
