@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from hopscope_operator.metrics import COMMON
+
 Manifest = dict[str, Any]
 CHECK = "{{ $labels.namespace }}/{{ $labels.check }}"
 FROM_TO = "from {{ $labels.source }} to {{ $labels.destination }} over {{ $labels.protocol }}"
@@ -18,6 +20,13 @@ OPERATOR = "hopscope-operator"
 # Unlabeled and exported from the operator's start: absent only when Prometheus scrapes no
 # operator, whatever its scrape job is called (a failed scrape marks it stale at once).
 OPERATOR_ALIVE = "hopscope_probe_pods_in_flight"
+
+
+def per_check(selector: str, *extra: str) -> str:
+    """The series by the check's own labels only, dropping the scrape target's (pod, instance,
+    job, whatever a scrape config adds): a new operator pod's series would otherwise be another
+    alert, resolving every firing one and re-firing it only after its `for`."""
+    return f"max by ({', '.join((*COMMON, *extra))}) ({selector})"
 
 
 @dataclass(frozen=True)
@@ -42,7 +51,7 @@ class Alert:
 ALERTS = (
     Alert(
         "HopscopeCheckUnreachable",
-        "hopscope_check_reachable == 0",
+        per_check("hopscope_check_reachable") + " == 0",
         "5m",
         "critical",
         f"{CHECK} is unreachable",
@@ -51,8 +60,9 @@ ALERTS = (
     ),
     Alert(
         "HopscopeCheckLatencyHigh",
-        'hopscope_check_latency_seconds{stat="avg"}'
-        " > ignoring(stat) hopscope_check_latency_threshold_seconds",
+        per_check('hopscope_check_latency_seconds{stat="avg"}')
+        + " > "
+        + per_check("hopscope_check_latency_threshold_seconds"),
         "10m",
         "warning",
         f"{CHECK} is slower than its threshold",
@@ -61,8 +71,10 @@ ALERTS = (
     ),
     Alert(
         "HopscopeCheckProbeLoss",
-        "hopscope_check_probe_loss_ratio > hopscope_check_loss_threshold_ratio"
-        " unless on(namespace, check) hopscope_check_reachable == 0",
+        per_check("hopscope_check_probe_loss_ratio")
+        + " > "
+        + per_check("hopscope_check_loss_threshold_ratio")
+        + " unless on(namespace, check) hopscope_check_reachable == 0",
         "10m",
         "warning",
         f"{CHECK} loses probes",
@@ -71,7 +83,7 @@ ALERTS = (
     ),
     Alert(
         "HopscopeProbeCannotRun",
-        'hopscope_check_issues{type="Probe", severity="Error"} > 0',
+        per_check('hopscope_check_issues{type="Probe", severity="Error"}', "type") + " > 0",
         "10m",
         "warning",
         f"The probe for {CHECK} cannot run",

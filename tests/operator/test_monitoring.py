@@ -35,6 +35,27 @@ def series(name: str, values: str, **extra: str) -> dict[str, str]:
     return {"series": f"{name}{{{labels}}}", "values": values}
 
 
+# The labels the chart's ServiceMonitor adds: the operator pod's change on each rollout.
+OLD_POD = {
+    "job": "hopscope-operator",
+    "service": "hopscope-operator",
+    "endpoint": "metrics",
+    "container": "operator",
+    "pod": "hopscope-operator-6d5f8-aaaaa",
+    "instance": "10.0.0.5:9090",
+}
+NEW_POD = {**OLD_POD, "pod": "hopscope-operator-6d5f8-bbbbb", "instance": "10.0.0.9:9090"}
+
+
+def rolled_out(name: str, value: str, **extra: str) -> list[dict[str, str]]:
+    """A series whose operator pod is replaced at 21m: the old pod's series goes stale, the new
+    pod's (re-exported from the checks' status) is scraped from then on."""
+    return [
+        series(name, f"{value}x20 stale", **OLD_POD, **extra),
+        series(name, f"_x21 {value}x20", **NEW_POD, **extra),
+    ]
+
+
 def firing(alert: str, at: str, annotations: dict[str, str], **extra: str) -> dict[str, Any]:
     severity = next(a.severity for a in monitoring.ALERTS if a.name == alert)
     return {
@@ -51,6 +72,25 @@ def firing(alert: str, at: str, annotations: dict[str, str], **extra: str) -> di
 
 def silent(alert: str, at: str) -> dict[str, Any]:
     return {"eval_time": at, "alertname": alert, "exp_alerts": []}
+
+
+# What the alerts say of the cases' check (its latency 300ms).
+ANNOTATIONS = {
+    "HopscopeCheckUnreachable": {
+        "summary": "shop/web-to-db is unreachable",
+        "description": f"Connection {FROM_TO} has failed for 5 minutes: "
+        "kubectl describe ccheck -n shop web-to-db",
+    },
+    "HopscopeCheckLatencyHigh": {
+        "summary": "shop/web-to-db is slower than its threshold",
+        "description": f"Average latency {FROM_TO} is 300ms, over the check's "
+        "threshold for 10 minutes; the status names the hop where it starts.",
+    },
+    "HopscopeProbeCannotRun": {
+        "summary": "The probe for shop/web-to-db cannot run",
+        "description": monitoring.ALERTS[3].description,
+    },
+}
 
 
 def loss_alert(at: str, percent: str) -> dict[str, Any]:
@@ -91,15 +131,7 @@ CASES = [
         "input_series": [series("hopscope_check_reachable", "0x15")],
         "alert_rule_test": [
             silent("HopscopeCheckUnreachable", "4m"),
-            firing(
-                "HopscopeCheckUnreachable",
-                "6m",
-                {
-                    "summary": "shop/web-to-db is unreachable",
-                    "description": f"Connection {FROM_TO} has failed for 5 minutes: "
-                    "kubectl describe ccheck -n shop web-to-db",
-                },
-            ),
+            firing("HopscopeCheckUnreachable", "6m", ANNOTATIONS["HopscopeCheckUnreachable"]),
         ],
     },
     {
@@ -112,15 +144,7 @@ CASES = [
         ],
         "alert_rule_test": [
             silent("HopscopeCheckLatencyHigh", "8m"),
-            firing(
-                "HopscopeCheckLatencyHigh",
-                "12m",
-                {
-                    "summary": "shop/web-to-db is slower than its threshold",
-                    "description": f"Average latency {FROM_TO} is 300ms, over the check's "
-                    "threshold for 10 minutes; the status names the hop where it starts.",
-                },
-            ),
+            firing("HopscopeCheckLatencyHigh", "12m", ANNOTATIONS["HopscopeCheckLatencyHigh"]),
         ],
     },
     {
@@ -193,20 +217,46 @@ CASES = [
             series("hopscope_check_issues", "1x20", type="Probe", severity="Error"),
         ],
         "alert_rule_test": [
-            {
-                **firing("HopscopeProbeCannotRun", "12m", {}, type="Probe"),
-                "exp_alerts": [
-                    {
-                        # the rule's severity label replaces the series' own
-                        "exp_labels": {**LABELS, "type": "Probe", "severity": "warning"},
-                        "exp_annotations": {
-                            "summary": "The probe for shop/web-to-db cannot run",
-                            "description": monitoring.ALERTS[3].description,
-                        },
-                    }
-                ],
-            },
+            # the rule's severity label (warning) replaces the series' own
+            firing(
+                "HopscopeProbeCannotRun", "12m", ANNOTATIONS["HopscopeProbeCannotRun"], type="Probe"
+            ),
             operator_down("6m"),
+        ],
+    },
+    {
+        "name": "an operator rollout keeps a broken check's alerts firing",
+        "interval": "1m",
+        "input_series": [
+            *rolled_out("hopscope_check_reachable", "0"),
+            *rolled_out("hopscope_check_issues", "1", type="Probe", severity="Error"),
+        ],
+        "alert_rule_test": [
+            firing(alert, at, ANNOTATIONS[alert], **extra)
+            for alert, extra in (
+                ("HopscopeCheckUnreachable", {}),
+                ("HopscopeProbeCannotRun", {"type": "Probe"}),
+            )
+            for at in ("19m", "25m")
+        ],
+    },
+    {
+        "name": "an operator rollout keeps a slow, lossy check's alerts firing",
+        "interval": "1m",
+        "input_series": [
+            *rolled_out("hopscope_check_reachable", "1"),
+            *rolled_out("hopscope_check_latency_seconds", "0.3", stat="avg"),
+            *rolled_out("hopscope_check_latency_threshold_seconds", "0.2"),
+            *rolled_out("hopscope_check_probe_loss_ratio", "0.2"),
+            *rolled_out("hopscope_check_loss_threshold_ratio", "0.05"),
+        ],
+        "alert_rule_test": [
+            check
+            for at in ("19m", "25m")
+            for check in (
+                firing("HopscopeCheckLatencyHigh", at, ANNOTATIONS["HopscopeCheckLatencyHigh"]),
+                loss_alert(at, "20%"),
+            )
         ],
     },
 ]
