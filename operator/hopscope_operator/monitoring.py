@@ -169,6 +169,17 @@ def dashboard() -> Manifest:
             "includeAll": True,
             "multi": True,
         },
+        {
+            # The node graph's own, single-valued: Grafana renders a multi-value or All pick as
+            # a regex alternation, which the graph's exact matcher never matches.
+            "name": "topology_check",
+            "label": "topology of",
+            "type": "query",
+            "datasource": {"type": "prometheus", "uid": "${datasource}"},
+            "query": 'label_values(hopscope_path_hop_info{namespace="$namespace"}, check)',
+            "includeAll": False,
+            "multi": False,
+        },
     ]
     seconds = {"defaults": {"unit": "s"}, "overrides": []}
     panels = [
@@ -254,7 +265,7 @@ def _topology_panel() -> Manifest:
     them to the node graph's fields: id/title for nodes, id/source/target for edges (hop ids
     are the status's, so edges meet their nodes).
     """
-    one_check = 'namespace="$namespace", check="$check"'
+    one_check = 'namespace="$namespace", check="$topology_check"'
     nodes = _target(
         f"sum by ({', '.join(NODE_FIELDS)}) (hopscope_path_hop_info{{{one_check}}})",
         ref="nodes",
@@ -269,7 +280,7 @@ def _topology_panel() -> Manifest:
     )
     return _panel(
         6,
-        "Hop topology of $check (one check)",
+        "Hop topology of $topology_check",
         "nodeGraph",
         (0, 22, 24, 14),
         targets=[nodes, edges],

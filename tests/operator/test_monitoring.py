@@ -327,9 +327,17 @@ def panel(title: str) -> dict[str, Any]:
     return found
 
 
+PICKED = {
+    "namespace": "shop",
+    "check": "web-to-db",
+    "topology_check": "web-to-db",
+    "__rate_interval": "4m",
+}
+
+
 def picked(expr: str) -> str:
     """A dashboard query as Grafana sends it, one check picked."""
-    return expr.replace("$namespace", "shop").replace("$check", "web-to-db")
+    return re.sub(r"\$(\w+)", lambda variable: PICKED[variable[1]], expr)
 
 
 @needs_promtool
@@ -346,7 +354,7 @@ def test_the_loss_panel_shows_a_one_shot_checks_loss(tmp_path: Path):
         ],
         "promql_expr_test": [
             {
-                "expr": picked(query["expr"]).replace("$__rate_interval", "4m"),
+                "expr": picked(query["expr"]),
                 "eval_time": "30m",
                 "exp_samples": [{"labels": ratio["series"], "value": 0.2}],
             }
@@ -400,6 +408,17 @@ def test_the_dashboard_has_the_node_graph_of_one_checks_hops_and_its_variables()
     assert [renamed[label] for label in HOP] == ["id", "title"]
     assert [renamed[label] for label in EDGE] == ["id", "source", "target"]
     board = monitoring.dashboard()
-    assert [v["name"] for v in board["templating"]["list"]] == ["datasource", "namespace", "check"]
+    names = [v["name"] for v in board["templating"]["list"]]
+    assert names == ["datasource", "namespace", "check", "topology_check"]
     config = monitoring.dashboard_config_map("hopscope-system")
     assert json.loads(config["data"]["hopscope.json"])["uid"] == "hopscope-checks"
+
+
+def test_an_exact_matcher_names_only_a_single_valued_variable():
+    # Grafana renders a multi-value or All pick as a regex alternation (a|b, .*): `="$var"`
+    # never matches it, and the node graph stayed empty until one check was picked.
+    variables = {v["name"]: v for v in monitoring.dashboard()["templating"]["list"]}
+    exact = {name for query in queries() for name in re.findall(r'="\$(\w+)"', query)}
+    assert [name for name in exact if variables[name].get("multi")] == []
+    assert [name for name in exact if variables[name].get("includeAll")] == []
+    assert {"namespace", "topology_check"} <= exact
