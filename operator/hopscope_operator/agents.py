@@ -10,13 +10,14 @@ alone (TokenRequest), so a token sent to one pod is worth nothing at any other a
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from hopscope_operator.cluster import ApiError, ClusterApi
+from hopscope_operator.cluster import ClusterApi
 from hopscope_operator.install import NAME, NAMESPACE
 from hopscope_operator.resolve import ResolvedSource
 from hopscope_operator.sidecar import agent_address, agent_audience, agent_port, call_agent
@@ -62,6 +63,7 @@ class AgentTokens:
 class AgentRun:
     check: str  # "<namespace>/<name>"
     generation: int
+    uid: str | None  # the check's, so a check created again under its name is another
     source: ResolvedSource
     result: ProbeResult
 
@@ -80,6 +82,7 @@ class AgentRunner:
         self,
         check: str,
         generation: int,
+        uid: str | None,
         source: ResolvedSource,
         pod: dict,
         request: ProbeRequest,
@@ -87,9 +90,13 @@ class AgentRunner:
     ) -> None:
         if check not in self._running:
             future = self._pool.submit(
-                self._run, check, generation, source, pod, request, preferred
+                self._run, check, generation, uid, source, pod, request, preferred
             )
             self._running[check] = future
+
+    def forget(self, check: str) -> None:
+        """The check was deleted: its run's result, when it comes, is dropped."""
+        self._running.pop(check, None)
 
     def finished(self) -> list[AgentRun]:
         """The runs that ended since the last call (each returned once)."""
@@ -100,32 +107,35 @@ class AgentRunner:
         self,
         check: str,
         generation: int,
+        uid: str | None,
         source: ResolvedSource,
         pod: dict,
         request: ProbeRequest,
         preferred: IPVersion,
     ) -> AgentRun:
+        ran = functools.partial(AgentRun, check, generation, uid, source)
         address = agent_address(pod, preferred)
         if address is None:
-            result = _cannot_call(
-                request,
-                f"pod {source.pod_name} has no IP yet",
-                "The next run tries again once the pod has its address.",
+            return ran(
+                _cannot_call(
+                    request,
+                    f"pod {source.pod_name} has no IP yet",
+                    "The next run tries again once the pod has its address.",
+                )
             )
-            return AgentRun(check, generation, source, result)
         meta = pod["metadata"]
         try:
             token = self._tokens(agent_audience(meta["namespace"], meta["name"]))
-        except ApiError as exc:
-            result = _cannot_call(
-                request,
-                f"no token for it: {exc}",
-                f"The operator asks for a token of its ServiceAccount ({NAMESPACE}/{NAME}) per"
-                " agent pod: the chart's Role grants serviceaccounts/token for it.",
+        except Exception as exc:  # an API refusal, a network error, an odd answer: all said
+            return ran(
+                _cannot_call(
+                    request,
+                    f"no token for it: {exc!r}",
+                    f"The operator asks for a token of its ServiceAccount ({NAMESPACE}/{NAME})"
+                    " per agent pod: the chart's Role grants serviceaccounts/token for it.",
+                )
             )
-            return AgentRun(check, generation, source, result)
-        result = self._call(address, agent_port(pod), token, request)
-        return AgentRun(check, generation, source, result)
+        return ran(self._call(address, agent_port(pod), token, request))
 
 
 def _cannot_call(request: ProbeRequest, why: str, hint: str) -> ProbeResult:

@@ -9,6 +9,7 @@ it died (OOM, deadline) are kept.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -102,7 +103,11 @@ def seconds_since_ended(pod: Manifest, now: datetime) -> float | None:
     """How long ago the probe container ended; None when it never ran, so has no log to read
     (the API server answers 400 for that, not 404)."""
     terminated = _container_state(pod.get("status") or {}).get("terminated")
-    return None if terminated is None else _age_seconds(terminated.get("finishedAt"), now)
+    if terminated is None:
+        return None
+    finished = terminated.get("finishedAt")
+    # No time: a state the kubelet made up for a container it lost; its log is gone too.
+    return math.inf if finished is None else _age_seconds(finished, now)
 
 
 def _age_seconds(since: str | None, now: datetime) -> float:

@@ -191,7 +191,9 @@ class Reconciler:
         for pod in self._probe_pods():
             if pod["metadata"].get("deletionTimestamp"):
                 # Collected and deleted already (a pod on a dead node stays until the node
-                # controller removes it), or evicted: it holds no result to write.
+                # controller removes it), or evicted: no result to write, but its node's slot
+                # stays taken, or a dead node would gather a new pod every run.
+                pods_per_node[pod["spec"]["nodeName"]] += 1
                 continue
             state = outcome_of(pod, now)
             owners = {parse_id(item.id)[0] for item in batch_of(pod).checks}
@@ -218,9 +220,9 @@ class Reconciler:
         report.in_flight = sum(pods_per_node.values())
         for run in self.agents.finished():
             check = checks.get(run.check)
-            if check is None or check.model.metadata["generation"] != run.generation:
+            collected = Collected(run.check, run.generation, run.result, uid=run.uid)
+            if check is None or not _describes(collected, check):
                 continue  # deleted, or its spec changed mid-run
-            collected = Collected(run.check, run.generation, run.result)
             if self._write_result(check, collected, run.source, now):
                 report.collected += 1
                 in_flight.add(run.check)
@@ -287,6 +289,7 @@ class Reconciler:
         """A check was deleted: its series go, and so do pods that ran only for it."""
         key = f"{namespace}/{name}"
         self.metrics.forget(key)
+        self.agents.forget(key)
         for pod in self._probe_pods():
             if all(parse_id(item.id)[0] == key for item in batch_of(pod).checks):
                 self._delete_pod(pod)
@@ -336,6 +339,13 @@ class Reconciler:
             status = check.model.status
             if self.metrics.knows(check.key) or status is None or not status.connection_status:
                 continue
+            labels = CheckLabels.of(check.model)
+            thresholds = check.model.spec.thresholds
+            ready = next((c for c in status.conditions if c.type == "Ready"), None)
+            if ready is not None and ready.status == "False":
+                # The status still holds its last run's figures: they are not current.
+                self.metrics.cannot_run(check.key, labels, thresholds)
+                continue
             last = ProbeResult(
                 connection_status=status.connection_status,
                 protocol=check.model.spec.protocol,
@@ -346,9 +356,7 @@ class Reconciler:
                 hops=status.hops,
                 issues=status.issues,
             )
-            labels = CheckLabels.of(check.model)
             max_hops = check.model.spec.path.max_hops
-            thresholds = check.model.spec.thresholds
             self.metrics.record(
                 check.key, labels, last, max_hops=max_hops, new_run=False, thresholds=thresholds
             )
@@ -419,7 +427,8 @@ class Reconciler:
         source = pod_source("workload", found, preferred, described)
         request = to_probe_request(model.spec, destination)
         generation = int(model.metadata["generation"])
-        self.agents.submit(check.key, generation, source, found, request, preferred)
+        uid = check.model.metadata.get("uid")
+        self.agents.submit(check.key, generation, uid, source, found, request, preferred)
         return True
 
     # ---- static analysis --------------------------------------------------------------------

@@ -179,7 +179,11 @@ class FakeApi:
     def finish_pod(self, namespace: str, name: str, log: str, exit_code: int = 0) -> None:
         self.logs[(namespace, name)] = log
         phase = "Succeeded" if exit_code == 0 else "Failed"
-        terminated = {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error"}
+        terminated = {
+            "exitCode": exit_code,
+            "reason": "Completed" if exit_code == 0 else "Error",
+            "finishedAt": now(),  # the kubelet says when; a made-up state for a lost one does not
+        }
         self.set_pod_status(
             namespace,
             name,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ from hopscope_operator.collect import (
     parse_id,
     parse_log,
     pod_outcome,
+    seconds_since_ended,
 )
 from hopscope_operator.plan import BatchItem, probe_pod
 from hopscope_probe.batch import BatchOutput
@@ -385,3 +387,11 @@ def test_batch_of_reads_the_pods_own_batch() -> None:
     bare["spec"]["containers"][0]["env"] = []
     with pytest.raises(ValueError, match="carries no HOPSCOPE_BATCH"):
         batch_of(bare)
+
+
+def test_a_container_state_without_an_end_time_counts_as_long_ended():
+    # The kubelet makes such a state up for a container it lost; its log will not come back.
+    pod = {"status": {"containerStatuses": [{"name": "probe", "state": {"terminated": {}}}]}}
+    assert seconds_since_ended(pod, datetime(2026, 11, 25, tzinfo=UTC)) == math.inf
+    waiting = {"status": {"containerStatuses": [{"name": "probe", "state": {"waiting": {}}}]}}
+    assert seconds_since_ended(waiting, datetime(2026, 11, 25, tzinfo=UTC)) is None

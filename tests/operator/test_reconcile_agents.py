@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from hopscope_operator.agents import TOKEN_SECONDS, AgentRunner, AgentTokens, Caller
-from hopscope_operator.cluster import DEPLOYMENTS, PODS
+from hopscope_operator.cluster import CHECKS, DEPLOYMENTS, PODS
 from hopscope_operator.metrics import Metrics
 from hopscope_operator.reconcile import Reconciler, Settings
 from hopscope_probe.models import ProbeRequest, ProbeResult
@@ -179,3 +179,45 @@ def test_a_running_agent_call_is_not_started_twice(api, clock):
     release.set()
     tick_until_collected(reconciler)
     assert len(agent.calls) == 1
+
+
+def test_a_check_created_again_under_its_name_is_not_given_the_old_agent_run(api, clock):
+    gateway(api, with_agent=True)
+    workload_check(api)
+    release = threading.Event()
+    agent = FakeAgent(reachable_result())
+    old_target = reachable_result().model_copy(update={"connection_status": "Unreachable"})
+
+    def slow(address: str, port: int, token: str, request: ProbeRequest) -> ProbeResult:
+        release.wait(5)
+        agent(address, port, token, request)
+        return old_target if request.host == "10.96.0.20" else agent.result
+
+    reconciler = reconciler_with(api, clock, slow)
+    reconciler.tick()
+    api.delete(CHECKS, "shop", "web-to-db")
+    reconciler.forget("shop", "web-to-db")
+    apply_check(api, source={"workload": {"kind": "Deployment", "name": "gateway"}},
+                destination={"ip": "192.0.2.99", "port": 443})  # fmt: skip
+    release.set()
+    tick_until_collected(reconciler)  # the new check's own run, not its predecessor's
+    assert sorted(request.host for *_, request in agent.calls) == ["10.96.0.20", "192.0.2.99"]
+    time.sleep(0.05)
+    reconciler.tick()  # the old run, if it ended after the new one, is dropped too
+    status = check(api)["status"]
+    assert (status["connectionStatus"], status["runs"]) == ("Reachable", 1)
+
+
+def test_a_network_error_asking_for_a_token_is_said_on_the_check_not_raised(api, clock):
+    gateway(api, with_agent=True)
+    workload_check(api)
+
+    def unreachable(*_: Any) -> str:
+        raise OSError("connection reset by peer")
+
+    api.request_token = unreachable
+    reconciler = reconciler_with(api, clock, FakeAgent(reachable_result()))
+    tick_until_collected(reconciler)
+    status = check(api)["status"]
+    assert status["connectionStatus"] == "Unknown"
+    assert "connection reset" in status["issues"][0]["message"]

@@ -86,6 +86,12 @@ def test_a_pod_left_terminating_on_a_dead_node_is_collected_once(api, clock, rec
         clock.advance(5)
         reconciler.tick()
     assert check(api)["status"]["runs"] == 1
+    # Runs go on while the node stays dead; its Terminating pods hold its one slot, so the
+    # next pods wait instead of piling up on it.
+    for _ in range(3):
+        clock.advance(600)
+        reconciler.tick()
+    assert len(probe_pods(api)) == 1
 
 
 class Unavailable(ApiError):
@@ -247,3 +253,20 @@ def test_a_check_whose_source_is_gone_stops_reporting_its_last_verdict(api, cloc
     assert metric_lines(reconciler, "hopscope_check_reachable") == []  # no stale green
     [cannot_run] = metric_lines(reconciler, "hopscope_check_issues")
     assert 'type="Probe"' in cannot_run and cannot_run.endswith(" 1.0")
+
+
+def test_after_a_restart_a_check_that_cannot_run_is_exported_as_such(api, clock, reconciler):
+    source_pod(api)
+    apply_check(api, schedule={"intervalSeconds": 60})
+    reconciler.tick()
+    [pod] = probe_pods(api)
+    finish_all(api, pod)
+    reconciler.tick()
+    api.delete(PODS, "shop", "web-0")
+    clock.advance(120)
+    reconciler.tick()  # SourceNotFound: the status keeps its last run's figures
+    restarted = make_reconciler(api, clock)
+    restarted.tick()
+    assert metric_lines(restarted, "hopscope_check_latency_seconds") == []
+    [cannot_run] = metric_lines(restarted, "hopscope_check_issues")
+    assert 'type="Probe"' in cannot_run
