@@ -157,7 +157,7 @@ def _chunks(items: list[BatchItem], max_count: int) -> list[tuple[BatchItem, ...
     current: list[BatchItem] = []
     size = 0
     for item in items:
-        item_size = len(batch_env([item]))
+        item_size = len(batch_env([item]).encode())
         if current and (len(current) == max_count or size + item_size > MAX_BATCH_BYTES):
             chunks.append(tuple(current))
             current, size = [], 0

@@ -18,7 +18,6 @@ from pydantic import ValidationError
 from hopscope_probe import agent
 from hopscope_probe.models import (
     ConnectionStatus,
-    HttpHeader,
     HttpOptions,
     IPVersion,
     PathMode,
@@ -114,7 +113,7 @@ def build_request(args: argparse.Namespace) -> ProbeRequest:
         name, sep, value = raw.partition(":")
         if not sep or not name.strip():
             raise UsageError(f"--header {raw!r}: expected NAME:VALUE")
-        headers.append(HttpHeader(name=name.strip(), value=value.strip()))
+        headers.append({"name": name.strip(), "value": value.strip()})  # checked below
     if args.no_path and args.path_on_failure:
         raise UsageError("--no-path and --path-on-failure exclude each other")
     path_mode = PathMode.ALWAYS
@@ -162,6 +161,9 @@ FLAG_OF = {
     "loss_percent": "--loss-threshold-percent",
     "method": "--method",
     "valid_status_codes": "--valid-status",
+    "headers": "--header",
+    "name": "--header",
+    "value": "--header",
     "host": "--to",
 }
 

@@ -189,13 +189,16 @@ class Thresholds(Schema):
     loss_percent: float = Field(default=5.0, ge=0, le=100)
 
 
-# Bounded so that one check, whatever its headers, fits a probe pod's batch (plan.py).
+# Bounded so that one check, whatever its headers, fits a probe pod's batch (plan.py): visible
+# ASCII only, so a character is at most two bytes of JSON, and no CR/LF can add a header.
 MAX_HEADERS, MAX_HEADER_NAME, MAX_HEADER_VALUE = 16, 256, 2048
+HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"  # an HTTP token
+HEADER_VALUE = r"^[\t\x20-\x7e]*$"
 
 
 class HttpHeader(Schema):
-    name: str = Field(min_length=1, max_length=MAX_HEADER_NAME)
-    value: str = Field(max_length=MAX_HEADER_VALUE)
+    name: str = Field(min_length=1, max_length=MAX_HEADER_NAME, pattern=HEADER_NAME)
+    value: str = Field(max_length=MAX_HEADER_VALUE, pattern=HEADER_VALUE)
 
 
 # An HTTP status code (200) or class (2xx), as the status check reads them.

@@ -324,6 +324,12 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         "spec.http.headers",
     ),
     ("17-headers", {"spec.http": {"headers": [{"name": "x", "value": ""}] * 17}}, "headers"),
+    (
+        "header-injection",  # CR LF would add a header of the user's own to the request
+        {"spec.http": {"headers": [{"name": "x-a", "value": "1\r\nX-Injected: 1"}]}},
+        "spec.http.headers",
+    ),
+    ("header-name-space", {"spec.http": {"headers": [{"name": "x a", "value": ""}]}}, "headers"),
     ("negative-source-port", {"spec.sourcePort": -1}, "spec.sourcePort"),
     ("loss-over-100", {"spec.thresholds": {"lossPercent": 101}}, "spec.thresholds.lossPercent"),
     ("interval-5", {"spec.schedule": {"intervalSeconds": 5}}, "spec.schedule.intervalSeconds"),

@@ -142,6 +142,8 @@ def test_split_host_port(value, expected):
         (["--uri", "http://x/", "--protocol", "tcp"], "--protocol"),
         (["--to", "h:80", "--header", "nocolon"], "--header"),
         (["--uri", "https://x/", "--valid-status", "foo"], "--valid-status"),
+        (["--uri", "https://x/", "--header", "X-Big: " + "a" * 3000], "--header"),
+        (["--uri", "https://x/", "--header", "X-Bad: caf\u00e9"], "--header"),
         (["--uri", "https://x/", "--valid-status", "2xx", "--valid-status", "600"], "--valid-st"),
     ],
 )
