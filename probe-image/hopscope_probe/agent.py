@@ -15,7 +15,8 @@ HTTP contract (JSON bodies, camelCase as in `ProbeRequest` / `ProbeResult`):
         404 / 405                          unknown path / method, after authentication
         411  no Content-Length             413  body above --max-body-bytes
         431  request line and headers above 16 KiB (before authentication)
-        503  busy: --max-concurrent probes already running; `Retry-After` in seconds
+        503  busy: --max-concurrent probes or 4 authentications already running;
+                                           `Retry-After` in seconds
     GET /healthz     200 "ok", unauthenticated, says nothing else (liveness)
 
 Callers are authenticated in one of two ways:
@@ -42,6 +43,15 @@ been authenticated (its socket is shut down, which ends its thread's reads at on
 or idle connections, however many, never keep /healthz from being answered: a health check
 is lost only if 32 newer connections arrive while its own request does. Only callers with a
 valid token can fill every slot; past that, new connections are closed unanswered.
+
+An evicted connection's thread runs until it notices, so threads are bounded apart from
+connections: at most 4 authentications run at once (a TokenReview may take seconds; past that:
+503), and at most 64 handler threads are alive, evicted ones counted until they end (past that,
+new connections are closed unanswered). Outside an authentication an evicted thread ends at
+once (every read and write on its socket fails; authenticated connections are never evicted,
+and one evicted while its caller was being authenticated is dropped, never served), so at most
+4 of the 32 threads above the connections are held: slow clients and bad tokens, however many,
+cannot reach 64. Evicted connections' failures are logged at debug level only.
 """
 
 from __future__ import annotations
@@ -163,6 +173,7 @@ class Limits:
     max_timeout_seconds: float = 10.0
     max_hops: int = 32
     max_connections: int = 32  # open connections (each holds a thread); see AgentServer
+    max_auth_checks: int = 4  # authentications at once (a TokenReview may take seconds); 503
     read_timeout_seconds: float = 10.0  # for the TLS handshake and the whole request
     max_head_bytes: int = 16 * 1024  # request line and headers; above: 431
     retry_after_seconds: int = 2
@@ -272,6 +283,7 @@ class Connection:
 class AgentServer(ThreadingHTTPServer):
     """Each connection in its own thread, at most `max_connections` at once; past that, the
     oldest untrusted connection is evicted for the new one, and without any the new one is
+    closed. Evicted threads count until they end: past `max_threads` alive, new connections are
     closed. On close, waits for the requests in progress (their probes are bounded by the
     limits)."""
 
@@ -293,32 +305,46 @@ class AgentServer(ThreadingHTTPServer):
         self.tls = tls
         self.where = where or Where()
         self.probes = threading.BoundedSemaphore(limits.max_concurrent)
+        self.auth_checks = threading.BoundedSemaphore(limits.max_auth_checks)
+        # Room for evicted threads still ending (see the module's docstring).
+        self.max_threads = 2 * limits.max_connections
         # Open connections by accepted socket, oldest first.
         self.connections: dict[socket.socket, Connection] = {}
+        self.threads = 0  # handler threads alive, evicted ones included
         self._lock = threading.Lock()
         super().__init__(address, AgentHandler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._lock:
-            full = len(self.connections) >= self.limits.max_connections
-            if full and not self._evict_oldest_untrusted():
-                log.warning(
-                    "%s: every connection is an authenticated caller's, closed", client_address[0]
-                )
-                self.shutdown_request(request)
-                return
-            self.connections[request] = Connection(request)
+            refusal = self._refusal()
+            if refusal is None:
+                self.connections[request] = Connection(request)
+                self.threads += 1
+        if refusal is not None:
+            log.warning("%s: %s, closed", client_address[0], refusal)
+            self.shutdown_request(request)
+            return
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self.forget(request)
+            self._ended(request)
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self.forget(request)
+            self._ended(request)
+
+    def _refusal(self) -> str | None:
+        """Why a new connection cannot be taken, else None (having evicted one if needed)."""
+        # Checked first: an eviction ends a thread only later.
+        if self.threads >= self.max_threads:
+            return f"{self.threads} handler threads alive"
+        full = len(self.connections) >= self.limits.max_connections
+        if full and not self._evict_oldest_untrusted():
+            return "every connection is an authenticated caller's"
+        return None
 
     def _evict_oldest_untrusted(self) -> bool:
         for accepted, connection in self.connections.items():
@@ -331,14 +357,19 @@ class AgentServer(ThreadingHTTPServer):
                 return True
         return False
 
-    def forget(self, accepted: socket.socket) -> None:
+    def _ended(self, accepted: socket.socket) -> None:
         with self._lock:
             self.connections.pop(accepted, None)
+            self.threads -= 1
 
-    def trust(self, accepted: socket.socket) -> None:
+    def trust(self, accepted: socket.socket) -> bool:
+        """Marks an authenticated caller's connection as never to evict; False when it has been
+        evicted already."""
         with self._lock:
-            if accepted in self.connections:
-                self.connections[accepted].trusted = True
+            connection = self.connections.get(accepted)
+            if connection is not None:
+                connection.trusted = True
+            return connection is not None
 
     def wrap_tls(self, accepted: socket.socket, context: ssl.SSLContext) -> ssl.SSLSocket:
         """The connection as a TLS socket, handshake not yet done. Under the lock: wrapping
@@ -351,7 +382,11 @@ class AgentServer(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]
-        log.warning("%s: connection failed: %s: %s", client_address[0], type(exc).__name__, exc)
+        with self._lock:
+            evicted = request not in self.connections  # still tracked until its thread ends
+        # Evicted: the server shut its socket, and an attack would flood the log with them.
+        level = logging.DEBUG if evicted else logging.WARNING
+        log.log(level, "%s: connection failed: %s: %s", client_address[0], type(exc).__name__, exc)
 
     @property
     def url(self) -> str:
@@ -453,12 +488,7 @@ class AgentHandler(BaseHTTPRequestHandler):
             self._error(HTTPStatus.BAD_REQUEST, refusal)
             return
         if not self.server.probes.acquire(blocking=False):
-            retry = str(self.server.limits.retry_after_seconds)
-            self._error(
-                HTTPStatus.SERVICE_UNAVAILABLE,
-                f"busy: {self.server.limits.max_concurrent} probes already running",
-                {"Retry-After": retry},
-            )
+            self._busy(f"{self.server.limits.max_concurrent} probes already running")
             return
         try:
             result = run_in(request, self.server.where)
@@ -484,11 +514,25 @@ class AgentHandler(BaseHTTPRequestHandler):
     # ---- helpers -------------------------------------------------------------------------
 
     def _authenticated(self) -> bool:
-        if self.server.auth.accepts(self.headers.get("Authorization")):
-            self.server.trust(self.accepted)
-            return True
-        self._error(HTTPStatus.UNAUTHORIZED, "unauthorized", {"WWW-Authenticate": "Bearer"})
-        return False
+        """Whether to go on: the caller is authenticated and its connection still open; if
+        not, answered (or, evicted, dropped)."""
+        checks = self.server.auth_checks
+        if not checks.acquire(blocking=False):
+            self._busy(f"{self.server.limits.max_auth_checks} authentications already in progress")
+            return False
+        try:
+            accepted = self.server.auth.accepts(self.headers.get("Authorization"))
+        finally:
+            checks.release()
+        if not accepted:
+            self._error(HTTPStatus.UNAUTHORIZED, "unauthorized", {"WWW-Authenticate": "Bearer"})
+            return False
+        # Evicted while authenticating: its socket is shut, so any answer would go nowhere.
+        return self.server.trust(self.accepted)
+
+    def _busy(self, why: str) -> None:
+        retry = str(self.server.limits.retry_after_seconds)
+        self._error(HTTPStatus.SERVICE_UNAVAILABLE, f"busy: {why}", {"Retry-After": retry})
 
     def _content_length(self) -> int | None:
         """The Content-Length, None when absent or not plain ASCII digits (str.isdigit() alone

@@ -3,6 +3,7 @@ misbehaving or hostile client can make it do before and after authentication."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from hopscope_probe.agent import AgentServer, Limits, TokenFile
+from hopscope_probe import agent
+from hopscope_probe.agent import AgentServer, Authenticator, Limits, TokenFile
 
 TOKEN = "t0ken-of-the-gateway-0123456789abcdef"
 
@@ -25,8 +27,9 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
     token_file.write_text(TOKEN + "\n")
     started: list[AgentServer] = []
 
-    def start(**limits: int | float) -> AgentServer:
-        server = AgentServer(("127.0.0.1", 0), TokenFile(str(token_file)), Limits(**limits))
+    def start(auth: Authenticator | None = None, **limits: int | float) -> AgentServer:
+        auth = auth or TokenFile(str(token_file))
+        server = AgentServer(("127.0.0.1", 0), auth, Limits(**limits))
         threading.Thread(target=server.serve_forever, daemon=True).start()
         started.append(server)
         return server
@@ -35,6 +38,42 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
     for server in started:
         server.shutdown()
         server.server_close()
+
+
+class Gate:
+    """An authenticator that holds every caller until opened (as a slow TokenReview would),
+    then gives them all `verdict`."""
+
+    def __init__(self) -> None:
+        self.verdict = False
+        self.opened = threading.Event()
+        self.callers: list[threading.Thread] = []  # the handler threads that came to it
+
+    def accepts(self, authorization: str | None) -> bool:
+        self.callers.append(threading.current_thread())
+        self.opened.wait(10)
+        return self.verdict
+
+    def held(self, count: int) -> None:
+        """Returns once `count` callers have come."""
+        started = time.monotonic()
+        while len(self.callers) < count and time.monotonic() - started < 5:
+            time.sleep(0.01)
+        assert len(self.callers) >= count
+
+    def open(self) -> None:
+        """Lets every caller through and waits for their handler threads to end."""
+        self.opened.set()
+        for thread in self.callers:
+            thread.join(5)
+
+
+@pytest.fixture
+def gate(serve: Serve) -> Iterator[Gate]:
+    """Opened after the test, before its servers are stopped (they wait for their threads)."""
+    held = Gate()
+    yield held
+    held.open()
 
 
 def connect(server: AgentServer) -> socket.socket:
@@ -138,3 +177,71 @@ def test_an_authenticated_connection_is_never_evicted(serve: Serve):
         trusted.sendall(b"{}")
         reply = answer(trusted)
     assert status_of(reply) == 400 and b"host: Field required" in reply
+
+
+# ---- threads of evicted connections ----------------------------------------------------------
+
+AUTHENTICATED_GET = f"GET /v1/probe HTTP/1.0\r\nAuthorization: Bearer {TOKEN}\r\n\r\n".encode()
+
+
+def evict_in_authentication(server: AgentServer, gate: Gate, request: bytes) -> None:
+    """Sends `request` on the server's only connection, has it evicted while the gate holds
+    its caller, then opens the gate and waits for its thread to end."""
+    with connect(server) as evicted:
+        evicted.sendall(request)
+        gate.held(1)
+        with connect(server):  # evicts the held one
+            assert answer(evicted) == b""
+            gate.open()
+
+
+def test_evicted_threads_count_until_they_end_and_past_twice_the_connections_none_start(
+    serve: Serve, gate: Gate
+):
+    server = serve(gate, max_connections=2, max_auth_checks=100)
+    clients = []
+    for _ in range(8):  # each one in authentication before the next evicts it
+        clients.append(connect(server))
+        clients[-1].sendall(AUTHENTICATED_GET)
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert len(gate.callers) == 4  # 2 connections and the 2 evicted ones still authenticating
+    for sock in clients:
+        sock.close()
+
+
+def test_authentications_above_max_auth_checks_are_503_at_once(serve: Serve, gate: Gate):
+    server = serve(gate, max_auth_checks=1)
+    with connect(server) as held:
+        held.sendall(AUTHENTICATED_GET)
+        gate.held(1)
+        with connect(server) as sock:
+            sock.settimeout(2)
+            sock.sendall(AUTHENTICATED_GET)
+            reply = answer(sock)
+        assert status_of(reply) == 503 and b"Retry-After: " in reply
+        assert b"1 authentications already in progress" in reply
+        assert status_of(exchange(server, b"GET /healthz HTTP/1.0\r\n\r\n")) == 200
+
+
+def test_a_connection_evicted_while_authenticated_is_not_served(
+    serve: Serve, gate: Gate, monkeypatch: pytest.MonkeyPatch
+):
+    probes: list[object] = []
+    monkeypatch.setattr(agent, "run_in", lambda request, where: probes.append(request))
+    gate.verdict = True  # the caller's token is good, but its connection is gone by then
+    body = b'{"host": "127.0.0.1", "port": 9}'
+    head = f"POST /v1/probe HTTP/1.0\r\nAuthorization: Bearer {TOKEN}\r\n"
+    request = f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+    evict_in_authentication(serve(gate, max_connections=1), gate, request)
+    assert probes == []
+
+
+def test_an_evicted_connections_failure_is_not_a_warning(
+    serve: Serve, gate: Gate, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.DEBUG, logger="hopscope.agent")
+    # Refused: its 401 goes to the socket the server has shut.
+    evict_in_authentication(serve(gate, max_connections=1), gate, AUTHENTICATED_GET)
+    [failed] = [r for r in caplog.records if "connection failed" in r.getMessage()]
+    assert failed.levelno == logging.DEBUG
