@@ -75,7 +75,7 @@ def test_a_trickling_answer_fails_the_attempt_at_its_timeout(
 ):
     evidence, took = check(serve(trickle(head, drip)))
     attempt = evidence.attempts[0]
-    assert took < TIMEOUT + 0.2
+    assert took < TIMEOUT + 1.0  # the trickle lasts 3 s: the margin is for a busy machine
     assert (attempt.outcome, attempt.stage) == (Outcome.HTTP_ERROR, Stage.HTTP)
     assert "no complete answer within the timeout" in attempt.detail
     assert evidence.http[0].processing_ms > 0  # the first byte came, and was timed
