@@ -238,7 +238,8 @@ def test_a_stored_uri_no_parser_can_use_is_invalid_spec_and_the_other_checks_run
     assert "destination.uri" in ready["message"]
 
 
-def test_a_check_whose_source_is_gone_stops_reporting_its_last_verdict(api, clock, reconciler):
+def run_once_then_lose_the_source(api: FakeApi, clock: Clock, reconciler: Reconciler) -> None:
+    """A scheduled check runs, then its source pod is deleted and it is due again."""
     source_pod(api)
     apply_check(api, schedule={"intervalSeconds": 60})
     reconciler.tick()
@@ -248,23 +249,19 @@ def test_a_check_whose_source_is_gone_stops_reporting_its_last_verdict(api, cloc
     assert 'check="web-to-db"' in "".join(metric_lines(reconciler, "hopscope_check_reachable"))
     api.delete(PODS, "shop", "web-0")
     clock.advance(120)
-    reconciler.tick()
+    reconciler.tick()  # SourceNotFound: the status keeps its last run's figures
     assert condition(check(api), "Ready")["reason"] == "SourceNotFound"
+
+
+def test_a_check_whose_source_is_gone_stops_reporting_its_last_verdict(api, clock, reconciler):
+    run_once_then_lose_the_source(api, clock, reconciler)
     assert metric_lines(reconciler, "hopscope_check_reachable") == []  # no stale green
     [cannot_run] = metric_lines(reconciler, "hopscope_check_issues")
     assert 'type="Probe"' in cannot_run and cannot_run.endswith(" 1.0")
 
 
 def test_after_a_restart_a_check_that_cannot_run_is_exported_as_such(api, clock, reconciler):
-    source_pod(api)
-    apply_check(api, schedule={"intervalSeconds": 60})
-    reconciler.tick()
-    [pod] = probe_pods(api)
-    finish_all(api, pod)
-    reconciler.tick()
-    api.delete(PODS, "shop", "web-0")
-    clock.advance(120)
-    reconciler.tick()  # SourceNotFound: the status keeps its last run's figures
+    run_once_then_lose_the_source(api, clock, reconciler)
     restarted = make_reconciler(api, clock)
     restarted.tick()
     assert metric_lines(restarted, "hopscope_check_latency_seconds") == []
