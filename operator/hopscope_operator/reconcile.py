@@ -619,15 +619,21 @@ def _live_owners(pod: Object, checks: dict[str, Check]) -> set[str]:
     owners = set()
     for item in batch_of(pod).checks:
         key = parse_id(item.id)[0]
-        if key in checks and uids.get(item.id) in (None, checks[key].model.metadata.get("uid")):
+        if key in checks and _same_check(uids.get(item.id), checks[key]):
             owners.add(key)
     return owners
 
 
 def _describes(collected: Collected, check: Check) -> bool:
     """Whether a result is of this check's current spec (same object, same generation)."""
-    meta = check.model.metadata
-    return collected.generation == meta["generation"] and collected.uid in (None, meta.get("uid"))
+    return collected.generation == check.model.metadata["generation"] and _same_check(
+        collected.uid, check
+    )
+
+
+def _same_check(uid: str | None, check: Check) -> bool:
+    """Whether a uid recorded when a run was planned is this check's (None: not recorded)."""
+    return uid in (None, check.model.metadata.get("uid"))
 
 
 def _sources_annotation(sources: dict[str, ResolvedSource]) -> str:

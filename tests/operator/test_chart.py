@@ -17,6 +17,15 @@ import yaml
 
 from hopscope_operator import install, monitoring
 from hopscope_operator.plan import SERVICE_ACCOUNT
+from hopscope_operator.policy import (
+    Flow,
+    PodRef,
+    PolicyIndex,
+    PolicyRules,
+    parse_namespace,
+    parse_pod,
+    parse_policy,
+)
 
 from .rbac import Authorizer
 
@@ -149,16 +158,6 @@ def test_values_reach_the_operator_and_the_metrics_policy():
 
 
 def test_the_operator_pod_admits_metrics_from_monitoring_and_health_probes_from_its_node():
-    from hopscope_operator.policy import (
-        Flow,
-        PodRef,
-        PolicyIndex,
-        PolicyRules,
-        parse_namespace,
-        parse_pod,
-        parse_policy,
-    )
-
     docs = render()
     [deployment] = by_kind(docs, "Deployment")
     operator = {
