@@ -13,6 +13,7 @@ import base64
 import contextlib
 import logging
 import os
+import socket
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -69,6 +70,9 @@ class Config:
             "clusterwide": not watched,
             "namespaces": watched,
             "liveness_endpoint": f"http://0.0.0.0:{self.health_port}/healthz",
+            # kopf's own guess calls getpass.getuser(), which fails for a uid with no passwd
+            # entry (the image's 65532); the pod's hostname is its name in a cluster.
+            "identity": f"hopscope-operator@{socket.gethostname()}",
         }
 
 

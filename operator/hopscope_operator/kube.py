@@ -76,7 +76,9 @@ class KubeApi:
 
     def pod_log(self, namespace: str, name: str) -> str:
         path = f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(name)}/log"
-        return self._request("GET", path, accept="text/plain").decode()
+        # The API server refuses `Accept: text/plain` on pods/log (406) although the log it
+        # serves is text/plain: only `*/*` (or a serializer's type) is accepted.
+        return self._request("GET", path, accept="*/*").decode()
 
     def request_token(
         self, namespace: str, service_account: str, audience: str, seconds: int
