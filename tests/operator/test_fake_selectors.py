@@ -1,10 +1,10 @@
 """fake_selectors against what a real kube-apiserver v1.36.2 answered (/work/shared/kube-api).
 
-Every list or watch in scenarios 05 and 06 (and 13#7) that carries a selector is replayed through
-the parsers: a refused one must raise the recorded 400 message byte for byte, an accepted one must
-pick out of `given.objects` exactly the names the recorded response lists. Every create in 08
-(and 07#7, a bad name) goes through `metadata_causes`, compared with the recorded causes and the
-422 message.
+Every list or watch in the recordings that carries a selector (05, 06, 13#7, 13#11, 14#17, 19#0-2,
+23#2-3) is replayed through the parsers: a refused one must raise the recorded 400 message byte for
+byte, an accepted one must pick out of the objects that were there exactly the ones the recorded
+response lists. Every create in 08 (and 07#7, a bad name, and 14#4, no name) goes through
+`metadata_causes`, compared with the recorded causes and the 422 message.
 """
 
 from __future__ import annotations
@@ -68,24 +68,67 @@ def _stored(obj: dict, namespace: str) -> dict:
     return obj
 
 
+def _given(scenario: dict) -> list[dict]:
+    namespace = scenario["given"]["namespace"]
+    return [_stored(o.get("object", o), namespace) for o in scenario["given"]["objects"]]
+
+
+def _created_events(scenario: dict, before: int) -> list[dict]:
+    """14: the Events that the exchanges before `before` created (201), as core/v1 Events.
+
+    The real server names a generateName'd Event in its response; an events.k8s.io/v1 Event
+    reads through core/v1 with `regarding` as `involvedObject`.
+    """
+    events = []
+    for exchange in scenario["exchanges"][:before]:
+        request, response = exchange["request"], exchange["response"]
+        if request["method"] != "POST" or response["status"] != 201:
+            continue
+        event = copy.deepcopy(request["body"])
+        event["kind"] = "Event"
+        event["metadata"] = {**event["metadata"], "name": response["body"]["metadata"]["name"]}
+        event["metadata"]["namespace"] = scenario["given"]["namespace"]
+        if "regarding" in event:
+            event["involvedObject"] = event.pop("regarding")
+        events.append(event)
+    return events
+
+
+def _recorded_slices(scenario: dict) -> list[dict]:
+    """19: the EndpointSlices the controller made (one per Service), as 19#0 and 19#1 list them.
+
+    Their names are generated ("<any>"), so they are told apart by generateName.
+    """
+    slices = []
+    for exchange in scenario["exchanges"][:2]:
+        for item in exchange["response"]["body"]["items"]:
+            slices.append({"kind": "EndpointSlice", **item})
+    return slices
+
+
 def _selector_cases() -> list[pytest.param]:
     cases = []
-    for file, prefix in (
-        ("05-label-selectors.json", "05"),
-        ("06-field-selectors.json", "06"),
-        ("13-watch.json", "13"),
+    for file in (
+        "05-label-selectors.json",
+        "06-field-selectors.json",
+        "13-watch.json",
+        "14-events.json",
+        "19-endpointslices-networkpolicies.json",
+        "23-list-shapes.json",
     ):
         scenario = _scenario(file)
-        given = [
-            _stored(o.get("object", o), scenario["given"]["namespace"])
-            for o in scenario["given"]["objects"]
-        ]
         for i, exchange in enumerate(scenario["exchanges"]):
             request = exchange["request"]
             raw = request.get("rawQuery") or ""
             if request["method"] != "GET" or "Selector=" not in raw:
                 continue
-            cases.append(pytest.param(exchange, given, id=f"{prefix}#{i}"))
+            if file.startswith("14"):
+                population = _created_events(scenario, i)
+            elif file.startswith("19"):
+                population = _recorded_slices(scenario)
+            else:
+                population = _given(scenario)
+            cases.append(pytest.param(exchange, population, id=f"{file[:2]}#{i}"))
     return cases
 
 
@@ -96,38 +139,43 @@ def test_the_recordings_give_the_selector_exchanges_this_file_claims() -> None:
     # Guards the parametrisation: if the files moved or changed shape, the tests below would
     # otherwise pass by running nothing.
     ids = [c.id for c in SELECTOR_CASES]
-    assert ids == [f"05#{i}" for i in range(26)] + [f"06#{i}" for i in range(21)] + [
-        "13#7",
-        "13#11",
+    assert ids == [
+        *(f"05#{i}" for i in range(26)),
+        *(f"06#{i}" for i in range(21)),
+        *("13#7", "13#11", "14#17", "19#0", "19#1", "19#2", "23#2", "23#3"),
     ]
 
 
-KINDS = {"pods": "Pod", "connectivitychecks": "ConnectivityCheck"}
+KINDS = {
+    "pods": "Pod",
+    "connectivitychecks": "ConnectivityCheck",
+    "events": "Event",
+    "endpointslices": "EndpointSlice",
+}
 
 
 def _plural(path: str) -> str:
     return path.rstrip("/").split("/")[-1]
 
 
-def _names(items: list[dict]) -> list[str]:
-    return [item["metadata"]["name"] for item in items]
+def _identity(item: dict) -> str:
+    meta = item["metadata"]
+    return meta["generateName"] if meta.get("name") == "<any>" else meta["name"]
 
 
-@pytest.mark.parametrize(("exchange", "given"), SELECTOR_CASES)
-def test_selector_as_the_real_server_answered(exchange: dict, given: list[dict]) -> None:
+@pytest.mark.parametrize(("exchange", "population"), SELECTOR_CASES)
+def test_selector_as_the_real_server_answered(exchange: dict, population: list[dict]) -> None:
     request, response = exchange["request"], exchange["response"]
     # The raw query is what went on the wire; decode it as Go's url.ParseQuery does ('+' is a
     # space), and check that this agrees with the recorder's own decoding.
     query = {k: v[0] for k, v in parse_qs(request["rawQuery"], keep_blank_values=True).items()}
     assert query == request["query"]
     plural = _plural(request["path"])
-
-    kind = KINDS[plural]
     namespace = re.search(r"/namespaces/([^/]+)/", request["path"])
     listed = [
         o
-        for o in given
-        if o.get("kind") == kind
+        for o in population
+        if o.get("kind") == KINDS[plural]
         and (namespace is None or o["metadata"]["namespace"] == namespace.group(1))
     ]
 
@@ -155,16 +203,14 @@ def test_selector_as_the_real_server_answered(exchange: dict, given: list[dict])
         assert all(event["type"] == "BOOKMARK" for event in response["body"])
         assert select() == []
         return
-    if kind != "Pod":
-        # `given` holds no ConnectivityChecks in 05/06: for their custom-resource lists what is
-        # checked is that the selector is accepted and the list is empty.
-        assert listed == []
+    if not listed:
+        # No ConnectivityChecks are in `given` of 05/06 (and none with that label in 23#2):
+        # there what is checked is that the selector is accepted and the list is empty.
         assert response["body"]["items"] == []
-    recorded = _names(response["body"]["items"])
-    # No list in 05/06 is trimmed and no name is "<any>": all the given objects are pods with
-    # fixed names, so the whole list is comparable.
-    assert "<any>" not in recorded
-    assert sorted(_names(select())) == sorted(recorded)
+    # Lists trimmed by the recorder (23) keep metadata.name, which is all that is compared. A
+    # name that is "<any>" (19's generated slice names) is compared by its generateName.
+    recorded = [_identity(item) for item in response["body"]["items"]]
+    assert sorted(_identity(o) for o in select()) == sorted(recorded)
 
 
 def _metadata_cases() -> list[pytest.param]:
@@ -172,6 +218,7 @@ def _metadata_cases() -> list[pytest.param]:
     for file, prefix, only in (
         ("08-metadata-limits.json", "08", None),
         ("07-create-get-errors.json", "07", {7}),
+        ("14-events.json", "14", {4}),
     ):
         for i, exchange in enumerate(_scenario(file)["exchanges"]):
             if only is not None and i not in only:
@@ -185,7 +232,7 @@ METADATA_CASES = _metadata_cases()
 
 
 def test_the_recordings_give_the_metadata_exchanges_this_file_claims() -> None:
-    assert [c.id for c in METADATA_CASES] == [f"08#{i}" for i in range(14)] + ["07#7"]
+    assert [c.id for c in METADATA_CASES] == [f"08#{i}" for i in range(14)] + ["07#7", "14#4"]
 
 
 @pytest.mark.parametrize("exchange", METADATA_CASES)
@@ -200,7 +247,7 @@ def test_metadata_limits_as_the_real_server_answered(exchange: dict) -> None:
     assert response["status"] == 422
     body = response["body"]
     assert causes == body["details"]["causes"]
-    assert invalid_message(kind, body["details"]["name"], causes) == body["message"]
+    assert invalid_message(kind, body["details"].get("name", ""), causes) == body["message"]
 
 
 # --- hand cases: semantics the recordings show, stated on their own --------------------------
