@@ -3,7 +3,7 @@
 Pure functions for the in-memory fake API server. The behaviour and every message are those of
 k8s.io/apimachinery (`labels.Parse`, `fields.ParseSelector`, `api/validate/content`,
 `api/validation.ValidateObjectMetaAccessor`) and of the Pod / custom-resource field label
-conversions, as the recordings in /work/shared/kube-api (scenarios 05, 06, 08) show them.
+conversions, as the recordings in ../shared/kube-api (scenarios 05, 06, 08) show them.
 A `SelectorError`'s `str()` is the `message` of the 400 Status the real server sends.
 
 Deliberate differences from the real server, none of which a recording shows:

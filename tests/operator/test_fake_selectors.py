@@ -1,4 +1,4 @@
-"""fake_selectors against what a real kube-apiserver v1.36.2 answered (/work/shared/kube-api).
+"""fake_selectors against what a real kube-apiserver v1.36.2 answered (../shared/kube-api).
 
 Every list or watch in the recordings that carries a selector (05, 06, 13#7, 13#11, 14#17, 19#0-2,
 23#2-3) is replayed through the parsers: a refused one must raise the recorded 400 message byte for
@@ -26,7 +26,8 @@ from tests.operator.fake_selectors import (
     parse_label_selector,
 )
 
-RECORDINGS = Path("/work/shared/kube-api/scenarios")
+# CI clones the repository with shared/ beside it.
+RECORDINGS = Path(__file__).resolve().parents[3] / "shared" / "kube-api" / "scenarios"
 # The recording cluster's one node: the running pod of 06 is on it (06#0 selects it by name).
 NODE = "k8s-real-node"
 
