@@ -23,6 +23,7 @@ from typing import Any, Literal
 from prometheus_client.parser import text_string_to_metric_families
 
 from hopscope_operator import install
+from hopscope_operator.plan import ANNOTATION_CHECKS, LABEL_APP, NAME_PREFIX
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "hopscope"
@@ -317,10 +318,30 @@ class Step:
     why: str
 
 
-def teardown_plan(ledger: Ledger) -> list[Step]:
+def probe_pods_of_run(pods: Iterable[Mapping[str, Any]], namespaces: Sequence[str]) -> list[str]:
+    """The operator's probe pods that ran this run's checks alone (their annotation names each
+    check's namespace). The operator removes them as it collects; one in flight when it is
+    uninstalled stays, and would outlive the run where the run did not create hopscope-system."""
+    names = []
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        if (meta.get("labels") or {}).get(LABEL_APP) != NAME_PREFIX:
+            continue
+        try:
+            checks = json.loads((meta.get("annotations") or {}).get(ANNOTATION_CHECKS, ""))
+        except ValueError:
+            continue
+        spaces = {str(batch_id).split("/", 1)[0] for batch_id in checks}
+        if spaces and spaces <= set(namespaces):
+            names.append(meta["name"])
+    return sorted(names)
+
+
+def teardown_plan(ledger: Ledger, probe_pods: Sequence[str] = ()) -> list[Step]:
     """In order: a kind cluster goes whole (with all in it); otherwise the routes come off the
-    nodes first (they outlive any pod), then the release, then the namespaces this run created,
-    each by its name."""
+    nodes first (they outlive any pod), then the release, then the probe pods of this run's
+    checks left in a release namespace the run did not create, then the namespaces this run
+    created; each by its name."""
     if ledger.kind_cluster is not None:
         return [Step("kind", ("delete", "cluster", "--name", ledger.kind_cluster),
                      "the kind cluster this run created")]  # fmt: skip
@@ -331,6 +352,11 @@ def teardown_plan(ledger: Ledger) -> list[Step]:
         steps.append(Step("kubectl", ("-n", hole.namespace, *remove), where))
     if ledger.release:
         steps.append(Step("helm", ("uninstall",), f"the release {RELEASE} in {RELEASE_NAMESPACE}"))
+    if RELEASE_NAMESPACE not in ledger.namespaces:  # else its deletion takes them
+        for name in probe_pods:
+            what = f"the probe pod {name} of this run's checks"
+            steps.append(Step("kubectl", ("-n", RELEASE_NAMESPACE, "delete", "pod", name,
+                                          "--ignore-not-found"), what))  # fmt: skip
     delete = ("--ignore-not-found", "--wait=true", "--timeout=300s")
     for name in reversed(ledger.namespaces):
         what = f"the namespace {name} this run created"

@@ -164,8 +164,15 @@ def tear_down(
     ledger: harness.Ledger, kubeconfig: str, helm: harness.HelmCli | harness.HelmSdk
 ) -> None:
     """Every step of the plan is tried; the ones that fail are listed, to be done by hand."""
-    failed = []
-    for step in harness.teardown_plan(ledger):
+    failed, probe_pods = [], []
+    if ledger.release and ledger.kind_cluster is None:
+        try:
+            listed = run("kubectl", "--kubeconfig", kubeconfig, "-n", harness.RELEASE_NAMESPACE,
+                         "get", "pods", "-l", PROBES, "-o", "json")  # fmt: skip
+            probe_pods = harness.probe_pods_of_run(json.loads(listed)["items"], ledger.namespaces)
+        except Exception as exc:
+            failed.append(f"- listing this run's probe pods: {exc}")
+    for step in harness.teardown_plan(ledger, probe_pods):
         try:
             if step.tool == "helm":
                 helm.uninstall()

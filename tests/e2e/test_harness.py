@@ -326,6 +326,36 @@ def test_teardown_of_an_existing_cluster_removes_the_route_release_and_its_names
     assert all(s.args[:2] == ("delete", "namespace") for s in plan[2:])
 
 
+def probe_pod(name: str, *checks: str) -> dict[str, Any]:
+    annotations = {"hopscope.dev/checks": json.dumps(dict.fromkeys(checks, "uid"))}
+    labels = {"app.kubernetes.io/name": "hopscope-probe"}
+    return {"metadata": {"name": name, "labels": labels, "annotations": annotations}}
+
+
+def test_teardown_deletes_the_probe_pods_of_this_runs_checks_alone_by_name():
+    ours = ["hopscope-e2e-x", "hopscope-e2e-x-outside"]
+    unlabelled = probe_pod("not-a-probe", "hopscope-e2e-x/a/1")
+    del unlabelled["metadata"]["labels"]
+    pods = [
+        probe_pod("p-ours", "hopscope-e2e-x/client-to-echo/1"),
+        probe_pod("p-both", "hopscope-e2e-x/a/1", "hopscope-e2e-x-outside/b/2"),
+        probe_pod("p-mixed", "hopscope-e2e-x/a/1", "shop/web-to-db/3"),
+        probe_pod("p-theirs", "shop/web-to-db/3"),
+        unlabelled,
+    ]
+    assert harness.probe_pods_of_run(pods, ours) == ["p-both", "p-ours"]
+    plan = harness.teardown_plan(Ledger(release=True, namespaces=ours), ["p-both", "p-ours"])
+    deleted = [s.args for s in plan if "pod" in s.args]
+    assert deleted == [
+        ("-n", "hopscope-system", "delete", "pod", "p-both", "--ignore-not-found"),
+        ("-n", "hopscope-system", "delete", "pod", "p-ours", "--ignore-not-found"),
+    ]
+    assert [s.tool for s in plan].index("helm") < [s.args for s in plan].index(deleted[0])
+    # Where the run created hopscope-system, deleting it takes its pods.
+    mine = Ledger(release=True, namespaces=["hopscope-system", *ours])
+    assert not [s for s in harness.teardown_plan(mine, ["p-ours"]) if "pod" in s.args]
+
+
 def test_teardown_of_a_kind_run_deletes_its_cluster_and_nothing_else():
     ledger = Ledger(kind_cluster="hopscope-e2e-x", release=True, namespaces=["hopscope-e2e-x"])
     assert [(s.tool, s.args) for s in harness.teardown_plan(ledger)] == [
@@ -336,22 +366,26 @@ def test_teardown_of_a_kind_run_deletes_its_cluster_and_nothing_else():
 def test_teardown_tries_every_step_and_lists_those_that_failed(monkeypatch):
     done: list[tuple[str, ...]] = []
 
-    def fake_run(*argv: str, **_: Any) -> str:
-        done.append(argv)
-        if "hopscope-e2e-x" in argv:
-            raise AssertionError("namespace stuck")
-        return ""
-
     class Helm:
         def uninstall(self) -> None:
             done.append(("helm", "uninstall"))
+
+    def fake_run(*argv: str, **_: Any) -> str:
+        done.append(argv)
+        if "get" in argv:
+            return json.dumps({"items": [probe_pod("p-ours", "hopscope-e2e-x/a/1")]})
+        if "hopscope-e2e-x" in argv:
+            raise AssertionError("namespace stuck")
+        return ""
 
     monkeypatch.setattr(suite, "run", fake_run)
     ledger = Ledger(release=True, namespaces=["hopscope-e2e-x", "hopscope-e2e-x-outside"])
     with pytest.raises(AssertionError, match="the namespace hopscope-e2e-x this run created"):
         suite.tear_down(ledger, "/k/config", Helm())  # type: ignore[arg-type]
     assert [argv[:5] for argv in done] == [
+        ("kubectl", "--kubeconfig", "/k/config", "-n", "hopscope-system"),  # its probe pods
         ("helm", "uninstall"),
+        ("kubectl", "--kubeconfig", "/k/config", "-n", "hopscope-system"),  # p-ours, by name
         ("kubectl", "--kubeconfig", "/k/config", "delete", "namespace"),
         ("kubectl", "--kubeconfig", "/k/config", "delete", "namespace"),
     ]
