@@ -287,6 +287,22 @@ def release_objects(manifest: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(manifest) if doc]
 
 
+def existence_queries(objects: Iterable[Mapping[str, Any]]) -> list[tuple[str, ...]]:
+    """`kubectl get` arguments that print which of OBJECTS exist, one query per namespace
+    (cluster-scoped ones without). By name on the command line, not `get -f`: with a file,
+    `--ignore-not-found` stops at the first missing object (kubernetes/kubernetes#80541)."""
+    refs: dict[str | None, list[str]] = {}
+    for obj in objects:
+        group = obj["apiVersion"].rpartition("/")[0]
+        kind = obj["kind"].lower() + (f".{group}" if group else "")
+        meta = obj["metadata"]
+        refs.setdefault(meta.get("namespace"), []).append(f"{kind}/{meta['name']}")
+    return [
+        (*(("-n", ns) if ns else ()), "get", *names, "--ignore-not-found", "-o", "name")
+        for ns, names in sorted(refs.items(), key=lambda item: item[0] or "")
+    ]
+
+
 # ---- teardown -----------------------------------------------------------------------------------
 
 

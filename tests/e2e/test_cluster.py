@@ -91,9 +91,8 @@ class Cluster:
             pytest.fail(f"the cluster has a release {where} already; the suite installs its own"
                         " and leaves yours alone: use a cluster without hopscope",
                         pytrace=False)  # fmt: skip
-        manifest = self.helm.render(values)
-        present = self.kubectl("get", "-f", "-", "--ignore-not-found", "-o", "name",
-                               stdin=manifest)  # fmt: skip
+        objects = harness.release_objects(self.helm.render(values))
+        present = "".join(self.kubectl(*query) for query in harness.existence_queries(objects))
         if present.strip():
             pytest.fail("objects the chart would create exist already (not ours to replace or"
                         f" delete):\n{present}", pytrace=False)  # fmt: skip

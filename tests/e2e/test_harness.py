@@ -248,6 +248,20 @@ def test_the_chart_renders_with_the_suites_images_and_names_what_the_release_cre
     assert spaces <= {None, "hopscope-system", "ns-a", "kube-system"}
 
 
+def test_the_pre_install_check_asks_for_every_object_the_chart_creates_by_name():
+    objects = harness.release_objects(
+        harness.HelmSdk("/k/config").render(harness.chart_values(IMAGES, ["ns-a"]))
+    )
+    queries = harness.existence_queries(objects)
+    asked = [(q[1] if q[0] == "-n" else "", ref) for q in queries for ref in q if "/" in ref]
+    expected = [(o["metadata"].get("namespace") or "", o["metadata"]["name"]) for o in objects]
+    assert sorted((ns, ref.rpartition("/")[2]) for ns, ref in asked) == sorted(expected)
+    for query in queries:
+        assert query[-3:] == ("--ignore-not-found", "-o", "name") and "-f" not in query
+    kinds = {ref.partition("/")[0] for _, ref in asked}
+    assert {"deployment.apps", "clusterrole.rbac.authorization.k8s.io", "serviceaccount"} <= kinds
+
+
 # ---- installing, and teardown -------------------------------------------------------------------
 
 
@@ -259,7 +273,7 @@ class FakeHelm:
         return self.released
 
     def render(self, values: dict[str, Any]) -> str:
-        return "kind: ServiceAccount\n"
+        return "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: r\n"
 
     def install(self, values: dict[str, Any]) -> None:
         self.installed = values
@@ -286,9 +300,9 @@ def test_an_existing_hopscope_release_is_refused_and_nothing_is_torn_down(kubeco
 
 
 def test_objects_the_chart_would_create_that_exist_are_refused(kubeconfig: Path):
-    existing = {("get", "-f"): "clusterrole.rbac.authorization.k8s.io/hopscope-operator\n"}
+    existing = {("get", "clusterrole.rbac.authorization.k8s.io/r"): "clusterrole.rbac..../r\n"}
     cluster, _ = fake_cluster(kubeconfig, FakeHelm(released=False), existing)
-    with pytest.raises(pytest.fail.Exception, match="hopscope-operator"):
+    with pytest.raises(pytest.fail.Exception, match="exist already"):
         cluster.install()
     assert harness.teardown_plan(cluster.ledger) == []
 
