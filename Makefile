@@ -21,6 +21,12 @@ bench: setup
 	$(PY) bench/operator.py
 	$(PY) bench/policy.py
 
+# The real-cluster suite. An existing cluster, images already where it pulls them:
+#   make e2e HOPSCOPE_E2E_KUBECONFIG=~/.kube/config \
+#     HOPSCOPE_E2E_OPERATOR_IMAGE=<registry>/hopscope-operator:dev HOPSCOPE_E2E_PROBE_IMAGE=<registry>/hopscope-probe:dev
+# or a kind cluster it creates and deletes (needs Docker and kind):  make e2e HOPSCOPE_E2E_KIND=1
+# Neither: the cluster tests skip, saying what to set (-rs prints why).
+export HOPSCOPE_E2E_KUBECONFIG HOPSCOPE_E2E_KIND HOPSCOPE_E2E_OPERATOR_IMAGE HOPSCOPE_E2E_PROBE_IMAGE
 e2e: setup
 	$(PY) -m pytest -q -rs tests/e2e
 
