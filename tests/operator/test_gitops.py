@@ -29,11 +29,13 @@ from .test_reconcile import (
     apply_check,
     check,
     make_reconciler,
+    probe_pods,
     reachable_result,
     run_once,
     source_pod,
     unreachable_result,
 )
+from .test_reconcile_analysis import Forbidden
 
 ROOT = Path(__file__).resolve().parents[2]
 HEALTH_LUA = ROOT / "charts" / "hopscope" / "files" / "argocd-health.lua"
@@ -96,6 +98,29 @@ def cannot_run(api: FakeApi, clock: Clock) -> Object:
     return check(api)
 
 
+def pod_refused(api: FakeApi, clock: Clock) -> Object:
+    source_pod(api)
+    apply_check(api)
+
+    def admission(resource: Any, namespace: str, body: Object) -> Object:
+        raise Forbidden('pods "p" is forbidden: violates PodSecurity "baseline:latest"')
+
+    api.create = admission
+    make_reconciler(api, clock).tick()  # said to run, then refused: the refusal stands
+    return check(api)
+
+
+def scheduled_repeat(api: FakeApi, clock: Clock) -> Object:
+    reconciler = make_reconciler(api, clock)
+    source_pod(api)
+    apply_check(api, schedule={"intervalSeconds": 60})
+    run_once(api, reconciler, unreachable_result())
+    clock.advance(70)  # past the interval and its jitter
+    reconciler.tick()
+    assert probe_pods(api)  # the repeat is under way; the last result stands meanwhile
+    return check(api)
+
+
 def recovered(api: FakeApi, clock: Clock) -> Object:
     reconciler = make_reconciler(api, clock)
     apply_check(api)
@@ -141,6 +166,9 @@ EXPECTED: dict[str, tuple[Callable[[FakeApi, Clock], Object], tuple[str, Status,
     "degraded": (ran(DEGRADED), ("Degraded", Status.CURRENT, True)),
     "no-verdict": (ran(NO_VERDICT), ("Degraded", Status.CURRENT, True)),
     "cannot-run": (cannot_run, ("Degraded", Status.FAILED, False)),
+    "pod-refused": (pod_refused, ("Degraded", Status.FAILED, False)),
+    # Not Progressing nor InProgress at every interval: a repeat is no news until it lands.
+    "scheduled-repeat": (scheduled_repeat, ("Degraded", Status.CURRENT, True)),
     "recovered": (recovered, ("Healthy", Status.CURRENT, True)),
     "spec-edited": (spec_edited, ("Progressing", Status.IN_PROGRESS, False)),
     "spec-edited-running": (spec_edited_running, ("Progressing", Status.IN_PROGRESS, False)),
@@ -276,6 +304,8 @@ STRICT_FLUX = {
     "degraded": Status.CURRENT,
     "no-verdict": Status.FAILED,
     "cannot-run": Status.FAILED,
+    "pod-refused": Status.FAILED,
+    "scheduled-repeat": Status.FAILED,
     "recovered": Status.CURRENT,
     "spec-edited": Status.IN_PROGRESS,
     "spec-edited-running": Status.IN_PROGRESS,
