@@ -2,6 +2,8 @@
 
 Conditions follow metav1.Condition: keyed by type, `lastTransitionTime` moves only when the
 status (True/False/Unknown) changes, reason and message always say what the last run saw.
+Ready and Reachable are always there once written; Reconciling and Stalled, kstatus' pair, only
+while True (README, "GitOps health", says what each means to Argo CD, Flux and kubectl wait).
 """
 
 from __future__ import annotations
