@@ -364,6 +364,10 @@ class DestinationStatus(ApiSchema):
 class ConditionType(StrEnum):
     READY = "Ready"
     REACHABLE = "Reachable"
+    # kstatus' abnormal-true pair: present only while True, so Flux and kstatus read a check
+    # with a run under way as InProgress and one that cannot run as Failed.
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
 
 
 class ConditionStatus(StrEnum):

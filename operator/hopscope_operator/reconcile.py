@@ -69,7 +69,14 @@ from hopscope_operator.resolve import (
 from hopscope_operator.schedule import check_key, due, next_run
 from hopscope_operator.sidecar import SidecarMissing, find_sidecar_pod
 from hopscope_operator.snapshot import SnapshotReader
-from hopscope_operator.status import PATH_CHANGED, Event, next_status, not_ready_status
+from hopscope_operator.status import (
+    PATH_CHANGED,
+    Event,
+    next_status,
+    not_ready_status,
+    running_status,
+    starts_a_run,
+)
 from hopscope_operator.view import ApiView
 from hopscope_probe.models import DestinationInfo, ProbeResult
 
@@ -240,9 +247,12 @@ class Reconciler:
                 report.not_ready += 1
                 continue
             if source.kind == "workload":
-                if not self._run_on_agent(check, destination, now):
+                if self._run_on_agent(check, destination, now):
+                    self._started(check, source, now)
+                else:
                     report.not_ready += 1
                 continue
+            self._started(check, source, now)
             item = BatchItem(
                 check=check.key,
                 generation=int(model.metadata["generation"]),
@@ -407,6 +417,15 @@ class Reconciler:
             thresholds=model.spec.thresholds,
         )
         return True
+
+    def _started(self, check: Check, source: ResolvedSource, now: datetime) -> None:
+        """Say a run is under way when that is news (see `status.starts_a_run`); a refused
+        probe pod says why next, over it."""
+        model = check.model
+        generation = int(model.metadata["generation"])
+        if starts_a_run(model.status, generation):
+            message = f"probing from {source.description}"
+            self._patch_status(check, running_status(model.status, message, now, generation))
 
     def _run_on_agent(self, check: Check, destination: ResolvedDestination, now: datetime) -> bool:
         """A workload source runs on its pods' probe sidecar; False when none can (the check

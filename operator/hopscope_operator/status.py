@@ -2,6 +2,8 @@
 
 Conditions follow metav1.Condition: keyed by type, `lastTransitionTime` moves only when the
 status (True/False/Unknown) changes, reason and message always say what the last run saw.
+Ready and Reachable are always there once written; Reconciling and Stalled, kstatus' pair, only
+while True (README, "GitOps health", says what each means to Argo CD, Flux and kubectl wait).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from hopscope_probe.models import ConnectionStatus, Issue, ProbeResult, Severity
 
 PATH_CHANGED = "PathChanged"
 RAN = "RunCompleted"  # Ready's reason once a run has delivered a result
+RUN_STARTED = "RunStarted"  # Reconciling's reason while a spec's first run is under way
+# Abnormal-true (kstatus): present only while True, dropped once what they say is over.
+ABNORMAL = (ConditionType.RECONCILING, ConditionType.STALLED)
 EVENT_MESSAGE_LIMIT = 1024  # what an Event's message should stay under
 CONDITION_MESSAGE_LIMIT = 32768  # metav1.Condition's maxLength
 
@@ -112,6 +117,10 @@ def set_condition(
     return updated, event
 
 
+def _without(conditions: list[Condition], *kinds: ConditionType) -> list[Condition]:
+    return [c for c in conditions if c.type not in kinds]
+
+
 def _merged_issues(result: ProbeResult, analysis: Analysis | None) -> list[Issue]:
     """The probe's findings, then static analysis' (each once; see `analysis.merge`)."""
     return merge(result.issues, analysis, result.hops)
@@ -150,7 +159,7 @@ def next_status(
     Events in etcd (an Event lives an hour); every run is in the status and metrics anyway."""
     connection = result.connection_status
     line = summary(result, failure)
-    conditions = previous.conditions if previous else []
+    conditions = _without(previous.conditions if previous else [], *ABNORMAL)  # a run is done
     events: list[Event] = []
     if _is_news(previous, connection, generation):
         events.append(Event(*RUN_EVENT[connection], _clip(line, EVENT_MESSAGE_LIMIT)))
@@ -228,8 +237,10 @@ def not_ready_status(
 
     The last run's findings stay for reference; phase Pending and `nextRunTime = retry_at` say
     it will be tried again. Events only on transitions, so retries do not flood the check.
+    Stalled=True says the same to kstatus (Flux), which reads Ready=False as still in progress:
+    no run can start until something outside the operator changes (a pod, the spec, a quota).
     """
-    conditions = previous.conditions if previous else []
+    conditions = _without(previous.conditions if previous else [], ConditionType.RECONCILING)
     conditions, ready = set_condition(
         conditions,
         ConditionType.READY,
@@ -248,6 +259,16 @@ def not_ready_status(
         now=now,
         generation=generation,
     )
+    # Its Event would repeat Ready's.
+    conditions, _ = set_condition(
+        conditions,
+        ConditionType.STALLED,
+        ConditionStatus.TRUE,
+        reason,
+        message,
+        now=now,
+        generation=generation,
+    )
     status = ConnectivityCheckStatus.model_validate(
         {
             **_fields(previous),
@@ -259,3 +280,37 @@ def not_ready_status(
         }
     )
     return status, [event for event in (ready, reachable) if event is not None]
+
+
+def starts_a_run(previous: ConnectivityCheckStatus | None, generation: int) -> bool:
+    """Whether a due run is news to a reader of the status: a new check, a spec not yet
+    probed, or one that could not run. A scheduled repeat is not (its last result stands),
+    nor is a run already said to be under way."""
+    if previous is None:
+        return True
+    if any(c.type == ConditionType.RECONCILING for c in previous.conditions):
+        return False
+    return previous.observed_generation != generation or previous.phase == Phase.PENDING
+
+
+def running_status(
+    previous: ConnectivityCheckStatus | None, message: str, now: datetime, generation: int
+) -> ConnectivityCheckStatus:
+    """The status while a run that `starts_a_run` is under way: phase Running, Reconciling=True.
+
+    Without it a new check has no status until its first result, and kstatus reads a custom
+    resource with no conditions as Current. `observedGeneration` stays the one the results
+    describe; the last run's findings stay for reference."""
+    conditions = _without(previous.conditions if previous else [], ConditionType.STALLED)
+    conditions, _ = set_condition(
+        conditions,
+        ConditionType.RECONCILING,
+        ConditionStatus.TRUE,
+        RUN_STARTED,
+        message,
+        now=now,
+        generation=generation,
+    )
+    return ConnectivityCheckStatus.model_validate(
+        {**_fields(previous), "phase": Phase.RUNNING, "conditions": conditions}
+    )

@@ -21,6 +21,8 @@ from hopscope_operator.status import (
     Event,
     next_status,
     not_ready_status,
+    running_status,
+    starts_a_run,
     summary,
 )
 from hopscope_probe.models import (
@@ -386,6 +388,62 @@ def test_retrying_not_ready_posts_nothing_new_and_keeps_the_last_findings() -> N
     assert reasons(events) == ["Reachable", "ReadyChanged", "ReachableChanged"]
 
 
+# ---- kstatus' abnormal-true conditions: Stalled while it cannot run, Reconciling while it runs --
+
+
+def types(status: ConnectivityCheckStatus) -> list[ConditionType]:
+    return [c.type for c in status.conditions]
+
+
+def test_a_check_that_cannot_run_is_stalled_with_readys_reason_and_no_extra_event() -> None:
+    status, events = not_ready_status(None, "SourceNotFound", "pod shop/web-0 not found", T0, 4)
+    stalled = condition(status, ConditionType.STALLED)
+    assert (stalled.status, stalled.reason, stalled.message, stalled.observed_generation) == (
+        ConditionStatus.TRUE,
+        "SourceNotFound",
+        "pod shop/web-0 not found",
+        4,
+    )
+    assert reasons(events) == ["ReadyChanged", "ReachableChanged"]  # Ready's says it already
+
+
+def test_a_run_under_way_is_reconciling_and_keeps_what_the_results_describe() -> None:
+    ran, _ = run(None, result(), T0, generation=1)
+    running = running_status(ran, "probing from pod shop/web-0", T0 + MINUTE, 2)
+    assert running.phase == Phase.RUNNING
+    assert (running.observed_generation, running.runs) == (1, 1)  # spec 2 has no result yet
+    reconciling = condition(running, ConditionType.RECONCILING)
+    assert (reconciling.status, reconciling.reason, reconciling.observed_generation) == (
+        ConditionStatus.TRUE,
+        "RunStarted",
+        2,
+    )
+    assert condition(running, ConditionType.READY) == condition(ran, ConditionType.READY)
+
+
+def test_a_result_ends_both_and_cannot_run_ends_reconciling() -> None:
+    both = [ConditionType.READY, ConditionType.REACHABLE]
+    stuck, _ = not_ready_status(None, "SourceNotFound", "gone", T0, 1)
+    running = running_status(stuck, "probing", T0 + MINUTE, 1)
+    assert types(running) == [*both, ConditionType.RECONCILING]
+    refused, _ = not_ready_status(running, "ProbePodRefused", "quota", T0 + MINUTE, 1)
+    assert types(refused) == [*both, ConditionType.STALLED]
+    done, _ = run(
+        running_status(refused, "probing", T0 + 2 * MINUTE, 1), result(), T0, generation=1
+    )
+    assert types(done) == both
+
+
+def test_only_a_run_that_is_news_is_said_to_start() -> None:
+    ran, _ = run(None, result(), T0, generation=1)
+    stuck, _ = not_ready_status(ran, "SourceNotFound", "gone", T0, 1)
+    assert starts_a_run(None, 1)  # a new check
+    assert starts_a_run(ran, 2)  # a spec not yet probed
+    assert starts_a_run(stuck, 1)  # after it could not run
+    assert not starts_a_run(ran, 1)  # a scheduled repeat: its last result stands
+    assert not starts_a_run(running_status(None, "probing", T0, 1), 1)  # already said
+
+
 # ---- limits and the schema ------------------------------------------------------------------
 
 
@@ -405,7 +463,8 @@ def test_written_statuses_are_accepted_by_the_crd(apiserver: ApiServer) -> None:
         failure=ProbeFailure(FailureReason.OOM_KILLED, "probe container was OOM-killed"),
     )
     pending, _ = not_ready_status(failed, "SourceNotFound", "gone", T0 + 2 * MINUTE, 3)
-    for status in (first, failed, pending):
+    running = running_status(pending, "probing from pod shop/web-0", T0 + 3 * MINUTE, 3)
+    for status in (first, failed, pending, running):
         manifest = {
             "apiVersion": "hopscope.dev/v1alpha1",
             "kind": "ConnectivityCheck",
