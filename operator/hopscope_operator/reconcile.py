@@ -53,6 +53,7 @@ from hopscope_operator.plan import (
     BatchItem,
     Caps,
     ProbePodSettings,
+    PullPolicy,
     group_by_node,
     planned_uids,
     probe_pod,
@@ -90,6 +91,7 @@ LOG_PATIENCE = timedelta(minutes=2)
 class Settings:
     namespace: str = "hopscope-system"  # where probe pods run (PodSecurity: privileged)
     image: str = "ghcr.io/hopscope/probe:0.1.0"
+    pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT  # the probe image's, in pods and snippets
     caps: Caps = field(default_factory=Caps)
     probe_pod: ProbePodSettings = field(default_factory=ProbePodSettings)
     watch_namespaces: tuple[str, ...] = ()  # the chart's watch.namespaces; () for all
@@ -264,6 +266,7 @@ class Reconciler:
                 namespace=self.settings.namespace,
                 tick=tick,
                 settings=self.settings.probe_pod,
+                pull_policy=self.settings.pull_policy,
             )
             pod["metadata"]["annotations"][ANNOTATION_SOURCES] = _sources_annotation(
                 {item.id: sources[item.id] for item in batch.items}
@@ -418,7 +421,9 @@ class Reconciler:
         named = f"{ref.kind} {namespace}/{ref.name}"
         workload = self.view.workload(ref.kind, namespace, ref.name) or {}
         pods = self.view.pods(namespace, workload.get("spec", {}).get("selector") or {})
-        found = find_sidecar_pod(pods, workload=named, image=self.settings.image)
+        found = find_sidecar_pod(
+            pods, workload=named, image=self.settings.image, pull_policy=self.settings.pull_policy
+        )
         if isinstance(found, SidecarMissing):
             self._not_ready(check, SidecarUnavailable(found), now)
             return False
