@@ -101,12 +101,16 @@ class ObjectRef(ApiSchema):
     """A namespaced object by name."""
 
     name: str = Field(max_length=253, pattern=DNS_SUBDOMAIN)
+    """The object's name."""
     namespace: str | None = Field(default=None, max_length=63, pattern=DNS_LABEL)
     """Defaults to the check's namespace."""
 
 
 class NodeRef(ApiSchema):
+    """A node by name."""
+
     name: str = Field(max_length=253, pattern=DNS_SUBDOMAIN)
+    """The node's name."""
 
 
 class SelectorOperator(StrEnum):
@@ -128,8 +132,11 @@ class SelectorRequirement(ApiSchema):
     model_config = ConfigDict(json_schema_extra=validations(VALUES_FIT_OPERATOR))
 
     key: str = Field(min_length=1, max_length=317)
+    """The label's key."""
     operator: SelectorOperator
+    """In, NotIn, Exists or DoesNotExist."""
     values: list[str] = Field(default_factory=list)
+    """The label values for In and NotIn; empty for Exists and DoesNotExist."""
 
     @model_validator(mode="after")
     def _values_fit_operator(self) -> Self:
@@ -150,7 +157,9 @@ class LabelSelector(ApiSchema):
     model_config = ConfigDict(json_schema_extra=validations(NON_EMPTY_SELECTOR))
 
     match_labels: dict[str, str] = Field(default_factory=dict)
+    """Labels a pod must carry, each with this value."""
     match_expressions: list[SelectorRequirement] = Field(default_factory=list)
+    """Label requirements a pod must meet, all of them."""
 
     @model_validator(mode="after")
     def _not_empty(self) -> Self:
@@ -166,8 +175,12 @@ class WorkloadKind(StrEnum):
 
 
 class WorkloadRef(ApiSchema):
+    """A Deployment, StatefulSet or DaemonSet by name."""
+
     kind: WorkloadKind
+    """Deployment, StatefulSet or DaemonSet."""
     name: str = Field(max_length=253, pattern=DNS_SUBDOMAIN)
+    """The workload's name."""
     namespace: str | None = Field(default=None, max_length=63, pattern=DNS_LABEL)
     """Defaults to the check's namespace."""
 
@@ -245,9 +258,11 @@ class Destination(ApiSchema):
     node: NodeRef | None = None
     """Probed at its InternalIP."""
     fqdn: str | None = Field(default=None, max_length=253, pattern=HOSTNAME)
+    """A DNS name, resolved by the probe from the source (its resolv.conf)."""
     uri: HttpUri | None = None
     """HTTP or HTTPS URL; host and port come from it."""
     ip: IPAddress | None = None
+    """An IPv4 or IPv6 address."""
     port: int | None = Field(default=None, ge=1, le=65535)
     """Required for TCP, UDP, HTTP and HTTPS unless a uri implies it."""
 
@@ -262,6 +277,8 @@ class Destination(ApiSchema):
 
 
 class Probes(ApiSchema):
+    """The connection probes of one run."""
+
     count: int = Field(default=10, ge=1, le=100)
     """Connection probes per run."""
     timeout_seconds: float = Field(default=2.0, gt=0, le=60)
@@ -269,14 +286,19 @@ class Probes(ApiSchema):
 
 
 class PathOptions(ApiSchema):
+    """Hop-by-hop path discovery."""
+
     mode: PathMode = PathMode.ALWAYS
     """Always, OnFailure (trace only when the connection probes fail) or Never."""
     max_hops: int = Field(default=30, ge=1, le=64)
+    """The highest TTL the path discovery tries."""
     multipath: bool = False
     """Vary the flow to find every path through ECMP load balancers."""
 
 
 class ScheduleOptions(ApiSchema):
+    """When the check runs again."""
+
     interval_seconds: int = Field(ge=10)
     """Seconds between runs."""
 
@@ -309,9 +331,11 @@ class ConnectivityCheckSpec(ApiSchema):
     source: Source
     destination: Destination
     protocol: Protocol = Protocol.TCP
+    """TCP, UDP, ICMP, HTTP, HTTPS or DNS."""
     preferred_ip_version: IPVersion = Field(default=IPVersion.IPV4, alias="preferredIPVersion")
     """Which address family to use where the destination has both."""
     probes: Probes = Field(default_factory=Probes)
+    """How many connection probes, and how long each waits."""
     path: PathOptions = Field(default_factory=PathOptions)
     """Hop-by-hop path discovery."""
     http: HttpOptions | None = None
@@ -353,10 +377,14 @@ class Analysis(ApiSchema):
     """What static analysis of the cluster's configuration concluded."""
 
     result: AnalysisResult
+    """Allowed, Blocked (the issues say by what) or Unknown (configuration unreadable)."""
     issues: list[Issue] = Field(default_factory=list)
+    """What in the configuration stands in the way (a NetworkPolicy, no endpoints …)."""
 
 
 class DestinationStatus(ApiSchema):
+    """The destination as the last run resolved it."""
+
     addresses: list[str] = Field(default_factory=list)
     """What the destination resolved to."""
 
@@ -376,41 +404,61 @@ class Condition(ApiSchema):
     """A metav1.Condition."""
 
     type: ConditionType
+    """Ready (the check can run) or Reachable (the last run's verdict)."""
     status: ConditionStatus
+    """True, False or Unknown."""
     reason: str = Field(max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+    """Why, in CamelCase (e.g. SourceNotFound)."""
     message: str = Field(default="", max_length=32768)
+    """Why, for a person: what is wrong and what to do."""
     last_transition_time: datetime
+    """When the status last changed."""
     observed_generation: int | None = Field(default=None, ge=0)
+    """The spec's metadata.generation the condition describes."""
 
 
 class ConnectivityCheckStatus(ApiSchema):
     """The last run's diagnosis, written by the operator."""
 
     phase: Phase | None = None
+    """Pending, Running, Completed or Failed."""
     connection_status: ConnectionStatus | None = None
+    """Reachable, Unreachable, Degraded (over a threshold) or Unknown (could not run)."""
     observed_generation: int | None = Field(default=None, ge=0)
+    """The spec's metadata.generation the last run checked."""
     runs: int = Field(default=0, ge=0)
+    """Runs so far."""
     last_run_time: datetime | None = None
+    """When the last run's result came in."""
     next_run_time: datetime | None = None
+    """When the next run is due (scheduled checks, and retries of one that cannot run)."""
     source: SourceInfo | None = None
     """The pod, node and address the last run started from."""
     destination: DestinationStatus | None = None
+    """The destination as the last run resolved it."""
     latency: Latency | None = None
+    """End-to-end latency of the last run's answered probes."""
     probes_sent: int = Field(default=0, ge=0)
+    """Connection probes the last run sent."""
     probes_failed: int = Field(default=0, ge=0)
+    """Connection probes the last run got no (good) answer to."""
     hops: list[Hop] = Field(default_factory=list)
+    """Every hop of every path found, linked by nextHopIds."""
     hop_count: int = Field(default=0, ge=0)
     """len(hops), for the HOPS column: a printer column's JSONPath cannot count."""
     issues: list[Issue] = Field(default_factory=list)
+    """What the last run found wrong, each located and with a hint."""
     issue_count: int = Field(default=0, ge=0)
     """len(issues), for the ISSUES column."""
     path_fingerprint: str | None = None
     """Hash of every path's ordered hop addresses; a change raises a PathChanged event."""
     analysis: Analysis | None = None
+    """What the cluster's configuration (NetworkPolicies, Services, DNS) says of the flow."""
     conditions: list[Condition] = Field(
         default_factory=list,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
+    """Ready and Reachable, each with its reason."""
 
     @model_validator(mode="after")
     def _count(self) -> Self:

@@ -136,6 +136,23 @@ def test_schema_is_structural(openapi: dict[str, Any]) -> None:
     assert problems == []
 
 
+def _undescribed(node: dict[str, Any], at: str = "") -> Iterator[str]:
+    """The path of every property, at any depth, without a description."""
+    for name, prop in node.get("properties", {}).items():
+        path = f"{at}.{name}".lstrip(".")
+        if not str(prop.get("description", "")).strip():
+            yield path
+        yield from _undescribed(prop, path)
+    for key, suffix in (("items", "[]"), ("additionalProperties", "{}")):
+        if isinstance(node.get(key), dict):
+            yield from _undescribed(node[key], at + suffix)
+
+
+def test_every_field_has_a_description(openapi: dict[str, Any]) -> None:
+    # What `kubectl explain` shows; without one it prints <no description>.
+    assert list(_undescribed(openapi)) == []
+
+
 def test_defaults_are_valid_values(openapi: dict[str, Any], apiserver_for: type[ApiServer]) -> None:
     # The API server refuses a CRD whose defaults its own schema would reject.
     with_defaults = [(at, node) for at, node, _ in _nodes(openapi) if "default" in node]
