@@ -4,6 +4,8 @@ strict as the models (every example accepted by both, every bad manifest refused
 from __future__ import annotations
 
 import copy
+import ipaddress
+import random
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from packaging.version import Version
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from hopscope_operator.api import (
     DESTINATION_KINDS,
@@ -27,6 +29,7 @@ from hopscope_operator.api import (
     ConnectivityCheckSpec,
     ConnectivityCheckStatus,
     DestinationStatus,
+    IPAddress,
     Phase,
 )
 from hopscope_operator.crd import main, render
@@ -391,8 +394,52 @@ def test_every_cel_rule_refuses_some_case(openapi: dict[str, Any], apiserver: Ap
         for rule in node.get("x-kubernetes-validations", [])
     }
     refused = "\n".join(error for _, c, _ in INVALID for error in apiserver.errors(changed(c)))
-    assert len(messages) == 6
+    assert len(messages) == 7
     assert [message for message in messages if message not in refused] == []
+
+
+def test_a_bad_ip_is_one_error_naming_the_field(apiserver: ApiServer) -> None:
+    manifest = changed({"spec.destination": {"ip": "10.0.3.300", "port": 22}})
+    assert apiserver.errors(manifest) == ["spec.destination.ip: must be an IPv4 or IPv6 address"]
+    assert model_errors(manifest) == [
+        "spec.destination.ip: Value error, must be an IPv4 or IPv6 address"
+    ]
+
+
+def test_the_schema_has_no_junctions(openapi: dict[str, Any]) -> None:
+    # An anyOf/oneOf/allOf that fails is reported once more by the API server, at path <nil>.
+    assert [at for at, _, junction in _nodes(openapi) if junction] == []
+
+
+def _ip_texts() -> Iterator[str]:
+    """Addresses in every text form the API server's rule must admit."""
+    rng = random.Random(7)
+    for _ in range(300):
+        v4 = ipaddress.IPv4Address(rng.getrandbits(32))
+        v6 = ipaddress.IPv6Address(rng.getrandbits(128) >> rng.choice([0, 16, 64, 112]))
+        yield from (str(v4), str(v6), v6.exploded, str(v6).upper(), f"::ffff:{v4}")
+    yield from ("::", "::1", "1::", "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8", "1:2:3:4:5:6:1.2.3.4")
+
+
+NOT_IPS = [
+    *("10.0.3.300", "010.0.0.1", "1.2.3", "1.2.3.4.5", "1.2.3.4 ", " 1.2.3.4", "", "a.b.c.d"),
+    *("1:2:3:4:5:6:7:8:9", "1::2::3", "12345::", ":1", "1:", ":::", "fe80::1%eth0"),
+    *("::ffff:1.2.3.256", "1:2:3:4:5:6:7:1.2.3.4", "::1.2.3", "g::1"),
+]
+
+
+def test_the_ip_rule_agrees_with_the_model(
+    openapi: dict[str, Any], apiserver_for: type[ApiServer]
+) -> None:
+    destination = openapi["properties"]["spec"]["properties"]["destination"]
+    ip = apiserver_for(destination["properties"]["ip"])
+    for text in _ip_texts():
+        assert ip.errors(text) == [], text
+        TypeAdapter(IPAddress).validate_python(text)
+    for text in NOT_IPS:
+        assert ip.errors(text), text
+        with pytest.raises(ValidationError):
+            TypeAdapter(IPAddress).validate_python(text)
 
 
 EXISTS_APP = {"key": "app", "operator": "Exists"}
