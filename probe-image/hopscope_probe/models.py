@@ -250,6 +250,11 @@ class HttpHeader(Schema):
     """Its value: visible ASCII and tabs."""
 
 
+# A check's own CA certificates travel in its request, so in a probe pod's environment (plan.py):
+# 32 KiB is a private root and intermediates many times over, and leaves a check at the CRD's
+# other bounds under the 128 KiB the kernel allows one environment string.
+MAX_CA_PEM = 32 * 1024
+
 # An HTTP status code (200) or class (2xx), as the status check reads them.
 StatusCode = Annotated[str, Field(pattern=r"^[1-5]([0-9]{2}|[xX]{2})$")]
 
@@ -285,3 +290,5 @@ class ProbeRequest(Schema):
     thresholds: Thresholds = Field(default_factory=Thresholds)
     http: HttpOptions = Field(default_factory=HttpOptions)
     ca_file: str | None = None  # extra CA bundle for HTTPS verification
+    ca_pem: str | None = Field(default=None, max_length=MAX_CA_PEM)
+    """Extra CA certificates (PEM) for HTTPS verification: the check's spec.http.caBundle."""
