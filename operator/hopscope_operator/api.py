@@ -327,6 +327,33 @@ class PathOptions(ApiSchema):
     """Vary the flow to find every path through ECMP load balancers."""
 
 
+# A ConfigMap key's syntax (Kubernetes' IsConfigMapKey).
+CONFIG_MAP_KEY = r"^[-._a-zA-Z0-9]+$"
+
+
+class ConfigMapKeyRef(ApiSchema):
+    """A key of a ConfigMap in the check's own namespace."""
+
+    name: str = Field(max_length=253, pattern=DNS_SUBDOMAIN)
+    """The ConfigMap's name."""
+    key: str = Field(max_length=253, pattern=CONFIG_MAP_KEY)
+    """The key whose value is used, e.g. ca.crt."""
+
+
+class CABundle(ApiSchema):
+    """Where the CA certificates come from."""
+
+    config_map_key_ref: ConfigMapKeyRef
+    """A ConfigMap key (in data, not binaryData) holding PEM certificates."""
+
+
+class HttpSpec(HttpOptions):
+    """Request options for HTTP and HTTPS, and the CAs HTTPS trusts."""
+
+    ca_bundle: CABundle | None = None
+    """HTTPS only: CAs (PEM, at most 32 KiB) trusted besides the system's, e.g. a private CA."""
+
+
 class ScheduleOptions(ApiSchema):
     """When the check runs again."""
 
@@ -345,6 +372,12 @@ PORT_REQUIRED = Rule(
     field_path=".destination.port",
     reason="FieldValueRequired",
 )
+CA_NEEDS_HTTPS = Rule(
+    "!has(self.http) || !has(self.http.caBundle) || self.protocol == 'HTTPS'",
+    "http.caBundle needs protocol HTTPS",
+    field_path=".http.caBundle",
+    reason="FieldValueForbidden",
+)
 URI_NEEDS_HTTP = Rule(
     "!has(self.destination) || !has(self.destination.uri)"
     f" || self.protocol in {cel_list(URI_PROTOCOLS)}",
@@ -357,7 +390,9 @@ URI_NEEDS_HTTP = Rule(
 class ConnectivityCheckSpec(ApiSchema):
     """What to check: a source, a destination and how to probe between them."""
 
-    model_config = ConfigDict(json_schema_extra=validations(PORT_REQUIRED, URI_NEEDS_HTTP))
+    model_config = ConfigDict(
+        json_schema_extra=validations(PORT_REQUIRED, URI_NEEDS_HTTP, CA_NEEDS_HTTPS)
+    )
 
     source: Source
     destination: Destination
@@ -369,7 +404,7 @@ class ConnectivityCheckSpec(ApiSchema):
     """How many connection probes, and how long each waits."""
     path: PathOptions = Field(default_factory=PathOptions)
     """Hop-by-hop path discovery."""
-    http: HttpOptions | None = None
+    http: HttpSpec | None = None
     """Request options for HTTP and HTTPS."""
     source_port: int = Field(default=0, ge=0, le=65535)
     """0: any."""
@@ -385,6 +420,8 @@ class ConnectivityCheckSpec(ApiSchema):
             raise ValueError(URI_NEEDS_HTTP.message)
         if target.port is None and target.uri is None and self.protocol in PORT_PROTOCOLS:
             raise ValueError(PORT_REQUIRED.message)
+        if self.http and self.http.ca_bundle and self.protocol != Protocol.HTTPS:
+            raise ValueError(CA_NEEDS_HTTPS.message)
         return self
 
 

@@ -180,6 +180,7 @@ RULES = (
     Rule("apps", ("deployments", "statefulsets", "daemonsets"), ("get",), "workload sources"),
     Rule("networking.k8s.io", ("networkpolicies",), ("list",), "which policy blocks a flow"),
     Rule("", ("events",), ("create",), "Events for a first run, a new outcome, a transition"),
+    Rule("", ("configmaps",), ("get",), "a check's CA bundle (spec.http.caBundle)"),
     Rule("", ("nodes",), ("get", "list"), "node sources and destinations", Scope.CLUSTER),
     Rule("", ("namespaces",), ("list", "watch"), "policy selectors; kopf's scan", Scope.CLUSTER),
     Rule(

@@ -25,6 +25,7 @@ from hopscope_operator.agents import AgentRunner, AgentTokens
 from hopscope_operator.analysis import analyse, destination_hop_id
 from hopscope_operator.analysis import unknown as unknown_analysis
 from hopscope_operator.api import Analysis, ConnectivityCheck, ConnectivityCheckStatus
+from hopscope_operator.cabundle import ca_pem
 from hopscope_operator.cluster import (
     CHECKS,
     EVENTS,
@@ -59,7 +60,6 @@ from hopscope_operator.plan import (
     probe_pod,
 )
 from hopscope_operator.resolve import (
-    ResolvedDestination,
     ResolvedSource,
     ResolveError,
     pod_source,
@@ -72,7 +72,7 @@ from hopscope_operator.sidecar import SidecarMissing, find_sidecar_pod
 from hopscope_operator.snapshot import SnapshotReader
 from hopscope_operator.status import PATH_CHANGED, Event, next_status, not_ready_status
 from hopscope_operator.view import ApiView
-from hopscope_probe.models import DestinationInfo, ProbeResult
+from hopscope_probe.models import DestinationInfo, ProbeRequest, ProbeResult
 
 log = logging.getLogger("hopscope.operator")
 
@@ -237,19 +237,20 @@ class Reconciler:
             try:
                 source = resolve_source(model, self.view)
                 destination = resolve_destination(model, self.view)
+                request = to_probe_request(model.spec, destination, ca_pem(model, self.view))
             except ResolveError as exc:
                 self._not_ready(check, exc, now)
                 report.not_ready += 1
                 continue
             if source.kind == "workload":
-                if not self._run_on_agent(check, destination, now):
+                if not self._run_on_agent(check, request, now):
                     report.not_ready += 1
                 continue
             item = BatchItem(
                 check=check.key,
                 generation=int(model.metadata["generation"]),
                 netns=source.netns,
-                request=to_probe_request(model.spec, destination),
+                request=request,
                 uid=model.metadata.get("uid"),
             )
             sources[item.id] = source
@@ -411,7 +412,7 @@ class Reconciler:
         )
         return True
 
-    def _run_on_agent(self, check: Check, destination: ResolvedDestination, now: datetime) -> bool:
+    def _run_on_agent(self, check: Check, request: ProbeRequest, now: datetime) -> bool:
         """A workload source runs on its pods' probe sidecar; False when none can (the check
         then says why, with the snippet to add)."""
         model = check.model
@@ -430,7 +431,6 @@ class Reconciler:
         preferred = model.spec.preferred_ip_version
         described = f"the hopscope agent of pod {namespace}/{found['metadata']['name']} ({named})"
         source = pod_source("workload", found, preferred, described)
-        request = to_probe_request(model.spec, destination)
         generation = int(model.metadata["generation"])
         uid = check.model.metadata.get("uid")
         self.agents.submit(check.key, generation, uid, source, found, request, preferred)

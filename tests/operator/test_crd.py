@@ -140,10 +140,11 @@ def test_schema_is_structural(openapi: dict[str, Any]) -> None:
 
 
 def _undescribed(node: dict[str, Any], at: str = "") -> Iterator[str]:
-    """The path of every property, at any depth, without a description."""
+    """The path of every property, at any depth, without a one-line description."""
     for name, prop in node.get("properties", {}).items():
         path = f"{at}.{name}".lstrip(".")
-        if not str(prop.get("description", "")).strip():
+        description = str(prop.get("description", ""))
+        if not description.strip() or "\n" in description:
             yield path
         yield from _undescribed(prop, path)
     for key, suffix in (("items", "[]"), ("additionalProperties", "{}")):
@@ -297,6 +298,14 @@ def changed(changes: dict[str, Any]) -> dict[str, Any]:
     return manifest
 
 
+CA_REF = {"name": "payments-ca", "key": "ca.crt"}
+CA_BUNDLE = {"configMapKeyRef": CA_REF}
+
+
+def ref(**changes: str) -> dict[str, Any]:
+    return {"configMapKeyRef": {**CA_REF, **changes}}
+
+
 # (id, changes to BASE, text that must appear in an error: the field at fault)
 INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("two-sources", {"spec.source.node": {"name": "worker-1"}}, "spec.source"),
@@ -350,6 +359,22 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         "spec.http.headers",
     ),
     ("header-name-space", {"spec.http": {"headers": [{"name": "x a", "value": ""}]}}, "headers"),
+    ("ca-bundle-without-https", {"spec.http": {"caBundle": CA_BUNDLE}}, "http.caBundle"),
+    (
+        "ca-bundle-from-a-secret",  # certificates are public: a ConfigMap, never a Secret
+        {"spec.protocol": "HTTPS", "spec.http": {"caBundle": {"secretKeyRef": CA_REF}}},
+        "caBundle",
+    ),
+    (
+        "ca-bundle-elsewhere",  # the check's own namespace only
+        {"spec.protocol": "HTTPS", "spec.http": {"caBundle": ref(namespace="kube-system")}},
+        "namespace",
+    ),
+    (
+        "ca-bundle-bad-key",
+        {"spec.protocol": "HTTPS", "spec.http": {"caBundle": ref(key="ca crt")}},
+        "spec.http.caBundle.configMapKeyRef.key",
+    ),
     ("negative-source-port", {"spec.sourcePort": -1}, "spec.sourcePort"),
     ("loss-over-100", {"spec.thresholds": {"lossPercent": 101}}, "spec.thresholds.lossPercent"),
     ("interval-5", {"spec.schedule": {"intervalSeconds": 5}}, "spec.schedule.intervalSeconds"),
@@ -394,7 +419,7 @@ def test_every_cel_rule_refuses_some_case(openapi: dict[str, Any], apiserver: Ap
         for rule in node.get("x-kubernetes-validations", [])
     }
     refused = "\n".join(error for _, c, _ in INVALID for error in apiserver.errors(changed(c)))
-    assert len(messages) == 7
+    assert len(messages) == 8
     assert [message for message in messages if message not in refused] == []
 
 
@@ -452,8 +477,9 @@ EXISTS_APP = {"key": "app", "operator": "Exists"}
         {"spec.protocol": "ICMP", "spec.destination.port": DELETE},
         {"spec.protocol": "HTTPS", "spec.destination": {"uri": "https://[2001:db8::1]:8443/x"}},
         {"spec.destination": {"ip": "fd00::7", "port": 53}, "spec.protocol": "UDP"},
+        {"spec.protocol": "HTTPS", "spec.http": {"caBundle": CA_BUNDLE}},
     ],
-    ids=["exists-selector", "icmp-without-port", "https-uri-without-port", "udp-ipv6"],
+    ids=["exists-selector", "icmp-without-port", "https-uri-without-port", "udp-ipv6", "https-ca"],
 )
 def test_both_accept_edge_cases(changes: dict[str, Any], apiserver: ApiServer) -> None:
     manifest = changed(changes)
