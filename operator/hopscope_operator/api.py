@@ -101,12 +101,16 @@ class ObjectRef(ApiSchema):
     """A namespaced object by name."""
 
     name: str = Field(max_length=253, pattern=DNS_SUBDOMAIN)
+    """The object's name."""
     namespace: str | None = Field(default=None, max_length=63, pattern=DNS_LABEL)
     """Defaults to the check's namespace."""
 
 
 class NodeRef(ApiSchema):
+    """A node by name."""
+
     name: str = Field(max_length=253, pattern=DNS_SUBDOMAIN)
+    """The node's name."""
 
 
 class SelectorOperator(StrEnum):
@@ -128,8 +132,11 @@ class SelectorRequirement(ApiSchema):
     model_config = ConfigDict(json_schema_extra=validations(VALUES_FIT_OPERATOR))
 
     key: str = Field(min_length=1, max_length=317)
+    """The label's key."""
     operator: SelectorOperator
+    """In, NotIn, Exists or DoesNotExist."""
     values: list[str] = Field(default_factory=list)
+    """The label values for In and NotIn; empty for Exists and DoesNotExist."""
 
     @model_validator(mode="after")
     def _values_fit_operator(self) -> Self:
@@ -150,7 +157,9 @@ class LabelSelector(ApiSchema):
     model_config = ConfigDict(json_schema_extra=validations(NON_EMPTY_SELECTOR))
 
     match_labels: dict[str, str] = Field(default_factory=dict)
+    """Labels a pod must carry, each with this value."""
     match_expressions: list[SelectorRequirement] = Field(default_factory=list)
+    """Label requirements a pod must meet, all of them."""
 
     @model_validator(mode="after")
     def _not_empty(self) -> Self:
@@ -166,8 +175,12 @@ class WorkloadKind(StrEnum):
 
 
 class WorkloadRef(ApiSchema):
+    """A Deployment, StatefulSet or DaemonSet by name."""
+
     kind: WorkloadKind
+    """Deployment, StatefulSet or DaemonSet."""
     name: str = Field(max_length=253, pattern=DNS_SUBDOMAIN)
+    """The workload's name."""
     namespace: str | None = Field(default=None, max_length=63, pattern=DNS_LABEL)
     """Defaults to the check's namespace."""
 
@@ -200,15 +213,46 @@ class Source(ApiSchema):
 # ---- spec: destination --------------------------------------------------------------------
 
 
+# An IPv4 or IPv6 address as Kubernetes' isIP() reads one: no leading zeros in IPv4, no IPv6
+# zone. One CEL rule rather than an anyOf of the ipv4 and ipv6 formats, whose failure the API
+# server reports a second time at path <nil>; and a regex rather than isIP(), which CRD rules
+# may use only from Kubernetes 1.31 (the chart's floor is older). RE2 and Python agree on it.
+_OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = rf"{_OCTET}([.]{_OCTET}){{3}}"
+_H16 = "[0-9A-Fa-f]{1,4}"
+_LS32 = f"({_H16}:{_H16}|{_IPV4})"
+_IPV6 = "|".join(
+    [
+        f"({_H16}:){{6}}{_LS32}",
+        f"::({_H16}:){{5}}{_LS32}",
+        f"({_H16})?::({_H16}:){{4}}{_LS32}",
+        f"(({_H16}:){{0,1}}{_H16})?::({_H16}:){{3}}{_LS32}",
+        f"(({_H16}:){{0,2}}{_H16})?::({_H16}:){{2}}{_LS32}",
+        f"(({_H16}:){{0,3}}{_H16})?::{_H16}:{_LS32}",
+        f"(({_H16}:){{0,4}}{_H16})?::{_LS32}",
+        f"(({_H16}:){{0,5}}{_H16})?::{_H16}",
+        f"(({_H16}:){{0,6}}{_H16})?::",
+    ]
+)
+IP_PATTERN = f"^({_IPV4}|{_IPV6})$"
+IP_ADDRESS = Rule(f"self.matches('{IP_PATTERN}')", "must be an IPv4 or IPv6 address")
+MAX_IP_LENGTH = 45  # the longest text form: an IPv4-mapped IPv6 address written out in full
+
+
 def _ip_address(value: str) -> str:
-    ipaddress.ip_address(value)  # raises ValueError on anything but an IPv4/IPv6 address
+    if "%" in value:  # ipaddress accepts an IPv6 zone ("fe80::1%eth0"); Kubernetes does not
+        raise ValueError(IP_ADDRESS.message)
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(IP_ADDRESS.message) from None
     return value
 
 
 IPAddress = Annotated[
     str,
     AfterValidator(_ip_address),
-    WithJsonSchema({"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}),
+    WithJsonSchema({"type": "string", "maxLength": MAX_IP_LENGTH, **validations(IP_ADDRESS)}),
 ]
 
 
@@ -245,9 +289,11 @@ class Destination(ApiSchema):
     node: NodeRef | None = None
     """Probed at its InternalIP."""
     fqdn: str | None = Field(default=None, max_length=253, pattern=HOSTNAME)
+    """A DNS name, resolved by the probe from the source (its resolv.conf)."""
     uri: HttpUri | None = None
     """HTTP or HTTPS URL; host and port come from it."""
     ip: IPAddress | None = None
+    """An IPv4 or IPv6 address."""
     port: int | None = Field(default=None, ge=1, le=65535)
     """Required for TCP, UDP, HTTP and HTTPS unless a uri implies it."""
 
@@ -262,6 +308,8 @@ class Destination(ApiSchema):
 
 
 class Probes(ApiSchema):
+    """The connection probes of one run."""
+
     count: int = Field(default=10, ge=1, le=100)
     """Connection probes per run."""
     timeout_seconds: float = Field(default=2.0, gt=0, le=60)
@@ -269,14 +317,46 @@ class Probes(ApiSchema):
 
 
 class PathOptions(ApiSchema):
+    """Hop-by-hop path discovery."""
+
     mode: PathMode = PathMode.ALWAYS
     """Always, OnFailure (trace only when the connection probes fail) or Never."""
     max_hops: int = Field(default=30, ge=1, le=64)
+    """The highest TTL the path discovery tries."""
     multipath: bool = False
     """Vary the flow to find every path through ECMP load balancers."""
 
 
+# A ConfigMap key's syntax (Kubernetes' IsConfigMapKey).
+CONFIG_MAP_KEY = r"^[-._a-zA-Z0-9]+$"
+
+
+class ConfigMapKeyRef(ApiSchema):
+    """A key of a ConfigMap in the check's own namespace."""
+
+    name: str = Field(max_length=253, pattern=DNS_SUBDOMAIN)
+    """The ConfigMap's name."""
+    key: str = Field(max_length=253, pattern=CONFIG_MAP_KEY)
+    """The key whose value is used, e.g. ca.crt."""
+
+
+class CABundle(ApiSchema):
+    """Where the CA certificates come from."""
+
+    config_map_key_ref: ConfigMapKeyRef
+    """A ConfigMap key (in data, not binaryData) holding PEM certificates."""
+
+
+class HttpSpec(HttpOptions):
+    """Request options for HTTP and HTTPS, and the CAs HTTPS trusts."""
+
+    ca_bundle: CABundle | None = None
+    """HTTPS only: CAs (PEM, at most 32 KiB) trusted besides the system's, e.g. a private CA."""
+
+
 class ScheduleOptions(ApiSchema):
+    """When the check runs again."""
+
     interval_seconds: int = Field(ge=10)
     """Seconds between runs."""
 
@@ -292,6 +372,12 @@ PORT_REQUIRED = Rule(
     field_path=".destination.port",
     reason="FieldValueRequired",
 )
+CA_NEEDS_HTTPS = Rule(
+    "!has(self.http) || !has(self.http.caBundle) || self.protocol == 'HTTPS'",
+    "http.caBundle needs protocol HTTPS",
+    field_path=".http.caBundle",
+    reason="FieldValueForbidden",
+)
 URI_NEEDS_HTTP = Rule(
     "!has(self.destination) || !has(self.destination.uri)"
     f" || self.protocol in {cel_list(URI_PROTOCOLS)}",
@@ -304,17 +390,21 @@ URI_NEEDS_HTTP = Rule(
 class ConnectivityCheckSpec(ApiSchema):
     """What to check: a source, a destination and how to probe between them."""
 
-    model_config = ConfigDict(json_schema_extra=validations(PORT_REQUIRED, URI_NEEDS_HTTP))
+    model_config = ConfigDict(
+        json_schema_extra=validations(PORT_REQUIRED, URI_NEEDS_HTTP, CA_NEEDS_HTTPS)
+    )
 
     source: Source
     destination: Destination
     protocol: Protocol = Protocol.TCP
+    """TCP, UDP, ICMP, HTTP, HTTPS or DNS."""
     preferred_ip_version: IPVersion = Field(default=IPVersion.IPV4, alias="preferredIPVersion")
     """Which address family to use where the destination has both."""
     probes: Probes = Field(default_factory=Probes)
+    """How many connection probes, and how long each waits."""
     path: PathOptions = Field(default_factory=PathOptions)
     """Hop-by-hop path discovery."""
-    http: HttpOptions | None = None
+    http: HttpSpec | None = None
     """Request options for HTTP and HTTPS."""
     source_port: int = Field(default=0, ge=0, le=65535)
     """0: any."""
@@ -330,6 +420,8 @@ class ConnectivityCheckSpec(ApiSchema):
             raise ValueError(URI_NEEDS_HTTP.message)
         if target.port is None and target.uri is None and self.protocol in PORT_PROTOCOLS:
             raise ValueError(PORT_REQUIRED.message)
+        if self.http and self.http.ca_bundle and self.protocol != Protocol.HTTPS:
+            raise ValueError(CA_NEEDS_HTTPS.message)
         return self
 
 
@@ -353,10 +445,14 @@ class Analysis(ApiSchema):
     """What static analysis of the cluster's configuration concluded."""
 
     result: AnalysisResult
+    """Allowed, Blocked (the issues say by what) or Unknown (configuration unreadable)."""
     issues: list[Issue] = Field(default_factory=list)
+    """What in the configuration stands in the way (a NetworkPolicy, no endpoints …)."""
 
 
 class DestinationStatus(ApiSchema):
+    """The destination as the last run resolved it."""
+
     addresses: list[str] = Field(default_factory=list)
     """What the destination resolved to."""
 
@@ -380,41 +476,61 @@ class Condition(ApiSchema):
     """A metav1.Condition."""
 
     type: ConditionType
+    """Ready (the check can run) or Reachable (the last run's verdict)."""
     status: ConditionStatus
+    """True, False or Unknown."""
     reason: str = Field(max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+    """Why, in CamelCase (e.g. SourceNotFound)."""
     message: str = Field(default="", max_length=32768)
+    """Why, for a person: what is wrong and what to do."""
     last_transition_time: datetime
+    """When the status last changed."""
     observed_generation: int | None = Field(default=None, ge=0)
+    """The spec's metadata.generation the condition describes."""
 
 
 class ConnectivityCheckStatus(ApiSchema):
     """The last run's diagnosis, written by the operator."""
 
     phase: Phase | None = None
+    """Pending, Running, Completed or Failed."""
     connection_status: ConnectionStatus | None = None
+    """Reachable, Unreachable, Degraded (over a threshold) or Unknown (could not run)."""
     observed_generation: int | None = Field(default=None, ge=0)
+    """The spec's metadata.generation the last run checked."""
     runs: int = Field(default=0, ge=0)
+    """Runs so far."""
     last_run_time: datetime | None = None
+    """When the last run's result came in."""
     next_run_time: datetime | None = None
+    """When the next run is due (scheduled checks, and retries of one that cannot run)."""
     source: SourceInfo | None = None
     """The pod, node and address the last run started from."""
     destination: DestinationStatus | None = None
+    """The destination as the last run resolved it."""
     latency: Latency | None = None
+    """End-to-end latency of the last run's answered probes."""
     probes_sent: int = Field(default=0, ge=0)
+    """Connection probes the last run sent."""
     probes_failed: int = Field(default=0, ge=0)
+    """Connection probes the last run got no (good) answer to."""
     hops: list[Hop] = Field(default_factory=list)
+    """Every hop of every path found, linked by nextHopIds."""
     hop_count: int = Field(default=0, ge=0)
     """len(hops), for the HOPS column: a printer column's JSONPath cannot count."""
     issues: list[Issue] = Field(default_factory=list)
+    """What the last run found wrong, each located and with a hint."""
     issue_count: int = Field(default=0, ge=0)
     """len(issues), for the ISSUES column."""
     path_fingerprint: str | None = None
     """Hash of every path's ordered hop addresses; a change raises a PathChanged event."""
     analysis: Analysis | None = None
+    """What the cluster's configuration (NetworkPolicies, Services, DNS) says of the flow."""
     conditions: list[Condition] = Field(
         default_factory=list,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
+    """Ready and Reachable, each with its reason."""
 
     @model_validator(mode="after")
     def _count(self) -> Self:

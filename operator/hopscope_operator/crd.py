@@ -30,6 +30,13 @@ DESCRIPTION = (
     "Checks a connection from a source in the cluster to a destination: reachability, latency,"
     " the hop-by-hop path and located issues with hints."
 )
+# What Kubernetes' own types say of these three, as `kubectl explain` shows them for a Pod.
+API_VERSION_DESCRIPTION = (
+    "APIVersion defines the versioned schema of this representation of an object; here"
+    f" {api.API_VERSION}."
+)
+KIND_DESCRIPTION = f"Kind is the REST resource this object represents; here {api.KIND}."
+METADATA_DESCRIPTION = "Standard object's metadata: name, namespace, labels, annotations."
 # Key order in each schema node, so the YAML reads top-down; other keys keep pydantic's order.
 _FIRST = ("description", "type", "format")
 _LAST = ("items", "additionalProperties", "properties", "required")
@@ -108,9 +115,9 @@ def custom_resource_definition() -> dict[str, Any]:
         "description": DESCRIPTION,
         "type": "object",
         "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
+            "apiVersion": {"description": API_VERSION_DESCRIPTION, "type": "string"},
+            "kind": {"description": KIND_DESCRIPTION, "type": "string"},
+            "metadata": {"description": METADATA_DESCRIPTION, "type": "object"},
             "spec": openapi_schema(api.ConnectivityCheckSpec),
             "status": openapi_schema(api.ConnectivityCheckStatus),
         },

@@ -24,7 +24,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from hopscope_operator.api import GROUP, VERSION, ConnectivityCheck, NamespaceName
 from hopscope_operator.metrics import Metrics
-from hopscope_operator.plan import LABEL_APP, NAME_PREFIX, Caps, ProbePodSettings
+from hopscope_operator.plan import LABEL_APP, NAME_PREFIX, Caps, ProbePodSettings, PullPolicy
 from hopscope_operator.reconcile import Reconciler, Settings
 
 log = logging.getLogger("hopscope.operator")
@@ -51,6 +51,7 @@ class Config:
         settings = Settings(
             namespace=env.get("HOPSCOPE_PROBE_NAMESPACE", Settings.namespace),
             image=env.get("HOPSCOPE_PROBE_IMAGE", Settings.image),
+            pull_policy=_pull_policy(env, "HOPSCOPE_PROBE_IMAGE_PULL_POLICY"),
             caps=caps,
             probe_pod=_probe_pod(env.get("HOPSCOPE_PROBE_POD")),
             watch_namespaces=_namespaces(env, "HOPSCOPE_WATCH_NAMESPACES"),
@@ -96,6 +97,15 @@ def _probe_pod(raw: str | None) -> ProbePodSettings:
         return ProbePodSettings.model_validate_json(text)
     except (ValueError, ValidationError) as exc:
         raise kopf.PermanentError(f"HOPSCOPE_PROBE_POD: {exc}") from exc
+
+
+def _pull_policy(env: dict[str, str], name: str) -> PullPolicy:
+    raw = env.get(name) or Settings.pull_policy
+    try:
+        return PullPolicy(raw)
+    except ValueError:
+        allowed = ", ".join(PullPolicy)
+        raise kopf.PermanentError(f"{name}={raw!r}: expected one of {allowed}") from None
 
 
 def _int(env: dict[str, str], name: str, default: int) -> int:

@@ -28,7 +28,7 @@ from pydantic import Field
 from hopscope_operator import monitoring
 from hopscope_operator.analysis import DNS_NAMESPACE
 from hopscope_operator.api import GROUP, ConnectivityCheck, NamespaceName
-from hopscope_operator.plan import LABEL_APP, SERVICE_ACCOUNT, ProbePodSettings
+from hopscope_operator.plan import LABEL_APP, SERVICE_ACCOUNT, ProbePodSettings, PullPolicy
 from hopscope_probe.models import Schema
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "hopscope"
@@ -51,6 +51,13 @@ class ImageValues(Schema):
     operator: str = Field(default=IMAGE, min_length=1, description="The operator's image.")
     probe: str = Field(
         default=PROBE_IMAGE, min_length=1, description="The probe image, run by probe pods."
+    )
+    pull_policy: PullPolicy = Field(
+        default=PullPolicy.IF_NOT_PRESENT, description="The operator image's imagePullPolicy."
+    )
+    probe_pull_policy: PullPolicy = Field(
+        default=PullPolicy.IF_NOT_PRESENT,
+        description="The probe image's imagePullPolicy, in probe pods and the sidecar snippet.",
     )
 
 
@@ -173,6 +180,7 @@ RULES = (
     Rule("apps", ("deployments", "statefulsets", "daemonsets"), ("get",), "workload sources"),
     Rule("networking.k8s.io", ("networkpolicies",), ("list",), "which policy blocks a flow"),
     Rule("", ("events",), ("create",), "Events for a first run, a new outcome, a transition"),
+    Rule("", ("configmaps",), ("get",), "a check's CA bundle (spec.http.caBundle)"),
     Rule("", ("nodes",), ("get", "list"), "node sources and destinations", Scope.CLUSTER),
     Rule("", ("namespaces",), ("list", "watch"), "policy selectors; kopf's scan", Scope.CLUSTER),
     Rule(
@@ -299,12 +307,17 @@ def manifests() -> dict[str, list[Manifest]]:
                         {
                             "name": "operator",
                             "image": value("image.operator"),
+                            "imagePullPolicy": value("image.pullPolicy"),
                             "env": [
                                 {
                                     "name": "HOPSCOPE_WATCH_NAMESPACES",
                                     "value": value("watch.namespaces", joined=True),
                                 },
                                 {"name": "HOPSCOPE_PROBE_IMAGE", "value": value("image.probe")},
+                                {
+                                    "name": "HOPSCOPE_PROBE_IMAGE_PULL_POLICY",
+                                    "value": value("image.probePullPolicy"),
+                                },
                                 {
                                     "name": "HOPSCOPE_MAX_PROBE_PODS",
                                     "value": value("probes.maxPods"),

@@ -14,6 +14,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import Field
@@ -45,6 +46,14 @@ RESOURCES = {
     "requests": {"cpu": "50m", "memory": "128Mi"},
     "limits": {"cpu": "1", "memory": "512Mi"},
 }
+
+
+class PullPolicy(StrEnum):
+    """A container's imagePullPolicy: a mutable tag (latest, a branch) needs Always."""
+
+    ALWAYS = "Always"
+    IF_NOT_PRESENT = "IfNotPresent"
+    NEVER = "Never"
 
 
 class ProbePodSettings(Schema):
@@ -264,6 +273,7 @@ def probe_pod(
     namespace: str,
     tick: int,
     settings: ProbePodSettings | None = None,
+    pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT,
 ) -> Manifest:
     """The probe pod for a batch of checks on one node (`tick`: the tick's Unix time)."""
     if not items:
@@ -302,7 +312,7 @@ def probe_pod(
             {
                 "name": CONTAINER,
                 "image": image,
-                "imagePullPolicy": "IfNotPresent",
+                "imagePullPolicy": str(pull_policy),
                 "command": COMMAND,
                 "env": [{"name": wire.ENV, "value": batch_env(items)}],
                 "resources": settings.resources,

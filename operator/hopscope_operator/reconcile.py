@@ -25,6 +25,7 @@ from hopscope_operator.agents import AgentRunner, AgentTokens
 from hopscope_operator.analysis import analyse, destination_hop_id
 from hopscope_operator.analysis import unknown as unknown_analysis
 from hopscope_operator.api import Analysis, ConnectivityCheck, ConnectivityCheckStatus
+from hopscope_operator.cabundle import ca_pem
 from hopscope_operator.cluster import (
     CHECKS,
     EVENTS,
@@ -53,12 +54,12 @@ from hopscope_operator.plan import (
     BatchItem,
     Caps,
     ProbePodSettings,
+    PullPolicy,
     group_by_node,
     planned_uids,
     probe_pod,
 )
 from hopscope_operator.resolve import (
-    ResolvedDestination,
     ResolvedSource,
     ResolveError,
     pod_source,
@@ -78,7 +79,7 @@ from hopscope_operator.status import (
     starts_a_run,
 )
 from hopscope_operator.view import ApiView
-from hopscope_probe.models import DestinationInfo, ProbeResult
+from hopscope_probe.models import DestinationInfo, ProbeRequest, ProbeResult
 
 log = logging.getLogger("hopscope.operator")
 
@@ -97,6 +98,7 @@ LOG_PATIENCE = timedelta(minutes=2)
 class Settings:
     namespace: str = "hopscope-system"  # where probe pods run (PodSecurity: privileged)
     image: str = "ghcr.io/hopscope/probe:0.1.0"
+    pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT  # the probe image's, in pods and snippets
     caps: Caps = field(default_factory=Caps)
     probe_pod: ProbePodSettings = field(default_factory=ProbePodSettings)
     watch_namespaces: tuple[str, ...] = ()  # the chart's watch.namespaces; () for all
@@ -242,12 +244,13 @@ class Reconciler:
             try:
                 source = resolve_source(model, self.view)
                 destination = resolve_destination(model, self.view)
+                request = to_probe_request(model.spec, destination, ca_pem(model, self.view))
             except ResolveError as exc:
                 self._not_ready(check, exc, now)
                 report.not_ready += 1
                 continue
             if source.kind == "workload":
-                if self._run_on_agent(check, destination, now):
+                if self._run_on_agent(check, request, now):
                     self._started(check, source, now)
                 else:
                     report.not_ready += 1
@@ -257,7 +260,7 @@ class Reconciler:
                 check=check.key,
                 generation=int(model.metadata["generation"]),
                 netns=source.netns,
-                request=to_probe_request(model.spec, destination),
+                request=request,
                 uid=model.metadata.get("uid"),
             )
             sources[item.id] = source
@@ -274,6 +277,7 @@ class Reconciler:
                 namespace=self.settings.namespace,
                 tick=tick,
                 settings=self.settings.probe_pod,
+                pull_policy=self.settings.pull_policy,
             )
             pod["metadata"]["annotations"][ANNOTATION_SOURCES] = _sources_annotation(
                 {item.id: sources[item.id] for item in batch.items}
@@ -427,7 +431,7 @@ class Reconciler:
             message = f"probing from {source.description}"
             self._patch_status(check, running_status(model.status, message, now, generation))
 
-    def _run_on_agent(self, check: Check, destination: ResolvedDestination, now: datetime) -> bool:
+    def _run_on_agent(self, check: Check, request: ProbeRequest, now: datetime) -> bool:
         """A workload source runs on its pods' probe sidecar; False when none can (the check
         then says why, with the snippet to add)."""
         model = check.model
@@ -437,14 +441,15 @@ class Reconciler:
         named = f"{ref.kind} {namespace}/{ref.name}"
         workload = self.view.workload(ref.kind, namespace, ref.name) or {}
         pods = self.view.pods(namespace, workload.get("spec", {}).get("selector") or {})
-        found = find_sidecar_pod(pods, workload=named, image=self.settings.image)
+        found = find_sidecar_pod(
+            pods, workload=named, image=self.settings.image, pull_policy=self.settings.pull_policy
+        )
         if isinstance(found, SidecarMissing):
             self._not_ready(check, SidecarUnavailable(found), now)
             return False
         preferred = model.spec.preferred_ip_version
         described = f"the hopscope agent of pod {namespace}/{found['metadata']['name']} ({named})"
         source = pod_source("workload", found, preferred, described)
-        request = to_probe_request(model.spec, destination)
         generation = int(model.metadata["generation"])
         uid = check.model.metadata.get("uid")
         self.agents.submit(check.key, generation, uid, source, found, request, preferred)

@@ -408,7 +408,12 @@ def _pod_port(slices: list[Manifest], service_port: Manifest) -> int:
 # ---- the probe's request --------------------------------------------------------------------
 
 
-def to_probe_request(spec: ConnectivityCheckSpec, destination: ResolvedDestination) -> ProbeRequest:
+def to_probe_request(
+    spec: ConnectivityCheckSpec, destination: ResolvedDestination, ca_pem: str | None = None
+) -> ProbeRequest:
+    """`ca_pem`: the certificates spec.http.caBundle names, read by the operator (the probe
+    never calls the API), so the request carries them instead of the reference."""
+    http = spec.http.model_dump(exclude={"ca_bundle"}) if spec.http else {}
     return ProbeRequest(
         host=destination.host,
         port=destination.port,
@@ -422,5 +427,6 @@ def to_probe_request(spec: ConnectivityCheckSpec, destination: ResolvedDestinati
         path_mode=spec.path.mode,
         source_port=spec.source_port,
         thresholds=spec.thresholds,
-        http=spec.http or HttpOptions(),
+        http=HttpOptions.model_validate(http),
+        ca_pem=ca_pem,
     )

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from hopscope_operator.install import AGENT_TOKEN_REVIEWER, NAMESPACE, PROBE_IMAGE
 from hopscope_operator.install import NAME as OPERATOR_NAME
+from hopscope_operator.plan import PullPolicy
 from hopscope_operator.resolve import is_ready, pod_ips
 from hopscope_probe.agent import DEFAULT_PORT, PROBE_PATH
 from hopscope_probe.models import (
@@ -81,6 +82,7 @@ def find_sidecar_pod(
     workload: str = "the workload",
     image: str = PROBE_IMAGE,
     restricted: bool = False,
+    pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT,
 ) -> Manifest | SidecarMissing:
     """The first by name of the Ready pods that have the sidecar, else why none can be used.
 
@@ -90,7 +92,7 @@ def find_sidecar_pod(
     ready = sorted((pod for pod in with_agent if is_ready(pod)), key=_name)
     if ready:
         return ready[0]
-    snippet = sidecar_snippet(image, restricted=restricted)
+    snippet = sidecar_snippet(image, restricted=restricted, pull_policy=pull_policy)
     if with_agent:
         names = ", ".join(sorted(_name(pod) for pod in with_agent))
         return SidecarMissing(
@@ -134,7 +136,11 @@ def _name(pod: Manifest) -> str:
 
 
 def sidecar_container(
-    image: str = PROBE_IMAGE, *, port: int = AGENT_PORT, restricted: bool = False
+    image: str = PROBE_IMAGE,
+    *,
+    port: int = AGENT_PORT,
+    restricted: bool = False,
+    pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT,
 ) -> Manifest:
     """The sidecar container.
 
@@ -165,7 +171,7 @@ def sidecar_container(
     return {
         "name": CONTAINER,
         "image": image,
-        "imagePullPolicy": "IfNotPresent",
+        "imagePullPolicy": str(pull_policy),
         "args": [
             "agent",
             *("--auth", "kubernetes", "--allowed-caller", OPERATOR_IDENTITY),
@@ -188,16 +194,24 @@ def sidecar_container(
 
 
 def sidecar_patch(
-    image: str = PROBE_IMAGE, *, port: int = AGENT_PORT, restricted: bool = False
+    image: str = PROBE_IMAGE,
+    *,
+    port: int = AGENT_PORT,
+    restricted: bool = False,
+    pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT,
 ) -> Manifest:
     """A strategic-merge patch of a Deployment/StatefulSet/DaemonSet that adds the sidecar
     (containers merge by name, so the workload's own are kept)."""
-    container = sidecar_container(image, port=port, restricted=restricted)
+    container = sidecar_container(image, port=port, restricted=restricted, pull_policy=pull_policy)
     return {"spec": {"template": {"spec": {"containers": [container]}}}}
 
 
 def sidecar_snippet(
-    image: str = PROBE_IMAGE, *, port: int = AGENT_PORT, restricted: bool = False
+    image: str = PROBE_IMAGE,
+    *,
+    port: int = AGENT_PORT,
+    restricted: bool = False,
+    pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT,
 ) -> str:
     """The patch as YAML, with how to apply it and the one permission the agent needs."""
     header = (
@@ -206,7 +220,7 @@ def sidecar_snippet(
         f" --clusterrole={AGENT_TOKEN_REVIEWER} --serviceaccount=NAMESPACE:SERVICEACCOUNT\n"
         "# kubectl patch deployment|statefulset|daemonset NAME --patch-file this.yaml\n"
     )
-    patch = sidecar_patch(image, port=port, restricted=restricted)
+    patch = sidecar_patch(image, port=port, restricted=restricted, pull_policy=pull_policy)
     return header + yaml.safe_dump(patch, sort_keys=False)
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Hashable, Mapping
 from typing import Any, TypeVar
 
 from hopscope_operator.cluster import (
+    CONFIG_MAPS,
     DAEMON_SETS,
     DEPLOYMENTS,
     ENDPOINT_SLICES,
@@ -79,3 +80,6 @@ class ApiView:
 
     def workload(self, kind: str, namespace: str, name: str) -> Object | None:
         return self._get(WORKLOADS[kind], namespace, name)
+
+    def config_map(self, namespace: str, name: str) -> Object | None:
+        return self._get(CONFIG_MAPS, namespace, name)

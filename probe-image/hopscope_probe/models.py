@@ -15,9 +15,15 @@ from pydantic.alias_generators import to_camel
 
 
 class Schema(BaseModel):
-    """Base for every model: camelCase on the wire, snake_case in Python."""
+    """Base for every model: camelCase on the wire, snake_case in Python; attribute docstrings
+    are the fields' descriptions (the CRD's status and spec.http carry them)."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
+    )
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, exclude_none=True)
@@ -94,9 +100,14 @@ class PathMode(StrEnum):
 
 
 class Latency(Schema):
+    """Milliseconds, over the answered probes."""
+
     min_ms: float = Field(ge=0)
+    """The fastest answer, ms."""
     avg_ms: float = Field(ge=0)
+    """The mean, ms."""
     max_ms: float = Field(ge=0)
+    """The slowest answer, ms."""
 
     @classmethod
     def of(cls, samples_ms: list[float]) -> Latency | None:
@@ -110,37 +121,67 @@ class Latency(Schema):
 
 
 class ContextItem(Schema):
+    """One piece of evidence."""
+
     key: str
+    """What it is, e.g. lastAnsweringHop."""
     value: str
+    """Its value."""
 
 
 class Issue(Schema):
+    """A problem found, where it is, and what to do about it."""
+
     type: IssueType
+    """Its kind, e.g. Firewall, NetworkPolicy, DNSResolution, PortNotListening, TLS."""
     severity: Severity
+    """Error (it breaks the connection) or Warning (it degrades it)."""
     origin: Origin
+    """Local (at the source), Outbound (on the way) or Inbound (at the destination)."""
     hop_id: str | None = None
+    """The hop it was located at, when it was."""
     message: str
+    """What is wrong."""
     hint: str
+    """What to check or change."""
     context: list[ContextItem] = Field(default_factory=list)
+    """The evidence behind it."""
 
 
 class Hop(Schema):
+    """One node of the hop graph."""
+
     id: str
+    """Unique within the result; nextHopIds point at it."""
     type: HopType
-    address: str | None = None  # None: a hop that never answered ("*")
+    """Source, Router, Node, Pod, Service, Destination or Unknown."""
+    address: str | None = None
+    """The address that answered; absent for a hop that never did ("*")."""
     name: str | None = None
+    """Its reverse-DNS name, or the cluster object it is."""
     ttl: int | None = Field(default=None, ge=0)
+    """Its distance from the source (0: the source itself)."""
     next_hop_ids: list[str] = Field(default_factory=list)
+    """The hops after it (more than one: an ECMP branch)."""
     latency: Latency | None = None
+    """Round-trip time to it."""
     probes_sent: int = Field(default=0, ge=0)
+    """Path probes sent to it."""
     probes_failed: int = Field(default=0, ge=0)
+    """Path probes it did not answer."""
     issues: list[Issue] = Field(default_factory=list)
+    """The issues located at it."""
 
 
 class SourceInfo(Schema):
+    """Where a run started."""
+
     address: str | None = None
+    """The source's address."""
     node: str | None = None
+    """The node it ran on."""
     pod: str | None = None
+    """The source pod, for pod and workload sources."""
 
 
 class DestinationInfo(Schema):
@@ -185,8 +226,12 @@ class ProbeResult(Schema):
 
 
 class Thresholds(Schema):
+    """Over either, a reachable destination is Degraded."""
+
     latency_ms: float = Field(default=200.0, gt=0)
+    """Average latency, ms (HTTP(S): to the first byte of the response)."""
     loss_percent: float = Field(default=5.0, ge=0, le=100)
+    """Connection probes lost, percent."""
 
 
 # Bounded so that one check, whatever its headers, fits a probe pod's batch (plan.py): visible
@@ -197,17 +242,30 @@ HEADER_VALUE = r"^[\t\x20-\x7e]*$"
 
 
 class HttpHeader(Schema):
-    name: str = Field(min_length=1, max_length=MAX_HEADER_NAME, pattern=HEADER_NAME)
-    value: str = Field(max_length=MAX_HEADER_VALUE, pattern=HEADER_VALUE)
+    """One request header."""
 
+    name: str = Field(min_length=1, max_length=MAX_HEADER_NAME, pattern=HEADER_NAME)
+    """The header's name, e.g. Authorization."""
+    value: str = Field(max_length=MAX_HEADER_VALUE, pattern=HEADER_VALUE)
+    """Its value: visible ASCII and tabs."""
+
+
+# A check's own CA certificates travel in its request, so in a probe pod's environment (plan.py):
+# 32 KiB is a private root and intermediates many times over, and leaves a check at the CRD's
+# other bounds under the 128 KiB the kernel allows one environment string.
+MAX_CA_PEM = 32 * 1024
 
 # An HTTP status code (200) or class (2xx), as the status check reads them.
 StatusCode = Annotated[str, Field(pattern=r"^[1-5]([0-9]{2}|[xX]{2})$")]
 
 
 class HttpOptions(Schema):
+    """What an HTTP(S) check sends, and which answers are good."""
+
     method: str = Field(default="GET", pattern=r"^(GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH)$")
+    """The request method."""
     headers: list[HttpHeader] = Field(default_factory=list, max_length=MAX_HEADERS)
+    """Extra request headers; one hopscope sends itself (Host, User-Agent, Accept) is replaced."""
     valid_status_codes: list[StatusCode] = Field(
         default_factory=lambda: ["2xx"],
         max_length=MAX_HEADERS,
@@ -232,3 +290,5 @@ class ProbeRequest(Schema):
     thresholds: Thresholds = Field(default_factory=Thresholds)
     http: HttpOptions = Field(default_factory=HttpOptions)
     ca_file: str | None = None  # extra CA bundle for HTTPS verification
+    ca_pem: str | None = Field(default=None, max_length=MAX_CA_PEM)
+    """Extra CA certificates (PEM) for HTTPS verification: the check's spec.http.caBundle."""

@@ -226,6 +226,8 @@ def test_the_service_monitor_keeps_the_checks_own_namespace_label():
         ({"probes": {"maxPod": 3}}, "maxPod"),
         ({"watch": {"namespaces": ["Shop"]}}, "/watch/namespaces/0"),
         ({"watch": {"namespaces": "shop"}}, "/watch/namespaces"),
+        ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
+        ({"image": {"probePullPolicy": "always"}}, "/image/probePullPolicy"),
     ],
 )
 def test_the_schema_refuses_bad_values_naming_the_field(values, where):
@@ -269,3 +271,30 @@ def test_probe_pod_values_reach_the_probe_pods_the_operator_makes():
         "limits": {"cpu": "1", "memory": "768Mi"},
     }
     kubernetes_validate.validate(pod, VERSION, strict=True)
+
+
+def test_pull_policies_reach_the_operator_its_probe_pods_and_the_sidecar_snippet():
+    # A mutable tag (latest, a branch build) is only picked up again with Always.
+    from hopscope_operator.handlers import Config
+    from hopscope_operator.plan import BatchItem, probe_pod
+    from hopscope_operator.sidecar import SidecarMissing, find_sidecar_pod
+    from hopscope_probe.models import ProbeRequest
+
+    def policies(values: dict[str, Any]) -> tuple[str, str, str]:
+        docs = render(values)
+        [deployment] = by_kind(docs, "Deployment")
+        [operator] = deployment["spec"]["template"]["spec"]["containers"]
+        settings = Config.from_env(env_of(docs)).settings
+        item = BatchItem("shop/web", 1, "host", ProbeRequest(host="10.0.0.1", port=80))
+        pod = probe_pod("worker-1", [item], image="p:1", namespace=install.NAMESPACE, tick=1,
+                        pull_policy=settings.pull_policy)  # fmt: skip
+        kubernetes_validate.validate(pod, VERSION, strict=True)
+        [probe] = pod["spec"]["containers"]
+        missing = find_sidecar_pod([], pull_policy=settings.pull_policy)
+        assert isinstance(missing, SidecarMissing)
+        [sidecar] = yaml.safe_load(missing.snippet)["spec"]["template"]["spec"]["containers"]
+        return operator["imagePullPolicy"], probe["imagePullPolicy"], sidecar["imagePullPolicy"]
+
+    assert policies({}) == ("IfNotPresent", "IfNotPresent", "IfNotPresent")
+    chosen = {"image": {"pullPolicy": "Always", "probePullPolicy": "Never"}}
+    assert policies(chosen) == ("Always", "Never", "Never")

@@ -4,6 +4,8 @@ strict as the models (every example accepted by both, every bad manifest refused
 from __future__ import annotations
 
 import copy
+import ipaddress
+import random
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from packaging.version import Version
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from hopscope_operator.api import (
     DESTINATION_KINDS,
@@ -27,6 +29,7 @@ from hopscope_operator.api import (
     ConnectivityCheckSpec,
     ConnectivityCheckStatus,
     DestinationStatus,
+    IPAddress,
     Phase,
 )
 from hopscope_operator.crd import main, render
@@ -134,6 +137,24 @@ def test_schema_is_structural(openapi: dict[str, Any]) -> None:
         if (node.get("type") == "array") != ("items" in node):
             problems.append(f"{at}: array without items, or items without array")
     assert problems == []
+
+
+def _undescribed(node: dict[str, Any], at: str = "") -> Iterator[str]:
+    """The path of every property, at any depth, without a one-line description."""
+    for name, prop in node.get("properties", {}).items():
+        path = f"{at}.{name}".lstrip(".")
+        description = str(prop.get("description", ""))
+        if not description.strip() or "\n" in description:
+            yield path
+        yield from _undescribed(prop, path)
+    for key, suffix in (("items", "[]"), ("additionalProperties", "{}")):
+        if isinstance(node.get(key), dict):
+            yield from _undescribed(node[key], at + suffix)
+
+
+def test_every_field_has_a_description(openapi: dict[str, Any]) -> None:
+    # What `kubectl explain` shows; without one it prints <no description>.
+    assert list(_undescribed(openapi)) == []
 
 
 def test_defaults_are_valid_values(openapi: dict[str, Any], apiserver_for: type[ApiServer]) -> None:
@@ -277,6 +298,14 @@ def changed(changes: dict[str, Any]) -> dict[str, Any]:
     return manifest
 
 
+CA_REF = {"name": "payments-ca", "key": "ca.crt"}
+CA_BUNDLE = {"configMapKeyRef": CA_REF}
+
+
+def ref(**changes: str) -> dict[str, Any]:
+    return {"configMapKeyRef": {**CA_REF, **changes}}
+
+
 # (id, changes to BASE, text that must appear in an error: the field at fault)
 INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("two-sources", {"spec.source.node": {"name": "worker-1"}}, "spec.source"),
@@ -330,6 +359,22 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         "spec.http.headers",
     ),
     ("header-name-space", {"spec.http": {"headers": [{"name": "x a", "value": ""}]}}, "headers"),
+    ("ca-bundle-without-https", {"spec.http": {"caBundle": CA_BUNDLE}}, "http.caBundle"),
+    (
+        "ca-bundle-from-a-secret",  # certificates are public: a ConfigMap, never a Secret
+        {"spec.protocol": "HTTPS", "spec.http": {"caBundle": {"secretKeyRef": CA_REF}}},
+        "caBundle",
+    ),
+    (
+        "ca-bundle-elsewhere",  # the check's own namespace only
+        {"spec.protocol": "HTTPS", "spec.http": {"caBundle": ref(namespace="kube-system")}},
+        "namespace",
+    ),
+    (
+        "ca-bundle-bad-key",
+        {"spec.protocol": "HTTPS", "spec.http": {"caBundle": ref(key="ca crt")}},
+        "spec.http.caBundle.configMapKeyRef.key",
+    ),
     ("negative-source-port", {"spec.sourcePort": -1}, "spec.sourcePort"),
     ("loss-over-100", {"spec.thresholds": {"lossPercent": 101}}, "spec.thresholds.lossPercent"),
     ("interval-5", {"spec.schedule": {"intervalSeconds": 5}}, "spec.schedule.intervalSeconds"),
@@ -374,8 +419,52 @@ def test_every_cel_rule_refuses_some_case(openapi: dict[str, Any], apiserver: Ap
         for rule in node.get("x-kubernetes-validations", [])
     }
     refused = "\n".join(error for _, c, _ in INVALID for error in apiserver.errors(changed(c)))
-    assert len(messages) == 6
+    assert len(messages) == 8
     assert [message for message in messages if message not in refused] == []
+
+
+def test_a_bad_ip_is_one_error_naming_the_field(apiserver: ApiServer) -> None:
+    manifest = changed({"spec.destination": {"ip": "10.0.3.300", "port": 22}})
+    assert apiserver.errors(manifest) == ["spec.destination.ip: must be an IPv4 or IPv6 address"]
+    assert model_errors(manifest) == [
+        "spec.destination.ip: Value error, must be an IPv4 or IPv6 address"
+    ]
+
+
+def test_the_schema_has_no_junctions(openapi: dict[str, Any]) -> None:
+    # An anyOf/oneOf/allOf that fails is reported once more by the API server, at path <nil>.
+    assert [at for at, _, junction in _nodes(openapi) if junction] == []
+
+
+def _ip_texts() -> Iterator[str]:
+    """Addresses in every text form the API server's rule must admit."""
+    rng = random.Random(7)
+    for _ in range(300):
+        v4 = ipaddress.IPv4Address(rng.getrandbits(32))
+        v6 = ipaddress.IPv6Address(rng.getrandbits(128) >> rng.choice([0, 16, 64, 112]))
+        yield from (str(v4), str(v6), v6.exploded, str(v6).upper(), f"::ffff:{v4}")
+    yield from ("::", "::1", "1::", "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8", "1:2:3:4:5:6:1.2.3.4")
+
+
+NOT_IPS = [
+    *("10.0.3.300", "010.0.0.1", "1.2.3", "1.2.3.4.5", "1.2.3.4 ", " 1.2.3.4", "", "a.b.c.d"),
+    *("1:2:3:4:5:6:7:8:9", "1::2::3", "12345::", ":1", "1:", ":::", "fe80::1%eth0"),
+    *("::ffff:1.2.3.256", "1:2:3:4:5:6:7:1.2.3.4", "::1.2.3", "g::1"),
+]
+
+
+def test_the_ip_rule_agrees_with_the_model(
+    openapi: dict[str, Any], apiserver_for: type[ApiServer]
+) -> None:
+    destination = openapi["properties"]["spec"]["properties"]["destination"]
+    ip = apiserver_for(destination["properties"]["ip"])
+    for text in _ip_texts():
+        assert ip.errors(text) == [], text
+        TypeAdapter(IPAddress).validate_python(text)
+    for text in NOT_IPS:
+        assert ip.errors(text), text
+        with pytest.raises(ValidationError):
+            TypeAdapter(IPAddress).validate_python(text)
 
 
 EXISTS_APP = {"key": "app", "operator": "Exists"}
@@ -388,8 +477,9 @@ EXISTS_APP = {"key": "app", "operator": "Exists"}
         {"spec.protocol": "ICMP", "spec.destination.port": DELETE},
         {"spec.protocol": "HTTPS", "spec.destination": {"uri": "https://[2001:db8::1]:8443/x"}},
         {"spec.destination": {"ip": "fd00::7", "port": 53}, "spec.protocol": "UDP"},
+        {"spec.protocol": "HTTPS", "spec.http": {"caBundle": CA_BUNDLE}},
     ],
-    ids=["exists-selector", "icmp-without-port", "https-uri-without-port", "udp-ipv6"],
+    ids=["exists-selector", "icmp-without-port", "https-uri-without-port", "udp-ipv6", "https-ca"],
 )
 def test_both_accept_edge_cases(changes: dict[str, Any], apiserver: ApiServer) -> None:
     manifest = changed(changes)

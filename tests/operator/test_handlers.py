@@ -54,6 +54,12 @@ def test_defaults_and_overrides_come_from_the_environment():
     assert config.settings.image == "registry/probe:1"
 
 
+def test_a_bad_pull_policy_stops_the_operator_naming_the_variable():
+    assert handlers.Config.from_env({}).settings.pull_policy == "IfNotPresent"
+    with pytest.raises(kopf.PermanentError, match="HOPSCOPE_PROBE_IMAGE_PULL_POLICY='always'"):
+        handlers.Config.from_env({"HOPSCOPE_PROBE_IMAGE_PULL_POLICY": "always"})
+
+
 @pytest.mark.parametrize("value", ["0", "-3", "ten", ""])
 def test_a_bad_setting_stops_the_operator_naming_the_variable(value: str):
     with pytest.raises(kopf.PermanentError, match="HOPSCOPE_TICK_SECONDS"):

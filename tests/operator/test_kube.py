@@ -11,6 +11,7 @@ from kubernetes import client
 
 from hopscope_operator.cluster import (
     CHECKS,
+    CONFIG_MAPS,
     NETWORK_POLICIES,
     NODES,
     PODS,
@@ -32,6 +33,7 @@ from .test_reconcile import (
     apply_check,
     batch_of,
     check,
+    condition,
     finish,
     probe_pods,
     reachable_result,
@@ -130,3 +132,20 @@ def test_a_namespace_refused_by_the_real_api_does_not_stop_the_others(api, serve
     settings = Settings(namespace=PROBES, image="p:1", watch_namespaces=("shop", "payments"))
     reconciler = Reconciler(kube_api(server), Metrics(), settings, clock)
     assert reconciler.tick().created == 1  # shop's check runs; payments is logged and retried
+
+
+def test_a_ca_bundle_is_one_get_of_its_configmap_through_the_real_client(api, server, clock):
+    source_pod(api)
+    pem = "-----BEGIN CERTIFICATE-----\nnot read here\n-----END CERTIFICATE-----\n"
+    meta = {"name": "payments-ca", "namespace": "shop"}
+    api.put(CONFIG_MAPS, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta,
+                          "data": {"ca.crt": pem}})  # fmt: skip
+    ref = {"configMapKeyRef": {"name": "payments-ca", "key": "ca.crt"}}
+    apply_check(api, protocol="HTTPS", http={"caBundle": ref})
+    settings = Settings(namespace=PROBES, image="hopscope-probe:test")
+    Reconciler(kube_api(server), Metrics(), settings, clock).tick()
+    [(method, path, headers)] = [r for r in server.requests if "/configmaps" in r[1]]
+    assert (method, path) == ("GET", "/api/v1/namespaces/shop/configmaps/payments-ca")
+    assert (headers["accept"], headers["authorization"]) == ("application/json", f"Bearer {TOKEN}")
+    # The PEM does not load: said on the check, after that single read.
+    assert condition(check(api), "Ready")["reason"] == "CABundleInvalid"

@@ -26,7 +26,7 @@ from hopscope_operator.plan import (
     probe_pod,
 )
 from hopscope_probe import batch as wire
-from hopscope_probe.models import MAX_HEADERS, PathMode, ProbeRequest
+from hopscope_probe.models import MAX_CA_PEM, MAX_HEADERS, PathMode, ProbeRequest
 
 IMAGE = "ghcr.io/hopscope/probe:0.1.0"
 UID_A = "3f1c2b4a-9d8e-4f70-a1b2-c3d4e5f60718"
@@ -315,12 +315,13 @@ def test_many_checks_on_one_node_split_into_pods_within_the_per_node_cap() -> No
     assert all(isinstance(batch, Batch) and batch.node == "worker-1" for batch in planned.create)
 
 
-def test_checks_with_the_largest_uris_and_headers_the_crd_allows_split_to_fit_the_env() -> None:
+def test_checks_with_the_largest_uris_headers_and_cas_allowed_split_to_fit_the_env() -> None:
     # 50 checks, each near the CRD's bounds: one HOPSCOPE_BATCH of them would be over the
     # 128 KiB the kernel allows one environment string, and the pod would never start.
     uri = "https://api.example.com/" + "p" * 2000
     headers = [{"name": f"x-h{i}", "value": "v" * 2048} for i in range(MAX_HEADERS)]
-    fat = {"uri": uri, "protocol": "HTTPS", "http": {"headers": headers}}
+    ca = ("A" * 63 + "\n") * (MAX_CA_PEM // 64)  # a PEM's lines: each newline escaped in JSON
+    fat = {"uri": uri, "protocol": "HTTPS", "http": {"headers": headers}, "ca_pem": ca}
     due = [("worker-1", item(f"shop/c{i}", **fat)) for i in range(50)]
     planned = group_by_node(due, Caps(max_pods=100, max_pods_per_node=100))
     assert len(batch_env([due[0][1]])) > 32 * 1024  # each one alone is big

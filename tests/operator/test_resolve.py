@@ -670,3 +670,18 @@ def test_to_probe_request_defaults_follow_the_spec_defaults() -> None:
         0,
     )
     assert request.http == HttpOptions()
+
+
+def test_the_request_carries_the_cas_pem_and_not_the_configmap_reference() -> None:
+    ref = {"configMapKeyRef": {"name": "payments-ca", "key": "ca.crt"}}
+    parsed = check(
+        {
+            "destination": {"uri": "https://payments.shop.svc:8443/healthz"},
+            "protocol": "HTTPS",
+            "http": {"method": "HEAD", "caBundle": ref},
+        }
+    )
+    pem = "-----BEGIN CERTIFICATE-----\n…\n-----END CERTIFICATE-----\n"
+    request = to_probe_request(parsed.spec, resolve_destination(parsed, FakeView()), pem)
+    assert (request.ca_pem, request.http) == (pem, HttpOptions(method="HEAD"))
+    assert "configMapKeyRef" not in request.to_json()  # the probe's models forbid the field

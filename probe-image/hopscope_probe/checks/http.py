@@ -74,15 +74,19 @@ def check_http(request: ProbeRequest, address: str) -> ConnectionEvidence:
 
 
 def check_https(request: ProbeRequest, address: str) -> ConnectionEvidence:
+    loading = f"CA file {request.ca_file}"
     try:
         context = ssl.create_default_context()
         if request.ca_file:
             context.load_verify_locations(cafile=request.ca_file)
-    except OSError as exc:  # ssl.SSLError included: a CA file that is not PEM
+        if request.ca_pem:
+            loading = "the check's CA bundle"
+            context.load_verify_locations(cadata=request.ca_pem)
+    except (OSError, TypeError) as exc:  # not PEM (ssl.SSLError), or not ASCII (TypeError)
         failed = Attempt(
             outcome=Outcome.LOCAL_ERROR,
             stage=Stage.TLS,
-            detail=f"cannot load CA file {request.ca_file}: {exc}",
+            detail=f"cannot load {loading}: {exc}",
         )
         return ConnectionEvidence(
             protocol="HTTPS",
