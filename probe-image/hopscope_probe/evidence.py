@@ -146,6 +146,7 @@ class RouteEvidence:
     destination: str
     route_found: bool
     route_type: str = "unicast"  # unicast | unreachable | blackhole | prohibit | local | ...
+    prefix: str | None = None  # the matching blackhole/unreachable/prohibit route's prefix
     gateway: str | None = None  # None: the destination is on-link
     device: str | None = None
     preferred_source: str | None = None
