@@ -17,7 +17,6 @@ from hopscope_probe.evidence import (
     ConnectionEvidence,
     DnsEvidence,
     DnsOutcome,
-    DnsQuery,
     Evidence,
     HealthEvidence,
     IcmpError,
@@ -145,13 +144,13 @@ def dns_issues(dns: DnsEvidence | None) -> list[Issue]:
     tried = ", ".join(dict.fromkeys(q.qname for q in dns.queries))
     if not dns.addresses:
         outcomes = ", ".join(
-            f"{q.nameserver}: {q.qname} {q.rdtype} {_answer(q)}" for q in dns.queries
+            f"{q.nameserver}: {q.qname} {q.rdtype} {q.answer}" for q in dns.queries
         )
         per_server: dict[str, list[str]] = {}
         for q in failed:
             per_server.setdefault(q.nameserver, [])
-            if _answer(q) not in per_server[q.nameserver]:
-                per_server[q.nameserver].append(_answer(q))
+            if q.answer not in per_server[q.nameserver]:
+                per_server[q.nameserver].append(q.answer)
         return [
             source_issue(
                 IssueType.DNS_RESOLUTION,
@@ -226,13 +225,6 @@ def search_list_issues(dns: DnsEvidence) -> list[Issue]:
             )
         ]
     return []
-
-
-def _answer(query: DnsQuery) -> str:
-    """The query's outcome as DNS names it (NOTIMP, not "OtherRcode")."""
-    if query.outcome == DnsOutcome.OTHER_RCODE and query.detail:
-        return query.detail
-    return query.outcome
 
 
 def _dns_hint(dns: DnsEvidence) -> str:
