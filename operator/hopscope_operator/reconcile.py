@@ -118,7 +118,7 @@ class SidecarUnavailable(ResolveError):
     """A workload source without a Ready pod that runs the probe sidecar."""
 
     def __init__(self, missing: SidecarMissing) -> None:
-        super().__init__(f"{missing.message}. Add to the pod template:\n{missing.snippet}")
+        super().__init__(missing.message)
         self._reason = missing.reason
 
     @property
@@ -410,7 +410,7 @@ class Reconciler:
 
     def _run_on_agent(self, check: Check, destination: ResolvedDestination, now: datetime) -> bool:
         """A workload source runs on its pods' probe sidecar; False when none can (the check
-        then says why, with the snippet to add)."""
+        then says why, and how to add it)."""
         model = check.model
         ref = model.spec.source.workload
         assert ref is not None
@@ -418,7 +418,9 @@ class Reconciler:
         named = f"{ref.kind} {namespace}/{ref.name}"
         workload = self.view.workload(ref.kind, namespace, ref.name) or {}
         pods = self.view.pods(namespace, workload.get("spec", {}).get("selector") or {})
-        found = find_sidecar_pod(pods, workload=named, image=self.settings.image)
+        found = find_sidecar_pod(
+            pods, kind=ref.kind, namespace=namespace, name=ref.name, image=self.settings.image
+        )
         if isinstance(found, SidecarMissing):
             self._not_ready(check, SidecarUnavailable(found), now)
             return False

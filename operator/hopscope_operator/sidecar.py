@@ -50,13 +50,17 @@ RESOURCES = {
 }
 
 
+# Where the patch that adds the sidecar is: the chart ships it (and examples/sidecar/), so a
+# condition names it and the command instead of carrying 1.7 KB of YAML twice.
+SIDECAR_PATCH_FILE = "files/sidecar-patch.yaml"
+
+
 @dataclass(frozen=True)
 class SidecarMissing:
-    """No Ready pod of the workload can run the check; `snippet` is what to add."""
+    """No Ready pod of the workload can run the check: why, and what to do (one line each)."""
 
     reason: Literal["SidecarMissing", "SidecarNotReady"]
     message: str
-    snippet: str
 
 
 # ---- which pod ------------------------------------------------------------------------------
@@ -78,31 +82,31 @@ def agent_container(pod: Manifest) -> Manifest | None:
 def find_sidecar_pod(
     workload_pods: Iterable[Manifest],
     *,
-    workload: str = "the workload",
+    kind: str = "Deployment",
+    namespace: str = "NAMESPACE",
+    name: str = "NAME",
     image: str = PROBE_IMAGE,
-    restricted: bool = False,
 ) -> Manifest | SidecarMissing:
-    """The first by name of the Ready pods that have the sidecar, else why none can be used.
-
-    `workload` names it in the message (e.g. "Deployment shop/gateway").
-    """
+    """The first by name of the Ready pods that have the sidecar, else why none can be used."""
     with_agent = [pod for pod in workload_pods if agent_container(pod) is not None]
     ready = sorted((pod for pod in with_agent if is_ready(pod)), key=_name)
     if ready:
         return ready[0]
-    snippet = sidecar_snippet(image, restricted=restricted)
+    workload = f"{kind} {namespace}/{name}"
     if with_agent:
         names = ", ".join(sorted(_name(pod) for pod in with_agent))
         return SidecarMissing(
             "SidecarNotReady",
-            f"no pod of {workload} with the {CONTAINER} sidecar is Ready ({names})",
-            snippet,
+            f"no pod of {workload} with the {CONTAINER} sidecar is Ready ({names}): see why"
+            f" with `kubectl -n {namespace} describe pod` and `kubectl -n {namespace} logs POD"
+            f" -c {CONTAINER}`",
         )
     return SidecarMissing(
         "SidecarMissing",
-        f"no pod of {workload} has a {CONTAINER} container: add the probe sidecar to its pod"
-        " template (the snippet is a strategic-merge patch)",
-        snippet,
+        f"no pod of {workload} has a {CONTAINER} container: add the probe sidecar ({image}) to"
+        f" its pod template with `kubectl -n {namespace} patch {kind.lower()} {name}"
+        f" --patch-file sidecar-patch.yaml`, the patch being the hopscope chart's"
+        f" {SIDECAR_PATCH_FILE} (README: Gateways and bastions)",
     )
 
 
