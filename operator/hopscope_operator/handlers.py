@@ -170,5 +170,17 @@ def main() -> None:
         config = Config.from_env()
     except kopf.PermanentError as exc:
         sys.exit(f"hopscope-operator: {exc}")
-    kopf.configure(verbose=False)
+    configure_logging()
     kopf.run(**config.kopf_options())
+
+
+# aiohttp serves kopf's liveness endpoint and logs every request at INFO: one line per kubelet
+# probe would bury the one line per run. (prometheus_client's server logs none.)
+QUIET_LOGGERS = ("aiohttp.access",)
+
+
+def configure_logging() -> None:
+    """kopf's INFO logging, without a line per health probe."""
+    kopf.configure(verbose=False)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

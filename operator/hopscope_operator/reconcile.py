@@ -69,7 +69,13 @@ from hopscope_operator.resolve import (
 from hopscope_operator.schedule import check_key, due, next_run
 from hopscope_operator.sidecar import SidecarMissing, find_sidecar_pod
 from hopscope_operator.snapshot import SnapshotReader
-from hopscope_operator.status import PATH_CHANGED, Event, next_status, not_ready_status
+from hopscope_operator.status import (
+    PATH_CHANGED,
+    Event,
+    next_status,
+    not_ready_status,
+    summary,
+)
 from hopscope_operator.view import ApiView
 from hopscope_probe.models import DestinationInfo, ProbeResult
 
@@ -101,6 +107,20 @@ class Settings:
         if not self.watch_namespaces:
             return ()
         return tuple(sorted({*self.watch_namespaces, self.namespace}))
+
+
+def _log_run(key: str, runs: int, collected: Collected) -> None:
+    """The one INFO line of a finished run: which check, what it saw, how long, which run."""
+    result = collected.result
+    took = f"{result.duration_ms:.0f} ms" if result.duration_ms is not None else "unknown time"
+    log.info(
+        "check %s: %s (run %d, %s): %s",
+        key,
+        result.connection_status,
+        runs,
+        took,
+        summary(result, collected.failure),
+    )
 
 
 class ProbePodRefused(ResolveError):
@@ -397,6 +417,7 @@ class Reconciler:
         )
         if not self._patch_status(check, status):
             return False
+        _log_run(check.key, status.runs, collected)
         self._post(model, events, now)
         self.metrics.record(
             check.key,
