@@ -16,6 +16,7 @@ import os
 import socket
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import kopf
@@ -36,7 +37,6 @@ class Config:
     """The operator's environment, read once at start; a bad value stops it with its name."""
 
     settings: Settings
-    tick_seconds: float
     metrics_port: int
     health_port: int
 
@@ -54,10 +54,10 @@ class Config:
             caps=caps,
             probe_pod=_probe_pod(env.get("HOPSCOPE_PROBE_POD")),
             watch_namespaces=_namespaces(env, "HOPSCOPE_WATCH_NAMESPACES"),
+            tick=timedelta(seconds=_int(env, "HOPSCOPE_TICK_SECONDS", 5)),
         )
         return cls(
             settings=settings,
-            tick_seconds=_int(env, "HOPSCOPE_TICK_SECONDS", 5),
             metrics_port=_int(env, "HOPSCOPE_METRICS_PORT", 9090),
             health_port=_int(env, "HOPSCOPE_HEALTH_PORT", 8080),
         )
@@ -131,7 +131,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     start_http_server(config.metrics_port, registry=metrics.registry)
     memo.reconciler = Reconciler(KubeApi(), metrics, config.settings)
     memo.wake = asyncio.Event()
-    memo.loop = asyncio.create_task(run_ticks(memo.reconciler, memo.wake, config.tick_seconds))
+    memo.loop = asyncio.create_task(
+        run_ticks(memo.reconciler, memo.wake, config.settings.tick.total_seconds())
+    )
 
 
 @kopf.on.cleanup()

@@ -147,6 +147,7 @@ def next_status(
     *,
     generation: int,
     now: datetime,
+    started: datetime | None = None,
     next_run: datetime | None,
     source: ResolvedSource,
     destination: ResolvedDestination | None = None,
@@ -206,7 +207,7 @@ def next_status(
             "connection_status": connection,
             "observed_generation": generation,
             "runs": (previous.runs if previous else 0) + 1,
-            "last_run_time": now,
+            "last_run_time": started or now,  # when the run began: periods count from it
             "next_run_time": next_run,
             "source": source.info().model_copy(
                 update={"address": result.source.address or source.address}
