@@ -410,6 +410,18 @@ def test_route_via_the_gateway_with_a_reachable_neighbour(lab: Lab, v: int):
             "blackhole route",
             "2001:db8:4::/64",
         ),
+        (
+            "ip -6 route add unreachable 2001:db8:4::/64",
+            "unreachable",
+            "unreachable route",
+            "2001:db8:4::/64",
+        ),
+        (
+            "ip -6 route add prohibit 2001:db8:4::/64",
+            "prohibit",
+            "prohibit route",
+            "2001:db8:4::/64",
+        ),
     ],
 )
 def test_route_lookup_failures_say_which_route(

@@ -62,6 +62,8 @@ def inspect(address: str) -> RouteEvidence:
             name = errno.errorcode.get(exc.code, str(exc.code))
             # The lookup's error does not say which route matched: the table does.
             prefix = _reject_prefix(ipr, address, route_type)
+            if prefix is not None:  # IPv6 fails an unreachable route with ENETUNREACH too
+                why = f"the {route_type} route {prefix} matches"
             return RouteEvidence(
                 destination=address,
                 route_found=prefix is not None,
