@@ -234,6 +234,13 @@ def test_dns_protocol_check_through_the_lab_resolver(lab: Lab):
     assert path_addresses(result)[-1] == lab["dns"].addr()
 
 
+def test_a_dns_check_of_an_unknown_name_counts_its_nxdomain_answers(lab: Lab):
+    code, result = probe(lab, "--to", "nope.lab.test", "--protocol", "dns")
+    assert (code, result.connection_status) == (1, ConnectionStatus.UNREACHABLE)
+    assert result.probes_failed == 0  # every query was answered...
+    assert result.dns_answers == {"NXDOMAIN": result.probes_sent}  # ...and this is what with
+
+
 def test_arp_failure_at_the_last_hop(lab: Lab):
     absent = lab.absent_address()
     code, result = probe(lab, "--to", absent, "--protocol", "icmp", "--timeout", "4")
