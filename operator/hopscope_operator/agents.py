@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 
 from hopscope_operator.cluster import ClusterApi
 from hopscope_operator.install import NAME, NAMESPACE
@@ -66,6 +67,7 @@ class AgentRun:
     uid: str | None  # the check's, so a check created again under its name is another
     source: ResolvedSource
     result: ProbeResult
+    started: datetime  # when the tick submitted it: the schedule counts periods from it
 
 
 class AgentRunner:
@@ -87,10 +89,11 @@ class AgentRunner:
         pod: dict,
         request: ProbeRequest,
         preferred: IPVersion,
+        started: datetime,
     ) -> None:
         if check not in self._running:
             future = self._pool.submit(
-                self._run, check, generation, uid, source, pod, request, preferred
+                self._run, check, generation, uid, source, pod, request, preferred, started
             )
             self._running[check] = future
 
@@ -112,8 +115,9 @@ class AgentRunner:
         pod: dict,
         request: ProbeRequest,
         preferred: IPVersion,
+        started: datetime,
     ) -> AgentRun:
-        ran = functools.partial(AgentRun, check, generation, uid, source)
+        ran = functools.partial(AgentRun, check, generation, uid, source, started=started)
         address = agent_address(pod, preferred)
         if address is None:
             return ran(

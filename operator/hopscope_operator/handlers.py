@@ -16,6 +16,7 @@ import os
 import socket
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import kopf
@@ -36,7 +37,6 @@ class Config:
     """The operator's environment, read once at start; a bad value stops it with its name."""
 
     settings: Settings
-    tick_seconds: float
     metrics_port: int
     health_port: int
 
@@ -55,10 +55,10 @@ class Config:
             caps=caps,
             probe_pod=_probe_pod(env.get("HOPSCOPE_PROBE_POD")),
             watch_namespaces=_namespaces(env, "HOPSCOPE_WATCH_NAMESPACES"),
+            tick=timedelta(seconds=_int(env, "HOPSCOPE_TICK_SECONDS", 5)),
         )
         return cls(
             settings=settings,
-            tick_seconds=_int(env, "HOPSCOPE_TICK_SECONDS", 5),
             metrics_port=_int(env, "HOPSCOPE_METRICS_PORT", 9090),
             health_port=_int(env, "HOPSCOPE_HEALTH_PORT", 8080),
         )
@@ -141,7 +141,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     start_http_server(config.metrics_port, registry=metrics.registry)
     memo.reconciler = Reconciler(KubeApi(), metrics, config.settings)
     memo.wake = asyncio.Event()
-    memo.loop = asyncio.create_task(run_ticks(memo.reconciler, memo.wake, config.tick_seconds))
+    memo.loop = asyncio.create_task(
+        run_ticks(memo.reconciler, memo.wake, config.settings.tick.total_seconds())
+    )
 
 
 @kopf.on.cleanup()
@@ -180,5 +182,17 @@ def main() -> None:
         config = Config.from_env()
     except kopf.PermanentError as exc:
         sys.exit(f"hopscope-operator: {exc}")
-    kopf.configure(verbose=False)
+    configure_logging()
     kopf.run(**config.kopf_options())
+
+
+# aiohttp serves kopf's liveness endpoint and logs every request at INFO: one line per kubelet
+# probe would bury the one line per run. (prometheus_client's server logs none.)
+QUIET_LOGGERS = ("aiohttp.access",)
+
+
+def configure_logging() -> None:
+    """kopf's INFO logging, without a line per health probe."""
+    kopf.configure(verbose=False)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

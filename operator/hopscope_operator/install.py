@@ -57,7 +57,7 @@ class ImageValues(Schema):
     )
     probe_pull_policy: PullPolicy = Field(
         default=PullPolicy.IF_NOT_PRESENT,
-        description="The probe image's imagePullPolicy, in probe pods and the sidecar snippet.",
+        description="The probe image's imagePullPolicy, in the probe pods the operator creates.",
     )
 
 

@@ -50,6 +50,7 @@ from hopscope_operator.collect import pod_outcome as outcome_of
 from hopscope_operator.metrics import CheckLabels, Metrics
 from hopscope_operator.plan import (
     LABEL_APP,
+    LABEL_TICK,
     NAME_PREFIX,
     BatchItem,
     Caps,
@@ -67,7 +68,7 @@ from hopscope_operator.resolve import (
     resolve_source,
     to_probe_request,
 )
-from hopscope_operator.schedule import check_key, due, next_run
+from hopscope_operator.schedule import AT_ONCE, check_key, due, due_at, next_run
 from hopscope_operator.sidecar import SidecarMissing, find_sidecar_pod
 from hopscope_operator.snapshot import SnapshotReader
 from hopscope_operator.status import (
@@ -77,6 +78,7 @@ from hopscope_operator.status import (
     not_ready_status,
     running_status,
     starts_a_run,
+    summary,
 )
 from hopscope_operator.view import ApiView
 from hopscope_probe.models import DestinationInfo, ProbeRequest, ProbeResult
@@ -98,10 +100,11 @@ LOG_PATIENCE = timedelta(minutes=2)
 class Settings:
     namespace: str = "hopscope-system"  # where probe pods run (PodSecurity: privileged)
     image: str = "ghcr.io/hopscope/probe:0.1.0"
-    pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT  # the probe image's, in pods and snippets
+    pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT  # the probe image's, in probe pods
     caps: Caps = field(default_factory=Caps)
     probe_pod: ProbePodSettings = field(default_factory=ProbePodSettings)
     watch_namespaces: tuple[str, ...] = ()  # the chart's watch.namespaces; () for all
+    tick: timedelta = timedelta(seconds=5)  # HOPSCOPE_TICK_SECONDS: how often the tick runs
 
     @property
     def watched(self) -> tuple[str, ...]:
@@ -110,6 +113,20 @@ class Settings:
         if not self.watch_namespaces:
             return ()
         return tuple(sorted({*self.watch_namespaces, self.namespace}))
+
+
+def _log_run(key: str, runs: int, collected: Collected) -> None:
+    """The one INFO line of a finished run: which check, what it saw, how long, which run."""
+    result = collected.result
+    took = f"{result.duration_ms:.0f} ms" if result.duration_ms is not None else "unknown time"
+    log.info(
+        "check %s: %s (run %d, %s): %s",
+        key,
+        result.connection_status,
+        runs,
+        took,
+        summary(result, collected.failure),
+    )
 
 
 class ProbePodRefused(ResolveError):
@@ -127,7 +144,7 @@ class SidecarUnavailable(ResolveError):
     """A workload source without a Ready pod that runs the probe sidecar."""
 
     def __init__(self, missing: SidecarMissing) -> None:
-        super().__init__(f"{missing.message}. Add to the pod template:\n{missing.snippet}")
+        super().__init__(missing.message)
         self._reason = missing.reason
 
     @property
@@ -225,49 +242,24 @@ class Reconciler:
             else:
                 written = self._collect(pod, log_text, checks, now)
                 report.collected += len(written)
-                in_flight.update(written)  # listed before their new status: not due yet
+                checks.update(written)  # judged on their new status: due again if overdue
+                if pod.get("status", {}).get("phase") not in ("Succeeded", "Failed"):
+                    # It never ran: its node may be dead, and the pod stay Terminating there.
+                    pods_per_node[node] += 1
         report.in_flight = sum(pods_per_node.values())
         for run in self.agents.finished():
             check = checks.get(run.check)
             collected = Collected(run.check, run.generation, run.result, uid=run.uid)
             if check is None or not _describes(collected, check):
                 continue  # deleted, or its spec changed mid-run
-            if self._write_result(check, collected, run.source, now):
+            if updated := self._write_result(check, collected, run.source, now, run.started):
                 report.collected += 1
-                in_flight.add(run.check)
+                checks[run.check] = updated
         in_flight |= self.agents.in_flight()
 
-        due_items: list[tuple[str, BatchItem]] = []
-        sources: dict[str, ResolvedSource] = {}
-        for model in due([c.model for c in checks.values()], now, in_flight):
-            check = checks[check_key(model)]
-            try:
-                source = resolve_source(model, self.view)
-                destination = resolve_destination(model, self.view)
-                request = to_probe_request(model.spec, destination, ca_pem(model, self.view))
-            except ResolveError as exc:
-                self._not_ready(check, exc, now)
-                report.not_ready += 1
-                continue
-            if source.kind == "workload":
-                if self._run_on_agent(check, request, now):
-                    self._started(check, source, now)
-                else:
-                    report.not_ready += 1
-                continue
-            self._started(check, source, now)
-            item = BatchItem(
-                check=check.key,
-                generation=int(model.metadata["generation"]),
-                netns=source.netns,
-                request=request,
-                uid=model.metadata.get("uid"),
-            )
-            sources[item.id] = source
-            due_items.append((source.node_name, item))
-
+        due_items, riders, sources = self._due_items(checks, in_flight, now, report)
         planned = group_by_node(due_items, self.settings.caps, pods_per_node)
-        report.deferred = len(planned.deferred)
+        report.deferred = sum(item.id not in riders for item in planned.deferred)
         tick = int(now.timestamp())
         for batch in planned.create:
             pod = probe_pod(
@@ -298,6 +290,55 @@ class Reconciler:
             report.in_flight += 1
         self.metrics.set_pods_in_flight(report.in_flight)
         return report
+
+    def _due_items(
+        self, checks: dict[str, Check], in_flight: set[str], now: datetime, report: TickReport
+    ) -> tuple[list[tuple[str, BatchItem]], set[str], dict[str, ResolvedSource]]:
+        """(node, item) for each check to run in a probe pod now, the ids of those among them
+        that are not due yet (riders), and each item's source. Workload sources go to their
+        agent here; a check that cannot run says why."""
+        # Checks due before the next tick ride along in a pod their node gets now, so the
+        # checks of a node share its pod slot instead of taking turns at it (a slow one would
+        # make the others late). Their next run counts from when they were due: not early twice.
+        models = [c.model for c in checks.values()]
+        now_due = {check_key(model) for model in due(models, now, in_flight)}
+        due_items: list[tuple[str, BatchItem]] = []
+        early: list[tuple[str, BatchItem]] = []
+        sources: dict[str, ResolvedSource] = {}
+        for model in due(models, now + self.settings.tick, in_flight):
+            check = checks[check_key(model)]
+            on_time = check.key in now_due
+            try:
+                source = resolve_source(model, self.view)
+                destination = resolve_destination(model, self.view)
+                request = to_probe_request(model.spec, destination, ca_pem(model, self.view))
+            except ResolveError as exc:
+                if on_time:  # an early one is said when it is due
+                    self._not_ready(check, exc, now)
+                    report.not_ready += 1
+                continue
+            if source.kind == "workload":
+                if not on_time:
+                    continue
+                if self._run_on_agent(check, request, now):
+                    self._started(check, source, now)
+                else:
+                    report.not_ready += 1
+                continue
+            if on_time:
+                self._started(check, source, now)
+            item = BatchItem(
+                check=check.key,
+                generation=int(model.metadata["generation"]),
+                netns=source.netns,
+                request=request,
+                uid=model.metadata.get("uid"),
+            )
+            sources[item.id] = source
+            (due_items if on_time else early).append((source.node_name, item))
+        nodes = {node for node, _ in due_items}
+        due_items += [(node, item) for node, item in early if node in nodes]
+        return due_items, {item.id for _, item in early}, sources
 
     def forget(self, namespace: str, name: str) -> None:
         """A check was deleted: its series go, and so do pods that ran only for it."""
@@ -379,10 +420,12 @@ class Reconciler:
 
     def _collect(
         self, pod: Object, log_text: str, checks: dict[str, Check], now: datetime
-    ) -> set[str]:
-        """Write every result the pod carries, then delete it. Returns the checks written."""
+    ) -> dict[str, Check]:
+        """Write every result the pod carries, then delete it. Returns the checks written, as
+        they are now."""
         sources = _sources_of(pod)
-        written: set[str] = set()
+        started = _started(pod) or now
+        written: dict[str, Check] = {}
         for collected in collect(pod, log_text, now):
             check = checks.get(collected.check)
             if check is None or not _describes(collected, check):
@@ -390,27 +433,38 @@ class Reconciler:
             source = sources.get(f"{collected.check}/{collected.generation}")
             if source is None:
                 source = ResolvedSource("node", pod["spec"]["nodeName"], "unknown source")
-            if self._write_result(check, collected, source, now):
-                written.add(check.key)
+            if updated := self._write_result(check, collected, source, now, started):
+                written[check.key] = updated
         self._delete_pod(pod)
         return written
 
     def _write_result(
-        self, check: Check, collected: Collected, source: ResolvedSource, now: datetime
-    ) -> bool:
+        self,
+        check: Check,
+        collected: Collected,
+        source: ResolvedSource,
+        now: datetime,
+        started: datetime,
+    ) -> Check | None:
+        """Write the run's status; the check as it is now, or None when it was not written."""
         model = check.model
+        # The status as listed still says when this run was due: the next is counted from it.
+        was_due = due_at(model) or AT_ONCE
         status, events = next_status(
             model.status,
             collected.result,
             generation=collected.generation,
             now=now,
-            next_run=next_run(model, now),
+            started=started,
+            next_run=next_run(model, started, was_due),
             source=source,
             analysis=self._analysis(model, source, collected.result),
             failure=collected.failure,
         )
-        if not self._patch_status(check, status):
-            return False
+        stored = self._patch_status(check, status)
+        if stored is None:
+            return None
+        _log_run(check.key, status.runs, collected)
         self._post(model, events, now)
         self.metrics.record(
             check.key,
@@ -420,7 +474,8 @@ class Reconciler:
             path_changed=any(e.reason == PATH_CHANGED for e in events),
             thresholds=model.spec.thresholds,
         )
-        return True
+        meta = {**model.metadata, "resourceVersion": stored["metadata"]["resourceVersion"]}
+        return Check(model.model_copy(update={"status": status, "metadata": meta}))
 
     def _started(self, check: Check, source: ResolvedSource, now: datetime) -> None:
         """Say a run is under way when that is news (see `status.starts_a_run`); a refused
@@ -433,7 +488,7 @@ class Reconciler:
 
     def _run_on_agent(self, check: Check, request: ProbeRequest, now: datetime) -> bool:
         """A workload source runs on its pods' probe sidecar; False when none can (the check
-        then says why, with the snippet to add)."""
+        then says why, and how to add it)."""
         model = check.model
         ref = model.spec.source.workload
         assert ref is not None
@@ -442,7 +497,7 @@ class Reconciler:
         workload = self.view.workload(ref.kind, namespace, ref.name) or {}
         pods = self.view.pods(namespace, workload.get("spec", {}).get("selector") or {})
         found = find_sidecar_pod(
-            pods, workload=named, image=self.settings.image, pull_policy=self.settings.pull_policy
+            pods, kind=ref.kind, namespace=namespace, name=ref.name, image=self.settings.image
         )
         if isinstance(found, SidecarMissing):
             self._not_ready(check, SidecarUnavailable(found), now)
@@ -452,7 +507,7 @@ class Reconciler:
         source = pod_source("workload", found, preferred, described)
         generation = int(model.metadata["generation"])
         uid = check.model.metadata.get("uid")
-        self.agents.submit(check.key, generation, uid, source, found, request, preferred)
+        self.agents.submit(check.key, generation, uid, source, found, request, preferred, now)
         return True
 
     # ---- static analysis --------------------------------------------------------------------
@@ -494,7 +549,7 @@ class Reconciler:
             int(model.metadata["generation"]),
             retry_at=now + retry_in,
         )
-        if self._patch_status(check, status):
+        if self._patch_status(check, status) is not None:
             self._post(model, events, now)
         # Not the last run's figures as if current: the Probe issue series says it cannot run.
         self.metrics.cannot_run(check.key, CheckLabels.of(model), model.spec.thresholds)
@@ -520,31 +575,31 @@ class Reconciler:
                 CHECKS, meta["namespace"], meta["name"], body, meta["resourceVersion"]
             )
 
-    def _patch_status(self, check: Check, status: ConnectivityCheckStatus) -> bool:
+    def _patch_status(self, check: Check, status: ConnectivityCheckStatus) -> Object | None:
         """Write the status; on a conflict, once more against the current resourceVersion
-        (the status is ours alone, so a concurrent spec edit does not invalidate it)."""
+        (the status is ours alone, so a concurrent spec edit does not invalidate it). The
+        object as stored, or None when it was not written."""
         meta = check.model.metadata
         body = _status_body(status)
         version = check.resource_version
         for _ in range(2):
             try:
-                self.api.patch_status(CHECKS, meta["namespace"], meta["name"], body, version)
-                return True
+                return self.api.patch_status(CHECKS, meta["namespace"], meta["name"], body, version)
             except NotFound:
-                return False  # deleted since the tick listed it
+                return None  # deleted since the tick listed it
             except Invalid:
                 # A status the schema refuses is a bug here; the other checks must still run.
                 log.exception("status of %s/%s refused", meta["namespace"], meta["name"])
-                return False
+                return None
             except Conflict:
                 try:
                     current = self.api.get(CHECKS, meta["namespace"], meta["name"])
                 except NotFound:
-                    return False
+                    return None
                 if current["metadata"]["generation"] != meta["generation"]:
-                    return False  # the spec moved on: this run no longer describes it
+                    return None  # the spec moved on: this run no longer describes it
                 version = current["metadata"]["resourceVersion"]
-        return False
+        return None
 
     def _post(self, model: ConnectivityCheck, events: list[Event], now: datetime) -> None:
         meta = model.metadata
@@ -667,6 +722,12 @@ def _sources_annotation(sources: dict[str, ResolvedSource]) -> str:
 def _first_error(error: ValidationError) -> str:
     first = error.errors()[0]
     return f"{'.'.join(str(part) for part in first['loc'])}: {first['msg']}"
+
+
+def _started(pod: Object) -> datetime | None:
+    """When the pod's runs started: the tick that planned it (its label)."""
+    tick = pod["metadata"].get("labels", {}).get(LABEL_TICK, "")
+    return datetime.fromtimestamp(int(tick), UTC) if tick.isdigit() else None
 
 
 def _sources_of(pod: Object) -> dict[str, ResolvedSource]:

@@ -1,8 +1,11 @@
 """Which checks are due, and when a scheduled check runs next.
 
-A one-shot check runs once per spec generation; a scheduled one every `intervalSeconds` plus a
-fixed per-check jitter (from its UID), so checks created together drift apart instead of
-firing in lockstep. A spec change (a new generation) is due at once.
+A one-shot check runs once per spec generation; a spec change (a new generation) is due at
+once. A scheduled one's period is its interval, counted from when each run was due (not from
+when its result came back, which would add the run's length every time): a run starts at
+most one tick after `lastRunTime + intervalSeconds` (`lastRunTime` is when the last run
+started). A spec's second run comes a fixed per-check offset early (from its UID), so checks
+created together drift apart instead of firing in lockstep.
 """
 
 from __future__ import annotations
@@ -29,12 +32,19 @@ def jitter(uid: str, interval_seconds: int) -> timedelta:
     return fraction * min(timedelta(seconds=interval_seconds * JITTER_FRACTION), MAX_JITTER)
 
 
-def next_run(check: ConnectivityCheck, after: datetime) -> datetime | None:
-    """When a run that ended at `after` should be followed by the next (None: one-shot)."""
+def next_run(check: ConnectivityCheck, started: datetime, was_due: datetime) -> datetime | None:
+    """When the run after one that started at `started` is due (None: one-shot). `was_due`
+    is when that run was due (AT_ONCE: a spec's first run): the next is one interval later,
+    so a run started late (its node's pod slot was taken) does not push the rest back."""
     if check.spec.schedule is None:
         return None
-    interval = check.spec.schedule.interval_seconds
-    return after + timedelta(seconds=interval) + jitter(check.metadata["uid"], interval)
+    seconds = check.spec.schedule.interval_seconds
+    interval = timedelta(seconds=seconds)
+    if was_due == AT_ONCE:
+        return started + interval - jitter(check.metadata["uid"], seconds)
+    following = was_due + interval
+    # More than an interval late: one interval from now, rather than a burst to catch up.
+    return following if following > started else started + interval
 
 
 def due_at(check: ConnectivityCheck) -> datetime | None:
@@ -50,7 +60,7 @@ def due_at(check: ConnectivityCheck) -> datetime | None:
     if status.next_run_time is not None:
         return status.next_run_time
     if status.last_run_time is not None:
-        return next_run(check, status.last_run_time)
+        return next_run(check, status.last_run_time, status.last_run_time)
     return AT_ONCE
 
 

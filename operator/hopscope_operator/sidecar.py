@@ -51,13 +51,17 @@ RESOURCES = {
 }
 
 
+# Where the patch that adds the sidecar is: the chart ships it (and examples/sidecar/), so a
+# condition names it and the command instead of carrying 1.7 KB of YAML twice.
+SIDECAR_PATCH_FILE = "files/sidecar-patch.yaml"
+
+
 @dataclass(frozen=True)
 class SidecarMissing:
-    """No Ready pod of the workload can run the check; `snippet` is what to add."""
+    """No Ready pod of the workload can run the check: why, and what to do (one line each)."""
 
     reason: Literal["SidecarMissing", "SidecarNotReady"]
     message: str
-    snippet: str
 
 
 # ---- which pod ------------------------------------------------------------------------------
@@ -79,32 +83,31 @@ def agent_container(pod: Manifest) -> Manifest | None:
 def find_sidecar_pod(
     workload_pods: Iterable[Manifest],
     *,
-    workload: str = "the workload",
+    kind: str = "Deployment",
+    namespace: str = "NAMESPACE",
+    name: str = "NAME",
     image: str = PROBE_IMAGE,
-    restricted: bool = False,
-    pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT,
 ) -> Manifest | SidecarMissing:
-    """The first by name of the Ready pods that have the sidecar, else why none can be used.
-
-    `workload` names it in the message (e.g. "Deployment shop/gateway").
-    """
+    """The first by name of the Ready pods that have the sidecar, else why none can be used."""
     with_agent = [pod for pod in workload_pods if agent_container(pod) is not None]
     ready = sorted((pod for pod in with_agent if is_ready(pod)), key=_name)
     if ready:
         return ready[0]
-    snippet = sidecar_snippet(image, restricted=restricted, pull_policy=pull_policy)
+    workload = f"{kind} {namespace}/{name}"
     if with_agent:
         names = ", ".join(sorted(_name(pod) for pod in with_agent))
         return SidecarMissing(
             "SidecarNotReady",
-            f"no pod of {workload} with the {CONTAINER} sidecar is Ready ({names})",
-            snippet,
+            f"no pod of {workload} with the {CONTAINER} sidecar is Ready ({names}): see why"
+            f" with `kubectl -n {namespace} describe pod` and `kubectl -n {namespace} logs POD"
+            f" -c {CONTAINER}`",
         )
     return SidecarMissing(
         "SidecarMissing",
-        f"no pod of {workload} has a {CONTAINER} container: add the probe sidecar to its pod"
-        " template (the snippet is a strategic-merge patch)",
-        snippet,
+        f"no pod of {workload} has a {CONTAINER} container: add the probe sidecar ({image}) to"
+        f" its pod template with `kubectl -n {namespace} patch {kind.lower()} {name}"
+        f" --patch-file sidecar-patch.yaml`, the patch being the hopscope chart's"
+        f" {SIDECAR_PATCH_FILE} (README: Gateways and bastions)",
     )
 
 
@@ -140,7 +143,6 @@ def sidecar_container(
     *,
     port: int = AGENT_PORT,
     restricted: bool = False,
-    pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT,
 ) -> Manifest:
     """The sidecar container.
 
@@ -171,7 +173,7 @@ def sidecar_container(
     return {
         "name": CONTAINER,
         "image": image,
-        "imagePullPolicy": str(pull_policy),
+        "imagePullPolicy": str(PullPolicy.IF_NOT_PRESENT),
         "args": [
             "agent",
             *("--auth", "kubernetes", "--allowed-caller", OPERATOR_IDENTITY),
@@ -198,11 +200,10 @@ def sidecar_patch(
     *,
     port: int = AGENT_PORT,
     restricted: bool = False,
-    pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT,
 ) -> Manifest:
     """A strategic-merge patch of a Deployment/StatefulSet/DaemonSet that adds the sidecar
     (containers merge by name, so the workload's own are kept)."""
-    container = sidecar_container(image, port=port, restricted=restricted, pull_policy=pull_policy)
+    container = sidecar_container(image, port=port, restricted=restricted)
     return {"spec": {"template": {"spec": {"containers": [container]}}}}
 
 
@@ -211,7 +212,6 @@ def sidecar_snippet(
     *,
     port: int = AGENT_PORT,
     restricted: bool = False,
-    pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT,
 ) -> str:
     """The patch as YAML, with how to apply it and the one permission the agent needs."""
     header = (
@@ -220,7 +220,7 @@ def sidecar_snippet(
         f" --clusterrole={AGENT_TOKEN_REVIEWER} --serviceaccount=NAMESPACE:SERVICEACCOUNT\n"
         "# kubectl patch deployment|statefulset|daemonset NAME --patch-file this.yaml\n"
     )
-    patch = sidecar_patch(image, port=port, restricted=restricted, pull_policy=pull_policy)
+    patch = sidecar_patch(image, port=port, restricted=restricted)
     return header + yaml.safe_dump(patch, sort_keys=False)
 
 

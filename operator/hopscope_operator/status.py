@@ -69,8 +69,11 @@ def summary(result: ProbeResult, failure: ProbeFailure | None = None) -> str:
     if status == ConnectionStatus.UNKNOWN:
         first = result.issues[0].message if result.issues else "no reason given"
         return f"probe could not run: {first}"
-    answered = result.probes_sent - result.probes_failed
-    parts = [f"{answered}/{result.probes_sent} probes answered"]
+    answered = f"{result.probes_sent - result.probes_failed}/{result.probes_sent}"
+    if result.dns_answers:  # what the nameservers said, not only that they said something
+        parts = [f"{answered} queries answered {_answers(result.dns_answers)}"]
+    else:
+        parts = [f"{answered} probes answered"]
     if result.latency is not None:
         parts.append(f"avg {result.latency.avg_ms:g} ms")
     if result.hops:
@@ -81,6 +84,13 @@ def summary(result: ProbeResult, failure: ProbeFailure | None = None) -> str:
         where = f" at hop {worst[0].hop_id}" if worst[0].hop_id else ""
         text += f"; {worst[0].type}{where}: {worst[0].message}"
     return text
+
+
+def _answers(counts: dict[str, int]) -> str:
+    """ "NXDOMAIN" when every answer was one, else "(6 NXDOMAIN, 2 NOERROR)"."""
+    if len(counts) == 1:
+        return next(iter(counts))
+    return "(" + ", ".join(f"{n} {answer}" for answer, n in counts.items()) + ")"
 
 
 def set_condition(
@@ -146,6 +156,7 @@ def next_status(
     *,
     generation: int,
     now: datetime,
+    started: datetime | None = None,
     next_run: datetime | None,
     source: ResolvedSource,
     destination: ResolvedDestination | None = None,
@@ -205,7 +216,7 @@ def next_status(
             "connection_status": connection,
             "observed_generation": generation,
             "runs": (previous.runs if previous else 0) + 1,
-            "last_run_time": now,
+            "last_run_time": started or now,  # when the run began: periods count from it
             "next_run_time": next_run,
             "source": source.info().model_copy(
                 update={"address": result.source.address or source.address}

@@ -12,6 +12,7 @@ Every element a test or a script may look for carries plain attributes: a hop is
 
 from __future__ import annotations
 
+import math
 import shutil
 import subprocess
 from collections import defaultdict
@@ -28,6 +29,11 @@ COL_GAP, ROW_GAP = 60, 40
 MARGIN, TITLE_H = 20, 30
 ISSUE_LINE_H = 14
 LABEL_CHARS = 26  # longer names are cut with an ellipsis
+TITLE_SIZE = 14  # px, bold
+# No font metrics at hand: 0.72 em per character is wider than DejaVu Sans Bold (the usual
+# sans-serif) averages on names and addresses, so the canvas errs on the wide side.
+TITLE_CHAR_EM = 0.72
+TITLE_CHARS = 120  # longer titles are cut rather than widen the picture without bound
 DOT_TIMEOUT_SECONDS = 20
 
 COLOURS = {
@@ -65,6 +71,11 @@ def esc(text: str) -> str:
 
 def cut(text: str, limit: int = LABEL_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def title_width(title: str) -> float:
+    """The title's estimated drawn width in px (as cut to TITLE_CHARS)."""
+    return len(clean(cut(title, TITLE_CHARS))) * TITLE_CHAR_EM * TITLE_SIZE
 
 
 # ---- what is drawn --------------------------------------------------------------------------
@@ -158,7 +169,8 @@ def builtin_svg(hops: Sequence[Hop], issues: Sequence[Issue] = (), title: str = 
     width = max((b.x for b in boxes.values()), default=MARGIN) + NODE_W + MARGIN
     extra = max((len(m) for m in marks.values()), default=0) * ISSUE_LINE_H
     height = max((b.y for b in boxes.values()), default=MARGIN + TITLE_H) + NODE_H + extra
-    width, height = max(width, 320), height + MARGIN + ISSUE_LINE_H
+    width = max(width, 320, math.ceil(2 * MARGIN + title_width(title)))
+    height += MARGIN + ISSUE_LINE_H
     out = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}"'
@@ -172,8 +184,8 @@ def builtin_svg(hops: Sequence[Hop], issues: Sequence[Issue] = (), title: str = 
     ]
     if title:
         out.append(
-            f'<text x="{MARGIN}" y="{MARGIN + 12}" font-size="14" font-weight="bold">'
-            f"{esc(title)}</text>"
+            f'<text class="title" x="{MARGIN}" y="{MARGIN + 12}" font-size="{TITLE_SIZE}"'
+            f' font-weight="bold">{esc(cut(title, TITLE_CHARS))}</text>'
         )
     for before, after in edges(hops):
         out.append(_edge(before, after, boxes[before], boxes[after]))

@@ -17,7 +17,6 @@ from hopscope_probe.evidence import (
     ConnectionEvidence,
     DnsEvidence,
     DnsOutcome,
-    DnsQuery,
     Evidence,
     HealthEvidence,
     IcmpError,
@@ -145,13 +144,13 @@ def dns_issues(dns: DnsEvidence | None) -> list[Issue]:
     tried = ", ".join(dict.fromkeys(q.qname for q in dns.queries))
     if not dns.addresses:
         outcomes = ", ".join(
-            f"{q.nameserver}: {q.qname} {q.rdtype} {_answer(q)}" for q in dns.queries
+            f"{q.nameserver}: {q.qname} {q.rdtype} {q.answer}" for q in dns.queries
         )
         per_server: dict[str, list[str]] = {}
         for q in failed:
             per_server.setdefault(q.nameserver, [])
-            if _answer(q) not in per_server[q.nameserver]:
-                per_server[q.nameserver].append(_answer(q))
+            if q.answer not in per_server[q.nameserver]:
+                per_server[q.nameserver].append(q.answer)
         return [
             source_issue(
                 IssueType.DNS_RESOLUTION,
@@ -226,13 +225,6 @@ def search_list_issues(dns: DnsEvidence) -> list[Issue]:
             )
         ]
     return []
-
-
-def _answer(query: DnsQuery) -> str:
-    """The query's outcome as DNS names it (NOTIMP, not "OtherRcode")."""
-    if query.outcome == DnsOutcome.OTHER_RCODE and query.detail:
-        return query.detail
-    return query.outcome
 
 
 def _dns_hint(dns: DnsEvidence) -> str:
@@ -326,10 +318,13 @@ def local_probe_issues(conn: ConnectionEvidence | None) -> list[Issue]:
     ]
 
 
+REJECT_ROUTES = {"blackhole": "drops", "unreachable": "refuses", "prohibit": "refuses"}
+
+
 def _no_usable_route(route: RouteEvidence | None) -> bool:
     if route is None:
         return False
-    return not route.route_found or route.route_type in ("unreachable", "blackhole", "prohibit")
+    return not route.route_found or route.route_type in REJECT_ROUTES
 
 
 def route_issues(
@@ -340,21 +335,15 @@ def route_issues(
     send_errno = _first(conn, lambda a: a.stage == Stage.SEND)
     no_route_errno = (send_errno.errno if send_errno else None) or path_errno
     if _no_usable_route(route):
-        kind = "no route" if not route.route_found else f"a {route.route_type} route"
+        context = ctx(
+            destination=route.destination,
+            routeType=route.route_type if route.route_found else None,
+            prefix=route.prefix,
+            errno=errno_name(no_route_errno),
+            detail=route.detail or None,
+        )
         return [
-            source_issue(
-                IssueType.ROUTING,
-                Severity.ERROR,
-                message=f"the source has {kind} to {route.destination}",
-                hint="Add a route (or a default route) for this destination in the source's "
-                "network namespace, or fix the CNI/route that should provide it.",
-                context=ctx(
-                    destination=route.destination,
-                    routeType=route.route_type if route.route_found else None,
-                    errno=errno_name(no_route_errno),
-                    detail=route.detail or None,
-                ),
-            )
+            source_issue(IssueType.ROUTING, Severity.ERROR, **_route_words(route), context=context)
         ]
     if route.neighbour_state in (NeighbourState.FAILED, NeighbourState.INCOMPLETE):
         return [
@@ -374,6 +363,24 @@ def route_issues(
             )
         ]
     return []
+
+
+def _route_words(route: RouteEvidence) -> dict[str, str]:
+    """Message and hint: a route that exists and rejects is not a missing route."""
+    if not route.route_found or route.route_type not in REJECT_ROUTES:
+        return {
+            "message": f"the source has no route to {route.destination}",
+            "hint": "Add a route (or a default route) for this destination in the source's "
+            "network namespace, or fix the CNI/route that should provide it.",
+        }
+    kind, where = route.route_type, route.prefix or route.destination
+    return {
+        "message": f"the source has a {kind} route {where} that {REJECT_ROUTES[kind]} the "
+        f"traffic to {route.destination}",
+        "hint": f"Remove the {kind} route in the source's network namespace (`ip route del "
+        f"{kind} {where}`) or replace it with a route via the right gateway, and fix "
+        "whatever installs it (CNI, a policy agent, a hand-made route).",
+    }
 
 
 def icmp_issue(icmp: IcmpError, hops: HopIndex, rtt_ms: float | None) -> Issue | None:

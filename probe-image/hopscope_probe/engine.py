@@ -6,6 +6,7 @@ diagnosis takes about one probe timeout even when every packet is dropped.
 
 from __future__ import annotations
 
+import collections
 import ipaddress
 import sys
 import time
@@ -129,6 +130,7 @@ def run(
         issues=found.issues,
         path_fingerprint=graph.fingerprint(hops) if path else None,
         http=_http_summary(conn),
+        dns_answers=dns_answers(dns_evidence) if request.protocol == Protocol.DNS else None,
         started_at=started_at,
         duration_ms=round((time.monotonic() - started) * 1000, 1),
     )
@@ -312,6 +314,13 @@ def attach_issues(hops: list[Hop], issues: list[Issue]) -> list[Hop]:
         if issue.hop_id is not None:
             by_hop.setdefault(issue.hop_id, []).append(issue)
     return [hop.model_copy(update={"issues": by_hop.get(hop.id, [])}) for hop in hops]
+
+
+def dns_answers(dns_evidence: DnsEvidence | None) -> dict[str, int]:
+    """How many of a DNS check's queries got each answer: "8/8 answered" alone hides that
+    every answer was NXDOMAIN."""
+    answers = [q.answer for q in dns_evidence.queries if q.answered] if dns_evidence else []
+    return dict(collections.Counter(answers).most_common())
 
 
 def _http_summary(conn: ConnectionEvidence | None) -> HttpSummary | None:

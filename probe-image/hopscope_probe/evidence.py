@@ -115,6 +115,18 @@ class DnsQuery:
     addresses: tuple[str, ...] = ()
     detail: str = ""
 
+    @property
+    def answer(self) -> str:
+        """The outcome as DNS names it (NOTIMP, not "OtherRcode")."""
+        if self.outcome == DnsOutcome.OTHER_RCODE and self.detail:
+            return self.detail
+        return self.outcome
+
+    @property
+    def answered(self) -> bool:
+        """A server sent a response (any rcode), as opposed to silence or a local error."""
+        return self.outcome not in (DnsOutcome.TIMEOUT, DnsOutcome.ERROR)
+
 
 @dataclass(frozen=True)
 class DnsEvidence:
@@ -146,6 +158,7 @@ class RouteEvidence:
     destination: str
     route_found: bool
     route_type: str = "unicast"  # unicast | unreachable | blackhole | prohibit | local | ...
+    prefix: str | None = None  # the matching blackhole/unreachable/prohibit route's prefix
     gateway: str | None = None  # None: the destination is on-link
     device: str | None = None
     preferred_source: str | None = None

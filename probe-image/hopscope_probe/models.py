@@ -218,6 +218,7 @@ class ProbeResult(Schema):
     issues: list[Issue] = Field(default_factory=list)
     path_fingerprint: str | None = None
     http: HttpSummary | None = None
+    dns_answers: dict[str, int] | None = None  # a DNS check: queries per answer (NXDOMAIN: 8)
     started_at: str | None = None  # RFC 3339
     duration_ms: float | None = None
 

@@ -393,18 +393,53 @@ def test_route_via_the_gateway_with_a_reachable_neighbour(lab: Lab, v: int):
 
 
 @pytest.mark.parametrize(
-    ("command", "route_type", "word"),
+    ("command", "route_type", "word", "prefix"),
     [
-        ("ip route del default", "unreachable", "no route"),
-        ("ip route add unreachable 198.18.4.0/24", "unreachable", "unreachable route"),
-        ("ip route add blackhole 198.18.4.0/24", "blackhole", "blackhole route"),
-        ("ip route add prohibit 198.18.4.0/24", "prohibit", "prohibit route"),
+        ("ip route del default", "unreachable", "no route", None),
+        (
+            "ip route add unreachable 198.18.4.0/24",
+            "unreachable",
+            "unreachable route",
+            "198.18.4.0/24",
+        ),
+        ("ip route add blackhole 198.18.4.0/24", "blackhole", "blackhole route", "198.18.4.0/24"),
+        ("ip route add prohibit 198.18.4.0/24", "prohibit", "prohibit route", "198.18.4.0/24"),
+        (
+            "ip -6 route add blackhole 2001:db8:4::/64",
+            "blackhole",
+            "blackhole route",
+            "2001:db8:4::/64",
+        ),
+        (
+            "ip -6 route add unreachable 2001:db8:4::/64",
+            "unreachable",
+            "unreachable route",
+            "2001:db8:4::/64",
+        ),
+        (
+            "ip -6 route add prohibit 2001:db8:4::/64",
+            "prohibit",
+            "prohibit route",
+            "2001:db8:4::/64",
+        ),
     ],
 )
-def test_route_lookup_failures_say_which_route(lab: Lab, command: str, route_type: str, word: str):
+def test_route_lookup_failures_say_which_route(
+    lab: Lab, command: str, route_type: str, word: str, prefix: str | None
+):
+    v = 6 if "-6" in command else 4
     lab["src"].run(command)
-    seen = in_netns(lab["src"], route.inspect, lab["dst"].addr())
-    assert (seen.route_found, seen.route_type) == (False, route_type)
+    if prefix is not None:  # a wider route of the same type that is not the one matching
+        lab["src"].run(
+            f"ip route add {route_type} {'2001:db8::/32' if v == 6 else '198.18.0.0/16'}"
+        )
+    seen = in_netns(lab["src"], route.inspect, lab["dst"].addr(v))
+    # A route that matches and rejects is found, with its prefix; no route at all is not.
+    assert (seen.route_found, seen.route_type, seen.prefix) == (
+        prefix is not None,
+        route_type,
+        prefix,
+    )
     assert word in seen.detail
     assert seen.neighbour is None and seen.neighbour_state == NeighbourState.NONE
 

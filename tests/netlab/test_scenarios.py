@@ -180,6 +180,19 @@ def test_missing_route_on_the_source(lab: Lab):
     assert code == 1
 
 
+@pytest.mark.parametrize("route_type", ["blackhole", "unreachable", "prohibit"])
+def test_a_rejecting_route_on_the_source_is_named_with_its_prefix(lab: Lab, route_type: str):
+    lab["src"].run(["ip", "route", "add", route_type, "198.18.4.0/24"])
+    code, result = probe(lab, "--to", "198.18.4.2:8080")
+    assert code == 1
+    issue = the_issue(result, IssueType.ROUTING)
+    assert (issue.origin, issue.hop_id) == (Origin.LOCAL, "source")
+    assert f"a {route_type} route 198.18.4.0/24" in issue.message
+    assert "no route" not in issue.message
+    assert f"ip route del {route_type} 198.18.4.0/24" in issue.hint
+    assert {(c.key, c.value) for c in issue.context} >= {("prefix", "198.18.4.0/24")}
+
+
 @pytest.mark.parametrize(
     ("name", "outcome"), [("nope.lab.test", "NXDOMAIN"), ("www.broken.lab.test", "SERVFAIL")]
 )
@@ -219,6 +232,13 @@ def test_dns_protocol_check_through_the_lab_resolver(lab: Lab):
     assert code == 0, result.issues
     assert lab["dst"].addr() in result.destination.addresses
     assert path_addresses(result)[-1] == lab["dns"].addr()
+
+
+def test_a_dns_check_of_an_unknown_name_counts_its_nxdomain_answers(lab: Lab):
+    code, result = probe(lab, "--to", "nope.lab.test", "--protocol", "dns")
+    assert (code, result.connection_status) == (1, ConnectionStatus.UNREACHABLE)
+    assert result.probes_failed == 0  # every query was answered...
+    assert result.dns_answers == {"NXDOMAIN": result.probes_sent}  # ...and this is what with
 
 
 def test_arp_failure_at_the_last_hop(lab: Lab):

@@ -273,14 +273,13 @@ def test_probe_pod_values_reach_the_probe_pods_the_operator_makes():
     kubernetes_validate.validate(pod, VERSION, strict=True)
 
 
-def test_pull_policies_reach_the_operator_its_probe_pods_and_the_sidecar_snippet():
+def test_pull_policies_reach_the_operator_and_its_probe_pods():
     # A mutable tag (latest, a branch build) is only picked up again with Always.
     from hopscope_operator.handlers import Config
     from hopscope_operator.plan import BatchItem, probe_pod
-    from hopscope_operator.sidecar import SidecarMissing, find_sidecar_pod
     from hopscope_probe.models import ProbeRequest
 
-    def policies(values: dict[str, Any]) -> tuple[str, str, str]:
+    def policies(values: dict[str, Any]) -> tuple[str, str]:
         docs = render(values)
         [deployment] = by_kind(docs, "Deployment")
         [operator] = deployment["spec"]["template"]["spec"]["containers"]
@@ -290,11 +289,8 @@ def test_pull_policies_reach_the_operator_its_probe_pods_and_the_sidecar_snippet
                         pull_policy=settings.pull_policy)  # fmt: skip
         kubernetes_validate.validate(pod, VERSION, strict=True)
         [probe] = pod["spec"]["containers"]
-        missing = find_sidecar_pod([], pull_policy=settings.pull_policy)
-        assert isinstance(missing, SidecarMissing)
-        [sidecar] = yaml.safe_load(missing.snippet)["spec"]["template"]["spec"]["containers"]
-        return operator["imagePullPolicy"], probe["imagePullPolicy"], sidecar["imagePullPolicy"]
+        return operator["imagePullPolicy"], probe["imagePullPolicy"]
 
-    assert policies({}) == ("IfNotPresent", "IfNotPresent", "IfNotPresent")
+    assert policies({}) == ("IfNotPresent", "IfNotPresent")
     chosen = {"image": {"pullPolicy": "Always", "probePullPolicy": "Never"}}
-    assert policies(chosen) == ("Always", "Never", "Never")
+    assert policies(chosen) == ("Always", "Never")

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+import logging
+import socket
 from typing import Any
 
+import aiohttp
 import kopf
 import pytest
+from kopf._core.engines import probing
 
 from hopscope_operator import handlers
 from hopscope_operator.plan import Caps
@@ -143,3 +148,55 @@ def test_the_command_refuses_a_bad_environment_before_starting_kopf(monkeypatch)
     monkeypatch.setattr(kopf, "run", lambda **_: pytest.fail("kopf started"))
     with pytest.raises(SystemExit, match="hopscope-operator: HOPSCOPE_WATCH_NAMESPACES: 'Shop'"):
         handlers.main()
+
+
+# ---- logging --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def kopf_logging(caplog: pytest.LogCaptureFixture):
+    """handlers.configure_logging() as main() calls it, undone afterwards."""
+    root = logging.getLogger()
+    kept = (root.level, root.handlers[:], logging.getLogger("aiohttp.access").level)
+    handlers.configure_logging()
+    caplog.set_level(logging.INFO)  # the root logger's, as kopf sets it
+    yield caplog
+    root.setLevel(kept[0])
+    root.handlers[:] = kept[1]
+    logging.getLogger("aiohttp.access").setLevel(kept[2])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_liveness_probe_logs_nothing_at_info(kopf_logging: pytest.LogCaptureFixture):
+    """kopf's own /healthz server (aiohttp), asked as the kubelet asks it, on loopback."""
+    port = free_port()
+
+    async def probe_once() -> int:
+        ready = asyncio.Event()
+        server = asyncio.create_task(
+            probing.health_reporter(
+                f"http://127.0.0.1:{port}/healthz",
+                memo=kopf.Memo(),
+                indices={},  # no activity handlers in an empty registry to index for
+                registry=kopf.OperatorRegistry(),
+                settings=kopf.OperatorSettings(),
+                ready_flag=ready,
+            )
+        )
+        await ready.wait()
+        url = f"http://127.0.0.1:{port}/healthz"
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            status = response.status
+        server.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await server
+        return status
+
+    assert asyncio.run(probe_once()) == 200
+    said = [r for r in kopf_logging.records if r.levelno >= logging.INFO]
+    assert said == [], [r.getMessage() for r in said]

@@ -109,14 +109,22 @@ def test_a_workload_check_runs_on_its_sidecar_and_lands_in_status(api, clock):
     assert "hopscope agent" in condition(check(api), "Ready")["message"]
 
 
-def test_a_workload_without_the_sidecar_says_so_with_the_snippet(api, clock):
+def test_a_workload_without_the_sidecar_says_so_briefly_and_names_the_patch(api, clock):
     gateway(api, with_agent=False)
     workload_check(api)
     agent = FakeAgent(reachable_result())
     reconciler_with(api, clock, agent).tick()
-    ready = condition(check(api), "Ready")
+    ready, reachable = condition(check(api), "Ready"), condition(check(api), "Reachable")
     assert (ready["status"], ready["reason"]) == ("False", "SidecarMissing")
-    assert "hopscope-agent" in ready["message"] and "containers" in ready["message"]
+    assert reachable["reason"] == "SidecarMissing"
+    # What is missing and how to add it, on one line; the patch itself is the chart's file.
+    for said in (ready["message"], reachable["message"]):
+        assert "Deployment shop/gateway" in said and "hopscope-agent" in said
+        assert "kubectl -n shop patch deployment gateway" in said
+        assert "files/sidecar-patch.yaml" in said
+        assert "\n" not in said and "containers" not in said and len(said) < 400
+    events = api.events_for("web-to-db")
+    assert events and all("containers" not in e["message"] for e in events)
     assert agent.calls == [] and probe_pods(api) == []
 
 

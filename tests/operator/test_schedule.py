@@ -112,19 +112,29 @@ def test_an_interval_check_is_due_when_its_next_run_time_passes() -> None:
     assert names(due([scheduled], NOW + timedelta(hours=1))) == ["c"]
 
 
-def test_without_a_next_run_time_the_last_run_plus_interval_and_jitter_counts() -> None:
+def test_without_a_next_run_time_the_last_run_plus_interval_counts() -> None:
     scheduled = check(interval=60, status=ran(1, last=NOW))
-    expected = NOW + timedelta(seconds=60) + jitter(scheduled.metadata["uid"], 60)
-    assert due_at(scheduled) == expected
+    assert due_at(scheduled) == NOW + timedelta(seconds=60)
     assert due_at(check(interval=60, status=ran(1, last=None))) == AT_ONCE
 
 
-def test_next_run_is_after_plus_interval_plus_jitter_and_none_for_one_shot() -> None:
+def test_the_next_run_is_due_one_interval_after_this_one_was_due() -> None:
     scheduled = check(interval=300)
-    assert next_run(scheduled, NOW) == NOW + timedelta(seconds=300) + jitter(
-        scheduled.metadata["uid"], 300
-    )
-    assert next_run(check(), NOW) is None
+    interval = timedelta(seconds=300)
+    # Started late (its node's pod slot was taken): the late start does not push the next.
+    assert next_run(scheduled, NOW + 4 * SECOND, NOW) == NOW + interval
+    # Pulled in a little early beside another check's pod: the next is not early too.
+    assert next_run(scheduled, NOW - 4 * SECOND, NOW) == NOW + interval
+    # More than an interval late: one interval from the start, not a burst to catch up.
+    assert next_run(scheduled, NOW + 2 * interval, NOW) == NOW + 3 * interval
+    assert next_run(check(), NOW, NOW) is None
+
+
+def test_a_specs_first_run_sets_its_phase_a_fixed_offset_early() -> None:
+    scheduled = check(interval=300)
+    offset = jitter(scheduled.metadata["uid"], 300)
+    assert timedelta(0) < offset
+    assert next_run(scheduled, NOW, AT_ONCE) == NOW + timedelta(seconds=300) - offset
 
 
 def test_most_overdue_first_then_by_key() -> None:

@@ -285,6 +285,15 @@ def test_an_unknown_result_from_the_probe_itself_gives_its_first_issue() -> None
     assert summary(result(ConnectionStatus.UNKNOWN)) == "probe could not run: no reason given"
 
 
+def test_a_dns_check_says_what_its_queries_were_answered() -> None:
+    nxdomain = result(ConnectionStatus.UNREACHABLE).model_copy(
+        update={"protocol": Protocol.DNS, "probes_failed": 0, "dns_answers": {"NXDOMAIN": 10}}
+    )
+    assert summary(nxdomain).startswith("Unreachable: 10/10 queries answered NXDOMAIN")
+    mixed = nxdomain.model_copy(update={"dns_answers": {"NXDOMAIN": 6, "NOERROR": 4}})
+    assert summary(mixed).startswith("Unreachable: 10/10 queries answered (6 NXDOMAIN, 4 NOERROR)")
+
+
 def test_a_spec_change_updates_observed_generation_everywhere() -> None:
     first, _ = run(None, result(), T0, generation=2)
     second, _ = run(first, result(), T0 + MINUTE, generation=3)

@@ -167,6 +167,21 @@ def test_an_empty_topology_is_still_a_picture():
     assert hop_groups(root) == {}
 
 
+LONG_TITLE = "shop/gateway-to-payments-db: deployment/gateway-canary → svc/payments-db:5432"
+
+
+@pytest.mark.parametrize("title", [LONG_TITLE, LONG_TITLE * 4])
+def test_the_canvas_is_wide_enough_for_the_title(title: str):
+    status = recorded("healthy")
+    root = parse(svg.builtin_svg(status.hops[:2], [], title=title))
+    text = next(t for t in root.iter(f"{SVG}text") if t.get("class") == "title")
+    drawn = text.text or ""
+    assert drawn == svg.cut(title, svg.TITLE_CHARS)  # a very long one ends in an ellipsis
+    width = float(root.get("width", "0"))
+    assert float(text.get("x", "0")) + svg.title_width(drawn) + svg.MARGIN <= width
+    assert width <= 2 * svg.MARGIN + svg.TITLE_CHARS * svg.TITLE_CHAR_EM * svg.TITLE_SIZE + 1
+
+
 def test_dot_source_quotes_names_and_carries_every_edge():
     status = recorded("multipath")
     dot = svg.to_dot(status.hops, status.issues, title='a "quoted" title')

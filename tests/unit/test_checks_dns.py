@@ -22,13 +22,18 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
+from hopscope_operator.status import summary
 from hopscope_probe.checks import dns as resolver
-from hopscope_probe.evidence import DnsEvidence, DnsOutcome, DnsQuery
+from hopscope_probe.diagnose import diagnose
+from hopscope_probe.engine import dns_answers, dns_connection
+from hopscope_probe.evidence import DnsEvidence, DnsOutcome, DnsQuery, Evidence
+from hopscope_probe.models import DestinationInfo, ProbeRequest, ProbeResult, Protocol
 
 # name -> a behaviour ("SERVFAIL", "REFUSED", "SILENT", "TRUNCATE:<type> <data>") or records by
 # type; names not listed are NXDOMAIN, listed names lack the types not listed (NODATA).
 Zone = dict[str, "str | dict[str, list[str]]"]
 TIMEOUT = 0.4
+REQUEST = ProbeRequest(host="nope", protocol=Protocol.DNS)
 
 
 class Server:
@@ -264,6 +269,25 @@ def test_a_name_nobody_knows_is_nxdomain_for_every_candidate(servers: Servers):
         ("nope", DnsOutcome.NXDOMAIN),
     ]
     assert found.addresses == ()
+
+
+def test_a_dns_check_that_gets_nxdomain_says_so_in_its_summary(servers: Servers):
+    servers.start("127.0.0.1", {})
+    found = servers.resolve("nope", servers.conf("nameserver 127.0.0.1\nsearch lab.test\n"))
+    conn = dns_connection(found, "127.0.0.1")
+    verdict = diagnose(REQUEST, Evidence(dns=found, connection=conn), [], [])
+    result = ProbeResult(
+        connection_status=verdict.status,
+        protocol=Protocol.DNS,
+        destination=DestinationInfo(host="nope"),
+        probes_sent=verdict.probes_sent,
+        probes_failed=verdict.probes_failed,
+        issues=verdict.issues,
+        dns_answers=dns_answers(found),
+    )
+    line = summary(result)
+    assert line.startswith("Unreachable: 4/4 queries answered NXDOMAIN; DNSResolution")
+    assert "probes answered" not in line
 
 
 def test_a_truncated_answer_is_asked_again_over_tcp(servers: Servers):

@@ -393,6 +393,18 @@ def test_a_prohibit_route_is_routing_not_the_sources_firewall():
     assert [i.type for i in result.issues] == [IssueType.ROUTING]
 
 
+def test_a_blackhole_route_is_named_with_its_prefix_not_as_no_route():
+    dropped = Attempt(outcome=Outcome.LOCAL_ERROR, stage=Stage.SEND, errno=errno.EINVAL)
+    route = RouteEvidence(
+        destination=DST, route_found=True, route_type="blackhole", prefix="198.18.4.0/24"
+    )
+    issue = only(
+        run(Evidence(route=route, connection=conn(dropped)), hops=[SOURCE]), IssueType.ROUTING
+    )
+    assert issue.message.startswith("the source has a blackhole route 198.18.4.0/24 that drops")
+    assert "ip route del blackhole 198.18.4.0/24" in issue.hint and issue.hop_id == "source"
+
+
 def cluster_dns(name: str, *answers: tuple[str, tuple[str, ...]]) -> DnsEvidence:
     """A pod's resolver (ndots 5, the cluster's search list) and the queries it sent in order."""
     queries = tuple(

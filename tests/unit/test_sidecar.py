@@ -27,6 +27,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from hopscope_operator.install import PROBE_IMAGE
 from hopscope_operator.sidecar import (
     AGENT_PORT,
     CONTAINER,
@@ -87,12 +88,15 @@ def test_a_native_sidecar_counts_but_a_plain_init_container_does_not():
     assert isinstance(find_sidecar_pod([plain]), SidecarMissing)
 
 
-def test_no_pod_with_the_sidecar_is_sidecar_missing_with_the_snippet():
-    missing = find_sidecar_pod([pod("gw-a", agent=False)], workload="Deployment edge/gw")
+def test_no_pod_with_the_sidecar_is_sidecar_missing_with_the_command_to_add_it():
+    missing = find_sidecar_pod(
+        [pod("gw-a", agent=False)], kind="StatefulSet", namespace="edge", name="gw"
+    )
     assert isinstance(missing, SidecarMissing)
     assert missing.reason == "SidecarMissing"
-    assert "Deployment edge/gw" in missing.message and CONTAINER in missing.message
-    assert missing.snippet == sidecar_snippet()
+    assert "StatefulSet edge/gw" in missing.message and CONTAINER in missing.message
+    assert "kubectl -n edge patch statefulset gw --patch-file" in missing.message
+    assert PROBE_IMAGE in missing.message
     assert isinstance(find_sidecar_pod([]), SidecarMissing)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import os
+import socket
 from typing import TYPE_CHECKING
 
 from hopscope_probe.evidence import NeighbourState, RouteEvidence
@@ -32,6 +33,8 @@ ERROR_ROUTES = {
     errno.EINVAL: ("blackhole", "a blackhole route matches"),
     errno.EACCES: ("prohibit", "a prohibit route matches"),
 }
+# Route types that match a destination and then refuse or drop its packets.
+REJECT_TYPES = frozenset({"blackhole", "unreachable", "prohibit"})
 # ndm_state bits of <linux/neighbour.h>, most telling first.
 NUD_STATES = (
     (0x20, NeighbourState.FAILED),
@@ -57,10 +60,15 @@ def inspect(address: str) -> RouteEvidence:
         except NetlinkError as exc:
             route_type, why = ERROR_ROUTES.get(exc.code, ("unknown", "route lookup failed"))
             name = errno.errorcode.get(exc.code, str(exc.code))
+            # The lookup's error does not say which route matched: the table does.
+            prefix = _reject_prefix(ipr, address, route_type)
+            if prefix is not None:  # IPv6 fails an unreachable route with ENETUNREACH too
+                why = f"the {route_type} route {prefix} matches"
             return RouteEvidence(
                 destination=address,
-                route_found=False,
+                route_found=prefix is not None,
                 route_type=route_type,
+                prefix=prefix,
                 detail=f"{why} ({name}: {os.strerror(exc.code)})",
             )
         route_type = ROUTE_TYPES.get(found["type"], str(found["type"]))
@@ -74,12 +82,30 @@ def inspect(address: str) -> RouteEvidence:
             destination=address,
             route_found=True,
             route_type=route_type,
+            prefix=_reject_prefix(ipr, address, route_type),
             gateway=gateway,
             device=_device(ipr, index),
             preferred_source=found.get_attr("RTA_PREFSRC"),
             neighbour=neighbour,
             neighbour_state=_neighbour_state(ipr, neighbour, index),
         )
+
+
+def _reject_prefix(ipr: IPRoute, address: str, route_type: str) -> str | None:
+    """The most specific `route_type` route (any table) whose prefix holds `address`."""
+    if route_type not in REJECT_TYPES:
+        return None
+    ip = ipaddress.ip_address(address)
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    best: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
+    for entry in ipr.get_routes(family=family):
+        if ROUTE_TYPES.get(entry["type"]) != route_type:
+            continue
+        zero = "::" if ip.version == 6 else "0.0.0.0"  # a default route has no RTA_DST
+        net = ipaddress.ip_network(f"{entry.get_attr('RTA_DST') or zero}/{entry['dst_len']}")
+        if ip in net and (best is None or net.prefixlen > best.prefixlen):
+            best = net
+    return str(best) if best is not None else None
 
 
 def _device(ipr: IPRoute, index: int | None) -> str | None:
