@@ -4,6 +4,7 @@ FROM python:3.11-slim-bookworm AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY probe-image/hopscope_probe probe-image/hopscope_probe
+COPY probe-image/hopscope_policy probe-image/hopscope_policy
 COPY operator/hopscope_operator operator/hopscope_operator
 RUN pip install --no-cache-dir --prefix=/install ".[operator]"
 

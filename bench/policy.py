@@ -24,7 +24,7 @@ from collections.abc import Callable
 from ipaddress import IPv4Address
 from typing import Any
 
-from hopscope_operator.policy import (
+from hopscope_policy import (
     Flow,
     L4Protocol,
     PodRef,

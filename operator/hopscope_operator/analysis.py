@@ -26,7 +26,8 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from hopscope_operator.api import Analysis, AnalysisResult, ConnectivityCheck
-from hopscope_operator.policy import (
+from hopscope_operator.resolve import L4, ResolvedDestination, ResolvedSource, is_ready
+from hopscope_policy import (
     DirectionVerdict,
     FieldError,
     Flow,
@@ -40,7 +41,6 @@ from hopscope_operator.policy import (
     parse_pod,
     parse_policy,
 )
-from hopscope_operator.resolve import L4, ResolvedDestination, ResolvedSource, is_ready
 from hopscope_probe.models import (
     ContextItem,
     Hop,

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.metrics import MetricWrapperBase
 
 from hopscope_operator.api import ConnectivityCheck
-from hopscope_operator.policy.model import parse_selector
+from hopscope_policy.model import parse_selector
 from hopscope_probe.models import ConnectionStatus, ProbeResult, Thresholds
 
 COMMON = ("namespace", "check", "source", "destination", "protocol")

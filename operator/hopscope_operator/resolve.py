@@ -13,7 +13,7 @@ from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from hopscope_operator.api import ConnectivityCheck, ConnectivityCheckSpec, ObjectRef
-from hopscope_operator.policy.model import parse_selector
+from hopscope_policy.model import parse_selector
 from hopscope_probe.models import (
     HttpOptions,
     IPVersion,

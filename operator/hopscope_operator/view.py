@@ -23,8 +23,8 @@ from hopscope_operator.cluster import (
     Object,
     Resource,
 )
-from hopscope_operator.policy.model import parse_selector
 from hopscope_operator.resolve import NamespaceNotWatched
+from hopscope_policy.model import parse_selector
 
 WORKLOADS = {r.kind: r for r in (DEPLOYMENTS, STATEFUL_SETS, DAEMON_SETS)}
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"

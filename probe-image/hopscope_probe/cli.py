@@ -75,7 +75,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--input", metavar="FILE", help="batch JSON file, '-' for stdin (default: $HOPSCOPE_BATCH)"
     )
-    # Parsed by hopscope_operator.policy.cli (the probe image has it): '+' as the only prefix
+    # Parsed by hopscope_policy.cli (the probe image has it): '+' as the only prefix
     # makes argparse hand every flag through untouched.
     pol = sub.add_parser(
         "policy", help="NetworkPolicy verdicts from manifests", add_help=False, prefix_chars="+"
@@ -246,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "agent":
             return agent.main(args)
         if args.command == "policy":
-            from hopscope_operator.policy.cli import main as policy_main
+            from hopscope_policy.cli import main as policy_main
 
             return policy_main(args.args)
     except UsageError as exc:

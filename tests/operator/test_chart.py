@@ -17,7 +17,7 @@ import yaml
 
 from hopscope_operator import install, monitoring
 from hopscope_operator.plan import SERVICE_ACCOUNT
-from hopscope_operator.policy import (
+from hopscope_policy import (
     Flow,
     PodRef,
     PolicyIndex,

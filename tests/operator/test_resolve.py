@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from hopscope_operator.api import ConnectivityCheck
-from hopscope_operator.policy.model import parse_selector
 from hopscope_operator.resolve import (
     ClusterView,
     DestinationNotFound,
@@ -19,6 +18,7 @@ from hopscope_operator.resolve import (
     resolve_source,
     to_probe_request,
 )
+from hopscope_policy.model import parse_selector
 from hopscope_probe.models import HttpOptions, IPVersion, PathMode, Protocol, Thresholds
 
 UID = "3f1c2b4a-9d8e-4f70-a1b2-c3d4e5f60718"

@@ -51,9 +51,10 @@ BASE = imports_of(PYPROJECT["project"]["dependencies"])
 PROVIDES = {
     extra: imports_of(requirements(extra)) - BASE for extra in ("probe", "kubectl", "operator")
 }
+# Each image's Dockerfile and the packages of ours it runs (the first holds its entry point).
 IMAGES = {
-    "operator": (REPO / "Dockerfile", "hopscope_operator"),
-    "probe": (REPO / "probe-image" / "Dockerfile", "hopscope_probe"),
+    "operator": (REPO / "Dockerfile", ("hopscope_operator", "hopscope_policy")),
+    "probe": (REPO / "probe-image" / "Dockerfile", ("hopscope_probe", "hopscope_policy")),
 }
 
 # Makes the modules listed in argv[2] absent, as where their distributions are not installed.
@@ -87,7 +88,7 @@ from importlib.machinery import PathFinder
 
 class OnlyInImage(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name.split(".")[0] not in ("hopscope_probe", "hopscope_operator"):
+        if name.split(".")[0] not in ("hopscope_probe", "hopscope_policy", "hopscope_operator"):
             return None
         spec = PathFinder.find_spec(name, path or [sys.argv[1]])
         if spec is None:
@@ -137,9 +138,11 @@ def test_each_image_installs_its_own_extra(extra: str):
     assert PROVIDES[extra], f"the {extra} extra installs nothing importable here"
 
 
-@pytest.mark.parametrize("extra", sorted(IMAGES))
-def test_each_images_code_imports_with_only_its_extra(extra: str):
-    package = IMAGES[extra][1]
+@pytest.mark.parametrize(
+    ("extra", "package"),
+    [(extra, package) for extra in sorted(IMAGES) for package in IMAGES[extra][1]],
+)
+def test_each_images_code_imports_with_only_its_extra(extra: str, package: str):
     others = set().union(*PROVIDES.values()) - PROVIDES[extra]
     run = subprocess.run(
         [sys.executable, "-c", IMPORT_WITHOUT, package, ",".join(sorted(others))],
@@ -156,7 +159,7 @@ def test_each_images_entry_point_is_a_command_of_the_package(extra: str):
     command = json.loads(entry)[0]
     target = PYPROJECT["project"]["scripts"][command]
     module, function = target.split(":")
-    assert module.startswith(IMAGES[extra][1])
+    assert module.startswith(IMAGES[extra][1][0])
     assert callable(getattr(importlib.import_module(module), function))
 
 
@@ -173,8 +176,8 @@ def test_the_import_check_does_catch_a_missing_distribution():
 
 
 def test_hopscope_policy_runs_in_the_probe_image(tmp_path: Path):
-    # The CLI's policy command lives in the operator's package: from the files the probe
-    # image copies, with only the probe extra, it must still review manifests.
+    # The CLI's policy command is hopscope_policy's: from the files the probe image copies,
+    # with only the probe extra, it must still review manifests.
     build_context("probe", tmp_path / "src")
     install(tmp_path / "src", tmp_path / "site")
     (tmp_path / "policy.yaml").write_text(
@@ -196,6 +199,14 @@ def test_hopscope_policy_runs_in_the_probe_image(tmp_path: Path):
     )  # fmt: skip
     assert run.returncode == 1, run.stderr  # denied, with the policy that isolates web
     assert "shop/deny" in run.stdout
+
+
+def test_the_probe_image_carries_no_operator_code(tmp_path: Path):
+    build_context("probe", tmp_path / "src")
+    install(tmp_path / "src", tmp_path / "site")
+    installed = {path.name for path in (tmp_path / "site").iterdir()}
+    assert installed == {"hopscope_probe", "hopscope_policy"}
+    assert not list((tmp_path / "src").rglob("hopscope_operator"))
 
 
 RUN_PLUGIN = """

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hopscope_operator.policy import cli
+from hopscope_policy import cli
 from hopscope_probe import cli as probe_cli
 
 NAMESPACES = """

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hopscope_operator.policy import (
+from hopscope_policy import (
     Direction,
     Flow,
     L4Protocol,
@@ -22,7 +22,7 @@ from hopscope_operator.policy import (
     parse_pod,
     parse_policy,
 )
-from hopscope_operator.policy.selectors import Operator, Requirement, Selector
+from hopscope_policy.selectors import Operator, Requirement, Selector
 
 IPS = {"x/a": "10.0.1.1", "x/b": "10.0.1.2", "y/b": "10.0.2.2", "y/c": "10.0.2.3"}
 IPS |= {"z/b": "10.0.3.2", "node/agent": "192.168.0.9"}

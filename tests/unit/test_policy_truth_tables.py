@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hopscope_operator.policy import (
+from hopscope_policy import (
     L4Protocol,
     PolicyIndex,
     PolicyRules,

@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from hopscope_operator.policy.evaluate import PolicyIndex, PolicyRules
-from hopscope_operator.policy.model import (
+from hopscope_policy.evaluate import PolicyIndex, PolicyRules
+from hopscope_policy.model import (
     DEFAULT_NAMESPACE,
     POD_TEMPLATES,
     FieldError,

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from ipaddress import ip_address
 from itertools import chain
 
-from hopscope_operator.policy.model import (
+from hopscope_policy.model import (
     NAMESPACE_NAME_LABEL,
     Direction,
     IPAddress,
@@ -38,7 +38,7 @@ from hopscope_operator.policy.model import (
     PortSpec,
     Rule,
 )
-from hopscope_operator.policy.selectors import show_labels
+from hopscope_policy.selectors import show_labels
 
 PORT = "port"
 POD_SELECTOR = "podSelector"

@@ -6,7 +6,7 @@ the field), index namespaces and policies once (`PolicyRules`) and pods over the
 `manifests.load` reads YAML files and folders (it needs pyyaml, so it is not imported here).
 """
 
-from hopscope_operator.policy.evaluate import (
+from hopscope_policy.evaluate import (
     DirectionVerdict,
     Flow,
     NearMiss,
@@ -16,7 +16,7 @@ from hopscope_operator.policy.evaluate import (
     UnknownPod,
     Verdict,
 )
-from hopscope_operator.policy.model import (
+from hopscope_policy.model import (
     Direction,
     FieldError,
     L4Protocol,

@@ -16,7 +16,7 @@ from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from typing import Any
 
-from hopscope_operator.policy.selectors import Operator, Requirement, Selector
+from hopscope_policy.selectors import Operator, Requirement, Selector
 
 IPAddress = IPv4Address | IPv6Address
 IPNetwork = IPv4Network | IPv6Network

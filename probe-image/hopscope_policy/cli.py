@@ -17,15 +17,15 @@ from collections.abc import Sequence
 from ipaddress import ip_address
 from typing import Any
 
-from hopscope_operator.policy.evaluate import (
+from hopscope_policy.evaluate import (
     DirectionVerdict,
     Flow,
     PolicyIndex,
     UnknownPod,
     Verdict,
 )
-from hopscope_operator.policy.manifests import ManifestError, load
-from hopscope_operator.policy.model import IPAddress, L4Protocol, PodRef
+from hopscope_policy.manifests import ManifestError, load
+from hopscope_policy.model import IPAddress, L4Protocol, PodRef
 
 ALLOWED, DENIED = ".", "X"  # the marks Kubernetes' network-policy conformance tests print
 
