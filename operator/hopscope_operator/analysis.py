@@ -26,6 +26,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from hopscope_operator.api import Analysis, AnalysisResult, ConnectivityCheck
+from hopscope_operator.names import DNS_NAMESPACE
 from hopscope_operator.resolve import L4, ResolvedDestination, ResolvedSource, is_ready
 from hopscope_policy import (
     DirectionVerdict,
@@ -54,7 +55,6 @@ from hopscope_probe.target import DEFAULT_PORTS
 
 Manifest = dict[str, Any]
 
-DNS_NAMESPACE = "kube-system"
 DNS_SERVICE = "kube-dns"
 DNS_PORT = 53
 SOURCE_HOP = "source"

@@ -25,7 +25,25 @@ from pydantic import TypeAdapter, ValidationError
 
 from hopscope_operator.api import GROUP, VERSION, ConnectivityCheck, NamespaceName
 from hopscope_operator.metrics import Metrics
-from hopscope_operator.plan import LABEL_APP, NAME_PREFIX, Caps, ProbePodSettings, PullPolicy
+from hopscope_operator.names import (
+    DEFAULT_TICK_SECONDS,
+    ENV_HEALTH_PORT,
+    ENV_MAX_CHECKS_PER_POD,
+    ENV_MAX_PROBE_PODS,
+    ENV_MAX_PROBE_PODS_PER_NODE,
+    ENV_METRICS_PORT,
+    ENV_PROBE_IMAGE,
+    ENV_PROBE_IMAGE_PULL_POLICY,
+    ENV_PROBE_NAMESPACE,
+    ENV_PROBE_POD,
+    ENV_TICK_SECONDS,
+    ENV_WATCH_NAMESPACES,
+    HEALTH_PORT,
+    LABEL_APP,
+    METRICS_PORT,
+    NAME_PREFIX,
+)
+from hopscope_operator.plan import Caps, ProbePodSettings, PullPolicy
 from hopscope_operator.reconcile import Reconciler, Settings
 
 log = logging.getLogger("hopscope.operator")
@@ -44,23 +62,23 @@ class Config:
     def from_env(cls, env: dict[str, str] | None = None) -> Config:
         env = dict(os.environ if env is None else env)
         caps = Caps(
-            max_pods=_int(env, "HOPSCOPE_MAX_PROBE_PODS", Caps.max_pods),
-            max_pods_per_node=_int(env, "HOPSCOPE_MAX_PROBE_PODS_PER_NODE", Caps.max_pods_per_node),
-            max_checks_per_pod=_int(env, "HOPSCOPE_MAX_CHECKS_PER_POD", Caps.max_checks_per_pod),
+            max_pods=_int(env, ENV_MAX_PROBE_PODS, Caps.max_pods),
+            max_pods_per_node=_int(env, ENV_MAX_PROBE_PODS_PER_NODE, Caps.max_pods_per_node),
+            max_checks_per_pod=_int(env, ENV_MAX_CHECKS_PER_POD, Caps.max_checks_per_pod),
         )
         settings = Settings(
-            namespace=env.get("HOPSCOPE_PROBE_NAMESPACE", Settings.namespace),
-            image=env.get("HOPSCOPE_PROBE_IMAGE", Settings.image),
-            pull_policy=_pull_policy(env, "HOPSCOPE_PROBE_IMAGE_PULL_POLICY"),
+            namespace=env.get(ENV_PROBE_NAMESPACE, Settings.namespace),
+            image=env.get(ENV_PROBE_IMAGE, Settings.image),
+            pull_policy=_pull_policy(env, ENV_PROBE_IMAGE_PULL_POLICY),
             caps=caps,
-            probe_pod=_probe_pod(env.get("HOPSCOPE_PROBE_POD")),
-            watch_namespaces=_namespaces(env, "HOPSCOPE_WATCH_NAMESPACES"),
-            tick=timedelta(seconds=_int(env, "HOPSCOPE_TICK_SECONDS", 5)),
+            probe_pod=_probe_pod(env.get(ENV_PROBE_POD)),
+            watch_namespaces=_namespaces(env, ENV_WATCH_NAMESPACES),
+            tick=timedelta(seconds=_int(env, ENV_TICK_SECONDS, DEFAULT_TICK_SECONDS)),
         )
         return cls(
             settings=settings,
-            metrics_port=_int(env, "HOPSCOPE_METRICS_PORT", 9090),
-            health_port=_int(env, "HOPSCOPE_HEALTH_PORT", 8080),
+            metrics_port=_int(env, ENV_METRICS_PORT, METRICS_PORT),
+            health_port=_int(env, ENV_HEALTH_PORT, HEALTH_PORT),
         )
 
     def kopf_options(self) -> dict[str, Any]:
@@ -96,7 +114,7 @@ def _probe_pod(raw: str | None) -> ProbePodSettings:
         text = raw if raw.lstrip().startswith("{") else base64.b64decode(raw).decode()
         return ProbePodSettings.model_validate_json(text)
     except (ValueError, ValidationError) as exc:
-        raise kopf.PermanentError(f"HOPSCOPE_PROBE_POD: {exc}") from exc
+        raise kopf.PermanentError(f"{ENV_PROBE_POD}: {exc}") from exc
 
 
 def _pull_policy(env: dict[str, str], name: str) -> PullPolicy:

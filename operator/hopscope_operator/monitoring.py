@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hopscope_operator.metrics import COMMON
+from hopscope_operator.names import NAME, NAMESPACE
 
 Manifest = dict[str, Any]
 CHECK = "{{ $labels.namespace }}/{{ $labels.check }}"
@@ -98,7 +99,7 @@ ALERTS = (
         "The hopscope operator is down",
         "Prometheus has no metrics from the operator (down, or not scraped); no check runs and "
         "no result is written while it is down: "
-        "kubectl -n hopscope-system logs deploy/hopscope-operator",
+        f"kubectl -n {NAMESPACE} logs deploy/{NAME}",
     ),
 )
 

@@ -20,23 +20,26 @@ from typing import Any, Literal
 from pydantic import Field
 
 from hopscope_operator.api import API_VERSION, KIND
+from hopscope_operator.names import (
+    ANNOTATION_CHECKS,
+    ANNOTATION_NODE,
+    DEFAULT_MAX_CHECKS_PER_POD,
+    DEFAULT_MAX_PROBE_PODS,
+    DEFAULT_MAX_PROBE_PODS_PER_NODE,
+    LABEL_APP,
+    LABEL_NODE,
+    LABEL_TICK,
+    NAME_PREFIX,
+    SERVICE_ACCOUNT,
+)
 from hopscope_probe import batch as wire
 from hopscope_probe.models import PathMode, ProbeRequest, Schema
 
 Manifest = dict[str, Any]
 HOST: Literal["host"] = "host"
 
-NAME_PREFIX = "hopscope-probe"
-SERVICE_ACCOUNT = "hopscope-probe"
 CONTAINER = "probe"
 COMMAND = ["hopscope", "batch"]
-LABEL_APP = "app.kubernetes.io/name"
-LABEL_NODE = "hopscope.dev/node"
-LABEL_TICK = "hopscope.dev/tick"
-# JSON: batch id -> the check's uid. A pod has one controller only; the uid tells a check from
-# one deleted and created again under its name, which this pod's result does not describe.
-ANNOTATION_CHECKS = "hopscope.dev/checks"
-ANNOTATION_NODE = "hopscope.dev/node"
 HOST_CGROUP = "/host/sys/fs/cgroup"  # the full name, where the label had to be shortened
 
 # The probe runs up to four checks at once, each in its own process (~50 MiB peak RSS apiece,
@@ -118,9 +121,9 @@ MAX_BATCH_BYTES = 96 * 1024
 
 @dataclass(frozen=True)
 class Caps:
-    max_pods: int = 100  # probe pods in flight across the cluster
-    max_pods_per_node: int = 1  # probe pods in flight on one node
-    max_checks_per_pod: int = 50  # keeps HOPSCOPE_BATCH and one pod's run time bounded
+    max_pods: int = DEFAULT_MAX_PROBE_PODS
+    max_pods_per_node: int = DEFAULT_MAX_PROBE_PODS_PER_NODE
+    max_checks_per_pod: int = DEFAULT_MAX_CHECKS_PER_POD
 
 
 @dataclass(frozen=True)

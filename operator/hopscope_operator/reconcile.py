@@ -48,10 +48,17 @@ from hopscope_operator.collect import (
 )
 from hopscope_operator.collect import pod_outcome as outcome_of
 from hopscope_operator.metrics import CheckLabels, Metrics
-from hopscope_operator.plan import (
+from hopscope_operator.names import (
+    ANNOTATION_SOURCES,
+    DEFAULT_TICK_SECONDS,
     LABEL_APP,
     LABEL_TICK,
+    NAME,
     NAME_PREFIX,
+    NAMESPACE,
+    PROBE_IMAGE,
+)
+from hopscope_operator.plan import (
     BatchItem,
     Caps,
     ProbePodSettings,
@@ -86,8 +93,7 @@ from hopscope_probe.models import DestinationInfo, ProbeRequest, ProbeResult
 log = logging.getLogger("hopscope.operator")
 
 INVALID_SPEC = "InvalidSpec"
-ANNOTATION_SOURCES = "hopscope.dev/sources"  # per batch id, the source it was resolved to
-COMPONENT = "hopscope-operator"
+COMPONENT = NAME
 # A check that cannot resolve is retried after as long as it has been failing, within bounds:
 # quick when a pod is just starting, gentle on the API when a name is simply wrong.
 MIN_RETRY = timedelta(seconds=10)
@@ -98,13 +104,13 @@ LOG_PATIENCE = timedelta(minutes=2)
 
 @dataclass(frozen=True)
 class Settings:
-    namespace: str = "hopscope-system"  # where probe pods run (PodSecurity: privileged)
-    image: str = "ghcr.io/hopscope/probe:0.1.0"
+    namespace: str = NAMESPACE  # where probe pods run (PodSecurity: privileged)
+    image: str = PROBE_IMAGE
     pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT  # the probe image's, in probe pods
     caps: Caps = field(default_factory=Caps)
     probe_pod: ProbePodSettings = field(default_factory=ProbePodSettings)
     watch_namespaces: tuple[str, ...] = ()  # the chart's watch.namespaces; () for all
-    tick: timedelta = timedelta(seconds=5)  # HOPSCOPE_TICK_SECONDS: how often the tick runs
+    tick: timedelta = timedelta(seconds=DEFAULT_TICK_SECONDS)  # how often the tick runs
 
     @property
     def watched(self) -> tuple[str, ...]:

@@ -18,8 +18,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import ValidationError
 
-from hopscope_operator.install import AGENT_TOKEN_REVIEWER, NAMESPACE, PROBE_IMAGE
-from hopscope_operator.install import NAME as OPERATOR_NAME
+from hopscope_operator.names import AGENT_TOKEN_REVIEWER, NAMESPACE, PROBE_IMAGE
+from hopscope_operator.names import NAME as OPERATOR_NAME
 from hopscope_operator.plan import PullPolicy
 from hopscope_operator.resolve import is_ready, pod_ips
 from hopscope_probe.agent import DEFAULT_PORT, PROBE_PATH

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from hopscope_operator import install, monitoring
-from hopscope_operator.plan import SERVICE_ACCOUNT
+from hopscope_operator.names import SERVICE_ACCOUNT
 from hopscope_policy import (
     Flow,
     PodRef,

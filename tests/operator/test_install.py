@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from hopscope_operator import install
-from hopscope_operator.plan import SERVICE_ACCOUNT
+from hopscope_operator.names import SERVICE_ACCOUNT
 
 VERSION = kubernetes_validate.latest_version()
 DOCUMENTS = [doc for docs in install.manifests().values() for doc in docs]

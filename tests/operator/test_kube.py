@@ -22,7 +22,7 @@ from hopscope_operator.cluster import (
 )
 from hopscope_operator.kube import KubeApi
 from hopscope_operator.metrics import Metrics
-from hopscope_operator.plan import LABEL_APP, NAME_PREFIX
+from hopscope_operator.names import LABEL_APP, NAME_PREFIX
 from hopscope_operator.reconcile import Reconciler, Settings
 from hopscope_operator.snapshot import NAMESPACES
 

@@ -10,8 +10,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+from hopscope_operator.names import ANNOTATION_CHECKS
 from hopscope_operator.plan import (
-    ANNOTATION_CHECKS,
     MAX_BATCH_BYTES,
     STARTUP_SECONDS,
     Batch,

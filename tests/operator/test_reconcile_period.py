@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from hopscope_operator.collect import parse_id
-from hopscope_operator.plan import LABEL_TICK
+from hopscope_operator.names import LABEL_TICK
 
 from .conftest import Clock
 from .fakeapi import FakeApi

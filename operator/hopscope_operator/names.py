@@ -1,0 +1,56 @@
+"""The names every room of the operator shares, each defined once: version and images, the
+operator's and the probe pods' names and namespace, ports, labels, annotations, and the
+environment variables the chart sets and the operator reads, with their defaults.
+
+The bottom of the package: it imports nothing of the project (tests/unit/test_layers.py holds
+it to that), so the controller, the install generators and the kubectl plugin all import their
+plain names from here and never from one another.
+"""
+
+from __future__ import annotations
+
+VERSION = "0.1.0"
+OPERATOR_IMAGE = f"ghcr.io/hopscope/operator:{VERSION}"
+PROBE_IMAGE = f"ghcr.io/hopscope/probe:{VERSION}"
+
+# The operator: its Deployment, ServiceAccount and roles are named NAME, in NAMESPACE, where
+# its probe pods run too (PodSecurity: privileged).
+NAME = "hopscope-operator"
+NAMESPACE = "hopscope-system"
+METRICS_PORT = 9090
+HEALTH_PORT = 8080
+# What a workload's ServiceAccount needs to check the operator's token (bound by the user, per
+# the sidecar snippet): TokenReviews, and not system:auth-delegator's SubjectAccessReviews too.
+AGENT_TOKEN_REVIEWER = "hopscope-agent-tokenreview"
+# Where the cluster DNS runs (kube-dns / CoreDNS).
+DNS_NAMESPACE = "kube-system"
+
+# Probe pods: their name prefix (also their app label) and ServiceAccount.
+NAME_PREFIX = "hopscope-probe"
+SERVICE_ACCOUNT = "hopscope-probe"
+LABEL_APP = "app.kubernetes.io/name"
+LABEL_NODE = "hopscope.dev/node"
+LABEL_TICK = "hopscope.dev/tick"
+# JSON: batch id -> the check's uid. A pod has one controller only; the uid tells a check from
+# one deleted and created again under its name, which this pod's result does not describe.
+ANNOTATION_CHECKS = "hopscope.dev/checks"
+ANNOTATION_NODE = "hopscope.dev/node"
+ANNOTATION_SOURCES = "hopscope.dev/sources"  # per batch id, the source it was resolved to
+
+# The operator's environment (the chart's Deployment sets it, handlers.Config reads it), and
+# the defaults both the chart values and the operator use.
+ENV_WATCH_NAMESPACES = "HOPSCOPE_WATCH_NAMESPACES"
+ENV_PROBE_NAMESPACE = "HOPSCOPE_PROBE_NAMESPACE"
+ENV_PROBE_IMAGE = "HOPSCOPE_PROBE_IMAGE"
+ENV_PROBE_IMAGE_PULL_POLICY = "HOPSCOPE_PROBE_IMAGE_PULL_POLICY"
+ENV_PROBE_POD = "HOPSCOPE_PROBE_POD"
+ENV_MAX_PROBE_PODS = "HOPSCOPE_MAX_PROBE_PODS"
+ENV_MAX_PROBE_PODS_PER_NODE = "HOPSCOPE_MAX_PROBE_PODS_PER_NODE"
+ENV_MAX_CHECKS_PER_POD = "HOPSCOPE_MAX_CHECKS_PER_POD"
+ENV_TICK_SECONDS = "HOPSCOPE_TICK_SECONDS"
+ENV_METRICS_PORT = "HOPSCOPE_METRICS_PORT"
+ENV_HEALTH_PORT = "HOPSCOPE_HEALTH_PORT"
+DEFAULT_MAX_PROBE_PODS = 100  # probe pods in flight across the cluster
+DEFAULT_MAX_PROBE_PODS_PER_NODE = 1  # probe pods in flight on one node
+DEFAULT_MAX_CHECKS_PER_POD = 50  # keeps HOPSCOPE_BATCH and one pod's run time bounded
+DEFAULT_TICK_SECONDS = 5  # how often the tick runs
