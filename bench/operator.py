@@ -29,9 +29,9 @@ sys.path.insert(0, str(REPO))
 from bench.policy import policy_spec  # noqa: E402
 from hopscope_operator.api import API_VERSION, KIND  # noqa: E402
 from hopscope_operator.cluster import CHECKS, NETWORK_POLICIES, NODES, PODS  # noqa: E402
-from hopscope_operator.crd import custom_resource_definition  # noqa: E402
-from hopscope_operator.metrics import Metrics  # noqa: E402
-from hopscope_operator.reconcile import Reconciler, Settings  # noqa: E402
+from hopscope_operator.controller.metrics import Metrics  # noqa: E402
+from hopscope_operator.controller.reconcile import Reconciler, Settings  # noqa: E402
+from hopscope_operator.install.crd import custom_resource_definition  # noqa: E402
 from hopscope_probe.batch import Batch, BatchOutput  # noqa: E402
 from hopscope_probe.models import (  # noqa: E402
     ConnectionStatus,

@@ -1,6 +1,6 @@
 """The ConnectivityCheck API (`hopscope.dev/v1alpha1`): spec and status as pydantic models.
 
-These models are the single source of the CRD (`crd.py` generates it) and what the operator
+These models are the single source of the CRD (`install/crd.py` generates it) and what the operator
 parses every body into. Each cross-field invariant is a `Rule`: its CEL goes into the CRD so the
 API server rejects a bad spec, and the model's validator raises the same message, so the operator
 reports an old or unvalidated object the same way.

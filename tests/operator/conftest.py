@@ -19,10 +19,10 @@ from celpy import celtypes
 from jsonschema import Draft202012Validator
 
 from hopscope_operator.cluster import ENDPOINT_SLICES, NODES, PODS, SERVICES, Object
-from hopscope_operator.crd import custom_resource_definition
-from hopscope_operator.install import allows
-from hopscope_operator.reconcile import Reconciler
-from hopscope_operator.snapshot import NAMESPACES
+from hopscope_operator.controller.reconcile import Reconciler
+from hopscope_operator.controller.snapshot import NAMESPACES
+from hopscope_operator.install.chart import allows
+from hopscope_operator.install.crd import custom_resource_definition
 
 from .fakeapi import FakeApi
 

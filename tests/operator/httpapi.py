@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from hopscope_operator import cluster
 from hopscope_operator.cluster import ApiError, Resource
-from hopscope_operator.snapshot import NAMESPACES
+from hopscope_operator.controller.snapshot import NAMESPACES
 
 from .fakeapi import FakeApi
 

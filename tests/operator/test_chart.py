@@ -15,7 +15,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from hopscope_operator import install, monitoring
+from hopscope_operator.install import chart as install
+from hopscope_operator.install import monitoring
 from hopscope_operator.names import SERVICE_ACCOUNT
 from hopscope_policy import (
     Flow,
@@ -110,7 +111,7 @@ def test_a_namespaced_install_binds_its_rights_in_each_watched_namespace_only():
 def test_the_rendered_rbac_grants_exactly_what_the_stories_are_checked_against(listed):
     """The stories hold the operator to `install.allows`; the API server holds it to the
     rendered RBAC. The two agree on every request, for both kinds of install."""
-    from hopscope_operator.handlers import Config
+    from hopscope_operator.controller.handlers import Config
 
     docs = render({"watch": {"namespaces": listed}})
     authorizer = Authorizer(docs)
@@ -193,7 +194,7 @@ def test_the_operator_pod_admits_metrics_from_monitoring_and_health_probes_from_
 
 def test_large_numbers_reach_the_operator_as_integers_it_reads():
     # Helm holds numbers as floats: printed plainly, 1000000 would be "1e+06".
-    from hopscope_operator.handlers import Config
+    from hopscope_operator.controller.handlers import Config
 
     env = env_of(render({"probes": {"maxPods": 1_000_000, "maxPodsPerNode": 2_000_000}}))
     caps = Config.from_env(env).settings.caps
@@ -249,8 +250,8 @@ def test_helm_lint_finds_no_errors(values):
 
 def test_probe_pod_values_reach_the_probe_pods_the_operator_makes():
     # values -> the chart's env -> the operator's settings -> a probe pod, end to end.
-    from hopscope_operator.handlers import Config
-    from hopscope_operator.plan import BatchItem, probe_pod
+    from hopscope_operator.controller.handlers import Config
+    from hopscope_operator.controller.plan import BatchItem, probe_pod
     from hopscope_probe.models import ProbeRequest
 
     pod_values = {
@@ -275,8 +276,8 @@ def test_probe_pod_values_reach_the_probe_pods_the_operator_makes():
 
 def test_pull_policies_reach_the_operator_and_its_probe_pods():
     # A mutable tag (latest, a branch build) is only picked up again with Always.
-    from hopscope_operator.handlers import Config
-    from hopscope_operator.plan import BatchItem, probe_pod
+    from hopscope_operator.controller.handlers import Config
+    from hopscope_operator.controller.plan import BatchItem, probe_pod
     from hopscope_probe.models import ProbeRequest
 
     def policies(values: dict[str, Any]) -> tuple[str, str]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hopscope_operator.collect import (
+from hopscope_operator.controller.collect import (
     DEADLINE_GRACE_SECONDS,
     START_TIMEOUT_SECONDS,
     Collected,
@@ -25,7 +25,7 @@ from hopscope_operator.collect import (
     pod_outcome,
     seconds_since_ended,
 )
-from hopscope_operator.plan import BatchItem, probe_pod
+from hopscope_operator.controller.plan import BatchItem, probe_pod
 from hopscope_probe.batch import BatchOutput
 from hopscope_probe.models import (
     ConnectionStatus,
@@ -316,7 +316,7 @@ def test_results_printed_before_an_oom_kill_are_kept() -> None:
 
 
 def test_every_reason_has_a_hint_and_a_condition_friendly_name() -> None:
-    from hopscope_operator.collect import HINTS
+    from hopscope_operator.controller.collect import HINTS
 
     assert set(HINTS) == set(FailureReason)
     assert {reason.value for reason in FailureReason} == {

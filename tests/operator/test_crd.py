@@ -32,8 +32,8 @@ from hopscope_operator.api import (
     IPAddress,
     Phase,
 )
-from hopscope_operator.crd import main, render
-from hopscope_operator.install import OLDEST_KUBERNETES
+from hopscope_operator.install.chart import OLDEST_KUBERNETES
+from hopscope_operator.install.crd import main, render
 from hopscope_probe.models import (
     ConnectionStatus,
     ContextItem,
@@ -73,7 +73,7 @@ def model_errors(manifest: dict[str, Any]) -> list[str]:
 
 def test_committed_crd_is_generated_from_the_models() -> None:
     assert COMMITTED.read_text() == render(), (
-        "stale: python -m hopscope_operator.crd > crds/connectivitycheck.yaml"
+        "stale: python -m hopscope_operator.install.crd > crds/connectivitycheck.yaml"
     )
 
 

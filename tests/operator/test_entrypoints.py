@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,15 +31,23 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hopscope_operator.sidecar import sidecar_container
+from hopscope_operator.install.sidecar import sidecar_container
 from tests.netlab.servers import make_ca
 
 from .fakeapi import FakeApi
 from .httpapi import HttpApi
 
 REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
+SCRIPTS = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
 TOKEN = "entrypoint-test-token"
+
+
+def console_script(name: str) -> list[str]:
+    """The console script `name` as pyproject.toml declares it, run as its installed wrapper
+    would (so a venv installed from another checkout runs this tree's entry point)."""
+    module, function = SCRIPTS[name].split(":")
+    code = f"import sys; from {module} import {function}; sys.exit({function}())"
+    return [sys.executable, "-c", code]
 
 
 def image_user(dockerfile: Path) -> tuple[int, int]:
@@ -182,7 +191,7 @@ def test_the_operator_entrypoint_serves_healthz_as_its_image_user(api: FakeApi, 
             HOPSCOPE_METRICS_PORT=str(metrics),
             HOPSCOPE_TICK_SECONDS="1",
         )
-        command = as_user(uid, gid, [str(BIN / "hopscope-operator")])
+        command = as_user(uid, gid, console_script("hopscope-operator"))
         with started(command, env, workdir) as operator:
             wait_healthy(f"http://127.0.0.1:{health}/healthz", operator)
             ticked = wait_for_request(server, "/apis/hopscope.dev/v1alpha1/connectivitychecks")
@@ -213,7 +222,7 @@ def test_the_restricted_sidecar_serves_healthz_as_its_image_user(tmp_path: Path)
     # The cluster's address is never dialled: no caller comes to be reviewed.
     args += ["--kube-api-url", "https://127.0.0.1:1", "--kube-token-file", str(token)]
     args += ["--kube-ca-file", str(ca)]
-    command = as_user(uid, gid, [str(BIN / "hopscope"), *args])
+    command = as_user(uid, gid, [*console_script("hopscope"), *args])
     with started(command, container_env(), workdir) as agent:
         wait_healthy(f"http://127.0.0.1:{port}/healthz", agent)
     assert "Traceback" not in agent.said()

@@ -14,9 +14,9 @@ import kopf
 import pytest
 from kopf._core.engines import probing
 
-from hopscope_operator import handlers
-from hopscope_operator.plan import Caps
-from hopscope_operator.reconcile import TickReport
+from hopscope_operator.controller import handlers
+from hopscope_operator.controller.plan import Caps
+from hopscope_operator.controller.reconcile import TickReport
 
 
 class Recorder:

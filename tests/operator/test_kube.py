@@ -20,11 +20,11 @@ from hopscope_operator.cluster import (
     Invalid,
     NotFound,
 )
+from hopscope_operator.controller.metrics import Metrics
+from hopscope_operator.controller.reconcile import Reconciler, Settings
+from hopscope_operator.controller.snapshot import NAMESPACES
 from hopscope_operator.kube import KubeApi
-from hopscope_operator.metrics import Metrics
 from hopscope_operator.names import LABEL_APP, NAME_PREFIX
-from hopscope_operator.reconcile import Reconciler, Settings
-from hopscope_operator.snapshot import NAMESPACES
 
 from .fakeapi import FakeApi
 from .httpapi import HttpApi

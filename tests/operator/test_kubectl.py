@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from hopscope_operator import kubectl
 from hopscope_operator.api import API_VERSION, KIND
 from hopscope_operator.cluster import CHECKS, Object, Resource
+from hopscope_operator.kubectl import plugin as kubectl
 
 from .conftest import ApiServer
 from .fakeapi import FakeApi

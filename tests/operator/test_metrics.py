@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from hopscope_operator.api import ConnectivityCheck
-from hopscope_operator.metrics import CheckLabels, Metrics
+from hopscope_operator.controller.metrics import CheckLabels, Metrics
 from hopscope_probe.models import (
     ConnectionStatus,
     DestinationInfo,

@@ -13,8 +13,8 @@ import pytest
 import yaml
 from prometheus_client import generate_latest
 
-from hopscope_operator import monitoring
-from hopscope_operator.metrics import Metrics
+from hopscope_operator.controller.metrics import Metrics
+from hopscope_operator.install import monitoring
 
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(

@@ -10,8 +10,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from hopscope_operator.names import ANNOTATION_CHECKS
-from hopscope_operator.plan import (
+from hopscope_operator.controller.plan import (
     MAX_BATCH_BYTES,
     STARTUP_SECONDS,
     Batch,
@@ -25,6 +24,7 @@ from hopscope_operator.plan import (
     pod_name,
     probe_pod,
 )
+from hopscope_operator.names import ANNOTATION_CHECKS
 from hopscope_probe import batch as wire
 from hopscope_probe.models import MAX_CA_PEM, MAX_HEADERS, PathMode, ProbeRequest
 

@@ -15,9 +15,9 @@ import pytest
 
 from hopscope_operator.api import API_VERSION, KIND
 from hopscope_operator.cluster import CHECKS, PODS, Object
-from hopscope_operator.metrics import Metrics
-from hopscope_operator.plan import Caps
-from hopscope_operator.reconcile import Reconciler, Settings
+from hopscope_operator.controller.metrics import Metrics
+from hopscope_operator.controller.plan import Caps
+from hopscope_operator.controller.reconcile import Reconciler, Settings
 from hopscope_probe.batch import Batch, BatchOutput
 from hopscope_probe.models import (
     ConnectionStatus,

@@ -6,10 +6,10 @@ import threading
 import time
 from typing import Any
 
-from hopscope_operator.agents import TOKEN_SECONDS, AgentRunner, AgentTokens, Caller
 from hopscope_operator.cluster import CHECKS, DEPLOYMENTS, PODS
-from hopscope_operator.metrics import Metrics
-from hopscope_operator.reconcile import Reconciler, Settings
+from hopscope_operator.controller.agents import TOKEN_SECONDS, AgentRunner, AgentTokens, Caller
+from hopscope_operator.controller.metrics import Metrics
+from hopscope_operator.controller.reconcile import Reconciler, Settings
 from hopscope_probe.models import ProbeRequest, ProbeResult
 
 from .fakeapi import FakeApi

@@ -14,7 +14,7 @@ import pytest
 
 from hopscope_operator import analysis
 from hopscope_operator.cluster import NETWORK_POLICIES, ApiError
-from hopscope_operator.reconcile import Reconciler
+from hopscope_operator.controller.reconcile import Reconciler
 from hopscope_probe.models import (
     ConnectionStatus,
     ContextItem,
@@ -140,7 +140,7 @@ def test_policies_the_operator_may_not_list_make_the_analysis_unknown_not_a_cras
 
 
 def test_a_bug_in_the_analysis_is_unknown_and_the_tick_goes_on(healthy, reconciler, monkeypatch):
-    import hopscope_operator.reconcile as reconcile
+    import hopscope_operator.controller.reconcile as reconcile
 
     def broken(*args: Any, **kw: Any) -> Any:
         raise RuntimeError("boom")

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from hopscope_operator.cluster import CONFIG_MAPS, Object, Resource
-from hopscope_operator.plan import Caps
-from hopscope_operator.reconcile import Reconciler
+from hopscope_operator.controller.plan import Caps
+from hopscope_operator.controller.reconcile import Reconciler
 from hopscope_probe.models import MAX_CA_PEM
 from tests.netlab.servers import make_ca
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from hopscope_operator.cluster import CHECKS, PODS, ApiError, Conflict, Object
-from hopscope_operator.reconcile import LOG_PATIENCE, Reconciler
+from hopscope_operator.controller.reconcile import LOG_PATIENCE, Reconciler
 
 from .conftest import Clock
 from .fakeapi import FakeApi

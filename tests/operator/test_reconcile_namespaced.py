@@ -12,8 +12,8 @@ import pytest
 
 from hopscope_operator.api import API_VERSION, KIND
 from hopscope_operator.cluster import CHECKS, ENDPOINT_SLICES, NETWORK_POLICIES, PODS, SERVICES
-from hopscope_operator.metrics import Metrics
-from hopscope_operator.reconcile import Reconciler, Settings
+from hopscope_operator.controller.metrics import Metrics
+from hopscope_operator.controller.reconcile import Reconciler, Settings
 
 from .conftest import Clock, db_service, running_pod
 from .fakeapi import FakeApi

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from hopscope_operator.collect import parse_id
+from hopscope_operator.controller.collect import parse_id
 from hopscope_operator.names import LABEL_TICK
 
 from .conftest import Clock

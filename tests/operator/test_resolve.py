@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from hopscope_operator.api import ConnectivityCheck
-from hopscope_operator.resolve import (
+from hopscope_operator.controller.resolve import (
     ClusterView,
     DestinationNotFound,
     ResolveError,

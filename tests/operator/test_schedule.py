@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from hopscope_operator.api import ConnectivityCheck
-from hopscope_operator.schedule import (
+from hopscope_operator.controller.schedule import (
     AT_ONCE,
     MAX_JITTER,
     check_key,

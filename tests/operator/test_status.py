@@ -13,9 +13,9 @@ from hopscope_operator.api import (
     ConnectivityCheckStatus,
     Phase,
 )
-from hopscope_operator.collect import FailureReason, ProbeFailure
-from hopscope_operator.resolve import ResolvedDestination, ResolvedSource
-from hopscope_operator.status import (
+from hopscope_operator.controller.collect import FailureReason, ProbeFailure
+from hopscope_operator.controller.resolve import ResolvedDestination, ResolvedSource
+from hopscope_operator.controller.status import (
     EVENT_MESSAGE_LIMIT,
     PATH_CHANGED,
     Event,

@@ -7,8 +7,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from hopscope_operator import svg
 from hopscope_operator.api import ConnectivityCheckStatus
+from hopscope_operator.kubectl import svg
 from hopscope_probe.models import Hop, HopType, Issue, IssueType, Latency, Origin, Severity
 
 from .test_kubectl import RECORDED

@@ -22,7 +22,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from hopscope_operator.status import summary
+from hopscope_operator.controller.status import summary
 from hopscope_probe.checks import dns as resolver
 from hopscope_probe.diagnose import diagnose
 from hopscope_probe.engine import dns_answers, dns_connection

@@ -210,7 +210,7 @@ def test_the_probe_image_carries_no_operator_code(tmp_path: Path):
 
 
 RUN_PLUGIN = """
-from hopscope_operator import kubectl
+from hopscope_operator.kubectl import plugin as kubectl
 try:
     kubectl.kube_api()  # what talking to the API server needs, imported on first use
 except kubectl.UsageError:
@@ -219,7 +219,7 @@ except kubectl.UsageError:
 
 
 def test_the_kubectl_plugin_runs_with_what_the_install_notes_say_to_install(tmp_path: Path):
-    from hopscope_operator.install import NOTES
+    from hopscope_operator.install.chart import NOTES
 
     install = re.search(r"pip install '?hopscope(\[(\w+)\])?", NOTES)
     assert install, "the notes no longer tell how to install the plugin"

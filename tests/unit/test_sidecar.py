@@ -27,8 +27,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from hopscope_operator.install import PROBE_IMAGE
-from hopscope_operator.sidecar import (
+from hopscope_operator.controller.sidecar import (
     AGENT_PORT,
     CONTAINER,
     SidecarMissing,
@@ -37,9 +36,9 @@ from hopscope_operator.sidecar import (
     agent_port,
     call_agent,
     find_sidecar_pod,
-    sidecar_container,
-    sidecar_snippet,
 )
+from hopscope_operator.install.sidecar import sidecar_container, sidecar_snippet
+from hopscope_operator.names import PROBE_IMAGE
 from hopscope_probe.models import (
     ConnectionStatus,
     IPVersion,

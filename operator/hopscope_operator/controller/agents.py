@@ -19,9 +19,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hopscope_operator.cluster import ClusterApi
+from hopscope_operator.controller.resolve import ResolvedSource
+from hopscope_operator.controller.sidecar import (
+    agent_address,
+    agent_audience,
+    agent_port,
+    call_agent,
+)
 from hopscope_operator.names import NAME, NAMESPACE
-from hopscope_operator.resolve import ResolvedSource
-from hopscope_operator.sidecar import agent_address, agent_audience, agent_port, call_agent
 from hopscope_probe.models import (
     ContextItem,
     IPVersion,

@@ -23,7 +23,7 @@ from hopscope_operator.cluster import (
     Object,
     Resource,
 )
-from hopscope_operator.resolve import NamespaceNotWatched
+from hopscope_operator.controller.resolve import NamespaceNotWatched
 from hopscope_policy.model import parse_selector
 
 WORKLOADS = {r.kind: r for r in (DEPLOYMENTS, STATEFUL_SETS, DAEMON_SETS)}

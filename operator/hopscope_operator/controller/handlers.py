@@ -24,7 +24,9 @@ from prometheus_client import disable_created_metrics, start_http_server
 from pydantic import TypeAdapter, ValidationError
 
 from hopscope_operator.api import GROUP, VERSION, ConnectivityCheck, NamespaceName
-from hopscope_operator.metrics import Metrics
+from hopscope_operator.controller.metrics import Metrics
+from hopscope_operator.controller.plan import Caps, ProbePodSettings, PullPolicy
+from hopscope_operator.controller.reconcile import Reconciler, Settings
 from hopscope_operator.names import (
     DEFAULT_TICK_SECONDS,
     ENV_HEALTH_PORT,
@@ -43,8 +45,6 @@ from hopscope_operator.names import (
     METRICS_PORT,
     NAME_PREFIX,
 )
-from hopscope_operator.plan import Caps, ProbePodSettings, PullPolicy
-from hopscope_operator.reconcile import Reconciler, Settings
 
 log = logging.getLogger("hopscope.operator")
 ENDED = ("Succeeded", "Failed")

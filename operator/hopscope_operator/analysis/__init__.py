@@ -26,8 +26,8 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from hopscope_operator.api import Analysis, AnalysisResult, ConnectivityCheck
+from hopscope_operator.controller.resolve import L4, ResolvedDestination, ResolvedSource, is_ready
 from hopscope_operator.names import DNS_NAMESPACE
-from hopscope_operator.resolve import L4, ResolvedDestination, ResolvedSource, is_ready
 from hopscope_policy import (
     DirectionVerdict,
     FieldError,
@@ -296,7 +296,7 @@ class _Analysis:
         """Whether the source looks the destination up in the cluster DNS. A pod does with
         dnsPolicy ClusterFirst (the default) off the host network (on it, that falls back to
         the node's resolver) or ClusterFirstWithHostNet; Default and None use other resolvers.
-        A node source does: its probe pod is ClusterFirstWithHostNet (see plan.py)."""
+        A node source does: its probe pod is ClusterFirstWithHostNet (see controller/plan.py)."""
         if not self.needs_dns():
             return False
         src = self.source

@@ -1,7 +1,7 @@
 """Generates the ConnectivityCheck CRD from the models in `api`.
 
-    python -m hopscope_operator.crd > crds/connectivitycheck.yaml   # regenerate
-    python -m hopscope_operator.crd --check                         # exit 1 when it is stale
+    python -m hopscope_operator.install.crd > crds/connectivitycheck.yaml  # regenerate
+    python -m hopscope_operator.install.crd --check  # exit 1 when it is stale
 
 The API server wants a structural OpenAPI v3 schema, which pydantic's JSON Schema is not: `$ref`s
 are inlined, titles dropped, `X | None` becomes a plain optional property (nothing writes null),
@@ -25,7 +25,7 @@ from pydantic_core import core_schema
 from hopscope_operator import api
 
 CRD_PATH = Path("crds/connectivitycheck.yaml")
-HEADER = "# Generated from hopscope_operator/api.py by `python -m hopscope_operator.crd`.\n"
+HEADER = "# Generated from hopscope_operator/api.py by `python -m hopscope_operator.install.crd`.\n"
 DESCRIPTION = (
     "Checks a connection from a source in the cluster to a destination: reachability, latency,"
     " the hop-by-hop path and located issues with hints."
@@ -162,7 +162,9 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hopscope_operator.crd", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m hopscope_operator.install.crd", description=__doc__
+    )
     parser.add_argument(
         "--check",
         nargs="?",
@@ -186,7 +188,9 @@ def main(argv: list[str] | None = None) -> int:
         "generated",
     )
     sys.stderr.writelines(diff)
-    sys.stderr.write(f"{args.check} is stale: run python -m hopscope_operator.crd > {args.check}\n")
+    sys.stderr.write(
+        f"{args.check} is stale: run python -m hopscope_operator.install.crd > {args.check}\n"
+    )
     return 1
 
 

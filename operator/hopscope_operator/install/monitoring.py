@@ -1,8 +1,8 @@
 """What users alert on and look at: Prometheus alert rules and the Grafana dashboard.
 
-Both are built from the metric names `metrics.py` exports, and tests hold them to it: the rules
-pass `promtool check rules` and `promtool test rules` on synthetic series, and every query of
-the dashboard names only exported series.
+Both are built from the metric names `controller/metrics.py` exports, and tests hold them to
+it: the rules pass `promtool check rules` and `promtool test rules` on synthetic series, and
+every query of the dashboard names only exported series.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from hopscope_operator.metrics import COMMON
+from hopscope_operator.controller.metrics import COMMON
 from hopscope_operator.names import NAME, NAMESPACE
 
 Manifest = dict[str, Any]

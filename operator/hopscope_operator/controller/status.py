@@ -21,8 +21,8 @@ from hopscope_operator.api import (
     ConnectivityCheckStatus,
     Phase,
 )
-from hopscope_operator.collect import ProbeFailure
-from hopscope_operator.resolve import ResolvedDestination, ResolvedSource
+from hopscope_operator.controller.collect import ProbeFailure
+from hopscope_operator.controller.resolve import ResolvedDestination, ResolvedSource
 from hopscope_probe.models import ConnectionStatus, Issue, ProbeResult, Severity
 
 PATH_CHANGED = "PathChanged"

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from hopscope_operator.api import ConnectivityCheck
 from hopscope_operator.cluster import ApiError
-from hopscope_operator.resolve import ResolveError
+from hopscope_operator.controller.resolve import ResolveError
 from hopscope_probe.models import MAX_CA_PEM
 
 FIELD = "spec.http.caBundle.configMapKeyRef"

@@ -30,8 +30,8 @@ from hopscope_operator.cluster import (
     Object,
     Resource,
 )
-from hopscope_operator.resolve import ResolvedDestination, ResolvedSource
-from hopscope_operator.view import SERVICE_NAME_LABEL
+from hopscope_operator.controller.resolve import ResolvedDestination, ResolvedSource
+from hopscope_operator.controller.view import SERVICE_NAME_LABEL
 
 NAMESPACES = Resource("", "v1", "namespaces", "Namespace")
 T = TypeVar("T")

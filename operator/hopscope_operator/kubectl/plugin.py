@@ -40,7 +40,7 @@ from hopscope_operator.api import (
     Phase,
 )
 from hopscope_operator.cluster import CHECKS, ApiError, ClusterApi, NotFound, Object
-from hopscope_operator.svg import render_svg
+from hopscope_operator.kubectl.svg import render_svg
 from hopscope_probe.models import (
     ConnectionStatus,
     DestinationInfo,

@@ -21,11 +21,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hopscope_operator.agents import AgentRunner, AgentTokens
 from hopscope_operator.analysis import analyse, destination_hop_id
 from hopscope_operator.analysis import unknown as unknown_analysis
 from hopscope_operator.api import Analysis, ConnectivityCheck, ConnectivityCheckStatus
-from hopscope_operator.cabundle import ca_pem
 from hopscope_operator.cluster import (
     CHECKS,
     EVENTS,
@@ -37,7 +35,9 @@ from hopscope_operator.cluster import (
     NotFound,
     Object,
 )
-from hopscope_operator.collect import (
+from hopscope_operator.controller.agents import AgentRunner, AgentTokens
+from hopscope_operator.controller.cabundle import ca_pem
+from hopscope_operator.controller.collect import (
     Collected,
     Pending,
     Running,
@@ -46,8 +46,38 @@ from hopscope_operator.collect import (
     parse_id,
     seconds_since_ended,
 )
-from hopscope_operator.collect import pod_outcome as outcome_of
-from hopscope_operator.metrics import CheckLabels, Metrics
+from hopscope_operator.controller.collect import pod_outcome as outcome_of
+from hopscope_operator.controller.metrics import CheckLabels, Metrics
+from hopscope_operator.controller.plan import (
+    BatchItem,
+    Caps,
+    ProbePodSettings,
+    PullPolicy,
+    group_by_node,
+    planned_uids,
+    probe_pod,
+)
+from hopscope_operator.controller.resolve import (
+    ResolvedSource,
+    ResolveError,
+    pod_source,
+    resolve_destination,
+    resolve_source,
+    to_probe_request,
+)
+from hopscope_operator.controller.schedule import AT_ONCE, check_key, due, due_at, next_run
+from hopscope_operator.controller.sidecar import SidecarMissing, find_sidecar_pod
+from hopscope_operator.controller.snapshot import SnapshotReader
+from hopscope_operator.controller.status import (
+    PATH_CHANGED,
+    Event,
+    next_status,
+    not_ready_status,
+    running_status,
+    starts_a_run,
+    summary,
+)
+from hopscope_operator.controller.view import ApiView
 from hopscope_operator.names import (
     ANNOTATION_SOURCES,
     DEFAULT_TICK_SECONDS,
@@ -58,36 +88,6 @@ from hopscope_operator.names import (
     NAMESPACE,
     PROBE_IMAGE,
 )
-from hopscope_operator.plan import (
-    BatchItem,
-    Caps,
-    ProbePodSettings,
-    PullPolicy,
-    group_by_node,
-    planned_uids,
-    probe_pod,
-)
-from hopscope_operator.resolve import (
-    ResolvedSource,
-    ResolveError,
-    pod_source,
-    resolve_destination,
-    resolve_source,
-    to_probe_request,
-)
-from hopscope_operator.schedule import AT_ONCE, check_key, due, due_at, next_run
-from hopscope_operator.sidecar import SidecarMissing, find_sidecar_pod
-from hopscope_operator.snapshot import SnapshotReader
-from hopscope_operator.status import (
-    PATH_CHANGED,
-    Event,
-    next_status,
-    not_ready_status,
-    running_status,
-    starts_a_run,
-    summary,
-)
-from hopscope_operator.view import ApiView
 from hopscope_probe.models import DestinationInfo, ProbeRequest, ProbeResult
 
 log = logging.getLogger("hopscope.operator")

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hopscope_operator.plan import CONTAINER, planned_uids
+from hopscope_operator.controller.plan import CONTAINER, planned_uids
 from hopscope_probe import batch as wire
 from hopscope_probe.models import ContextItem, Issue, IssueType, Origin, ProbeResult, Severity
 from hopscope_probe.target import unknown_result

@@ -1,0 +1,1 @@
+"""`kubectl hopscope`: the plugin (`plugin`) and its SVG topology (`svg`)."""
