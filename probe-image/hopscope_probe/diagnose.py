@@ -28,6 +28,7 @@ from hopscope_probe.evidence import (
     Stage,
 )
 from hopscope_probe.models import (
+    SOURCE_HOP,
     ConnectionStatus,
     ContextItem,
     Hop,
@@ -39,8 +40,6 @@ from hopscope_probe.models import (
     ProbeRequest,
     Severity,
 )
-
-SOURCE_HOP = "source"
 
 # Local health thresholds: above them the source itself is a suspect.
 CPU_PRESSURE_PERCENT = 40.0  # PSI cpu "some" avg10

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from hopscope_probe import checks
 from hopscope_probe.checks import dns, health, route
-from hopscope_probe.diagnose import SOURCE_HOP, diagnose
+from hopscope_probe.diagnose import diagnose
 from hopscope_probe.evidence import (
     Attempt,
     ConnectionEvidence,
@@ -29,6 +29,7 @@ from hopscope_probe.evidence import (
     PathEvidence,
 )
 from hopscope_probe.models import (
+    SOURCE_HOP,
     DestinationInfo,
     Hop,
     HopType,

@@ -148,6 +148,11 @@ class Issue(Schema):
     """The evidence behind it."""
 
 
+# The id of the source's own hop, the root of every hop graph (the probe writes it, the
+# operator's analysis places issues on it).
+SOURCE_HOP = "source"
+
+
 class Hop(Schema):
     """One node of the hop graph."""
 

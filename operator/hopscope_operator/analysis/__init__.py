@@ -43,6 +43,7 @@ from hopscope_policy import (
     parse_policy,
 )
 from hopscope_probe.models import (
+    SOURCE_HOP,
     ContextItem,
     Hop,
     HopType,
@@ -57,7 +58,6 @@ Manifest = dict[str, Any]
 
 DNS_SERVICE = "kube-dns"
 DNS_PORT = 53
-SOURCE_HOP = "source"
 CRASH_LOOP = "CrashLoopBackOff"
 OOM_KILLED = "OOMKilled"
 RESTARTS_WORTH_NOTING = 3

@@ -13,9 +13,8 @@ import ipaddress
 from collections import defaultdict
 from collections.abc import Iterable
 
-from hopscope_probe.diagnose import SOURCE_HOP
 from hopscope_probe.evidence import HopReply, PathEvidence, ReplyKind
-from hopscope_probe.models import Hop, HopType, Latency
+from hopscope_probe.models import SOURCE_HOP, Hop, HopType, Latency
 
 SILENT = "*"
 ENDS = (ReplyKind.REACHED, ReplyKind.UNREACHABLE)
