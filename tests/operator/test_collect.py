@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -29,7 +30,6 @@ from hopscope_operator.controller.plan import BatchItem, probe_pod
 from hopscope_probe.batch import BatchOutput
 from hopscope_probe.models import (
     ConnectionStatus,
-    DestinationInfo,
     IssueType,
     Latency,
     ProbeRequest,
@@ -37,6 +37,7 @@ from hopscope_probe.models import (
     Protocol,
     Severity,
 )
+from tests import builders
 
 CREATED = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 IDS = ["shop/a/1", "shop/b/2", "team/c/3"]
@@ -64,14 +65,9 @@ def finished_pod(exit_code: int = 0, **extra: Any) -> dict[str, Any]:
     return make_pod(phase=phase, containerStatuses=[terminated(exit_code, **extra)], **{})
 
 
-def result(host: str = "10.0.0.1", status: ConnectionStatus = ConnectionStatus.REACHABLE):
-    return ProbeResult(
-        connection_status=status,
-        protocol=Protocol.TCP,
-        destination=DestinationInfo(host=host, port=80, addresses=[host]),
-        latency=Latency(min_ms=0.5, avg_ms=1.0, max_ms=2.0),
-        probes_sent=10,
-    )
+result = partial(
+    builders.result, host="10.0.0.1", port=80, latency=Latency(min_ms=0.5, avg_ms=1.0, max_ms=2.0)
+)
 
 
 def line(batch_id: str, probe_result: ProbeResult | None = None) -> str:
@@ -89,7 +85,7 @@ def test_every_check_gets_its_line_and_progress_is_ignored() -> None:
     log = "\n".join(
         [
             "hopscope: resolving db.example.com",
-            line("shop/b/2", result("10.1.1.1", ConnectionStatus.UNREACHABLE)),
+            line("shop/b/2", result(ConnectionStatus.UNREACHABLE, host="10.1.1.1")),
             "hopscope: tracing the path to 10.0.0.1",
             "{not a result, but a progress line in braces}",
             line("team/c/3"),
@@ -152,7 +148,7 @@ def test_a_line_with_an_invalid_result_names_the_field() -> None:
 
 def test_the_first_good_line_wins_over_malformed_ones() -> None:
     bad = '{"id": "shop/a/1", "result": {}}'
-    good = result("10.9.9.9")
+    good = result(host="10.9.9.9")
     for log in (f"{bad}\n{line('shop/a/1', good)}", f"{line('shop/a/1', good)}\n{bad}"):
         parsed = parse_log(log, {"shop/a/1"})
         assert parsed["shop/a/1"] == good

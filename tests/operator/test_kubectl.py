@@ -12,10 +12,13 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
 from hopscope_operator.api import API_VERSION, KIND
 from hopscope_operator.cluster import CHECKS, Object, Resource
 from hopscope_operator.kubectl import plugin as kubectl
+from hopscope_probe.models import HopType, Issue, Latency
+from tests.builders import hop
 
 from .conftest import ApiServer
 from .fakeapi import FakeApi
@@ -26,15 +29,21 @@ WHEN = "2026-11-25T12:00:00Z"
 # ---- recorded statuses, as the operator writes them ---------------------------------------
 
 
-def lat(avg: float) -> Object:
-    return {"minMs": round(avg * 0.8, 3), "avgMs": avg, "maxMs": round(avg * 1.3, 3)}
+def lat(avg: float) -> Latency:
+    return Latency(min_ms=round(avg * 0.8, 3), avg_ms=avg, max_ms=round(avg * 1.3, 3))
 
 
-def hop(hop_id: str, kind: str, address: str | None, ttl: int, nxt: list[str], **extra: Any):
-    body = {"id": hop_id, "type": kind, "ttl": ttl, "nextHopIds": nxt, **extra}
-    if address is not None:
-        body["address"] = address
-    return body
+def issues(*bodies: Object) -> list[Issue]:
+    return [Issue.model_validate(body) for body in bodies]
+
+
+def as_status(value: Any) -> Any:
+    """The status JSON of a model (or a list of them), as the operator writes it."""
+    if isinstance(value, list):
+        return [as_status(item) for item in value]
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return value
 
 
 def conditions(reachable: str, reason: str, message: str) -> list[Object]:
@@ -68,7 +77,7 @@ def finished(connection: str, **fields: Any) -> Object:
         "lastRunTime": WHEN,
         "source": {"address": "10.244.1.5", "node": "worker-1", "pod": "web-0"},
         "conditions": conditions(reachable, connection, f"{connection}: recorded"),
-        **fields,
+        **{key: as_status(value) for key, value in fields.items()},
     }
 
 
@@ -81,26 +90,23 @@ def healthy_status() -> Object:
         probesSent=10,
         probesFailed=0,
         hops=[
-            hop("source", "Source", "10.244.1.5", 0, ["h1-10.244.1.1"]),
+            hop(0, "10.244.1.5", hop_id="source", kind=HopType.SOURCE, next_hops=["h1-10.244.1.1"]),
             hop(
-                "h1-10.244.1.1",
-                "Node",
-                "10.244.1.1",
                 1,
-                ["h2-10.96.0.20"],
+                "10.244.1.1",
+                kind=HopType.NODE,
+                next_hops=["h2-10.96.0.20"],
                 name="worker-1",
                 latency=lat(0.11),
-                probesSent=3,
+                sent=3,
             ),
             hop(
-                "h2-10.96.0.20",
-                "Destination",
-                "10.96.0.20",
                 2,
-                [],
+                "10.96.0.20",
+                kind=HopType.DESTINATION,
                 name="db.shop.svc.cluster.local",
                 latency=lat(0.4),
-                probesSent=3,
+                sent=3,
             ),
         ],
         pathFingerprint="3f9a1c22",
@@ -126,66 +132,49 @@ def multipath_status() -> Object:
         probesSent=10,
         probesFailed=1,
         hops=[
-            hop("source", "Source", "10.244.1.5", 0, ["h1-10.244.1.1"]),
+            hop(0, "10.244.1.5", hop_id="source", kind=HopType.SOURCE, next_hops=["h1-10.244.1.1"]),
             hop(
-                "h1-10.244.1.1",
-                "Node",
-                "10.244.1.1",
                 1,
-                ["h2-192.0.2.1"],
+                "10.244.1.1",
+                kind=HopType.NODE,
+                next_hops=["h2-192.0.2.1"],
                 name="worker-1",
                 latency=lat(0.1),
-                probesSent=6,
+                sent=6,
             ),
             hop(
-                "h2-192.0.2.1",
-                "Router",
-                "192.0.2.1",
                 2,
-                ["h3-192.0.2.17", "h3-192.0.2.33"],
+                "192.0.2.1",
+                next_hops=["h3-192.0.2.17", "h3-192.0.2.33"],
                 latency=lat(1.2),
-                probesSent=6,
+                sent=6,
             ),
             hop(
-                "h3-192.0.2.17",
-                "Router",
-                "192.0.2.17",
                 3,
-                ["h4-198.51.100.1"],
+                "192.0.2.17",
+                next_hops=["h4-198.51.100.1"],
                 name="edge-a.example.net",
                 latency=lat(5.1),
-                probesSent=3,
+                sent=3,
             ),
             hop(
-                "h3-192.0.2.33",
-                "Router",
-                "192.0.2.33",
                 3,
-                ["h4-198.51.100.1"],
+                "192.0.2.33",
+                next_hops=["h4-198.51.100.1"],
                 name="edge-b.example.net",
                 latency=lat(6.3),
-                probesSent=3,
-                probesFailed=1,
-                issues=[LOSS],
+                sent=3,
+                failed=1,
+                issues=issues(LOSS),
             ),
+            hop(4, "198.51.100.1", next_hops=["h5-203.0.113.10"], latency=lat(9.8), sent=6),
             hop(
-                "h4-198.51.100.1",
-                "Router",
-                "198.51.100.1",
-                4,
-                ["h5-203.0.113.10"],
-                latency=lat(9.8),
-                probesSent=6,
-            ),
-            hop(
-                "h5-203.0.113.10",
-                "Destination",
-                "203.0.113.10",
                 5,
-                [],
+                "203.0.113.10",
+                kind=HopType.DESTINATION,
                 name="api.example.com",
                 latency=lat(12.4),
-                probesSent=6,
+                sent=6,
             ),
         ],
         issues=[LOSS],
@@ -219,18 +208,17 @@ def blocked_status() -> Object:
         probesSent=10,
         probesFailed=10,
         hops=[
-            hop("source", "Source", "10.244.1.5", 0, ["h1-10.244.1.1"]),
+            hop(0, "10.244.1.5", hop_id="source", kind=HopType.SOURCE, next_hops=["h1-10.244.1.1"]),
             hop(
-                "h1-10.244.1.1",
-                "Node",
-                "10.244.1.1",
                 1,
-                ["h2-*"],
+                "10.244.1.1",
+                kind=HopType.NODE,
+                next_hops=["h2-*"],
                 name="worker-1",
                 latency=lat(0.12),
-                probesSent=3,
+                sent=3,
             ),
-            hop("h2-*", "Unknown", None, 2, [], probesSent=3, probesFailed=3, issues=[DROP]),
+            hop(2, sent=3, issues=issues(DROP)),
         ],
         issues=[DROP, DENIED],
         analysis={"result": "Blocked", "issues": [DENIED]},

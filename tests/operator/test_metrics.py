@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from functools import partial
 from typing import Any
 
 import pytest
@@ -15,18 +16,16 @@ from hopscope_operator.api import ConnectivityCheck
 from hopscope_operator.controller.metrics import CheckLabels, Metrics
 from hopscope_probe.models import (
     ConnectionStatus,
-    DestinationInfo,
     Hop,
     HopType,
     Issue,
     IssueType,
-    Latency,
     Origin,
-    ProbeResult,
-    Protocol,
     Severity,
     Thresholds,
 )
+from tests import builders
+from tests.builders import hop
 
 WEB = CheckLabels("shop", "web-to-db", "pod/shop/web-0", "service/shop/db:5432", "TCP")
 API = CheckLabels("shop", "web-to-api", "node/worker-1", "fqdn/api.example.com:443", "HTTPS")
@@ -39,36 +38,11 @@ COMMON = {
 }
 
 
-def hop(ttl: int, address: str | None, avg_ms: float | None) -> Hop:
-    latency = Latency(min_ms=avg_ms, avg_ms=avg_ms, max_ms=avg_ms) if avg_ms is not None else None
-    return Hop(id=str(ttl), type=HopType.ROUTER, address=address, ttl=ttl, latency=latency)
-
-
 def issue(kind: IssueType, severity: Severity = Severity.WARNING) -> Issue:
     return Issue(type=kind, severity=severity, origin=Origin.OUTBOUND, message="m", hint="h")
 
 
-def result(
-    status: ConnectionStatus = ConnectionStatus.REACHABLE,
-    *,
-    hops: list[Hop] | None = None,
-    issues: list[Issue] | None = None,
-    sent: int = 10,
-    failed: int = 0,
-    duration_ms: float | None = 1500.0,
-) -> ProbeResult:
-    latency = Latency(min_ms=1.0, avg_ms=2.5, max_ms=4.0) if failed < sent else None
-    return ProbeResult(
-        connection_status=status,
-        protocol=Protocol.TCP,
-        destination=DestinationInfo(host="10.96.0.10", port=5432),
-        latency=latency,
-        probes_sent=sent,
-        probes_failed=failed,
-        hops=hops or [],
-        issues=issues or [],
-        duration_ms=duration_ms,
-    )
+result = partial(builders.result, addresses=[], duration_ms=1500.0)
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -21,17 +21,15 @@ from hopscope_operator.controller.reconcile import Reconciler, Settings
 from hopscope_probe.batch import Batch, BatchOutput
 from hopscope_probe.models import (
     ConnectionStatus,
-    DestinationInfo,
-    Hop,
     HopType,
     Issue,
     IssueType,
     Latency,
     Origin,
     ProbeResult,
-    Protocol,
     Severity,
 )
+from tests import builders
 
 from .conftest import Clock
 from .fakeapi import FakeApi, container_status
@@ -101,26 +99,13 @@ def batch_of(pod: Object) -> Batch:
 
 
 def reachable_result(avg_ms: float = 1.5, path: tuple[str, ...] = ("10.244.0.1",)) -> ProbeResult:
-    hops = [Hop(id="source", type=HopType.SOURCE, address="10.244.1.5", ttl=0)]
-    for ttl, address in enumerate(path, 1):
-        hops.append(
-            Hop(
-                id=f"h{ttl}-{address}",
-                type=HopType.ROUTER,
-                address=address,
-                ttl=ttl,
-                latency=Latency(min_ms=avg_ms / 2, avg_ms=avg_ms / 2, max_ms=avg_ms / 2),
-            )
-        )
-    return ProbeResult(
-        connection_status=ConnectionStatus.REACHABLE,
-        protocol=Protocol.TCP,
-        destination=DestinationInfo(host="10.96.0.20", port=5432, addresses=["10.96.0.20"]),
+    source = builders.hop(0, "10.244.1.5", hop_id="source", kind=HopType.SOURCE)
+    routers = [builders.hop(ttl, address, avg_ms / 2) for ttl, address in enumerate(path, 1)]
+    return builders.result(
+        host="10.96.0.20",
         latency=Latency(min_ms=avg_ms, avg_ms=avg_ms, max_ms=avg_ms),
-        probes_sent=10,
-        probes_failed=0,
-        hops=hops,
-        path_fingerprint="-".join(path),
+        hops=[source, *routers],
+        fingerprint="-".join(path),
         duration_ms=120.0,
     )
 
@@ -134,13 +119,11 @@ def unreachable_result() -> ProbeResult:
         message="silently dropped",
         hint="find the rule",
     )
-    return ProbeResult(
-        connection_status=ConnectionStatus.UNREACHABLE,
-        protocol=Protocol.TCP,
-        destination=DestinationInfo(host="10.96.0.20", port=5432),
-        probes_sent=10,
-        probes_failed=10,
-        hops=[Hop(id="source", type=HopType.SOURCE, ttl=0)],
+    return builders.result(
+        ConnectionStatus.UNREACHABLE,
+        host="10.96.0.20",
+        addresses=[],
+        hops=[builders.hop(0, hop_id="source", kind=HopType.SOURCE)],
         issues=[issue],
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from hopscope_operator.api import (
@@ -27,7 +28,6 @@ from hopscope_operator.controller.status import (
 )
 from hopscope_probe.models import (
     ConnectionStatus,
-    DestinationInfo,
     Hop,
     HopType,
     Issue,
@@ -39,6 +39,7 @@ from hopscope_probe.models import (
     Severity,
     SourceInfo,
 )
+from tests import builders
 
 if TYPE_CHECKING:
     from tests.operator.conftest import ApiServer
@@ -77,27 +78,15 @@ LOSS = Issue(
 )
 
 
-def result(
-    status: ConnectionStatus = ConnectionStatus.REACHABLE,
-    *,
-    fingerprint: str | None = "fp-a",
-    issues: list[Issue] | None = None,
-    failed: int = 0,
-) -> ProbeResult:
-    reached = status in (ConnectionStatus.REACHABLE, ConnectionStatus.DEGRADED)
-    return ProbeResult(
-        connection_status=status,
-        protocol=Protocol.TCP,
-        source=SourceInfo(address="10.244.1.12"),
-        destination=DestinationInfo(host="10.96.12.7", port=5432, addresses=["10.96.12.7"]),
-        latency=Latency(min_ms=0.4, avg_ms=1.25, max_ms=3.9) if reached else None,
-        probes_sent=10,
-        probes_failed=failed if reached else 10,
-        hops=HOPS,
-        issues=issues or [],
-        path_fingerprint=fingerprint,
-        duration_ms=812.0,
-    )
+result = partial(
+    builders.result,
+    host="10.96.12.7",
+    source=SourceInfo(address="10.244.1.12"),
+    latency=Latency(min_ms=0.4, avg_ms=1.25, max_ms=3.9),
+    hops=HOPS,
+    fingerprint="fp-a",
+    duration_ms=812.0,
+)
 
 
 def run(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+from functools import partial
 
 from hopscope_probe.diagnose import diagnose, status_allowed
 from hopscope_probe.engine import dns_connection
@@ -32,32 +33,19 @@ from hopscope_probe.models import (
     HopType,
     HttpOptions,
     IssueType,
-    Latency,
     Origin,
     ProbeRequest,
     Protocol,
     Severity,
     Thresholds,
 )
+from tests import builders
 
 DST = "198.18.4.2"
 REQUEST = ProbeRequest(host=DST, port=80)
 
 
-def hop(ttl: int, address: str | None, avg: float | None = None, sent: int = 3, failed: int = 0):
-    kind = HopType.DESTINATION if address == DST else HopType.ROUTER
-    if address is None:
-        kind = HopType.UNKNOWN
-    return Hop(
-        id=f"h{ttl}-{address or '*'}",
-        type=kind,
-        address=address,
-        ttl=ttl,
-        latency=Latency(min_ms=avg, avg_ms=avg, max_ms=avg) if avg is not None else None,
-        probes_sent=sent,
-        probes_failed=failed if address else sent,
-    )
-
+hop = partial(builders.hop, destination=DST, sent=3)
 
 SOURCE = Hop(id="source", type=HopType.SOURCE, address="198.18.1.2", ttl=0)
 ROUTERS = [hop(1, "198.18.1.1", 1.0), hop(2, "198.18.2.2", 2.0), hop(3, "198.18.3.2", 3.0)]
