@@ -132,6 +132,38 @@ def make_server_cert(
     return cert_path, key_path
 
 
+def self_signed(
+    directory: Path, name: str, *, ca: bool = False, files: tuple[str, str] | None = None
+) -> tuple[Path, Path]:
+    """Write a self-signed certificate for 127.0.0.1 named `name`, valid for a day, and its key;
+    returns (cert, key), by default `<name>.crt` and `<name>.key`. `ca`: marked as a CA, for a
+    client to trust it as its own anchor."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(name))
+        .issuer_name(_name(name))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+    )
+    if ca:
+        builder = builder.add_extension(
+            x509.BasicConstraints(ca=True, path_length=None), critical=True
+        )
+    cert = builder.add_extension(
+        x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+        critical=False,
+    ).sign(key, hashes.SHA256())
+    cert_name, key_name = files or (f"{name}.crt", f"{name}.key")
+    cert_path, key_path = directory / cert_name, directory / key_name
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(key, key_path)
+    return cert_path, key_path
+
+
 # ---- servers ---------------------------------------------------------------------------------
 
 

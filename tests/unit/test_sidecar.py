@@ -4,8 +4,6 @@ sidecar (a valid Pod by the real Kubernetes schema), and calls to a real agent o
 from __future__ import annotations
 
 import contextlib
-import datetime
-import ipaddress
 import json
 import os
 import re
@@ -47,6 +45,7 @@ from hopscope_probe.models import (
     ProbeRequest,
     ProbeResult,
 )
+from tests.netlab.servers import self_signed
 
 APP = {"name": "gateway", "image": "envoyproxy/envoy:v1.31.0"}
 AGENT = {"name": CONTAINER, "image": "ghcr.io/hopscope/probe:0.1.0"}
@@ -325,45 +324,10 @@ def test_an_agent_that_never_answers_times_out():
     assert time.monotonic() - started < 3
 
 
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hopscope-agent")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "tls.crt", directory / "tls.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 def test_over_tls_a_trusted_agent_answers_and_plain_http_or_an_untrusted_one_fail(
     tmp_path: Path, listener: int
 ):
-    cert, key = self_signed(tmp_path)
+    cert, key = self_signed(tmp_path, "hopscope-agent", files=("tls.crt", "tls.key"))
     agent = start_agent(tmp_path, "--tls-cert", str(cert), "--tls-key", str(key))
     try:
         trusting = ssl.create_default_context(cafile=str(cert))
@@ -404,7 +368,7 @@ OPERATOR_SA = "system:serviceaccount:hopscope-system:hopscope-operator"
 
 def fake_api(tmp_path: Path, users: dict[str, str]) -> tuple[ThreadingHTTPServer, list[dict]]:
     """A Kubernetes API over HTTPS on loopback answering TokenReviews: token -> username."""
-    cert, key = self_signed(tmp_path)
+    cert, key = self_signed(tmp_path, "hopscope-agent", files=("tls.crt", "tls.key"))
     seen: list[dict] = []
 
     class Handler(BaseHTTPRequestHandler):

@@ -4,8 +4,6 @@ that records every request and answers per reviewed token."""
 from __future__ import annotations
 
 import base64
-import datetime
-import ipaddress
 import json
 import logging
 import threading
@@ -27,6 +25,7 @@ from hopscope_probe.tokenreview import (
     in_cluster_api_url,
     token_expiry,
 )
+from tests.netlab.servers import self_signed
 
 OPERATOR = "system:serviceaccount:hopscope-system:hopscope-operator"
 OTHER = "system:serviceaccount:edge:gateway"
@@ -35,40 +34,8 @@ OWN_TOKEN = "the-agents-own-service-account-token"
 
 
 def certificate(directory: Path, name: str) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and its key, as PEM files."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
+    """A self-signed CA certificate for 127.0.0.1 and its key, as PEM files."""
+    return self_signed(directory, name, ca=True)
 
 
 def authenticated(username: str, audiences: Sequence[str] | None = (AUDIENCE,)) -> dict[str, Any]:
