@@ -18,16 +18,15 @@ from hopscope_operator.controller.reconcile import Reconciler
 from hopscope_probe.models import (
     ConnectionStatus,
     ContextItem,
-    DestinationInfo,
     Hop,
     HopType,
     Issue,
     IssueType,
     Origin,
     ProbeResult,
-    Protocol,
     Severity,
 )
+from tests import builders
 
 from . import test_reconcile as story
 from .conftest import Clock
@@ -73,14 +72,8 @@ def dropped_at_the_destination() -> ProbeResult:
         hint="A firewall drops this flow",
         context=[ContextItem(key="probes", value="10")],
     )
-    return ProbeResult(
-        connection_status=ConnectionStatus.UNREACHABLE,
-        protocol=Protocol.TCP,
-        destination=DestinationInfo(host="10.96.0.20", port=5432, addresses=["10.96.0.20"]),
-        probes_sent=10,
-        probes_failed=10,
-        hops=hops,
-        issues=[drop],
+    return builders.result(
+        ConnectionStatus.UNREACHABLE, host="10.96.0.20", hops=hops, issues=[drop]
     )
 
 

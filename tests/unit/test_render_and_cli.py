@@ -9,7 +9,6 @@ import pytest
 from hopscope_probe import cli
 from hopscope_probe.models import (
     ConnectionStatus,
-    DestinationInfo,
     Hop,
     HopType,
     Issue,
@@ -17,11 +16,11 @@ from hopscope_probe.models import (
     Latency,
     Origin,
     ProbeResult,
-    Protocol,
     Severity,
 )
 from hopscope_probe.render import render
 from hopscope_probe.target import split_host_port
+from tests import builders
 
 
 def lat(v: float) -> Latency:
@@ -88,12 +87,12 @@ def ecmp_result() -> ProbeResult:
             issues=[drop],
         ),
     ]
-    return ProbeResult(
-        connection_status=ConnectionStatus.UNREACHABLE,
-        protocol=Protocol.TCP,
-        destination=DestinationInfo(host="dst.lab.test", port=80, addresses=["198.18.4.2"]),
-        probes_sent=4,
-        probes_failed=4,
+    return builders.result(
+        ConnectionStatus.UNREACHABLE,
+        host="dst.lab.test",
+        port=80,
+        addresses=["198.18.4.2"],
+        sent=4,
         hops=hops,
         issues=[drop],
     )
