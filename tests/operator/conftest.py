@@ -21,8 +21,8 @@ from jsonschema import Draft202012Validator
 from hopscope_operator.cluster import ENDPOINT_SLICES, NODES, PODS, SERVICES, Object
 from hopscope_operator.controller.reconcile import Reconciler
 from hopscope_operator.controller.snapshot import NAMESPACES
-from hopscope_operator.install.chart import allows
 from hopscope_operator.install.crd import custom_resource_definition
+from hopscope_operator.install.rbac import allows
 
 from .fakeapi import FakeApi
 

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from hopscope_operator.install import chart as install
-from hopscope_operator.install import monitoring
-from hopscope_operator.names import SERVICE_ACCOUNT
+from hopscope_operator.install import monitoring, rbac
+from hopscope_operator.names import HEALTH_PORT, SERVICE_ACCOUNT
 from hopscope_policy import (
     Flow,
     PodRef,
@@ -109,15 +109,15 @@ def test_a_namespaced_install_binds_its_rights_in_each_watched_namespace_only():
 
 @pytest.mark.parametrize("listed", [[], ["shop", "payments"], ["kube-system"]])
 def test_the_rendered_rbac_grants_exactly_what_the_stories_are_checked_against(listed):
-    """The stories hold the operator to `install.allows`; the API server holds it to the
+    """The stories hold the operator to `rbac.allows`; the API server holds it to the
     rendered RBAC. The two agree on every request, for both kinds of install."""
     from hopscope_operator.controller.handlers import Config
 
     docs = render({"watch": {"namespaces": listed}})
     authorizer = Authorizer(docs)
     watched = Config.from_env(env_of(docs)).settings.watched
-    resources = {r for rule in install.RULES for r in rule.resources} | {"secrets", "configmaps"}
-    verbs = {v for rule in install.RULES for v in rule.verbs} | {"update", "deletecollection"}
+    resources = {r for rule in rbac.RULES for r in rule.resources} | {"secrets", "configmaps"}
+    verbs = {v for rule in rbac.RULES for v in rule.verbs} | {"update", "deletecollection"}
     namespaces = (None, install.NAMESPACE, "shop", "payments", "kube-system", "default")
     account = (install.NAMESPACE, install.NAME)
     names = (None, install.NAME, "default")  # the token rule names the operator's account
@@ -128,11 +128,11 @@ def test_the_rendered_rbac_grants_exactly_what_the_stories_are_checked_against(l
         for namespace in namespaces
         for name in names
         if authorizer.allows(account, verb, resource, namespace, name)
-        != install.allows(verb, resource, namespace, name, watched=watched)
+        != rbac.allows(verb, resource, namespace, name, watched=watched)
     ]
     assert disagree == []
-    assert install.allows("create", "serviceaccounts/token", install.NAMESPACE, install.NAME)
-    assert not install.allows("create", "serviceaccounts/token", install.NAMESPACE, "default")
+    assert rbac.allows("create", "serviceaccounts/token", install.NAMESPACE, install.NAME)
+    assert not rbac.allows("create", "serviceaccounts/token", install.NAMESPACE, "default")
     assert not authorizer.allows(account, "get", "secrets", "shop")
     probe_account = (install.NAMESPACE, SERVICE_ACCOUNT)
     assert not any(authorizer.allows(probe_account, "get", r, None) for r in resources)
@@ -189,7 +189,7 @@ def test_the_operator_pod_admits_metrics_from_monitoring_and_health_probes_from_
     node = IPv4Address("172.18.0.2")  # the kubelet, probing from the node's address
     assert index.evaluate(Flow(scrape, target, install.METRICS_PORT)).allowed
     assert not index.evaluate(Flow(node, target, install.METRICS_PORT)).allowed
-    assert index.evaluate(Flow(node, target, install.HEALTH_PORT)).allowed
+    assert index.evaluate(Flow(node, target, HEALTH_PORT)).allowed
 
 
 def test_large_numbers_reach_the_operator_as_integers_it_reads():

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from hopscope_operator.install import chart as install
+from hopscope_operator.install import rbac
 from hopscope_operator.names import SERVICE_ACCOUNT
 
 VERSION = kubernetes_validate.latest_version()
@@ -38,12 +39,12 @@ def test_the_probe_account_can_do_nothing_and_mounts_no_token():
 
 
 def test_the_operator_may_write_pods_only_in_the_probe_namespace_and_never_read_secrets():
-    assert install.allows("create", "pods", install.NAMESPACE)
-    assert not install.allows("create", "pods", "default")
-    assert not install.allows("delete", "pods", "kube-system")
-    assert not any("secrets" in rule.resources for rule in install.RULES)
-    assert not any("*" in rule.verbs or "*" in rule.resources for rule in install.RULES)
-    assert not install.allows("update", "connectivitychecks", "default")  # status only
+    assert rbac.allows("create", "pods", install.NAMESPACE)
+    assert not rbac.allows("create", "pods", "default")
+    assert not rbac.allows("delete", "pods", "kube-system")
+    assert not any("secrets" in rule.resources for rule in rbac.RULES)
+    assert not any("*" in rule.verbs or "*" in rule.resources for rule in rbac.RULES)
+    assert not rbac.allows("update", "connectivitychecks", "default")  # status only
 
 
 def test_the_operator_runs_unprivileged():
@@ -76,10 +77,10 @@ def test_the_sidecar_example_patched_into_its_gateway_is_a_valid_deployment():
 
 def test_a_namespaced_install_reads_only_its_namespaces_and_the_cluster_dns():
     watched = ("hopscope-system", "shop")
-    assert install.allows("list", "connectivitychecks", "shop", watched=watched)
-    assert not install.allows("list", "connectivitychecks", None, watched=watched)  # all namespaces
-    assert not install.allows("get", "services", "payments", watched=watched)
-    assert install.allows("get", "services", "kube-system", watched=watched)  # the cluster DNS
-    assert not install.allows("list", "connectivitychecks", "kube-system", watched=watched)
-    assert install.allows("get", "nodes", None, watched=watched)  # cluster-scoped: always
-    assert install.allows("list", "pods", None)  # cluster-wide install
+    assert rbac.allows("list", "connectivitychecks", "shop", watched=watched)
+    assert not rbac.allows("list", "connectivitychecks", None, watched=watched)  # all namespaces
+    assert not rbac.allows("get", "services", "payments", watched=watched)
+    assert rbac.allows("get", "services", "kube-system", watched=watched)  # the cluster DNS
+    assert not rbac.allows("list", "connectivitychecks", "kube-system", watched=watched)
+    assert rbac.allows("get", "nodes", None, watched=watched)  # cluster-scoped: always
+    assert rbac.allows("list", "pods", None)  # cluster-wide install

@@ -1,0 +1,170 @@
+"""The operator's own objects in the chart: its ServiceAccounts, the Deployment (the values it
+reads arrive as environment variables), its metrics Service and the NetworkPolicy in front of
+/metrics.
+"""
+
+from __future__ import annotations
+
+from hopscope_operator.install.values import Manifest, meta, value
+from hopscope_operator.names import (
+    ENV_HEALTH_PORT,
+    ENV_MAX_CHECKS_PER_POD,
+    ENV_MAX_PROBE_PODS,
+    ENV_MAX_PROBE_PODS_PER_NODE,
+    ENV_METRICS_PORT,
+    ENV_PROBE_IMAGE,
+    ENV_PROBE_IMAGE_PULL_POLICY,
+    ENV_PROBE_NAMESPACE,
+    ENV_PROBE_POD,
+    ENV_TICK_SECONDS,
+    ENV_WATCH_NAMESPACES,
+    HEALTH_PORT,
+    LABEL_APP,
+    METRICS_PORT,
+    NAME,
+    NAMESPACE,
+    SERVICE_ACCOUNT,
+)
+
+# The operator's pods: the Deployment's selector, the Service's and the ServiceMonitor's.
+SELECTOR = {LABEL_APP: "hopscope", "app.kubernetes.io/component": NAME}
+
+
+def service_accounts() -> list[Manifest]:
+    """The operator's account, and the probe pods' (which has no role)."""
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(NAME)},
+        # The probe never calls the API: its account has no role and mounts no token.
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": meta(SERVICE_ACCOUNT),
+            "automountServiceAccountToken": False,
+        },
+    ]
+
+
+def objects() -> list[Manifest]:
+    """The operator's Deployment, its metrics Service and the NetworkPolicy in front of them."""
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta(NAME),
+        "spec": {
+            "replicas": 1,  # the tick is not leader-elected: one replica
+            "strategy": {"type": "Recreate"},  # never two ticking at once during a rollout
+            "selector": {"matchLabels": SELECTOR},
+            "template": {
+                "metadata": {"labels": SELECTOR},
+                "spec": {
+                    "serviceAccountName": NAME,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 65532,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": "operator",
+                            "image": value("image.operator"),
+                            "imagePullPolicy": value("image.pullPolicy"),
+                            "env": [
+                                {
+                                    "name": ENV_WATCH_NAMESPACES,
+                                    "value": value("watch.namespaces", joined=True),
+                                },
+                                {"name": ENV_PROBE_IMAGE, "value": value("image.probe")},
+                                {
+                                    "name": ENV_PROBE_IMAGE_PULL_POLICY,
+                                    "value": value("image.probePullPolicy"),
+                                },
+                                {
+                                    "name": ENV_MAX_PROBE_PODS,
+                                    "value": value("probes.maxPods"),
+                                },
+                                {
+                                    "name": ENV_MAX_PROBE_PODS_PER_NODE,
+                                    "value": value("probes.maxPodsPerNode"),
+                                },
+                                {
+                                    "name": ENV_MAX_CHECKS_PER_POD,
+                                    "value": value("probes.maxChecksPerPod"),
+                                },
+                                {"name": ENV_TICK_SECONDS, "value": value("tickSeconds")},
+                                {
+                                    "name": ENV_PROBE_POD,
+                                    "value": value("probes.pod", as_base64_json=True),
+                                },
+                                {"name": ENV_PROBE_NAMESPACE, "value": NAMESPACE},
+                                {"name": ENV_METRICS_PORT, "value": str(METRICS_PORT)},
+                                {"name": ENV_HEALTH_PORT, "value": str(HEALTH_PORT)},
+                            ],
+                            "ports": [
+                                {"name": "metrics", "containerPort": METRICS_PORT},
+                                {"name": "health", "containerPort": HEALTH_PORT},
+                            ],
+                            # kopf's own health endpoint: up once its watches run.
+                            "livenessProbe": {
+                                "httpGet": {"path": "/healthz", "port": "health"},
+                                "periodSeconds": 20,
+                                "failureThreshold": 3,
+                            },
+                            "readinessProbe": {
+                                "httpGet": {"path": "/healthz", "port": "health"},
+                                "periodSeconds": 10,
+                            },
+                            "resources": {
+                                "requests": {"cpu": "100m", "memory": "128Mi"},
+                                "limits": {"cpu": "1", "memory": "256Mi"},
+                            },
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "readOnlyRootFilesystem": True,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                        }
+                    ],
+                },
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta(NAME),
+        "spec": {
+            "selector": SELECTOR,
+            "ports": [{"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"}],
+        },
+    }
+    # /metrics has no authentication of its own: only the monitoring namespace may reach it,
+    # and the probe pods (hostNetwork aside) nothing at all. The kubelet's liveness and
+    # readiness probes come from the node, which some CNIs' policy enforcers (kind's, 2024)
+    # do not exempt: the health port (a yes or no, nothing more) is open to any source.
+    metrics_policy = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": meta(f"{NAME}-metrics"),
+        "spec": {
+            "podSelector": {"matchLabels": SELECTOR},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [
+                        {
+                            "namespaceSelector": {
+                                "matchLabels": {
+                                    "kubernetes.io/metadata.name": value(
+                                        "monitoring.allowFromNamespace"
+                                    )
+                                }
+                            }
+                        }
+                    ],
+                    "ports": [{"port": METRICS_PORT, "protocol": "TCP"}],
+                },
+                {"ports": [{"port": HEALTH_PORT, "protocol": "TCP"}]},
+            ],
+        },
+    }
+    return [deployment, service, metrics_policy]
