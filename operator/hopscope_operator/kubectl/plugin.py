@@ -10,16 +10,16 @@ unless `--keep` (also on timeout and Ctrl-C). stdout carries the result only; pr
 stderr. Exit codes as `hopscope probe`: 0 Reachable, 1 Unreachable or Degraded, 2 Unknown, a
 bad argument, an API error, a timeout or a status this plugin cannot read as text; 130 on Ctrl-C.
 `-o json` and `-o yaml` print the check as stored, so a newer operator's status prints too.
+
+The command line (flags to a check) is `flags`, reading a stored check back `views`, the SVG
+`svg`; this module runs the commands against the API and renders the result.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import ipaddress
 import json
-import re
-import secrets
 import signal
 import sys
 import threading
@@ -28,30 +28,27 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TextIO
 
 import urllib3
-from pydantic import ValidationError
 
-from hopscope_operator.api import (
-    API_VERSION,
-    DNS_LABEL,
-    DNS_SUBDOMAIN,
-    KIND,
-    ConnectivityCheck,
-    Destination,
-    Phase,
-)
+from hopscope_operator.api import ConnectivityCheck, Destination, Phase
 from hopscope_operator.cluster import CHECKS, ApiError, ClusterApi, NotFound, Object
+from hopscope_operator.kubectl.flags import (
+    PROG,
+    UsageError,
+    build_check,
+    check_body,
+    current_namespace,
+    parser,
+)
 from hopscope_operator.kubectl.svg import render_svg
+from hopscope_operator.kubectl.views import Unreadable, header, parse, source_text
 from hopscope_probe.models import (
     ConnectionStatus,
     DestinationInfo,
     ProbeResult,
-    Protocol,
     SourceInfo,
 )
 from hopscope_probe.render import render
-from hopscope_probe.target import split_host_port
 
-PROG = "kubectl hopscope"
 # As `hopscope probe` (hopscope_probe.cli.EXIT_CODES), without importing the probe's CLI.
 EXIT_CODES = {
     ConnectionStatus.REACHABLE: 0,
@@ -62,204 +59,6 @@ EXIT_CODES = {
 USAGE, INTERRUPTED = 2, 130
 FINISHED = (Phase.COMPLETED, Phase.FAILED)
 POLL_SECONDS = 1.0
-MANAGED_BY = {"app.kubernetes.io/managed-by": "kubectl-hopscope"}
-SOURCE_KINDS = {
-    "pod": ("pod", None),
-    "po": ("pod", None),
-    "node": ("node", None),
-    "no": ("node", None),
-    "deploy": ("workload", "Deployment"),
-    "deployment": ("workload", "Deployment"),
-    "sts": ("workload", "StatefulSet"),
-    "statefulset": ("workload", "StatefulSet"),
-    "ds": ("workload", "DaemonSet"),
-    "daemonset": ("workload", "DaemonSet"),
-}
-DESTINATION_KINDS = {
-    "svc": "service",
-    "service": "service",
-    "pod": "pod",
-    "po": "pod",
-    "node": "node",
-    "no": "node",
-}
-
-
-class UsageError(Exception):
-    """Bad arguments; the message names the flag."""
-
-
-class Unreadable(Exception):
-    """A stored check these models cannot read, most likely written by a newer operator."""
-
-
-# ---- arguments ------------------------------------------------------------------------------
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(message)
-
-
-def parser() -> argparse.ArgumentParser:
-    top = _Parser(prog=PROG, description="Run and show hopscope ConnectivityChecks.")
-    sub = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    c = sub.add_parser("check", help="create a check, wait for its result, print it")
-    c.add_argument(
-        "--from",
-        dest="source",
-        required=True,
-        metavar="KIND/NAME",
-        help="pod/NAME, node/NAME, deploy/NAME, sts/NAME or ds/NAME",
-    )
-    c.add_argument(
-        "--to",
-        required=True,
-        metavar="TARGET",
-        help="svc/NAME:PORT, pod/NAME:PORT, node/NAME[:PORT], IP:PORT, FQDN:PORT or an http(s) URL",
-    )
-    c.add_argument("--protocol", type=str.lower, choices=[p.lower() for p in Protocol])
-    c.add_argument("--count", type=int, help="connection probes per run (default 10)")
-    c.add_argument("--timeout", type=float, help="seconds one probe waits (default 2)")
-    c.add_argument("--multipath", action="store_true", help="trace every ECMP path")
-    c.add_argument(
-        "--wait", type=float, default=120.0, metavar="SECONDS", help="give up after (default 120)"
-    )
-    c.add_argument("--keep", action="store_true", help="keep the check afterwards")
-    c.add_argument("--name", help="the check's name (default: hopscope-<random>)")
-    _output_flags(c)
-    s = sub.add_parser("show", help="render an existing check")
-    s.add_argument("name")
-    _output_flags(s)
-    return top
-
-
-def _output_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-n", "--namespace", help="default: the kubeconfig context's namespace")
-    p.add_argument("-o", "--output", choices=["text", "json", "yaml"], default="text")
-    p.add_argument("--graph", metavar="FILE.svg", help="also write the topology as SVG")
-    p.add_argument(
-        "--graph-engine",
-        choices=["auto", "builtin", "dot"],
-        default="auto",
-        help="dot where installed (auto), or the built-in layout",
-    )
-
-
-def current_namespace() -> str:
-    """The kubeconfig's current context's namespace, else "default"."""
-    try:
-        from kubernetes import config
-
-        _, active = config.list_kube_config_contexts()
-        return str((active or {}).get("context", {}).get("namespace") or "default")
-    except Exception:  # no kubeconfig, or one without contexts
-        return "default"
-
-
-def split_port(value: str) -> tuple[str, int | None]:
-    try:
-        return split_host_port(value)
-    except ValueError as exc:
-        raise UsageError(f"--to {value!r}: {exc}") from exc
-
-
-def source_of(value: str) -> Object:
-    kind, sep, name = value.partition("/")
-    if not sep or kind.lower() not in SOURCE_KINDS or not name:
-        raise UsageError(
-            f"--from {value!r}: expected pod/NAME, node/NAME, deploy/NAME, sts/NAME or ds/NAME"
-        )
-    field, workload = SOURCE_KINDS[kind.lower()]
-    if workload:
-        return {"workload": {"kind": workload, "name": name}}
-    return {field: {"name": name}}
-
-
-def destination_of(value: str) -> tuple[Object, Protocol | None]:
-    """The destination, and the protocol a URL implies."""
-    scheme, sep, _ = value.partition("://")
-    if sep:
-        if scheme.lower() not in ("http", "https"):
-            raise UsageError(f"--to {value!r}: a URL must be http or https")
-        return {"uri": value}, Protocol(scheme.upper())
-    kind, sep, rest = value.partition("/")
-    if sep:
-        if kind.lower() not in DESTINATION_KINDS:
-            raise UsageError(f"--to {value!r}: expected svc/, pod/ or node/ before the name")
-        name, port = split_port(rest)
-        return _with_port({DESTINATION_KINDS[kind.lower()]: {"name": name}}, port), None
-    host, port = split_port(value)
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return _with_port({"fqdn": host}, port), None
-    return _with_port({"ip": host}, port), None
-
-
-def _with_port(destination: Object, port: int | None) -> Object:
-    return {**destination, "port": port} if port is not None else destination
-
-
-# Where a validation error's location points back to a flag.
-FLAG_OF = {
-    "source": "--from",
-    "destination": "--to",
-    "protocol": "--protocol",
-    "count": "--count",
-    "timeoutSeconds": "--timeout",
-}
-
-
-def flag_errors(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = [str(part) for part in err["loc"]]
-        flag = next((FLAG_OF[part] for part in loc if part in FLAG_OF), None)
-        message = str(err["msg"]).removeprefix("Value error, ")
-        if flag is None:  # a rule across fields: name the flags its message names
-            flag = "--protocol" if message.startswith("destination.uri") else "--to"
-        parts.append(f"{flag}: {message}")
-    return "; ".join(dict.fromkeys(parts))
-
-
-def build_check(args: argparse.Namespace, namespace: str) -> ConnectivityCheck:
-    destination, implied = destination_of(args.to)
-    protocol = Protocol(args.protocol.upper()) if args.protocol else implied or Protocol.TCP
-    probes: Object = {}
-    if args.count is not None:
-        probes["count"] = args.count
-    if args.timeout is not None:
-        probes["timeoutSeconds"] = args.timeout
-    spec: Object = {
-        "source": source_of(args.source),
-        "destination": destination,
-        "protocol": protocol,
-    }
-    if probes:
-        spec["probes"] = probes
-    if args.multipath:
-        spec["path"] = {"multipath": True}
-    name = args.name or f"hopscope-{secrets.token_hex(3)}"
-    if not re.match(DNS_SUBDOMAIN, name) or len(name) > 253:
-        raise UsageError(f"--name {name!r}: not a valid object name (lower case, digits, '-', '.')")
-    if not re.match(DNS_LABEL, namespace) or len(namespace) > 63:
-        raise UsageError(f"--namespace {namespace!r}: not a valid namespace name")
-    body = {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "metadata": {"name": name, "namespace": namespace, "labels": dict(MANAGED_BY)},
-        "spec": spec,
-    }
-    try:
-        return ConnectivityCheck.model_validate(body)
-    except ValidationError as exc:
-        raise UsageError(flag_errors(exc)) from exc
-
-
-def check_body(check: ConnectivityCheck) -> Object:
-    """What is sent: the fields the flags set, the API server fills in the defaults."""
-    return check.model_dump(mode="json", by_alias=True, exclude_unset=True, exclude_none=True)
 
 
 # ---- rendering ------------------------------------------------------------------------------
@@ -301,76 +100,6 @@ def as_result(check: ConnectivityCheck) -> ProbeResult | None:
         issues=status.issues,
         path_fingerprint=status.path_fingerprint,
     )
-
-
-def source_text(check: ConnectivityCheck) -> str:
-    spec = check.spec.source
-    if spec.pod is not None:
-        said = f"pod/{spec.pod.name}"
-    elif spec.node is not None:
-        said = f"node/{spec.node.name}"
-    elif spec.workload is not None:
-        said = f"{spec.workload.kind.lower()}/{spec.workload.name}"
-    else:
-        said = "pods matching a selector"
-    seen = check.status.source if check.status else None
-    if seen is None:
-        return said
-    if seen.pod and spec.pod is None:  # the pod picked from a selector or a workload
-        said += f": pod {seen.pod}"
-    if seen.node and spec.node is None:
-        said += f" on {seen.node}"
-    return said + (f" ({seen.address})" if seen.address else "")
-
-
-def header(check: ConnectivityCheck) -> str:
-    meta = check.metadata
-    status = check.status
-    phase = status.phase if status and status.phase else "Pending"
-    runs = status.runs if status else 0
-    when = (
-        f", last {status.last_run_time:%Y-%m-%d %H:%M:%S}Z"
-        if status and status.last_run_time
-        else ""
-    )
-    lines = [
-        f"check {meta.get('namespace', '')}/{meta.get('name', '')}: {phase}, runs {runs}{when}",
-        f"from {source_text(check)}",
-    ]
-    if status:
-        for condition in status.conditions:
-            # Reachable is what the summary below says; Ready says why a check cannot run.
-            if condition.type == "Ready" and condition.status != "True":
-                lines.append(
-                    f"{condition.type} {condition.status} ({condition.reason}): {condition.message}"
-                )
-        if status.analysis is not None:
-            lines.append(f"configuration analysis: {status.analysis.result}")
-    return "\n".join(lines)
-
-
-def parse(obj: Object) -> ConnectivityCheck:
-    """The stored check as the models read it; a null status field is an unset one."""
-    status = obj.get("status")
-    if status:
-        obj = {**obj, "status": {k: v for k, v in status.items() if v is not None}}
-    try:
-        return ConnectivityCheck.model_validate(obj)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        field = ".".join(str(part) for part in error["loc"])
-        if error["type"] == "extra_forbidden":
-            problem = "an unknown field"
-        elif error["type"] == "enum":
-            problem = f"an unknown value {error['input']!r}"
-        else:
-            problem = error["msg"]
-        meta = obj["metadata"]
-        raise Unreadable(
-            f"cannot read connectivitycheck {meta.get('namespace')}/{meta.get('name')}:"
-            f" {field}: {problem} (the plugin may be older than the operator;"
-            " -o yaml shows the raw status)"
-        ) from exc
 
 
 def render_check(obj: Object, *, colour: bool = False) -> str:
