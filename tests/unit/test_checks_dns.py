@@ -32,7 +32,9 @@ from hopscope_probe.models import DestinationInfo, ProbeRequest, ProbeResult, Pr
 # name -> a behaviour ("SERVFAIL", "REFUSED", "SILENT", "TRUNCATE:<type> <data>") or records by
 # type; names not listed are NXDOMAIN, listed names lack the types not listed (NODATA).
 Zone = dict[str, "str | dict[str, list[str]]"]
-TIMEOUT = 0.4
+# Each silent server costs one timeout; short, but long enough for a responder thread on a
+# loaded 2-core machine (0.4 s lost answers there while other test runs shared the cores).
+TIMEOUT = 1.0
 REQUEST = ProbeRequest(host="nope", protocol=Protocol.DNS)
 
 
