@@ -26,8 +26,8 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from hopscope_operator.api import Analysis, AnalysisResult, ConnectivityCheck
-from hopscope_operator.controller.resolve import L4, ResolvedDestination, ResolvedSource, is_ready
 from hopscope_operator.names import DNS_NAMESPACE
+from hopscope_operator.resolved import L4, ResolvedDestination, ResolvedSource, is_ready
 from hopscope_policy import (
     DirectionVerdict,
     FieldError,
