@@ -34,6 +34,7 @@ from hopscope_probe.models import (
     Hop,
     HopType,
     Issue,
+    IssueCause,
     IssueType,
     Latency,
     Origin,
@@ -526,6 +527,7 @@ def _silent_drop(conn: ConnectionEvidence, hops: HopIndex, request: ProbeRequest
         "or a NetworkPolicy); check the rules of the first hop that never answers. "
         "If that is the destination's own segment, the destination may be down.",
         context=ctx(lastAnsweringHop=last.address if last else None, probes=len(conn.attempts)),
+        cause=IssueCause.SILENT_DROP,
     )
 
 

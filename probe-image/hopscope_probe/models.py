@@ -69,6 +69,16 @@ class IssueType(StrEnum):
     PROBE = "Probe"  # the probe itself could not run (bad privileges, netns not found)
 
 
+class IssueCause(StrEnum):
+    """What a finding's evidence proves, for programs that act on it (the operator's merge of
+    the probe's findings with static analysis' reads this, never the message's words). One
+    value per cause a reader needs; a finding without one carries none."""
+
+    SILENT_DROP = "SilentDrop"
+    """No answer at all to any probe: packets vanish after the last answering hop (a DROP rule,
+    a security group, a NetworkPolicy). Set by the probe's diagnosis (`diagnose._silent_drop`)."""
+
+
 class Severity(StrEnum):
     ERROR = "Error"
     WARNING = "Warning"
@@ -146,6 +156,8 @@ class Issue(Schema):
     """What to check or change."""
     context: list[ContextItem] = Field(default_factory=list)
     """The evidence behind it."""
+    cause: IssueCause | None = None
+    """What the evidence proves, for programs to read (SilentDrop: no answer to any probe)."""
 
 
 # The id of the source's own hop, the root of every hop graph (the probe writes it, the

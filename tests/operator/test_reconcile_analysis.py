@@ -22,6 +22,7 @@ from hopscope_probe.models import (
     Hop,
     HopType,
     Issue,
+    IssueCause,
     IssueType,
     Origin,
     ProbeResult,
@@ -72,6 +73,7 @@ def dropped_at_the_destination() -> ProbeResult:
         message="TCP packets to 10.96.0.20:5432 are silently dropped at the destination",
         hint="A firewall drops this flow",
         context=[ContextItem(key="probes", value="10")],
+        cause=IssueCause.SILENT_DROP,
     )
     return ProbeResult(
         connection_status=ConnectionStatus.UNREACHABLE,

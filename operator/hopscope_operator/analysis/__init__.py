@@ -48,6 +48,7 @@ from hopscope_probe.models import (
     Hop,
     HopType,
     Issue,
+    IssueCause,
     IssueType,
     Origin,
     Severity,
@@ -995,15 +996,9 @@ def _last_hop_id(hops: Sequence[Hop]) -> str | None:
 
 
 def is_silent_drop(issue: Issue) -> bool:
-    """The probe's "packets are silently dropped" Firewall finding (not the source's own rules)."""
-    return (
-        issue.type == IssueType.FIREWALL
-        and issue.origin != Origin.LOCAL
-        and (
-            "silently dropped" in issue.message
-            or any(c.key == "lastAnsweringHop" for c in issue.context)
-        )
-    )
+    """The probe's silent-drop finding (not the source's own rules): read from its cause, never
+    from its message's words."""
+    return issue.cause == IssueCause.SILENT_DROP and issue.origin != Origin.LOCAL
 
 
 def _is_denial(issue: Issue) -> bool:
