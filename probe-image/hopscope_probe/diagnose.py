@@ -41,6 +41,7 @@ from hopscope_probe.models import (
     ProbeRequest,
     Severity,
 )
+from hopscope_probe.models import context_of as ctx
 
 # Local health thresholds: above them the source itself is a suspect.
 CPU_PRESSURE_PERCENT = 40.0  # PSI cpu "some" avg10
@@ -61,10 +62,6 @@ class Diagnosis:
     latency: Latency | None
     probes_sent: int
     probes_failed: int
-
-
-def ctx(**pairs: object) -> list[ContextItem]:
-    return [ContextItem(key=k, value=str(v)) for k, v in pairs.items() if v is not None]
 
 
 def source_issue(

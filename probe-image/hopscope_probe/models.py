@@ -139,6 +139,17 @@ class ContextItem(Schema):
     """Its value."""
 
 
+def context_of(*, skip_empty: bool = False, **pairs: object) -> list[ContextItem]:
+    """Evidence from keyword pairs, in their order, each value as text: None values are left
+    out, and empty strings too with `skip_empty` (the operator's analysis names no empty
+    evidence). The one builder of context lists, for the probe's and the operator's rules."""
+    return [
+        ContextItem(key=k, value=str(v))
+        for k, v in pairs.items()
+        if v is not None and not (skip_empty and v == "")
+    ]
+
+
 class Issue(Schema):
     """A problem found, where it is, and what to do about it."""
 
