@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from hopscope_operator import analysis
+from hopscope_operator.analysis import inputs as analysis
 from hopscope_operator.cluster import NETWORK_POLICIES, ApiError
 from hopscope_operator.controller.reconcile import Reconciler
 from hopscope_probe.models import (
