@@ -13,7 +13,7 @@ import pytest
 
 from hopscope_operator.analysis import Snapshot, analyse, merge
 from hopscope_operator.api import Analysis, AnalysisResult, ConnectivityCheck
-from hopscope_operator.controller.resolve import ResolvedDestination, ResolvedSource
+from hopscope_operator.resolved import ResolvedDestination, ResolvedSource
 from hopscope_probe.models import (
     ContextItem,
     Hop,
