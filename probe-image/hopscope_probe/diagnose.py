@@ -34,12 +34,14 @@ from hopscope_probe.models import (
     Hop,
     HopType,
     Issue,
+    IssueCause,
     IssueType,
     Latency,
     Origin,
     ProbeRequest,
     Severity,
 )
+from hopscope_probe.models import context_of as ctx
 
 # Local health thresholds: above them the source itself is a suspect.
 CPU_PRESSURE_PERCENT = 40.0  # PSI cpu "some" avg10
@@ -60,10 +62,6 @@ class Diagnosis:
     latency: Latency | None
     probes_sent: int
     probes_failed: int
-
-
-def ctx(**pairs: object) -> list[ContextItem]:
-    return [ContextItem(key=k, value=str(v)) for k, v in pairs.items() if v is not None]
 
 
 def source_issue(
@@ -526,6 +524,7 @@ def _silent_drop(conn: ConnectionEvidence, hops: HopIndex, request: ProbeRequest
         "or a NetworkPolicy); check the rules of the first hop that never answers. "
         "If that is the destination's own segment, the destination may be down.",
         context=ctx(lastAnsweringHop=last.address if last else None, probes=len(conn.attempts)),
+        cause=IssueCause.SILENT_DROP,
     )
 
 

@@ -69,6 +69,16 @@ class IssueType(StrEnum):
     PROBE = "Probe"  # the probe itself could not run (bad privileges, netns not found)
 
 
+class IssueCause(StrEnum):
+    """What a finding's evidence proves, for programs that act on it (the operator's merge of
+    the probe's findings with static analysis' reads this, never the message's words). One
+    value per cause a reader needs; a finding without one carries none."""
+
+    SILENT_DROP = "SilentDrop"
+    """No answer at all to any probe: packets vanish after the last answering hop (a DROP rule,
+    a security group, a NetworkPolicy). Set by the probe's diagnosis (`diagnose._silent_drop`)."""
+
+
 class Severity(StrEnum):
     ERROR = "Error"
     WARNING = "Warning"
@@ -129,6 +139,17 @@ class ContextItem(Schema):
     """Its value."""
 
 
+def context_of(*, skip_empty: bool = False, **pairs: object) -> list[ContextItem]:
+    """Evidence from keyword pairs, in their order, each value as text: None values are left
+    out, and empty strings too with `skip_empty` (the operator's analysis names no empty
+    evidence). The one builder of context lists, for the probe's and the operator's rules."""
+    return [
+        ContextItem(key=k, value=str(v))
+        for k, v in pairs.items()
+        if v is not None and not (skip_empty and v == "")
+    ]
+
+
 class Issue(Schema):
     """A problem found, where it is, and what to do about it."""
 
@@ -146,6 +167,8 @@ class Issue(Schema):
     """What to check or change."""
     context: list[ContextItem] = Field(default_factory=list)
     """The evidence behind it."""
+    cause: IssueCause | None = None
+    """What the evidence proves, for programs to read (SilentDrop: no answer to any probe)."""
 
 
 # The id of the source's own hop, the root of every hop graph (the probe writes it, the

@@ -16,7 +16,20 @@ from pathlib import Path
 
 import pytest
 
-from hopscope_probe.models import ConnectionStatus, Hop, HopType, IssueType, Origin, ProbeResult
+from hopscope_operator.analysis import merge
+from hopscope_operator.api import Analysis, AnalysisResult
+from hopscope_probe.models import (
+    ConnectionStatus,
+    ContextItem,
+    Hop,
+    HopType,
+    Issue,
+    IssueCause,
+    IssueType,
+    Origin,
+    ProbeResult,
+    Severity,
+)
 
 from .lab import Lab
 
@@ -130,6 +143,32 @@ def test_drop_at_the_destination_is_a_silent_drop_after_the_last_router(lab: Lab
         c.model_dump() for c in issue.context
     ]
     assert path_addresses(result)[1:4] == router_addrs(lab)
+
+
+def test_a_real_silent_drop_names_its_cause_and_merges_with_the_policy_that_explains_it(
+    lab: Lab,
+):
+    # The operator pairs the probe's drop with a NetworkPolicy denial by the cause the probe
+    # writes into its JSON, not by the words of its message.
+    lab.start_tcp_server("dst", 8080)
+    lab.iptables("dst", "-A", "INPUT", "-p", "tcp", "--dport", "8080", "-j", "DROP")
+    _, result = probe(lab, "--to", f"{lab['dst'].addr()}:8080", "--timeout", "1")
+    drop = the_issue(result, IssueType.FIREWALL)
+    assert drop.cause == IssueCause.SILENT_DROP
+    denial = Issue(
+        type=IssueType.NETWORK_POLICY,
+        severity=Severity.ERROR,
+        origin=Origin.INBOUND,
+        message="NetworkPolicy denies ingress of traffic from shop/web-0 into shop/db-0",
+        hint="Add an ingress rule.",
+        context=[ContextItem(key="NetworkPolicy", value="shop/db-deny")],
+    )
+    analysis = Analysis(result=AnalysisResult.BLOCKED, issues=[denial])
+    reworded = drop.model_copy(update={"message": "no answer from the destination"})
+    for probed in (drop, reworded):
+        [merged] = merge([probed], analysis, result.hops)
+        assert merged.type == IssueType.NETWORK_POLICY and merged.hop_id == drop.hop_id
+        assert {"key": "probe", "value": probed.message} in [c.model_dump() for c in merged.context]
 
 
 def test_reject_admin_prohibited_at_a_router(lab: Lab):

@@ -13,12 +13,13 @@ import pytest
 
 from hopscope_operator.analysis import Snapshot, analyse, merge
 from hopscope_operator.api import Analysis, AnalysisResult, ConnectivityCheck
-from hopscope_operator.controller.resolve import ResolvedDestination, ResolvedSource
+from hopscope_operator.resolved import ResolvedDestination, ResolvedSource
 from hopscope_probe.models import (
     ContextItem,
     Hop,
     HopType,
     Issue,
+    IssueCause,
     IssueType,
     Origin,
     Severity,
@@ -583,6 +584,7 @@ SILENT_AT_END = Issue(
     message="TCP packets to 10.96.0.20:5432 are silently dropped after 10.244.1.1: no answer",
     hint="A firewall drops this flow",
     context=[ContextItem(key="lastAnsweringHop", value="10.244.1.1")],
+    cause=IssueCause.SILENT_DROP,
 )
 
 
@@ -601,6 +603,21 @@ def test_a_silent_drop_at_the_last_hop_that_an_ingress_policy_explains_becomes_o
     assert issue.hop_id == "h2-*"  # no Destination hop was traced: the probe's last hop
     assert context(issue, "probe") == [SILENT_AT_END.message]
     assert context(issue, "probe.lastAnsweringHop") == ["10.244.1.1"]
+
+
+def test_the_merge_reads_the_probes_cause_not_its_words() -> None:
+    # The probe may reword its finding: the cause, not the message or its evidence keys, says
+    # it is a silent drop. Without the cause the same words are just a Firewall finding.
+    reworded = SILENT_AT_END.model_copy(
+        update={"message": "no reply to TCP 10.96.0.20:5432 beyond 10.244.1.1", "context": []}
+    )
+    [issue] = merge([reworded], ingress_denial(), HOPS)
+    assert issue.type == IssueType.NETWORK_POLICY
+    assert context(issue, "NetworkPolicy") == ["shop/db-deny"]
+    assert context(issue, "probe") == [reworded.message]
+    words_only = SILENT_AT_END.model_copy(update={"cause": None})
+    merged = merge([words_only], ingress_denial(), HOPS)
+    assert [i.type for i in merged] == [IssueType.FIREWALL, IssueType.NETWORK_POLICY]
 
 
 def test_the_merged_issue_moves_to_the_destination_hop_when_there_is_one() -> None:

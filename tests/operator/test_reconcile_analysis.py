@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from hopscope_operator import analysis
+from hopscope_operator.analysis import inputs as analysis
 from hopscope_operator.cluster import NETWORK_POLICIES, ApiError
 from hopscope_operator.controller.reconcile import Reconciler
 from hopscope_probe.models import (
@@ -21,6 +21,7 @@ from hopscope_probe.models import (
     Hop,
     HopType,
     Issue,
+    IssueCause,
     IssueType,
     Origin,
     ProbeResult,
@@ -71,6 +72,7 @@ def dropped_at_the_destination() -> ProbeResult:
         message="TCP packets to 10.96.0.20:5432 are silently dropped at the destination",
         hint="A firewall drops this flow",
         context=[ContextItem(key="probes", value="10")],
+        cause=IssueCause.SILENT_DROP,
     )
     return builders.result(
         ConnectionStatus.UNREACHABLE, host="10.96.0.20", hops=hops, issues=[drop]

@@ -32,6 +32,7 @@ from hopscope_probe.models import (
     Hop,
     HopType,
     HttpOptions,
+    IssueCause,
     IssueType,
     Origin,
     ProbeRequest,
@@ -96,6 +97,16 @@ def test_timeouts_after_last_answering_router_locate_a_silent_drop():
     assert issue.hop_id == "h4-*"
     assert "198.18.3.2" in issue.message
     assert result.status == ConnectionStatus.UNREACHABLE
+
+
+def test_only_the_silent_drop_carries_the_silent_drop_cause():
+    # The operator's merge reads the cause (never the message) to pair a drop with a policy.
+    timeout = Attempt(outcome=Outcome.TIMEOUT)
+    dropped = run(Evidence(route=ROUTE, connection=conn(timeout, timeout)))
+    assert only(dropped, IssueType.FIREWALL).cause == IssueCause.SILENT_DROP
+    denied = Attempt(outcome=Outcome.LOCAL_ERROR, stage=Stage.SEND, errno=errno.EPERM)
+    local = run(Evidence(route=ROUTE, connection=conn(denied)), hops=[SOURCE])
+    assert only(local, IssueType.FIREWALL).cause is None
 
 
 def test_admin_prohibited_from_router_is_firewall_at_that_router():

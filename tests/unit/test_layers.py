@@ -11,6 +11,8 @@ The rules, each failing with the import that breaks it (module:line imports targ
 - the result schema (`hopscope_probe.models`) and the shared names (`hopscope_operator.names`)
   import nothing of the project;
 - the probe's measurement (`hopscope_probe.path`) never imports its judgement (`diagnose`);
+- the static analysis (`hopscope_operator.analysis`) never imports the controller that runs it
+  (the types both read live in `hopscope_operator.resolved`);
 - no import cycle between modules (the cycle is named).
 """
 
@@ -34,6 +36,7 @@ PROBE, POLICY, OPERATOR = "hopscope_probe", "hopscope_policy", "hopscope_operato
 GENERATORS = "hopscope_operator.install"
 BOTTOM = ("hopscope_probe.models", "hopscope_operator.names")
 MEASUREMENT, JUDGEMENT = "hopscope_probe.path", "hopscope_probe.diagnose"
+ANALYSIS, CONTROLLER = "hopscope_operator.analysis", "hopscope_operator.controller"
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,10 @@ def violations(graph: Graph) -> list[str]:
                 why = f"{module} is a bottom module: it imports nothing of the project"
             elif within(module, MEASUREMENT) and within(target, JUDGEMENT):
                 why = "measurement imports diagnosis"
+            elif within(module, ANALYSIS) and within(target, CONTROLLER):
+                why = (
+                    "the analysis imports the controller (shared types: hopscope_operator.resolved)"
+                )
             if why:
                 found.append(f"{module}:{imported.line} imports {target}: {why}")
     found += [f"import cycle: {' -> '.join(cycle)}" for cycle in cycles(graph)]
@@ -216,6 +223,8 @@ def synthetic(edges: Mapping[str, Iterable[str]]) -> dict[str, list[Import]]:
         ("hopscope_probe.models", "hopscope_probe.target", "bottom module"),
         ("hopscope_operator.names", "hopscope_probe.agent", "bottom module"),
         ("hopscope_probe.path.graph", "hopscope_probe.diagnose", "measurement"),
+        ("hopscope_operator.analysis", "hopscope_operator.controller.resolve", "the analysis"),
+        ("hopscope_operator.analysis.merge", "hopscope_operator.controller", "the analysis"),
     ],
 )
 def test_a_wrong_way_import_is_named(module: str, target: str, why: str):
@@ -231,6 +240,8 @@ def test_downward_imports_pass():
                 "hopscope_operator.controller.plan": ["hopscope_operator.names"],
                 "hopscope_probe.cli": ["hopscope_policy.cli", "hopscope_probe.models"],
                 "hopscope_probe.path.graph": ["hopscope_probe.models"],
+                "hopscope_operator.controller.status": ["hopscope_operator.analysis"],
+                "hopscope_operator.analysis": ["hopscope_operator.resolved"],
             }
         )
     )

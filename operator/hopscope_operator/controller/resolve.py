@@ -8,32 +8,28 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from hopscope_operator.api import ConnectivityCheck, ConnectivityCheckSpec, ObjectRef
+from hopscope_operator.resolved import (
+    L4,
+    ResolvedDestination,
+    ResolvedSource,
+    SourceKind,
+    is_ready,
+)
 from hopscope_policy.model import parse_selector
 from hopscope_probe.models import (
     HttpOptions,
     IPVersion,
     ProbeRequest,
-    SourceInfo,
 )
 from hopscope_probe.models import Protocol as WireProtocol
 from hopscope_probe.target import DEFAULT_PORTS
 
 Manifest = dict[str, Any]
-SourceKind = Literal["pod", "node", "workload"]
 
-# The L4 protocol a check's packets use, to match it against a Service port's protocol.
-L4 = {
-    WireProtocol.TCP: "TCP",
-    WireProtocol.HTTP: "TCP",
-    WireProtocol.HTTPS: "TCP",
-    WireProtocol.UDP: "UDP",
-    WireProtocol.DNS: "UDP",
-}
 URI_PORTS = {"http": DEFAULT_PORTS[WireProtocol.HTTP], "https": DEFAULT_PORTS[WireProtocol.HTTPS]}
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 
@@ -87,56 +83,11 @@ class NamespaceNotWatched(ResolveError):
         )
 
 
-@dataclass(frozen=True)
-class ResolvedSource:
-    kind: SourceKind
-    node_name: str
-    description: str  # which object the run starts from, e.g. "pod shop/web-0 (of 3 Ready …)"
-    pod_namespace: str | None = None
-    pod_name: str | None = None
-    pod_uid: str | None = None
-    address: str | None = None
-    host_network: bool = False  # a hostNetwork pod shares its node's network namespace
-
-    @property
-    def netns(self) -> str:
-        """What the probe enters: "host", or the UID of the pod whose namespace it enters. A
-        hostNetwork pod is entered too (the node's namespace, then): its processes' resolv.conf
-        and cgroup are what the probe must judge, not the probe pod's."""
-        if self.kind == "node" or self.pod_uid is None:
-            return "host"
-        return self.pod_uid
-
-    def info(self) -> SourceInfo:
-        return SourceInfo(pod=self.pod_name, node=self.node_name, address=self.address)
-
-
-@dataclass(frozen=True)
-class ResolvedDestination:
-    host: str
-    port: int | None
-    description: str
-    addresses: list[str] = field(default_factory=list)
-    uri: str | None = None
-    ready_endpoints: int | None = None  # Services only: 0 is a finding, not a resolve error
-
-
 # ---- pods and addresses ---------------------------------------------------------------------
 
 
 def _name(obj: Manifest) -> str:
     return str(obj["metadata"]["name"])
-
-
-def is_ready(pod: Manifest) -> bool:
-    """Running, Ready and not being deleted: what a Service would send traffic to."""
-    status = pod.get("status", {})
-    ready = any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", [])
-    )
-    return (
-        status.get("phase") == "Running" and ready and not pod["metadata"].get("deletionTimestamp")
-    )
 
 
 def _family(address: str) -> IPVersion:

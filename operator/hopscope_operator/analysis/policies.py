@@ -1,0 +1,213 @@
+"""Rules on NetworkPolicies: does a policy deny the check's flow, or its DNS lookups?
+
+Contract: `rules(input) -> Findings`, pure. The check's flow (source pod or address to the
+destination pod, each endpoint pod behind a Service, or the destination address) and, when the
+source asks the cluster DNS, its DNS flows to the kube-dns pods on UDP and TCP 53, are
+evaluated by `hopscope_policy`. Each direction that denies is one `NetworkPolicy` finding: an
+egress denial Outbound at the source, an ingress denial Inbound at the destination, every
+policy named in the context under POLICY_KEY (what `merge` pairs with the probe's silent drop).
+Error when it denies every target (and for DNS, on UDP), else Warning. Policies, namespaces or
+pods that cannot be read or parsed, or a source pod the snapshot lacks, leave it unknown.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, Literal
+
+from hopscope_operator.analysis.dns import DNS_PORT, queries_cluster_dns
+from hopscope_operator.analysis.inputs import (
+    NAMESPACES,
+    NOTHING,
+    PODS,
+    POLICIES,
+    AnalysisInput,
+    Findings,
+    evidence,
+    key,
+    parsed,
+)
+from hopscope_operator.analysis.services import endpoint_pods, pod_port, service_port
+from hopscope_policy import (
+    DirectionVerdict,
+    Flow,
+    L4Protocol,
+    PodRef,
+    PolicyIndex,
+    Verdict,
+)
+from hopscope_probe.models import ContextItem, IssueType, Origin, Severity
+from hopscope_probe.target import is_ip
+
+POLICY_KEY = "NetworkPolicy"  # the context key naming a policy, as the architecture shows it
+
+Target = tuple[PodRef | Any, int]
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def rules(inp: AnalysisInput) -> Findings:
+    if inp.unreadable(POLICIES, NAMESPACES, PODS):
+        return NOTHING
+    snap = inp.snapshot
+    policy_rules = snap.rules.of(snap)
+    if isinstance(policy_rules, Exception):
+        found = inp.issue(
+            IssueType.NETWORK_POLICY,
+            Severity.WARNING,
+            "source",
+            f"static analysis could not read the NetworkPolicies: {policy_rules}",
+            "Fix the object named; the policy verdict stays unknown until then.",
+        )
+        return Findings(found.issues, unknown=True)
+    pods = [pod for pod in map(parsed, inp.pods.values()) if pod is not None]
+    index = PolicyIndex(pods, policy_rules)
+    origin = flow_source(inp)
+    if origin is None:
+        return Findings(unknown=inp.source.kind != "node")
+    found = NOTHING
+    if inp.l4 is not None and inp.port is not None:
+        proto = L4Protocol(inp.l4)
+        found += report(inp, index, origin, flow_targets(inp), proto, dns=False)
+    if queries_cluster_dns(inp) and snap.dns_service is not None:
+        for proto in (L4Protocol.UDP, L4Protocol.TCP):
+            found += report(inp, index, origin, dns_targets(inp, proto), proto, dns=True)
+    return found
+
+
+def flow_source(
+    inp: AnalysisInput,
+) -> PodRef | ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    src = inp.source
+    if src.pod_namespace and src.pod_name:
+        if (src.pod_namespace, src.pod_name) in inp.pods:
+            return PodRef(src.pod_namespace, src.pod_name)
+        return None
+    return ipaddress.ip_address(src.address) if src.address else None
+
+
+def flow_targets(inp: AnalysisInput) -> list[Target]:
+    kind = inp.target_kind
+    port = inp.port
+    assert port is not None
+    if kind == "pod":
+        ref = inp.spec.destination.pod
+        assert ref is not None
+        pod = (ref.namespace or inp.namespace, ref.name)
+        return [(PodRef(*pod), port)] if pod in inp.pods else []
+    if kind == "service":
+        return service_targets(inp, port)
+    dest = inp.destination
+    addresses = dest.addresses or ([dest.host] if is_ip(dest.host) else [])
+    return [(ipaddress.ip_address(addresses[0]), port)] if addresses else []
+
+
+def service_targets(inp: AnalysisInput, port: int) -> list[Target]:
+    svc = inp.snapshot.service
+    spec = (svc or {}).get("spec") or {}
+    if svc is None or spec.get("type") == "ExternalName":
+        return []
+    pods = endpoint_pods(inp, svc, inp.snapshot.service_slices)
+    through = service_port(inp, spec)
+    if through is None:
+        if spec.get("clusterIP") != "None":
+            return []  # nothing behind the ClusterIP on this port: port_protocol says so
+        # Nothing proxies a headless Service: the probe connects to the pods on its port.
+        return [(PodRef(*key(pod)), port) for pod in pods]
+    numbers = [(pod, pod_port(through, pod)) for pod in pods]
+    return [(PodRef(*key(pod)), number) for pod, number in numbers if number is not None]
+
+
+def dns_targets(inp: AnalysisInput, proto: L4Protocol) -> list[Target]:
+    svc = inp.snapshot.dns_service
+    assert svc is not None
+    port = next(
+        (
+            p
+            for p in (svc.get("spec") or {}).get("ports") or []
+            if p.get("port") == DNS_PORT and p.get("protocol", "TCP") == proto
+        ),
+        None,
+    )
+    if port is None:
+        return []
+    targets = []
+    for pod in endpoint_pods(inp, svc, inp.snapshot.dns_slices):
+        number = pod_port(port, pod)
+        if number is not None:
+            targets.append((PodRef(*key(pod)), number))
+    return targets
+
+
+def report(
+    inp: AnalysisInput,
+    index: PolicyIndex,
+    origin: Any,
+    targets: list[Target],
+    proto: L4Protocol,
+    *,
+    dns: bool,
+) -> Findings:
+    verdicts = [index.evaluate(Flow(origin, target, port, proto)) for target, port in targets]
+    found = NOTHING
+    for direction in ("egress", "ingress"):
+        denied = [v for v in verdicts if not getattr(v, direction).allowed]
+        if denied:
+            found += denial(inp, direction, denied, len(verdicts), proto, dns=dns)
+    return found
+
+
+def denial(
+    inp: AnalysisInput,
+    direction: Literal["egress", "ingress"],
+    denied: list[Verdict],
+    total: int,
+    proto: L4Protocol,
+    *,
+    dns: bool,
+) -> Findings:
+    first = denied[0]
+    side: DirectionVerdict = getattr(first, direction)
+    policies = sorted({name for v in denied for name in getattr(v, direction).policies})
+    flow = first.flow
+    what = f"DNS queries ({proto}/{flow.port}) from" if dns else "traffic from"
+    dest = first.destination
+    if total > 1:
+        share = "all" if len(denied) == total else f"{len(denied)} of"
+        dest = f"{share} {total} {'DNS pods' if dns else 'endpoints'}, e.g. {dest}"
+    if direction == "egress":
+        message = f"NetworkPolicy denies egress of {what} {first.source} to {dest}"
+        peer_hint = f"{flow.destination} on {proto}/{flow.port}"
+        hint = (
+            f"Add an egress rule to {policies[0]} (or another policy selecting"
+            f" {first.source}) that allows {peer_hint}"
+        )
+        origin, where = Origin.OUTBOUND, "source"
+    else:
+        message = f"NetworkPolicy denies ingress of {what} {first.source} into {dest}"
+        hint = (
+            f"Add an ingress rule to {policies[0]} (or another policy selecting"
+            f" {first.destination}) that allows {first.source} on {proto}/{flow.port}"
+        )
+        origin, where = Origin.INBOUND, "destination"
+    if dns:
+        hint += "; pods need DNS egress to kube-dns on UDP and TCP 53"
+    message += f": {side.reason}"
+    if side.nearest_miss is not None:
+        missed = ", ".join(side.nearest_miss.missed)
+        hint += f" (closest rule: {side.nearest_miss.rule}, missing its {missed})"
+    # UDP DNS blocked breaks every lookup; TCP only the large answers. Some endpoints only:
+    # the load balancer's share of connections fails.
+    partial = len(denied) < total or (dns and proto == L4Protocol.TCP)
+    context = [ContextItem(key=POLICY_KEY, value=name) for name in policies]
+    context += evidence(
+        direction=side.direction.value, flow=str(flow), nearestMiss=side.nearest_miss
+    )
+    return inp.issue(
+        IssueType.NETWORK_POLICY,
+        Severity.WARNING if partial else Severity.ERROR,
+        "source" if where == "source" else "destination",
+        message,
+        hint + ".",
+        context,
+        origin=origin,
+    )
