@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,9 +40,7 @@ from hopscope_operator.controller.collect import (
     Collected,
     Pending,
     Running,
-    batch_of,
     collect,
-    parse_id,
     seconds_since_ended,
 )
 from hopscope_operator.controller.collect import pod_outcome as outcome_of
@@ -54,7 +51,6 @@ from hopscope_operator.controller.plan import (
     ProbePodSettings,
     PullPolicy,
     group_by_node,
-    planned_uids,
     probe_pod,
 )
 from hopscope_operator.controller.resolve import (
@@ -64,6 +60,15 @@ from hopscope_operator.controller.resolve import (
     resolve_destination,
     resolve_source,
     to_probe_request,
+)
+from hopscope_operator.controller.runs import (
+    RunId,
+    checks_of,
+    planned_at,
+    planned_uids,
+    read_batch,
+    read_sources,
+    selector,
 )
 from hopscope_operator.controller.schedule import AT_ONCE, check_key, due, due_at, next_run
 from hopscope_operator.controller.sidecar import SidecarMissing, find_sidecar_pod
@@ -78,16 +83,7 @@ from hopscope_operator.controller.status import (
     summary,
 )
 from hopscope_operator.controller.view import ApiView
-from hopscope_operator.names import (
-    ANNOTATION_SOURCES,
-    DEFAULT_TICK_SECONDS,
-    LABEL_APP,
-    LABEL_TICK,
-    NAME,
-    NAME_PREFIX,
-    NAMESPACE,
-    PROBE_IMAGE,
-)
+from hopscope_operator.names import DEFAULT_TICK_SECONDS, NAME, NAMESPACE, PROBE_IMAGE
 from hopscope_probe.models import DestinationInfo, ProbeRequest, ProbeResult
 
 log = logging.getLogger("hopscope.operator")
@@ -228,7 +224,7 @@ class Reconciler:
                 pods_per_node[pod["spec"]["nodeName"]] += 1
                 continue
             state = outcome_of(pod, now)
-            owners = {parse_id(item.id)[0] for item in batch_of(pod).checks}
+            owners = checks_of(pod)
             live = _live_owners(pod, checks)
             node = pod["spec"]["nodeName"]
             if any(owner.partition("/")[0] in unlisted for owner in owners):
@@ -276,9 +272,7 @@ class Reconciler:
                 tick=tick,
                 settings=self.settings.probe_pod,
                 pull_policy=self.settings.pull_policy,
-            )
-            pod["metadata"]["annotations"][ANNOTATION_SOURCES] = _sources_annotation(
-                {item.id: sources[item.id] for item in batch.items}
+                sources={item.id: sources[item.id] for item in batch.items},
             )
             try:
                 self.api.create(PODS, self.settings.namespace, pod)
@@ -352,7 +346,7 @@ class Reconciler:
         self.metrics.forget(key)
         self.agents.forget(key)
         for pod in self._probe_pods():
-            if all(parse_id(item.id)[0] == key for item in batch_of(pod).checks):
+            if checks_of(pod) <= {key}:
                 self._delete_pod(pod)
 
     # ---- reading --------------------------------------------------------------------------
@@ -391,7 +385,7 @@ class Reconciler:
         return checks, unlisted
 
     def _probe_pods(self) -> list[Object]:
-        return self.api.list(PODS, self.settings.namespace, {LABEL_APP: NAME_PREFIX})
+        return self.api.list(PODS, self.settings.namespace, selector())
 
     def _restore_metrics(self, checks: dict[str, Check]) -> None:
         """After a restart, export each check's last result again, so a one-shot check that
@@ -429,14 +423,14 @@ class Reconciler:
     ) -> dict[str, Check]:
         """Write every result the pod carries, then delete it. Returns the checks written, as
         they are now."""
-        sources = _sources_of(pod)
-        started = _started(pod) or now
+        sources = read_sources(pod)
+        started = planned_at(pod) or now
         written: dict[str, Check] = {}
         for collected in collect(pod, log_text, now):
             check = checks.get(collected.check)
             if check is None or not _describes(collected, check):
                 continue  # deleted, or its spec changed mid-run: the new spec is run instead
-            source = sources.get(f"{collected.check}/{collected.generation}")
+            source = sources.get(collected.run.format())
             if source is None:
                 source = ResolvedSource("node", pod["spec"]["nodeName"], "unknown source")
             if updated := self._write_result(check, collected, source, now, started):
@@ -702,8 +696,8 @@ def _live_owners(pod: Object, checks: dict[str, Check]) -> set[str]:
     is another check: its predecessor's pod neither runs it nor holds its result."""
     uids = planned_uids(pod)
     owners = set()
-    for item in batch_of(pod).checks:
-        key = parse_id(item.id)[0]
+    for item in read_batch(pod).checks:
+        key = RunId.parse(item.id).check
         if key in checks and _same_check(uids.get(item.id), checks[key]):
             owners.add(key)
     return owners
@@ -721,24 +715,6 @@ def _same_check(uid: str | None, check: Check) -> bool:
     return uid in (None, check.model.metadata.get("uid"))
 
 
-def _sources_annotation(sources: dict[str, ResolvedSource]) -> str:
-    return json.dumps({batch_id: asdict(source) for batch_id, source in sources.items()})
-
-
 def _first_error(error: ValidationError) -> str:
     first = error.errors()[0]
     return f"{'.'.join(str(part) for part in first['loc'])}: {first['msg']}"
-
-
-def _started(pod: Object) -> datetime | None:
-    """When the pod's runs started: the tick that planned it (its label)."""
-    tick = pod["metadata"].get("labels", {}).get(LABEL_TICK, "")
-    return datetime.fromtimestamp(int(tick), UTC) if tick.isdigit() else None
-
-
-def _sources_of(pod: Object) -> dict[str, ResolvedSource]:
-    text = pod["metadata"].get("annotations", {}).get(ANNOTATION_SOURCES, "{}")
-    try:
-        return {key: ResolvedSource(**fields) for key, fields in json.loads(text).items()}
-    except (ValueError, TypeError):
-        return {}  # hand-edited: the status then names the node only
