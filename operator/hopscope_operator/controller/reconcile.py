@@ -84,7 +84,7 @@ from hopscope_operator.controller.status import (
 )
 from hopscope_operator.controller.view import ApiView
 from hopscope_operator.names import DEFAULT_TICK_SECONDS, NAME, NAMESPACE, PROBE_IMAGE
-from hopscope_probe.models import DestinationInfo, ProbeRequest, ProbeResult
+from hopscope_probe.models import ProbeRequest, ProbeResult
 
 log = logging.getLogger("hopscope.operator")
 
@@ -401,16 +401,7 @@ class Reconciler:
                 # The status still holds its last run's figures: they are not current.
                 self.metrics.cannot_run(check.key, labels, thresholds)
                 continue
-            last = ProbeResult(
-                connection_status=status.connection_status,
-                protocol=check.model.spec.protocol,
-                destination=DestinationInfo(host=check.key),
-                latency=status.latency,
-                probes_sent=status.probes_sent,
-                probes_failed=status.probes_failed,
-                hops=status.hops,
-                issues=status.issues,
-            )
+            last = status.as_result(check.model.spec.protocol, check.key)
             max_hops = check.model.spec.path.max_hops
             self.metrics.record(
                 check.key, labels, last, max_hops=max_hops, new_run=False, thresholds=thresholds

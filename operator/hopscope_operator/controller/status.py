@@ -222,10 +222,7 @@ def next_status(
                 update={"address": result.source.address or source.address}
             ),
             "destination": {"addresses": addresses},
-            "latency": result.latency,
-            "probes_sent": result.probes_sent,
-            "probes_failed": result.probes_failed,
-            "hops": result.hops,
+            **result.findings(),
             "issues": _merged_issues(result, analysis),
             "path_fingerprint": fingerprint,
             "analysis": analysis,
