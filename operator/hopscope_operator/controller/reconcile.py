@@ -4,7 +4,10 @@ The tick keeps no state between calls that the cluster does not also hold: which
 flight is read from the probe pods' annotations, what ran last from each check's status. An
 operator killed at any moment and started again therefore loses no run (the pod is still there
 and is collected), makes no duplicate pod (pod names are deterministic, a 409 means "adopt")
-and leaves no orphan (a pod whose checks are all gone is deleted).
+and leaves no orphan (a pod whose checks are all gone is deleted). The one thing kept in
+memory is each planned run's resolved destination (too large for an annotation: a headless
+Service's endpoints), so collect judges the result against what the probe was sent to; a run
+planned by another process resolves its destination again when collected.
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ from hopscope_operator.controller.plan import (
     probe_pod,
 )
 from hopscope_operator.controller.resolve import (
+    ResolvedDestination,
+    ResolvedRun,
     ResolvedSource,
     ResolveError,
     pod_source,
@@ -84,7 +89,7 @@ from hopscope_operator.controller.status import (
 )
 from hopscope_operator.controller.view import ApiView
 from hopscope_operator.names import DEFAULT_TICK_SECONDS, NAME, NAMESPACE, PROBE_IMAGE
-from hopscope_probe.models import ProbeRequest, ProbeResult
+from hopscope_probe.models import ProbeRequest
 
 log = logging.getLogger("hopscope.operator")
 
@@ -199,6 +204,9 @@ class Reconciler:
         self.view = ApiView(api, settings.watched)
         self._snapshots = SnapshotReader(api, settings.watched)
         self._parsed: dict[tuple[str, str], Check] = {}  # by (uid, resourceVersion)
+        # By run id: the destination each run in flight was planned for, so collect judges
+        # its result against that one. Lost on a restart: collect then resolves again.
+        self._destinations: dict[str, ResolvedDestination] = {}
 
     # ---- the tick -------------------------------------------------------------------------
 
@@ -208,6 +216,11 @@ class Reconciler:
         self.view = ApiView(self.api, self.settings.watched)
         self._snapshots = SnapshotReader(self.api, self.settings.watched)
         checks, unlisted = self._checks()
+        self._destinations = {
+            run_id: destination
+            for run_id, destination in self._destinations.items()
+            if _of_current_spec(run_id, checks)
+        }
         for gone in self.metrics.checks() - checks.keys():
             if gone.partition("/")[0] not in unlisted:
                 # Deleted unseen (a missed watch event, or a forget() racing this tick's
@@ -252,14 +265,18 @@ class Reconciler:
         for run in self.agents.finished():
             check = checks.get(run.check)
             collected = Collected(run.check, run.generation, run.result, uid=run.uid)
+            destination = self._destinations.pop(collected.run.format(), None)
             if check is None or not _describes(collected, check):
                 continue  # deleted, or its spec changed mid-run
-            if updated := self._write_result(check, collected, run.source, now, run.started):
+            updated = self._write_result(
+                check, collected, run.source, destination, now, run.started
+            )
+            if updated:
                 report.collected += 1
                 checks[run.check] = updated
         in_flight |= self.agents.in_flight()
 
-        due_items, riders, sources = self._due_items(checks, in_flight, now, report)
+        due_items, riders, resolved = self._due_items(checks, in_flight, now, report)
         planned = group_by_node(due_items, self.settings.caps, pods_per_node)
         report.deferred = sum(item.id not in riders for item in planned.deferred)
         tick = int(now.timestamp())
@@ -272,7 +289,7 @@ class Reconciler:
                 tick=tick,
                 settings=self.settings.probe_pod,
                 pull_policy=self.settings.pull_policy,
-                sources={item.id: sources[item.id] for item in batch.items},
+                sources={item.id: resolved[item.id].source for item in batch.items},
             )
             try:
                 self.api.create(PODS, self.settings.namespace, pod)
@@ -288,14 +305,17 @@ class Reconciler:
                     self._not_ready(checks[item.check], refused, now)
                 continue
             report.in_flight += 1
+            self._destinations.update(
+                (item.id, resolved[item.id].destination) for item in batch.items
+            )
         self.metrics.set_pods_in_flight(report.in_flight)
         return report
 
     def _due_items(
         self, checks: dict[str, Check], in_flight: set[str], now: datetime, report: TickReport
-    ) -> tuple[list[tuple[str, BatchItem]], set[str], dict[str, ResolvedSource]]:
+    ) -> tuple[list[tuple[str, BatchItem]], set[str], dict[str, ResolvedRun]]:
         """(node, item) for each check to run in a probe pod now, the ids of those among them
-        that are not due yet (riders), and each item's source. Workload sources go to their
+        that are not due yet (riders), and what each item resolved to. Workload sources go to their
         agent here; a check that cannot run says why."""
         # Checks due before the next tick ride along in a pod their node gets now, so the
         # checks of a node share its pod slot instead of taking turns at it (a slow one would
@@ -304,7 +324,7 @@ class Reconciler:
         now_due = {check_key(model) for model in due(models, now, in_flight)}
         due_items: list[tuple[str, BatchItem]] = []
         early: list[tuple[str, BatchItem]] = []
-        sources: dict[str, ResolvedSource] = {}
+        resolved: dict[str, ResolvedRun] = {}
         for model in due(models, now + self.settings.tick, in_flight):
             check = checks[check_key(model)]
             on_time = check.key in now_due
@@ -320,7 +340,7 @@ class Reconciler:
             if source.kind == "workload":
                 if not on_time:
                     continue
-                if self._run_on_agent(check, request, now):
+                if self._run_on_agent(check, request, destination, now):
                     self._started(check, source, now)
                 else:
                     report.not_ready += 1
@@ -334,11 +354,11 @@ class Reconciler:
                 request=request,
                 uid=model.metadata.get("uid"),
             )
-            sources[item.id] = source
+            resolved[item.id] = ResolvedRun(source, destination)
             (due_items if on_time else early).append((source.node_name, item))
         nodes = {node for node, _ in due_items}
         due_items += [(node, item) for node, item in early if node in nodes]
-        return due_items, {item.id for _, item in early}, sources
+        return due_items, {item.id for _, item in early}, resolved
 
     def forget(self, namespace: str, name: str) -> None:
         """A check was deleted: its series go, and so do pods that ran only for it."""
@@ -418,13 +438,14 @@ class Reconciler:
         started = planned_at(pod) or now
         written: dict[str, Check] = {}
         for collected in collect(pod, log_text, now):
+            destination = self._destinations.pop(collected.run.format(), None)
             check = checks.get(collected.check)
             if check is None or not _describes(collected, check):
                 continue  # deleted, or its spec changed mid-run: the new spec is run instead
             source = sources.get(collected.run.format())
             if source is None:
                 source = ResolvedSource("node", pod["spec"]["nodeName"], "unknown source")
-            if updated := self._write_result(check, collected, source, now, started):
+            if updated := self._write_result(check, collected, source, destination, now, started):
                 written[check.key] = updated
         self._delete_pod(pod)
         return written
@@ -434,10 +455,12 @@ class Reconciler:
         check: Check,
         collected: Collected,
         source: ResolvedSource,
+        destination: ResolvedDestination | None,
         now: datetime,
         started: datetime,
     ) -> Check | None:
-        """Write the run's status; the check as it is now, or None when it was not written."""
+        """Write the run's status; the check as it is now, or None when it was not written.
+        `destination`: what the run was planned for; None when this process did not plan it."""
         model = check.model
         # The status as listed still says when this run was due: the next is counted from it.
         was_due = due_at(model) or AT_ONCE
@@ -449,7 +472,7 @@ class Reconciler:
             started=started,
             next_run=next_run(model, started, was_due),
             source=source,
-            analysis=self._analysis(model, source, collected.result),
+            analysis=self._analysis(model, source, destination, collected),
             failure=collected.failure,
         )
         stored = self._patch_status(check, status)
@@ -477,7 +500,13 @@ class Reconciler:
             message = f"probing from {source.description}"
             self._patch_status(check, running_status(model.status, message, now, generation))
 
-    def _run_on_agent(self, check: Check, request: ProbeRequest, now: datetime) -> bool:
+    def _run_on_agent(
+        self,
+        check: Check,
+        request: ProbeRequest,
+        destination: ResolvedDestination,
+        now: datetime,
+    ) -> bool:
         """A workload source runs on its pods' probe sidecar; False when none can (the check
         then says why, and how to add it)."""
         model = check.model
@@ -499,17 +528,24 @@ class Reconciler:
         generation = int(model.metadata["generation"])
         uid = check.model.metadata.get("uid")
         self.agents.submit(check.key, generation, uid, source, found, request, preferred, now)
+        self._destinations[RunId(check.key, generation).format()] = destination
         return True
 
     # ---- static analysis --------------------------------------------------------------------
 
     def _analysis(
-        self, model: ConnectivityCheck, source: ResolvedSource, result: ProbeResult
+        self,
+        model: ConnectivityCheck,
+        source: ResolvedSource,
+        planned: ResolvedDestination | None,
+        collected: Collected,
     ) -> Analysis:
-        """The static verdict beside the run's result; never raises (Unknown instead), so a
-        refused read or a bug in the analysis cannot stop the tick."""
+        """The static verdict beside the run's result, for the destination the run was planned
+        for (resolved again only when this process did not plan it: a restart). Never raises
+        (Unknown instead), so a refused read or a bug in the analysis cannot stop the tick."""
+        result = collected.result
         try:
-            destination = resolve_destination(model, self.view)
+            destination = planned or resolve_destination(model, self.view)
             if not destination.addresses and result.destination.addresses:
                 # A name the probe resolved: its addresses let policies' ipBlocks be judged.
                 destination = replace(destination, addresses=list(result.destination.addresses))
@@ -692,6 +728,13 @@ def _live_owners(pod: Object, checks: dict[str, Check]) -> set[str]:
         if key in checks and _same_check(uids.get(item.id), checks[key]):
             owners.add(key)
     return owners
+
+
+def _of_current_spec(run_id: str, checks: dict[str, Check]) -> bool:
+    """Whether a run is of a listed check's current generation (else its record can go)."""
+    run = RunId.parse(run_id)
+    check = checks.get(run.check)
+    return check is not None and check.model.metadata["generation"] == run.generation
 
 
 def _describes(collected: Collected, check: Check) -> bool:

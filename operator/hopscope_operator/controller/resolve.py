@@ -121,6 +121,15 @@ class ResolvedDestination:
     ready_endpoints: int | None = None  # Services only: 0 is a finding, not a resolve error
 
 
+@dataclass(frozen=True)
+class ResolvedRun:
+    """What planning resolved for one run: where it starts and where it goes. Collect judges
+    the run's result against these, not against what the names resolve to by then."""
+
+    source: ResolvedSource
+    destination: ResolvedDestination
+
+
 # ---- pods and addresses ---------------------------------------------------------------------
 
 
