@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from hopscope_operator.cluster import CHECKS
 from hopscope_operator.controller import reconcile
 from hopscope_operator.controller.resolve import ResolvedDestination
 
@@ -42,7 +43,7 @@ def test_collect_judges_the_run_against_the_destination_it_was_planned_for(
     finish(healthy, pod, {item.id: reachable_result() for item in batch_of(pod).checks})
     assert reconciler.tick().collected == 1
     assert resolved["web-to-db"] == 1  # not again at collect
-    assert healthy.get(reconcile.CHECKS, "shop", "web-to-db")["status"]["analysis"]
+    assert healthy.get(CHECKS, "shop", "web-to-db")["status"]["analysis"]
 
 
 def test_a_run_planned_before_a_restart_resolves_its_destination_again(
