@@ -12,6 +12,12 @@ and leaves no orphan (a pod whose checks are all gone is deleted). The one thing
 memory is each planned run's resolved destination (too large for an annotation: a headless
 Service's endpoints), so collect judges the result against what the probe was sent to; a run
 planned by another process resolves its destination again when collected.
+
+About 600 lines, over the ~500 the package aims at: the phases share one tick's views (the
+API reads checks share), the in-flight records and the reconciler's writer, and split into
+modules they would pass all of it around. The parts with a job of their own already left:
+listing (`listing`), writing (`writer`), the bodies and statuses (`status`), the pod's contract
+(`runs`). The collect side (`_take_pod` to `_analysis`) is the next to go if it grows.
 """
 
 from __future__ import annotations
@@ -23,12 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from pydantic import ValidationError
-
 from hopscope_operator.analysis import analyse, destination_hop_id
 from hopscope_operator.analysis import unknown as unknown_analysis
 from hopscope_operator.api import Analysis, ConnectivityCheck
-from hopscope_operator.cluster import CHECKS, PODS, ApiError, ClusterApi, Conflict, NotFound, Object
+from hopscope_operator.cluster import PODS, ApiError, ClusterApi, Conflict, NotFound, Object
 from hopscope_operator.controller.agents import AgentRunner, AgentTokens
 from hopscope_operator.controller.cabundle import ca_pem
 from hopscope_operator.controller.collect import (
@@ -39,6 +43,7 @@ from hopscope_operator.controller.collect import (
     seconds_since_ended,
 )
 from hopscope_operator.controller.collect import pod_outcome as outcome_of
+from hopscope_operator.controller.listing import CheckLister
 from hopscope_operator.controller.metrics import CheckLabels, Metrics
 from hopscope_operator.controller.plan import (
     Batch,
@@ -189,7 +194,7 @@ class Reconciler:
         # Both renewed each tick: what checks share is read once per tick.
         self.view = ApiView(api, settings.watched)
         self._snapshots = SnapshotReader(api, settings.watched)
-        self._parsed: dict[tuple[str, str], Check] = {}  # by (uid, resourceVersion)
+        self._lister = CheckLister(api, self.writer, settings.watched)
         # By run id: the destination each run in flight was planned for, so collect judges
         # its result against that one. Lost on a restart: collect then resolves again.
         self._destinations: dict[str, ResolvedDestination] = {}
@@ -210,11 +215,11 @@ class Reconciler:
 
     def _read_cluster(self) -> tuple[dict[str, Check], set[str]]:
         """The checks as listed now and the namespaces that could not be listed (see
-        `_checks`), read through views renewed for this tick. What this process keeps of
+        `CheckLister.list`), read through views renewed for this tick. What this process keeps of
         checks gone goes; after a restart each check's last result is exported again."""
         self.view = ApiView(self.api, self.settings.watched)
         self._snapshots = SnapshotReader(self.api, self.settings.watched)
-        checks, unlisted = self._checks()
+        checks, unlisted = self._lister.list()
         self._destinations = {
             run_id: destination
             for run_id, destination in self._destinations.items()
@@ -404,39 +409,6 @@ class Reconciler:
                 self._delete_pod(pod)
 
     # ---- reading --------------------------------------------------------------------------
-
-    def _checks(self) -> tuple[dict[str, Check], set[str]]:
-        """The checks by key, and the watched namespaces whose checks could not be listed: in
-        a namespaced install one refused list (its RoleBinding deleted, say) must not stop the
-        other namespaces. Cluster-wide, a refused list ends the tick (it is retried)."""
-        checks: dict[str, Check] = {}
-        parsed: dict[tuple[str, str], Check] = {}
-        unlisted: set[str] = set()
-        listed: list[Object] = []
-        for namespace in self.settings.watched or (None,):
-            try:
-                listed += self.api.list(CHECKS, namespace)
-            except ApiError as exc:
-                if namespace is None:
-                    raise
-                log.warning("cannot list the checks of namespace %s: %s", namespace, exc)
-                unlisted.add(namespace)
-        for body in listed:
-            meta = body["metadata"]
-            version = (meta["uid"], meta["resourceVersion"])
-            check = self._parsed.get(version)  # parsing is most of a tick's CPU: only changes
-            if check is None:
-                try:
-                    check = Check(ConnectivityCheck.model_validate(body))
-                except ValidationError as exc:
-                    # Stored before the CRD had this rule, or written around validation: say
-                    # so on the object and skip it; one bad check must not stop the others.
-                    self.writer.invalid(body, exc)
-                    continue
-            parsed[version] = check
-            checks[check.key] = check
-        self._parsed = parsed
-        return checks, unlisted
 
     def _probe_pods(self) -> list[Object]:
         return self.api.list(PODS, self.settings.namespace, selector())
