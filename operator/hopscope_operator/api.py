@@ -20,13 +20,14 @@ from pydantic.json_schema import JsonDict, JsonValue
 
 from hopscope_probe.models import (
     ConnectionStatus,
-    Hop,
+    DestinationInfo,
     HttpOptions,
     IPVersion,
     Issue,
-    Latency,
     PathMode,
+    ProbeResult,
     Protocol,
+    RunFindings,
     Schema,
     SourceInfo,
     Thresholds,
@@ -489,7 +490,9 @@ class Condition(ApiSchema):
     """The spec's metadata.generation the condition describes."""
 
 
-class ConnectivityCheckStatus(ApiSchema):
+# Latency, probes, hops, issues and path fingerprint are the result's own fields (`RunFindings`,
+# declared once in the probe's models; the CRD lists them first); `as_result` is the way back.
+class ConnectivityCheckStatus(RunFindings, ApiSchema):
     """The last run's diagnosis, written by the operator."""
 
     phase: Phase | None = None
@@ -508,22 +511,10 @@ class ConnectivityCheckStatus(ApiSchema):
     """The pod, node and address the last run started from."""
     destination: DestinationStatus | None = None
     """The destination as the last run resolved it."""
-    latency: Latency | None = None
-    """End-to-end latency of the last run's answered probes."""
-    probes_sent: int = Field(default=0, ge=0)
-    """Connection probes the last run sent."""
-    probes_failed: int = Field(default=0, ge=0)
-    """Connection probes the last run got no (good) answer to."""
-    hops: list[Hop] = Field(default_factory=list)
-    """Every hop of every path found, linked by nextHopIds."""
     hop_count: int = Field(default=0, ge=0)
     """len(hops), for the HOPS column: a printer column's JSONPath cannot count."""
-    issues: list[Issue] = Field(default_factory=list)
-    """What the last run found wrong, each located and with a hint."""
     issue_count: int = Field(default=0, ge=0)
     """len(issues), for the ISSUES column."""
-    path_fingerprint: str | None = None
-    """Hash of every path's ordered hop addresses; a change raises a PathChanged event."""
     analysis: Analysis | None = None
     """What the cluster's configuration (NetworkPolicies, Services, DNS) says of the flow."""
     conditions: list[Condition] = Field(
@@ -538,6 +529,18 @@ class ConnectivityCheckStatus(ApiSchema):
         self.hop_count = len(self.hops)
         self.issue_count = len(self.issues)
         return self
+
+    def as_result(self, protocol: Protocol, host: str, port: int | None = None) -> ProbeResult:
+        """The last run in the probe's result model (`hopscope probe` renders it, metrics
+        record it); `host` and `port` name the destination, which the status does not."""
+        addresses = self.destination.addresses if self.destination else []
+        return ProbeResult(
+            connection_status=self.connection_status or ConnectionStatus.UNKNOWN,
+            protocol=protocol,
+            source=self.source or SourceInfo(),
+            destination=DestinationInfo(host=host, port=port, addresses=addresses),
+            **self.findings(),
+        )
 
 
 # ---- the resource -------------------------------------------------------------------------

@@ -71,3 +71,12 @@ def is_ready(pod: Manifest) -> bool:
     return (
         status.get("phase") == "Running" and ready and not pod["metadata"].get("deletionTimestamp")
     )
+
+
+@dataclass(frozen=True)
+class ResolvedRun:
+    """What planning resolved for one run: where it starts and where it goes. Collect judges
+    the run's result against these, not against what the names resolve to by then."""
+
+    source: ResolvedSource
+    destination: ResolvedDestination

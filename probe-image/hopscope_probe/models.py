@@ -234,17 +234,33 @@ class HttpSummary(Schema):
     tls_version: str | None = None
 
 
-class ProbeResult(Schema):
+class RunFindings(Schema):
+    """What one run measured and found: the part of a result that a ConnectivityCheck's status
+    carries as it is. Declared once, here: `ProbeResult` and the status both extend it."""
+
+    latency: Latency | None = None
+    """End-to-end latency of the run's answered probes."""
+    probes_sent: int = Field(default=0, ge=0)
+    """Connection probes the run sent."""
+    probes_failed: int = Field(default=0, ge=0)
+    """Connection probes the run got no (good) answer to."""
+    hops: list[Hop] = Field(default_factory=list)
+    """Every hop of every path found, linked by nextHopIds."""
+    issues: list[Issue] = Field(default_factory=list)
+    """What the run found wrong, each located and with a hint."""
+    path_fingerprint: str | None = None
+    """Hash of every path's ordered hop addresses; a change raises a PathChanged event."""
+
+    def findings(self) -> dict[str, object]:
+        """These fields by name, as attributes (not dumped), for building the other model."""
+        return {name: getattr(self, name) for name in RunFindings.model_fields}
+
+
+class ProbeResult(RunFindings):
     connection_status: ConnectionStatus
     protocol: Protocol
     source: SourceInfo = Field(default_factory=SourceInfo)
     destination: DestinationInfo
-    latency: Latency | None = None
-    probes_sent: int = Field(default=0, ge=0)
-    probes_failed: int = Field(default=0, ge=0)
-    hops: list[Hop] = Field(default_factory=list)
-    issues: list[Issue] = Field(default_factory=list)
-    path_fingerprint: str | None = None
     http: HttpSummary | None = None
     dns_answers: dict[str, int] | None = None  # a DNS check: queries per answer (NXDOMAIN: 8)
     started_at: str | None = None  # RFC 3339

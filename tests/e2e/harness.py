@@ -22,8 +22,8 @@ from typing import Any, Literal
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from hopscope_operator.controller.plan import ANNOTATION_CHECKS, LABEL_APP, NAME_PREFIX
 from hopscope_operator.install import chart as install
+from hopscope_operator.names import ANNOTATION_CHECKS, LABEL_APP, NAME_PREFIX
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "hopscope"

@@ -19,14 +19,14 @@ from hopscope_operator.controller.collect import (
     Pending,
     Running,
     Stuck,
-    batch_of,
     collect,
-    parse_id,
     parse_log,
     pod_outcome,
     seconds_since_ended,
 )
 from hopscope_operator.controller.plan import BatchItem, probe_pod
+from hopscope_operator.controller.runs import RunId
+from hopscope_operator.controller.runs import read_batch as batch_of
 from hopscope_probe.batch import BatchOutput
 from hopscope_probe.models import (
     ConnectionStatus,
@@ -374,7 +374,7 @@ def test_a_running_pod_past_its_deadline_that_no_kubelet_ended_is_stuck() -> Non
 
 
 def test_parse_id_splits_at_the_last_slash() -> None:
-    assert parse_id("shop/web-to-db/12") == ("shop/web-to-db", 12)
+    assert RunId.parse("shop/web-to-db/12") == ("shop/web-to-db", 12)
 
 
 def test_batch_of_reads_the_pods_own_batch() -> None:

@@ -20,10 +20,10 @@ from hopscope_operator.controller.plan import (
     deadline_seconds,
     group_by_node,
     label_value,
-    planned_uids,
     pod_name,
     probe_pod,
 )
+from hopscope_operator.controller.runs import planned_uids
 from hopscope_operator.names import ANNOTATION_CHECKS
 from hopscope_probe import batch as wire
 from hopscope_probe.models import MAX_CA_PEM, MAX_HEADERS, PathMode, ProbeRequest

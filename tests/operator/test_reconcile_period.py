@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from hopscope_operator.controller.collect import parse_id
+from hopscope_operator.controller.runs import RunId
 from hopscope_operator.names import LABEL_TICK
 
 from .conftest import Clock
@@ -64,7 +64,7 @@ def simulate(api: FakeApi, clock: Clock, created: dict[str, float], until: float
             if name in ends or pod.get("status", {}).get("phase") == "Succeeded":
                 continue
             began = int(pod["metadata"]["labels"][LABEL_TICK]) - start.timestamp()
-            checks = [parse_id(item.id)[0].partition("/")[2] for item in batch_of(pod).checks]
+            checks = [RunId.parse(item.id)[0].partition("/")[2] for item in batch_of(pod).checks]
             ends[name] = began + max(RUN_SECONDS[c] for c in checks)
             for c in checks:
                 starts[c].append(began)

@@ -18,7 +18,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hopscope_operator.controller.plan import CONTAINER, planned_uids
+from hopscope_operator.controller.plan import CONTAINER
+from hopscope_operator.controller.runs import RunId, planned_uids, read_batch
 from hopscope_probe import batch as wire
 from hopscope_probe.models import ContextItem, Issue, IssueType, Origin, ProbeResult, Severity
 from hopscope_probe.target import unknown_result
@@ -210,20 +211,9 @@ class Collected:
     failure: ProbeFailure | None = None  # set when the result is the operator's Unknown
     uid: str | None = None  # the check's uid when the pod was planned (None: pods made before)
 
-
-def parse_id(batch_id: str) -> tuple[str, int]:
-    """("<namespace>/<name>", generation) from a batch id "<namespace>/<name>/<generation>"."""
-    check, _, generation = batch_id.rpartition("/")
-    return check, int(generation)
-
-
-def batch_of(pod: Manifest) -> wire.Batch:
-    """The batch the pod was given: the checks it owes a result for."""
-    for container in pod["spec"]["containers"]:
-        for variable in container.get("env", []):
-            if variable["name"] == wire.ENV:
-                return wire.Batch.model_validate_json(variable["value"])
-    raise ValueError(f"pod {pod['metadata']['name']} carries no {wire.ENV}")
+    @property
+    def run(self) -> RunId:
+        return RunId(self.check, self.generation)
 
 
 def parse_log(log: str, ids: set[str]) -> dict[str, ProbeResult | str]:
@@ -264,12 +254,12 @@ def collect(pod: Manifest, log: str, now: datetime | None = None) -> list[Collec
     outcome = pod_outcome(pod, now)
     if isinstance(outcome, Pending | Running):
         raise ValueError(f"probe pod {pod['metadata']['name']} has not ended")
-    checks = batch_of(pod).checks
+    checks = read_batch(pod).checks
     parsed = parse_log(log, {item.id for item in checks})
     uids = planned_uids(pod)
     collected = []
     for item in checks:
-        check, generation = parse_id(item.id)
+        check, generation = RunId.parse(item.id)
         got, uid = parsed.get(item.id), uids.get(item.id)
         if isinstance(got, ProbeResult):
             collected.append(Collected(check, generation, got, uid=uid))

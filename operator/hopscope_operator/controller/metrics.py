@@ -236,6 +236,24 @@ class Metrics:
 
         self._replace_snapshot(check_key, snapshot)
 
+    def restore(self, check_key: str, check: ConnectivityCheck) -> None:
+        """After a restart, export a check's last result again from its status, so a one-shot
+        check that failed keeps its alert firing instead of its series vanishing."""
+        status = check.status
+        if self.knows(check_key) or status is None or not status.connection_status:
+            return
+        labels, thresholds = CheckLabels.of(check), check.spec.thresholds
+        ready = next((c for c in status.conditions if c.type == "Ready"), None)
+        if ready is not None and ready.status == "False":
+            # The status still holds its last run's figures: they are not current.
+            self.cannot_run(check_key, labels, thresholds)
+            return
+        last = status.as_result(check.spec.protocol, check_key)
+        max_hops = check.spec.path.max_hops
+        self.record(
+            check_key, labels, last, max_hops=max_hops, new_run=False, thresholds=thresholds
+        )
+
     def cannot_run(self, check_key: str, labels: CheckLabels, thresholds: Thresholds) -> None:
         """The check cannot run now (its source is gone, its probe pod refused, ...): the last
         run's figures are no longer current, and the Probe issue series fires its alert."""

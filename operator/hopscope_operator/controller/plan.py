@@ -20,15 +20,18 @@ from typing import Any, Literal
 from pydantic import Field
 
 from hopscope_operator.api import API_VERSION, KIND
+from hopscope_operator.controller.resolve import ResolvedSource
+from hopscope_operator.controller.runs import (
+    RunId,
+    batch_variable,
+    cgroup_root_variable,
+    pod_annotations,
+    pod_labels,
+)
 from hopscope_operator.names import (
-    ANNOTATION_CHECKS,
-    ANNOTATION_NODE,
     DEFAULT_MAX_CHECKS_PER_POD,
     DEFAULT_MAX_PROBE_PODS,
     DEFAULT_MAX_PROBE_PODS_PER_NODE,
-    LABEL_APP,
-    LABEL_NODE,
-    LABEL_TICK,
     NAME_PREFIX,
     SERVICE_ACCOUNT,
 )
@@ -95,9 +98,13 @@ class BatchItem:
     uid: str | None = None  # the check's metadata.uid, for the owner reference
 
     @property
+    def run(self) -> RunId:
+        return RunId(self.check, self.generation)
+
+    @property
     def id(self) -> str:
         """The batch id the probe echoes on its result line."""
-        return f"{self.check}/{self.generation}"
+        return self.run.format()
 
     @property
     def namespace(self) -> str:
@@ -214,6 +221,10 @@ def label_value(text: str) -> str:
 
 def batch_env(items: Iterable[BatchItem]) -> str:
     """HOPSCOPE_BATCH, built with the probe's own models so both sides share one contract."""
+    return _wire_batch(items).to_json()
+
+
+def _wire_batch(items: Iterable[BatchItem]) -> wire.Batch:
     checks = [
         wire.BatchItem(
             id=item.id,
@@ -222,7 +233,7 @@ def batch_env(items: Iterable[BatchItem]) -> str:
         )
         for item in items
     ]
-    return wire.Batch(checks=checks).to_json()
+    return wire.Batch(checks=checks)
 
 
 def _security(needs_pod_netns: bool) -> tuple[Manifest, Manifest]:
@@ -277,8 +288,10 @@ def probe_pod(
     tick: int,
     settings: ProbePodSettings | None = None,
     pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT,
+    sources: Mapping[str, ResolvedSource] | None = None,
 ) -> Manifest:
-    """The probe pod for a batch of checks on one node (`tick`: the tick's Unix time)."""
+    """The probe pod for a batch of checks on one node (`tick`: the tick's Unix time;
+    `sources`: run id -> the source it was resolved to, kept on the pod for collect)."""
     if not items:
         raise ValueError("a probe pod needs at least one check")
     settings = settings or ProbePodSettings()
@@ -288,15 +301,8 @@ def probe_pod(
     metadata: Manifest = {
         "name": pod_name(node_name, tick, items),
         "namespace": namespace,
-        "labels": {
-            LABEL_APP: NAME_PREFIX,
-            LABEL_NODE: label_value(node_name),
-            LABEL_TICK: str(tick),
-        },
-        "annotations": {
-            ANNOTATION_CHECKS: json.dumps({item.id: item.uid for item in items}, sort_keys=True),
-            ANNOTATION_NODE: node_name,
-        },
+        "labels": pod_labels(label_value(node_name), tick),
+        "annotations": pod_annotations({item.id: item.uid for item in items}, node_name, sources),
     }
     owners = _owner_references(items, namespace)
     if owners:
@@ -317,7 +323,7 @@ def probe_pod(
                 "image": image,
                 "imagePullPolicy": str(pull_policy),
                 "command": COMMAND,
-                "env": [{"name": wire.ENV, "value": batch_env(items)}],
+                "env": [batch_variable(_wire_batch(items))],
                 "resources": settings.resources,
                 "securityContext": container_security,
                 "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -341,21 +347,8 @@ def probe_pod(
         container["volumeMounts"].append(
             {"name": "host-cgroup", "mountPath": HOST_CGROUP, "readOnly": True}
         )
-        container["env"].append({"name": "HOPSCOPE_CGROUP_ROOT", "value": HOST_CGROUP})
+        container["env"].append(cgroup_root_variable(HOST_CGROUP))
         spec["volumes"].append(
             {"name": "host-cgroup", "hostPath": {"path": "/sys/fs/cgroup", "type": "Directory"}}
         )
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
-
-
-def planned_uids(pod: Mapping[str, Any]) -> dict[str, str | None]:
-    """Batch id -> the uid its check had when this pod was planned (None: not known, e.g. a
-    pod made by an operator version that wrote only the ids)."""
-    text = pod["metadata"].get("annotations", {}).get(ANNOTATION_CHECKS, "{}")
-    try:
-        planned = json.loads(text)
-    except ValueError:
-        return {}
-    if isinstance(planned, list):
-        return dict.fromkeys(map(str, planned))
-    return {str(key): value if isinstance(value, str) else None for key, value in planned.items()}

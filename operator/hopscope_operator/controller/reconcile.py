@@ -1,103 +1,94 @@
 """One reconcile tick: collect ended probe pods, then start the checks that are due.
 
+`Reconciler.tick` reads as its phases: read the cluster, collect what finished (probe pods,
+then agents), plan what is due, create its pods. What a status says is `status`'s; writing it
+and its Events is `writer`'s; what a probe pod carries is `runs`'.
+
 The tick keeps no state between calls that the cluster does not also hold: which checks are in
 flight is read from the probe pods' annotations, what ran last from each check's status. An
 operator killed at any moment and started again therefore loses no run (the pod is still there
 and is collected), makes no duplicate pod (pod names are deterministic, a 409 means "adopt")
-and leaves no orphan (a pod whose checks are all gone is deleted).
+and leaves no orphan (a pod whose checks are all gone is deleted). The one thing kept in
+memory is each planned run's resolved destination (too large for an annotation: a headless
+Service's endpoints), so collect judges the result against what the probe was sent to; a run
+planned by another process resolves its destination again when collected.
+
+About 600 lines, over the ~500 the package aims at: the phases share one tick's views (the
+API reads checks share), the in-flight records and the reconciler's writer, and split into
+modules they would pass all of it around. The parts with a job of their own already left:
+listing (`listing`), writing (`writer`), the bodies and statuses (`status`), the pod's contract
+(`runs`). The collect side (`_take_pod` to `_analysis`) is the next to go if it grows.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-from pydantic import ValidationError
 
 from hopscope_operator.analysis import analyse, destination_hop_id
 from hopscope_operator.analysis import unknown as unknown_analysis
-from hopscope_operator.api import Analysis, ConnectivityCheck, ConnectivityCheckStatus
-from hopscope_operator.cluster import (
-    CHECKS,
-    EVENTS,
-    PODS,
-    ApiError,
-    ClusterApi,
-    Conflict,
-    Invalid,
-    NotFound,
-    Object,
-)
+from hopscope_operator.api import Analysis, ConnectivityCheck
+from hopscope_operator.cluster import PODS, ApiError, ClusterApi, Conflict, NotFound, Object
 from hopscope_operator.controller.agents import AgentRunner, AgentTokens
 from hopscope_operator.controller.cabundle import ca_pem
 from hopscope_operator.controller.collect import (
     Collected,
     Pending,
     Running,
-    batch_of,
     collect,
-    parse_id,
     seconds_since_ended,
 )
 from hopscope_operator.controller.collect import pod_outcome as outcome_of
+from hopscope_operator.controller.listing import CheckLister
 from hopscope_operator.controller.metrics import CheckLabels, Metrics
 from hopscope_operator.controller.plan import (
+    Batch,
     BatchItem,
     Caps,
+    Planned,
     ProbePodSettings,
     PullPolicy,
     group_by_node,
-    planned_uids,
     probe_pod,
 )
 from hopscope_operator.controller.resolve import (
-    ResolvedSource,
     ResolveError,
     pod_source,
     resolve_destination,
     resolve_source,
     to_probe_request,
 )
+from hopscope_operator.controller.runs import (
+    RunId,
+    checks_of,
+    planned_at,
+    planned_uids,
+    read_batch,
+    read_sources,
+    selector,
+)
 from hopscope_operator.controller.schedule import AT_ONCE, check_key, due, due_at, next_run
 from hopscope_operator.controller.sidecar import SidecarMissing, find_sidecar_pod
 from hopscope_operator.controller.snapshot import SnapshotReader
 from hopscope_operator.controller.status import (
     PATH_CHANGED,
-    Event,
     next_status,
-    not_ready_status,
     running_status,
     starts_a_run,
     summary,
 )
 from hopscope_operator.controller.view import ApiView
-from hopscope_operator.names import (
-    ANNOTATION_SOURCES,
-    DEFAULT_TICK_SECONDS,
-    LABEL_APP,
-    LABEL_TICK,
-    NAME,
-    NAME_PREFIX,
-    NAMESPACE,
-    PROBE_IMAGE,
-)
-from hopscope_probe.models import DestinationInfo, ProbeRequest, ProbeResult
+from hopscope_operator.controller.writer import Check, StatusWriter
+from hopscope_operator.names import DEFAULT_TICK_SECONDS, NAMESPACE, PROBE_IMAGE
+from hopscope_operator.resolved import ResolvedDestination, ResolvedRun, ResolvedSource
+from hopscope_probe.models import ProbeRequest
 
 log = logging.getLogger("hopscope.operator")
 
-INVALID_SPEC = "InvalidSpec"
-COMPONENT = NAME
-# A check that cannot resolve is retried after as long as it has been failing, within bounds:
-# quick when a pod is just starting, gentle on the API when a name is simply wrong.
-MIN_RETRY = timedelta(seconds=10)
-MAX_RETRY = timedelta(minutes=5)
 # How long an ended probe pod's unreadable log (its node unreachable, say) is waited for.
 LOG_PATIENCE = timedelta(minutes=2)
 
@@ -170,19 +161,17 @@ class TickReport:
     in_flight: int = 0
 
 
-@dataclass(frozen=True)
-class Check:
-    """A check as listed: its parsed model and the resourceVersion a status write needs."""
+@dataclass
+class InFlight:
+    """What is under way: the checks not to plan again, and the probe pods per node (their
+    slots are taken)."""
 
-    model: ConnectivityCheck
+    checks: set[str] = field(default_factory=set)
+    pods_per_node: Counter[str] = field(default_factory=Counter)
 
-    @property
-    def key(self) -> str:
-        return check_key(self.model)
-
-    @property
-    def resource_version(self) -> str:
-        return str(self.model.metadata["resourceVersion"])
+    def hold(self, node: str, checks: set[str] | None = None) -> None:
+        self.checks.update(checks or ())
+        self.pods_per_node[node] += 1
 
 
 class Reconciler:
@@ -199,75 +188,138 @@ class Reconciler:
         self.settings = settings
         self.clock = clock
         self.agents = agents or AgentRunner(AgentTokens(api))
+        self.writer = StatusWriter(api, metrics, clock)
         # Both renewed each tick: what checks share is read once per tick.
         self.view = ApiView(api, settings.watched)
         self._snapshots = SnapshotReader(api, settings.watched)
-        self._parsed: dict[tuple[str, str], Check] = {}  # by (uid, resourceVersion)
+        self._lister = CheckLister(api, self.writer, settings.watched)
+        # By run id: the destination each run in flight was planned for, so collect judges
+        # its result against that one. Lost on a restart: collect then resolves again.
+        self._destinations: dict[str, ResolvedDestination] = {}
 
     # ---- the tick -------------------------------------------------------------------------
 
     def tick(self) -> TickReport:
         now = self.clock()
         report = TickReport()
+        checks, unlisted = self._read_cluster()
+        flight = self._collect_finished(checks, unlisted, now, report)
+        self._collect_agents(checks, now, report)
+        flight.checks |= self.agents.in_flight()
+        planned, resolved = self._plan_due(checks, flight, now, report)
+        self._create_pods(planned.create, resolved, checks, now, report)
+        self.metrics.set_pods_in_flight(report.in_flight)
+        return report
+
+    def _read_cluster(self) -> tuple[dict[str, Check], set[str]]:
+        """The checks as listed now and the namespaces that could not be listed (see
+        `CheckLister.list`), read through views renewed for this tick. What this process keeps of
+        checks gone goes; after a restart each check's last result is exported again."""
         self.view = ApiView(self.api, self.settings.watched)
         self._snapshots = SnapshotReader(self.api, self.settings.watched)
-        checks, unlisted = self._checks()
+        checks, unlisted = self._lister.list()
+        self._destinations = {
+            run_id: destination
+            for run_id, destination in self._destinations.items()
+            if _of_current_spec(run_id, checks)
+        }
         for gone in self.metrics.checks() - checks.keys():
             if gone.partition("/")[0] not in unlisted:
                 # Deleted unseen (a missed watch event, or a forget() racing this tick's
                 # write): its series would otherwise stay, and keep an alert firing.
                 self.metrics.forget(gone)
-        self._restore_metrics(checks)
-        in_flight: set[str] = set()
-        pods_per_node: Counter[str] = Counter()
+        for check in checks.values():
+            self.metrics.restore(check.key, check.model)
+        return checks, unlisted
+
+    def _collect_finished(
+        self, checks: dict[str, Check], unlisted: set[str], now: datetime, report: TickReport
+    ) -> InFlight:
+        """Collect every probe pod that ended (writing `checks` as they are now), delete those
+        nobody needs; what is still under way is returned."""
+        flight = InFlight()
         for pod in self._probe_pods():
-            if pod["metadata"].get("deletionTimestamp"):
-                # Collected and deleted already (a pod on a dead node stays until the node
-                # controller removes it), or evicted: no result to write, but its node's slot
-                # stays taken, or a dead node would gather a new pod every run.
-                pods_per_node[pod["spec"]["nodeName"]] += 1
-                continue
-            state = outcome_of(pod, now)
-            owners = {parse_id(item.id)[0] for item in batch_of(pod).checks}
-            live = _live_owners(pod, checks)
-            node = pod["spec"]["nodeName"]
-            if any(owner.partition("/")[0] in unlisted for owner in owners):
-                # Its checks could not be listed: neither gone nor collectable. Left for a tick
-                # that can see them, so no result is lost and no live pod deleted.
-                in_flight.update(owners)
-                pods_per_node[node] += 1
-            elif not live:
-                self._delete_pod(pod)  # every check it ran for is gone
-                report.orphans_deleted += 1
-            elif isinstance(state, Pending | Running):
-                in_flight.update(live)
-                pods_per_node[node] += 1
-            elif (log_text := self._log(pod, now)) is None:
-                in_flight.update(live)  # its log is read next tick: no result is lost
-                pods_per_node[node] += 1
-            else:
-                written = self._collect(pod, log_text, checks, now)
-                report.collected += len(written)
-                checks.update(written)  # judged on their new status: due again if overdue
-                if pod.get("status", {}).get("phase") not in ("Succeeded", "Failed"):
-                    # It never ran: its node may be dead, and the pod stay Terminating there.
-                    pods_per_node[node] += 1
-        report.in_flight = sum(pods_per_node.values())
+            self._take_pod(pod, checks, unlisted, now, report, flight)
+        report.in_flight = sum(flight.pods_per_node.values())
+        return flight
+
+    def _take_pod(
+        self,
+        pod: Object,
+        checks: dict[str, Check],
+        unlisted: set[str],
+        now: datetime,
+        report: TickReport,
+        flight: InFlight,
+    ) -> None:
+        node = pod["spec"]["nodeName"]
+        if pod["metadata"].get("deletionTimestamp"):
+            # Collected and deleted already (a pod on a dead node stays until the node
+            # controller removes it), or evicted: no result to write, but its node's slot
+            # stays taken, or a dead node would gather a new pod every run.
+            flight.hold(node)
+            return
+        owners = checks_of(pod)
+        if any(owner.partition("/")[0] in unlisted for owner in owners):
+            # Its checks could not be listed: neither gone nor collectable. Left for a tick
+            # that can see them, so no result is lost and no live pod deleted.
+            flight.hold(node, owners)
+            return
+        live = _live_owners(pod, checks)
+        if not live:
+            self._delete_pod(pod)  # every check it ran for is gone
+            report.orphans_deleted += 1
+            return
+        if isinstance(outcome_of(pod, now), Pending | Running):
+            flight.hold(node, live)
+            return
+        log_text = self._log(pod, now)
+        if log_text is None:
+            flight.hold(node, live)  # its log is read next tick: no result is lost
+            return
+        written = self._collect(pod, log_text, checks, now)
+        report.collected += len(written)
+        checks.update(written)  # judged on their new status: due again if overdue
+        if pod.get("status", {}).get("phase") not in ("Succeeded", "Failed"):
+            # It never ran: its node may be dead, and the pod stay Terminating there.
+            flight.pods_per_node[node] += 1
+
+    def _collect_agents(self, checks: dict[str, Check], now: datetime, report: TickReport) -> None:
+        """Write the results the workloads' probe sidecars delivered since the last tick."""
         for run in self.agents.finished():
             check = checks.get(run.check)
             collected = Collected(run.check, run.generation, run.result, uid=run.uid)
+            destination = self._destinations.pop(collected.run.format(), None)
             if check is None or not _describes(collected, check):
                 continue  # deleted, or its spec changed mid-run
-            if updated := self._write_result(check, collected, run.source, now, run.started):
+            updated = self._write_result(
+                check, collected, run.source, destination, now, run.started
+            )
+            if updated:
                 report.collected += 1
                 checks[run.check] = updated
-        in_flight |= self.agents.in_flight()
 
-        due_items, riders, sources = self._due_items(checks, in_flight, now, report)
-        planned = group_by_node(due_items, self.settings.caps, pods_per_node)
+    def _plan_due(
+        self, checks: dict[str, Check], flight: InFlight, now: datetime, report: TickReport
+    ) -> tuple[Planned, dict[str, ResolvedRun]]:
+        """The probe pods to create for the checks that are due, within the caps, and what
+        each run resolved to."""
+        due_items, riders, resolved = self._due_items(checks, flight.checks, now, report)
+        planned = group_by_node(due_items, self.settings.caps, flight.pods_per_node)
         report.deferred = sum(item.id not in riders for item in planned.deferred)
+        return planned, resolved
+
+    def _create_pods(
+        self,
+        batches: list[Batch],
+        resolved: dict[str, ResolvedRun],
+        checks: dict[str, Check],
+        now: datetime,
+        report: TickReport,
+    ) -> None:
+        """Create one probe pod per batch; a refused one is said on each of its checks."""
         tick = int(now.timestamp())
-        for batch in planned.create:
+        for batch in batches:
             pod = probe_pod(
                 batch.node,
                 list(batch.items),
@@ -276,9 +328,7 @@ class Reconciler:
                 tick=tick,
                 settings=self.settings.probe_pod,
                 pull_policy=self.settings.pull_policy,
-            )
-            pod["metadata"]["annotations"][ANNOTATION_SOURCES] = _sources_annotation(
-                {item.id: sources[item.id] for item in batch.items}
+                sources={item.id: resolved[item.id].source for item in batch.items},
             )
             try:
                 self.api.create(PODS, self.settings.namespace, pod)
@@ -291,17 +341,18 @@ class Reconciler:
                 report.refused += 1
                 for item in batch.items:
                     refused = ProbePodRefused(batch.node, self.settings.namespace, exc)
-                    self._not_ready(checks[item.check], refused, now)
+                    self.writer.not_ready(checks[item.check], refused, now)
                 continue
             report.in_flight += 1
-        self.metrics.set_pods_in_flight(report.in_flight)
-        return report
+            self._destinations.update(
+                (item.id, resolved[item.id].destination) for item in batch.items
+            )
 
     def _due_items(
         self, checks: dict[str, Check], in_flight: set[str], now: datetime, report: TickReport
-    ) -> tuple[list[tuple[str, BatchItem]], set[str], dict[str, ResolvedSource]]:
+    ) -> tuple[list[tuple[str, BatchItem]], set[str], dict[str, ResolvedRun]]:
         """(node, item) for each check to run in a probe pod now, the ids of those among them
-        that are not due yet (riders), and each item's source. Workload sources go to their
+        that are not due yet (riders), and what each item resolved to. Workload sources go to their
         agent here; a check that cannot run says why."""
         # Checks due before the next tick ride along in a pod their node gets now, so the
         # checks of a node share its pod slot instead of taking turns at it (a slow one would
@@ -310,7 +361,7 @@ class Reconciler:
         now_due = {check_key(model) for model in due(models, now, in_flight)}
         due_items: list[tuple[str, BatchItem]] = []
         early: list[tuple[str, BatchItem]] = []
-        sources: dict[str, ResolvedSource] = {}
+        resolved: dict[str, ResolvedRun] = {}
         for model in due(models, now + self.settings.tick, in_flight):
             check = checks[check_key(model)]
             on_time = check.key in now_due
@@ -320,13 +371,13 @@ class Reconciler:
                 request = to_probe_request(model.spec, destination, ca_pem(model, self.view))
             except ResolveError as exc:
                 if on_time:  # an early one is said when it is due
-                    self._not_ready(check, exc, now)
+                    self.writer.not_ready(check, exc, now)
                     report.not_ready += 1
                 continue
             if source.kind == "workload":
                 if not on_time:
                     continue
-                if self._run_on_agent(check, request, now):
+                if self._run_on_agent(check, request, destination, now):
                     self._started(check, source, now)
                 else:
                     report.not_ready += 1
@@ -340,11 +391,11 @@ class Reconciler:
                 request=request,
                 uid=model.metadata.get("uid"),
             )
-            sources[item.id] = source
+            resolved[item.id] = ResolvedRun(source, destination)
             (due_items if on_time else early).append((source.node_name, item))
         nodes = {node for node, _ in due_items}
         due_items += [(node, item) for node, item in early if node in nodes]
-        return due_items, {item.id for _, item in early}, sources
+        return due_items, {item.id for _, item in early}, resolved
 
     def forget(self, namespace: str, name: str) -> None:
         """A check was deleted: its series go, and so do pods that ran only for it."""
@@ -352,75 +403,13 @@ class Reconciler:
         self.metrics.forget(key)
         self.agents.forget(key)
         for pod in self._probe_pods():
-            if all(parse_id(item.id)[0] == key for item in batch_of(pod).checks):
+            if checks_of(pod) <= {key}:
                 self._delete_pod(pod)
 
     # ---- reading --------------------------------------------------------------------------
 
-    def _checks(self) -> tuple[dict[str, Check], set[str]]:
-        """The checks by key, and the watched namespaces whose checks could not be listed: in
-        a namespaced install one refused list (its RoleBinding deleted, say) must not stop the
-        other namespaces. Cluster-wide, a refused list ends the tick (it is retried)."""
-        checks: dict[str, Check] = {}
-        parsed: dict[tuple[str, str], Check] = {}
-        unlisted: set[str] = set()
-        listed: list[Object] = []
-        for namespace in self.settings.watched or (None,):
-            try:
-                listed += self.api.list(CHECKS, namespace)
-            except ApiError as exc:
-                if namespace is None:
-                    raise
-                log.warning("cannot list the checks of namespace %s: %s", namespace, exc)
-                unlisted.add(namespace)
-        for body in listed:
-            meta = body["metadata"]
-            version = (meta["uid"], meta["resourceVersion"])
-            check = self._parsed.get(version)  # parsing is most of a tick's CPU: only changes
-            if check is None:
-                try:
-                    check = Check(ConnectivityCheck.model_validate(body))
-                except ValidationError as exc:
-                    # Stored before the CRD had this rule, or written around validation: say
-                    # so on the object and skip it; one bad check must not stop the others.
-                    self._invalid(body, exc)
-                    continue
-            parsed[version] = check
-            checks[check.key] = check
-        self._parsed = parsed
-        return checks, unlisted
-
     def _probe_pods(self) -> list[Object]:
-        return self.api.list(PODS, self.settings.namespace, {LABEL_APP: NAME_PREFIX})
-
-    def _restore_metrics(self, checks: dict[str, Check]) -> None:
-        """After a restart, export each check's last result again, so a one-shot check that
-        failed keeps its alert firing instead of its series vanishing."""
-        for check in checks.values():
-            status = check.model.status
-            if self.metrics.knows(check.key) or status is None or not status.connection_status:
-                continue
-            labels = CheckLabels.of(check.model)
-            thresholds = check.model.spec.thresholds
-            ready = next((c for c in status.conditions if c.type == "Ready"), None)
-            if ready is not None and ready.status == "False":
-                # The status still holds its last run's figures: they are not current.
-                self.metrics.cannot_run(check.key, labels, thresholds)
-                continue
-            last = ProbeResult(
-                connection_status=status.connection_status,
-                protocol=check.model.spec.protocol,
-                destination=DestinationInfo(host=check.key),
-                latency=status.latency,
-                probes_sent=status.probes_sent,
-                probes_failed=status.probes_failed,
-                hops=status.hops,
-                issues=status.issues,
-            )
-            max_hops = check.model.spec.path.max_hops
-            self.metrics.record(
-                check.key, labels, last, max_hops=max_hops, new_run=False, thresholds=thresholds
-            )
+        return self.api.list(PODS, self.settings.namespace, selector())
 
     # ---- writing --------------------------------------------------------------------------
 
@@ -429,17 +418,18 @@ class Reconciler:
     ) -> dict[str, Check]:
         """Write every result the pod carries, then delete it. Returns the checks written, as
         they are now."""
-        sources = _sources_of(pod)
-        started = _started(pod) or now
+        sources = read_sources(pod)
+        started = planned_at(pod) or now
         written: dict[str, Check] = {}
         for collected in collect(pod, log_text, now):
+            destination = self._destinations.pop(collected.run.format(), None)
             check = checks.get(collected.check)
             if check is None or not _describes(collected, check):
                 continue  # deleted, or its spec changed mid-run: the new spec is run instead
-            source = sources.get(f"{collected.check}/{collected.generation}")
+            source = sources.get(collected.run.format())
             if source is None:
                 source = ResolvedSource("node", pod["spec"]["nodeName"], "unknown source")
-            if updated := self._write_result(check, collected, source, now, started):
+            if updated := self._write_result(check, collected, source, destination, now, started):
                 written[check.key] = updated
         self._delete_pod(pod)
         return written
@@ -449,10 +439,12 @@ class Reconciler:
         check: Check,
         collected: Collected,
         source: ResolvedSource,
+        destination: ResolvedDestination | None,
         now: datetime,
         started: datetime,
     ) -> Check | None:
-        """Write the run's status; the check as it is now, or None when it was not written."""
+        """Write the run's status; the check as it is now, or None when it was not written.
+        `destination`: what the run was planned for; None when this process did not plan it."""
         model = check.model
         # The status as listed still says when this run was due: the next is counted from it.
         was_due = due_at(model) or AT_ONCE
@@ -464,14 +456,14 @@ class Reconciler:
             started=started,
             next_run=next_run(model, started, was_due),
             source=source,
-            analysis=self._analysis(model, source, collected.result),
+            analysis=self._analysis(model, source, destination, collected),
             failure=collected.failure,
         )
-        stored = self._patch_status(check, status)
+        stored = self.writer.patch_status(check, status)
         if stored is None:
             return None
         _log_run(check.key, status.runs, collected)
-        self._post(model, events, now)
+        self.writer.post(model, events, now)
         self.metrics.record(
             check.key,
             CheckLabels.of(model),
@@ -490,9 +482,15 @@ class Reconciler:
         generation = int(model.metadata["generation"])
         if starts_a_run(model.status, generation):
             message = f"probing from {source.description}"
-            self._patch_status(check, running_status(model.status, message, now, generation))
+            self.writer.patch_status(check, running_status(model.status, message, now, generation))
 
-    def _run_on_agent(self, check: Check, request: ProbeRequest, now: datetime) -> bool:
+    def _run_on_agent(
+        self,
+        check: Check,
+        request: ProbeRequest,
+        destination: ResolvedDestination,
+        now: datetime,
+    ) -> bool:
         """A workload source runs on its pods' probe sidecar; False when none can (the check
         then says why, and how to add it)."""
         model = check.model
@@ -506,7 +504,7 @@ class Reconciler:
             pods, kind=ref.kind, namespace=namespace, name=ref.name, image=self.settings.image
         )
         if isinstance(found, SidecarMissing):
-            self._not_ready(check, SidecarUnavailable(found), now)
+            self.writer.not_ready(check, SidecarUnavailable(found), now)
             return False
         preferred = model.spec.preferred_ip_version
         described = f"the hopscope agent of pod {namespace}/{found['metadata']['name']} ({named})"
@@ -514,17 +512,24 @@ class Reconciler:
         generation = int(model.metadata["generation"])
         uid = check.model.metadata.get("uid")
         self.agents.submit(check.key, generation, uid, source, found, request, preferred, now)
+        self._destinations[RunId(check.key, generation).format()] = destination
         return True
 
     # ---- static analysis --------------------------------------------------------------------
 
     def _analysis(
-        self, model: ConnectivityCheck, source: ResolvedSource, result: ProbeResult
+        self,
+        model: ConnectivityCheck,
+        source: ResolvedSource,
+        planned: ResolvedDestination | None,
+        collected: Collected,
     ) -> Analysis:
-        """The static verdict beside the run's result; never raises (Unknown instead), so a
-        refused read or a bug in the analysis cannot stop the tick."""
+        """The static verdict beside the run's result, for the destination the run was planned
+        for (resolved again only when this process did not plan it: a restart). Never raises
+        (Unknown instead), so a refused read or a bug in the analysis cannot stop the tick."""
+        result = collected.result
         try:
-            destination = resolve_destination(model, self.view)
+            destination = planned or resolve_destination(model, self.view)
             if not destination.addresses and result.destination.addresses:
                 # A name the probe resolved: its addresses let policies' ipBlocks be judged.
                 destination = replace(destination, addresses=list(result.destination.addresses))
@@ -541,105 +546,6 @@ class Reconciler:
         except Exception as exc:
             log.exception("static analysis of %s failed", check_key(model))
             return unknown_analysis(f"{type(exc).__name__}: {exc}")
-
-    def _not_ready(self, check: Check, error: ResolveError, now: datetime) -> None:
-        model = check.model
-        previous = model.status
-        failing_since = _ready_false_since(previous, error.reason) or now
-        retry_in = min(max(now - failing_since, MIN_RETRY), MAX_RETRY)
-        status, events = not_ready_status(
-            previous,
-            error.reason,
-            str(error),
-            now,
-            int(model.metadata["generation"]),
-            retry_at=now + retry_in,
-        )
-        if self._patch_status(check, status) is not None:
-            self._post(model, events, now)
-        # Not the last run's figures as if current: the Probe issue series says it cannot run.
-        self.metrics.cannot_run(check.key, CheckLabels.of(model), model.spec.thresholds)
-
-    def _invalid(self, body: Object, error: ValidationError) -> None:
-        meta = body["metadata"]
-        try:
-            previous = ConnectivityCheckStatus.model_validate(body.get("status") or {})
-        except ValidationError:
-            previous = None
-        said = _ready_false_since(previous, INVALID_SPEC) is not None
-        if said and previous and previous.observed_generation == meta["generation"]:
-            return  # already said of this spec; looked at again when the spec changes
-        message = f"spec rejected: {_first_error(error)}"
-        log.warning("%s/%s: %s", meta["namespace"], meta["name"], message)
-        status, _ = not_ready_status(
-            previous, INVALID_SPEC, message, self.clock(), meta["generation"]
-        )
-        body = _status_body(status.model_copy(update={"next_run_time": None}))
-        # Changed or gone since listed: the next tick looks again.
-        with contextlib.suppress(NotFound, Conflict, Invalid):
-            self.api.patch_status(
-                CHECKS, meta["namespace"], meta["name"], body, meta["resourceVersion"]
-            )
-
-    def _patch_status(self, check: Check, status: ConnectivityCheckStatus) -> Object | None:
-        """Write the status; on a conflict, once more against the current resourceVersion
-        (the status is ours alone, so a concurrent spec edit does not invalidate it). The
-        object as stored, or None when it was not written."""
-        meta = check.model.metadata
-        body = _status_body(status)
-        version = check.resource_version
-        for _ in range(2):
-            try:
-                return self.api.patch_status(CHECKS, meta["namespace"], meta["name"], body, version)
-            except NotFound:
-                return None  # deleted since the tick listed it
-            except Invalid:
-                # A status the schema refuses is a bug here; the other checks must still run.
-                log.exception("status of %s/%s refused", meta["namespace"], meta["name"])
-                return None
-            except Conflict:
-                try:
-                    current = self.api.get(CHECKS, meta["namespace"], meta["name"])
-                except NotFound:
-                    return None
-                if current["metadata"]["generation"] != meta["generation"]:
-                    return None  # the spec moved on: this run no longer describes it
-                version = current["metadata"]["resourceVersion"]
-        return None
-
-    def _post(self, model: ConnectivityCheck, events: list[Event], now: datetime) -> None:
-        meta = model.metadata
-        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-        for event in events:
-            digest = hashlib.sha256(f"{meta['uid']}{stamp}{event.reason}".encode()).hexdigest()
-            # An object name is at most 253 characters, and no label of it ends in '-' or '.'.
-            prefix = meta["name"][: 253 - 17].rstrip("-.")
-            body = {
-                "metadata": {"name": f"{prefix}.{digest[:16]}"},
-                "involvedObject": {
-                    "apiVersion": model.api_version,
-                    "kind": model.kind,
-                    "name": meta["name"],
-                    "namespace": meta["namespace"],
-                    "uid": meta["uid"],
-                },
-                "type": event.type,
-                "reason": event.reason,
-                "message": event.message,
-                "source": {"component": COMPONENT},
-                "reportingComponent": COMPONENT,
-                "firstTimestamp": stamp,
-                "lastTimestamp": stamp,
-                "count": 1,
-            }
-            try:
-                self.api.create(EVENTS, meta["namespace"], body)
-            except Conflict:
-                pass  # the same event from a retried tick
-            except ApiError as exc:
-                # An Event is a notice: losing one must not stop the tick after the status
-                # was written, or the next tick writes the same run again.
-                log.warning("event %s on %s not posted: %s", event.reason, meta["name"], exc)
 
     def _log(self, pod: Object, now: datetime) -> str | None:
         """The probe's output. "" when there is none to read: collect() then says why from the
@@ -668,45 +574,23 @@ class Reconciler:
 # ---- helpers ------------------------------------------------------------------------------
 
 
-def _status_body(status: ConnectivityCheckStatus) -> dict[str, Any]:
-    """The status as a merge patch: a field this status lacks is null, so the patch deletes
-    what the last status had; inside lists (replaced whole) absent fields are simply left out,
-    as a null there would be stored and fail the schema."""
-    return _nulls_for_absent(status.model_dump(by_alias=True, mode="json"))
-
-
-def _nulls_for_absent(value: dict[str, Any]) -> dict[str, Any]:
-    return {
-        key: _nulls_for_absent(item) if isinstance(item, dict) else _without_none(item)
-        for key, item in value.items()
-    }
-
-
-def _without_none(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_without_none(item) for item in value]
-    if isinstance(value, dict):
-        return {k: _without_none(v) for k, v in value.items() if v is not None}
-    return value
-
-
-def _ready_false_since(status: ConnectivityCheckStatus | None, reason: str) -> datetime | None:
-    for condition in status.conditions if status else []:
-        if condition.type == "Ready" and condition.status == "False" and condition.reason == reason:
-            return condition.last_transition_time
-    return None
-
-
 def _live_owners(pod: Object, checks: dict[str, Check]) -> set[str]:
     """The listed checks the pod runs for. A check deleted and created again under its name
     is another check: its predecessor's pod neither runs it nor holds its result."""
     uids = planned_uids(pod)
     owners = set()
-    for item in batch_of(pod).checks:
-        key = parse_id(item.id)[0]
+    for item in read_batch(pod).checks:
+        key = RunId.parse(item.id).check
         if key in checks and _same_check(uids.get(item.id), checks[key]):
             owners.add(key)
     return owners
+
+
+def _of_current_spec(run_id: str, checks: dict[str, Check]) -> bool:
+    """Whether a run is of a listed check's current generation (else its record can go)."""
+    run = RunId.parse(run_id)
+    check = checks.get(run.check)
+    return check is not None and check.model.metadata["generation"] == run.generation
 
 
 def _describes(collected: Collected, check: Check) -> bool:
@@ -719,26 +603,3 @@ def _describes(collected: Collected, check: Check) -> bool:
 def _same_check(uid: str | None, check: Check) -> bool:
     """Whether a uid recorded when a run was planned is this check's (None: not recorded)."""
     return uid in (None, check.model.metadata.get("uid"))
-
-
-def _sources_annotation(sources: dict[str, ResolvedSource]) -> str:
-    return json.dumps({batch_id: asdict(source) for batch_id, source in sources.items()})
-
-
-def _first_error(error: ValidationError) -> str:
-    first = error.errors()[0]
-    return f"{'.'.join(str(part) for part in first['loc'])}: {first['msg']}"
-
-
-def _started(pod: Object) -> datetime | None:
-    """When the pod's runs started: the tick that planned it (its label)."""
-    tick = pod["metadata"].get("labels", {}).get(LABEL_TICK, "")
-    return datetime.fromtimestamp(int(tick), UTC) if tick.isdigit() else None
-
-
-def _sources_of(pod: Object) -> dict[str, ResolvedSource]:
-    text = pod["metadata"].get("annotations", {}).get(ANNOTATION_SOURCES, "{}")
-    try:
-        return {key: ResolvedSource(**fields) for key, fields in json.loads(text).items()}
-    except (ValueError, TypeError):
-        return {}  # hand-edited: the status then names the node only

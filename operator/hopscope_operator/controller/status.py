@@ -1,4 +1,5 @@
-"""The next `.status` of a check, and the Events that go with it, from one run's result.
+"""The next `.status` of a check, and the Events that go with it, from one run's result; and
+the bodies sent for them (`status_patch`, `event_body`), as pure functions of what they say.
 
 Conditions follow metav1.Condition: keyed by type, `lastTransitionTime` moves only when the
 status (True/False/Unknown) changes, reason and message always say what the last run saw.
@@ -8,6 +9,7 @@ while True (README, "GitOps health", says what each means to Argo CD, Flux and k
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -18,6 +20,7 @@ from hopscope_operator.api import (
     Condition,
     ConditionStatus,
     ConditionType,
+    ConnectivityCheck,
     ConnectivityCheckStatus,
     Phase,
 )
@@ -222,10 +225,7 @@ def next_status(
                 update={"address": result.source.address or source.address}
             ),
             "destination": {"addresses": addresses},
-            "latency": result.latency,
-            "probes_sent": result.probes_sent,
-            "probes_failed": result.probes_failed,
-            "hops": result.hops,
+            **result.findings(),
             "issues": _merged_issues(result, analysis),
             "path_fingerprint": fingerprint,
             "analysis": analysis,
@@ -325,3 +325,58 @@ def running_status(
     return ConnectivityCheckStatus.model_validate(
         {**_fields(previous), "phase": Phase.RUNNING, "conditions": conditions}
     )
+
+
+# ---- the bodies sent ------------------------------------------------------------------------
+
+
+def status_patch(status: ConnectivityCheckStatus) -> dict[str, Any]:
+    """The status as a merge patch: a field this status lacks is null, so the patch deletes
+    what the last status had; inside lists (replaced whole) absent fields are simply left out,
+    as a null there would be stored and fail the schema."""
+    return _nulls_for_absent(status.model_dump(by_alias=True, mode="json"))
+
+
+def _nulls_for_absent(value: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: _nulls_for_absent(item) if isinstance(item, dict) else _without_none(item)
+        for key, item in value.items()
+    }
+
+
+def _without_none(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_without_none(item) for item in value]
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    return value
+
+
+def event_body(
+    model: ConnectivityCheck, event: Event, now: datetime, component: str
+) -> dict[str, Any]:
+    """The Event object for `event` on the check, posted by `component`. Its name is the same
+    for the same check, second and reason, so a retried tick's Event is a 409, not a second."""
+    meta = model.metadata
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    digest = hashlib.sha256(f"{meta['uid']}{stamp}{event.reason}".encode()).hexdigest()
+    # An object name is at most 253 characters, and no label of it ends in '-' or '.'.
+    prefix = meta["name"][: 253 - 17].rstrip("-.")
+    return {
+        "metadata": {"name": f"{prefix}.{digest[:16]}"},
+        "involvedObject": {
+            "apiVersion": model.api_version,
+            "kind": model.kind,
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta["uid"],
+        },
+        "type": event.type,
+        "reason": event.reason,
+        "message": event.message,
+        "source": {"component": component},
+        "reportingComponent": component,
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }

@@ -43,9 +43,7 @@ from hopscope_operator.kubectl.svg import render_svg
 from hopscope_operator.kubectl.views import Unreadable, header, parse, source_text
 from hopscope_probe.models import (
     ConnectionStatus,
-    DestinationInfo,
     ProbeResult,
-    SourceInfo,
 )
 from hopscope_probe.render import render
 
@@ -83,23 +81,8 @@ def as_result(check: ConnectivityCheck) -> ProbeResult | None:
     if status is None or (status.runs == 0 and not status.hops and not status.issues):
         return None
     target = check.spec.destination
-    namespace = check.metadata.get("namespace", "")
-    return ProbeResult(
-        connection_status=status.connection_status or ConnectionStatus.UNKNOWN,
-        protocol=check.spec.protocol,
-        source=status.source or SourceInfo(),
-        destination=DestinationInfo(
-            host=destination_text(target, namespace),
-            port=None if target.uri else target.port,
-            addresses=status.destination.addresses if status.destination else [],
-        ),
-        latency=status.latency,
-        probes_sent=status.probes_sent,
-        probes_failed=status.probes_failed,
-        hops=status.hops,
-        issues=status.issues,
-        path_fingerprint=status.path_fingerprint,
-    )
+    host = destination_text(target, check.metadata.get("namespace", ""))
+    return status.as_result(check.spec.protocol, host, None if target.uri else target.port)
 
 
 def render_check(obj: Object, *, colour: bool = False) -> str:

@@ -20,7 +20,8 @@ V1_UNLIMITED = 1 << 62
 # kubepods.slice/kubepods-QOS.slice/kubepods-QOS-podUID.slice/cri-ID.scope and a few more.
 MAX_SEARCH_DEPTH = 8
 # Probe pods mount the host's hierarchy here: their own /sys/fs/cgroup shows only themselves.
-CGROUP_ROOT = Path(os.environ.get("HOPSCOPE_CGROUP_ROOT", "/sys/fs/cgroup"))
+CGROUP_ROOT_ENV = "HOPSCOPE_CGROUP_ROOT"  # the operator sets it (controller/runs.py)
+CGROUP_ROOT = Path(os.environ.get(CGROUP_ROOT_ENV, "/sys/fs/cgroup"))
 # A pod's own cgroup, by the kubelet's cgroupfs ("pod<uid>") or systemd
 # ("kubepods-burstable-pod<uid_>.slice") naming; a static pod's UID is 32 hex digits.
 POD_CGROUP = re.compile(

@@ -1,0 +1,59 @@
+"""Listing the checks each tick: parsed into the API model once per resourceVersion.
+
+A check the model refuses (stored before the CRD had a rule, or written around validation) is
+said on the object, once per spec, and left out; one bad check must not stop the others. In a
+namespaced install a namespace whose list is refused is reported, not fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pydantic import ValidationError
+
+from hopscope_operator.api import ConnectivityCheck
+from hopscope_operator.cluster import CHECKS, ApiError, ClusterApi, Object
+from hopscope_operator.controller.writer import Check, StatusWriter
+
+log = logging.getLogger("hopscope.operator")
+
+
+class CheckLister:
+    def __init__(self, api: ClusterApi, writer: StatusWriter, watched: tuple[str, ...]) -> None:
+        self._api = api
+        self._writer = writer
+        self._watched = watched  # () for all namespaces
+        self._parsed: dict[tuple[str, str], Check] = {}  # by (uid, resourceVersion)
+
+    def list(self) -> tuple[dict[str, Check], set[str]]:
+        """The checks by key, and the watched namespaces whose checks could not be listed: in
+        a namespaced install one refused list (its RoleBinding deleted, say) must not stop the
+        other namespaces. Cluster-wide, a refused list ends the tick (it is retried)."""
+        checks: dict[str, Check] = {}
+        parsed: dict[tuple[str, str], Check] = {}
+        unlisted: set[str] = set()
+        listed: list[Object] = []
+        for namespace in self._watched or (None,):
+            try:
+                listed += self._api.list(CHECKS, namespace)
+            except ApiError as exc:
+                if namespace is None:
+                    raise
+                log.warning("cannot list the checks of namespace %s: %s", namespace, exc)
+                unlisted.add(namespace)
+        for body in listed:
+            meta = body["metadata"]
+            version = (meta["uid"], meta["resourceVersion"])
+            check = self._parsed.get(version)  # parsing is most of a tick's CPU: only changes
+            if check is None:
+                try:
+                    check = Check(ConnectivityCheck.model_validate(body))
+                except ValidationError as exc:
+                    # Stored before the CRD had this rule, or written around validation: say
+                    # so on the object and skip it; one bad check must not stop the others.
+                    self._writer.invalid(body, exc)
+                    continue
+            parsed[version] = check
+            checks[check.key] = check
+        self._parsed = parsed
+        return checks, unlisted
