@@ -5,6 +5,9 @@ Every parse error is a `FieldError` naming the field path, e.g.
 `spec.ingress[0].from[1].ipBlock.cidr`, so callers can add the file and document. Inside a
 NetworkPolicy's spec unknown fields are errors: a typo such as `matchLabel` would otherwise turn a
 selector into the empty one, which selects everything.
+
+About 530 lines: one parser per piece of the NetworkPolicy grammar, kept together so that every
+field path is spelled by one module; the evaluation that reads them is `evaluate`.
 """
 
 from __future__ import annotations
