@@ -15,7 +15,6 @@ Tests drive the "kubelet" side with `run_pod` / `finish_pod` / `stick_pod`.
 from __future__ import annotations
 
 import copy
-import itertools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,23 +27,27 @@ from hopscope_operator.cluster import (
     CHECKS,
     EVENTS,
     PODS,
-    ApiError,
-    Conflict,
     Invalid,
-    NotFound,
     Object,
     Resource,
+)
+
+from .fake_status import (
+    BadRequest,
+    InternalError,
+    InvalidError,
+    already_exists,
+    invalid_options,
+    modified,
+    not_found,
+    object_details,
 )
 
 if TYPE_CHECKING:
     from .conftest import ApiServer
 
 K8S_VERSION = kubernetes_validate.latest_version()
-
-
-class BadRequest(ApiError):
-    status = 400
-    reason = "BadRequest"
+GROUP_AUTHN = "authentication.k8s.io"
 
 
 @dataclass(frozen=True)
@@ -59,9 +62,10 @@ class FakeApi:
     def __init__(self, check_schema: ApiServer, *, validate: bool = True) -> None:
         self._validating = validate  # off only for benchmarks, which measure the operator
         self._store: dict[str, dict[tuple[str | None, str], Object]] = {}  # by plural
-        self._versions = itertools.count(1000)
+        self._version = 999  # the last resourceVersion written
         self._check_schema = check_schema
-        self.logs: dict[tuple[str, str], str] = {}
+        self.logs: dict[tuple[str, str], str] = {}  # (namespace, pod): its one container's
+        self.container_logs: dict[tuple[str, str, str], str] = {}  # (namespace, pod, container)
         self.watch_events: list[WatchEvent] = []
         self.tokens_issued: list[tuple[str, str, str]] = []  # (namespace, account, audience)
         # (verb, resource, namespace[, name]) as RBAC sees each request the operator made
@@ -96,13 +100,15 @@ class FakeApi:
         objects = self._store.setdefault(resource.plural, {})
         key = (namespace, meta.get("name", ""))
         if key in objects:
-            raise Conflict(f"{resource.plural} {namespace}/{key[1]} already exists")
+            raise already_exists(resource, key[1])
+        if resource == CHECKS:  # the status subresource: a create's status is dropped
+            obj.pop("status", None)
         obj.setdefault("apiVersion", resource.api_version)
         obj.setdefault("kind", resource.kind)
         self._validate(resource, obj)
         meta.update(
             uid=str(uuid.uuid4()),
-            resourceVersion=str(next(self._versions)),
+            resourceVersion=self._bump(),
             creationTimestamp=now(),
             generation=1,
         )
@@ -120,21 +126,49 @@ class FakeApi:
         self._collect_garbage(obj["metadata"]["uid"])
 
     def patch_status(
-        self, resource: Resource, namespace: str, name: str, status: Object, resource_version: str
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        status: Object,
+        resource_version: str | None,
+        *,
+        whole: bool = False,
     ) -> Object:
+        """A merge patch of .status (`whole`: `status` is the new .status); only status
+        changes, whatever else the patch says. `resource_version` None: no precondition."""
         self.calls.append(("patch", f"{resource.plural}/status", namespace))
         obj = self.stored(resource, namespace, name)
-        if obj["metadata"]["resourceVersion"] != resource_version:
-            raise Conflict(
-                f"{resource.plural} {namespace}/{name}: the object has been modified "
-                f"(resourceVersion {resource_version} is stale)"
-            )
+        if resource_version is not None:
+            if not resource_version.isdigit():  # the real server fails to parse it: a 500
+                raise InternalError(
+                    f'strconv.ParseUint: parsing "{resource_version}": invalid syntax'
+                )
+            if obj["metadata"]["resourceVersion"] != resource_version:
+                raise modified(resource, name)
         changed = copy.deepcopy(obj)
-        changed["status"] = merge_patch(changed.get("status", {}), status)
+        merged = status if whole else merge_patch(changed.get("status", {}), status)
+        return self._write_status(resource, namespace, name, changed, merged)
+
+    def replace_status(
+        self, resource: Resource, namespace: str, name: str, status: Object | None
+    ) -> Object:
+        """PUT /status: .status replaced whole, nothing else."""
+        changed = copy.deepcopy(self.stored(resource, namespace, name))
+        return self._write_status(resource, namespace, name, changed, status)
+
+    def _write_status(
+        self, resource: Resource, namespace: str, name: str, changed: Object, status: object
+    ) -> Object:
+        changed["status"] = status
+        if changed["status"] is None:
+            del changed["status"]
+        if resource == CHECKS:  # the schema's status defaults apply on every status write
+            changed = self._check_schema.defaulted(changed)
         # Validation ratcheting (Kubernetes >= 1.30): a status write is judged on the status,
         # so a spec stored before a rule existed does not block it.
         self._validate(resource, changed, only="status")
-        changed["metadata"]["resourceVersion"] = str(next(self._versions))
+        changed["metadata"]["resourceVersion"] = self._bump()
         self._store[resource.plural][(namespace, name)] = changed
         self._emit("MODIFIED", resource, changed)
         return copy.deepcopy(changed)
@@ -145,9 +179,16 @@ class FakeApi:
         # RBAC sees the account's name: the rule for it carries resourceNames.
         self.calls.append(("create", "serviceaccounts/token", namespace, service_account))
         if seconds < 600:
-            raise Invalid("spec.expirationSeconds: may not specify a duration less than 10 minutes")
+            raise _token_invalid(seconds, "may not specify a duration less than 10 minutes")
+        if seconds > 2**32:
+            raise _token_invalid(seconds, "may not specify a duration larger than 2^32 seconds")
         self.tokens_issued.append((namespace, service_account, audience))
         return f"token/{namespace}/{service_account}/{audience}"
+
+    def log_of(self, namespace: str, pod: str, container: str) -> str | None:
+        """What the kubelet serves for one container of a pod."""
+        found = self.container_logs.get((namespace, pod, container))
+        return self.logs.get((namespace, pod)) if found is None else found
 
     def pod_log(self, namespace: str, name: str) -> str:
         self.calls.append(("get", "pods/log", namespace))
@@ -165,7 +206,7 @@ class FakeApi:
         change(obj["spec"])
         self._validate(CHECKS, obj)
         obj["metadata"]["generation"] += 1
-        obj["metadata"]["resourceVersion"] = str(next(self._versions))
+        obj["metadata"]["resourceVersion"] = self._bump()
         self._store[CHECKS.plural][(namespace, name)] = obj
         self._emit("MODIFIED", CHECKS, obj)
         return copy.deepcopy(obj)
@@ -173,7 +214,7 @@ class FakeApi:
     def set_pod_status(self, namespace: str, name: str, status: Object) -> None:
         obj = self.stored(PODS, namespace, name)
         obj["status"] = status
-        obj["metadata"]["resourceVersion"] = str(next(self._versions))
+        obj["metadata"]["resourceVersion"] = self._bump()
         self._emit("MODIFIED", PODS, obj)
 
     def finish_pod(self, namespace: str, name: str, log: str, exit_code: int = 0) -> None:
@@ -200,7 +241,7 @@ class FakeApi:
         """Store an object the operator never writes (a Node), as the cluster has it."""
         meta = obj["metadata"]
         meta.setdefault("uid", str(uuid.uuid4()))
-        meta.setdefault("resourceVersion", str(next(self._versions)))
+        meta.setdefault("resourceVersion", self._bump())
         objects = self._store.setdefault(resource.plural, {})
         objects[(meta.get("namespace"), meta["name"])] = obj
 
@@ -209,7 +250,116 @@ class FakeApi:
         try:
             return self._store[resource.plural][(namespace, name)]
         except KeyError:
-            raise NotFound(f"{resource.plural} {namespace}/{name} not found") from None
+            raise not_found(resource, name) from None
+
+    def select(
+        self, resource: Resource, namespace: str | None, match: Callable[[Object], bool]
+    ) -> list[Object]:
+        """Copies of the objects in `namespace` (None: all) that `match`, in name order."""
+        objects = self._store.get(resource.plural, {})
+        return [
+            copy.deepcopy(obj)
+            for (ns, _), obj in sorted(objects.items(), key=lambda item: str(item[0]))
+            if (namespace is None or ns == namespace) and match(obj)
+        ]
+
+    def resource_version(self) -> str:
+        """The cluster's current resourceVersion (a list's)."""
+        return str(self._version)
+
+    def _bump(self) -> str:
+        self._version += 1
+        return str(self._version)
+
+    def update(self, resource: Resource, namespace: str | None, name: str, body: Object) -> Object:
+        """A write of the main resource (PUT, PATCH): the status subresource's status stays,
+        a spec change moves the generation on, and an object being deleted goes once its last
+        finalizer is gone."""
+        self.calls.append(("update", resource.plural, namespace))
+        stored = self.stored(resource, namespace, name)
+        obj = copy.deepcopy(body)
+        meta = obj.setdefault("metadata", {})
+        for key in ("uid", "creationTimestamp", "generation", "namespace", "deletionTimestamp"):
+            if key in stored["metadata"]:
+                meta[key] = stored["metadata"][key]
+        meta["name"] = name
+        obj["apiVersion"], obj["kind"] = resource.api_version, resource.kind
+        if resource == CHECKS:
+            obj.pop("status", None)
+            if "status" in stored:
+                obj["status"] = copy.deepcopy(stored["status"])
+            obj = self._check_schema.defaulted(obj)
+            meta = obj["metadata"]
+        self._validate(resource, obj)
+        if obj.get("spec") != stored.get("spec"):
+            meta["generation"] = stored["metadata"].get("generation", 1) + 1
+        meta["resourceVersion"] = self._bump()
+        objects = self._store[resource.plural]
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            del objects[(namespace, name)]
+            self._emit("DELETED", resource, obj)
+        else:
+            objects[(namespace, name)] = obj
+            self._emit("MODIFIED", resource, obj)
+        return copy.deepcopy(obj)
+
+    def terminate(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        name: str,
+        *,
+        policy: str | None = None,
+        dry: bool = False,
+    ) -> Object:
+        """DELETE as the real server answers it: a Pod comes back terminating (and stays
+        until "the kubelet" confirms, unless it never ran or has ended); an object with
+        finalizers comes back with a deletionTimestamp; anything else is gone, and the answer
+        is a Status."""
+        stored = self.stored(resource, namespace, name)
+        obj = copy.deepcopy(stored)
+        meta = obj["metadata"]
+        finalizers = list(meta.get("finalizers") or [])
+        if policy == "Foreground" and resource != PODS:
+            finalizers.append("foregroundDeletion")
+        if resource == PODS:
+            phase = obj.get("status", {}).get("phase")
+            running = obj.get("spec", {}).get("nodeName") and phase not in ("Succeeded", "Failed")
+            grace = obj.get("spec", {}).get("terminationGracePeriodSeconds", 30) if running else 0
+            again = "deletionTimestamp" in meta
+            meta.setdefault("deletionTimestamp", now())
+            meta.setdefault("deletionGracePeriodSeconds", grace)
+            if not again:
+                meta["generation"] = meta.get("generation", 1) + 1
+            if not dry:
+                if grace and not again and not finalizers:
+                    meta["resourceVersion"] = self._bump()
+                    self._store[resource.plural][(namespace, name)] = obj
+                    self._emit("MODIFIED", resource, obj)
+                else:
+                    self.delete(resource, namespace, name)
+            return copy.deepcopy(obj)
+        if finalizers:
+            meta["finalizers"] = finalizers
+            if "deletionTimestamp" not in meta:
+                meta["deletionTimestamp"] = now()
+                meta["deletionGracePeriodSeconds"] = 0
+                meta["generation"] = meta.get("generation", 1) + 1
+            if not dry:
+                meta["resourceVersion"] = self._bump()
+                self._store[resource.plural][(namespace, name)] = obj
+                self._emit("MODIFIED", resource, obj)
+            return copy.deepcopy(obj)
+        if not dry:
+            self.delete(resource, namespace, name)
+        details = {**object_details(resource, name), "uid": meta["uid"]}
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",  # and no `code`, unlike a refusal's Status
+            "details": details,
+        }
 
     # ---- internals ------------------------------------------------------------------------
 
@@ -238,6 +388,12 @@ class FakeApi:
     def _emit(self, kind: str, resource: Resource, obj: Object) -> None:
         meta = obj["metadata"]
         self.watch_events.append(WatchEvent(kind, resource, meta.get("namespace"), meta["name"]))
+
+
+def _token_invalid(seconds: int, rule: str) -> InvalidError:
+    message = f"Invalid value: {seconds}: {rule}"
+    field = "spec.expirationSeconds"
+    return invalid_options("TokenRequest", field, "FieldValueInvalid", message, GROUP_AUTHN)
 
 
 def now() -> str:

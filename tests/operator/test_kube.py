@@ -116,7 +116,8 @@ def test_refusals_come_back_as_the_exceptions_the_reconciler_handles(api, server
     with pytest.raises(Invalid):
         kube.create(CHECKS, "shop", {**created, "metadata": {"name": "bad"}, "spec": {}})
     server.refuse("list", "networkpolicies", None)
-    with pytest.raises(ApiError, match="403 networkpolicies is forbidden") as refused:
+    forbidden = r"403 networkpolicies\.networking\.k8s\.io is forbidden"
+    with pytest.raises(ApiError, match=forbidden) as refused:
         kube.list(NETWORK_POLICIES, None)
     assert type(refused.value) is ApiError
     with pytest.raises(ApiError, match="401"):

@@ -1,0 +1,319 @@
+"""The verbs behind the fake's REST paths (list, create, PUT, PATCH, DELETE, TokenRequest),
+with the request options and answer shapes of the real API server; the store's own rules
+(resourceVersions, validation, the status subresource) stay in FakeApi."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hopscope_operator.cluster import CHECKS, PODS, SERVICE_ACCOUNTS, Object, Resource
+
+from . import fake_negotiation as negotiation
+from .fake_routes import Route
+from .fake_status import (
+    BadRequest,
+    ConflictError,
+    InvalidError,
+    UnsupportedMediaType,
+    cause,
+    invalid_options,
+    modified,
+    object_details,
+    qualified,
+)
+from .fakeapi import FakeApi, merge_patch, now
+
+try:  # written in a parallel branch; until it lands, the simple split below
+    from .fake_selectors import (  # type: ignore[import-not-found]
+        SelectorError,
+        parse_field_selector,
+        parse_label_selector,
+    )
+except ImportError:
+
+    class SelectorError(Exception):  # type: ignore[no-redef]
+        pass
+
+    def parse_label_selector(raw: str) -> Callable[[dict[str, str]], bool]:  # type: ignore[misc]
+        wanted = dict(pair.split("=", 1) for pair in raw.split(",") if pair)
+        return lambda labels: all(labels.get(k) == v for k, v in wanted.items())
+
+    def parse_field_selector(raw: str, plural: str) -> Callable[[Object], bool]:  # type: ignore[misc]
+        del plural
+        wanted = dict(pair.split("=", 1) for pair in raw.split(",") if pair)
+        return lambda obj: all(str(_at(obj, k)) == v for k, v in wanted.items())
+
+
+API_AUDIENCE = "https://kubernetes.default.svc.cluster.local"
+MIN_TOKEN_SECONDS, MAX_TOKEN_SECONDS = 600, 2**32
+PROPAGATION = ("Foreground", "Background", "Orphan")
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def _at(obj: Object, path: str) -> Any:
+    value: Any = obj
+    for part in path.split("."):
+        value = value.get(part, "") if isinstance(value, dict) else ""
+    return value
+
+
+def _version_in(patch: Any) -> str | None:
+    """The resourceVersion a patch names: a precondition."""
+    meta = patch.get("metadata") if isinstance(patch, dict) else None
+    return meta.get("resourceVersion") if isinstance(meta, dict) else None
+
+
+def built_in(resource: Resource) -> bool:
+    """A kind with Go types (core, apps, ...) rather than a custom resource."""
+    return resource.group != CHECKS.group
+
+
+class Writes:
+    def __init__(self, fake: FakeApi) -> None:
+        self.fake = fake
+
+    # ---- reads ------------------------------------------------------------------------------
+
+    def list(self, where: Route, query: dict[str, str]) -> Object:
+        resource = where.resource
+        try:
+            labels = parse_label_selector(query.get("labelSelector", ""))
+            fields = parse_field_selector(query.get("fieldSelector", ""), resource.plural)
+        except SelectorError as exc:
+            raise BadRequest(str(exc)) from None
+        items = self.fake.select(
+            resource,
+            where.namespace,
+            lambda obj: labels(obj["metadata"].get("labels") or {}) and fields(obj),
+        )
+        if built_in(resource):  # a typed list's items carry no apiVersion or kind
+            for item in items:
+                item.pop("apiVersion", None)
+                item.pop("kind", None)
+        meta: Object = {"resourceVersion": self.fake.resource_version()}
+        if not built_in(resource):
+            meta["continue"] = ""
+        return {
+            "kind": f"{resource.kind}List",
+            "apiVersion": resource.api_version,
+            "metadata": meta,
+            "items": items,
+        }
+
+    # ---- writes -----------------------------------------------------------------------------
+
+    def create(self, where: Route, query: dict[str, str], body: Object) -> Object:
+        del query
+        sent = body.get("metadata", {}).get("namespace")
+        if where.namespace and sent and sent != where.namespace:
+            raise BadRequest(
+                "the namespace of the provided object does not match the namespace sent on "
+                "the request"
+            )
+        return self.fake.create(where.resource, where.namespace, body)
+
+    def replace(self, where: Route, body: Object) -> Object:
+        resource, namespace, name = where.resource, where.namespace, where.name or ""
+        sent = body.get("metadata", {}).get("name")
+        if sent != name:
+            raise BadRequest(
+                f"the name of the object ({sent}) does not match the name on the URL ({name})"
+            )
+        stored = self.fake.stored(resource, namespace, name)
+        version = body.get("metadata", {}).get("resourceVersion")
+        if not version and not built_in(resource):  # pods allow unconditional updates
+            message = "Invalid value: 0: must be specified for an update"
+            field = "metadata.resourceVersion"
+            details = {
+                **object_details(resource, name),
+                "causes": [cause("FieldValueInvalid", message, field)],
+            }
+            said = f'{qualified(resource)} "{name}" is invalid: {field}: {message}'
+            raise InvalidError(said, details)  # details.kind is the plural here, as recorded
+        if version and version != stored["metadata"]["resourceVersion"]:
+            raise modified(resource, name)
+        if where.sub == "status":
+            return self.fake.replace_status(resource, namespace or "", name, body.get("status"))
+        return self._update(resource, namespace, name, stored, body)
+
+    def patch(self, where: Route, query: dict[str, str], kind: str, data: bytes) -> Object:
+        resource, namespace, name = where.resource, where.namespace, where.name or ""
+        if kind == negotiation.APPLY:
+            if not query.get("fieldManager"):
+                message = "Required value: is required for apply patch"
+                raise invalid_options("PatchOptions", "fieldManager", "FieldValueRequired", message)
+            raise UnsupportedMediaType("the fake does not implement server-side apply")
+        try:
+            patch = json.loads(data)
+        except ValueError as exc:
+            said = "unexpected end of JSON input" if exc.pos >= len(data.strip()) else str(exc)  # type: ignore[attr-defined]
+            raise BadRequest(f"error decoding patch: {said}") from None
+        stored = self.fake.stored(resource, namespace, name)
+        if kind == negotiation.JSON_PATCH:
+            changed = json_patch(stored, patch)
+        elif kind == negotiation.STRATEGIC:
+            changed = strategic_merge(stored, patch)
+        else:
+            changed = merge_patch(stored, patch)
+        assert isinstance(changed, dict)
+        if where.sub == "status":
+            version = _version_in(patch)
+            status = changed.get("status") or {}
+            return self.fake.patch_status(
+                resource, namespace or "", name, status, version, whole=True
+            )
+        version = _version_in(patch)
+        if version and version != stored["metadata"]["resourceVersion"]:
+            raise modified(resource, name)
+        return self._update(resource, namespace, name, stored, changed)
+
+    def _update(
+        self, resource: Resource, namespace: str | None, name: str, stored: Object, new: Object
+    ) -> Object:
+        if resource == PODS and _frozen(stored.get("spec", {})) != _frozen(new.get("spec", {})):
+            message = (
+                "Forbidden: pod updates may not change fields other than "
+                "`spec.containers[*].image`,`spec.initContainers[*].image`,"
+                "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing "
+                "tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if "
+                "it was previously negative)"
+            )
+            details = {
+                **object_details(resource, name, resource.kind),
+                "causes": [cause("FieldValueForbidden", message, "spec")],
+            }
+            raise InvalidError(f'Pod "{name}" is invalid: spec: {message}', details)
+        return self.fake.update(resource, namespace, name, new)
+
+    def delete(self, where: Route, query: dict[str, str], body: Object | None) -> Object:
+        # With a DeleteOptions body, the query's options are not read at all.
+        options = body if body is not None else query
+        policy = options.get("propagationPolicy")
+        if policy is not None and policy not in PROPAGATION:
+            supported = ", ".join(f'"{p}"' for p in (*PROPAGATION, "nil"))
+            message = f'Unsupported value: "{policy}": supported values: {supported}'
+            raise invalid_options(
+                "DeleteOptions", "propagationPolicy", "FieldValueNotSupported", message
+            )
+        resource, namespace, name = where.resource, where.namespace, where.name or ""
+        stored = self.fake.stored(resource, namespace, name)
+        self._preconditions(resource, name, stored, options.get("preconditions") or {})
+        dry = options.get("dryRun") in ("All", ["All"])
+        return self.fake.terminate(resource, namespace, name, policy=policy, dry=dry)
+
+    def _preconditions(self, resource: Resource, name: str, stored: Object, wanted: Object) -> None:
+        meta = stored["metadata"]
+        said = f'Operation cannot be fulfilled on {resource.kind}.{resource.group} "{name}"'
+        if resource.group == "":
+            said = f'Operation cannot be fulfilled on {resource.plural} "{name}"'
+        details = object_details(resource, name, resource.kind)
+        if "uid" in wanted and wanted["uid"] != meta["uid"]:
+            raise ConflictError(
+                f"{said}: the UID in the precondition ({wanted['uid']}) does not match the UID "
+                f"in record ({meta['uid']}). The object might have been deleted and then "
+                "recreated",
+                details,
+            )
+        if "resourceVersion" in wanted and wanted["resourceVersion"] != meta["resourceVersion"]:
+            raise ConflictError(
+                f"{said}: the ResourceVersion in the precondition ({wanted['resourceVersion']}) "
+                f"does not match the ResourceVersion in record ({meta['resourceVersion']}). "
+                "The object might have been modified",
+                details,
+            )
+
+    def token_request(self, where: Route, body: Object) -> Object:
+        namespace, account = where.namespace or "", where.name or ""
+        self.fake.stored(SERVICE_ACCOUNTS, namespace, account)
+        spec = body.get("spec") or {}
+        audiences = spec.get("audiences") or [API_AUDIENCE]
+        seconds = spec.get("expirationSeconds", 3600)
+        bound = spec.get("boundObjectRef")
+        if bound is not None:
+            pod = self.fake.stored(PODS, namespace, bound.get("name", ""))
+            if pod.get("spec", {}).get("serviceAccountName", "default") != account:
+                raise BadRequest(
+                    f'cannot bind token for serviceaccount "{account}" to pod running with '
+                    "different serviceaccount name."
+                )
+            uid = pod["metadata"]["uid"]
+            bound = {"kind": "Pod", "apiVersion": "v1", "name": bound["name"], "uid": uid}
+        token = self.fake.request_token(namespace, account, ",".join(audiences), seconds)
+        expires = datetime.now(UTC) + timedelta(seconds=seconds)
+        return {
+            "kind": "TokenRequest",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {
+                "name": account,
+                "namespace": namespace,
+                "uid": str(uuid.uuid4()),
+                "creationTimestamp": now(),
+            },
+            "spec": {"audiences": audiences, "expirationSeconds": seconds, "boundObjectRef": bound},
+            "status": {"token": token, "expirationTimestamp": expires.strftime(TIME_FORMAT)},
+        }
+
+
+def strategic_merge(target: Any, patch: Any) -> Any:
+    """A merge patch, except that lists of named items (containers, ports) merge by name: the
+    part of strategic merge the fake's built-in kinds need."""
+    if not isinstance(patch, dict) or not isinstance(target, dict):
+        return merge_patch(target, patch)
+    merged = dict(target)
+    for key, value in patch.items():
+        old = merged.get(key)
+        if value is None:
+            merged.pop(key, None)
+        elif _named(value) and _named(old):
+            by_name = {item["name"]: item for item in old}
+            for item in value:
+                by_name[item["name"]] = strategic_merge(by_name.get(item["name"], {}), item)
+            merged[key] = list(by_name.values())
+        else:
+            merged[key] = strategic_merge(old, value)
+    return merged
+
+
+def _named(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(i, dict) and "name" in i for i in value)
+
+
+def _frozen(spec: Object) -> Object:
+    """A pod's spec without what an update may change (the real server's list)."""
+    spec = copy.deepcopy(spec)
+    for key in ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds"):
+        spec.pop(key, None)
+    for container in spec.get("containers", []) + spec.get("initContainers", []):
+        container.pop("image", None)
+    return spec
+
+
+def json_patch(target: Object, operations: Any) -> Object:
+    """RFC 6902, the operations the fake's callers send (add, remove, replace, test)."""
+    doc = copy.deepcopy(target)
+    rejected = InvalidError("the server rejected our request due to an error in our request", {})
+    for op in operations if isinstance(operations, list) else []:
+        steps = op["path"].split("/")[1:]
+        *parents, last = [step.replace("~1", "/").replace("~0", "~") for step in steps]
+        node: Any = doc
+        for part in parents:
+            if not isinstance(node, dict) or part not in node:
+                raise rejected
+            node = node[part]
+        if op["op"] == "test":
+            if not isinstance(node, dict) or node.get(last) != op.get("value"):
+                raise rejected
+        elif op["op"] in ("add", "replace"):
+            if op["op"] == "replace" and last not in node:
+                raise rejected
+            node[last] = op.get("value")
+        elif op["op"] == "remove":
+            if last not in node:
+                raise rejected
+            del node[last]
+    return doc
