@@ -1,0 +1,183 @@
+"""Replays a recorded scenario against the fake over real HTTP: the fake seeded from `given`,
+each request sent with exactly the recorded headers, query and body, and each answer read back
+the way the recordings describe it (json, text, empty, or a watch stream)."""
+
+from __future__ import annotations
+
+import copy
+import http.client
+import json
+import threading
+import time
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from hopscope_operator.cluster import (
+    CHECKS,
+    DEPLOYMENTS,
+    NODES,
+    PODS,
+    SERVICE_ACCOUNTS,
+    SERVICES,
+    Object,
+    Resource,
+)
+from hopscope_operator.snapshot import NAMESPACES
+
+from .conftest import ApiServer
+from .fake_auth import ADMIN, OPERATOR, Identity, service_account
+from .fakeapi import FakeApi, now
+from .httpapi import HttpApi
+from .kube_recordings import Answer, expand
+
+SEEDED: dict[tuple[str, str], Resource] = {
+    (r.api_version, r.kind): r for r in (PODS, SERVICES, SERVICE_ACCOUNTS, DEPLOYMENTS, CHECKS)
+}
+ADMIN_TOKEN = "conformance-admin"
+NODE = "k8s-real-node"  # the recording cluster's one node
+TOKENS = {"admin": ADMIN_TOKEN, "operator-sa": "conformance-operator", "invalid-token": "x"}
+
+
+def seeded(schema: ApiServer, given: dict[str, Any]) -> FakeApi:
+    fake = FakeApi(schema)
+    namespace = given["namespace"]
+    for ns in (namespace, "hopscope-system"):
+        fake.put(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    addresses = [{"type": "InternalIP", "address": "192.0.2.1"}]
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE}}
+    fake.put(NODES, {**node, "status": {"addresses": addresses}})
+    account = {"apiVersion": "v1", "kind": "ServiceAccount"}
+    for ns, name in (("hopscope-system", "hopscope-operator"), ("hopscope-system", "default")):
+        fake.put(SERVICE_ACCOUNTS, {**account, "metadata": {"name": name, "namespace": ns}})
+    for entry in given.get("objects", []):
+        obj = copy.deepcopy(entry.get("object", entry))
+        meta = obj["metadata"]
+        meta.setdefault("namespace", namespace)
+        meta.setdefault("creationTimestamp", now())
+        meta.setdefault("generation", 1)
+        if obj["kind"] == "Pod":
+            _schedule(obj)
+        fake.put(SEEDED[(obj["apiVersion"], obj["kind"])], obj)
+    for pod, containers in given.get("podLogs", {}).items():
+        for container, text in containers.items():
+            fake.container_logs[(namespace, pod, container)] = text
+    return fake
+
+
+def _schedule(pod: Object) -> None:
+    """The scheduler's part: a pod the recording shows scheduled runs on the recorded node."""
+    status = pod.get("status", {})
+    scheduled = any(
+        c.get("type") == "PodScheduled" and c.get("status") == "True"
+        for c in status.get("conditions", [])
+    )
+    if scheduled or status.get("containerStatuses"):
+        pod["spec"].setdefault("nodeName", NODE)
+
+
+def identities(given: dict[str, Any]) -> dict[str, Identity]:
+    known = {TOKENS["admin"]: ADMIN, TOKENS["operator-sa"]: OPERATOR}
+    # caller-* tokens are TokenRequest tokens of given.namespace/caller.
+    for name in given.get("tokens", {}):
+        known[f"token-{name}"] = service_account(given["namespace"], "caller")
+    return known
+
+
+def tokens_of(given: dict[str, Any]) -> dict[str, str]:
+    return {name: f"token-{name}" for name in given.get("tokens", {})}
+
+
+class Replayer:
+    """Sends one scenario's requests to a running HttpApi, in order."""
+
+    def __init__(self, server: HttpApi, given: dict[str, Any]) -> None:
+        self.server = server
+        self.tokens = tokens_of(given)
+        self.bodies: list[Any] = []  # our answers' bodies, for {{i:path}}
+
+    def exchange(self, exchange: dict[str, Any]) -> Answer:
+        for setup in exchange.get("setupBefore", []):
+            self.send(setup["request"])
+        during = exchange.get("during", [])
+        stream = exchange["response"].get("stream")
+        threads = [threading.Thread(target=self._later, args=(d,), daemon=True) for d in during]
+        for thread in threads:
+            thread.start()
+        try:
+            answer = self.send(exchange["request"], stream=stream)
+        except (OSError, http.client.HTTPException) as exc:
+            answer = Answer(-1, {}, "error", f"{type(exc).__name__}: {exc}")
+        for thread in threads:
+            thread.join()
+        self.bodies.append(answer.body)
+        return answer
+
+    def _later(self, during: dict[str, Any]) -> None:
+        time.sleep(during["afterSeconds"])
+        self.send(during["request"])
+
+    def send(self, request: dict[str, Any], stream: dict[str, Any] | None = None) -> Answer:
+        request = expand(request, self.bodies, self.tokens)
+        path = request["path"]
+        query = request.get("rawQuery")
+        if query is None and request.get("query"):
+            query = urlencode(request["query"])
+        if query is not None:
+            path += f"?{query}"
+        headers = dict(request.get("headers", {}))
+        auth = request.get("auth", "admin")
+        token = TOKENS.get(auth) or self.tokens.get(auth)
+        if auth != "none":
+            headers["Authorization"] = f"Bearer {token}"
+        body: bytes | None = None
+        if "rawBody" in request:
+            body = request["rawBody"].encode()
+        elif request.get("body") is not None:
+            body = json.dumps(request["body"]).encode()
+        read_for = (stream or {}).get("readForSeconds", 10.0)
+        host = urlsplit(self.server.url)
+        connection = http.client.HTTPConnection(host.hostname or "", host.port, timeout=read_for)
+        try:
+            connection.putrequest(request["method"], path, skip_accept_encoding=True)
+            for name, value in headers.items():
+                connection.putheader(name, value)
+            if body is not None:
+                connection.putheader("Content-Length", str(len(body)))
+            connection.endheaders(body)
+            response = connection.getresponse()
+            return _answer(response, watching="watch=" in (query or ""), read_for=read_for)
+        finally:
+            connection.close()
+
+
+def _answer(response: http.client.HTTPResponse, *, watching: bool, read_for: float) -> Answer:
+    headers = {name.lower(): value for name, value in response.getheaders()}
+    kind = headers.get("content-type", "")
+    if watching and response.status == 200 and kind.startswith("application/json"):
+        return _watch(response, headers, read_for)
+    data = response.read()
+    if not data:
+        return Answer(response.status, headers, "empty", None)
+    if kind.startswith("application/json"):
+        try:
+            return Answer(response.status, headers, "json", json.loads(data))
+        except ValueError:
+            pass
+    return Answer(response.status, headers, "text", data.decode(errors="replace"))
+
+
+def _watch(response: http.client.HTTPResponse, headers: dict[str, str], read_for: float) -> Answer:
+    events: list[Any] = []
+    closed = False
+    deadline = time.monotonic() + read_for
+    while time.monotonic() < deadline:
+        try:
+            line = response.readline()
+        except TimeoutError:
+            break
+        if not line:
+            closed = True
+            break
+        if line.strip():
+            events.append(json.loads(line))
+    return Answer(200, headers, "watch", events, {"closedByServer": closed})
