@@ -131,3 +131,21 @@ def test_a_namespace_refused_by_the_real_api_does_not_stop_the_others(api, serve
     settings = Settings(namespace=PROBES, image="p:1", watch_namespaces=("shop", "payments"))
     reconciler = Reconciler(kube_api(server), Metrics(), settings, clock)
     assert reconciler.tick().created == 1  # shop's check runs; payments is logged and retried
+
+
+def test_a_finished_pods_log_is_read_as_the_api_server_serves_it(api, server):
+    """pods/log is text/plain, yet a real API server answers `Accept: text/plain` with a 406:
+    the client must ask for `*/*` (what this test pins; it failed on the old Accept)."""
+    api.create(
+        PODS,
+        PROBES,
+        {
+            "metadata": {"name": "probe-1"},
+            "spec": {"nodeName": "worker-1", "containers": [{"name": "probe", "image": "p:1"}]},
+        },
+    )
+    api.finish_pod(PROBES, "probe-1", "line 1\nline 2\n")
+
+    assert kube_api(server).pod_log(PROBES, "probe-1") == "line 1\nline 2\n"
+    *_, headers = server.requests[-1]
+    assert headers["accept"] == "*/*"
