@@ -27,6 +27,7 @@ from . import fake_negotiation as negotiation
 from .fake_auth import ADMIN, ANONYMOUS, PUBLIC_PATHS, Identity, authorize, refusing
 from .fake_logs import pod_log
 from .fake_routes import PageNotFound, Route, route
+from .fake_shapes import ShapeBook, describe
 from .fake_status import BadRequest, MethodNotAllowed, Unauthorized, status_body
 from .fake_writes import Writes
 from .fakeapi import FakeApi
@@ -48,14 +49,24 @@ class HttpApi:
     403 whoever sends them."""
 
     def __init__(
-        self, fake: FakeApi, token: str, identities: dict[str, Identity] | None = None
+        self,
+        fake: FakeApi,
+        token: str,
+        identities: dict[str, Identity] | None = None,
+        *,
+        any_shape: bool = False,
     ) -> None:
+        """It serves the call shapes hopscope was recorded making and the reviewed extras; a
+        request of another shape is recorded in `unmatched` and fails the test when the server
+        stops. `any_shape` serves anything (the conformance replays: they are the recordings)."""
         self.fake = fake
         self.token = token
         self.identities = {token: ADMIN, **(identities or {})}
         self.refused: set[tuple[str, str, str | None]] = set()
         # method, path, headers (names in lower case)
         self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.shapes = None if any_shape else ShapeBook.recorded()
+        self.unmatched: list[str] = []
         self._writes = Writes(fake)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -72,6 +83,11 @@ class HttpApi:
         finally:
             self._server.shutdown()
             self._server.server_close()
+        # Only on a clean exit: a failing test's own error is the one to see.
+        assert not self.unmatched, (
+            "HttpApi served call shapes with no recording (add one to kube_api_shapes.yaml only "
+            "with why its answer is known):\n" + "\n".join(self.unmatched)
+        )
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         api = self
@@ -87,6 +103,7 @@ class HttpApi:
                 data = self.rfile.read(length) if length else b""
                 headers = {key.lower(): value for key, value in self.headers.items()}
                 api.requests.append((self.command, self.path, headers))
+                api._check_shape(self.command, self.path, headers)
                 try:
                     reply = api.answer(self.command, self.path, headers, data)
                 except PageNotFound as exc:
@@ -119,6 +136,10 @@ class HttpApi:
         return Handler
 
     # ---- one request ------------------------------------------------------------------------
+
+    def _check_shape(self, method: str, path: str, headers: dict[str, str]) -> None:
+        if self.shapes is not None and self.shapes.name(method, path, headers) is None:
+            self.unmatched.append(describe(method, path, headers))
 
     def answer(self, method: str, path: str, headers: dict[str, str], data: bytes) -> Reply:
         who = self._authenticate(headers.get("authorization"))

@@ -18,6 +18,7 @@ from hopscope_operator.cluster import (
     Conflict,
     Invalid,
     NotFound,
+    Resource,
 )
 from hopscope_operator.kube import KubeApi
 from hopscope_operator.metrics import Metrics
@@ -149,3 +150,19 @@ def test_a_finished_pods_log_is_read_as_the_api_server_serves_it(api, server):
     assert kube_api(server).pod_log(PROBES, "probe-1") == "line 1\nline 2\n"
     *_, headers = server.requests[-1]
     assert headers["accept"] == "*/*"
+
+
+def test_a_call_shape_with_no_recording_fails_the_test_naming_it(api):
+    """The fake answers only call shapes a real server was recorded answering (or reviewed
+    extras): a new path, or a known one with a new query key, fails when the server stops."""
+    server = HttpApi(api, TOKEN)
+    config_maps = Resource("", "v1", "configmaps", "ConfigMap")
+    with pytest.raises(AssertionError, match="no recording") as refused, server.running():
+        kube = kube_api(server)
+        kube.list(PODS, "shop", {"app": "web"})  # recorded: op-list-pods-by-selector
+        kube.list(config_maps, "shop")
+        kube._json("GET", "/api/v1/namespaces/shop/pods", query={"limit": "5"})
+    said = str(refused.value)
+    assert "GET /api/v1/namespaces/shop/configmaps (Accept: application/json" in said
+    assert "GET /api/v1/namespaces/shop/pods?limit=5 (Accept: application/json" in said
+    assert "labelSelector" not in said
