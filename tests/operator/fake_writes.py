@@ -18,6 +18,7 @@ from .fake_routes import Route
 from .fake_status import (
     BadRequest,
     ConflictError,
+    Expired,
     InvalidError,
     UnsupportedMediaType,
     cause,
@@ -26,6 +27,7 @@ from .fake_status import (
     object_details,
     qualified,
 )
+from .fake_watch import FIRST_VERSION
 from .fakeapi import FakeApi, merge_patch, now
 
 try:  # written in a parallel branch; until it lands, the simple split below
@@ -62,6 +64,16 @@ def _at(obj: Object, path: str) -> Any:
     return value
 
 
+def _check_version_match(query: dict[str, str]) -> None:
+    """resourceVersionMatch needs a resourceVersion; Exact of one the fake never had is gone."""
+    match, version = query.get("resourceVersionMatch"), query.get("resourceVersion")
+    if match and not version:
+        message = "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"
+        raise invalid_options("ListOptions", "resourceVersionMatch", "FieldValueForbidden", message)
+    if match == "Exact" and version and (not version.isdigit() or int(version) < FIRST_VERSION):
+        raise Expired("The resourceVersion for the provided list is too old.")
+
+
 def _version_in(patch: Any) -> str | None:
     """The resourceVersion a patch names: a precondition."""
     meta = patch.get("metadata") if isinstance(patch, dict) else None
@@ -79,18 +91,19 @@ class Writes:
 
     # ---- reads ------------------------------------------------------------------------------
 
-    def list(self, where: Route, query: dict[str, str]) -> Object:
-        resource = where.resource
+    def matcher(self, where: Route, query: dict[str, str]) -> Callable[[Object], bool]:
+        """The query's label and field selectors; a bad one is a 400 with no details."""
         try:
             labels = parse_label_selector(query.get("labelSelector", ""))
-            fields = parse_field_selector(query.get("fieldSelector", ""), resource.plural)
+            fields = parse_field_selector(query.get("fieldSelector", ""), where.resource.plural)
         except SelectorError as exc:
             raise BadRequest(str(exc)) from None
-        items = self.fake.select(
-            resource,
-            where.namespace,
-            lambda obj: labels(obj["metadata"].get("labels") or {}) and fields(obj),
-        )
+        return lambda obj: labels(obj["metadata"].get("labels") or {}) and fields(obj)
+
+    def list(self, where: Route, query: dict[str, str]) -> Object:
+        resource = where.resource
+        _check_version_match(query)
+        items = self.fake.select(resource, where.namespace, self.matcher(where, query))
         if built_in(resource):  # a typed list's items carry no apiVersion or kind
             for item in items:
                 item.pop("apiVersion", None)

@@ -15,9 +15,10 @@ Tests drive the "kubelet" side with `run_pod` / `finish_pod` / `stick_pod`.
 from __future__ import annotations
 
 import copy
+import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -56,6 +57,7 @@ class WatchEvent:
     resource: Resource
     namespace: str | None
     name: str
+    object: Object | None = field(default=None, compare=False, repr=False)  # as it was then
 
 
 class FakeApi:
@@ -67,6 +69,7 @@ class FakeApi:
         self.logs: dict[tuple[str, str], str] = {}  # (namespace, pod): its one container's
         self.container_logs: dict[tuple[str, str, str], str] = {}  # (namespace, pod, container)
         self.watch_events: list[WatchEvent] = []
+        self.changed = threading.Condition()  # notified on every watch event (HTTP watches)
         self.tokens_issued: list[tuple[str, str, str]] = []  # (namespace, account, audience)
         # (verb, resource, namespace[, name]) as RBAC sees each request the operator made
         self.calls: list[tuple[str | None, ...]] = []
@@ -387,7 +390,13 @@ class FakeApi:
 
     def _emit(self, kind: str, resource: Resource, obj: Object) -> None:
         meta = obj["metadata"]
-        self.watch_events.append(WatchEvent(kind, resource, meta.get("namespace"), meta["name"]))
+        then = copy.deepcopy(obj)
+        if kind == "DELETED":  # a deletion is a write too: it has its own resourceVersion
+            then["metadata"]["resourceVersion"] = self._bump()
+        event = WatchEvent(kind, resource, meta.get("namespace"), meta["name"], then)
+        with self.changed:
+            self.watch_events.append(event)
+            self.changed.notify_all()
 
 
 def _token_invalid(seconds: int, rule: str) -> InvalidError:

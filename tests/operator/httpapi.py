@@ -22,11 +22,14 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 
 from hopscope_operator.cluster import CHECKS, PODS, ApiError, Object
+from hopscope_operator.crd import custom_resource_definition
 
+from . import fake_discovery as discovery
 from . import fake_negotiation as negotiation
+from . import fake_watch as watch
 from .fake_auth import ADMIN, ANONYMOUS, PUBLIC_PATHS, Identity, authorize, refusing
 from .fake_logs import pod_log
-from .fake_routes import PageNotFound, Route, route
+from .fake_routes import CRDS, PageNotFound, Route, route
 from .fake_shapes import ShapeBook, describe
 from .fake_status import BadRequest, MethodNotAllowed, Unauthorized, status_body
 from .fake_writes import Writes
@@ -41,6 +44,7 @@ class Reply:
     code: int
     body: Any = None  # a dict is JSON; a str is text/plain; None is no body at all
     content_type: str = "application/json"
+    stream: Iterator[dict[str, Any]] | None = None  # a watch's events, one JSON line each
 
 
 class HttpApi:
@@ -67,7 +71,10 @@ class HttpApi:
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.shapes = None if any_shape else ShapeBook.recorded()
         self.unmatched: list[str] = []
+        self._stopping = threading.Event()
         self._writes = Writes(fake)
+        if not fake.select(CRDS, None, lambda _: True):  # the chart is installed
+            fake.put(CRDS, custom_resource_definition())
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
 
@@ -81,6 +88,7 @@ class HttpApi:
         try:
             yield self
         finally:
+            self._stopping.set()  # ends open watches
             self._server.shutdown()
             self._server.server_close()
         # Only on a clean exit: a failing test's own error is the one to see.
@@ -116,6 +124,9 @@ class HttpApi:
 
             def _reply(self, reply: Reply) -> None:
                 self.send_response(reply.code)
+                if reply.stream is not None:
+                    self._stream(reply.stream)
+                    return
                 if reply.body is None:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
@@ -130,6 +141,19 @@ class HttpApi:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _stream(self, events: Iterator[dict[str, Any]]) -> None:
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                try:
+                    for event in events:
+                        line = json.dumps(as_go_json(event)).encode() + b"\n"
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+                        self.wfile.flush()
+                    self.wfile.write(b"0\r\n\r\n")
+                except (BrokenPipeError, ConnectionResetError):  # the watcher went away
+                    self.close_connection = True
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
@@ -147,6 +171,8 @@ class HttpApi:
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         if parts.path in PUBLIC_PATHS and method == "GET":
             return _public(parts.path)
+        if method == "GET" and (found := discovery.answer(parts.path, self.url)) is not None:
+            return Reply(200, found)
         where = route(parts.path)
         verb = VERBS.get(method) or ("get" if where.name else "list")
         if verb == "list" and query.get("watch") in ("true", "1"):
@@ -157,6 +183,8 @@ class HttpApi:
         if where.sub == "log":
             return self._log(where, query, headers)
         accept = negotiation.for_object(headers.get("accept"))
+        if verb == "watch":
+            return self._watch(where, query)
         reply = self._dispatch(method, where, query, headers, data)
         if isinstance(reply.body, dict):
             reply.content_type = accept
@@ -169,6 +197,14 @@ class HttpApi:
         if authorization.startswith("Bearer ") and token in self.identities:
             return self.identities[token]
         raise Unauthorized("Unauthorized")
+
+    def _watch(self, where: Route, query: dict[str, str]) -> Reply:
+        watch.check_options(query)
+        match = self._writes.matcher(where, query)  # a bad selector: a plain 400, no stream
+        events = watch.events(
+            self.fake, where.resource, where.namespace, match, query, self._stopping.is_set
+        )
+        return Reply(200, stream=events)
 
     def _log(self, where: Route, query: dict[str, str], headers: dict[str, str]) -> Reply:
         negotiation.for_log(headers.get("accept"))  # before the pod is looked up
