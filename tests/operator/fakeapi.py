@@ -15,6 +15,7 @@ Tests drive the "kubelet" side with `run_pod` / `finish_pod` / `stick_pod`.
 from __future__ import annotations
 
 import copy
+import random
 import threading
 import uuid
 from collections.abc import Callable
@@ -33,11 +34,15 @@ from hopscope_operator.cluster import (
     Resource,
 )
 
+from . import fake_defaults as defaults
+from . import fake_events as events
 from .fake_status import (
     BadRequest,
     InternalError,
     InvalidError,
     already_exists,
+    cause,
+    invalid,
     invalid_options,
     modified,
     not_found,
@@ -49,6 +54,7 @@ if TYPE_CHECKING:
 
 K8S_VERSION = kubernetes_validate.latest_version()
 GROUP_AUTHN = "authentication.k8s.io"
+NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # what generateName's suffix is made of
 
 
 @dataclass(frozen=True)
@@ -100,12 +106,21 @@ class FakeApi:
         meta = obj.setdefault("metadata", {})
         if namespace is not None:
             meta["namespace"] = namespace
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = meta["generateName"] + "".join(random.choices(NAME_CHARS, k=5))
+        if not meta.get("name"):
+            said = "Required value: name or generateName is required"
+            raise invalid(resource, None, [cause("FieldValueRequired", said, "metadata.name")])
         objects = self._store.setdefault(resource.plural, {})
-        key = (namespace, meta.get("name", ""))
+        key = (namespace, meta["name"])
         if key in objects:
             raise already_exists(resource, key[1])
         if resource == CHECKS:  # the status subresource: a create's status is dropped
             obj.pop("status", None)
+        if resource == EVENTS:
+            obj = events.created(obj, namespace)
+        obj = defaults.defaulted(resource, obj)
+        meta = obj["metadata"]
         obj.setdefault("apiVersion", resource.api_version)
         obj.setdefault("kind", resource.kind)
         self._validate(resource, obj)

@@ -26,6 +26,7 @@ from hopscope_operator.snapshot import NAMESPACES
 
 from .conftest import ApiServer
 from .fake_auth import ADMIN, OPERATOR, Identity, service_account
+from .fake_defaults import defaulted
 from .fakeapi import FakeApi, now
 from .httpapi import HttpApi
 from .kube_recordings import Answer, expand
@@ -57,7 +58,8 @@ def seeded(schema: ApiServer, given: dict[str, Any]) -> FakeApi:
         meta.setdefault("generation", 1)
         if obj["kind"] == "Pod":
             _schedule(obj)
-        fake.put(SEEDED[(obj["apiVersion"], obj["kind"])], obj)
+        resource = SEEDED[(obj["apiVersion"], obj["kind"])]
+        fake.put(resource, defaulted(resource, obj))  # as the API server stored it
     for pod, containers in given.get("podLogs", {}).items():
         for container, text in containers.items():
             fake.container_logs[(namespace, pod, container)] = text
