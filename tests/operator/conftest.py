@@ -18,9 +18,17 @@ import pytest
 from celpy import celtypes
 from jsonschema import Draft202012Validator
 
-from hopscope_operator.cluster import ENDPOINT_SLICES, NODES, PODS, SERVICES, Object
+from hopscope_operator.cluster import (
+    ENDPOINT_SLICES,
+    NODES,
+    PODS,
+    SERVICE_ACCOUNTS,
+    SERVICES,
+    Object,
+)
 from hopscope_operator.crd import custom_resource_definition
-from hopscope_operator.install import allows
+from hopscope_operator.install import NAMESPACE, allows
+from hopscope_operator.plan import SERVICE_ACCOUNT as PROBE_ACCOUNT
 from hopscope_operator.reconcile import Reconciler
 from hopscope_operator.snapshot import NAMESPACES
 
@@ -184,9 +192,19 @@ def clock() -> Clock:
     return Clock()
 
 
+def install_chart(cluster: FakeApi) -> None:
+    """What the chart puts in the cluster that the stories' API calls need: the probe pods'
+    ServiceAccount (the API server's admission refuses a pod whose account is missing)."""
+    account = {"apiVersion": "v1", "kind": "ServiceAccount"}
+    cluster.put(
+        SERVICE_ACCOUNTS, {**account, "metadata": {"name": PROBE_ACCOUNT, "namespace": NAMESPACE}}
+    )
+
+
 @pytest.fixture
 def api(apiserver: ApiServer) -> FakeApi:
     cluster = FakeApi(apiserver)
+    install_chart(cluster)
     for node in ("worker-1", "worker-2"):
         cluster.put(
             NODES,
@@ -255,6 +273,7 @@ def healthy(apiserver: ApiServer) -> FakeApi:
     """test_reconcile's cluster, where db selects db-0 (ready, in its slice) and kube-dns is
     served by coredns-1."""
     api = FakeApi(apiserver)
+    install_chart(api)
     for name in ("worker-1", "worker-2"):
         api.put(NODES, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}})
     api.create(SERVICES, "shop", {"metadata": {"name": "db"}, "spec": db_service()})

@@ -64,6 +64,16 @@ def _at(obj: Object, path: str) -> Any:
     return value
 
 
+def _dry_run(query: dict[str, str], options: str) -> bool:
+    """dryRun=All; any other value is a 422 on the request's options (`dryRun=true` too)."""
+    if "dryRun" not in query:
+        return False
+    if query["dryRun"] != "All":
+        message = f'Unsupported value: ["{query["dryRun"]}"]: supported values: "All"'
+        raise invalid_options(options, "dryRun", "FieldValueNotSupported", message)
+    return True
+
+
 def _check_version_match(query: dict[str, str]) -> None:
     """resourceVersionMatch needs a resourceVersion; Exact of one the fake never had is gone."""
     match, version = query.get("resourceVersionMatch"), query.get("resourceVersion")
@@ -121,14 +131,21 @@ class Writes:
     # ---- writes -----------------------------------------------------------------------------
 
     def create(self, where: Route, query: dict[str, str], body: Object) -> Object:
-        del query
+        dry = _dry_run(query, "CreateOptions")
+        kind = body.get("kind")
+        if built_in(where.resource) and kind and kind != where.resource.kind:
+            version, to = where.resource.version, where.resource.kind
+            raise BadRequest(
+                f'{kind} in version "{version}" cannot be handled as a {to}: converting '
+                f"({version}.{kind}) to (core.{to}): unknown conversion"
+            )
         sent = body.get("metadata", {}).get("namespace")
         if where.namespace and sent and sent != where.namespace:
             raise BadRequest(
                 "the namespace of the provided object does not match the namespace sent on "
                 "the request"
             )
-        return self.fake.create(where.resource, where.namespace, body)
+        return self.fake.create(where.resource, where.namespace, body, dry=dry)
 
     def replace(self, where: Route, body: Object) -> Object:
         resource, namespace, name = where.resource, where.namespace, where.name or ""
@@ -156,6 +173,7 @@ class Writes:
 
     def patch(self, where: Route, query: dict[str, str], kind: str, data: bytes) -> Object:
         resource, namespace, name = where.resource, where.namespace, where.name or ""
+        dry = _dry_run(query, "PatchOptions")
         if kind == negotiation.APPLY:
             if not query.get("fieldManager"):
                 message = "Required value: is required for apply patch"
@@ -178,15 +196,22 @@ class Writes:
             version = _version_in(patch)
             status = changed.get("status") or {}
             return self.fake.patch_status(
-                resource, namespace or "", name, status, version, whole=True
+                resource, namespace or "", name, status, version, whole=True, dry=dry
             )
         version = _version_in(patch)
         if version and version != stored["metadata"]["resourceVersion"]:
             raise modified(resource, name)
-        return self._update(resource, namespace, name, stored, changed)
+        return self._update(resource, namespace, name, stored, changed, dry=dry)
 
     def _update(
-        self, resource: Resource, namespace: str | None, name: str, stored: Object, new: Object
+        self,
+        resource: Resource,
+        namespace: str | None,
+        name: str,
+        stored: Object,
+        new: Object,
+        *,
+        dry: bool = False,
     ) -> Object:
         if resource == PODS and _frozen(stored.get("spec", {})) != _frozen(new.get("spec", {})):
             message = (
@@ -201,7 +226,7 @@ class Writes:
                 "causes": [cause("FieldValueForbidden", message, "spec")],
             }
             raise InvalidError(f'Pod "{name}" is invalid: spec: {message}', details)
-        return self.fake.update(resource, namespace, name, new)
+        return self.fake.update(resource, namespace, name, new, dry=dry)
 
     def delete(self, where: Route, query: dict[str, str], body: Object | None) -> Object:
         # With a DeleteOptions body, the query's options are not read at all.

@@ -38,6 +38,7 @@ from . import fake_defaults as defaults
 from . import fake_events as events
 from .fake_status import (
     BadRequest,
+    Forbidden,
     InternalError,
     InvalidError,
     already_exists,
@@ -100,7 +101,10 @@ class FakeApi:
             )
         ]
 
-    def create(self, resource: Resource, namespace: str | None, body: Object) -> Object:
+    def create(
+        self, resource: Resource, namespace: str | None, body: Object, *, dry: bool = False
+    ) -> Object:
+        """`dry`: dryRun=All, everything but the write (no resourceVersion, nothing stored)."""
         self.calls.append(("create", resource.plural, namespace))
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
@@ -119,19 +123,19 @@ class FakeApi:
             obj.pop("status", None)
         if resource == EVENTS:
             obj = events.created(obj, namespace)
+        if resource == PODS:
+            self._admit_service_account(namespace or "", obj)
         obj = defaults.defaulted(resource, obj)
         meta = obj["metadata"]
         obj.setdefault("apiVersion", resource.api_version)
         obj.setdefault("kind", resource.kind)
         self._validate(resource, obj)
-        meta.update(
-            uid=str(uuid.uuid4()),
-            resourceVersion=self._bump(),
-            creationTimestamp=now(),
-            generation=1,
-        )
+        meta.update(uid=str(uuid.uuid4()), creationTimestamp=now(), generation=1)
         if resource == CHECKS:
             obj = self._check_schema.defaulted(obj)
+        if dry:
+            return copy.deepcopy(obj)
+        obj["metadata"]["resourceVersion"] = self._bump()
         objects[key] = obj
         self._emit("ADDED", resource, obj)
         return copy.deepcopy(obj)
@@ -152,6 +156,7 @@ class FakeApi:
         resource_version: str | None,
         *,
         whole: bool = False,
+        dry: bool = False,
     ) -> Object:
         """A merge patch of .status (`whole`: `status` is the new .status); only status
         changes, whatever else the patch says. `resource_version` None: no precondition."""
@@ -166,7 +171,7 @@ class FakeApi:
                 raise modified(resource, name)
         changed = copy.deepcopy(obj)
         merged = status if whole else merge_patch(changed.get("status", {}), status)
-        return self._write_status(resource, namespace, name, changed, merged)
+        return self._write_status(resource, namespace, name, changed, merged, dry=dry)
 
     def replace_status(
         self, resource: Resource, namespace: str, name: str, status: Object | None
@@ -176,7 +181,14 @@ class FakeApi:
         return self._write_status(resource, namespace, name, changed, status)
 
     def _write_status(
-        self, resource: Resource, namespace: str, name: str, changed: Object, status: object
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        changed: Object,
+        status: object,
+        *,
+        dry: bool = False,
     ) -> Object:
         changed["status"] = status
         if changed["status"] is None:
@@ -186,6 +198,8 @@ class FakeApi:
         # Validation ratcheting (Kubernetes >= 1.30): a status write is judged on the status,
         # so a spec stored before a rule existed does not block it.
         self._validate(resource, changed, only="status")
+        if dry:
+            return copy.deepcopy(changed)
         changed["metadata"]["resourceVersion"] = self._bump()
         self._store[resource.plural][(namespace, name)] = changed
         self._emit("MODIFIED", resource, changed)
@@ -289,7 +303,15 @@ class FakeApi:
         self._version += 1
         return str(self._version)
 
-    def update(self, resource: Resource, namespace: str | None, name: str, body: Object) -> Object:
+    def update(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        name: str,
+        body: Object,
+        *,
+        dry: bool = False,
+    ) -> Object:
         """A write of the main resource (PUT, PATCH): the status subresource's status stays,
         a spec change moves the generation on, and an object being deleted goes once its last
         finalizer is gone."""
@@ -311,6 +333,8 @@ class FakeApi:
         self._validate(resource, obj)
         if obj.get("spec") != stored.get("spec"):
             meta["generation"] = stored["metadata"].get("generation", 1) + 1
+        if dry:
+            return copy.deepcopy(obj)
         meta["resourceVersion"] = self._bump()
         objects = self._store[resource.plural]
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
@@ -393,6 +417,19 @@ class FakeApi:
                 kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
             except kubernetes_validate.ValidationError as exc:
                 raise Invalid(f"{resource.kind} {obj['metadata'].get('name')}: {exc}") from exc
+
+    def _admit_service_account(self, namespace: str, pod: Object) -> None:
+        """The ServiceAccount admission plugin: a pod's account must exist ("default" is
+        made in every namespace by a controller), even for a dry run."""
+        account = pod.get("spec", {}).get("serviceAccountName") or "default"
+        if account == "default" or (namespace, account) in self._store.get("serviceaccounts", {}):
+            return
+        name = pod["metadata"]["name"]
+        raise Forbidden(
+            f'pods "{name}" is forbidden: error looking up service account '
+            f'{namespace}/{account}: serviceaccount "{account}" not found',
+            object_details(PODS, name),
+        )
 
     def _collect_garbage(self, owner_uid: str) -> None:
         for plural, objects in self._store.items():
