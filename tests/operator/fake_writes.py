@@ -15,6 +15,7 @@ from hopscope_operator.cluster import CHECKS, PODS, SERVICE_ACCOUNTS, Object, Re
 
 from . import fake_negotiation as negotiation
 from .fake_routes import Route
+from .fake_selectors_api import SelectorError, parse_field_selector, parse_label_selector
 from .fake_status import (
     BadRequest,
     ConflictError,
@@ -30,38 +31,10 @@ from .fake_status import (
 from .fake_watch import FIRST_VERSION
 from .fakeapi import FakeApi, merge_patch, now
 
-try:  # written in a parallel branch; until it lands, the simple split below
-    from .fake_selectors import (  # type: ignore[import-not-found]
-        SelectorError,
-        parse_field_selector,
-        parse_label_selector,
-    )
-except ImportError:
-
-    class SelectorError(Exception):  # type: ignore[no-redef]
-        pass
-
-    def parse_label_selector(raw: str) -> Callable[[dict[str, str]], bool]:  # type: ignore[misc]
-        wanted = dict(pair.split("=", 1) for pair in raw.split(",") if pair)
-        return lambda labels: all(labels.get(k) == v for k, v in wanted.items())
-
-    def parse_field_selector(raw: str, plural: str) -> Callable[[Object], bool]:  # type: ignore[misc]
-        del plural
-        wanted = dict(pair.split("=", 1) for pair in raw.split(",") if pair)
-        return lambda obj: all(str(_at(obj, k)) == v for k, v in wanted.items())
-
-
 API_AUDIENCE = "https://kubernetes.default.svc.cluster.local"
 MIN_TOKEN_SECONDS, MAX_TOKEN_SECONDS = 600, 2**32
 PROPAGATION = ("Foreground", "Background", "Orphan")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-
-
-def _at(obj: Object, path: str) -> Any:
-    value: Any = obj
-    for part in path.split("."):
-        value = value.get(part, "") if isinstance(value, dict) else ""
-    return value
 
 
 def _dry_run(query: dict[str, str], options: str) -> bool:

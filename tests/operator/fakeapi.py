@@ -36,6 +36,7 @@ from hopscope_operator.cluster import (
 
 from . import fake_defaults as defaults
 from . import fake_events as events
+from .fake_selectors_api import metadata_causes
 from .fake_status import (
     BadRequest,
     Forbidden,
@@ -110,6 +111,9 @@ class FakeApi:
         meta = obj.setdefault("metadata", {})
         if namespace is not None:
             meta["namespace"] = namespace
+        causes = metadata_causes(obj, resource.kind)
+        if causes:
+            raise invalid(resource, meta.get("name") or None, causes)
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + "".join(random.choices(NAME_CHARS, k=5))
         if not meta.get("name"):
