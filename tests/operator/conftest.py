@@ -90,6 +90,11 @@ class ApiServer:
         self._cel = celpy.Environment()
         self._programs: dict[str, celpy.Runner] = {}
 
+    @property
+    def validator(self) -> Draft202012Validator:
+        """The schema's JSON Schema validator (strict: unknown fields are errors)."""
+        return self._validator
+
     def defaulted(self, obj: Any) -> Any:
         return apply_defaults(self.schema, copy.deepcopy(obj))
 

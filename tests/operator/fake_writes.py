@@ -4,6 +4,7 @@ with the request options and answer shapes of the real API server; the store's o
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import uuid
@@ -13,6 +14,7 @@ from typing import Any
 
 from hopscope_operator.cluster import CHECKS, PODS, SERVICE_ACCOUNTS, Object, Resource
 
+from . import fake_fields as fields
 from . import fake_negotiation as negotiation
 from .fake_routes import Route
 from .fake_selectors_api import SelectorError, parse_field_selector, parse_label_selector
@@ -35,6 +37,51 @@ API_AUDIENCE = "https://kubernetes.default.svc.cluster.local"
 MIN_TOKEN_SECONDS, MAX_TOKEN_SECONDS = 600, 2**32
 PROPAGATION = ("Foreground", "Background", "Orphan")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def _page(items: list[Object], query: dict[str, str], version: str) -> tuple[list[Object], int]:
+    """limit/continue: the page, and how many items come after it."""
+    limit = _int(query.get("limit", "0"))
+    if "continue" in query:
+        start = _continue_from(query["continue"])
+        items = [i for i in items if _key(i) > start]
+    if limit <= 0 or len(items) <= limit:
+        return items, 0
+    return items[:limit], len(items) - limit
+
+
+def _key(item: Object) -> str:
+    meta = item["metadata"]
+    return f"{meta.get('namespace', '')}/{meta['name']}"
+
+
+def _token(version: int, last: Object) -> str:
+    """The API server's continue token: base64url of {"v", "rv", "start"} without padding."""
+    key = {"v": "meta.k8s.io/v1", "rv": version, "start": _key(last) + "\x00"}
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+def _continue_from(token: str) -> str:
+    prefix = "invalid continue token: continue key is not valid: "
+    try:
+        data = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except ValueError:
+        raise BadRequest(prefix + "illegal base64 data") from None
+    try:
+        return str(json.loads(data)["start"]).rstrip("\x00")
+    except (ValueError, KeyError, TypeError):
+        first = data.lstrip()[:1].decode("latin-1") or " "
+        shown = first if first.isprintable() and first.isascii() else f"\\u{ord(first):04x}"
+        raise BadRequest(
+            f"{prefix}invalid character '{shown}' looking for beginning of value"
+        ) from None
+
+
+def _int(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise BadRequest(f'strconv.ParseInt: parsing "{value}": invalid syntax') from None
 
 
 def _dry_run(query: dict[str, str], options: str) -> bool:
@@ -92,7 +139,11 @@ class Writes:
                 item.pop("apiVersion", None)
                 item.pop("kind", None)
         meta: Object = {"resourceVersion": self.fake.resource_version()}
-        if not built_in(resource):
+        items, left = _page(items, query, meta["resourceVersion"])
+        if left:
+            meta["continue"] = _token(int(meta["resourceVersion"]), items[-1])
+            meta["remainingItemCount"] = left
+        elif not built_in(resource):
             meta["continue"] = ""
         return {
             "kind": f"{resource.kind}List",
@@ -103,8 +154,30 @@ class Writes:
 
     # ---- writes -----------------------------------------------------------------------------
 
-    def create(self, where: Route, query: dict[str, str], body: Object) -> Object:
+    def _body(
+        self, where: Route, query: dict[str, str], data: bytes, options: str, warned: list[str]
+    ) -> Object:
+        """The request body after fieldValidation: unknown and duplicate fields refused
+        (Strict), or dropped with a Warning (Warn, the default) or without (Ignore)."""
+        mode = fields.mode(query, options)
+        try:
+            body, duplicates = fields.decode(data)
+        except ValueError as exc:
+            raise BadRequest(f"the object provided is unrecognized: {exc}") from None
+        if not isinstance(body, dict):
+            raise BadRequest("the object provided is unrecognized: not an object")
+        unknown = fields.unknown(where.resource, body, self.fake.schema)
+        problems = [f'duplicate field "{d}"' for d in duplicates]
+        problems += [f'unknown field "{u}"' for u in unknown]
+        if problems and mode == "Strict":
+            raise fields.refuse_on_create(where.resource, problems)
+        if mode == "Warn":
+            warned += [fields.warning(p) for p in problems]
+        return fields.prune(body, unknown)
+
+    def create(self, where: Route, query: dict[str, str], data: bytes, warned: list[str]) -> Object:
         dry = _dry_run(query, "CreateOptions")
+        body = self._body(where, query, data, "CreateOptions", warned)
         kind = body.get("kind")
         if built_in(where.resource) and kind and kind != where.resource.kind:
             version, to = where.resource.version, where.resource.kind
@@ -120,8 +193,11 @@ class Writes:
             )
         return self.fake.create(where.resource, where.namespace, body, dry=dry)
 
-    def replace(self, where: Route, body: Object) -> Object:
+    def replace(
+        self, where: Route, query: dict[str, str], data: bytes, warned: list[str]
+    ) -> Object:
         resource, namespace, name = where.resource, where.namespace, where.name or ""
+        body = self._body(where, query, data, "UpdateOptions", warned)
         sent = body.get("metadata", {}).get("name")
         if sent != name:
             raise BadRequest(
@@ -144,9 +220,12 @@ class Writes:
             return self.fake.replace_status(resource, namespace or "", name, body.get("status"))
         return self._update(resource, namespace, name, stored, body)
 
-    def patch(self, where: Route, query: dict[str, str], kind: str, data: bytes) -> Object:
+    def patch(
+        self, where: Route, query: dict[str, str], kind: str, data: bytes, warned: list[str]
+    ) -> Object:
         resource, namespace, name = where.resource, where.namespace, where.name or ""
         dry = _dry_run(query, "PatchOptions")
+        mode = fields.mode(query, "PatchOptions")
         if kind == negotiation.APPLY:
             if not query.get("fieldManager"):
                 message = "Required value: is required for apply patch"
@@ -165,6 +244,13 @@ class Writes:
         else:
             changed = merge_patch(stored, patch)
         assert isinstance(changed, dict)
+        unknown = fields.unknown(resource, changed, self.fake.schema)
+        problems = [f'unknown field "{u}"' for u in unknown]
+        if problems and mode == "Strict":
+            raise fields.refuse_on_patch(changed, problems)
+        if mode == "Warn":
+            warned += [fields.warning(p) for p in problems]
+        changed = fields.prune(changed, unknown)
         if where.sub == "status":
             version = _version_in(patch)
             status = changed.get("status") or {}

@@ -82,6 +82,11 @@ class FakeApi:
         # (verb, resource, namespace[, name]) as RBAC sees each request the operator made
         self.calls: list[tuple[str | None, ...]] = []
 
+    @property
+    def schema(self) -> ApiServer:
+        """The ConnectivityCheck schema it validates against."""
+        return self._check_schema
+
     # ---- the ClusterApi contract -------------------------------------------------------
 
     def get(self, resource: Resource, namespace: str | None, name: str) -> Object:

@@ -14,7 +14,7 @@ import threading
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -45,6 +45,7 @@ class Reply:
     body: Any = None  # a dict is JSON; a str is text/plain; None is no body at all
     content_type: str = "application/json"
     stream: Iterator[dict[str, Any]] | None = None  # a watch's events, one JSON line each
+    warnings: list[str] = field(default_factory=list)  # Warning headers
 
 
 class HttpApi:
@@ -71,6 +72,7 @@ class HttpApi:
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.shapes = None if any_shape else ShapeBook.recorded()
         self.unmatched: list[str] = []
+        self.warned: list[str] = []  # Warning headers answered: fields a real server drops
         self._stopping = threading.Event()
         self._writes = Writes(fake)
         if not fake.select(CRDS, None, lambda _: True):  # the chart is installed
@@ -95,6 +97,10 @@ class HttpApi:
         assert not self.unmatched, (
             "HttpApi served call shapes with no recording (add one to kube_api_shapes.yaml only "
             "with why its answer is known):\n" + "\n".join(self.unmatched)
+        )
+        assert not self.warned, (
+            "HttpApi answered with Warnings: a real API server silently drops these fields "
+            "of hopscope's requests:\n" + "\n".join(self.warned)
         )
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -139,6 +145,8 @@ class HttpApi:
                     data = json.dumps(as_go_json(reply.body)).encode()
                 self.send_header("Content-Type", reply.content_type)
                 self.send_header("Content-Length", str(len(data)))
+                for warning in reply.warnings:
+                    self.send_header("Warning", warning)
                 self.end_headers()
                 self.wfile.write(data)
 
@@ -188,6 +196,8 @@ class HttpApi:
         reply = self._dispatch(method, where, query, headers, data)
         if isinstance(reply.body, dict):
             reply.content_type = accept
+        if self.shapes is not None:
+            self.warned += [f"{method} {path}: {w}" for w in reply.warnings]
         return reply
 
     def _authenticate(self, authorization: str | None) -> Identity:
@@ -228,14 +238,15 @@ class HttpApi:
             if where.name is None:
                 return Reply(200, writes.list(where, query))
             return Reply(200, self.fake.get(where.resource, where.namespace, where.name))
+        warned: list[str] = []
         if method == "POST":
-            return Reply(201, writes.create(where, query, _json(data)))
+            return Reply(201, writes.create(where, query, data, warned), warnings=warned)
         if method == "PUT":
-            return Reply(200, writes.replace(where, _json(data)))
+            return Reply(200, writes.replace(where, query, data, warned), warnings=warned)
         if method == "PATCH":
             built_in = where.resource.group != CHECKS.group  # strategic merge needs Go types
             kind = negotiation.patch_type(headers.get("content-type"), built_in=built_in)
-            return Reply(200, writes.patch(where, query, kind, data))
+            return Reply(200, writes.patch(where, query, kind, data, warned), warnings=warned)
         if method == "DELETE":
             return Reply(200, writes.delete(where, query, _json(data) if data else None))
         raise MethodNotAllowed(NOT_ALLOWED, {})

@@ -27,6 +27,7 @@ from hopscope_operator.snapshot import NAMESPACES
 from .conftest import ApiServer
 from .fake_auth import ADMIN, OPERATOR, Identity, service_account
 from .fake_defaults import defaulted
+from .fake_routes import CONFIG_MAPS
 from .fakeapi import FakeApi, now
 from .httpapi import HttpApi
 from .kube_recordings import Answer, expand
@@ -36,6 +37,7 @@ SEEDED: dict[tuple[str, str], Resource] = {
 }
 ADMIN_TOKEN = "conformance-admin"
 NODE = "k8s-real-node"  # the recording cluster's one node
+NAMESPACE_CONFIG_MAPS = ("kube-root-ca.crt", "openshift-service-ca.crt")  # the fork's too
 TOKENS = {"admin": ADMIN_TOKEN, "operator-sa": "conformance-operator", "invalid-token": "x"}
 
 
@@ -44,6 +46,9 @@ def seeded(schema: ApiServer, given: dict[str, Any]) -> FakeApi:
     namespace = given["namespace"]
     for ns in (namespace, "hopscope-system"):
         fake.put(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        for name in NAMESPACE_CONFIG_MAPS:  # the controllers put these in every namespace
+            meta = {"name": name, "namespace": ns}
+            fake.put(CONFIG_MAPS, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta})
     addresses = [{"type": "InternalIP", "address": "192.0.2.1"}]
     node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE}}
     fake.put(NODES, {**node, "status": {"addresses": addresses}})
@@ -67,7 +72,8 @@ def seeded(schema: ApiServer, given: dict[str, Any]) -> FakeApi:
 
 
 def _schedule(pod: Object) -> None:
-    """The scheduler's part: a pod the recording shows scheduled runs on the recorded node."""
+    """The scheduler's part: a pod the recording shows scheduled runs on the recorded node;
+    and the kubelet's: a running pod has an IP (the recordings keep only what they compare)."""
     status = pod.get("status", {})
     scheduled = any(
         c.get("type") == "PodScheduled" and c.get("status") == "True"
@@ -75,6 +81,9 @@ def _schedule(pod: Object) -> None:
     )
     if scheduled or status.get("containerStatuses"):
         pod["spec"].setdefault("nodeName", NODE)
+    if status.get("phase") == "Running" and "podIP" not in status:  # the kubelet's part
+        status["podIP"] = "10.42.0.9"
+        status["podIPs"] = [{"ip": "10.42.0.9"}]
 
 
 def identities(given: dict[str, Any]) -> dict[str, Identity]:
