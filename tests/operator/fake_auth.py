@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from hopscope_operator.install import NAME as OPERATOR_ACCOUNT
+from hopscope_operator.install import NAME as OPERATOR_ACCOUNT_NAME
 from hopscope_operator.install import NAMESPACE as OPERATOR_NAMESPACE
 from hopscope_operator.install import allows
 
@@ -42,10 +42,11 @@ def _chart_rbac(verb: str, _group: str, resource: str, ns: str | None, name: str
     return allows(verb, resource, ns, name)
 
 
+OPERATOR_ACCOUNT = (OPERATOR_NAMESPACE, OPERATOR_ACCOUNT_NAME)
 ADMIN = Identity("kubernetes-admin", ("system:masters", "system:authenticated"), _everything)
 ANONYMOUS = Identity("system:anonymous", ("system:unauthenticated",), _nothing)
 OPERATOR = Identity(
-    f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}",
+    f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT_NAME}",
     ("system:serviceaccounts", f"system:serviceaccounts:{OPERATOR_NAMESPACE}"),
     _chart_rbac,
 )

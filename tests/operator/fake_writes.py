@@ -30,11 +30,10 @@ from .fake_status import (
     object_details,
     qualified,
 )
+from .fake_tokens import API_AUDIENCE
 from .fake_watch import FIRST_VERSION
 from .fakeapi import FakeApi, merge_patch, now
 
-API_AUDIENCE = "https://kubernetes.default.svc.cluster.local"
-MIN_TOKEN_SECONDS, MAX_TOKEN_SECONDS = 600, 2**32
 PROPAGATION = ("Foreground", "Background", "Orphan")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -340,7 +339,10 @@ class Writes:
                 )
             uid = pod["metadata"]["uid"]
             bound = {"kind": "Pod", "apiVersion": "v1", "name": bound["name"], "uid": uid}
-        token = self.fake.request_token(namespace, account, ",".join(audiences), seconds)
+        pod = (bound["name"], bound["uid"]) if bound else None
+        token = self.fake.request_token(
+            namespace, account, ",".join(audiences), seconds, audiences=tuple(audiences), pod=pod
+        )
         expires = datetime.now(UTC) + timedelta(seconds=seconds)
         return {
             "kind": "TokenRequest",

@@ -50,6 +50,7 @@ from .fake_status import (
     not_found,
     object_details,
 )
+from .fake_tokens import Issued
 
 if TYPE_CHECKING:
     from .conftest import ApiServer
@@ -79,6 +80,7 @@ class FakeApi:
         self.watch_events: list[WatchEvent] = []
         self.changed = threading.Condition()  # notified on every watch event (HTTP watches)
         self.tokens_issued: list[tuple[str, str, str]] = []  # (namespace, account, audience)
+        self.issued: dict[str, Issued] = {}  # every token minted, by token
         # (verb, resource, namespace[, name]) as RBAC sees each request the operator made
         self.calls: list[tuple[str | None, ...]] = []
 
@@ -215,8 +217,16 @@ class FakeApi:
         return copy.deepcopy(changed)
 
     def request_token(
-        self, namespace: str, service_account: str, audience: str, seconds: int
+        self,
+        namespace: str,
+        service_account: str,
+        audience: str,
+        seconds: int,
+        *,
+        audiences: tuple[str, ...] | None = None,
+        pod: tuple[str, str] | None = None,
     ) -> str:
+        """`audiences` (HTTP: any number of them) and `pod` (bound to it) beyond the contract."""
         # RBAC sees the account's name: the rule for it carries resourceNames.
         self.calls.append(("create", "serviceaccounts/token", namespace, service_account))
         if seconds < 600:
@@ -224,7 +234,22 @@ class FakeApi:
         if seconds > 2**32:
             raise _token_invalid(seconds, "may not specify a duration larger than 2^32 seconds")
         self.tokens_issued.append((namespace, service_account, audience))
-        return f"token/{namespace}/{service_account}/{audience}"
+        return self.mint(namespace, service_account, audiences or (audience,), pod)
+
+    def mint(
+        self,
+        namespace: str,
+        account: str,
+        audiences: tuple[str, ...],
+        pod: tuple[str, str] | None = None,
+    ) -> str:
+        """A token of the account, which the fake then knows (API calls, TokenReview)."""
+        token = f"token/{namespace}/{account}/{','.join(audiences)}"
+        token += f"/pod/{pod[0]}" if pod else ""
+        accounts = self._store.get("serviceaccounts", {})
+        uid = accounts.get((namespace, account), {}).get("metadata", {}).get("uid", "")
+        self.issued[token] = Issued(namespace, account, uid, audiences, pod)
+        return token
 
     def log_of(self, namespace: str, pod: str, container: str) -> str | None:
         """What the kubelet serves for one container of a pod."""

@@ -26,12 +26,24 @@ from hopscope_operator.crd import custom_resource_definition
 
 from . import fake_discovery as discovery
 from . import fake_negotiation as negotiation
+from . import fake_tokens as tokens
 from . import fake_watch as watch
-from .fake_auth import ADMIN, ANONYMOUS, PUBLIC_PATHS, Identity, authorize, refusing
+from .fake_auth import (
+    ADMIN,
+    ANONYMOUS,
+    OPERATOR,
+    OPERATOR_ACCOUNT,
+    PUBLIC_PATHS,
+    Identity,
+    authorize,
+    refusing,
+    service_account,
+)
 from .fake_logs import pod_log
-from .fake_routes import CRDS, PageNotFound, Route, route
+from .fake_routes import CRDS, TOKEN_REVIEWS, PageNotFound, Route, route
 from .fake_shapes import ShapeBook, describe
 from .fake_status import BadRequest, MethodNotAllowed, Unauthorized, status_body
+from .fake_tokens import API_AUDIENCE
 from .fake_writes import Writes
 from .fakeapi import FakeApi
 
@@ -206,6 +218,11 @@ class HttpApi:
         token = authorization.removeprefix("Bearer ")
         if authorization.startswith("Bearer ") and token in self.identities:
             return self.identities[token]
+        issued = self.fake.issued.get(token)
+        if authorization.startswith("Bearer ") and issued and API_AUDIENCE in issued.audiences:
+            if (issued.namespace, issued.account) == OPERATOR_ACCOUNT:
+                return OPERATOR
+            return service_account(issued.namespace, issued.account)
         raise Unauthorized("Unauthorized")
 
     def _watch(self, where: Route, query: dict[str, str]) -> Reply:
@@ -234,6 +251,8 @@ class HttpApi:
             if method != "POST":
                 raise MethodNotAllowed(NOT_ALLOWED, {})
             return Reply(201, writes.token_request(where, _json(data)))
+        if where.resource == TOKEN_REVIEWS and method == "POST":
+            return Reply(201, tokens.review(_json(data), self.fake.issued))
         if method == "GET":
             if where.name is None:
                 return Reply(200, writes.list(where, query))

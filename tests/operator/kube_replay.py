@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import http.client
 import json
+import re
 import threading
 import time
 from typing import Any
@@ -25,9 +26,10 @@ from hopscope_operator.cluster import (
 from hopscope_operator.snapshot import NAMESPACES
 
 from .conftest import ApiServer
-from .fake_auth import ADMIN, OPERATOR, Identity, service_account
+from .fake_auth import ADMIN, OPERATOR, Identity
 from .fake_defaults import defaulted
 from .fake_routes import CONFIG_MAPS
+from .fake_tokens import API_AUDIENCE
 from .fakeapi import FakeApi, now
 from .httpapi import HttpApi
 from .kube_recordings import Answer, expand
@@ -86,24 +88,40 @@ def _schedule(pod: Object) -> None:
         status["podIPs"] = [{"ip": "10.42.0.9"}]
 
 
-def identities(given: dict[str, Any]) -> dict[str, Identity]:
-    known = {TOKENS["admin"]: ADMIN, TOKENS["operator-sa"]: OPERATOR}
-    # caller-* tokens are TokenRequest tokens of given.namespace/caller.
-    for name in given.get("tokens", {}):
-        known[f"token-{name}"] = service_account(given["namespace"], "caller")
-    return known
+def identities() -> dict[str, Identity]:
+    return {TOKENS["admin"]: ADMIN, TOKENS["operator-sa"]: OPERATOR}
 
 
-def tokens_of(given: dict[str, Any]) -> dict[str, str]:
-    return {name: f"token-{name}" for name in given.get("tokens", {})}
+_DESCRIBED = re.compile(
+    r"a TokenRequest token of (?P<ns>[^/\s]+)/(?P<account>\S+) "
+    r"(?:for audience (?P<audience>\S+?),|with no audiences)"
+)
+_BOUND = re.compile(r"as (?P<like>\S+), bound to pod (?P<ns>[^/\s]+)/(?P<pod>\S+)")
+
+
+def minted(fake: FakeApi, given: dict[str, Any]) -> dict[str, str]:
+    """given.tokens (each described in words) minted by the fake: name -> token."""
+    tokens: dict[str, str] = {}
+    specs: dict[str, tuple[str, str, tuple[str, ...]]] = {}
+    for name, described in given.get("tokens", {}).items():
+        if found := _DESCRIBED.match(described):
+            audience = found["audience"]
+            specs[name] = (found["ns"], found["account"], (audience or API_AUDIENCE,))
+            tokens[name] = fake.mint(*specs[name])
+        elif bound := _BOUND.match(described):
+            pod = fake.stored(PODS, bound["ns"], bound["pod"])
+            tokens[name] = fake.mint(*specs[bound["like"]], (bound["pod"], pod["metadata"]["uid"]))
+        else:
+            raise ValueError(f"a token described as {described!r}: teach minted() to make it")
+    return tokens
 
 
 class Replayer:
     """Sends one scenario's requests to a running HttpApi, in order."""
 
-    def __init__(self, server: HttpApi, given: dict[str, Any]) -> None:
+    def __init__(self, server: HttpApi, tokens: dict[str, str]) -> None:
         self.server = server
-        self.tokens = tokens_of(given)
+        self.tokens = tokens
         self.bodies: list[Any] = []  # our answers' bodies, for {{i:path}}
 
     def exchange(self, exchange: dict[str, Any]) -> Answer:

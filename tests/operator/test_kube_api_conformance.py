@@ -20,7 +20,7 @@ from .conftest import ApiServer
 from .fake_shapes import extra_calls
 from .httpapi import HttpApi
 from .kube_recordings import Answer, compare, operator_calls, scenarios
-from .kube_replay import ADMIN_TOKEN, Replayer, identities, seeded
+from .kube_replay import ADMIN_TOKEN, Replayer, identities, minted, seeded
 
 GAPS_FILE = Path(__file__).with_name("kube_api_gaps.yaml")
 SCENARIOS = dict(scenarios())
@@ -54,9 +54,10 @@ def _replay(name: str) -> list[Answer]:
         scenario = SCENARIOS[name]
         openapi = custom_resource_definition()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
         fake = seeded(ApiServer(openapi), scenario["given"])
-        server = HttpApi(fake, ADMIN_TOKEN, identities(scenario["given"]), any_shape=True)
+        tokens = minted(fake, scenario["given"])
+        server = HttpApi(fake, ADMIN_TOKEN, identities(), any_shape=True)
         with server.running():
-            replayer = Replayer(server, scenario["given"])
+            replayer = Replayer(server, tokens)
             _replayed[name] = [replayer.exchange(e) for e in scenario["exchanges"]]
     return _replayed[name]
 
