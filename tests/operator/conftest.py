@@ -108,22 +108,33 @@ class ApiServer:
         return errors
 
     def _cel_errors(self, schema: dict[str, Any], value: Any, at: list[str | int]) -> list[str]:
-        errors = [
-            f"{_path(at, rule.get('fieldPath', ''))}: {rule['message']}"
+        return [
+            f"{_path(where, rule.get('fieldPath', ''))}: {rule['message']}"
+            for where, rule in self.failed_rules(value, schema, at)
+        ]
+
+    def failed_rules(
+        self, value: Any, schema: dict[str, Any] | None = None, at: list[str | int] | None = None
+    ) -> list[tuple[list[str | int], dict[str, Any]]]:
+        """(where, rule) for every x-kubernetes-validations rule `value` breaks."""
+        schema = self.schema if schema is None else schema
+        at = [] if at is None else at
+        failed = [
+            (at, rule)
             for rule in schema.get("x-kubernetes-validations", [])
             if not self._holds(rule["rule"], value)
         ]
         if isinstance(value, dict):
             for name, prop in schema.get("properties", {}).items():
                 if name in value:
-                    errors += self._cel_errors(prop, value[name], [*at, name])
+                    failed += self.failed_rules(value[name], prop, [*at, name])
             if isinstance(schema.get("additionalProperties"), dict):
                 for name, item in value.items():
-                    errors += self._cel_errors(schema["additionalProperties"], item, [*at, name])
+                    failed += self.failed_rules(item, schema["additionalProperties"], [*at, name])
         elif isinstance(value, list) and "items" in schema:
             for index, item in enumerate(value):
-                errors += self._cel_errors(schema["items"], item, [*at, index])
-        return errors
+                failed += self.failed_rules(item, schema["items"], [*at, index])
+        return failed
 
     def _holds(self, rule: str, value: Any) -> bool:
         if rule not in self._programs:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 import kubernetes_validate
@@ -23,8 +23,10 @@ from kubernetes_validate.utils import schema_contents
 
 from hopscope_operator.cluster import CHECKS, Object, Resource
 
-from .conftest import ApiServer
 from .fake_status import BadRequest, InvalidError, cause, invalid_options
+
+if TYPE_CHECKING:
+    from .conftest import ApiServer
 
 MODES = ("", "Ignore", "Strict", "Warn")
 OBJECT_META = {

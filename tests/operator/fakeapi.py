@@ -36,6 +36,7 @@ from hopscope_operator.cluster import (
 
 from . import fake_defaults as defaults
 from . import fake_events as events
+from .fake_crd_causes import causes as crd_causes
 from .fake_selectors_api import metadata_causes
 from .fake_status import (
     BadRequest,
@@ -444,8 +445,12 @@ class FakeApi:
             return
         if resource == CHECKS:
             errors = [e for e in self._check_schema.errors(obj) if e.startswith(only)]
-            if errors:
-                raise Invalid("; ".join(errors))
+            if errors:  # the schema says no: say it as the API server words it
+                defaulted = self._check_schema.defaulted(obj)
+                causes = crd_causes(self._check_schema, defaulted, only)
+                if not causes:
+                    raise Invalid("; ".join(errors))
+                raise invalid(CHECKS, obj.get("metadata", {}).get("name"), causes)
         elif resource in (PODS, EVENTS):
             try:
                 kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
