@@ -36,6 +36,7 @@ from hopscope_operator.cluster import (
 
 from . import fake_defaults as defaults
 from . import fake_events as events
+from .fake_builtin_validation import causes as builtin_causes
 from .fake_crd_causes import causes as crd_causes
 from .fake_selectors_api import metadata_causes
 from .fake_status import (
@@ -119,7 +120,7 @@ class FakeApi:
         meta = obj.setdefault("metadata", {})
         if namespace is not None:
             meta["namespace"] = namespace
-        causes = metadata_causes(obj, resource.kind)
+        causes = metadata_causes(obj, resource.kind) + builtin_causes(resource, obj)
         if causes:
             raise invalid(resource, meta.get("name") or None, causes)
         if not meta.get("name") and meta.get("generateName"):
