@@ -4,8 +4,6 @@ with the request options and answer shapes of the real API server; the store's o
 
 from __future__ import annotations
 
-import base64
-import copy
 import json
 import uuid
 from collections.abc import Callable
@@ -16,12 +14,13 @@ from hopscope_operator.cluster import CHECKS, PODS, SERVICE_ACCOUNTS, Object, Re
 
 from . import fake_fields as fields
 from . import fake_negotiation as negotiation
+from .fake_lists import check_version_match, continue_token, page
+from .fake_patches import frozen, json_patch, strategic_merge
 from .fake_routes import Route
 from .fake_selectors_api import SelectorError, parse_field_selector, parse_label_selector
 from .fake_status import (
     BadRequest,
     ConflictError,
-    Expired,
     InvalidError,
     UnsupportedMediaType,
     cause,
@@ -31,56 +30,10 @@ from .fake_status import (
     qualified,
 )
 from .fake_tokens import API_AUDIENCE
-from .fake_watch import FIRST_VERSION
 from .fakeapi import FakeApi, merge_patch, now
 
 PROPAGATION = ("Foreground", "Background", "Orphan")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-
-
-def _page(items: list[Object], query: dict[str, str], version: str) -> tuple[list[Object], int]:
-    """limit/continue: the page, and how many items come after it."""
-    limit = _int(query.get("limit", "0"))
-    if "continue" in query:
-        start = _continue_from(query["continue"])
-        items = [i for i in items if _key(i) > start]
-    if limit <= 0 or len(items) <= limit:
-        return items, 0
-    return items[:limit], len(items) - limit
-
-
-def _key(item: Object) -> str:
-    meta = item["metadata"]
-    return f"{meta.get('namespace', '')}/{meta['name']}"
-
-
-def _token(version: int, last: Object) -> str:
-    """The API server's continue token: base64url of {"v", "rv", "start"} without padding."""
-    key = {"v": "meta.k8s.io/v1", "rv": version, "start": _key(last) + "\x00"}
-    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
-
-
-def _continue_from(token: str) -> str:
-    prefix = "invalid continue token: continue key is not valid: "
-    try:
-        data = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-    except ValueError:
-        raise BadRequest(prefix + "illegal base64 data") from None
-    try:
-        return str(json.loads(data)["start"]).rstrip("\x00")
-    except (ValueError, KeyError, TypeError):
-        first = data.lstrip()[:1].decode("latin-1") or " "
-        shown = first if first.isprintable() and first.isascii() else f"\\u{ord(first):04x}"
-        raise BadRequest(
-            f"{prefix}invalid character '{shown}' looking for beginning of value"
-        ) from None
-
-
-def _int(value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise BadRequest(f'strconv.ParseInt: parsing "{value}": invalid syntax') from None
 
 
 def _dry_run(query: dict[str, str], options: str) -> bool:
@@ -91,16 +44,6 @@ def _dry_run(query: dict[str, str], options: str) -> bool:
         message = f'Unsupported value: ["{query["dryRun"]}"]: supported values: "All"'
         raise invalid_options(options, "dryRun", "FieldValueNotSupported", message)
     return True
-
-
-def _check_version_match(query: dict[str, str]) -> None:
-    """resourceVersionMatch needs a resourceVersion; Exact of one the fake never had is gone."""
-    match, version = query.get("resourceVersionMatch"), query.get("resourceVersion")
-    if match and not version:
-        message = "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"
-        raise invalid_options("ListOptions", "resourceVersionMatch", "FieldValueForbidden", message)
-    if match == "Exact" and version and (not version.isdigit() or int(version) < FIRST_VERSION):
-        raise Expired("The resourceVersion for the provided list is too old.")
 
 
 def _version_in(patch: Any) -> str | None:
@@ -131,16 +74,16 @@ class Writes:
 
     def list(self, where: Route, query: dict[str, str]) -> Object:
         resource = where.resource
-        _check_version_match(query)
+        check_version_match(query)
         items = self.fake.select(resource, where.namespace, self.matcher(where, query))
         if built_in(resource):  # a typed list's items carry no apiVersion or kind
             for item in items:
                 item.pop("apiVersion", None)
                 item.pop("kind", None)
         meta: Object = {"resourceVersion": self.fake.resource_version()}
-        items, left = _page(items, query, meta["resourceVersion"])
+        items, left = page(items, query, meta["resourceVersion"])
         if left:
-            meta["continue"] = _token(int(meta["resourceVersion"]), items[-1])
+            meta["continue"] = continue_token(int(meta["resourceVersion"]), items[-1])
             meta["remainingItemCount"] = left
         elif not built_in(resource):
             meta["continue"] = ""
@@ -271,7 +214,7 @@ class Writes:
         *,
         dry: bool = False,
     ) -> Object:
-        if resource == PODS and _frozen(stored.get("spec", {})) != _frozen(new.get("spec", {})):
+        if resource == PODS and frozen(stored.get("spec", {})) != frozen(new.get("spec", {})):
             message = (
                 "Forbidden: pod updates may not change fields other than "
                 "`spec.containers[*].image`,`spec.initContainers[*].image`,"
@@ -356,63 +299,3 @@ class Writes:
             "spec": {"audiences": audiences, "expirationSeconds": seconds, "boundObjectRef": bound},
             "status": {"token": token, "expirationTimestamp": expires.strftime(TIME_FORMAT)},
         }
-
-
-def strategic_merge(target: Any, patch: Any) -> Any:
-    """A merge patch, except that lists of named items (containers, ports) merge by name: the
-    part of strategic merge the fake's built-in kinds need."""
-    if not isinstance(patch, dict) or not isinstance(target, dict):
-        return merge_patch(target, patch)
-    merged = dict(target)
-    for key, value in patch.items():
-        old = merged.get(key)
-        if value is None:
-            merged.pop(key, None)
-        elif _named(value) and _named(old):
-            by_name = {item["name"]: item for item in old}
-            for item in value:
-                by_name[item["name"]] = strategic_merge(by_name.get(item["name"], {}), item)
-            merged[key] = list(by_name.values())
-        else:
-            merged[key] = strategic_merge(old, value)
-    return merged
-
-
-def _named(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(i, dict) and "name" in i for i in value)
-
-
-def _frozen(spec: Object) -> Object:
-    """A pod's spec without what an update may change (the real server's list)."""
-    spec = copy.deepcopy(spec)
-    for key in ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds"):
-        spec.pop(key, None)
-    for container in spec.get("containers", []) + spec.get("initContainers", []):
-        container.pop("image", None)
-    return spec
-
-
-def json_patch(target: Object, operations: Any) -> Object:
-    """RFC 6902, the operations the fake's callers send (add, remove, replace, test)."""
-    doc = copy.deepcopy(target)
-    rejected = InvalidError("the server rejected our request due to an error in our request", {})
-    for op in operations if isinstance(operations, list) else []:
-        steps = op["path"].split("/")[1:]
-        *parents, last = [step.replace("~1", "/").replace("~0", "~") for step in steps]
-        node: Any = doc
-        for part in parents:
-            if not isinstance(node, dict) or part not in node:
-                raise rejected
-            node = node[part]
-        if op["op"] == "test":
-            if not isinstance(node, dict) or node.get(last) != op.get("value"):
-                raise rejected
-        elif op["op"] in ("add", "replace"):
-            if op["op"] == "replace" and last not in node:
-                raise rejected
-            node[last] = op.get("value")
-        elif op["op"] == "remove":
-            if last not in node:
-                raise rejected
-            del node[last]
-    return doc

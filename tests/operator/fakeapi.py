@@ -1,12 +1,18 @@
 """An in-memory Kubernetes API server that honours the contract the operator relies on.
 
+The store, with the rules a real kube-apiserver applies to it (held to recordings of one by
+test_kube_api_conformance.py; HttpApi serves it over REST):
 - every write bumps a cluster-wide resourceVersion; a status write with a stale one is a 409;
-- create of a taken name is a 409 (AlreadyExists), a missing object a 404;
-- objects are validated on write (422): ConnectivityChecks against the generated CRD (schema,
-  defaults and CEL), Pods against the real Kubernetes OpenAPI schema (kubernetes-validate);
-- the status subresource only changes .status; a spec change bumps metadata.generation;
+- create of a taken name is a 409 AlreadyExists, a missing object a 404, with the real Status
+  details (fake_status); a create may name itself by generateName;
+- objects are validated on write (422, worded as the API server's): ConnectivityChecks against
+  the generated CRD (schema, defaults and CEL), built-in kinds against the Kubernetes OpenAPI
+  schema and the server's own rules for Pods, NetworkPolicies, Events and ObjectMeta; built-in
+  kinds get the server's defaults; a pod's ServiceAccount must exist;
+- the status subresource: a create's status is dropped, a status write changes only .status
+  and applies its defaults, a spec change bumps metadata.generation;
 - deleting an owner garbage-collects its dependents (ownerReferences);
-- every change is recorded as a watch event (ADDED / MODIFIED / DELETED);
+- every change is recorded as a watch event (ADDED / MODIFIED / DELETED), with the object;
 - a pod's log is a 400 while its container has not started (that is not a 404 in Kubernetes);
 - a TokenRequest shorter than 10 minutes is a 422; a token names its account and audience.
 Tests drive the "kubelet" side with `run_pod` / `finish_pod` / `stick_pod`.

@@ -3,8 +3,13 @@
 So `kube.KubeApi` (the operator's real client) can be tested as it runs in a cluster, with the
 answers a real kube-apiserver gives (tests/operator/test_kube_api_conformance.py holds it to
 recordings of one): authentication then RBAC then lookup; content negotiation; label and
-field selectors; the status subresource; patch types; what DELETE returns; pod logs as text;
-TokenRequests; and every refusal as a `Status` body shaped as the real one.
+field selectors; the status subresource; patch types; fieldValidation and dryRun; what DELETE
+returns; pod logs as text; watches and discovery (what kopf needs); TokenRequest and
+TokenReview; and every refusal as a `Status` body shaped as the real one.
+
+It serves only the call shapes hopscope was recorded making (fake_shapes): a test that makes
+another fails, naming it, as it does when the fake sends a Warning (a field a real server
+would drop).
 """
 
 from __future__ import annotations
