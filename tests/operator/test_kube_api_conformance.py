@@ -17,7 +17,7 @@ import yaml
 from hopscope_operator.crd import custom_resource_definition
 
 from .conftest import ApiServer
-from .fake_shapes import extra_calls
+from .fake_shapes import ShapeBook, extra_calls
 from .httpapi import HttpApi
 from .kube_recordings import Answer, compare, operator_calls, scenarios
 from .kube_replay import ADMIN_TOKEN, Replayer, identities, minted, seeded
@@ -85,3 +85,16 @@ def test_every_extra_call_shape_says_why_its_answer_is_known() -> None:
     for call in extra_calls():
         assert call["id"] not in recorded, call["id"]
         assert call.get("why", "").strip(), f"{call['id']}: why is its answer known?"
+
+
+def test_every_recorded_api_call_is_a_shape_the_fake_serves() -> None:
+    """operator-calls.json's paths are templates and prose ("/api, /apis", "(list+watch)"): each
+    call on the API server must come out as at least one shape HttpApi matches."""
+    book = ShapeBook.recorded()
+    named = {shape.id for shape in book.shapes}
+    api_calls = {call["id"] for call in operator_calls() if call["path"].startswith("/")}
+    assert sorted(api_calls - named) == []
+    watch = {"accept": "*/*"}
+    served = "/apis/hopscope.dev/v1alpha1/connectivitychecks?watch=true&allowWatchBookmarks=true"
+    assert book.name("GET", served + "&resourceVersion=7", watch) == "kopf-watch-checks"
+    assert book.name("GET", "/api/v1/namespaces/shop/pods/x/log", {"accept": "*/*"}) is None
