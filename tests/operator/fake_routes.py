@@ -20,14 +20,20 @@ TOKEN_REVIEWS = Resource("authentication.k8s.io", "v1", "tokenreviews", "TokenRe
 CRDS = Resource(
     "apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition"
 )
-KNOWN = [NAMESPACES, CONFIG_MAPS, SECRETS, EVENTS_V1, TOKEN_REVIEWS, CRDS]
+ACCESS_REVIEWS = Resource(
+    "authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview"
+)
+SELF_REVIEWS = Resource("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview")
+ANYONE_MAY_CREATE = {ACCESS_REVIEWS, SELF_REVIEWS}  # system:basic-user's, for the authenticated
+KNOWN = [NAMESPACES, CONFIG_MAPS, SECRETS, EVENTS_V1, TOKEN_REVIEWS, CRDS, *ANYONE_MAY_CREATE]
 RESOURCES: dict[tuple[str, str], Resource] = {
     (r.api_version, r.plural): r
     for r in [*vars(cluster).values(), *KNOWN]
     if isinstance(r, Resource)
 }
-GROUP_VERSIONS = {api_version for api_version, _ in RESOURCES} | {"authorization.k8s.io/v1"}
+GROUP_VERSIONS = {api_version for api_version, _ in RESOURCES}
 CLUSTER_SCOPED = {"nodes", "namespaces", "tokenreviews", "customresourcedefinitions"}
+CLUSTER_SCOPED |= {r.plural for r in ANYONE_MAY_CREATE}
 
 
 class PageNotFound(ApiError):

@@ -31,6 +31,7 @@ from hopscope_operator.crd import custom_resource_definition
 
 from . import fake_discovery as discovery
 from . import fake_negotiation as negotiation
+from . import fake_reviews as reviews
 from . import fake_tokens as tokens
 from . import fake_watch as watch
 from .fake_auth import (
@@ -45,7 +46,16 @@ from .fake_auth import (
     service_account,
 )
 from .fake_logs import pod_log
-from .fake_routes import CRDS, TOKEN_REVIEWS, PageNotFound, Route, route
+from .fake_routes import (
+    ACCESS_REVIEWS,
+    ANYONE_MAY_CREATE,
+    CRDS,
+    SELF_REVIEWS,
+    TOKEN_REVIEWS,
+    PageNotFound,
+    Route,
+    route,
+)
 from .fake_shapes import ShapeBook, describe
 from .fake_status import BadRequest, MethodNotAllowed, Unauthorized, status_body
 from .fake_tokens import API_AUDIENCE
@@ -204,13 +214,14 @@ class HttpApi:
             verb = "watch"
         if (verb, where.plural, where.namespace) in self.refused:
             who = refusing(who)
-        authorize(who, verb, where.resource.group, where.plural, where.namespace, where.name)
+        if where.resource not in ANYONE_MAY_CREATE or who == ANONYMOUS:
+            authorize(who, verb, where.resource.group, where.plural, where.namespace, where.name)
         if where.sub == "log":
             return self._log(where, query, headers)
         accept = negotiation.for_object(headers.get("accept"))
         if verb == "watch":
             return self._watch(where, query)
-        reply = self._dispatch(method, where, query, headers, data)
+        reply = self._dispatch(method, where, query, headers, data, who)
         if isinstance(reply.body, dict):
             reply.content_type = accept
         if self.shapes is not None:
@@ -249,7 +260,13 @@ class HttpApi:
         return Reply(200, text, "text/plain")
 
     def _dispatch(
-        self, method: str, where: Route, query: dict[str, str], headers: dict[str, str], data: bytes
+        self,
+        method: str,
+        where: Route,
+        query: dict[str, str],
+        headers: dict[str, str],
+        data: bytes,
+        who: Identity,
     ) -> Reply:
         writes = self._writes
         if where.sub == "token":
@@ -258,6 +275,10 @@ class HttpApi:
             return Reply(201, writes.token_request(where, _json(data)))
         if where.resource == TOKEN_REVIEWS and method == "POST":
             return Reply(201, tokens.review(_json(data), self.fake.issued))
+        if where.resource == ACCESS_REVIEWS and method == "POST":
+            return Reply(201, reviews.access_review(who, _json(data)))
+        if where.resource == SELF_REVIEWS and method == "POST":
+            return Reply(201, reviews.self_review(who))
         if method == "GET":
             if where.name is None:
                 return Reply(200, writes.list(where, query))
