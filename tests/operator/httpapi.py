@@ -26,10 +26,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from hopscope_operator.cluster import CHECKS, PODS, ApiError, Object
+from hopscope_operator.cluster import CHECKS, EVENTS, PODS, ApiError, Object
 from hopscope_operator.crd import custom_resource_definition
 
 from . import fake_discovery as discovery
+from . import fake_events_v1 as events_v1
 from . import fake_negotiation as negotiation
 from . import fake_reviews as reviews
 from . import fake_tokens as tokens
@@ -50,6 +51,7 @@ from .fake_routes import (
     ACCESS_REVIEWS,
     ANYONE_MAY_CREATE,
     CRDS,
+    EVENTS_V1,
     SELF_REVIEWS,
     TOKEN_REVIEWS,
     PageNotFound,
@@ -241,6 +243,22 @@ class HttpApi:
             return service_account(issued.namespace, issued.account)
         raise Unauthorized("Unauthorized")
 
+    def _events_v1(self, method: str, where: Route, query: dict[str, str], data: bytes) -> Reply:
+        """events.k8s.io/v1: stored as core Events, converted both ways."""
+        core = Route(EVENTS, where.namespace, where.name, where.sub)
+        if method == "POST":
+            body = _json(data)
+            events_v1.check(body)
+            created = self.fake.create(EVENTS, where.namespace, events_v1.to_core(body))
+            return Reply(201, events_v1.to_v1(created))
+        if where.name:
+            return Reply(200, events_v1.to_v1(self.fake.get(EVENTS, where.namespace, where.name)))
+        listed = self._writes.list(core, query)
+        items = [events_v1.to_v1(item) for item in listed["items"]]
+        for item in items:  # a typed list's items carry no apiVersion or kind
+            del item["kind"], item["apiVersion"]
+        return Reply(200, {**listed, "apiVersion": EVENTS_V1.api_version, "items": items})
+
     def _watch(self, where: Route, query: dict[str, str]) -> Reply:
         watch.check_options(query)
         match = self._writes.matcher(where, query)  # a bad selector: a plain 400, no stream
@@ -275,6 +293,8 @@ class HttpApi:
             return Reply(201, writes.token_request(where, _json(data)))
         if where.resource == TOKEN_REVIEWS and method == "POST":
             return Reply(201, tokens.review(_json(data), self.fake.issued))
+        if where.resource == EVENTS_V1 and method in ("GET", "POST"):
+            return self._events_v1(method, where, query, data)
         if where.resource == ACCESS_REVIEWS and method == "POST":
             return Reply(201, reviews.access_review(who, _json(data)))
         if where.resource == SELF_REVIEWS and method == "POST":
