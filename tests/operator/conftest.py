@@ -209,8 +209,12 @@ def clock() -> Clock:
 
 
 def install_chart(cluster: FakeApi) -> None:
-    """What the chart puts in the cluster that the stories' API calls need: the probe pods'
-    ServiceAccount (the API server's admission refuses a pod whose account is missing)."""
+    """What the chart puts in the cluster that the stories' API calls need: its namespace and
+    the probe pods' ServiceAccount (the API server's admission refuses a pod whose namespace
+    or account is missing)."""
+    cluster.put(
+        NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
+    )
     account = {"apiVersion": "v1", "kind": "ServiceAccount"}
     cluster.put(
         SERVICE_ACCOUNTS, {**account, "metadata": {"name": PROBE_ACCOUNT, "namespace": NAMESPACE}}
@@ -231,6 +235,7 @@ def api(apiserver: ApiServer) -> FakeApi:
                 "status": {"addresses": [{"type": "InternalIP", "address": "192.0.2.10"}]},
             },
         )
+    cluster.put(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})
     cluster.create(SERVICES, "shop", {"metadata": {"name": "db"}, "spec": db_service()})
     return cluster
 

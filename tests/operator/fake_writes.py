@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hopscope_operator.cluster import CHECKS, PODS, SERVICE_ACCOUNTS, Object, Resource
+from hopscope_operator.snapshot import NAMESPACES
 
 from . import fake_fields as fields
 from . import fake_negotiation as negotiation
@@ -127,6 +128,8 @@ class Writes:
                 f'{kind} in version "{version}" cannot be handled as a {to}: converting '
                 f"({version}.{kind}) to (core.{to}): unknown conversion"
             )
+        if where.namespace is not None:  # a namespace's objects need the namespace
+            self.fake.stored(NAMESPACES, None, where.namespace)
         sent = body.get("metadata", {}).get("namespace")
         if where.namespace and sent and sent != where.namespace:
             raise BadRequest(
