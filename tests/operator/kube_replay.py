@@ -27,6 +27,7 @@ from hopscope_operator.snapshot import NAMESPACES
 
 from .conftest import ApiServer
 from .fake_auth import ADMIN, OPERATOR, Identity
+from .fake_controllers import make_endpoint_slices
 from .fake_defaults import defaulted
 from .fake_routes import CONFIG_MAPS
 from .fake_tokens import API_AUDIENCE
@@ -67,6 +68,7 @@ def seeded(schema: ApiServer, given: dict[str, Any]) -> FakeApi:
             _schedule(obj)
         resource = SEEDED[(obj["apiVersion"], obj["kind"])]
         fake.put(resource, defaulted(resource, obj))  # as the API server stored it
+    make_endpoint_slices(fake, namespace)
     for pod, containers in given.get("podLogs", {}).items():
         for container, text in containers.items():
             fake.container_logs[(namespace, pod, container)] = text
