@@ -37,6 +37,48 @@ SUBRESOURCES: dict[str, list[Object]] = {
 }
 
 
+AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+
+
+def wants_aggregated(accept: str | None) -> bool:
+    """kubectl's Accept puts the v2 document first; the server answers with it."""
+    first = (accept or "").split(",")[0].replace(" ", "")
+    return first == AGGREGATED
+
+
+def aggregated(path: str) -> Object | None:
+    """The apidiscovery.k8s.io/v2 document for /api or /apis: every group with its resources."""
+    core = path.rstrip("/") == "/api"
+    if path.rstrip("/") not in ("/api", "/apis"):
+        return None
+    versions = sorted(gv for gv in GROUP_VERSIONS if ("/" not in gv) == core)
+    groups: dict[str, list[Object]] = {}
+    for gv in versions:
+        group, _, version = gv.rpartition("/")
+        listed = _resources(gv)["resources"]
+        resources = [
+            {
+                "resource": r["name"],
+                "responseKind": {"group": group, "version": version, "kind": r["kind"]},
+                "scope": "Namespaced" if r["namespaced"] else "Cluster",
+                "singularResource": r["singularName"],
+                "verbs": r["verbs"],
+            }
+            for r in listed
+            if "/" not in r["name"]
+        ]
+        groups.setdefault(group, []).append(
+            {"version": version, "resources": resources, "freshness": "Current"}
+        )
+    items = [{"metadata": {"name": g}, "versions": v} for g, v in groups.items()]
+    return {
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    }
+
+
 def answer(path: str, host: str) -> Object | None:
     """The discovery document at `path`; None when there is none (a plain 404)."""
     parts = path.strip("/").split("/")
