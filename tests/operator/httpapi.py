@@ -33,6 +33,7 @@ from . import fake_discovery as discovery
 from . import fake_events_v1 as events_v1
 from . import fake_negotiation as negotiation
 from . import fake_reviews as reviews
+from . import fake_tables as tables
 from . import fake_tokens as tokens
 from . import fake_watch as watch
 from .fake_auth import (
@@ -224,6 +225,9 @@ class HttpApi:
             authorize(who, verb, where.resource.group, where.plural, where.namespace, where.name)
         if where.sub == "log":
             return self._log(where, query, headers)
+        if method == "GET" and where.name and tables.wants_table(headers.get("accept")):
+            obj = self.fake.get(where.resource, where.namespace, where.name)
+            return Reply(200, tables.table(where.resource, [obj]))
         accept = negotiation.for_object(headers.get("accept"))
         if verb == "watch":
             return self._watch(where, query)
