@@ -18,11 +18,20 @@ import pytest
 from celpy import celtypes
 from jsonschema import Draft202012Validator
 
-from hopscope_operator.cluster import ENDPOINT_SLICES, NODES, PODS, SERVICES, Object
+from hopscope_operator.cluster import (
+    ENDPOINT_SLICES,
+    NODES,
+    PODS,
+    SERVICE_ACCOUNTS,
+    SERVICES,
+    Object,
+)
 from hopscope_operator.controller.reconcile import Reconciler
 from hopscope_operator.controller.snapshot import NAMESPACES
 from hopscope_operator.install.crd import custom_resource_definition
 from hopscope_operator.install.rbac import allows
+from hopscope_operator.names import NAMESPACE
+from hopscope_operator.names import SERVICE_ACCOUNT as PROBE_ACCOUNT
 
 from .fakeapi import FakeApi
 
@@ -82,6 +91,11 @@ class ApiServer:
         self._cel = celpy.Environment()
         self._programs: dict[str, celpy.Runner] = {}
 
+    @property
+    def validator(self) -> Draft202012Validator:
+        """The schema's JSON Schema validator (strict: unknown fields are errors)."""
+        return self._validator
+
     def defaulted(self, obj: Any) -> Any:
         return apply_defaults(self.schema, copy.deepcopy(obj))
 
@@ -95,22 +109,33 @@ class ApiServer:
         return errors
 
     def _cel_errors(self, schema: dict[str, Any], value: Any, at: list[str | int]) -> list[str]:
-        errors = [
-            f"{_path(at, rule.get('fieldPath', ''))}: {rule['message']}"
+        return [
+            f"{_path(where, rule.get('fieldPath', ''))}: {rule['message']}"
+            for where, rule in self.failed_rules(value, schema, at)
+        ]
+
+    def failed_rules(
+        self, value: Any, schema: dict[str, Any] | None = None, at: list[str | int] | None = None
+    ) -> list[tuple[list[str | int], dict[str, Any]]]:
+        """(where, rule) for every x-kubernetes-validations rule `value` breaks."""
+        schema = self.schema if schema is None else schema
+        at = [] if at is None else at
+        failed = [
+            (at, rule)
             for rule in schema.get("x-kubernetes-validations", [])
             if not self._holds(rule["rule"], value)
         ]
         if isinstance(value, dict):
             for name, prop in schema.get("properties", {}).items():
                 if name in value:
-                    errors += self._cel_errors(prop, value[name], [*at, name])
+                    failed += self.failed_rules(value[name], prop, [*at, name])
             if isinstance(schema.get("additionalProperties"), dict):
                 for name, item in value.items():
-                    errors += self._cel_errors(schema["additionalProperties"], item, [*at, name])
+                    failed += self.failed_rules(item, schema["additionalProperties"], [*at, name])
         elif isinstance(value, list) and "items" in schema:
             for index, item in enumerate(value):
-                errors += self._cel_errors(schema["items"], item, [*at, index])
-        return errors
+                failed += self.failed_rules(item, schema["items"], [*at, index])
+        return failed
 
     def _holds(self, rule: str, value: Any) -> bool:
         if rule not in self._programs:
@@ -184,9 +209,23 @@ def clock() -> Clock:
     return Clock()
 
 
+def install_chart(cluster: FakeApi) -> None:
+    """What the chart puts in the cluster that the stories' API calls need: its namespace and
+    the probe pods' ServiceAccount (the API server's admission refuses a pod whose namespace
+    or account is missing)."""
+    cluster.put(
+        NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
+    )
+    account = {"apiVersion": "v1", "kind": "ServiceAccount"}
+    cluster.put(
+        SERVICE_ACCOUNTS, {**account, "metadata": {"name": PROBE_ACCOUNT, "namespace": NAMESPACE}}
+    )
+
+
 @pytest.fixture
 def api(apiserver: ApiServer) -> FakeApi:
     cluster = FakeApi(apiserver)
+    install_chart(cluster)
     for node in ("worker-1", "worker-2"):
         cluster.put(
             NODES,
@@ -197,6 +236,7 @@ def api(apiserver: ApiServer) -> FakeApi:
                 "status": {"addresses": [{"type": "InternalIP", "address": "192.0.2.10"}]},
             },
         )
+    cluster.put(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})
     cluster.create(SERVICES, "shop", {"metadata": {"name": "db"}, "spec": db_service()})
     return cluster
 
@@ -255,6 +295,7 @@ def healthy(apiserver: ApiServer) -> FakeApi:
     """test_reconcile's cluster, where db selects db-0 (ready, in its slice) and kube-dns is
     served by coredns-1."""
     api = FakeApi(apiserver)
+    install_chart(api)
     for name in ("worker-1", "worker-2"):
         api.put(NODES, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}})
     api.create(SERVICES, "shop", {"metadata": {"name": "db"}, "spec": db_service()})

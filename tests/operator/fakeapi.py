@@ -1,12 +1,18 @@
 """An in-memory Kubernetes API server that honours the contract the operator relies on.
 
+The store, with the rules a real kube-apiserver applies to it (held to recordings of one by
+test_kube_api_conformance.py; HttpApi serves it over REST):
 - every write bumps a cluster-wide resourceVersion; a status write with a stale one is a 409;
-- create of a taken name is a 409 (AlreadyExists), a missing object a 404;
-- objects are validated on write (422): ConnectivityChecks against the generated CRD (schema,
-  defaults and CEL), Pods against the real Kubernetes OpenAPI schema (kubernetes-validate);
-- the status subresource only changes .status; a spec change bumps metadata.generation;
+- create of a taken name is a 409 AlreadyExists, a missing object a 404, with the real Status
+  details (fake_status); a create may name itself by generateName;
+- objects are validated on write (422, worded as the API server's): ConnectivityChecks against
+  the generated CRD (schema, defaults and CEL), built-in kinds against the Kubernetes OpenAPI
+  schema and the server's own rules for Pods, NetworkPolicies, Events and ObjectMeta; built-in
+  kinds get the server's defaults; a pod's ServiceAccount must exist;
+- the status subresource: a create's status is dropped, a status write changes only .status
+  and applies its defaults, a spec change bumps metadata.generation;
 - deleting an owner garbage-collects its dependents (ownerReferences);
-- every change is recorded as a watch event (ADDED / MODIFIED / DELETED);
+- every change is recorded as a watch event (ADDED / MODIFIED / DELETED), with the object;
 - a pod's log is a 400 while its container has not started (that is not a 404 in Kubernetes);
 - a TokenRequest shorter than 10 minutes is a 422; a token names its account and audience.
 Tests drive the "kubelet" side with `run_pod` / `finish_pod` / `stick_pod`.
@@ -15,10 +21,11 @@ Tests drive the "kubelet" side with `run_pod` / `finish_pod` / `stick_pod`.
 from __future__ import annotations
 
 import copy
-import itertools
+import random
+import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -28,23 +35,37 @@ from hopscope_operator.cluster import (
     CHECKS,
     EVENTS,
     PODS,
-    ApiError,
-    Conflict,
     Invalid,
-    NotFound,
     Object,
     Resource,
 )
+
+from . import fake_defaults as defaults
+from . import fake_events as events
+from .fake_builtin_validation import causes as builtin_causes
+from .fake_crd_causes import causes as crd_causes
+from .fake_selectors_api import metadata_causes
+from .fake_status import (
+    BadRequest,
+    Forbidden,
+    InternalError,
+    InvalidError,
+    already_exists,
+    cause,
+    invalid,
+    invalid_options,
+    modified,
+    not_found,
+    object_details,
+)
+from .fake_tokens import Issued
 
 if TYPE_CHECKING:
     from .conftest import ApiServer
 
 K8S_VERSION = kubernetes_validate.latest_version()
-
-
-class BadRequest(ApiError):
-    status = 400
-    reason = "BadRequest"
+GROUP_AUTHN = "authentication.k8s.io"
+NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # what generateName's suffix is made of
 
 
 @dataclass(frozen=True)
@@ -53,19 +74,28 @@ class WatchEvent:
     resource: Resource
     namespace: str | None
     name: str
+    object: Object | None = field(default=None, compare=False, repr=False)  # as it was then
 
 
 class FakeApi:
     def __init__(self, check_schema: ApiServer, *, validate: bool = True) -> None:
         self._validating = validate  # off only for benchmarks, which measure the operator
         self._store: dict[str, dict[tuple[str | None, str], Object]] = {}  # by plural
-        self._versions = itertools.count(1000)
+        self._version = 999  # the last resourceVersion written
         self._check_schema = check_schema
-        self.logs: dict[tuple[str, str], str] = {}
+        self.logs: dict[tuple[str, str], str] = {}  # (namespace, pod): its one container's
+        self.container_logs: dict[tuple[str, str, str], str] = {}  # (namespace, pod, container)
         self.watch_events: list[WatchEvent] = []
+        self.changed = threading.Condition()  # notified on every watch event (HTTP watches)
         self.tokens_issued: list[tuple[str, str, str]] = []  # (namespace, account, audience)
+        self.issued: dict[str, Issued] = {}  # every token minted, by token
         # (verb, resource, namespace[, name]) as RBAC sees each request the operator made
         self.calls: list[tuple[str | None, ...]] = []
+
+    @property
+    def schema(self) -> ApiServer:
+        """The ConnectivityCheck schema it validates against."""
+        return self._check_schema
 
     # ---- the ClusterApi contract -------------------------------------------------------
 
@@ -87,27 +117,44 @@ class FakeApi:
             )
         ]
 
-    def create(self, resource: Resource, namespace: str | None, body: Object) -> Object:
+    def create(
+        self, resource: Resource, namespace: str | None, body: Object, *, dry: bool = False
+    ) -> Object:
+        """`dry`: dryRun=All, everything but the write (no resourceVersion, nothing stored)."""
         self.calls.append(("create", resource.plural, namespace))
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
         if namespace is not None:
             meta["namespace"] = namespace
+        causes = metadata_causes(obj, resource.kind) + builtin_causes(resource, obj)
+        if causes:
+            raise invalid(resource, meta.get("name") or None, causes)
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = meta["generateName"] + "".join(random.choices(NAME_CHARS, k=5))
+        if not meta.get("name"):
+            said = "Required value: name or generateName is required"
+            raise invalid(resource, None, [cause("FieldValueRequired", said, "metadata.name")])
         objects = self._store.setdefault(resource.plural, {})
-        key = (namespace, meta.get("name", ""))
+        key = (namespace, meta["name"])
         if key in objects:
-            raise Conflict(f"{resource.plural} {namespace}/{key[1]} already exists")
+            raise already_exists(resource, key[1])
+        if resource == CHECKS:  # the status subresource: a create's status is dropped
+            obj.pop("status", None)
+        if resource == EVENTS:
+            obj = events.created(obj, namespace)
+        if resource == PODS:
+            self._admit_service_account(namespace or "", obj)
+        obj = defaults.defaulted(resource, obj)
+        meta = obj["metadata"]
         obj.setdefault("apiVersion", resource.api_version)
         obj.setdefault("kind", resource.kind)
         self._validate(resource, obj)
-        meta.update(
-            uid=str(uuid.uuid4()),
-            resourceVersion=str(next(self._versions)),
-            creationTimestamp=now(),
-            generation=1,
-        )
+        meta.update(uid=str(uuid.uuid4()), creationTimestamp=now(), generation=1)
         if resource == CHECKS:
             obj = self._check_schema.defaulted(obj)
+        if dry:
+            return copy.deepcopy(obj)
+        obj["metadata"]["resourceVersion"] = self._bump()
         objects[key] = obj
         self._emit("ADDED", resource, obj)
         return copy.deepcopy(obj)
@@ -120,34 +167,102 @@ class FakeApi:
         self._collect_garbage(obj["metadata"]["uid"])
 
     def patch_status(
-        self, resource: Resource, namespace: str, name: str, status: Object, resource_version: str
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        status: Object,
+        resource_version: str | None,
+        *,
+        whole: bool = False,
+        dry: bool = False,
     ) -> Object:
+        """A merge patch of .status (`whole`: `status` is the new .status); only status
+        changes, whatever else the patch says. `resource_version` None: no precondition."""
         self.calls.append(("patch", f"{resource.plural}/status", namespace))
         obj = self.stored(resource, namespace, name)
-        if obj["metadata"]["resourceVersion"] != resource_version:
-            raise Conflict(
-                f"{resource.plural} {namespace}/{name}: the object has been modified "
-                f"(resourceVersion {resource_version} is stale)"
-            )
+        if resource_version is not None:
+            if not resource_version.isdigit():  # the real server fails to parse it: a 500
+                raise InternalError(
+                    f'strconv.ParseUint: parsing "{resource_version}": invalid syntax'
+                )
+            if obj["metadata"]["resourceVersion"] != resource_version:
+                raise modified(resource, name)
         changed = copy.deepcopy(obj)
-        changed["status"] = merge_patch(changed.get("status", {}), status)
+        merged = status if whole else merge_patch(changed.get("status", {}), status)
+        return self._write_status(resource, namespace, name, changed, merged, dry=dry)
+
+    def replace_status(
+        self, resource: Resource, namespace: str, name: str, status: Object | None
+    ) -> Object:
+        """PUT /status: .status replaced whole, nothing else."""
+        changed = copy.deepcopy(self.stored(resource, namespace, name))
+        return self._write_status(resource, namespace, name, changed, status)
+
+    def _write_status(
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        changed: Object,
+        status: object,
+        *,
+        dry: bool = False,
+    ) -> Object:
+        changed["status"] = status
+        if changed["status"] is None:
+            del changed["status"]
+        if resource == CHECKS:  # the schema's status defaults apply on every status write
+            changed = self._check_schema.defaulted(changed)
         # Validation ratcheting (Kubernetes >= 1.30): a status write is judged on the status,
         # so a spec stored before a rule existed does not block it.
         self._validate(resource, changed, only="status")
-        changed["metadata"]["resourceVersion"] = str(next(self._versions))
+        if dry:
+            return copy.deepcopy(changed)
+        changed["metadata"]["resourceVersion"] = self._bump()
         self._store[resource.plural][(namespace, name)] = changed
         self._emit("MODIFIED", resource, changed)
         return copy.deepcopy(changed)
 
     def request_token(
-        self, namespace: str, service_account: str, audience: str, seconds: int
+        self,
+        namespace: str,
+        service_account: str,
+        audience: str,
+        seconds: int,
+        *,
+        audiences: tuple[str, ...] | None = None,
+        pod: tuple[str, str] | None = None,
     ) -> str:
+        """`audiences` (HTTP: any number of them) and `pod` (bound to it) beyond the contract."""
         # RBAC sees the account's name: the rule for it carries resourceNames.
         self.calls.append(("create", "serviceaccounts/token", namespace, service_account))
         if seconds < 600:
-            raise Invalid("spec.expirationSeconds: may not specify a duration less than 10 minutes")
+            raise _token_invalid(seconds, "may not specify a duration less than 10 minutes")
+        if seconds > 2**32:
+            raise _token_invalid(seconds, "may not specify a duration larger than 2^32 seconds")
         self.tokens_issued.append((namespace, service_account, audience))
-        return f"token/{namespace}/{service_account}/{audience}"
+        return self.mint(namespace, service_account, audiences or (audience,), pod)
+
+    def mint(
+        self,
+        namespace: str,
+        account: str,
+        audiences: tuple[str, ...],
+        pod: tuple[str, str] | None = None,
+    ) -> str:
+        """A token of the account, which the fake then knows (API calls, TokenReview)."""
+        token = f"token/{namespace}/{account}/{','.join(audiences)}"
+        token += f"/pod/{pod[0]}" if pod else ""
+        accounts = self._store.get("serviceaccounts", {})
+        uid = accounts.get((namespace, account), {}).get("metadata", {}).get("uid", "")
+        self.issued[token] = Issued(namespace, account, uid, audiences, pod)
+        return token
+
+    def log_of(self, namespace: str, pod: str, container: str) -> str | None:
+        """What the kubelet serves for one container of a pod."""
+        found = self.container_logs.get((namespace, pod, container))
+        return self.logs.get((namespace, pod)) if found is None else found
 
     def pod_log(self, namespace: str, name: str) -> str:
         self.calls.append(("get", "pods/log", namespace))
@@ -165,7 +280,7 @@ class FakeApi:
         change(obj["spec"])
         self._validate(CHECKS, obj)
         obj["metadata"]["generation"] += 1
-        obj["metadata"]["resourceVersion"] = str(next(self._versions))
+        obj["metadata"]["resourceVersion"] = self._bump()
         self._store[CHECKS.plural][(namespace, name)] = obj
         self._emit("MODIFIED", CHECKS, obj)
         return copy.deepcopy(obj)
@@ -173,7 +288,7 @@ class FakeApi:
     def set_pod_status(self, namespace: str, name: str, status: Object) -> None:
         obj = self.stored(PODS, namespace, name)
         obj["status"] = status
-        obj["metadata"]["resourceVersion"] = str(next(self._versions))
+        obj["metadata"]["resourceVersion"] = self._bump()
         self._emit("MODIFIED", PODS, obj)
 
     def finish_pod(self, namespace: str, name: str, log: str, exit_code: int = 0) -> None:
@@ -200,7 +315,7 @@ class FakeApi:
         """Store an object the operator never writes (a Node), as the cluster has it."""
         meta = obj["metadata"]
         meta.setdefault("uid", str(uuid.uuid4()))
-        meta.setdefault("resourceVersion", str(next(self._versions)))
+        meta.setdefault("resourceVersion", self._bump())
         objects = self._store.setdefault(resource.plural, {})
         objects[(meta.get("namespace"), meta["name"])] = obj
 
@@ -209,7 +324,126 @@ class FakeApi:
         try:
             return self._store[resource.plural][(namespace, name)]
         except KeyError:
-            raise NotFound(f"{resource.plural} {namespace}/{name} not found") from None
+            raise not_found(resource, name) from None
+
+    def select(
+        self, resource: Resource, namespace: str | None, match: Callable[[Object], bool]
+    ) -> list[Object]:
+        """Copies of the objects in `namespace` (None: all) that `match`, in name order."""
+        objects = self._store.get(resource.plural, {})
+        return [
+            copy.deepcopy(obj)
+            for (ns, _), obj in sorted(objects.items(), key=lambda item: str(item[0]))
+            if (namespace is None or ns == namespace) and match(obj)
+        ]
+
+    def resource_version(self) -> str:
+        """The cluster's current resourceVersion (a list's)."""
+        return str(self._version)
+
+    def _bump(self) -> str:
+        self._version += 1
+        return str(self._version)
+
+    def update(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        name: str,
+        body: Object,
+        *,
+        dry: bool = False,
+    ) -> Object:
+        """A write of the main resource (PUT, PATCH): the status subresource's status stays,
+        a spec change moves the generation on, and an object being deleted goes once its last
+        finalizer is gone."""
+        self.calls.append(("update", resource.plural, namespace))
+        stored = self.stored(resource, namespace, name)
+        obj = copy.deepcopy(body)
+        meta = obj.setdefault("metadata", {})
+        for key in ("uid", "creationTimestamp", "generation", "namespace", "deletionTimestamp"):
+            if key in stored["metadata"]:
+                meta[key] = stored["metadata"][key]
+        meta["name"] = name
+        obj["apiVersion"], obj["kind"] = resource.api_version, resource.kind
+        if resource == CHECKS:
+            obj.pop("status", None)
+            if "status" in stored:
+                obj["status"] = copy.deepcopy(stored["status"])
+            obj = self._check_schema.defaulted(obj)
+            meta = obj["metadata"]
+        self._validate(resource, obj)
+        if obj.get("spec") != stored.get("spec"):
+            meta["generation"] = stored["metadata"].get("generation", 1) + 1
+        if dry:
+            return copy.deepcopy(obj)
+        meta["resourceVersion"] = self._bump()
+        objects = self._store[resource.plural]
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            del objects[(namespace, name)]
+            self._emit("DELETED", resource, obj)
+        else:
+            objects[(namespace, name)] = obj
+            self._emit("MODIFIED", resource, obj)
+        return copy.deepcopy(obj)
+
+    def terminate(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        name: str,
+        *,
+        policy: str | None = None,
+        dry: bool = False,
+    ) -> Object:
+        """DELETE as the real server answers it: a Pod comes back terminating (and stays
+        until "the kubelet" confirms, unless it never ran or has ended); an object with
+        finalizers comes back with a deletionTimestamp; anything else is gone, and the answer
+        is a Status."""
+        stored = self.stored(resource, namespace, name)
+        obj = copy.deepcopy(stored)
+        meta = obj["metadata"]
+        finalizers = list(meta.get("finalizers") or [])
+        if policy == "Foreground" and resource != PODS:
+            finalizers.append("foregroundDeletion")
+        if resource == PODS:
+            phase = obj.get("status", {}).get("phase")
+            running = obj.get("spec", {}).get("nodeName") and phase not in ("Succeeded", "Failed")
+            grace = obj.get("spec", {}).get("terminationGracePeriodSeconds", 30) if running else 0
+            again = "deletionTimestamp" in meta
+            meta.setdefault("deletionTimestamp", now())
+            meta.setdefault("deletionGracePeriodSeconds", grace)
+            if not again:
+                meta["generation"] = meta.get("generation", 1) + 1
+            if not dry:
+                if grace and not again and not finalizers:
+                    meta["resourceVersion"] = self._bump()
+                    self._store[resource.plural][(namespace, name)] = obj
+                    self._emit("MODIFIED", resource, obj)
+                else:
+                    self.delete(resource, namespace, name)
+            return copy.deepcopy(obj)
+        if finalizers:
+            meta["finalizers"] = finalizers
+            if "deletionTimestamp" not in meta:
+                meta["deletionTimestamp"] = now()
+                meta["deletionGracePeriodSeconds"] = 0
+                meta["generation"] = meta.get("generation", 1) + 1
+            if not dry:
+                meta["resourceVersion"] = self._bump()
+                self._store[resource.plural][(namespace, name)] = obj
+                self._emit("MODIFIED", resource, obj)
+            return copy.deepcopy(obj)
+        if not dry:
+            self.delete(resource, namespace, name)
+        details = {**object_details(resource, name), "uid": meta["uid"]}
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",  # and no `code`, unlike a refusal's Status
+            "details": details,
+        }
 
     # ---- internals ------------------------------------------------------------------------
 
@@ -218,13 +452,30 @@ class FakeApi:
             return
         if resource == CHECKS:
             errors = [e for e in self._check_schema.errors(obj) if e.startswith(only)]
-            if errors:
-                raise Invalid("; ".join(errors))
+            if errors:  # the schema says no: say it as the API server words it
+                defaulted = self._check_schema.defaulted(obj)
+                causes = crd_causes(self._check_schema, defaulted, only)
+                if not causes:
+                    raise Invalid("; ".join(errors))
+                raise invalid(CHECKS, obj.get("metadata", {}).get("name"), causes)
         elif resource in (PODS, EVENTS):
             try:
                 kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
             except kubernetes_validate.ValidationError as exc:
                 raise Invalid(f"{resource.kind} {obj['metadata'].get('name')}: {exc}") from exc
+
+    def _admit_service_account(self, namespace: str, pod: Object) -> None:
+        """The ServiceAccount admission plugin: a pod's account must exist ("default" is
+        made in every namespace by a controller), even for a dry run."""
+        account = pod.get("spec", {}).get("serviceAccountName") or "default"
+        if account == "default" or (namespace, account) in self._store.get("serviceaccounts", {}):
+            return
+        name = pod["metadata"]["name"]
+        raise Forbidden(
+            f'pods "{name}" is forbidden: error looking up service account '
+            f'{namespace}/{account}: serviceaccount "{account}" not found',
+            object_details(PODS, name),
+        )
 
     def _collect_garbage(self, owner_uid: str) -> None:
         for plural, objects in self._store.items():
@@ -237,7 +488,19 @@ class FakeApi:
 
     def _emit(self, kind: str, resource: Resource, obj: Object) -> None:
         meta = obj["metadata"]
-        self.watch_events.append(WatchEvent(kind, resource, meta.get("namespace"), meta["name"]))
+        then = copy.deepcopy(obj)
+        if kind == "DELETED":  # a deletion is a write too: it has its own resourceVersion
+            then["metadata"]["resourceVersion"] = self._bump()
+        event = WatchEvent(kind, resource, meta.get("namespace"), meta["name"], then)
+        with self.changed:
+            self.watch_events.append(event)
+            self.changed.notify_all()
+
+
+def _token_invalid(seconds: int, rule: str) -> InvalidError:
+    message = f"Invalid value: {seconds}: {rule}"
+    field = "spec.expirationSeconds"
+    return invalid_options("TokenRequest", field, "FieldValueInvalid", message, GROUP_AUTHN)
 
 
 def now() -> str:

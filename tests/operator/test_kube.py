@@ -19,6 +19,7 @@ from hopscope_operator.cluster import (
     Conflict,
     Invalid,
     NotFound,
+    Resource,
 )
 from hopscope_operator.controller.metrics import Metrics
 from hopscope_operator.controller.reconcile import Reconciler, Settings
@@ -96,8 +97,8 @@ def test_lists_send_the_label_selector_and_return_whole_objects(api, server):
         "GET /api/v1/namespaces/hopscope-system/pods"
         "?labelSelector=app.kubernetes.io%2Fname%3Dhopscope-probe"
     )
-    api.put(NAMESPACES, {"metadata": {"name": "shop"}})
-    assert [ns["metadata"]["name"] for ns in kube.list(NAMESPACES, None)] == ["shop"]
+    listed = [ns["metadata"]["name"] for ns in kube.list(NAMESPACES, None)]
+    assert listed == [PROBES, "shop"]  # the chart's and the story's
     assert kube.get(NODES, None, "worker-1")["metadata"]["name"] == "worker-1"
     assert paths(server)[-2:] == ["GET /api/v1/namespaces", "GET /api/v1/nodes/worker-1"]
 
@@ -118,7 +119,8 @@ def test_refusals_come_back_as_the_exceptions_the_reconciler_handles(api, server
     with pytest.raises(Invalid):
         kube.create(CHECKS, "shop", {**created, "metadata": {"name": "bad"}, "spec": {}})
     server.refuse("list", "networkpolicies", None)
-    with pytest.raises(ApiError, match="403 networkpolicies is forbidden") as refused:
+    forbidden = r"403 networkpolicies\.networking\.k8s\.io is forbidden"
+    with pytest.raises(ApiError, match=forbidden) as refused:
         kube.list(NETWORK_POLICIES, None)
     assert type(refused.value) is ApiError
     with pytest.raises(ApiError, match="401"):
@@ -149,3 +151,37 @@ def test_a_ca_bundle_is_one_get_of_its_configmap_through_the_real_client(api, se
     assert (headers["accept"], headers["authorization"]) == ("application/json", f"Bearer {TOKEN}")
     # The PEM does not load: said on the check, after that single read.
     assert condition(check(api), "Ready")["reason"] == "CABundleInvalid"
+
+
+def test_a_finished_pods_log_is_read_as_the_api_server_serves_it(api, server):
+    """pods/log is text/plain, yet a real API server answers `Accept: text/plain` with a 406:
+    the client must ask for `*/*` (what this test pins; it failed on the old Accept)."""
+    api.create(
+        PODS,
+        PROBES,
+        {
+            "metadata": {"name": "probe-1"},
+            "spec": {"nodeName": "worker-1", "containers": [{"name": "probe", "image": "p:1"}]},
+        },
+    )
+    api.finish_pod(PROBES, "probe-1", "line 1\nline 2\n")
+
+    assert kube_api(server).pod_log(PROBES, "probe-1") == "line 1\nline 2\n"
+    *_, headers = server.requests[-1]
+    assert headers["accept"] == "*/*"
+
+
+def test_a_call_shape_with_no_recording_fails_the_test_naming_it(api):
+    """The fake answers only call shapes a real server was recorded answering (or reviewed
+    extras): a new path, or a known one with a new query key, fails when the server stops."""
+    server = HttpApi(api, TOKEN)
+    config_maps = Resource("", "v1", "configmaps", "ConfigMap")
+    with pytest.raises(AssertionError, match="no recording") as refused, server.running():
+        kube = kube_api(server)
+        kube.list(PODS, "shop", {"app": "web"})  # recorded: op-list-pods-by-selector
+        kube.list(config_maps, "shop")
+        kube._json("GET", "/api/v1/namespaces/shop/pods", query={"limit": "5"})
+    said = str(refused.value)
+    assert "GET /api/v1/namespaces/shop/configmaps (Accept: application/json" in said
+    assert "GET /api/v1/namespaces/shop/pods?limit=5 (Accept: application/json" in said
+    assert "labelSelector" not in said
