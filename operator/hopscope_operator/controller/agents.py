@@ -11,6 +11,7 @@ alone (TokenRequest), so a token sent to one pod is worth nothing at any other a
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +39,8 @@ from hopscope_probe.models import (
     Severity,
 )
 from hopscope_probe.target import unknown_result
+
+log = logging.getLogger("hopscope.operator")
 
 PARALLEL_CALLS = 8
 TOKEN_SECONDS = 600  # the shortest life a TokenRequest may ask for
@@ -144,7 +147,17 @@ class AgentRunner:
                     " per agent pod: the chart's Role grants serviceaccounts/token for it.",
                 )
             )
-        return ran(self._call(address, agent_port(pod), token, request))
+        try:
+            return ran(self._call(address, agent_port(pod), token, request))
+        except Exception as exc:  # a bug or an odd answer: this check's result, not a crash
+            log.warning("the agent call for %s failed: %r", check, exc)
+            return ran(
+                _cannot_call(
+                    request,
+                    f"{type(exc).__name__}: {exc}",
+                    "The next run tries again; the operator's log has the details.",
+                )
+            )
 
 
 def _cannot_call(request: ProbeRequest, why: str, hint: str) -> ProbeResult:

@@ -292,9 +292,13 @@ class Reconciler:
             destination = self._destinations.pop(collected.run.format(), None)
             if check is None or not _describes(collected, check):
                 continue  # deleted, or its spec changed mid-run
-            updated = self._write_result(
-                check, collected, run.source, destination, now, run.started
-            )
+            try:
+                updated = self._write_result(
+                    check, collected, run.source, destination, now, run.started
+                )
+            except Exception as exc:  # this check's alone: the other agents' runs go on
+                self.writer.failed(check, "writing its agent's result", exc, now)
+                continue
             if updated:
                 report.collected += 1
                 checks[run.check] = updated
@@ -320,17 +324,17 @@ class Reconciler:
         """Create one probe pod per batch; a refused one is said on each of its checks."""
         tick = int(now.timestamp())
         for batch in batches:
-            pod = probe_pod(
-                batch.node,
-                list(batch.items),
-                image=self.settings.image,
-                namespace=self.settings.namespace,
-                tick=tick,
-                settings=self.settings.probe_pod,
-                pull_policy=self.settings.pull_policy,
-                sources={item.id: resolved[item.id].source for item in batch.items},
-            )
             try:
+                pod = probe_pod(
+                    batch.node,
+                    list(batch.items),
+                    image=self.settings.image,
+                    namespace=self.settings.namespace,
+                    tick=tick,
+                    settings=self.settings.probe_pod,
+                    pull_policy=self.settings.pull_policy,
+                    sources={item.id: resolved[item.id].source for item in batch.items},
+                )
                 self.api.create(PODS, self.settings.namespace, pod)
                 report.created += 1
             except Conflict:
@@ -341,7 +345,11 @@ class Reconciler:
                 report.refused += 1
                 for item in batch.items:
                     refused = ProbePodRefused(batch.node, self.settings.namespace, exc)
-                    self.writer.not_ready(checks[item.check], refused, now)
+                    self._not_ready(checks[item.check], refused, now)
+                continue
+            except Exception as exc:  # a bug building this pod: its checks say so, others go on
+                for item in batch.items:
+                    self.writer.failed(checks[item.check], "making its probe pod", exc, now)
                 continue
             report.in_flight += 1
             self._destinations.update(
@@ -366,36 +374,53 @@ class Reconciler:
             check = checks[check_key(model)]
             on_time = check.key in now_due
             try:
-                source = resolve_source(model, self.view)
-                destination = resolve_destination(model, self.view)
-                request = to_probe_request(model.spec, destination, ca_pem(model, self.view))
-            except ResolveError as exc:
-                if on_time:  # an early one is said when it is due
-                    self.writer.not_ready(check, exc, now)
+                planned = self._plan_check(check, on_time, now, report)
+            except Exception as exc:  # this check's alone: the others are planned on
+                if on_time:
+                    self.writer.failed(check, "planning the run", exc, now)
                     report.not_ready += 1
                 continue
-            if source.kind == "workload":
-                if not on_time:
-                    continue
-                if self._run_on_agent(check, request, destination, now):
-                    self._started(check, source, now)
-                else:
-                    report.not_ready += 1
-                continue
-            if on_time:
-                self._started(check, source, now)
-            item = BatchItem(
-                check=check.key,
-                generation=int(model.metadata["generation"]),
-                netns=source.netns,
-                request=request,
-                uid=model.metadata.get("uid"),
-            )
-            resolved[item.id] = ResolvedRun(source, destination)
-            (due_items if on_time else early).append((source.node_name, item))
+            if planned is not None:
+                node, item, run = planned
+                resolved[item.id] = run
+                (due_items if on_time else early).append((node, item))
         nodes = {node for node, _ in due_items}
         due_items += [(node, item) for node, item in early if node in nodes]
         return due_items, {item.id for _, item in early}, resolved
+
+    def _plan_check(
+        self, check: Check, on_time: bool, now: datetime, report: TickReport
+    ) -> tuple[str, BatchItem, ResolvedRun] | None:
+        """One due check's run in a probe pod: (node, item, what it resolved to); None when it
+        runs on an agent or cannot run (said on it)."""
+        model = check.model
+        try:
+            source = resolve_source(model, self.view)
+            destination = resolve_destination(model, self.view)
+            request = to_probe_request(model.spec, destination, ca_pem(model, self.view))
+        except ResolveError as exc:
+            if on_time:  # an early one is said when it is due
+                self.writer.not_ready(check, exc, now)
+                report.not_ready += 1
+            return None
+        if source.kind == "workload":
+            if not on_time:
+                return None
+            if self._run_on_agent(check, request, destination, now):
+                self._started(check, source, now)
+            else:
+                report.not_ready += 1
+            return None
+        if on_time:
+            self._started(check, source, now)
+        item = BatchItem(
+            check=check.key,
+            generation=int(model.metadata["generation"]),
+            netns=source.netns,
+            request=request,
+            uid=model.metadata.get("uid"),
+        )
+        return source.node_name, item, ResolvedRun(source, destination)
 
     def forget(self, namespace: str, name: str) -> None:
         """A check was deleted: its series go, and so do pods that ran only for it."""
@@ -429,7 +454,12 @@ class Reconciler:
             source = sources.get(collected.run.format())
             if source is None:
                 source = ResolvedSource("node", pod["spec"]["nodeName"], "unknown source")
-            if updated := self._write_result(check, collected, source, destination, now, started):
+            try:
+                updated = self._write_result(check, collected, source, destination, now, started)
+            except Exception as exc:  # this check's alone: the pod's other results are written
+                self.writer.failed(check, "writing its result", exc, now)
+                continue
+            if updated:
                 written[check.key] = updated
         self._delete_pod(pod)
         return written
@@ -474,6 +504,13 @@ class Reconciler:
         )
         meta = {**model.metadata, "resourceVersion": stored["metadata"]["resourceVersion"]}
         return Check(model.model_copy(update={"status": status, "metadata": meta}))
+
+    def _not_ready(self, check: Check, error: ResolveError, now: datetime) -> None:
+        """Say a check cannot run; a write the API refuses is this check's, not the tick's."""
+        try:
+            self.writer.not_ready(check, error, now)
+        except Exception as exc:
+            log.warning("check %s: its Ready=False not written: %s", check.key, exc)
 
     def _started(self, check: Check, source: ResolvedSource, now: datetime) -> None:
         """Say a run is under way when that is news (see `status.starts_a_run`); a refused

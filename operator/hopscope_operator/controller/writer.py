@@ -41,6 +41,8 @@ from hopscope_operator.names import NAME
 log = logging.getLogger("hopscope.operator")
 
 INVALID_SPEC = "InvalidSpec"
+API_REFUSED = "ApiRefused"  # the API server refused a request of this check's own work
+INTERNAL_ERROR = "InternalError"  # a bug, met in this check's own work
 COMPONENT = NAME
 # A check that cannot resolve is retried after as long as it has been failing, within bounds:
 # quick when a pod is just starting, gentle on the API when a name is simply wrong.
@@ -61,6 +63,21 @@ class Check:
     @property
     def resource_version(self) -> str:
         return str(self.model.metadata["resourceVersion"])
+
+
+class CheckFailed(ResolveError):
+    """One check's own work failed in a phase of the tick: said as that check's Ready=False,
+    retried with backoff like a missing source, while the other checks go on."""
+
+    def __init__(self, phase: str, error: Exception) -> None:
+        refused = isinstance(error, ApiError)
+        what = "the API server refused a request" if refused else f"{type(error).__name__}"
+        super().__init__(f"{phase} failed: {what}: {error}")
+        self._reason = API_REFUSED if refused else INTERNAL_ERROR
+
+    @property
+    def reason(self) -> str:
+        return self._reason
 
 
 class StatusWriter:
@@ -125,6 +142,19 @@ class StatusWriter:
             self.post(model, events, now)
         # Not the last run's figures as if current: the Probe issue series says it cannot run.
         self.metrics.cannot_run(check.key, CheckLabels.of(model), model.spec.thresholds)
+
+    def failed(self, check: Check, phase: str, error: Exception, now: datetime) -> None:
+        """The error boundary of one check: its failure in `phase` is logged once (a bug with
+        its traceback) and said on it as Ready=False; never raises, so the tick goes on."""
+        failure = CheckFailed(phase, error)
+        if failure.reason == INTERNAL_ERROR:
+            log.error("check %s: %s", check.key, failure, exc_info=error)
+        else:
+            log.warning("check %s: %s", check.key, failure)
+        try:
+            self.not_ready(check, failure, now)
+        except Exception as exc:  # the API refuses this check's writes too: said next tick
+            log.warning("check %s: its Ready=False not written either: %s", check.key, exc)
 
     def invalid(self, body: Object, error: ValidationError) -> None:
         """Say a stored check fails the model, once per spec."""

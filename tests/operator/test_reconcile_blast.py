@@ -1,0 +1,244 @@
+"""One check never stops the others: a failure in one check's own work, in any phase of the
+tick, is that check's Ready=False (ApiRefused / InternalError) and the other checks go on.
+Failures that concern the whole tick (listing the checks, listing probe pods) still fail it."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from hopscope_operator.cluster import CHECKS, PODS, ApiError
+from hopscope_operator.controller import reconcile
+from hopscope_operator.controller.metrics import Metrics
+from hopscope_operator.controller.reconcile import Reconciler, Settings
+from hopscope_operator.controller.runs import RunId
+
+from .httpapi import HttpApi
+from .test_kube import TOKEN, kube_api
+from .test_reconcile import (
+    PROBES,
+    apply_check,
+    batch_of,
+    check,
+    condition,
+    finish,
+    make_reconciler,
+    probe_pods,
+    reachable_result,
+    source_pod,
+)
+from .test_reconcile_agents import FakeAgent, gateway, reconciler_with
+
+NAMES = ("a", "b", "c")
+
+
+@pytest.fixture
+def reconciler(api, clock) -> Reconciler:
+    return make_reconciler(api, clock)
+
+
+def three_checks(api) -> None:
+    source_pod(api)
+    for name in NAMES:
+        apply_check(api, name, schedule={"intervalSeconds": 60})
+
+
+def ready(api, name: str) -> tuple[str, str, str]:
+    cond = condition(check(api, name), "Ready")
+    return cond["status"], cond["reason"], cond["message"]
+
+
+def planned_checks(api) -> set[str]:
+    ids = [item.id for pod in probe_pods(api) for item in batch_of(pod).checks]
+    return {RunId.parse(run_id).check.partition("/")[2] for run_id in ids}
+
+
+def next_run_overflows_for(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """Computing the check's next run raises, as `intervalSeconds: 1000000000000` did."""
+    real = reconcile.next_run
+
+    def next_run(model: Any, started: Any, was_due: Any) -> Any:
+        if model.metadata["name"] == name:
+            raise OverflowError("date value out of range")
+        return real(model, started, was_due)
+
+    monkeypatch.setattr(reconcile, "next_run", next_run)
+
+
+def test_a_bug_resolving_one_check_is_its_internal_error_and_the_others_run(
+    api, reconciler, monkeypatch, caplog
+):
+    three_checks(api)
+    real = reconcile.resolve_source
+
+    def resolve(model: Any, view: Any) -> Any:
+        if model.metadata["name"] == "b":
+            raise RuntimeError("boom in b")
+        return real(model, view)
+
+    monkeypatch.setattr(reconcile, "resolve_source", resolve)
+    report = reconciler.tick()
+    assert report.created == 1 and report.not_ready == 1
+    assert len(probe_pods(api)) == 1
+    assert planned_checks(api) == {"a", "c"}
+    status, reason, message = ready(api, "b")
+    assert (status, reason) == ("False", "InternalError")
+    assert "planning the run failed" in message and "RuntimeError: boom in b" in message
+    assert [r for r in caplog.records if "boom in b" in r.getMessage()]  # logged, once
+    assert len([r for r in caplog.records if "boom in b" in r.getMessage()]) == 1
+
+
+def test_a_bug_collecting_one_result_is_that_checks_and_the_pods_others_land(
+    api, reconciler, clock, monkeypatch
+):
+    three_checks(api)
+    reconciler.tick()
+    [pod] = probe_pods(api)
+    next_run_overflows_for(monkeypatch, "b")
+    finish(api, pod, {item.id: reachable_result() for item in batch_of(pod).checks})
+    clock.advance(5)
+    reconciler.tick()
+    assert check(api, "a")["status"]["runs"] == 1 and check(api, "c")["status"]["runs"] == 1
+    status, reason, message = ready(api, "b")
+    assert (status, reason) == ("False", "InternalError")
+    assert "writing its result failed: OverflowError" in message
+    # Collected and deleted: the node's slot is free again.
+    assert pod["metadata"]["name"] not in {p["metadata"]["name"] for p in probe_pods(api)}
+
+
+def test_a_status_write_refused_for_one_check_is_its_api_refused(
+    api, reconciler, clock, monkeypatch
+):
+    three_checks(api)
+    reconciler.tick()
+    [pod] = probe_pods(api)
+    real = api.patch_status
+
+    def patch_status(resource, namespace, name, status, version):
+        if name == "b" and status.get("connectionStatus") == "Reachable":
+            raise ApiError("Internal error occurred: etcdserver: request timed out")
+        return real(resource, namespace, name, status, version)
+
+    monkeypatch.setattr(api, "patch_status", patch_status)
+    finish(api, pod, {item.id: reachable_result() for item in batch_of(pod).checks})
+    clock.advance(5)
+    reconciler.tick()
+    assert check(api, "a")["status"]["runs"] == 1 and check(api, "c")["status"]["runs"] == 1
+    status, reason, message = ready(api, "b")
+    assert (status, reason) == ("False", "ApiRefused")
+    assert "the API server refused a request" in message and "etcdserver" in message
+
+
+def test_a_bug_making_one_nodes_probe_pod_fails_its_checks_only(api, reconciler, monkeypatch):
+    source_pod(api)
+    source_pod(api, name="web-1", node="worker-2", uid="7c0d2f3e-1111-4222-8333-944455566677")
+    apply_check(api, "a")
+    apply_check(api, "b", source={"pod": {"name": "web-1"}})
+    real = reconcile.probe_pod
+
+    def probe_pod(node: str, *args: Any, **kw: Any) -> Any:
+        if node == "worker-2":
+            raise ValueError("cannot build")
+        return real(node, *args, **kw)
+
+    monkeypatch.setattr(reconcile, "probe_pod", probe_pod)
+    assert reconciler.tick().created == 1
+    assert planned_checks(api) == {"a"}
+    status, reason, message = ready(api, "b")
+    assert (status, reason) == ("False", "InternalError")
+    assert "making its probe pod failed: ValueError: cannot build" in message
+
+
+def test_an_agent_call_that_raises_is_its_checks_result_and_others_run(api, clock):
+    gateway(api, with_agent=True)
+    apply_check(api, "g", source={"workload": {"kind": "Deployment", "name": "gateway"}})
+    source_pod(api)
+    apply_check(api, "a")
+
+    def broken(*args: Any) -> Any:
+        raise KeyError("hops")
+
+    reconciler = reconciler_with(api, clock, broken)
+    reconciler.tick()
+    assert planned_checks(api) == {"a"}
+    for _ in range(100):
+        if check(api, "g").get("status", {}).get("runs"):
+            break
+        time.sleep(0.01)
+        reconciler.tick()
+    status = check(api, "g")["status"]
+    assert status["connectionStatus"] == "Unknown"
+    assert any("KeyError" in issue["message"] for issue in status["issues"])
+
+
+def test_a_bug_writing_an_agents_result_is_that_checks_alone(api, clock, monkeypatch):
+    gateway(api, with_agent=True)
+    apply_check(
+        api,
+        "g",
+        schedule={"intervalSeconds": 60},
+        source={"workload": {"kind": "Deployment", "name": "gateway"}},
+    )
+    source_pod(api)
+    apply_check(api, "a")
+    next_run_overflows_for(monkeypatch, "g")
+    reconciler = reconciler_with(api, clock, FakeAgent(reachable_result()))
+    for _ in range(100):
+        reconciler.tick()
+        conditions = check(api, "g").get("status", {}).get("conditions", [])
+        if any(c["reason"] == "InternalError" for c in conditions):
+            break
+        time.sleep(0.01)
+    status, reason, message = ready(api, "g")
+    assert (status, reason) == ("False", "InternalError")
+    assert "writing its agent's result failed: OverflowError" in message
+    assert planned_checks(api) == {"a"}
+
+
+@pytest.mark.parametrize("plural", ["connectivitychecks", "pods"])
+def test_a_failure_listing_the_checks_or_the_probe_pods_still_fails_the_tick(
+    api, reconciler, monkeypatch, plural
+):
+    three_checks(api)
+    real = api.list
+
+    def listing(resource, namespace, labels=None):
+        if resource.plural == plural and (plural != "pods" or namespace == PROBES):
+            raise ApiError("the server is currently unable to handle the request")
+        return real(resource, namespace, labels)
+
+    monkeypatch.setattr(api, "list", listing)
+    with pytest.raises(ApiError):
+        reconciler.tick()
+
+
+def test_a_selector_value_the_api_server_refuses_is_that_checks_api_refused(api, clock):
+    """The real story, through the client and the recorded API server: `app: "a b"` (admitted
+    by an older CRD) is a 400 for the pods' list; the other checks run."""
+    source_pod(api)
+    apply_check(api, "a")
+    apply_check(api, "c")
+    api.put(
+        CHECKS,
+        {
+            "apiVersion": check(api, "a")["apiVersion"],
+            "kind": "ConnectivityCheck",
+            "metadata": {"name": "b", "namespace": "shop", "generation": 1},
+            "spec": {
+                "source": {"podSelector": {"matchLabels": {"app": "a b"}}},
+                "destination": {"ip": "192.0.2.1", "port": 443},
+            },
+        },
+    )
+    with HttpApi(api, TOKEN).running() as server:
+        settings = Settings(namespace=PROBES, image="hopscope-probe:test")
+        reconciler = Reconciler(kube_api(server), Metrics(), settings, clock)
+        report = reconciler.tick()
+    assert report.created == 1
+    assert planned_checks(api) == {"a", "c"}
+    status, reason, message = ready(api, "b")
+    assert (status, reason) == ("False", "ApiRefused")
+    assert "found 'b', expected: ',' or 'end of string'" in message
+    assert api.objects(PODS, PROBES)
