@@ -13,7 +13,7 @@ memory is each planned run's resolved destination (too large for an annotation: 
 Service's endpoints), so collect judges the result against what the probe was sent to; a run
 planned by another process resolves its destination again when collected.
 
-About 600 lines, over the ~500 the package aims at: the phases share one tick's views (the
+About 640 lines, over the ~500 the package aims at: the phases share one tick's views (the
 API reads checks share), the in-flight records and the reconciler's writer, and split into
 modules they would pass all of it around. The parts with a job of their own already left:
 listing (`listing`), writing (`writer`), the bodies and statuses (`status`), the pod's contract
