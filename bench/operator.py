@@ -32,6 +32,7 @@ from hopscope_operator.cluster import CHECKS, NETWORK_POLICIES, NODES, PODS  # n
 from hopscope_operator.controller.metrics import Metrics  # noqa: E402
 from hopscope_operator.controller.reconcile import Reconciler, Settings  # noqa: E402
 from hopscope_operator.install.crd import custom_resource_definition  # noqa: E402
+from hopscope_operator.names import NAMESPACE  # noqa: E402
 from hopscope_probe.batch import Batch, BatchOutput  # noqa: E402
 from hopscope_probe.models import (  # noqa: E402
     ConnectionStatus,
@@ -42,14 +43,13 @@ from hopscope_probe.models import (  # noqa: E402
     ProbeResult,
     Protocol,
 )
-from tests.operator.conftest import ApiServer  # noqa: E402
+from tests.operator.conftest import ApiServer, install_chart  # noqa: E402
 from tests.operator.fakeapi import FakeApi  # noqa: E402
 
 NODE_COUNT = 50
 CHECKS_TOTAL = 1000
 INTERVAL = 60
 TICKS = 3
-NAMESPACE = "hopscope-system"
 
 
 class Clock:
@@ -63,6 +63,7 @@ class Clock:
 def build(namespaces: list[str], policies: int) -> tuple[FakeApi, Clock]:
     schema = custom_resource_definition()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     api = FakeApi(ApiServer(schema), validate=False)
+    install_chart(api)  # the probe pods' namespace and ServiceAccount, as the chart makes them
     for node in range(NODE_COUNT):
         name = f"node-{node:02d}"
         api.put(
