@@ -20,6 +20,7 @@ bench: setup
 	$(PY) bench/run.py
 	$(PY) bench/operator.py
 	$(PY) bench/policy.py
+	$(PY) bench/agent.py
 
 # The real-cluster suite. An existing cluster, images already where it pulls them:
 #   make e2e HOPSCOPE_E2E_KUBECONFIG=~/.kube/config \

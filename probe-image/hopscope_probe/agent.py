@@ -8,16 +8,23 @@ HTTP contract (JSON bodies, camelCase as in `ProbeRequest` / `ProbeResult`):
 
     POST /v1/probe   Authorization: Bearer <token>, body: a ProbeRequest
         200  a ProbeResult (an Unknown verdict when the probe could not run is still a 200)
-        400  {"error": "<field>: <why>"}   malformed JSON, invalid field or above this agent's
-                                           limits (count, timeoutSeconds, maxHops; caFile refused)
+        400  {"error": "<field>: <why>"}   malformed JSON, invalid field (a `uri` without a
+                                           host or with a bad port) or above this agent's
+                                           limits (count, timeoutSeconds, maxHops; caFile
+                                           refused); a Content-Length given twice with two
+                                           values or of more than 18 digits
         401  {"error": "unauthorized"}     missing, wrong or unverifiable token (any path but
                                            /healthz)
         404 / 405                          unknown path / method, after authentication
         411  no Content-Length             413  body above --max-body-bytes
+        429  this address's tokens were refused too often: no review for now; `Retry-After`
         431  request line and headers above 16 KiB (before authentication)
-        503  busy: --max-concurrent probes or 4 authentications already running;
-                                           `Retry-After` in seconds
-    GET /healthz     200 "ok", unauthenticated, says nothing else (liveness)
+        503  busy: --max-concurrent probes, 4 authentications already running or 20 token
+                                           checks in the last second; `Retry-After` in seconds
+    GET|HEAD /healthz  200 "ok", unauthenticated, says nothing else (liveness)
+
+Every error is `{"error": ...}` as JSON, those the HTTP library answers itself (a garbled
+request line: 400, a method it does not know: 501, an HTTP version: 505) included.
 
 Callers are authenticated in one of two ways:
 
@@ -28,9 +35,13 @@ Callers are authenticated in one of two ways:
   sends its projected ServiceAccount token (audience `hopscope-agent` by default) and the agent
   checks it with a TokenReview (`hopscope_probe.tokenreview`), as its own service account, which
   needs `create` on `tokenreviews`. No Secret is shared; answers are cached briefly; an API
-  error refuses the caller.
+  error refuses the caller. A cached answer is given at once, without a slot; a token that
+  needs a review takes one of the 4 slots and one of 20 reviews a second (`ratelimit`), and
+  only refused tokens spend their address's budget of 5 (then one every 2 s): invented tokens,
+  however many, neither hold the operator's calls nor become a TokenReview flood.
 
-Tokens are never logged. With `--tls-cert` and `--tls-key` the server speaks HTTPS only; the
+Tokens are never logged; request paths are logged with control and non-ASCII characters
+escaped. With `--tls-cert` and `--tls-key` the server speaks HTTPS only; the
 pair is reloaded when either file changes. One line per request goes to stderr: client, method,
 path, status, duration.
 
@@ -53,7 +64,7 @@ and one evicted while its caller was being authenticated is dropped, never serve
 4 of the 32 threads above the connections are held: slow clients and bad tokens, however many,
 cannot reach 64. Evicted connections' failures are logged at debug level only.
 
-About 800 lines: the server, its limits and its command line are one security boundary, read
+About 900 lines: the server, its limits and its command line are one security boundary, read
 together in one place; the token check itself is `tokenreview`.
 """
 
@@ -77,11 +88,11 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
 from hopscope_probe.models import ProbeRequest
+from hopscope_probe.ratelimit import AuthRate
 from hopscope_probe.runner import Where, run_in
 from hopscope_probe.tokenreview import (
     DEFAULT_AUDIENCE,
@@ -103,6 +114,7 @@ SHORT_TOKEN = 16  # characters; shorter tokens are accepted with a warning
 # A refused request's body is read and dropped up to this size after the answer: closing a
 # socket with unread data resets it, and the client may lose the answer.
 DRAIN_BYTES = 1024 * 1024
+MAX_LENGTH_DIGITS = 18  # a Content-Length longer than this is no body the agent could read
 
 
 class AgentError(Exception):
@@ -153,7 +165,13 @@ class RequestReader(io.BufferedReader):
 class Authenticator(Protocol):
     """Whether a request's Authorization header admits its caller."""
 
-    def accepts(self, authorization: str | None) -> bool: ...
+    def known(self, authorization: str | None) -> bool | None:
+        """The verdict when it costs nothing (a static token, a cached review), else None."""
+        ...
+
+    def accepts(self, authorization: str | None) -> bool:
+        """The verdict, however long it takes (a TokenReview)."""
+        ...
 
 
 def bearer_of(authorization: str | None) -> str | None:
@@ -177,6 +195,9 @@ class Limits:
     max_hops: int = 32
     max_connections: int = 32  # open connections (each holds a thread); see AgentServer
     max_auth_checks: int = 4  # authentications at once (a TokenReview may take seconds); 503
+    auth_checks_per_second: float = 20.0  # token checks the agent makes in all; above: 503
+    peer_refusals: float = 5.0  # refused tokens one address may send at once; above: 429
+    peer_refusals_per_second: float = 0.5  # and then at this rate
     read_timeout_seconds: float = 10.0  # for the TLS handshake and the whole request
     max_head_bytes: int = 16 * 1024  # request line and headers; above: 431
     retry_after_seconds: int = 2
@@ -231,12 +252,19 @@ class TokenFile:
             return False
         return hmac.compare_digest(offered.encode(errors="replace"), token)
 
+    def known(self, authorization: str | None) -> bool:
+        return self.accepts(authorization)  # a compare: never worth a slot
+
 
 class KubernetesAuth:
     """A caller's projected ServiceAccount token, checked by TokenReview."""
 
     def __init__(self, reviewer: TokenReviewer) -> None:
         self.reviewer = reviewer
+
+    def known(self, authorization: str | None) -> bool | None:
+        offered = bearer_of(authorization)
+        return False if offered is None else self.reviewer.cached(offered)
 
     def accepts(self, authorization: str | None) -> bool:
         offered = bearer_of(authorization)
@@ -293,6 +321,9 @@ class AgentServer(ThreadingHTTPServer):
     daemon_threads = False
     block_on_close = True
     allow_reuse_address = True
+    # The listen backlog (socketserver's default is 5): under a flood a full backlog drops the
+    # operator's SYN too, and its retry comes a second later. Admission is decided after accept.
+    request_queue_size = 256
 
     def __init__(
         self,
@@ -309,6 +340,12 @@ class AgentServer(ThreadingHTTPServer):
         self.where = where or Where()
         self.probes = threading.BoundedSemaphore(limits.max_concurrent)
         self.auth_checks = threading.BoundedSemaphore(limits.max_auth_checks)
+        self.auth_rate = AuthRate(
+            rate=limits.auth_checks_per_second,
+            burst=limits.auth_checks_per_second,
+            peer_rate=limits.peer_refusals_per_second,
+            peer_burst=limits.peer_refusals,
+        )
         # Room for evicted threads still ending (see the module's docstring).
         self.max_threads = 2 * limits.max_connections
         # Open connections by accepted socket, oldest first.
@@ -448,15 +485,24 @@ class AgentHandler(BaseHTTPRequestHandler):
                 f"request line and headers: at most {limit} bytes",
             )
         if self._status is not None:
-            path = urlsplit(getattr(self, "path", "") or "-").path[:200]
+            path = route_of(getattr(self, "path", "") or "-")[:200]
             log.info(
                 "%s %s %s %d %.1fms",
                 self.client_address[0],
-                getattr(self, "command", None) or "-",
-                path,
+                printable(getattr(self, "command", None) or "-")[:20],
+                printable(path),
                 self._status,
                 (time.monotonic() - started) * 1000,
             )
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """What the stdlib answers itself (a malformed request line, an unsupported method or
+        version, 431), as JSON like every other error, and the connection closed."""
+        self.close_connection = True
+        if self.request_version == "HTTP/0.9":  # the stdlib's guess for a garbled request
+            self.request_version = "HTTP/1.0"  # line, which would send the body without a head
+        status = HTTPStatus(code)
+        self._reply(status, error_body(message or status.phrase), "application/json")
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         self._status = int(code) if isinstance(code, int) else None
@@ -467,15 +513,17 @@ class AgentHandler(BaseHTTPRequestHandler):
     # ---- routes --------------------------------------------------------------------------
 
     def do_GET(self) -> None:
-        if urlsplit(self.path).path == HEALTH_PATH:
+        if route_of(self.path) == HEALTH_PATH:
             self._reply(HTTPStatus.OK, b"ok\n", "text/plain; charset=utf-8")
         elif self._authenticated():
             self._route_other()
 
+    do_HEAD = do_GET  # as GET, without the body (`_reply`): probes that send HEAD get "ok"
+
     def do_POST(self) -> None:
         if not self._authenticated():
             return
-        if urlsplit(self.path).path != PROBE_PATH:
+        if route_of(self.path) != PROBE_PATH:
             self._route_other()
             return
         body = self._body()
@@ -495,6 +543,10 @@ class AgentHandler(BaseHTTPRequestHandler):
             return
         try:
             result = run_in(request, self.server.where)
+        except Exception as exc:  # run_in answers every probe failure; this is a bug of ours
+            log.warning("probe failed", exc_info=True)
+            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"internal error: {type(exc).__name__}")
+            return
         finally:
             self.server.probes.release()
         self._reply(HTTPStatus.OK, result.to_json().encode(), "application/json")
@@ -503,14 +555,14 @@ class AgentHandler(BaseHTTPRequestHandler):
         if self._authenticated():
             self._route_other()
 
-    do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_PUT
+    do_DELETE = do_PATCH = do_OPTIONS = do_PUT
 
     def _route_other(self) -> None:
-        path = urlsplit(self.path).path
+        path = route_of(self.path)
         if path == PROBE_PATH:
             self._error(HTTPStatus.METHOD_NOT_ALLOWED, "use POST", {"Allow": "POST"})
         elif path == HEALTH_PATH:
-            self._error(HTTPStatus.METHOD_NOT_ALLOWED, "use GET", {"Allow": "GET"})
+            self._error(HTTPStatus.METHOD_NOT_ALLOWED, "use GET", {"Allow": "GET, HEAD"})
         else:
             self._error(HTTPStatus.NOT_FOUND, "not found")
 
@@ -518,30 +570,62 @@ class AgentHandler(BaseHTTPRequestHandler):
 
     def _authenticated(self) -> bool:
         """Whether to go on: the caller is authenticated and its connection still open; if
-        not, answered (or, evicted, dropped)."""
-        checks = self.server.auth_checks
-        if not checks.acquire(blocking=False):
-            self._busy(f"{self.server.limits.max_auth_checks} authentications already in progress")
-            return False
-        try:
-            accepted = self.server.auth.accepts(self.headers.get("Authorization"))
-        finally:
-            checks.release()
+        not, answered (or, evicted, dropped). A verdict known already (a cached review) never
+        waits for anything, so invented tokens, however many, cannot hold a good caller."""
+        authorization = self.headers.get("Authorization")
+        accepted = self.server.auth.known(authorization)
+        if accepted is None:
+            accepted = self._checked(authorization)
+            if accepted is None:
+                return False
         if not accepted:
             self._error(HTTPStatus.UNAUTHORIZED, "unauthorized", {"WWW-Authenticate": "Bearer"})
             return False
         # Evicted while authenticating: its socket is shut, so any answer would go nowhere.
         return self.server.trust(self.accepted)
 
-    def _busy(self, why: str) -> None:
-        retry = str(self.server.limits.retry_after_seconds)
-        self._error(HTTPStatus.SERVICE_UNAVAILABLE, f"busy: {why}", {"Retry-After": retry})
+    def _checked(self, authorization: str | None) -> bool | None:
+        """The verdict of a token check, None once a refusal to check has been answered."""
+        peer = self.client_address[0]
+        limited = self.server.auth_rate.refusal(peer)
+        if limited is not None:
+            status = (
+                HTTPStatus.TOO_MANY_REQUESTS if limited.peer else HTTPStatus.SERVICE_UNAVAILABLE
+            )
+            self._busy(limited.why, math.ceil(limited.wait), status)
+            return None
+        checks = self.server.auth_checks
+        if not checks.acquire(blocking=False):
+            self._busy(f"{self.server.limits.max_auth_checks} authentications already in progress")
+            return None
+        try:
+            accepted = self.server.auth.accepts(authorization)
+        finally:
+            checks.release()
+        if not accepted:
+            self.server.auth_rate.refused(peer)
+        return accepted
+
+    def _busy(
+        self,
+        why: str,
+        retry_after: int | None = None,
+        status: HTTPStatus = HTTPStatus.SERVICE_UNAVAILABLE,
+    ) -> None:
+        retry = max(
+            1, self.server.limits.retry_after_seconds if retry_after is None else retry_after
+        )
+        self._error(status, f"busy: {why}", {"Retry-After": str(retry)})
 
     def _content_length(self) -> int | None:
-        """The Content-Length, None when absent or not plain ASCII digits (str.isdigit() alone
-        admits '²', which int() refuses)."""
-        length = self.headers.get("Content-Length", "")
-        return int(length) if length.isascii() and length.isdigit() else None
+        """The Content-Length, None when absent, not plain ASCII digits (str.isdigit() alone
+        admits '²', which int() refuses), longer than any body could be (int() refuses 4,300
+        digits and more) or given twice with different values (which one a proxy used is
+        unknown: RFC 9112 6.3)."""
+        lengths = set(self.headers.get_all("Content-Length") or [""])
+        length = lengths.pop().strip() if len(lengths) == 1 else ""
+        plain = length.isascii() and length.isdigit() and len(length) <= MAX_LENGTH_DIGITS
+        return int(length) if plain else None
 
     def _body(self) -> bytes | None:
         """The request body, or None once an error has been answered."""
@@ -550,7 +634,10 @@ class AgentHandler(BaseHTTPRequestHandler):
             return None
         length = self._content_length()
         if length is None:
-            self._error(HTTPStatus.BAD_REQUEST, "Content-Length: not a number")
+            self._error(
+                HTTPStatus.BAD_REQUEST,
+                f"Content-Length: not one number of at most {MAX_LENGTH_DIGITS} digits",
+            )
             return None
         if length > self.server.limits.max_body_bytes:
             limit = self.server.limits.max_body_bytes
@@ -568,8 +655,7 @@ class AgentHandler(BaseHTTPRequestHandler):
         return body
 
     def _error(self, status: HTTPStatus, message: str, headers: dict[str, str] | None = None):
-        body = json.dumps({"error": message}).encode()
-        self._reply(status, body, "application/json", headers)
+        self._reply(status, error_body(message), "application/json", headers)
         self._drain()  # after the answer: an unauthenticated body is never waited for
 
     def _drain(self) -> None:
@@ -602,6 +688,21 @@ class AgentHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+
+
+def route_of(target: str) -> str:
+    """A request target's path. Not urlsplit: it reads `//[x` as a host and refuses it."""
+    return target.partition("?")[0]
+
+
+def error_body(message: str) -> bytes:
+    return json.dumps({"error": message}).encode()
+
+
+def printable(text: str) -> str:
+    """Text from a client as one safe log line: control and non-ASCII characters escaped, so a
+    request cannot forge log lines or send a terminal escape sequences."""
+    return text.encode("unicode_escape").decode("ascii")
 
 
 def field_errors(exc: ValidationError) -> str:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 
@@ -337,3 +338,23 @@ class ProbeRequest(Schema):
     ca_file: str | None = None  # extra CA bundle for HTTPS verification
     ca_pem: str | None = Field(default=None, max_length=MAX_CA_PEM)
     """Extra CA certificates (PEM) for HTTPS verification: the check's spec.http.caBundle."""
+
+    @field_validator("uri")
+    @classmethod
+    def _uri_names_a_host_and_port(cls, uri: str | None) -> str | None:
+        """A URI that names no host or a bad port is refused here, where the field can be
+        named, rather than failing the probe that would read it (`target_of`)."""
+        if uri is None:
+            return None
+        try:
+            parts = urlsplit(uri)
+            port = parts.port  # ValueError: out of range or not ASCII digits
+        except ValueError as exc:
+            raise ValueError(f"not a URL: {exc}") from None
+        if parts.scheme.lower() not in ("http", "https"):
+            raise ValueError("scheme must be http or https")
+        if not parts.hostname:
+            raise ValueError("no host")
+        if port == 0:  # urlsplit reads :0 as a port, then `or` would turn it into 80
+            raise ValueError("port must be 1-65535")
+        return uri

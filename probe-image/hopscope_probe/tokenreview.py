@@ -72,15 +72,21 @@ def token_expiry(token: str) -> float | None:
     try:
         payload = parts[1] + "=" * (-len(parts[1]) % 4)
         exp = json.loads(base64.urlsafe_b64decode(payload)).get("exp")
-    except (ValueError, binascii.Error, AttributeError):
+        return float(exp) if isinstance(exp, int | float) and math.isfinite(exp) else None
+    # OverflowError: an `exp` of 400 digits; RecursionError: a payload nested 10,000 deep.
+    except (ValueError, binascii.Error, AttributeError, OverflowError, RecursionError):
         return None
-    return float(exp) if isinstance(exp, int | float) and math.isfinite(exp) else None
 
 
 @dataclass
 class _Entry:
     allowed: bool
     until: float  # monotonic
+
+
+def _key(bearer: str) -> bytes:
+    """What the cache knows a token by: never the token itself."""
+    return hashlib.sha256(bearer.encode(errors="surrogateescape")).digest()
 
 
 class _Flight:
@@ -172,18 +178,32 @@ class TokenReviewer:
 
     # ---- reviews ---------------------------------------------------------------------------
 
+    def cached(self, bearer: str) -> bool | None:
+        """The remembered verdict on `bearer`, None when only a review can tell."""
+        if not bearer:
+            return False
+        with self._lock:
+            return self._cached(_key(bearer))
+
+    def _cached(self, key: bytes) -> bool | None:
+        entry = self._cache.get(key)
+        if entry is None:
+            return None
+        if self.clock() >= entry.until:
+            del self._cache[key]
+            return None
+        self._cache.move_to_end(key)
+        return entry.allowed
+
     def allows(self, bearer: str) -> bool:
         """True when `bearer` (the token, without "Bearer ") is an allowed caller's."""
         if not bearer:
             return False
-        key = hashlib.sha256(bearer.encode(errors="surrogateescape")).digest()
+        key = _key(bearer)
         with self._lock:
-            entry = self._cache.get(key)
-            if entry is not None:
-                if self.clock() < entry.until:
-                    self._cache.move_to_end(key)
-                    return entry.allowed
-                del self._cache[key]
+            verdict = self._cached(key)
+            if verdict is not None:
+                return verdict
             flight = self._flights.get(key)
             leader = flight is None
             if flight is None:
@@ -240,8 +260,10 @@ class TokenReviewer:
             return f"not authenticated{detail}"
         user = status.get("user")
         username = user.get("username") if isinstance(user, dict) else None
+        if not isinstance(username, str):  # an answer of the wrong shape: refused, not a crash
+            return "the answer names no user"
         if username not in self.allowed:
-            return f"authenticated as {str(username)[:200]!r}, not an allowed caller"
+            return f"authenticated as {username[:200]!r}, not an allowed caller"
         audiences = status.get("audiences")
         if not isinstance(audiences, list) or self.audience not in audiences:
             return f"the token is not for audience {self.audience!r}"

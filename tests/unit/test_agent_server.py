@@ -3,6 +3,7 @@ misbehaving or hostile client can make it do before and after authentication."""
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -48,6 +49,9 @@ class Gate:
         self.verdict = False
         self.opened = threading.Event()
         self.callers: list[threading.Thread] = []  # the handler threads that came to it
+
+    def known(self, authorization: str | None) -> None:
+        return None  # every caller goes through the slow check
 
     def accepts(self, authorization: str | None) -> bool:
         self.callers.append(threading.current_thread())
@@ -105,7 +109,7 @@ def test_a_content_length_of_non_ascii_digits_is_400_once_authenticated(serve: S
     assert status_of(exchange(server, head + b"\r\n")) == 401
     reply = exchange(server, head + f"Authorization: Bearer {TOKEN}\r\n\r\n".encode())
     assert status_of(reply) == 400
-    assert b"Content-Length: not a number" in reply
+    assert b"Content-Length: not one number" in reply
 
 
 # ---- slow and oversized clients -------------------------------------------------------------
@@ -245,3 +249,94 @@ def test_an_evicted_connections_failure_is_not_a_warning(
     evict_in_authentication(serve(gate, max_connections=1), gate, AUTHENTICATED_GET)
     [failed] = [r for r in caplog.records if "connection failed" in r.getMessage()]
     assert failed.levelno == logging.DEBUG
+
+
+# ---- malformed requests: a JSON answer naming what is wrong, never a dropped connection ------
+
+AUTH = f"Authorization: Bearer {TOKEN}\r\n"
+
+
+def probe_request(body: bytes, extra: str = "") -> bytes:
+    head = f"POST /v1/probe HTTP/1.0\r\n{AUTH}Content-Length: {len(body)}\r\n{extra}\r\n"
+    return head.encode() + body
+
+
+def error_of(reply: bytes) -> str:
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert b"Content-Type: application/json" in head, reply[:300]
+    return json.loads(body)["error"]
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("http:///x", "uri: Value error, no host"),
+        ("http://127.0.0.1:99999/", "uri: Value error, not a URL: Port out of range 0-65535"),
+        ("http://127.0.0.1:0/", "uri: Value error, port must be 1-65535"),
+        ("http://[::1", "uri: Value error, not a URL: Invalid IPv6 URL"),
+        ("http://127.0.0.1:\u0661\u0662/", "uri: Value error, not a URL: Port could not be cast"),
+    ],
+    ids=["no-host", "port-above-65535", "port-0", "unclosed-ipv6", "arabic-digits"],
+)
+def test_a_uri_without_a_host_or_with_a_bad_port_is_400_naming_uri(
+    serve: Serve, uri: str, expected: str
+):
+    body = json.dumps({"host": "127.0.0.1", "protocol": "HTTP", "uri": uri}).encode()
+    reply = exchange(serve(), probe_request(body))
+    assert status_of(reply) == 400
+    assert error_of(reply).startswith(expected)
+
+
+@pytest.mark.parametrize(
+    "lengths",
+    [["2", "7"], ["9" * 5000], ["1" * 19]],
+    ids=["two-different", "5000-digits", "19-digits"],
+)
+def test_a_content_length_given_twice_or_of_too_many_digits_is_400(
+    serve: Serve, lengths: list[str]
+):
+    head = "POST /v1/probe HTTP/1.0\r\n" + AUTH
+    head += "".join(f"Content-Length: {length}\r\n" for length in lengths)
+    reply = exchange(serve(), head.encode() + b"\r\n{}")
+    assert status_of(reply) == 400
+    assert error_of(reply) == "Content-Length: not one number of at most 18 digits"
+
+
+def test_the_same_content_length_twice_is_one_length(serve: Serve):
+    reply = exchange(serve(), probe_request(b"{}", "Content-Length: 2\r\n"))
+    assert status_of(reply) == 400 and error_of(reply).startswith("host: Field required")
+
+
+def test_head_healthz_answers_like_get_without_a_body(serve: Serve):
+    reply = exchange(serve(), b"HEAD /healthz HTTP/1.0\r\n\r\n")
+    assert status_of(reply) == 200
+    assert b"Content-Length: 3\r\n" in reply and reply.endswith(b"\r\n\r\n")
+
+
+@pytest.mark.parametrize(
+    ("request_line", "status", "error"),
+    [
+        (b"GARBAGE", 400, "Bad request syntax ('GARBAGE')"),
+        (b"GET /healthz HTTP/9.9", 505, "Invalid HTTP version (9.9)"),
+        (b"BREW /healthz HTTP/1.0", 501, "Unsupported method ('BREW')"),
+    ],
+    ids=["garbled", "version", "method"],
+)
+def test_what_the_http_library_refuses_is_answered_as_json_too(
+    serve: Serve, request_line: bytes, status: int, error: str
+):
+    reply = exchange(serve(), request_line + b"\r\n\r\n")
+    assert status_of(reply) == status
+    assert error_of(reply) == error
+
+
+def test_a_path_read_as_a_bad_host_by_urlsplit_is_still_routed(serve: Serve):
+    assert status_of(exchange(serve(), b"GET //[x HTTP/1.0\r\n\r\n")) == 401
+
+
+def test_request_paths_are_escaped_in_the_log(serve: Serve, caplog: pytest.LogCaptureFixture):
+    caplog.set_level(logging.INFO, logger="hopscope.agent")
+    exchange(serve(), b"GET /\x1b[31mred\x07\xc3\xa9 HTTP/1.0\r\n\r\n")
+    [line] = [r.getMessage() for r in caplog.records if "red" in r.getMessage()]
+    assert line.isascii() and line.isprintable()
+    assert "/\\x1b[31mred\\x07\\xc3\\xa9 401" in line

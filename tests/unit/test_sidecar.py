@@ -234,6 +234,14 @@ def start_agent(tmp_path: Path, *extra: str, token_file: bool = True) -> Agent:
     return Agent(port, token, token_path, log, proc)
 
 
+def logged(agent: Agent, line: str) -> str:
+    """The agent's log once it holds `line`: the agent logs a request after answering it."""
+    deadline = time.monotonic() + 5
+    while line not in (text := agent.log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return text
+
+
 def stop(agent: Agent) -> int:
     agent.proc.send_signal(signal.SIGTERM)
     try:
@@ -288,7 +296,7 @@ def test_a_call_returns_the_agents_probe_result(agent: Agent, listener: int):
     assert result.connection_status == ConnectionStatus.REACHABLE, result.issues
     assert result.destination.port == listener
     assert result.probes_sent == 2
-    log = agent.log.read_text()
+    log = logged(agent, "POST /v1/probe 200")
     assert "POST /v1/probe 200" in log
     assert agent.token not in log
 

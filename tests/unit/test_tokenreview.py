@@ -61,6 +61,7 @@ class FakeApi:
     url: str
     ca: Path
     answers: dict[str, Answer] = field(default_factory=dict)
+    default: Answer = field(default_factory=Answer)  # for every token not in `answers`
     requests: list[dict[str, Any]] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
 
@@ -82,7 +83,7 @@ def serve_api(api: FakeApi, server: ThreadingHTTPServer) -> None:
                 }
             )
             token = body.get("spec", {}).get("token")
-            answer = api.answers.get(token, Answer())
+            answer = api.answers.get(token, api.default)
             if answer.delay:
                 api.release.wait(answer.delay)
             if answer.raw is not None:
@@ -241,7 +242,7 @@ def test_plain_http_when_the_url_says_so(tmp_path: Path, own_token: Path):
         (Answer(authenticated(OTHER, [AUDIENCE])), f"authenticated as '{OTHER}'"),
         (Answer(authenticated(OPERATOR, ["https://kubernetes.default.svc"])), "audience"),
         (Answer(authenticated(OPERATOR, [])), "audience"),
-        (Answer({"authenticated": True}), "authenticated as 'None'"),
+        (Answer({"authenticated": True}), "the answer names no user"),
         (Answer({"authenticated": "true", "user": {"username": OPERATOR}}), "not authenticated"),
     ],
     ids=["unauthenticated", "wrong-user", "wrong-audience", "no-audience", "no-user", "string"],
@@ -451,3 +452,26 @@ def test_the_in_cluster_api_url_comes_from_the_service_environment():
     v6 = {"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "6443"}
     assert in_cluster_api_url(v6) == "https://[fd00::1]:6443"
     assert in_cluster_api_url({"KUBERNETES_SERVICE_HOST": "10.96.0.1"}) is None
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        {"authenticated": True, "user": {"username": [OPERATOR]}, "audiences": [AUDIENCE]},
+        {"authenticated": True, "user": {"username": {"name": OPERATOR}}, "audiences": [AUDIENCE]},
+        {"authenticated": True, "user": OPERATOR, "audiences": [AUDIENCE]},
+        {"authenticated": True, "user": {"username": OPERATOR}, "audiences": AUDIENCE},
+        {"authenticated": True, "user": {"username": OPERATOR}, "audiences": [[AUDIENCE]]},
+    ],
+    ids=["username-list", "username-object", "user-string", "audiences-string", "audiences-nested"],
+)
+def test_a_token_review_answer_of_the_wrong_shape_refuses_the_caller(
+    api: FakeApi, reviewer: TokenReviewer, status: dict[str, Any]
+):
+    api.answers["op-token"] = Answer(status)
+    assert KubernetesAuth(reviewer).accepts("Bearer op-token") is False
+
+
+def test_a_jwt_whose_expiry_has_hundreds_of_digits_has_no_expiry():
+    claims = base64.urlsafe_b64encode(b'{"exp": 1' + b"0" * 400 + b"}").decode().rstrip("=")
+    assert token_expiry(f"e30.{claims}.sig") is None

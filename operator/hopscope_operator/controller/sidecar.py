@@ -148,8 +148,8 @@ def call_agent(
     tls: ssl.SSLContext | None = None,
 ) -> ProbeResult:
     """Run `request` on the agent at address:port; every failure is an Unknown result whose
-    `Probe` issue names the cause (context `cause`: refused, timeout, unauthorized, busy,
-    badRequest, tls, unreachable, badResponse)."""
+    `Probe` issue names the cause (context `cause`: refused, timeout, unauthorized,
+    rateLimited, busy, badRequest, tls, unreachable, badResponse)."""
     where = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
     agent = f"the hopscope agent at {where}"
     timeout = default_timeout(request) if timeout is None else timeout
@@ -237,6 +237,17 @@ def call_agent(
             f" is {OPERATOR_IDENTITY} and its --audience is this pod's (re-apply the sidecar"
             " snippet of this version), and that the workload's ServiceAccount may create"
             f" TokenReviews ({AGENT_TOKEN_REVIEWER}); the agent's log says which.",
+        )
+    if status == 429:
+        wait = f", retry after {retry_after}s" if retry_after else ""
+        return _failed(
+            request,
+            "rateLimited",
+            where,
+            f"{agent} is not checking tokens from the operator's address for now (429{wait})",
+            "Tokens from this address were refused too often, so the agent stopped reviewing"
+            " new ones for a while: its log names the refused callers. The operator's own"
+            " token, once accepted, is never held back.",
         )
     if status == 503:
         wait = f", retry after {retry_after}s" if retry_after else ""
