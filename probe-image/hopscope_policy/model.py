@@ -406,12 +406,10 @@ PORT_FIELDS = frozenset({"protocol", "port", "endPort"})
 
 def parse_policy(obj: JSON) -> Policy:
     namespace, name, _ = _metadata(obj)
-    if "spec" not in obj:
-        raise FieldError("spec", "required")
-    spec = _mapping(obj["spec"], "spec")
+    # Without a spec or a podSelector, the API server stores `podSelector: {}` (every pod of
+    # the namespace), as recorded in ../shared/kube-api/ (19-endpointslices-networkpolicies).
+    spec = _mapping(obj.get("spec") or {}, "spec")
     _only(spec, "spec", SPEC_FIELDS)
-    if "podSelector" not in spec:  # kubectl refuses it too; `{}` is the way to say "every pod"
-        raise FieldError("spec.podSelector", "required (use {} to select every pod)")
     rules = {
         direction: tuple(
             _rule(item, f"spec.{direction.field}[{i}]", direction)
@@ -422,7 +420,7 @@ def parse_policy(obj: JSON) -> Policy:
     return Policy(
         namespace=namespace,
         name=name,
-        pod_selector=parse_selector(spec["podSelector"], "spec.podSelector"),
+        pod_selector=parse_selector(spec.get("podSelector") or {}, "spec.podSelector"),
         types=_policy_types(spec.get("policyTypes"), rules[Direction.EGRESS]),
         ingress=rules[Direction.INGRESS],
         egress=rules[Direction.EGRESS],

@@ -269,7 +269,6 @@ BAD_INPUT = {
         "spec: {podSelector: {}, ingress: [{from: [{}]}]}",
         "spec.ingress[0].from[0]: a peer needs podSelector, namespaceSelector or ipBlock",
     ),
-    "missing podSelector": ("spec: {policyTypes: [Ingress]}", "spec.podSelector: required"),
     "policyTypes": (
         "spec: {podSelector: {}, policyTypes: [ingress]}",
         "spec.policyTypes[0]: 'ingress' is not Ingress or Egress",
@@ -291,6 +290,27 @@ BAD_INPUT = {
         "spec.egress[0].from: unknown field (expected ports, to)",
     ),
 }
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["spec: {policyTypes: [Ingress]}", "spec: {}", ""],
+    ids=["no-podSelector", "empty-spec", "no-spec"],
+)
+def test_a_policy_without_a_pod_selector_selects_every_pod_of_its_namespace(
+    manifests: Path, capsys: pytest.CaptureFixture[str], spec: str
+) -> None:
+    # Stored by the API server as podSelector: {} (recorded: 19-endpointslices-networkpolicies).
+    (manifests / "policies" / "web.yaml").write_text(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+        f"metadata: {{name: deny-all, namespace: y}}\n{spec}\n"
+    )
+    code, out, _ = run(
+        capsys, "--manifests", str(manifests), "--from", "x/a", "--to", "y/web", "--port", "8080"
+    )
+    assert code == 1
+    denied = "  ingress  denied   y/web is isolated for ingress by policy y/deny-all and no rule"
+    assert denied in out
 
 
 @pytest.mark.parametrize("case", BAD_INPUT, ids=list(BAD_INPUT))
