@@ -90,9 +90,8 @@ def flow_targets(inp: AnalysisInput) -> list[Target]:
     port = inp.port
     assert port is not None
     if kind == "pod":
-        ref = inp.spec.destination.pod
-        assert ref is not None
-        pod = (ref.namespace or inp.namespace, ref.name)
+        pod = inp.pod_key
+        assert pod is not None
         return [(PodRef(*pod), port)] if pod in inp.pods else []
     if kind == "service":
         return service_targets(inp, port)
