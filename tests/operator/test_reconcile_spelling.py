@@ -124,3 +124,47 @@ def test_a_name_outside_the_cluster_stays_a_plain_name(denied, reconciler):
     apply_check(denied, destination={"fqdn": "db.shop.example.com", "port": PORT})
     analysis = run_once(denied, reconciler, unreachable("10.250.0.1"))["status"]["analysis"]
     assert analysis == {"result": "Allowed", "issues": []}
+
+
+def allow_web_into_db(api: FakeApi, rule: dict[str, Any]) -> None:
+    api.create(
+        NETWORK_POLICIES,
+        "shop",
+        {
+            "metadata": {"name": "db-from-web"},
+            "spec": {
+                "podSelector": {"matchLabels": {"app": "db"}},
+                "policyTypes": ["Ingress"],
+                "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "web"}}}], **rule}],
+            },
+        },
+    )
+
+
+PING = {"protocol": "ICMP", "destination": {"pod": {"name": "db-0"}}}
+
+
+def test_a_ping_into_an_ingress_isolated_pod_is_blocked(denied, reconciler):
+    apply_check(denied, **PING)
+    analysis = run_once(denied, reconciler, unreachable(DB_IP))["status"]["analysis"]
+    assert analysis["result"] == "Blocked"
+    [denial] = analysis["issues"]
+    assert {"key": "NetworkPolicy", "value": POLICY} in denial["context"]
+    assert "ICMP" in denial["message"] and "rule without ports" in denial["hint"]
+
+
+def test_a_rule_with_ports_never_admits_a_ping(denied, reconciler):
+    allow_web_into_db(denied, {"ports": [{"port": PORT, "protocol": "TCP"}]})
+    apply_check(denied, **PING)
+    analysis = run_once(denied, reconciler, unreachable(DB_IP))["status"]["analysis"]
+    assert analysis["result"] == "Blocked"
+    [denial] = analysis["issues"]
+    policies = {c["value"] for c in denial["context"] if c["key"] == "NetworkPolicy"}
+    assert policies == {POLICY, "shop/db-from-web"}
+
+
+def test_a_rule_without_ports_admits_a_ping_from_its_peer(denied, reconciler):
+    allow_web_into_db(denied, {})
+    apply_check(denied, **PING)
+    analysis = run_once(denied, reconciler, unreachable(DB_IP))["status"]["analysis"]
+    assert analysis == {"result": "Allowed", "issues": []}
