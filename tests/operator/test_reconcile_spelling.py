@@ -22,6 +22,7 @@ from . import test_reconcile as story
 from .conftest import Clock, endpoint_slice
 from .fakeapi import FakeApi
 from .test_reconcile import apply_check, run_once, source_pod
+from .test_reconcile_analysis import Forbidden
 
 POLICY = "shop/db-deny-ingress"
 DB_IP, CLUSTER_IP = "10.244.2.7", "10.96.0.20"
@@ -168,3 +169,22 @@ def test_a_rule_without_ports_admits_a_ping_from_its_peer(denied, reconciler):
     apply_check(denied, **PING)
     analysis = run_once(denied, reconciler, unreachable(DB_IP))["status"]["analysis"]
     assert analysis == {"result": "Allowed", "issues": []}
+
+
+def test_services_the_operator_may_not_list_leave_a_cluster_ip_unknown_not_allowed(
+    denied, reconciler
+):
+    original = denied.list
+
+    def forbidden(resource, namespace, labels=None):
+        if resource == SERVICES:
+            raise Forbidden("services is forbidden: cannot list at the cluster scope")
+        return original(resource, namespace, labels)
+
+    apply_check(denied, **at(ip=CLUSTER_IP))
+    denied.list = forbidden
+    status = run_once(denied, reconciler, unreachable(CLUSTER_IP))["status"]
+    denied.list = original
+    assert status["connectionStatus"] == "Unreachable"  # the run's result is still written
+    assert status["analysis"]["result"] == "Unknown"
+    assert "services is forbidden" in status["analysis"]["issues"][0]["message"]

@@ -571,7 +571,10 @@ class Reconciler:
             if not destination.addresses and result.destination.addresses:
                 # A name the probe resolved: its addresses let policies' ipBlocks be judged.
                 destination = replace(destination, addresses=list(result.destination.addresses))
-            destination = identify(model, source, destination, self.view)
+            try:
+                destination = identify(model, source, destination, self.view)
+            except ApiError as exc:  # a refused list: which object it names is unknown
+                return unknown_analysis(f"could not tell what the destination names: {exc}")
             snapshot = self._snapshots.snapshot(model, source, destination)
             return analyse(
                 model,
