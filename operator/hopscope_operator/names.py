@@ -22,8 +22,9 @@ HEALTH_PORT = 8080
 # What a workload's ServiceAccount needs to check the operator's token (bound by the user, per
 # the sidecar snippet): TokenReviews, and not system:auth-delegator's SubjectAccessReviews too.
 AGENT_TOKEN_REVIEWER = "hopscope-agent-tokenreview"
-# Where the cluster DNS runs (kube-dns / CoreDNS).
+# Where the cluster DNS runs (kube-dns / CoreDNS), and the domain its names end in.
 DNS_NAMESPACE = "kube-system"
+CLUSTER_DOMAIN = "cluster.local"
 
 # Probe pods: their name prefix (also their app label) and ServiceAccount.
 NAME_PREFIX = "hopscope-probe"

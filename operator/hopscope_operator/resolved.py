@@ -16,6 +16,7 @@ from hopscope_probe.models import Protocol as WireProtocol
 from hopscope_probe.models import SourceInfo
 
 Manifest = dict[str, Any]
+ObjectKey = tuple[str, str]  # (namespace, name)
 SourceKind = Literal["pod", "node", "workload"]
 
 # The L4 protocol a check's packets use, to match it against a Service port's protocol.
@@ -60,6 +61,10 @@ class ResolvedDestination:
     addresses: list[str] = field(default_factory=list)
     uri: str | None = None
     ready_endpoints: int | None = None  # Services only: 0 is a finding, not a resolve error
+    # The Service or pod the destination names, however it is spelled (a ClusterIP, a DNS
+    # name, a URI, a pod IP): what the analysis judges, so every spelling gets one verdict.
+    service: ObjectKey | None = None
+    pod: ObjectKey | None = None
 
 
 def is_ready(pod: Manifest) -> bool:

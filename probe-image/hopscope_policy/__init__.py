@@ -7,8 +7,10 @@ the field), index namespaces and policies once (`PolicyRules`) and pods over the
 """
 
 from hopscope_policy.evaluate import (
+    ICMP,
     DirectionVerdict,
     Flow,
+    FlowProtocol,
     NearMiss,
     PolicyIndex,
     PolicyRules,
@@ -31,10 +33,12 @@ from hopscope_policy.model import (
 )
 
 __all__ = [
+    "ICMP",
     "Direction",
     "DirectionVerdict",
     "FieldError",
     "Flow",
+    "FlowProtocol",
     "L4Protocol",
     "Namespace",
     "NearMiss",

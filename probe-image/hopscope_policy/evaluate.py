@@ -15,6 +15,8 @@ Choices where the API leaves room to implementations (documented so a verdict ca
 - a pod's traffic to itself stays on its loopback: always allowed.
 - named ports resolve against the destination pod's container ports, on the rule's protocol; an
   address that is not a pod-network pod has no named ports.
+- ICMP (a ping) has no port: a rule that lists ports never admits it, a rule without ports
+  (every port and protocol) does, as CNIs that enforce policies treat it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from ipaddress import ip_address
 from itertools import chain
+from typing import Literal
 
 from hopscope_policy.model import (
     NAMESPACE_NAME_LABEL,
@@ -46,6 +49,10 @@ NAMESPACE_SELECTOR = "namespaceSelector"
 IP_BLOCK = "ipBlock"
 
 
+ICMP: Literal["ICMP"] = "ICMP"  # no L4Protocol (a policy cannot name it): a flow's only
+FlowProtocol = L4Protocol | Literal["ICMP"]
+
+
 class UnknownPod(LookupError):
     """A flow names a pod the index does not hold."""
 
@@ -54,11 +61,16 @@ class UnknownPod(LookupError):
 class Flow:
     source: PodRef | IPAddress
     destination: PodRef | IPAddress
-    port: int
-    protocol: L4Protocol = L4Protocol.TCP
+    port: int  # 0 for ICMP
+    protocol: FlowProtocol = L4Protocol.TCP
+
+    @property
+    def service(self) -> str:
+        """What the flow asks for: "TCP/5432", or "ICMP"."""
+        return ICMP if self.protocol == ICMP else f"{self.protocol}/{self.port}"
 
     def __str__(self) -> str:
-        return f"{self.source} -> {self.destination} {self.protocol}/{self.port}"
+        return f"{self.source} -> {self.destination} {self.service}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,7 +347,7 @@ class PolicyIndex:
             allows = ", ".join(_show_port(spec, target) for spec in rule.ports)
             detail = (
                 f"{peer} matches the rule's peers but not its ports: it allows {allows}; "
-                f"the flow is {flow.protocol}/{flow.port}"
+                f"the flow is {flow.service}"
             )
         else:
             detail = "the port matches but " + self._peer_detail(rule, policy, direction, peer)
@@ -385,7 +397,7 @@ class PolicyIndex:
 
 
 def _port_matches(spec: PortSpec, flow: Flow, target: Pod | None) -> bool:
-    if spec.protocol != flow.protocol:
+    if spec.protocol != flow.protocol:  # ICMP never equals a port's protocol
         return False
     if spec.port is None:
         return True

@@ -11,8 +11,8 @@ skips, saying what to set:
 
 The stories: pod -> Service (reachable, probe pod cleaned up); a deny-all NetworkPolicy (named
 as the cause where the CNI enforces it, which a canary flow finds out first; where it does not,
-the check still names the policy while the connection works); node -> an address this run proves
-unused in the cluster's own ranges and blackholes on that node (unreachable, the route named);
+named as not enforced while the connection works); node -> an address this run proves unused
+in the cluster's own ranges and blackholes on that node (unreachable, the route named);
 a name under the cluster domain that does not exist (DNS, and the metric an alert reads, picked
 by namespace and name); and, confined to its namespace, a check there and one pointing outside.
 No probe or test packet is addressed outside the cluster's own addresses.
@@ -368,18 +368,16 @@ def test_a_deny_all_policy_is_named_as_the_cause_or_as_not_enforced(
     assert status["analysis"]["result"] == "Blocked", status["analysis"]
     named = [i for i in status["issues"] if i["type"] == "NetworkPolicy"
              and ("NetworkPolicy", GUARD_POLICY) in context(i)]  # fmt: skip
-    assert named and named[0]["severity"] == "Error", status["issues"]
-    assert "denies ingress" in named[0]["message"]
+    assert named and "denies ingress" in named[0]["message"], status["issues"]
     if policy_enforcement == Enforcement.ENFORCED:
         assert status["connectionStatus"] == "Unreachable", status
+        assert named[0]["severity"] == "Error", named[0]
     else:
         # The CNI does not enforce NetworkPolicy (the canary connected through a deny-all):
-        # the connection works and the static verdict still names the policy that would deny it.
-        # TODO(policy-not-enforced finding): once the diagnosis issue adds the dedicated
-        # "NetworkPolicy not enforced" finding, assert it here (it names GUARD_POLICY and says
-        # the connection succeeded although the policy denies it) instead of this pair.
+        # the connection works, and the policy that would deny it is named as not enforced.
         assert status["connectionStatus"] == "Reachable", status
-        assert not any(key == "probe" for key, _ in context(named[0])), named[0]
+        assert named[0]["severity"] == "Warning", named[0]
+        assert "not enforced on this path" in named[0]["message"], named[0]
 
 
 def test_a_node_to_an_address_blackholed_on_it_is_unreachable_and_the_route_named(

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from hopscope_policy import (
+    ICMP,
     Direction,
     Flow,
     L4Protocol,
@@ -353,3 +354,34 @@ def test_selectors_print_as_kubectl_label_queries(selector: Selector, text: str)
 )
 def test_requirements(requirement: Requirement, labels: dict[str, str], matches: bool) -> None:
     assert requirement.matches(labels) is matches
+
+
+# ---- ICMP: no port, so only a rule without ports admits it ----------------------------------
+
+
+def ping(src: str, dst: str) -> Flow:
+    return Flow(PodRef.parse(src), PodRef.parse(dst), 0, ICMP)
+
+
+def test_a_ping_into_an_isolated_pod_is_denied_by_a_rule_with_ports():
+    verdict = index(DENY_Y, Y_B_FROM_Y_B_HTTP).evaluate(ping("z/b", "y/b"))
+    assert not verdict.ingress.allowed
+    assert str(verdict.flow) == "z/b -> y/b ICMP"
+    assert verdict.ingress.policies == ("y/allow-b", "y/deny-all")
+    # The peer would match a rule naming its namespace; its ports never match ICMP.
+    same_ns = index(DENY_Y, Y_B_FROM_Y_B_HTTP.replace("ns: y", "ns: z"))
+    missed = same_ns.evaluate(ping("z/b", "y/b")).ingress
+    assert not missed.allowed
+    assert missed.nearest_miss is not None and missed.nearest_miss.missed == ("port",)
+    assert "the flow is ICMP" in missed.nearest_miss.detail
+
+
+def test_a_rule_without_ports_admits_a_ping_from_its_peers_only():
+    any_port = netpol(
+        "y",
+        "from-z",
+        "{podSelector: {}, ingress: [{from: [{namespaceSelector: {matchLabels: {ns: z}}}]}]}",
+    )
+    policies = index(DENY_Y, any_port)
+    assert policies.evaluate(ping("z/b", "y/b")).allowed
+    assert not policies.evaluate(ping("x/a", "y/b")).allowed

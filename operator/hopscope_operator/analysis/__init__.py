@@ -34,7 +34,13 @@ from hopscope_operator.analysis.inputs import (
     ready_endpoints,
     selected_pods,
 )
-from hopscope_operator.analysis.merge import destination_hop_id, is_silent_drop, merge, once
+from hopscope_operator.analysis.merge import (
+    destination_hop_id,
+    is_silent_drop,
+    merge,
+    once,
+    reconciled,
+)
 from hopscope_operator.analysis.policies import POLICY_KEY
 from hopscope_operator.api import Analysis, AnalysisResult, ConnectivityCheck
 from hopscope_operator.names import DNS_NAMESPACE
@@ -62,6 +68,7 @@ __all__ = [
     "is_silent_drop",
     "merge",
     "ready_endpoints",
+    "reconciled",
     "selected_pods",
     "unknown",
 ]

@@ -27,7 +27,7 @@ DNS_PORT = 53
 
 
 def needs_dns(inp: AnalysisInput) -> bool:
-    kind = inp.target_kind
+    kind = inp.spelling  # a Service's ClusterIP or a pod's IP needs no lookup
     if kind in ("fqdn", "service"):
         return True
     if kind == "uri":

@@ -17,7 +17,13 @@ from functools import cached_property, partial
 from typing import Any, Literal
 
 from hopscope_operator.api import ConnectivityCheck, ConnectivityCheckSpec
-from hopscope_operator.resolved import L4, ResolvedDestination, ResolvedSource, is_ready
+from hopscope_operator.resolved import (
+    L4,
+    ObjectKey,
+    ResolvedDestination,
+    ResolvedSource,
+    is_ready,
+)
 from hopscope_policy import (
     FieldError,
     Pod,
@@ -140,12 +146,38 @@ class AnalysisInput:
         return self.destination.port or DEFAULT_PORTS.get(self.spec.protocol)
 
     @cached_property
-    def target_kind(self) -> str:
+    def spelling(self) -> str:
+        """How the check names its destination: pod, service, node, fqdn, uri or ip."""
         dest = self.spec.destination
         for kind in ("pod", "service", "node", "fqdn", "uri", "ip"):
             if getattr(dest, kind) is not None:
                 return kind
         return "ip"
+
+    @cached_property
+    def service_key(self) -> ObjectKey | None:
+        """The Service the destination names however spelled (a ClusterIP, a DNS name, a URI:
+        see controller/identify.py), else the one the spec names."""
+        ref = self.spec.destination.service
+        spec = (ref.namespace or self.namespace, ref.name) if ref else None
+        return self.destination.service or spec
+
+    @cached_property
+    def pod_key(self) -> ObjectKey | None:
+        """The pod the destination names however spelled (its IP, its DNS names), else the
+        one the spec names."""
+        ref = self.spec.destination.pod
+        spec = (ref.namespace or self.namespace, ref.name) if ref else None
+        return self.destination.pod or spec
+
+    @cached_property
+    def target_kind(self) -> str:
+        """What the destination is: "service" or "pod" when it names one, else its spelling."""
+        if self.service_key is not None:
+            return "service"
+        if self.pod_key is not None:
+            return "pod"
+        return self.spelling
 
     def unreadable(self, *parts: str) -> bool:
         """Whether any of these parts could not be read."""
@@ -153,10 +185,7 @@ class AnalysisInput:
 
     def destination_pod(self) -> Manifest | None:
         """The destination pod's manifest, for a pod destination the snapshot holds."""
-        ref = self.spec.destination.pod
-        if ref is None:
-            return None
-        return self.pods.get((ref.namespace or self.namespace, ref.name))
+        return None if self.pod_key is None else self.pods.get(self.pod_key)
 
     def issue(
         self,

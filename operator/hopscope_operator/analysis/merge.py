@@ -5,6 +5,11 @@ then static analysis' not yet there (each once by type and message). A probe sil
 recognised by its machine-readable cause `IssueCause.SILENT_DROP`, never by its words — that a
 blocking NetworkPolicy finding (an Error naming a policy under POLICY_KEY) explains becomes
 that one NetworkPolicy issue, the probe's evidence kept in its context.
+
+Where the two disagree the merge says what that means, not both (`reconciled`): a probe that
+reached the destination through a path a policy should block means the policy is not enforced
+there (a Warning, not "add a rule"); an unreachable destination the configuration allows means
+the fault is in the data plane, at the hop the probe found.
 """
 
 from __future__ import annotations
@@ -12,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from hopscope_operator.analysis.policies import POLICY_KEY
-from hopscope_operator.api import Analysis
+from hopscope_operator.api import Analysis, AnalysisResult
 from hopscope_probe.models import (
+    ConnectionStatus,
     ContextItem,
     Hop,
     HopType,
@@ -48,10 +54,72 @@ def _is_denial(issue: Issue) -> bool:
     )
 
 
+REACHED = (ConnectionStatus.REACHABLE, ConnectionStatus.DEGRADED)
+
+
+def reconciled(analysis: Analysis | None, connection: ConnectionStatus) -> Analysis | None:
+    """The analysis as the run's outcome reads it: a blocking policy on a path the probe got
+    through is not enforced there."""
+    if analysis is None or connection not in REACHED:
+        return analysis
+    issues = [not_enforced(i) if _is_denial(i) else i for i in analysis.issues]
+    return analysis.model_copy(update={"issues": issues})
+
+
+def not_enforced(denial: Issue) -> Issue:
+    policies = ", ".join(c.value for c in denial.context if c.key == POLICY_KEY)
+    return denial.model_copy(
+        update={
+            "severity": Severity.WARNING,
+            "message": f"NetworkPolicy {policies} should block this flow, yet the probe reached"
+            " the destination: the policy is not enforced on this path (the network plugin"
+            f" does not implement NetworkPolicy, or has not programmed it yet). {denial.message}",
+            "hint": "Check that the cluster's network plugin enforces NetworkPolicy (some, such"
+            " as flannel alone, ignore it) and that its agent runs on both ends' nodes; a policy"
+            " applied moments ago may not be programmed yet, so run the check again. Until"
+            " then the policy does not protect this path.",
+            "context": [*denial.context, ContextItem(key="probe", value="reached the destination")],
+        }
+    )
+
+
+def in_the_data_plane(issues: list[Issue], hops: Sequence[Hop]) -> list[Issue]:
+    """The probe's findings on a flow the configuration allows: its main one (the first
+    Error, else the first) says the fault is in the data plane, at the hop it found."""
+    main = next((i for i, issue in enumerate(issues) if issue.severity == Severity.ERROR), 0)
+    hop = (issues[main].hop_id if issues else None) or _last_hop_id(hops)
+    at = f" at hop {hop}" if hop else ""
+    allowed = "the cluster's configuration (NetworkPolicies, Services, cluster DNS) allows"
+    what = f"Static analysis finds {allowed} this flow, so the fault is in the data plane{at}"
+    if not issues:
+        return [
+            Issue(
+                type=IssueType.ROUTING,
+                severity=Severity.ERROR,
+                origin=Origin.OUTBOUND,
+                hop_id=hop,
+                message=f"the destination is unreachable although {allowed} this flow: the"
+                f" fault is in the data plane{at}",
+                hint="Look at the path from there on: node firewalls (iptables, nftables), the"
+                " network plugin's routes and tunnels, cloud security groups.",
+            )
+        ]
+    issue = issues[main]
+    note = ContextItem(key="analysis", value=AnalysisResult.ALLOWED.value)
+    issues[main] = issue.model_copy(
+        update={"hint": f"{what}: {issue.hint}", "context": [*issue.context, note]}
+    )
+    return issues
+
+
 def merge(
-    probe_issues: Sequence[Issue], analysis: Analysis | None, hops: Sequence[Hop] = ()
+    probe_issues: Sequence[Issue],
+    analysis: Analysis | None,
+    hops: Sequence[Hop] = (),
+    connection: ConnectionStatus | None = None,
 ) -> list[Issue]:
-    """The probe's findings, then static analysis' (each once by type and message).
+    """The probe's findings, then static analysis' (each once by type and message), as
+    `connection` (the run's outcome) reads them: see the module's docstring.
 
     A probe silent drop that a NetworkPolicy denial explains becomes that one NetworkPolicy
     issue, with the probe's evidence kept in its context (keys prefixed `probe.`): an ingress
@@ -62,6 +130,11 @@ def merge(
     issues = list(probe_issues)
     if analysis is None:
         return issues
+    if connection is not None:
+        analysis = reconciled(analysis, connection)
+        assert analysis is not None
+    if connection == ConnectionStatus.UNREACHABLE and analysis.result == AnalysisResult.ALLOWED:
+        issues = in_the_data_plane(issues, hops)
     dest_id, last_id = destination_hop_id(hops), _last_hop_id(hops)
     ends = {hop for hop in (dest_id, last_id) if hop is not None}
     used: set[int] = set()

@@ -29,14 +29,17 @@ from hopscope_operator.analysis.inputs import (
 )
 from hopscope_operator.analysis.services import endpoint_pods, pod_port, service_port
 from hopscope_policy import (
+    ICMP,
     DirectionVerdict,
     Flow,
+    FlowProtocol,
     L4Protocol,
     PodRef,
     PolicyIndex,
     Verdict,
 )
 from hopscope_probe.models import ContextItem, IssueType, Origin, Severity
+from hopscope_probe.models import Protocol as WireProtocol
 from hopscope_probe.target import is_ip
 
 POLICY_KEY = "NetworkPolicy"  # the context key naming a policy, as the architecture shows it
@@ -67,7 +70,10 @@ def rules(inp: AnalysisInput) -> Findings:
     found = NOTHING
     if inp.l4 is not None and inp.port is not None:
         proto = L4Protocol(inp.l4)
-        found += report(inp, index, origin, flow_targets(inp), proto, dns=False)
+        found += report(inp, index, origin, flow_targets(inp, inp.port), proto, dns=False)
+    elif inp.spec.protocol == WireProtocol.ICMP:
+        # No port: only a rule without ports admits it into an isolated pod.
+        found += report(inp, index, origin, flow_targets(inp, 0), ICMP, dns=False)
     if queries_cluster_dns(inp) and snap.dns_service is not None:
         for proto in (L4Protocol.UDP, L4Protocol.TCP):
             found += report(inp, index, origin, dns_targets(inp, proto), proto, dns=True)
@@ -85,14 +91,11 @@ def flow_source(
     return ipaddress.ip_address(src.address) if src.address else None
 
 
-def flow_targets(inp: AnalysisInput) -> list[Target]:
+def flow_targets(inp: AnalysisInput, port: int) -> list[Target]:
     kind = inp.target_kind
-    port = inp.port
-    assert port is not None
     if kind == "pod":
-        ref = inp.spec.destination.pod
-        assert ref is not None
-        pod = (ref.namespace or inp.namespace, ref.name)
+        pod = inp.pod_key
+        assert pod is not None
         return [(PodRef(*pod), port)] if pod in inp.pods else []
     if kind == "service":
         return service_targets(inp, port)
@@ -143,7 +146,7 @@ def report(
     index: PolicyIndex,
     origin: Any,
     targets: list[Target],
-    proto: L4Protocol,
+    proto: FlowProtocol,
     *,
     dns: bool,
 ) -> Findings:
@@ -161,7 +164,7 @@ def denial(
     direction: Literal["egress", "ingress"],
     denied: list[Verdict],
     total: int,
-    proto: L4Protocol,
+    proto: FlowProtocol,
     *,
     dns: bool,
 ) -> Findings:
@@ -169,14 +172,18 @@ def denial(
     side: DirectionVerdict = getattr(first, direction)
     policies = sorted({name for v in denied for name in getattr(v, direction).policies})
     flow = first.flow
-    what = f"DNS queries ({proto}/{flow.port}) from" if dns else "traffic from"
+    what = f"DNS queries ({flow.service}) from" if dns else "traffic from"
+    if proto == ICMP:
+        what = "ICMP (ping) from"
+    # A policy cannot name ICMP: only a rule without ports (every protocol) admits a ping.
+    asks = flow.service if proto != ICMP else "every protocol (a rule without ports: ICMP)"
     dest = first.destination
     if total > 1:
         share = "all" if len(denied) == total else f"{len(denied)} of"
         dest = f"{share} {total} {'DNS pods' if dns else 'endpoints'}, e.g. {dest}"
     if direction == "egress":
         message = f"NetworkPolicy denies egress of {what} {first.source} to {dest}"
-        peer_hint = f"{flow.destination} on {proto}/{flow.port}"
+        peer_hint = f"{flow.destination} on {asks}"
         hint = (
             f"Add an egress rule to {policies[0]} (or another policy selecting"
             f" {first.source}) that allows {peer_hint}"
@@ -186,7 +193,7 @@ def denial(
         message = f"NetworkPolicy denies ingress of {what} {first.source} into {dest}"
         hint = (
             f"Add an ingress rule to {policies[0]} (or another policy selecting"
-            f" {first.destination}) that allows {first.source} on {proto}/{flow.port}"
+            f" {first.destination}) that allows {first.source} on {asks}"
         )
         origin, where = Origin.INBOUND, "destination"
     if dns:

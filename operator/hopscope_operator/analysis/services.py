@@ -38,8 +38,9 @@ from hopscope_probe.models import ContextItem, IssueType, Severity
 def requested_port(inp: AnalysisInput, svc: Mapping[str, Any]) -> int | None:
     """The Service port the probe asks for: on a ClusterIP its own port (the protocol's
     default when the check names none); on a headless Service only a port the check names,
-    else the probe goes to the pods on its own port (resolve's rule)."""
-    if svc.get("clusterIP") == "None":
+    else the probe goes to the pods on its own port (resolve's rule). A Service spelled
+    otherwise (a DNS name, a URI) is asked on the port the probe connects to."""
+    if svc.get("clusterIP") == "None" and inp.spelling == "service":
         return inp.spec.destination.port
     return inp.port
 
@@ -74,9 +75,9 @@ def endpoint_pods(inp: AnalysisInput, svc: Manifest, slices: Sequence[Manifest])
 
 
 def service_ref(inp: AnalysisInput) -> str:
-    ref = inp.spec.destination.service
-    assert ref is not None
-    return f"{ref.namespace or inp.namespace}/{ref.name}"
+    named = inp.service_key
+    assert named is not None
+    return "/".join(named)
 
 
 # ---- the rules ----------------------------------------------------------------------------------
@@ -223,15 +224,20 @@ def port_protocol(inp: AnalysisInput, spec: Mapping[str, Any], described: str) -
             evidence(port=requested, serviceProtocol=theirs, checkProtocol=inp.l4),
         )
         return Findings(found.issues, service_failed=True)
-    if inp.spec.destination.port is None:
-        # Resolve refuses a port the check names and the Service lacks, not a default one.
+    if inp.spec.destination.port is None or inp.spelling != "service":
+        # Resolve refuses a port a `service:` check names and the Service lacks, not a
+        # default one, nor one asked of the Service by another spelling.
+        why = (
+            "the port the probe connects to"
+            if inp.destination.port is not None
+            else f"the {inp.spec.protocol} default the probe uses as the check names no port"
+        )
         found = inp.issue(
             IssueType.SERVICE_ENDPOINTS,
             Severity.ERROR,
             "destination",
-            f"{described} has no {inp.l4} port {requested}, the {inp.spec.protocol}"
-            " default the probe uses as the check names no port",
-            "Name one of the Service's ports in the check's destination.port, or add a"
+            f"{described} has no {inp.l4} port {requested}, {why}",
+            "Name one of the Service's ports in the check's destination, or add a"
             f" {inp.l4} port {requested} to the Service.",
             evidence(port=requested, checkProtocol=inp.l4),
         )

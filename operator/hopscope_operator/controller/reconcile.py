@@ -43,6 +43,7 @@ from hopscope_operator.controller.collect import (
     seconds_since_ended,
 )
 from hopscope_operator.controller.collect import pod_outcome as outcome_of
+from hopscope_operator.controller.identify import identify
 from hopscope_operator.controller.listing import CheckLister
 from hopscope_operator.controller.metrics import CheckLabels, Metrics
 from hopscope_operator.controller.plan import (
@@ -570,6 +571,10 @@ class Reconciler:
             if not destination.addresses and result.destination.addresses:
                 # A name the probe resolved: its addresses let policies' ipBlocks be judged.
                 destination = replace(destination, addresses=list(result.destination.addresses))
+            try:
+                destination = identify(model, source, destination, self.view)
+            except ApiError as exc:  # a refused list: which object it names is unknown
+                return unknown_analysis(f"could not tell what the destination names: {exc}")
             snapshot = self._snapshots.snapshot(model, source, destination)
             return analyse(
                 model,

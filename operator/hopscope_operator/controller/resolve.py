@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -217,7 +218,8 @@ def resolve_destination(check: ConnectivityCheck, view: ClusterView) -> Resolved
     if target.pod is not None:
         return _pod_destination(target.pod, namespace, target.port, preferred, view)
     if target.service is not None:
-        return _service_destination(target.service, namespace, spec, view)
+        named = (target.service.namespace or namespace, target.service.name)
+        return replace(_service_destination(target.service, namespace, spec, view), service=named)
     if target.node is not None:
         node = view.node(target.node.name)
         if node is None:
@@ -245,7 +247,9 @@ def _pod_destination(
     if not addresses:
         phase = pod.get("status", {}).get("phase", "Pending")
         raise DestinationNotFound(f"pod {ns}/{ref.name} has no IP ({phase})")
-    return ResolvedDestination(addresses[0], port, f"pod {ns}/{ref.name}", addresses)
+    return ResolvedDestination(
+        addresses[0], port, f"pod {ns}/{ref.name}", addresses, pod=(ns, ref.name)
+    )
 
 
 def _uri_destination(uri: str) -> ResolvedDestination:

@@ -81,7 +81,6 @@ class SnapshotReader:
     ) -> a.Snapshot:
         unreadable: dict[str, str] = {}
         pods: dict[tuple[str, str], Object] = {}
-        namespace = str(check.metadata.get("namespace", "default"))
         target = check.spec.destination
 
         def attempt(part: str, read: Callable[[], T], default: T) -> T:
@@ -105,26 +104,24 @@ class SnapshotReader:
 
         if source.pod_namespace and source.pod_name:
             pod(source.pod_namespace, source.pod_name)
-        if target.pod is not None:
-            pod(target.pod.namespace or namespace, target.pod.name)
+        if destination.pod is not None:
+            pod(*destination.pod)
 
         service, service_slices = None, []
-        if target.service is not None:
-            ns = target.service.namespace or namespace
-            service = attempt(a.SERVICE, lambda: self._get(SERVICES, ns, target.service.name), None)
+        if destination.service is not None:
+            ns, name = destination.service
+            service = attempt(a.SERVICE, lambda: self._get(SERVICES, ns, name), None)
             if service is not None:
                 service_slices = attempt(
                     a.ENDPOINT_SLICES,
-                    lambda: self.api.list(
-                        ENDPOINT_SLICES, ns, {SERVICE_NAME_LABEL: target.service.name}
-                    ),
+                    lambda: self.api.list(ENDPOINT_SLICES, ns, {SERVICE_NAME_LABEL: name}),
                     [],
                 )
                 add_pods(attempt(a.PODS, lambda: self._selected(service), []))
                 for _, ref in a.ready_endpoints(service_slices):
                     if ref is not None and self._readable(ref[0]):
                         pod(*ref)
-        elif target.pod is None and destination.addresses:
+        elif destination.pod is None and destination.addresses:
             # A bare address may be a pod's: find it among all pods (listed once per tick).
             wanted = set(destination.addresses)
             every = attempt(

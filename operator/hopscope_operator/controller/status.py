@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from hopscope_operator.analysis import merge
+from hopscope_operator.analysis import merge, reconciled
 from hopscope_operator.api import (
     Analysis,
     Condition,
@@ -134,9 +134,16 @@ def _without(conditions: list[Condition], *kinds: ConditionType) -> list[Conditi
     return [c for c in conditions if c.type not in kinds]
 
 
-def _merged_issues(result: ProbeResult, analysis: Analysis | None) -> list[Issue]:
-    """The probe's findings, then static analysis' (each once; see `analysis.merge`)."""
-    return merge(result.issues, analysis, result.hops)
+def run_event(connection: ConnectionStatus, line: str, issues: list[Issue]) -> Event:
+    """The run's Event: a Warning whenever an issue is an Error (a Reachable run with a
+    broken endpoint or DNS is no Normal news), naming that issue."""
+    kind, reason = RUN_EVENT[connection]
+    error = next((issue for issue in issues if issue.severity == Severity.ERROR), None)
+    if error is not None:
+        kind = "Warning"
+        if error.message not in line:
+            line += f"; {error.type}: {error.message}"
+    return Event(kind, reason, _clip(line, EVENT_MESSAGE_LIMIT))
 
 
 def _fields(previous: ConnectivityCheckStatus | None) -> dict[str, Any]:
@@ -175,8 +182,11 @@ def next_status(
     line = summary(result, failure)
     conditions = _without(previous.conditions if previous else [], *ABNORMAL)  # a run is done
     events: list[Event] = []
+    # Where the probe and the analysis disagree, the issues say what that means (see merge).
+    analysis = reconciled(analysis, connection)
+    issues = merge(result.issues, analysis, result.hops, connection)
     if _is_news(previous, connection, generation):
-        events.append(Event(*RUN_EVENT[connection], _clip(line, EVENT_MESSAGE_LIMIT)))
+        events.append(run_event(connection, line, issues))
 
     conditions, ready = set_condition(
         conditions,
@@ -226,7 +236,7 @@ def next_status(
             ),
             "destination": {"addresses": addresses},
             **result.findings(),
-            "issues": _merged_issues(result, analysis),
+            "issues": issues,
             "path_fingerprint": fingerprint,
             "analysis": analysis,
             "conditions": conditions,

@@ -52,7 +52,7 @@ RULES = (
     Rule(GROUP, (ConnectivityCheck.plural,), ("get", "list", "watch"), "read and watch checks"),
     Rule(GROUP, (f"{ConnectivityCheck.plural}/status",), ("patch",), "write results"),
     Rule("", ("pods",), ("get", "list", "watch"), "resolve pod sources and destinations"),
-    Rule("", ("services",), ("get",), "resolve Service destinations"),
+    Rule("", ("services",), ("get", "list"), "Service destinations, by name or ClusterIP"),
     Rule("discovery.k8s.io", ("endpointslices",), ("list",), "a Service's ready endpoints"),
     Rule("apps", ("deployments", "statefulsets", "daemonsets"), ("get",), "workload sources"),
     Rule("networking.k8s.io", ("networkpolicies",), ("list",), "which policy blocks a flow"),
