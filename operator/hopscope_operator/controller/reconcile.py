@@ -309,7 +309,9 @@ class Reconciler:
         """The probe pods to create for the checks that are due, within the caps, and what
         each run resolved to."""
         due_items, riders, resolved = self._due_items(checks, flight.checks, now, report)
-        planned = group_by_node(due_items, self.settings.caps, flight.pods_per_node)
+        planned = group_by_node(
+            due_items, self.settings.caps, flight.pods_per_node, frozenset(riders)
+        )
         report.deferred = sum(item.id not in riders for item in planned.deferred)
         return planned, resolved
 
@@ -334,6 +336,7 @@ class Reconciler:
                     settings=self.settings.probe_pod,
                     pull_policy=self.settings.pull_policy,
                     sources={item.id: resolved[item.id].source for item in batch.items},
+                    budget=self.settings.caps.check_budget_seconds,
                 )
                 self.api.create(PODS, self.settings.namespace, pod)
                 report.created += 1
