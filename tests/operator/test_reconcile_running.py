@@ -1,13 +1,18 @@
-"""Results taken as they finish: a probe pod's log is read while it still runs, each check's
+"""One check cannot hold its node's probe pod, and the checks beside it, for long.
+
+Results are taken as they finish: a probe pod's log is read while it still runs, each check's
 result is written as soon as its line is there (not when the slowest check of the batch ends),
-each run is written once however often the log is read, and the pod goes once all are in."""
+each run is written once however often the log is read, and the pod goes once all are in. A
+node's pods take its namespaces in turn, and each check runs within the operator's budget."""
 
 from __future__ import annotations
 
 from collections import Counter
 
-from hopscope_operator.cluster import PODS, Object
+from hopscope_operator.api import API_VERSION, KIND
+from hopscope_operator.cluster import CHECKS, PODS, Object
 from hopscope_operator.controller.metrics import Metrics
+from hopscope_operator.controller.plan import STARTUP_SECONDS, Caps
 from hopscope_operator.controller.reconcile import Reconciler, Settings
 from hopscope_probe.batch import BatchOutput
 from hopscope_probe.models import ProbeResult
@@ -114,3 +119,51 @@ def test_a_running_pods_log_is_read_as_the_api_server_serves_it(api, clock):
         assert reconciler.tick().collected == 1
     assert check(api, "fast")["status"]["connectionStatus"] == "Reachable"
     assert api.objects(PODS, PROBES)
+
+
+def node_check(api: FakeApi, namespace: str, name: str) -> None:
+    body = {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": name},
+        "spec": {
+            "source": {"node": {"name": "worker-1"}},
+            "destination": {"ip": "10.96.0.20", "port": 5432},
+        },
+    }
+    api.create(CHECKS, namespace, body)
+
+
+def test_a_namespace_with_two_checks_is_not_queued_behind_anothers_two_hundred(api, clock):
+    # One pod per node, 50 checks per pod: the 200 checks of "alpha" (listed first) once
+    # filled four pods in a row, one at a time, before "beta"'s two ran.
+    for index in range(200):
+        node_check(api, "alpha", f"c{index:03}")
+    node_check(api, "beta", "b0")
+    node_check(api, "beta", "b1")
+    report = make_reconciler(api, clock).tick()
+    assert (report.created, report.deferred) == (1, 152)
+    [pod] = probe_pods(api)
+    ids = [item.id for item in batch_of(pod).checks]
+    assert {"beta/b0/1", "beta/b1/1"} <= set(ids)
+    assert ids[:2] == ["alpha/c000/1", "beta/b0/1"]
+
+
+def test_the_operators_per_check_budget_bounds_each_check_and_the_pods_deadline(api, clock):
+    source_pod(api)
+    # The issue's check: 100 probes of 60 s after a 64-hop sweep (a fixed source port runs
+    # them one after another): its pod's deadline was 10,020 s.
+    apply_check(
+        api,
+        probes={"count": 100, "timeoutSeconds": 60},
+        path={"maxHops": 64},
+        sourcePort=40000,
+    )
+    settings = Settings(
+        namespace=PROBES, image="hopscope-probe:test", caps=Caps(check_budget_seconds=300)
+    )
+    Reconciler(api, Metrics(), settings, clock).tick()
+    [pod] = probe_pods(api)
+    [item] = batch_of(pod).checks
+    assert item.budget_seconds == 300
+    assert pod["spec"]["activeDeadlineSeconds"] == STARTUP_SECONDS + 302  # 302/4 + 3/4 * 302
