@@ -48,10 +48,14 @@ ENV_PROBE_POD = "HOPSCOPE_PROBE_POD"
 ENV_MAX_PROBE_PODS = "HOPSCOPE_MAX_PROBE_PODS"
 ENV_MAX_PROBE_PODS_PER_NODE = "HOPSCOPE_MAX_PROBE_PODS_PER_NODE"
 ENV_MAX_CHECKS_PER_POD = "HOPSCOPE_MAX_CHECKS_PER_POD"
+ENV_CHECK_BUDGET_SECONDS = "HOPSCOPE_CHECK_BUDGET_SECONDS"
 ENV_TICK_SECONDS = "HOPSCOPE_TICK_SECONDS"
 ENV_METRICS_PORT = "HOPSCOPE_METRICS_PORT"
 ENV_HEALTH_PORT = "HOPSCOPE_HEALTH_PORT"
 DEFAULT_MAX_PROBE_PODS = 100  # probe pods in flight across the cluster
 DEFAULT_MAX_PROBE_PODS_PER_NODE = 1  # probe pods in flight on one node
 DEFAULT_MAX_CHECKS_PER_POD = 50  # keeps HOPSCOPE_BATCH and one pod's run time bounded
+# How long one check may run in a probe pod: it is killed past it (its result says so), so one
+# check of 100 probes x 60 s cannot hold its node's probe slot, and its neighbours, for hours.
+DEFAULT_CHECK_BUDGET_SECONDS = 120
 DEFAULT_TICK_SECONDS = 5  # how often the tick runs

@@ -3,16 +3,21 @@
 The operator puts the batch in the pod's `HOPSCOPE_BATCH` environment variable; each check runs
 in its own child process (a network namespace is entered per process, and one check's crash
 cannot take the others' results with it), a few at a time, and each result is printed as one
-JSON line `{"id": ..., "result": ProbeResult}` as soon as it is ready.
+JSON line `{"id": ..., "result": ProbeResult}` as soon as it is ready. A check given a budget
+is killed when it runs past it: its line then says so, and what it was doing.
 """
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Literal, TextIO
@@ -20,12 +25,17 @@ from typing import Literal, TextIO
 from pydantic import Field
 
 from hopscope_probe.models import ProbeRequest, ProbeResult, Schema
-from hopscope_probe.runner import Where, probe_failure, run_in
+from hopscope_probe.runner import Progress, Where, probe_failure, run_in
 
 ENV = "HOPSCOPE_BATCH"
 # Probes mostly wait on timeouts, so more run at once than there are cores; each child holds
 # its own interpreter (~40 MiB), which bounds this on a small probe pod.
 PARALLEL = 4
+BUDGET_HINT = (
+    "Lower probes.count, probes.timeoutSeconds or path.maxHops: the worst case is about"
+    " timeoutSeconds * (count + maxHops + 2). Or raise the operator's per-check budget"
+    " (HOPSCOPE_CHECK_BUDGET_SECONDS)."
+)
 
 
 class PodNetns(Schema):
@@ -36,6 +46,12 @@ class BatchItem(Schema):
     id: str = Field(min_length=1, description="<namespace>/<name>/<generation>")
     netns: Literal["host"] | PodNetns
     request: ProbeRequest
+    budget_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="How long the check may run: past it, its process is killed and its"
+        " result says so. None: no limit.",
+    )
 
 
 class Batch(Schema):
@@ -47,67 +63,114 @@ class BatchOutput(Schema):
     result: ProbeResult
 
 
+Run = Callable[[BatchItem, Progress], str]
+
+
 def where_of(item: BatchItem) -> Where:
     if isinstance(item.netns, PodNetns):
         return Where(pod_uid=item.netns.pod_uid)
     return Where(node=True)
 
 
-def run_item(item: BatchItem) -> str:
+def run_item(item: BatchItem, progress: Progress) -> str:
     """In a child process: enter the item's namespace, probe, return the output line."""
-    result = run_in(item.request, where_of(item))
+    result = run_in(item.request, where_of(item), progress)
     return BatchOutput(id=item.id, result=result).to_json()
 
 
-def run_batch(
-    batch: Batch,
-    out: TextIO,
-    parallel: int = PARALLEL,
-    run: Callable[[BatchItem], str] = run_item,
-) -> None:
+@dataclass
+class Child:
+    """A check's process, and what it last said it was doing (for a budget's verdict)."""
+
+    item: BatchItem
+    process: BaseProcess
+    started: float
+    doing: str = "starting"
+
+    @property
+    def ends_by(self) -> float:
+        budget = self.item.budget_seconds
+        return math.inf if budget is None else self.started + budget
+
+
+def run_batch(batch: Batch, out: TextIO, parallel: int = PARALLEL, run: Run = run_item) -> None:
     # One fresh child per check (a namespace, once entered, stays), forked from a clean
     # forkserver, each with its own pipe: a process pool breaks as a whole when one worker is
     # killed, failing every outstanding check; here a kill costs only its own check.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["hopscope_probe.engine"])
     waiting = list(reversed(batch.checks))
-    running: dict[Connection, tuple[BatchItem, BaseProcess]] = {}
+    running: dict[Connection, Child] = {}
     while waiting or running:
         while waiting and len(running) < parallel:
             item = waiting.pop()
             reader, writer = context.Pipe(duplex=False)
-            child = context.Process(target=send_result, args=(run, item, writer))
-            child.start()
+            process = context.Process(target=send_result, args=(run, item, writer))
+            process.start()
             writer.close()  # the child's end only, so that its death is the reader's EOF
-            running[reader] = (item, child)
-        for reader in wait(list(running)):
-            item, child = running.pop(reader)
-            out.write(collect(item, reader, child) + "\n")
-            out.flush()
+            running[reader] = Child(item, process, time.monotonic())
+        soonest = min(child.ends_by for child in running.values())
+        timeout = None if soonest == math.inf else max(0.0, soonest - time.monotonic())
+        for reader in wait(list(running), timeout):
+            line = receive(running[reader], reader)
+            if line is not None:
+                _write(out, line)
+                del running[reader]
+        for reader, child in list(running.items()):
+            if child.ends_by <= time.monotonic():
+                _write(out, over_budget(child, reader))
+                del running[reader]
 
 
-def send_result(run: Callable[[BatchItem], str], item: BatchItem, writer: Connection) -> None:
-    writer.send(run(item))
+def _write(out: TextIO, line: str) -> None:
+    out.write(line + "\n")
+    out.flush()  # the operator reads a running pod's log: each result is taken as it comes
 
 
-def collect(item: BatchItem, reader: Connection, child: BaseProcess) -> str:
-    """The child's line, or a probe failure naming how it died."""
+def send_result(run: Run, item: BatchItem, writer: Connection) -> None:
+    lock = threading.Lock()  # the engine reports progress from more than one thread
+
+    def send(kind: str, text: str) -> None:
+        with lock:
+            writer.send((kind, text))
+
+    send("result", run(item, lambda message: send("progress", message)))
+
+
+def receive(child: Child, reader: Connection) -> str | None:
+    """The child's line once it is done (or a probe failure naming how it died); None when it
+    only said what it is doing."""
     # Read before joining: a child blocks writing a result larger than the pipe's buffer.
-    line: str | None
     try:
-        line = reader.recv()
+        kind, text = reader.recv()
     except (EOFError, OSError):  # nothing, or cut short: the child died
-        line = None
-    finally:
-        reader.close()
-    child.join()
-    if line is None:
-        failed = probe_failure(item.request, f"probe process failed: {death(child.exitcode)}")
-        line = BatchOutput(id=item.id, result=failed).to_json()
-    return line
+        kind, text = "died", ""
+    if kind == "progress":
+        child.doing = text
+        return None
+    reader.close()
+    child.process.join()
+    if kind == "result":
+        return text
+    failed = probe_failure(child.item.request, f"probe process failed: {death(child.process)}")
+    return BatchOutput(id=child.item.id, result=failed).to_json()
 
 
-def death(exitcode: int | None) -> str:
+def over_budget(child: Child, reader: Connection) -> str:
+    """Kill a check that ran past its budget; its line says so and what it was doing."""
+    child.process.kill()
+    child.process.join()
+    reader.close()
+    message = (
+        f"the check exceeded its budget of {child.item.budget_seconds:g} s and was stopped"
+        f" while {child.doing}"
+    )
+    failed = probe_failure(child.item.request, message, BUDGET_HINT)
+    return BatchOutput(id=child.item.id, result=failed).to_json()
+
+
+def death(process: BaseProcess) -> str:
+    exitcode = process.exitcode
     if exitcode is None or exitcode >= 0:
         return f"exited with code {exitcode} without a result"
     try:

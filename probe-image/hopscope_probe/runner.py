@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from hopscope_probe import netns, podns
 from hopscope_probe.models import Issue, IssueType, Origin, ProbeRequest, ProbeResult, Severity
-from hopscope_probe.target import unknown_result
+from hopscope_probe.target import BadTarget, unknown_result
 
 log = logging.getLogger("hopscope")
 Progress = Callable[[str], None]
@@ -31,7 +31,14 @@ class Where:
     node: bool = False
 
 
-def probe_failure(request: ProbeRequest, message: str) -> ProbeResult:
+PRIVILEGES_HINT = (
+    "The probe could not run: check its privileges (CAP_NET_RAW, CAP_SYS_ADMIN to enter a"
+    " namespace) and that the source still exists."
+)
+REQUEST_HINT = "Fix the check's destination: the probe cannot tell what to connect to."
+
+
+def probe_failure(request: ProbeRequest, message: str, hint: str = PRIVILEGES_HINT) -> ProbeResult:
     return unknown_result(
         request,
         Issue(
@@ -39,8 +46,7 @@ def probe_failure(request: ProbeRequest, message: str) -> ProbeResult:
             severity=Severity.ERROR,
             origin=Origin.LOCAL,
             message=message,
-            hint="The probe could not run: check its privileges (CAP_NET_RAW, CAP_SYS_ADMIN to "
-            "enter a namespace) and that the source still exists.",
+            hint=hint,
         ),
     )
 
@@ -70,6 +76,8 @@ def run_in(
         )
     except netns.NamespaceError as exc:
         return probe_failure(request, str(exc))
+    except BadTarget as exc:
+        return probe_failure(request, f"bad request: {exc}", REQUEST_HINT)
     except Exception as exc:  # a result is never lost: an internal error is an Unknown verdict
         log.warning("probe failed", exc_info=True)
         return probe_failure(request, f"internal error: {type(exc).__name__}: {exc}")

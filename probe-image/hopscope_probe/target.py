@@ -20,13 +20,22 @@ from hopscope_probe.models import (
 DEFAULT_PORTS = {Protocol.HTTP: 80, Protocol.HTTPS: 443, Protocol.DNS: 53}
 
 
+class BadTarget(ValueError):
+    """A request the model admits but that names no target (a URI that does not parse)."""
+
+
 def target_of(request: ProbeRequest) -> tuple[str, int | None]:
-    """The host and port a request aims at (a URI wins over host/port)."""
+    """The host and port a request aims at (a URI wins over host/port); BadTarget says why
+    there is none."""
     if request.uri:
-        parts = urlsplit(request.uri)
+        try:
+            parts = urlsplit(request.uri)
+            port = parts.port  # parsed lazily: "http://h:99999" fails only here
+        except ValueError as exc:
+            raise BadTarget(f"uri {request.uri!r} is malformed: {exc}") from None
         if not parts.hostname:
-            raise ValueError(f"uri {request.uri!r} has no host")
-        return parts.hostname, parts.port or DEFAULT_PORTS.get(request.protocol)
+            raise BadTarget(f"uri {request.uri!r} has no host")
+        return parts.hostname, port or DEFAULT_PORTS.get(request.protocol)
     return request.host, request.port or DEFAULT_PORTS.get(request.protocol)
 
 
@@ -58,8 +67,12 @@ def is_ip(host: str) -> bool:
 
 
 def unknown_result(request: ProbeRequest, reason: Issue) -> ProbeResult:
-    """The result when the probe could not run at all (bad namespace, no privileges)."""
-    host, port = target_of(request)
+    """The result when the probe could not run at all (bad namespace, no privileges, a URI
+    that does not parse: then the request's host and port name the destination)."""
+    try:
+        host, port = target_of(request)
+    except BadTarget:
+        host, port = request.host, request.port
     return ProbeResult(
         connection_status=ConnectionStatus.UNKNOWN,
         protocol=request.protocol,

@@ -265,7 +265,7 @@ STUCK_PODS = [
             "containerStatuses": [terminated(137, "Error")],
         },
         FailureReason.DEADLINE_EXCEEDED,
-        "probe pod ran past its activeDeadlineSeconds (276 s) on node worker-1",
+        "probe pod ran past its activeDeadlineSeconds (171 s) on node worker-1",  # 3 x 72 s
     ),
     (
         "evicted",

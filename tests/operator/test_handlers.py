@@ -53,9 +53,14 @@ def test_defaults_and_overrides_come_from_the_environment():
     assert config.settings.caps == Caps()
     assert config.settings.namespace == "hopscope-system"
     config = handlers.Config.from_env(
-        {"HOPSCOPE_MAX_PROBE_PODS": "7", "HOPSCOPE_PROBE_IMAGE": "registry/probe:1"}
+        {
+            "HOPSCOPE_MAX_PROBE_PODS": "7",
+            "HOPSCOPE_PROBE_IMAGE": "registry/probe:1",
+            "HOPSCOPE_CHECK_BUDGET_SECONDS": "300",
+        }
     )
     assert config.settings.caps.max_pods == 7
+    assert config.settings.caps.check_budget_seconds == 300
     assert config.settings.image == "registry/probe:1"
 
 

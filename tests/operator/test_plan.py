@@ -4,6 +4,7 @@ the batch contract the probe reads, and grouping under the caps."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -17,6 +18,7 @@ from hopscope_operator.controller.plan import (
     BatchItem,
     Caps,
     batch_env,
+    budget_seconds,
     deadline_seconds,
     group_by_node,
     label_value,
@@ -259,15 +261,30 @@ def test_a_pod_needs_a_check() -> None:
 # ---- deadline -------------------------------------------------------------------------------
 
 
-def test_deadline_is_startup_plus_each_checks_worst_case() -> None:
+def test_each_check_gets_its_worst_case_as_budget_clamped_to_the_cap() -> None:
     traced = item(count=10, timeout_seconds=2, max_hops=30)  # 2 * (2 + 10 + 30) = 84
     untraced = item(count=4, timeout_seconds=0.5, path_mode=PathMode.NEVER)  # 0.5 * 6 = 3
     on_failure = item(count=1, timeout_seconds=1.2, max_hops=5, path_mode=PathMode.ON_FAILURE)
-    assert deadline_seconds([traced]) == STARTUP_SECONDS + 84
-    assert deadline_seconds([untraced]) == STARTUP_SECONDS + 3
-    assert deadline_seconds([on_failure]) == STARTUP_SECONDS + 10  # ceil(1.2 * 8)
-    both = [traced, untraced]
-    assert pod_for(both)["spec"]["activeDeadlineSeconds"] == STARTUP_SECONDS + 87
+    # The issue's check: 100 probes of 60 s and a 64-hop sweep, 60 * 166 s = 2.8 hours.
+    huge = item(count=100, timeout_seconds=60, max_hops=64, source_port=40000)
+    items = [traced, untraced, on_failure, huge]
+    checks = wire.Batch.model_validate_json(container(pod_for(items))["env"][0]["value"]).checks
+    assert [check.budget_seconds for check in checks] == [84, 3, 10, 120]  # ceil(1.2 * 8)
+    assert budget_seconds(huge.request, cap=600) == 600
+
+
+def test_deadline_is_derived_from_the_budgets_in_the_batch() -> None:
+    # Four slots; each check killed at its budget (+2 s to fork and kill it): the last check
+    # starts by sum/4 and runs at most the longest, sum/4 + 3/4 * max.
+    huge = item(count=100, timeout_seconds=60, max_hops=64, source_port=40000)
+    assert deadline_seconds([huge]) == STARTUP_SECONDS + 122  # was 60 + 9960: 2.8 hours
+    assert pod_for([huge])["spec"]["activeDeadlineSeconds"] == STARTUP_SECONDS + 122
+    fifty = [item(f"shop/c{i}", count=100, timeout_seconds=60) for i in range(50)]
+    assert deadline_seconds(fifty) == STARTUP_SECONDS + math.ceil(50 * 122 / 4 + 0.75 * 122)
+    untraced = item(count=4, timeout_seconds=0.5, path_mode=PathMode.NEVER)  # 3 s
+    assert deadline_seconds([untraced]) == STARTUP_SECONDS + math.ceil(5 / 4 + 0.75 * 5)
+    small_cap = probe_pod("w", [huge], image=IMAGE, namespace="h", tick=1, budget=30)
+    assert small_cap["spec"]["activeDeadlineSeconds"] == STARTUP_SECONDS + 32
 
 
 # ---- grouping -------------------------------------------------------------------------------
@@ -333,3 +350,28 @@ def test_checks_with_the_largest_uris_headers_and_cas_allowed_split_to_fit_the_e
 def test_grouping_nothing_plans_nothing() -> None:
     planned = group_by_node([])
     assert (planned.create, planned.deferred) == ([], [])
+
+
+def test_a_nodes_batch_takes_its_namespaces_in_turn() -> None:
+    # Namespace "bulk" has 200 checks due on the node, "team" 2, listed after them: the
+    # node's one pod of 50 runs both of team's now, not after four ticks of bulk's.
+    bulk = [("worker-1", item(f"bulk/c{i:03}")) for i in range(200)]
+    team = [("worker-1", item(f"team/c{i}")) for i in range(2)]
+    planned = group_by_node(bulk + team, Caps(max_checks_per_pod=50))
+    [batch] = planned.create
+    checks = [i.check for i in batch.items]
+    assert {"team/c0", "team/c1"} <= set(checks)
+    assert checks[:4] == ["bulk/c000", "team/c0", "bulk/c001", "team/c1"]
+    assert [i.check for i in batch.items if i.namespace == "bulk"] == [
+        f"bulk/c{i:03}" for i in range(48)
+    ]  # each namespace's own order (most overdue first) kept
+    assert len(planned.deferred) == 152
+
+
+def test_checks_riding_along_come_after_every_due_check_of_the_node() -> None:
+    due = [("worker-1", item(f"a/c{i}")) for i in range(3)]
+    riders = [("worker-1", item(f"b/r{i}")) for i in range(3)]
+    planned = group_by_node(
+        due + riders, Caps(max_checks_per_pod=4), riders=frozenset(i.id for _, i in riders)
+    )
+    assert [i.check for i in planned.create[0].items] == ["a/c0", "a/c1", "a/c2", "b/r0"]

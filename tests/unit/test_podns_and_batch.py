@@ -20,7 +20,7 @@ from hopscope_probe.batch import Batch, BatchItem, BatchOutput, PodNetns, run_ba
 from hopscope_probe.models import ConnectionStatus, IssueType, PathMode, ProbeRequest
 from hopscope_probe.netns import NamespaceError
 from hopscope_probe.podns import pid_of_pod
-from hopscope_probe.runner import probe_failure
+from hopscope_probe.runner import Progress, probe_failure
 
 UID = "3f1c2b4a-9d8e-4f70-a1b2-c3d4e5f60718"
 
@@ -108,7 +108,7 @@ def test_a_malformed_batch_is_a_usage_error_naming_the_field():
     assert done.stdout == ""
 
 
-def run_logged(log: Path, item: BatchItem) -> str:
+def run_logged(log: Path, item: BatchItem, progress: Progress) -> str:
     """A check's child that logs when it runs; "die" is OOM-killed, "huge" overfills a pipe."""
     name = item.request.host
     (log / f"{name}.start").write_text(str(time.monotonic()))
@@ -147,3 +147,75 @@ def test_a_killed_check_fails_alone_and_at_most_parallel_checks_run_at_once(tmp_
     ]
     assert len(spans) == 5
     assert max(sum(s <= start < e for s, e in spans) for start, _ in spans) <= 2
+
+
+def outputs_of(stdout: str) -> dict[str, BatchOutput]:
+    return {out.id: out for out in map(BatchOutput.model_validate_json, stdout.splitlines())}
+
+
+def test_a_request_that_fails_at_run_time_fails_only_its_own_check():
+    # The model admits the URI; only urlsplit, in the check's process, finds it malformed.
+    # Once that crashed the batch's parent too, and every other check's result was lost.
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    threading.Thread(target=lambda: [listener.accept() for _ in range(8)], daemon=True).start()
+    good = ProbeRequest(host="127.0.0.1", port=port, count=1, path_mode=PathMode.NEVER)
+    bad = ProbeRequest(host="::1", protocol="HTTP", uri="http://[::1", path_mode=PathMode.NEVER)
+    batch = Batch(
+        checks=[
+            BatchItem(id="default/bad/1", netns="host", request=bad),
+            BatchItem(id="default/good/1", netns="host", request=good),
+        ]
+    )
+    done = hopscope_batch(batch.to_json())
+    assert done.returncode == 0, done.stderr
+    outputs = outputs_of(done.stdout)
+    assert set(outputs) == {"default/bad/1", "default/good/1"}
+    assert outputs["default/good/1"].result.connection_status == ConnectionStatus.REACHABLE
+    failed = outputs["default/bad/1"].result
+    assert failed.connection_status == ConnectionStatus.UNKNOWN
+    assert [i.type for i in failed.issues] == [IssueType.PROBE]
+    assert failed.issues[0].message == (
+        "bad request: uri 'http://[::1' is malformed: Invalid IPv6 URL"
+    )
+    assert "Traceback" not in done.stderr
+
+
+def test_a_check_past_its_budget_is_stopped_and_says_what_it_was_doing():
+    # An HTTP server that accepts and never answers: each probe waits out its 60 s timeout,
+    # so 100 of them would hold the batch (and the node's probe slot) for 100 minutes.
+    silent = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    threading.Thread(
+        target=lambda: [held.append(silent.accept()[0]) for _ in range(200)], daemon=True
+    ).start()
+    port = silent.getsockname()[1]
+    answering = socket.create_server(("127.0.0.1", 0))
+    threading.Thread(target=lambda: [answering.accept() for _ in range(8)], daemon=True).start()
+    slow = ProbeRequest(
+        host="127.0.0.1",
+        protocol="HTTP",
+        uri=f"http://127.0.0.1:{port}/",
+        count=100,
+        timeout_seconds=60,
+        path_mode=PathMode.NEVER,
+    )
+    quick = ProbeRequest(
+        host="127.0.0.1", port=answering.getsockname()[1], count=1, path_mode=PathMode.NEVER
+    )
+    batch = Batch(
+        checks=[
+            BatchItem(id="default/slow/1", netns="host", request=slow, budget_seconds=2),
+            BatchItem(id="default/quick/1", netns="host", request=quick, budget_seconds=60),
+        ]
+    )
+    done = hopscope_batch(batch.to_json(), timeout=50)
+    assert done.returncode == 0, done.stderr
+    outputs = outputs_of(done.stdout)
+    assert outputs["default/quick/1"].result.connection_status == ConnectionStatus.REACHABLE
+    stopped = outputs["default/slow/1"].result
+    assert stopped.connection_status == ConnectionStatus.UNKNOWN
+    assert [i.message for i in stopped.issues] == [
+        "the check exceeded its budget of 2 s and was stopped while probing 127.0.0.1 over HTTP"
+    ]
+    assert "HOPSCOPE_CHECK_BUDGET_SECONDS" in (stopped.issues[0].hint or "")

@@ -3,7 +3,8 @@
 A probe pod that cannot deliver is data, not an exception: every check it carried still gets a
 result (`Unknown`, one `Probe` issue saying why) and a condition reason, so the check's status
 says "the image cannot be pulled" instead of staying silent. Results the pod did print before
-it died (OOM, deadline) are kept.
+it died (OOM, deadline) are kept. A pod still running is read too (`finished_so_far`): each
+result is taken as it comes, so one slow check does not hold back the others'.
 """
 
 from __future__ import annotations
@@ -190,6 +191,10 @@ def _overdue(pod: Manifest, status: Manifest, phase: str, node: str, now: dateti
             " (is the node Ready?)",
         )
     deadline = pod.get("spec", {}).get("activeDeadlineSeconds")
+    if phase == "Pending" and not status.get("startTime"):
+        # No kubelet took it, so its deadline's clock has not started (a deadline shorter than
+        # START_TIMEOUT_SECONDS would otherwise call a pod waiting for its node overdue).
+        return None
     started = status.get("startTime") or created
     if deadline is not None and _age_seconds(started, now) > deadline + DEADLINE_GRACE_SECONDS:
         return Stuck(
@@ -267,6 +272,21 @@ def collect(pod: Manifest, log: str, now: datetime | None = None) -> list[Collec
         failure = _missing(outcome, got, pod)
         result = unknown_result(item.request, _issue(failure, pod))
         collected.append(Collected(check, generation, result, failure, uid))
+    return collected
+
+
+def finished_so_far(pod: Manifest, log: str) -> list[Collected]:
+    """The results a probe pod that is still running has printed, in batch order. A line
+    still being written is not one yet: only a whole, valid result line counts."""
+    uids = planned_uids(pod)
+    checks = read_batch(pod).checks
+    parsed = parse_log(log, {item.id for item in checks})
+    collected = []
+    for item in checks:
+        got = parsed.get(item.id)
+        if isinstance(got, ProbeResult):
+            check, generation = RunId.parse(item.id)
+            collected.append(Collected(check, generation, got, uid=uids.get(item.id)))
     return collected
 
 

@@ -29,6 +29,7 @@ from hopscope_operator.controller.plan import Caps, ProbePodSettings, PullPolicy
 from hopscope_operator.controller.reconcile import Reconciler, Settings
 from hopscope_operator.names import (
     DEFAULT_TICK_SECONDS,
+    ENV_CHECK_BUDGET_SECONDS,
     ENV_HEALTH_PORT,
     ENV_MAX_CHECKS_PER_POD,
     ENV_MAX_PROBE_PODS,
@@ -65,6 +66,7 @@ class Config:
             max_pods=_int(env, ENV_MAX_PROBE_PODS, Caps.max_pods),
             max_pods_per_node=_int(env, ENV_MAX_PROBE_PODS_PER_NODE, Caps.max_pods_per_node),
             max_checks_per_pod=_int(env, ENV_MAX_CHECKS_PER_POD, Caps.max_checks_per_pod),
+            check_budget_seconds=_int(env, ENV_CHECK_BUDGET_SECONDS, Caps.check_budget_seconds),
         )
         settings = Settings(
             namespace=env.get(ENV_PROBE_NAMESPACE, Settings.namespace),

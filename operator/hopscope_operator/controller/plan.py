@@ -12,9 +12,10 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import chain, zip_longest
 from typing import Any, Literal
 
 from pydantic import Field
@@ -29,6 +30,7 @@ from hopscope_operator.controller.runs import (
     pod_labels,
 )
 from hopscope_operator.names import (
+    DEFAULT_CHECK_BUDGET_SECONDS,
     DEFAULT_MAX_CHECKS_PER_POD,
     DEFAULT_MAX_PROBE_PODS,
     DEFAULT_MAX_PROBE_PODS_PER_NODE,
@@ -83,6 +85,8 @@ STARTUP_SECONDS = 60
 # Per check, the worst case if every phase ran one after another and every packet timed out:
 # DNS forward + reverse lookups, `count` connection probes, one round per TTL of the path sweep.
 DNS_ROUNDS = 2
+# Per check, on top of its budget: forking its process, and killing it once over.
+CHILD_SECONDS = 2
 
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
@@ -131,6 +135,7 @@ class Caps:
     max_pods: int = DEFAULT_MAX_PROBE_PODS
     max_pods_per_node: int = DEFAULT_MAX_PROBE_PODS_PER_NODE
     max_checks_per_pod: int = DEFAULT_MAX_CHECKS_PER_POD
+    check_budget_seconds: int = DEFAULT_CHECK_BUDGET_SECONDS  # one check's run, at most
 
 
 @dataclass(frozen=True)
@@ -146,12 +151,16 @@ def group_by_node(
     due: Iterable[tuple[str, BatchItem]],
     caps: Caps = Caps(),
     in_flight: Mapping[str, int] | None = None,
+    riders: frozenset[str] = frozenset(),
 ) -> Planned:
     """Batches per node from (node, item) pairs, within the caps.
 
     `in_flight` counts probe pods still running per node; they use up both caps. Nodes are
     served in the order their first item arrives: given the most overdue checks first (as
     `schedule.due` orders them), a deferred check is served first next tick and never starves.
+    A node's batches take its namespaces in turn (`fair_order`), so one namespace's hundreds
+    of checks do not push another's two out for ticks; `riders` (ids of checks not due yet,
+    riding along) come after every check that is due.
     """
     in_flight = in_flight or {}
     by_node: dict[str, list[BatchItem]] = {}
@@ -161,12 +170,25 @@ def group_by_node(
     create: list[Batch] = []
     deferred: list[BatchItem] = []
     for node, items in by_node.items():
-        chunks = _chunks(items, caps.max_checks_per_pod)
+        on_time = [item for item in items if item.id not in riders]
+        early = [item for item in items if item.id in riders]
+        ordered = fair_order(on_time) + fair_order(early)
+        chunks = _chunks(ordered, caps.max_checks_per_pod)
         allowed = max(0, min(caps.max_pods_per_node - in_flight.get(node, 0), free_total))
         create += [Batch(node, chunk) for chunk in chunks[:allowed]]
         deferred += [item for chunk in chunks[allowed:] for item in chunk]
         free_total -= min(allowed, len(chunks))
     return Planned(create, deferred)
+
+
+def fair_order(items: Sequence[BatchItem]) -> list[BatchItem]:
+    """Round-robin across namespaces (in the order each first appears), each namespace's own
+    checks in their given order (most overdue first)."""
+    by_namespace: dict[str, list[BatchItem]] = {}
+    for item in items:
+        by_namespace.setdefault(item.namespace, []).append(item)
+    rounds = zip_longest(*by_namespace.values())
+    return [item for item in chain.from_iterable(rounds) if item is not None]
 
 
 def _chunks(items: list[BatchItem], max_count: int) -> list[tuple[BatchItem, ...]]:
@@ -197,13 +219,24 @@ def item_seconds(request: ProbeRequest) -> int:
     return math.ceil(request.timeout_seconds * rounds)
 
 
-def deadline_seconds(items: Iterable[BatchItem]) -> int:
-    """STARTUP_SECONDS + sum of timeout * (DNS_ROUNDS + count + maxHops unless path is Never).
+def budget_seconds(request: ProbeRequest, cap: int = DEFAULT_CHECK_BUDGET_SECONDS) -> int:
+    """How long the probe lets a check run: its worst case, clamped to the per-check cap."""
+    return min(item_seconds(request), cap)
 
-    A sum, not a max: it holds even if the probe ran the checks one by one and every packet
-    was lost, so a slow but healthy batch is never killed; a stuck one still ends.
+
+def deadline_seconds(items: Iterable[BatchItem], cap: int = DEFAULT_CHECK_BUDGET_SECONDS) -> int:
+    """STARTUP_SECONDS + the longest the batch can take when each check is killed at its
+    budget (+ CHILD_SECONDS) and `hopscope batch` runs wire.PARALLEL at a time.
+
+    In the order given, a check starts as soon as one of the slots is free, so the last one
+    starts by sum/slots and runs at most the longest budget: sum/slots + (1 - 1/slots) * max
+    (Graham's bound) holds whatever each check really takes up to its budget. So a slow but
+    healthy batch is never killed, and a stuck one still ends within minutes.
     """
-    return STARTUP_SECONDS + sum(item_seconds(item.request) for item in items)
+    spans = [budget_seconds(item.request, cap) + CHILD_SECONDS for item in items]
+    slots = wire.PARALLEL
+    longest = sum(spans) / slots + (1 - 1 / slots) * max(spans, default=0)
+    return STARTUP_SECONDS + math.ceil(longest)
 
 
 def pod_name(node_name: str, tick: int, items: Iterable[BatchItem]) -> str:
@@ -219,17 +252,18 @@ def label_value(text: str) -> str:
     return f"{text[:46].rstrip('-_.')}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
-def batch_env(items: Iterable[BatchItem]) -> str:
+def batch_env(items: Iterable[BatchItem], cap: int = DEFAULT_CHECK_BUDGET_SECONDS) -> str:
     """HOPSCOPE_BATCH, built with the probe's own models so both sides share one contract."""
-    return _wire_batch(items).to_json()
+    return _wire_batch(items, cap).to_json()
 
 
-def _wire_batch(items: Iterable[BatchItem]) -> wire.Batch:
+def _wire_batch(items: Iterable[BatchItem], cap: int) -> wire.Batch:
     checks = [
         wire.BatchItem(
             id=item.id,
             netns=HOST if item.netns == HOST else wire.PodNetns(pod_uid=item.netns),
             request=item.request,
+            budget_seconds=budget_seconds(item.request, cap),
         )
         for item in items
     ]
@@ -289,9 +323,11 @@ def probe_pod(
     settings: ProbePodSettings | None = None,
     pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT,
     sources: Mapping[str, ResolvedSource] | None = None,
+    budget: int = DEFAULT_CHECK_BUDGET_SECONDS,
 ) -> Manifest:
     """The probe pod for a batch of checks on one node (`tick`: the tick's Unix time;
-    `sources`: run id -> the source it was resolved to, kept on the pod for collect)."""
+    `sources`: run id -> the source it was resolved to, kept on the pod for collect;
+    `budget`: the most any one check may run)."""
     if not items:
         raise ValueError("a probe pod needs at least one check")
     settings = settings or ProbePodSettings()
@@ -310,7 +346,7 @@ def probe_pod(
     spec: Manifest = {
         "nodeName": node_name,  # the source's node, whatever the scheduler would think
         "restartPolicy": "Never",  # a rerun is the next tick's job, with fresh inputs
-        "activeDeadlineSeconds": deadline_seconds(items),
+        "activeDeadlineSeconds": deadline_seconds(items, budget),
         "terminationGracePeriodSeconds": 5,
         "serviceAccountName": SERVICE_ACCOUNT,
         "automountServiceAccountToken": False,  # the probe never calls the API
@@ -323,7 +359,7 @@ def probe_pod(
                 "image": image,
                 "imagePullPolicy": str(pull_policy),
                 "command": COMMAND,
-                "env": [batch_variable(_wire_batch(items))],
+                "env": [batch_variable(_wire_batch(items, budget))],
                 "resources": settings.resources,
                 "securityContext": container_security,
                 "terminationMessagePolicy": "FallbackToLogsOnError",

@@ -1,4 +1,8 @@
-"""One reconcile tick: collect ended probe pods, then start the checks that are due.
+"""One reconcile tick: collect what probe pods delivered, then start the checks that are due.
+
+A probe pod's results are taken as they come: a running pod's log is read each tick and each
+result line written once (`_taken` reads that from the check's status, so a restart counts no
+run twice); the pod is deleted once all are in, or collected whole when it ends.
 
 `Reconciler.tick` reads as its phases: read the cluster, collect what finished (probe pods,
 then agents), plan what is due, create its pods. What a status says is `status`'s; writing it
@@ -13,7 +17,7 @@ memory is each planned run's resolved destination (too large for an annotation: 
 Service's endpoints), so collect judges the result against what the probe was sent to; a run
 planned by another process resolves its destination again when collected.
 
-About 640 lines, over the ~500 the package aims at: the phases share one tick's views (the
+About 700 lines, over the ~500 the package aims at: the phases share one tick's views (the
 API reads checks share), the in-flight records and the reconciler's writer, and split into
 modules they would pass all of it around. The parts with a job of their own already left:
 listing (`listing`), writing (`writer`), the bodies and statuses (`status`), the pod's contract
@@ -40,6 +44,7 @@ from hopscope_operator.controller.collect import (
     Pending,
     Running,
     collect,
+    finished_so_far,
     seconds_since_ended,
 )
 from hopscope_operator.controller.collect import pod_outcome as outcome_of
@@ -271,8 +276,12 @@ class Reconciler:
             self._delete_pod(pod)  # every check it ran for is gone
             report.orphans_deleted += 1
             return
-        if isinstance(outcome_of(pod, now), Pending | Running):
+        outcome = outcome_of(pod, now)
+        if isinstance(outcome, Pending):
             flight.hold(node, live)
+            return
+        if isinstance(outcome, Running):
+            self._take_running(pod, live, checks, now, report, flight)
             return
         log_text = self._log(pod, now)
         if log_text is None:
@@ -284,6 +293,34 @@ class Reconciler:
         if pod.get("status", {}).get("phase") not in ("Succeeded", "Failed"):
             # It never ran: its node may be dead, and the pod stay Terminating there.
             flight.pods_per_node[node] += 1
+
+    def _take_running(
+        self,
+        pod: Object,
+        live: set[str],
+        checks: dict[str, Check],
+        now: datetime,
+        report: TickReport,
+        flight: InFlight,
+    ) -> None:
+        """Write the results a running probe pod has printed so far, and delete it once every
+        check's is in. Its node's slot stays taken while it runs; a check whose result is in
+        is no longer in flight."""
+        flight.pods_per_node[pod["spec"]["nodeName"]] += 1
+        name = pod["metadata"]["name"]
+        try:
+            log_text = self.api.pod_log(pod["metadata"]["namespace"], name)
+        except ApiError as exc:  # read again next tick, or once it ends
+            log.debug("cannot read the log of running probe pod %s yet: %s", name, exc)
+            flight.checks |= live
+            return
+        done = finished_so_far(pod, log_text)
+        written = self._write_results(pod, done, checks, now)
+        report.collected += len(written)
+        checks.update(written)
+        flight.checks |= live - {collected.check for collected in done}
+        if len(done) == len(read_batch(pod).checks):
+            self._delete_pod(pod)  # all in: the slot is free once the pod is gone
 
     def _collect_agents(self, checks: dict[str, Check], now: datetime, report: TickReport) -> None:
         """Write the results the workloads' probe sidecars delivered since the last tick."""
@@ -310,7 +347,9 @@ class Reconciler:
         """The probe pods to create for the checks that are due, within the caps, and what
         each run resolved to."""
         due_items, riders, resolved = self._due_items(checks, flight.checks, now, report)
-        planned = group_by_node(due_items, self.settings.caps, flight.pods_per_node)
+        planned = group_by_node(
+            due_items, self.settings.caps, flight.pods_per_node, frozenset(riders)
+        )
         report.deferred = sum(item.id not in riders for item in planned.deferred)
         return planned, resolved
 
@@ -335,6 +374,7 @@ class Reconciler:
                     settings=self.settings.probe_pod,
                     pull_policy=self.settings.pull_policy,
                     sources={item.id: resolved[item.id].source for item in batch.items},
+                    budget=self.settings.caps.check_budget_seconds,
                 )
                 self.api.create(PODS, self.settings.namespace, pod)
                 report.created += 1
@@ -442,16 +482,28 @@ class Reconciler:
     def _collect(
         self, pod: Object, log_text: str, checks: dict[str, Check], now: datetime
     ) -> dict[str, Check]:
-        """Write every result the pod carries, then delete it. Returns the checks written, as
-        they are now."""
+        """Write every result the ended pod carries, then delete it. Returns the checks
+        written, as they are now."""
+        written = self._write_results(pod, collect(pod, log_text, now), checks, now)
+        self._delete_pod(pod)
+        return written
+
+    def _write_results(
+        self, pod: Object, results: list[Collected], checks: dict[str, Check], now: datetime
+    ) -> dict[str, Check]:
+        """Write each of the pod's results not written yet; the checks written, as they are
+        now. Whether a result was written is read from the check's status (`_taken`), so a
+        running pod read every tick, or by an operator that restarted, counts each run once."""
         sources = read_sources(pod)
         started = planned_at(pod) or now
         written: dict[str, Check] = {}
-        for collected in collect(pod, log_text, now):
-            destination = self._destinations.pop(collected.run.format(), None)
+        for collected in results:
             check = checks.get(collected.check)
             if check is None or not _describes(collected, check):
                 continue  # deleted, or its spec changed mid-run: the new spec is run instead
+            if _taken(check, collected, started):
+                continue  # taken while the pod ran
+            destination = self._destinations.pop(collected.run.format(), None)
             source = sources.get(collected.run.format())
             if source is None:
                 source = ResolvedSource("node", pod["spec"]["nodeName"], "unknown source")
@@ -462,7 +514,6 @@ class Reconciler:
                 continue
             if updated:
                 written[check.key] = updated
-        self._delete_pod(pod)
         return written
 
     def _write_result(
@@ -640,6 +691,15 @@ def _describes(collected: Collected, check: Check) -> bool:
     return collected.generation == check.model.metadata["generation"] and _same_check(
         collected.uid, check
     )
+
+
+def _taken(check: Check, collected: Collected, started: datetime) -> bool:
+    """Whether the check's status already has this run's result (or a later run's): its
+    generation, and a last run that started no earlier than this one (the pod's tick)."""
+    status = check.model.status
+    if status is None or status.observed_generation != collected.generation:
+        return False
+    return status.last_run_time is not None and status.last_run_time >= started
 
 
 def _same_check(uid: str | None, check: Check) -> bool:

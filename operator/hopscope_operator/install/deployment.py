@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from hopscope_operator.install.values import Manifest, meta, value
 from hopscope_operator.names import (
+    ENV_CHECK_BUDGET_SECONDS,
     ENV_HEALTH_PORT,
     ENV_MAX_CHECKS_PER_POD,
     ENV_MAX_PROBE_PODS,
@@ -89,6 +90,10 @@ def objects() -> list[Manifest]:
                                 {
                                     "name": ENV_MAX_CHECKS_PER_POD,
                                     "value": value("probes.maxChecksPerPod"),
+                                },
+                                {
+                                    "name": ENV_CHECK_BUDGET_SECONDS,
+                                    "value": value("probes.checkBudgetSeconds"),
                                 },
                                 {"name": ENV_TICK_SECONDS, "value": value("tickSeconds")},
                                 {

@@ -14,6 +14,7 @@ from pydantic import Field
 from hopscope_operator.api import NamespaceName
 from hopscope_operator.controller.plan import ProbePodSettings, PullPolicy
 from hopscope_operator.names import (
+    DEFAULT_CHECK_BUDGET_SECONDS,
     DEFAULT_MAX_CHECKS_PER_POD,
     DEFAULT_MAX_PROBE_PODS,
     DEFAULT_MAX_PROBE_PODS_PER_NODE,
@@ -58,6 +59,12 @@ class ProbeValues(Schema):
         ge=1,
         le=200,
         description="Checks one probe pod runs (one node, one tick).",
+    )
+    check_budget_seconds: int = Field(
+        default=DEFAULT_CHECK_BUDGET_SECONDS,
+        ge=1,
+        description="The longest one check may run in a probe pod: past it, it is stopped and"
+        " its result says so (its node's other checks wait no longer).",
     )
 
 
