@@ -20,12 +20,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
-from typing import Literal, TextIO
+from typing import Any, Literal, TextIO
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, ValidationError
 
-from hopscope_probe.models import ProbeRequest, ProbeResult, Schema
-from hopscope_probe.runner import Progress, Where, probe_failure, run_in
+from hopscope_probe.models import (
+    ConnectionStatus,
+    DestinationInfo,
+    Issue,
+    IssueType,
+    Origin,
+    ProbeRequest,
+    ProbeResult,
+    Protocol,
+    Schema,
+    Severity,
+)
+from hopscope_probe.runner import REQUEST_HINT, Progress, Where, probe_failure, run_in
 
 ENV = "HOPSCOPE_BATCH"
 # Probes mostly wait on timeouts, so more run at once than there are cores; each child holds
@@ -61,6 +72,27 @@ class Batch(Schema):
 class BatchOutput(Schema):
     id: str
     result: ProbeResult
+
+
+class RawBatch(Schema):
+    """A batch before its checks are read one by one: one the model refuses fails alone."""
+
+    checks: list[dict[str, Any]] = Field(min_length=1)
+
+
+class CheckId(Schema):
+    """A check's id alone, read from a check the model refuses, to answer under it."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: str = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A batch as read: the checks to run, and the output lines of those the model refused."""
+
+    batch: Batch | None  # None: every check was refused
+    refused: list[BatchOutput]
 
 
 Run = Callable[[BatchItem, Progress], str]
@@ -181,7 +213,7 @@ def death(process: BaseProcess) -> str:
     return f"killed by {name}" + (" (out of memory?)" if name == "SIGKILL" else "")
 
 
-def load(source: str | None) -> Batch:
+def load(source: str | None) -> Loaded:
     """The batch from a file path, '-' for stdin, or the environment."""
     if source == "-":
         text = sys.stdin.read()
@@ -192,4 +224,46 @@ def load(source: str | None) -> Batch:
         text = os.environ.get(ENV, "")
         if not text:
             raise ValueError(f"no batch: set {ENV} or pass --input")
-    return Batch.model_validate_json(text)
+    return read(text)
+
+
+def read(text: str) -> Loaded:
+    """Each check on its own: one that the model refuses (a URI without a host, a bad port) is
+    an Unknown result naming the field, and the others run. ValidationError: the batch itself
+    is malformed, or a check has no id to answer under."""
+    raw = RawBatch.model_validate_json(text)
+    checks: list[BatchItem] = []
+    refused: list[BatchOutput] = []
+    for check in raw.checks:
+        try:
+            checks.append(BatchItem.model_validate(check))
+        except ValidationError as exc:
+            refused.append(refusal(CheckId.model_validate(check).id, check, exc))
+    return Loaded(Batch(checks=checks) if checks else None, refused)
+
+
+def refusal(check_id: str, check: dict[str, Any], exc: ValidationError) -> BatchOutput:
+    """A refused check's result: Unknown, its destination as far as it can be read."""
+    request = check.get("request") if isinstance(check.get("request"), dict) else {}
+    host = request.get("host") if isinstance(request.get("host"), str) else ""
+    port = request.get("port") if isinstance(request.get("port"), int) else None
+    protocols = {protocol.value: protocol for protocol in Protocol}
+    protocol = protocols.get(str(request.get("protocol", "")), Protocol.TCP)
+    errors = "; ".join(
+        f"{'.'.join(str(part) for part in err['loc'])}: {err['msg']}"
+        for err in exc.errors(include_url=False)
+    )
+    issue = Issue(
+        type=IssueType.PROBE,
+        severity=Severity.ERROR,
+        origin=Origin.LOCAL,
+        message=f"bad request: {errors}"[:1000],
+        hint=REQUEST_HINT,
+    )
+    result = ProbeResult(
+        connection_status=ConnectionStatus.UNKNOWN,
+        protocol=protocol,
+        destination=DestinationInfo(host=host[:253], port=port),
+        issues=[issue],
+    )
+    return BatchOutput(id=check_id, result=result)

@@ -200,12 +200,15 @@ def run_batch(args: argparse.Namespace) -> int:
     from hopscope_probe import batch
 
     try:
-        checks = batch.load(args.input)
+        loaded = batch.load(args.input)
     except ValidationError as exc:
         raise UsageError(f"batch: {batch_errors(exc)}") from exc
     except (OSError, ValueError) as exc:
         raise UsageError(f"batch: {exc}") from exc
-    batch.run_batch(checks, sys.stdout)
+    for refused in loaded.refused:
+        print(refused.to_json(), flush=True)
+    if loaded.batch is not None:
+        batch.run_batch(loaded.batch, sys.stdout)
     return 0
 
 

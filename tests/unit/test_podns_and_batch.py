@@ -100,12 +100,29 @@ def test_a_batch_prints_one_result_line_per_check_even_when_one_cannot_run():
     assert UID in gone.issues[0].message
 
 
-def test_a_malformed_batch_is_a_usage_error_naming_the_field():
+@pytest.mark.parametrize(
+    ("batch", "said"),
+    [
+        ({"checks": []}, "checks: List should have at least 1 item"),
+        ({"checks": [{"netns": "host", "request": {"host": "x"}}]}, "id: Field required"),
+        ({"checks": [{"id": "", "netns": "host"}]}, "id: String should have at least 1"),
+    ],
+    ids=["no-checks", "no-id", "empty-id"],
+)
+def test_a_malformed_batch_is_a_usage_error_naming_the_field(batch: dict, said: str):
+    done = hopscope_batch(json.dumps(batch))
+    assert done.returncode == 2
+    assert said in done.stderr
+    assert done.stdout == ""
+
+
+def test_a_check_out_of_the_models_bounds_is_its_own_unknown_result():
     bad = {"checks": [{"id": "a/b/1", "netns": "host", "request": {"host": "x", "count": 0}}]}
     done = hopscope_batch(json.dumps(bad))
-    assert done.returncode == 2
-    assert "checks.0.request.count" in done.stderr
-    assert done.stdout == ""
+    assert done.returncode == 0
+    [failed] = outputs_of(done.stdout).values()
+    assert failed.result.connection_status == ConnectionStatus.UNKNOWN
+    assert failed.result.issues[0].message.startswith("bad request: request.count: Input")
 
 
 def run_logged(log: Path, item: BatchItem, progress: Progress) -> str:
@@ -153,31 +170,39 @@ def outputs_of(stdout: str) -> dict[str, BatchOutput]:
     return {out.id: out for out in map(BatchOutput.model_validate_json, stdout.splitlines())}
 
 
-def test_a_request_that_fails_at_run_time_fails_only_its_own_check():
-    # The model admits the URI; only urlsplit, in the check's process, finds it malformed.
-    # Once that crashed the batch's parent too, and every other check's result was lost.
+@pytest.mark.parametrize(
+    ("uri", "said"),
+    [
+        ("http://[::1", "request.uri: Value error, not a URL: Invalid IPv6 URL"),
+        ("http://:80/", "request.uri: Value error, no host"),
+        ("http://127.0.0.1:0/", "request.uri: Value error, port must be 1-65535"),
+    ],
+    ids=["unclosed-ipv6", "no-host", "port-0"],
+)
+def test_a_check_the_model_refuses_fails_only_its_own_check(uri: str, said: str):
+    # Once the URI passed the model and crashed in the check's process, then in the batch's
+    # parent too, and every other check's result was lost.
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     threading.Thread(target=lambda: [listener.accept() for _ in range(8)], daemon=True).start()
     good = ProbeRequest(host="127.0.0.1", port=port, count=1, path_mode=PathMode.NEVER)
-    bad = ProbeRequest(host="::1", protocol="HTTP", uri="http://[::1", path_mode=PathMode.NEVER)
-    batch = Batch(
-        checks=[
-            BatchItem(id="default/bad/1", netns="host", request=bad),
-            BatchItem(id="default/good/1", netns="host", request=good),
+    bad = {"host": "::1", "protocol": "HTTP", "uri": uri, "pathMode": "Never"}
+    batch = {
+        "checks": [
+            {"id": "default/bad/1", "netns": "host", "request": bad},
+            {"id": "default/good/1", "netns": "host", "request": good.model_dump(by_alias=True)},
         ]
-    )
-    done = hopscope_batch(batch.to_json())
+    }
+    done = hopscope_batch(json.dumps(batch))
     assert done.returncode == 0, done.stderr
     outputs = outputs_of(done.stdout)
     assert set(outputs) == {"default/bad/1", "default/good/1"}
     assert outputs["default/good/1"].result.connection_status == ConnectionStatus.REACHABLE
     failed = outputs["default/bad/1"].result
     assert failed.connection_status == ConnectionStatus.UNKNOWN
+    assert (failed.protocol, failed.destination.host) == ("HTTP", "::1")
     assert [i.type for i in failed.issues] == [IssueType.PROBE]
-    assert failed.issues[0].message == (
-        "bad request: uri 'http://[::1' is malformed: Invalid IPv6 URL"
-    )
+    assert failed.issues[0].message == f"bad request: {said}"
     assert "Traceback" not in done.stderr
 
 
