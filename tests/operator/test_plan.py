@@ -177,7 +177,9 @@ def test_env_is_the_batch_the_probe_reads(monkeypatch: pytest.MonkeyPatch) -> No
     assert raw["checks"][0]["request"]["host"] == "10.96.0.10"  # camelCase JSON by alias
     assert "timeoutSeconds" in raw["checks"][0]["request"]
     monkeypatch.setenv(wire.ENV, env[0]["value"])
-    parsed = wire.load(None)  # exactly what `hopscope batch` does in the pod
+    loaded = wire.load(None)  # exactly what `hopscope batch` does in the pod
+    assert loaded.refused == [] and loaded.batch is not None
+    parsed = loaded.batch
     assert [check.id for check in parsed.checks] == ["shop/a/2", "team/b/5"]
     assert parsed.checks[1].netns == wire.PodNetns(pod_uid=UID_A)
     assert parsed.checks[1].request == items[1].request
