@@ -1,0 +1,166 @@
+"""The chart's ValidatingAdmissionPolicy, as Helm renders it and the API server would run it:
+its CEL evaluated with cel-python on checks as the API server admits them (defaulted by the
+CRD's schema), so a check beyond its namespace is refused at `kubectl apply`, and one the
+operator is configured to allow is not."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import celpy
+import kubernetes_validate
+import pytest
+
+from hopscope_operator.api import API_VERSION, KIND
+from hopscope_operator.install import admission
+
+from .conftest import ApiServer
+from .test_chart import VERSION, by_kind, render
+
+pytest.importorskip("helm_python", reason="helm-python-sdk (Helm's Go SDK) not installed")
+
+CEL = celpy.Environment()
+
+
+class Admission:
+    """One rendered policy, run as the API server runs it: the match conditions, then every
+    validation; the messages of those that fail."""
+
+    def __init__(self, policy: dict[str, Any]) -> None:
+        spec = policy["spec"]
+        self.conditions = [c["expression"] for c in spec.get("matchConditions", [])]
+        self.validations = [(v["expression"], v["message"]) for v in spec["validations"]]
+
+    def refusals(
+        self,
+        obj: dict[str, Any],
+        namespace: str = "shop",
+        operation: str = "CREATE",
+        old: dict[str, Any] | None = None,
+    ) -> list[str]:
+        activation = {
+            "object": celpy.json_to_cel(obj),
+            "oldObject": celpy.json_to_cel(old),
+            "request": celpy.json_to_cel({"namespace": namespace, "operation": operation}),
+        }
+        if not all(self._holds(expression, activation) for expression in self.conditions):
+            return []
+        return [message for expr, message in self.validations if not self._holds(expr, activation)]
+
+    @staticmethod
+    def _holds(expression: str, activation: dict[str, Any]) -> bool:
+        result = CEL.program(CEL.compile(expression)).evaluate(activation)
+        assert isinstance(result, celpy.celtypes.BoolType), f"{expression}: {result!r}"
+        return bool(result)
+
+
+def policy_of(values: dict[str, Any] | None = None) -> Admission:
+    docs = render(values)
+    [policy] = by_kind(docs, "ValidatingAdmissionPolicy")
+    [binding] = by_kind(docs, "ValidatingAdmissionPolicyBinding")
+    name = policy["metadata"]["name"]
+    assert binding["spec"] == {"policyName": name, "validationActions": ["Deny"]}
+    for doc in (policy, binding):
+        kubernetes_validate.validate(doc, VERSION, strict=True)
+        kubernetes_validate.validate(doc, admission.OLDEST_KUBERNETES, strict=True)
+    return Admission(policy)
+
+
+@pytest.fixture(scope="module")
+def default_policy() -> Admission:
+    return policy_of()
+
+
+def a_check(apiserver: ApiServer, **spec: Any) -> dict[str, Any]:
+    """A check as admission sees it: in namespace shop, defaulted, valid for the CRD."""
+    body = {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": "probe", "namespace": "shop"},
+        "spec": {
+            "source": {"pod": {"name": "web-0"}},
+            "destination": {"service": {"name": "db"}, "port": 5432},
+            **spec,
+        },
+    }
+    defaulted = apiserver.defaulted(body)
+    assert apiserver.errors(defaulted) == []
+    return defaulted
+
+
+NODE = {
+    "source": {"node": {"name": "control-plane"}},
+    "destination": {"ip": "127.0.0.1", "port": 2379},  # etcd, on the control plane's localhost
+}
+OTHER_POD = {"source": {"pod": {"name": "ledger-0", "namespace": "payments"}}}
+OTHER_WORKLOAD = {"source": {"workload": {"kind": "Deployment", "name": "gw", "namespace": "edge"}}}
+POST = {"protocol": "HTTP", "http": {"method": "POST"}}
+REFUSED = {
+    "node source": (NODE, "source.node", "allowNodeSources"),
+    "pod of another namespace": (OTHER_POD, "source.pod.namespace", "allowOtherNamespaceSources"),
+    "workload of another namespace": (
+        OTHER_WORKLOAD,
+        "source.workload.namespace",
+        "allowOtherNamespaceSources",
+    ),
+    "unsafe HTTP method": (POST, "http.method", "allowUnsafeHttpMethods"),
+}
+
+
+@pytest.mark.parametrize("spec, field, value", REFUSED.values(), ids=REFUSED.keys())
+def test_a_check_beyond_its_namespace_is_refused_naming_the_field_and_the_value(
+    apiserver, default_policy, spec, field, value
+):
+    [message] = default_policy.refusals(a_check(apiserver, **spec))
+    assert f"({field})" in message and f"tenancy.{value}" in message
+
+
+@pytest.mark.parametrize("spec, field, value", REFUSED.values(), ids=REFUSED.keys())
+def test_the_widening_value_lets_the_same_check_through(apiserver, spec, field, value):
+    assert policy_of({"tenancy": {value: True}}).refusals(a_check(apiserver, **spec)) == []
+
+
+ADMITTED = {
+    "pod of its namespace": {},
+    "pod named with its own namespace": {"source": {"pod": {"name": "web-0", "namespace": "shop"}}},
+    "pod selector": {"source": {"podSelector": {"matchLabels": {"app": "web"}}}},
+    "gateway of its namespace": {"source": {"workload": {"kind": "Deployment", "name": "gw"}}},
+    "HTTP GET by default": {"protocol": "HTTP", "http": {}},
+    "HTTP HEAD": {"protocol": "HTTP", "http": {"method": "HEAD"}},
+    "HTTP OPTIONS": {"protocol": "HTTP", "http": {"method": "OPTIONS"}},
+    "destination in another namespace": {
+        "destination": {"service": {"name": "ledger", "namespace": "payments"}, "port": 443}
+    },
+}
+
+
+@pytest.mark.parametrize("spec", ADMITTED.values(), ids=ADMITTED.keys())
+def test_a_check_within_its_namespace_is_admitted(apiserver, default_policy, spec):
+    assert default_policy.refusals(a_check(apiserver, **spec)) == []
+
+
+def test_a_check_stored_before_the_policy_still_takes_metadata_edits(apiserver, default_policy):
+    old = a_check(apiserver, **NODE)
+    relabelled = copy.deepcopy(old)
+    relabelled["metadata"]["labels"] = {"team": "net"}
+    assert default_policy.refusals(relabelled, operation="UPDATE", old=old) == []
+    moved = copy.deepcopy(old)
+    moved["spec"]["destination"]["port"] = 10250
+    assert default_policy.refusals(moved, operation="UPDATE", old=old) != []
+
+
+def test_the_policy_can_be_left_out():
+    docs = render({"tenancy": {"admissionPolicy": False}})
+    assert not by_kind(docs, "ValidatingAdmissionPolicy")
+    assert not by_kind(docs, "ValidatingAdmissionPolicyBinding")
+
+
+def test_the_values_reach_the_operator_too():
+    from .test_chart import env_of
+
+    assert env_of(render())["HOPSCOPE_ALLOW_NODE_SOURCES"] == "false"
+    env = env_of(render({"tenancy": {"allowNodeSources": True, "allowUnsafeHttpMethods": True}}))
+    assert env["HOPSCOPE_ALLOW_NODE_SOURCES"] == "true"
+    assert env["HOPSCOPE_ALLOW_UNSAFE_HTTP_METHODS"] == "true"
+    assert env["HOPSCOPE_ALLOW_OTHER_NAMESPACE_SOURCES"] == "false"
