@@ -6,17 +6,22 @@ operator is configured to allow is not."""
 from __future__ import annotations
 
 import copy
+import re
+from pathlib import Path
 from typing import Any
 
 import celpy
 import kubernetes_validate
 import pytest
 
-from hopscope_operator.api import API_VERSION, KIND
+from hopscope_operator.api import API_VERSION, KIND, ConnectivityCheck
+from hopscope_operator.controller.resolve import ResolveError
+from hopscope_operator.controller.tenancy import Tenancy
 from hopscope_operator.install import admission
 
 from .conftest import ApiServer
 from .test_chart import VERSION, by_kind, render
+from .test_crd import EXAMPLES, load
 
 pytest.importorskip("helm_python", reason="helm-python-sdk (Helm's Go SDK) not installed")
 
@@ -164,3 +169,37 @@ def test_the_values_reach_the_operator_too():
     assert env["HOPSCOPE_ALLOW_NODE_SOURCES"] == "true"
     assert env["HOPSCOPE_ALLOW_UNSAFE_HTTP_METHODS"] == "true"
     assert env["HOPSCOPE_ALLOW_OTHER_NAMESPACE_SOURCES"] == "false"
+
+
+def refused_by_the_operator(obj: dict[str, Any], tenancy: Tenancy) -> bool:
+    try:
+        tenancy.permit(ConnectivityCheck.model_validate(obj))
+    except ResolveError:
+        return True
+    return False
+
+
+WIDENINGS = [{}, *({value: True} for _, _, value in REFUSED.values())]
+
+
+@pytest.mark.parametrize("spec", [*(s for s, _, _ in REFUSED.values()), *ADMITTED.values()])
+@pytest.mark.parametrize("widened", WIDENINGS, ids=lambda w: ",".join(w) or "default")
+def test_admission_and_the_operator_refuse_the_same_checks(apiserver, spec, widened):
+    obj = a_check(apiserver, **spec)
+    tenancy = Tenancy(
+        allow_node_sources=widened.get("allowNodeSources", False),
+        allow_other_namespace_sources=widened.get("allowOtherNamespaceSources", False),
+        allow_unsafe_http_methods=widened.get("allowUnsafeHttpMethods", False),
+    )
+    refused = policy_of({"tenancy": widened}).refusals(obj) != []
+    assert refused == refused_by_the_operator(obj, tenancy)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
+def test_an_example_that_needs_a_wider_install_says_which_value(apiserver, default_policy, path):
+    obj = apiserver.defaulted(load(path))
+    refusals = default_policy.refusals(obj, namespace=obj["metadata"]["namespace"])
+    assert (refusals != []) == refused_by_the_operator(obj, Tenancy())
+    for message in refusals:
+        value = re.search(r"tenancy\.(\w+)", message)
+        assert value and f"tenancy.{value[1]}=true" in Path(path).read_text()
