@@ -238,6 +238,7 @@ def test_the_service_monitor_keeps_the_checks_own_namespace_label():
         ({"watch": {"namespaces": "shop"}}, "/watch/namespaces"),
         ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
         ({"image": {"probePullPolicy": "always"}}, "/image/probePullPolicy"),
+        ({"tenancy": {"allowNodeSources": "yes"}}, "/tenancy/allowNodeSources"),
     ],
 )
 def test_the_schema_refuses_bad_values_naming_the_field(values, where):
