@@ -203,3 +203,35 @@ def test_an_example_that_needs_a_wider_install_says_which_value(apiserver, defau
     for message in refusals:
         value = re.search(r"tenancy\.(\w+)", message)
         assert value and f"tenancy.{value[1]}=true" in Path(path).read_text()
+
+
+def aggregation(docs: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """Which default roles each ClusterRole for people is aggregated into."""
+    prefix = "rbac.authorization.k8s.io/aggregate-to-"
+    return {
+        doc["metadata"]["name"]: {
+            key.removeprefix(prefix) for key in doc["metadata"]["labels"] if key.startswith(prefix)
+        }
+        for doc in by_kind(docs, "ClusterRole")
+        if doc["metadata"]["name"].startswith("hopscope-operator-checks-")
+    }
+
+
+def test_namespace_editors_may_create_checks_and_viewers_read_them():
+    docs = render()
+    assert aggregation(docs) == {
+        "hopscope-operator-checks-edit": {"edit", "admin"},
+        "hopscope-operator-checks-view": {"view"},
+    }
+    for doc in by_kind(docs, "ClusterRole"):
+        if doc["metadata"]["name"] in aggregation(docs):
+            kubernetes_validate.validate(doc, VERSION, strict=True)
+            # Checks alone: not their status (the operator's), nothing else of the group.
+            assert [r["resources"] for r in doc["rules"]] == [["connectivitychecks"]]
+    [edit] = [d for d in docs if d["metadata"]["name"] == "hopscope-operator-checks-edit"]
+    assert "create" in edit["rules"][0]["verbs"]
+    off = render({"tenancy": {"aggregateToDefaultRoles": False}})
+    assert aggregation(off) == {
+        "hopscope-operator-checks-edit": set(),
+        "hopscope-operator-checks-view": set(),
+    }

@@ -81,6 +81,7 @@ def test_the_default_install_renders_valid_kubernetes_objects():
     assert kinds == sorted(
         [
             *("ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding"),
+            *("ClusterRole", "ClusterRole"),  # for people: edit and view checks
             "ClusterRoleBinding",
             *("ConfigMap", "Deployment", "NetworkPolicy", "Role", "RoleBinding", "Service"),
             *("ServiceAccount", "ServiceAccount"),

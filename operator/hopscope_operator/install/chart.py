@@ -120,6 +120,7 @@ def files() -> dict[Path, str]:
         text = "---\n".join(yaml.safe_dump(doc, sort_keys=False) for doc in documents)
         out[CHART / "templates" / name] = f"{TEMPLATE_HEADER}{GUARD}{text}"
     out[CHART / "templates" / "rbac.yaml"] += rbac.watch_bindings()
+    out[CHART / "templates" / "userroles.yaml"] = TEMPLATE_HEADER + rbac.user_roles()
     for name, text in optional_templates().items():
         out[CHART / "templates" / name] = TEMPLATE_HEADER + text
     out[CHART / "files" / "dashboard.json"] = json.dumps(monitoring.dashboard(), indent=2) + "\n"

@@ -106,6 +106,13 @@ class TenancyValues(Schema):
         description="Let a ConnectivityCheck send POST, PUT, PATCH or DELETE (else only GET,"
         " HEAD and OPTIONS).",
     )
+    aggregate_to_default_roles: bool = Field(
+        default=True,
+        description="Let the namespaces' edit and admin roles create ConnectivityChecks (view:"
+        " read them), through the hopscope-operator-checks-edit/-view ClusterRoles. With a"
+        " widening value above, every namespace editor gets its reach: consider turning this"
+        " off then and binding the ClusterRoles where you mean to.",
+    )
     admission_policy: bool = Field(
         default=True,
         description="A ValidatingAdmissionPolicy refusing what these values do not allow at"
