@@ -31,6 +31,7 @@ from hopscope_operator.api import API_VERSION, KIND  # noqa: E402
 from hopscope_operator.cluster import CHECKS, NETWORK_POLICIES, NODES, PODS  # noqa: E402
 from hopscope_operator.controller.metrics import Metrics  # noqa: E402
 from hopscope_operator.controller.reconcile import Reconciler, Settings  # noqa: E402
+from hopscope_operator.controller.tenancy import Tenancy  # noqa: E402
 from hopscope_operator.install.crd import custom_resource_definition  # noqa: E402
 from hopscope_operator.names import NAMESPACE  # noqa: E402
 from hopscope_probe.batch import Batch, BatchOutput  # noqa: E402
@@ -166,7 +167,9 @@ def main() -> None:
     api, clock = build(namespaces, args.policies)
     before = rss_mib()
     watched = tuple(namespaces) if args.namespaced else ()
-    settings = Settings(namespace=NAMESPACE, watch_namespaces=watched)
+    # Node sources, as an install with tenancy.allowNodeSources runs them: one pod per node.
+    tenancy = Tenancy(allow_node_sources=True)
+    settings = Settings(namespace=NAMESPACE, watch_namespaces=watched, tenancy=tenancy)
     reconciler = Reconciler(api, Metrics(), settings, clock)
     scope = f"confined to {len(namespaces)} namespaces" if watched else "cluster-wide"
     print(

@@ -199,13 +199,13 @@ class Source(ApiSchema):
     model_config = ConfigDict(json_schema_extra=validations(ONE_SOURCE))
 
     pod: ObjectRef | None = None
-    """The pod's own network namespace."""
+    """The pod's network namespace (another namespace: needs tenancy.allowOtherNamespaceSources)."""
     pod_selector: LabelSelector | None = None
     """One Ready pod is picked (the status says which)."""
     node: NodeRef | None = None
-    """The node's own network (hostNetwork)."""
+    """The node's own network (hostNetwork); needs the chart's tenancy.allowNodeSources."""
     workload: WorkloadRef | None = None
-    """A gateway or bastion: probed through its hopscope sidecar."""
+    """A gateway or bastion, probed through its hopscope sidecar (another namespace: see pod)."""
 
     @model_validator(mode="after")
     def _one_kind(self) -> Self:

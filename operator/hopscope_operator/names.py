@@ -52,6 +52,14 @@ ENV_CHECK_BUDGET_SECONDS = "HOPSCOPE_CHECK_BUDGET_SECONDS"
 ENV_TICK_SECONDS = "HOPSCOPE_TICK_SECONDS"
 ENV_METRICS_PORT = "HOPSCOPE_METRICS_PORT"
 ENV_HEALTH_PORT = "HOPSCOPE_HEALTH_PORT"
+# What a namespaced check may reach beyond its own namespace (controller/tenancy.py): "true"
+# widens, anything else (the default "false") keeps a check to its namespace's own pods.
+ENV_ALLOW_NODE_SOURCES = "HOPSCOPE_ALLOW_NODE_SOURCES"
+ENV_ALLOW_OTHER_NAMESPACE_SOURCES = "HOPSCOPE_ALLOW_OTHER_NAMESPACE_SOURCES"
+ENV_ALLOW_UNSAFE_HTTP_METHODS = "HOPSCOPE_ALLOW_UNSAFE_HTTP_METHODS"
+# The Ready=False reasons of a check the tenancy rule refuses: no retry will run it (the
+# kubectl plugin stops waiting on them).
+NOT_PERMITTED_REASONS = ("SourceNotPermitted", "MethodNotPermitted")
 DEFAULT_MAX_PROBE_PODS = 100  # probe pods in flight across the cluster
 DEFAULT_MAX_PROBE_PODS_PER_NODE = 1  # probe pods in flight on one node
 DEFAULT_MAX_CHECKS_PER_POD = 50  # keeps HOPSCOPE_BATCH and one pod's run time bounded

@@ -173,6 +173,8 @@ def chart_values(images: Images, watch: Sequence[str] = ()) -> dict[str, Any]:
     return {
         "image": {"operator": images.operator, "probe": images.probe},
         "watch": {"namespaces": list(watch)},
+        # The suite checks node sources from a namespaced check: the chart refuses them by default.
+        "tenancy": {"allowNodeSources": True},
     }
 
 

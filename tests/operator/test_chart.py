@@ -15,8 +15,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from hopscope_operator.install import admission, monitoring, rbac
 from hopscope_operator.install import chart as install
-from hopscope_operator.install import monitoring, rbac
 from hopscope_operator.names import HEALTH_PORT, SERVICE_ACCOUNT
 from hopscope_policy import (
     Flow,
@@ -67,27 +67,37 @@ def env_of(docs: list[dict[str, Any]]) -> dict[str, str]:
     return {e["name"]: e["value"] for e in container["env"]}
 
 
+def oldest_for(doc: dict[str, Any]) -> str:
+    """The oldest Kubernetes a rendered object is for: the chart's floor, or where the
+    admission policy appears (the template renders it there only)."""
+    if doc["apiVersion"] == admission.API_VERSION:
+        return admission.OLDEST_KUBERNETES
+    return FLOOR
+
+
 def test_the_default_install_renders_valid_kubernetes_objects():
     docs = render()
     kinds = sorted(doc["kind"] for doc in docs)
     assert kinds == sorted(
         [
             *("ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding"),
+            *("ClusterRole", "ClusterRole"),  # for people: edit and view checks
             "ClusterRoleBinding",
             *("ConfigMap", "Deployment", "NetworkPolicy", "Role", "RoleBinding", "Service"),
             *("ServiceAccount", "ServiceAccount"),
+            *("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"),
         ]
     )
     for doc in docs:
         kubernetes_validate.validate(doc, VERSION, strict=True)
-        kubernetes_validate.validate(doc, FLOOR, strict=True)  # the oldest the chart admits
+        kubernetes_validate.validate(doc, oldest_for(doc), strict=True)  # the oldest it is for
 
 
 def test_a_namespaced_install_binds_its_rights_in_each_watched_namespace_only():
     docs = render({"watch": {"namespaces": ["shop", "payments"]}})
     for doc in docs:
         kubernetes_validate.validate(doc, VERSION, strict=True)
-        kubernetes_validate.validate(doc, FLOOR, strict=True)
+        kubernetes_validate.validate(doc, oldest_for(doc), strict=True)
     [cluster_binding] = by_kind(docs, "ClusterRoleBinding")  # nodes, namespaces, CRDs only
     assert cluster_binding["roleRef"]["name"] == install.NAME
     bindings = by_kind(docs, "RoleBinding")
@@ -229,6 +239,7 @@ def test_the_service_monitor_keeps_the_checks_own_namespace_label():
         ({"watch": {"namespaces": "shop"}}, "/watch/namespaces"),
         ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
         ({"image": {"probePullPolicy": "always"}}, "/image/probePullPolicy"),
+        ({"tenancy": {"allowNodeSources": "yes"}}, "/tenancy/allowNodeSources"),
     ],
 )
 def test_the_schema_refuses_bad_values_naming_the_field(values, where):

@@ -403,6 +403,38 @@ def test_timeout_exits_2_says_why_and_still_deletes(api: FakeApi, capsys):
     assert api.list(CHECKS, NS) == []
 
 
+def test_a_check_the_operator_will_not_run_ends_the_wait_at_once_saying_why(api, capsys):
+    class Refusing(Operator):
+        def get(self, resource: Resource, namespace: str | None, name: str) -> Object:
+            obj = self.api.get(resource, namespace, name)
+            if "status" not in obj:
+                refused = {
+                    "phase": "Pending",
+                    "observedGeneration": 1,
+                    "conditions": [
+                        {
+                            "type": "Ready",
+                            "status": "False",
+                            "reason": "SourceNotPermitted",
+                            "message": "source.node worker-1: ... tenancy.allowNodeSources",
+                            "lastTransitionTime": WHEN,
+                            "observedGeneration": 1,
+                        }
+                    ],
+                }
+                self.api.patch_status(CHECKS, NS, name, refused, obj["metadata"]["resourceVersion"])
+            return self.api.get(resource, namespace, name)
+
+    time = FakeTime()
+    argv = ["check", "--from", "node/worker-1", "--to", "10.0.0.1:10250", "-n", NS, "--wait", "60"]
+    code = run(argv, Refusing(api, None), time)
+
+    err = capsys.readouterr().err
+    assert code == 2 and time.now < 60  # not the timeout: said as soon as the operator did
+    assert "cannot run: SourceNotPermitted: source.node worker-1" in err
+    assert api.list(CHECKS, NS) == []
+
+
 def test_timeout_with_keep_keeps(api: FakeApi):
     assert run(check_argv("--wait", "2", "--keep"), Operator(api, None)) == 2
     assert len(api.list(CHECKS, NS)) == 1

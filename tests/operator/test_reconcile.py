@@ -18,6 +18,7 @@ from hopscope_operator.cluster import CHECKS, PODS, Object
 from hopscope_operator.controller.metrics import Metrics
 from hopscope_operator.controller.plan import Caps
 from hopscope_operator.controller.reconcile import Reconciler, Settings
+from hopscope_operator.controller.tenancy import Tenancy
 from hopscope_probe.batch import Batch, BatchOutput
 from hopscope_probe.models import (
     ConnectionStatus,
@@ -38,8 +39,19 @@ PROBES = "hopscope-system"
 POD_UID = "3f1c2b4a-9d8e-4f70-a1b2-c3d4e5f60718"
 
 
-def make_reconciler(api: FakeApi, clock: Clock, caps: Caps | None = None) -> Reconciler:
-    settings = Settings(namespace=PROBES, image="hopscope-probe:test", caps=caps or Caps())
+# What the stories of node sources run with: namespaced checks may not use them by default.
+NODE_SOURCES = Tenancy(allow_node_sources=True)
+
+
+def make_reconciler(
+    api: FakeApi, clock: Clock, caps: Caps | None = None, tenancy: Tenancy | None = None
+) -> Reconciler:
+    settings = Settings(
+        namespace=PROBES,
+        image="hopscope-probe:test",
+        caps=caps or Caps(),
+        tenancy=tenancy or Tenancy(),
+    )
     return Reconciler(api, Metrics(), settings, clock)
 
 
@@ -493,7 +505,7 @@ def test_checks_on_one_node_share_one_pod_and_caps_defer_the_rest(api, clock):
         apply_check(api, name=f"a{index}", source={"pod": {"name": "web-0"}})
     for index in range(4):
         apply_check(api, name=f"b{index}", source={"node": {"name": "worker-2"}})
-    reconciler = make_reconciler(api, clock, Caps(max_pods=1))
+    reconciler = make_reconciler(api, clock, Caps(max_pods=1), NODE_SOURCES)
     report = reconciler.tick()
     assert (report.created, report.deferred) == (1, 4)
     [pod] = probe_pods(api)
@@ -507,7 +519,8 @@ def test_checks_on_one_node_share_one_pod_and_caps_defer_the_rest(api, clock):
     assert {i.netns for i in batch_of(second).checks} == {"host"}
 
 
-def test_a_tick_reads_a_shared_source_once_and_the_next_tick_reads_it_afresh(api, reconciler):
+def test_a_tick_reads_a_shared_source_once_and_the_next_tick_reads_it_afresh(api, clock):
+    reconciler = make_reconciler(api, clock, tenancy=NODE_SOURCES)
     source_pod(api)
     for index in range(5):
         apply_check(api, name=f"web-{index}")

@@ -18,6 +18,7 @@ from hopscope_operator.controller.reconcile import Reconciler, Settings
 from .conftest import Clock, db_service, running_pod
 from .fakeapi import FakeApi
 from .test_reconcile import (
+    NODE_SOURCES,
     PROBES,
     apply_check,
     batch_of,
@@ -112,7 +113,10 @@ def test_a_pod_address_is_found_among_the_watched_namespaces_pods(healthy, confi
 
 def test_a_namespace_it_cannot_list_stops_neither_the_others_nor_loses_its_results(healthy):
     settings = Settings(
-        namespace=PROBES, image="hopscope-probe:test", watch_namespaces=("shop", "payments")
+        namespace=PROBES,
+        image="hopscope-probe:test",
+        watch_namespaces=("shop", "payments"),
+        tenancy=NODE_SOURCES,
     )
     reconciler = Reconciler(healthy, Metrics(), settings, Clock())
     healthy.create(

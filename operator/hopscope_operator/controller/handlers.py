@@ -27,8 +27,12 @@ from hopscope_operator.api import GROUP, VERSION, ConnectivityCheck, NamespaceNa
 from hopscope_operator.controller.metrics import Metrics
 from hopscope_operator.controller.plan import Caps, ProbePodSettings, PullPolicy
 from hopscope_operator.controller.reconcile import Reconciler, Settings
+from hopscope_operator.controller.tenancy import Tenancy
 from hopscope_operator.names import (
     DEFAULT_TICK_SECONDS,
+    ENV_ALLOW_NODE_SOURCES,
+    ENV_ALLOW_OTHER_NAMESPACE_SOURCES,
+    ENV_ALLOW_UNSAFE_HTTP_METHODS,
     ENV_CHECK_BUDGET_SECONDS,
     ENV_HEALTH_PORT,
     ENV_MAX_CHECKS_PER_POD,
@@ -76,6 +80,11 @@ class Config:
             probe_pod=_probe_pod(env.get(ENV_PROBE_POD)),
             watch_namespaces=_namespaces(env, ENV_WATCH_NAMESPACES),
             tick=timedelta(seconds=_int(env, ENV_TICK_SECONDS, DEFAULT_TICK_SECONDS)),
+            tenancy=Tenancy(
+                allow_node_sources=_flag(env, ENV_ALLOW_NODE_SOURCES),
+                allow_other_namespace_sources=_flag(env, ENV_ALLOW_OTHER_NAMESPACE_SOURCES),
+                allow_unsafe_http_methods=_flag(env, ENV_ALLOW_UNSAFE_HTTP_METHODS),
+            ),
         )
         return cls(
             settings=settings,
@@ -126,6 +135,15 @@ def _pull_policy(env: dict[str, str], name: str) -> PullPolicy:
     except ValueError:
         allowed = ", ".join(PullPolicy)
         raise kopf.PermanentError(f"{name}={raw!r}: expected one of {allowed}") from None
+
+
+def _flag(env: dict[str, str], name: str) -> bool:
+    """A widening switch: off unless set to true; a typo stops the operator rather than
+    silently keeping (or granting) a tenant's reach."""
+    raw = env.get(name, "false").strip().lower()
+    if raw not in ("true", "false"):
+        raise kopf.PermanentError(f"{name}={env[name]!r}: expected true or false")
+    return raw == "true"
 
 
 def _int(env: dict[str, str], name: str, default: int) -> int:

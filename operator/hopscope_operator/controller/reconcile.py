@@ -87,6 +87,7 @@ from hopscope_operator.controller.status import (
     starts_a_run,
     summary,
 )
+from hopscope_operator.controller.tenancy import Tenancy
 from hopscope_operator.controller.view import ApiView
 from hopscope_operator.controller.writer import Check, StatusWriter
 from hopscope_operator.names import DEFAULT_TICK_SECONDS, NAMESPACE, PROBE_IMAGE
@@ -108,6 +109,7 @@ class Settings:
     probe_pod: ProbePodSettings = field(default_factory=ProbePodSettings)
     watch_namespaces: tuple[str, ...] = ()  # the chart's watch.namespaces; () for all
     tick: timedelta = timedelta(seconds=DEFAULT_TICK_SECONDS)  # how often the tick runs
+    tenancy: Tenancy = field(default_factory=Tenancy)  # what a check may reach beyond its namespace
 
     @property
     def watched(self) -> tuple[str, ...]:
@@ -436,6 +438,7 @@ class Reconciler:
         runs on an agent or cannot run (said on it)."""
         model = check.model
         try:
+            self.settings.tenancy.permit(model)  # before anything is read for it
             source = resolve_source(model, self.view)
             destination = resolve_destination(model, self.view)
             request = to_probe_request(model.spec, destination, ca_pem(model, self.view))

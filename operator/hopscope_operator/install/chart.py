@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from hopscope_operator.install import deployment, monitoring, rbac
+from hopscope_operator.install import admission, deployment, monitoring, rbac
 from hopscope_operator.install.rbac import WATCHED_NAMESPACES
 from hopscope_operator.install.sidecar import sidecar_patch, sidecar_snippet
 from hopscope_operator.install.values import ChartValues, Manifest, values_ref
@@ -42,7 +42,8 @@ def manifests() -> dict[str, list[Manifest]]:
 
 
 def optional_templates() -> dict[str, str]:
-    """Templates behind a value: the Prometheus Operator's kinds, and the dashboard. What holds
+    """Templates behind a value: the tenancy's admission policy (where the API server has the
+    kind), the Prometheus Operator's kinds, and the dashboard. What holds
     Prometheus or Grafana template syntax ({{ $labels.x }}, {{check}}) is read with .Files.Get,
     which Helm does not render, from files/."""
     rule = monitoring.prometheus_rule(NAMESPACE)
@@ -53,7 +54,13 @@ def optional_templates() -> dict[str, str]:
     def guarded(flag: str, body: str) -> str:
         return f"{{{{- if {values_ref(f'monitoring.{flag}')} }}}}\n{body}{{{{- end }}}}\n"
 
+    admission_docs = "---\n".join(
+        yaml.safe_dump(doc, sort_keys=False) for doc in (admission.policy(), admission.binding())
+    )
     return {
+        "admissionpolicy.yaml": (
+            f"{{{{- if {admission.CONDITION} }}}}\n{admission_docs}{{{{- end }}}}\n"
+        ),
         "servicemonitor.yaml": guarded(
             "serviceMonitor",
             yaml.safe_dump(
@@ -113,6 +120,7 @@ def files() -> dict[Path, str]:
         text = "---\n".join(yaml.safe_dump(doc, sort_keys=False) for doc in documents)
         out[CHART / "templates" / name] = f"{TEMPLATE_HEADER}{GUARD}{text}"
     out[CHART / "templates" / "rbac.yaml"] += rbac.watch_bindings()
+    out[CHART / "templates" / "userroles.yaml"] = TEMPLATE_HEADER + rbac.user_roles()
     for name, text in optional_templates().items():
         out[CHART / "templates" / name] = TEMPLATE_HEADER + text
     out[CHART / "files" / "dashboard.json"] = json.dumps(monitoring.dashboard(), indent=2) + "\n"

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from hopscope_operator.install.values import Manifest, meta, value
 from hopscope_operator.names import (
+    ENV_ALLOW_NODE_SOURCES,
+    ENV_ALLOW_OTHER_NAMESPACE_SOURCES,
+    ENV_ALLOW_UNSAFE_HTTP_METHODS,
     ENV_CHECK_BUDGET_SECONDS,
     ENV_HEALTH_PORT,
     ENV_MAX_CHECKS_PER_POD,
@@ -96,6 +99,18 @@ def objects() -> list[Manifest]:
                                     "value": value("probes.checkBudgetSeconds"),
                                 },
                                 {"name": ENV_TICK_SECONDS, "value": value("tickSeconds")},
+                                {
+                                    "name": ENV_ALLOW_NODE_SOURCES,
+                                    "value": value("tenancy.allowNodeSources"),
+                                },
+                                {
+                                    "name": ENV_ALLOW_OTHER_NAMESPACE_SOURCES,
+                                    "value": value("tenancy.allowOtherNamespaceSources"),
+                                },
+                                {
+                                    "name": ENV_ALLOW_UNSAFE_HTTP_METHODS,
+                                    "value": value("tenancy.allowUnsafeHttpMethods"),
+                                },
                                 {
                                     "name": ENV_PROBE_POD,
                                     "value": value("probes.pod", as_base64_json=True),

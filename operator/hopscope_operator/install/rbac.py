@@ -144,6 +144,45 @@ def manifests() -> list[Manifest]:
     ]
 
 
+# For people, not the operator: a namespace's editors and admins may create checks there, its
+# viewers read them. Safe to hand out with `edit` only under the default tenancy values (a
+# check then reaches no further than `pods/exec` on that namespace's pods), hence the switch.
+USER_ROLES = {
+    f"{NAME}-checks-edit": (
+        ("create", "delete", "deletecollection", "get", "list", "watch", "update", "patch"),
+        ("edit", "admin"),
+    ),
+    f"{NAME}-checks-view": (("get", "list", "watch"), ("view",)),
+}
+AGGREGATE_LABEL = "rbac.authorization.k8s.io/aggregate-to-{role}"
+
+
+def user_roles() -> str:
+    """The ClusterRoles for people (text: the aggregation labels are behind a value)."""
+    switch = values_ref("tenancy.aggregateToDefaultRoles")
+    out = ""
+    for name, (verbs, aggregated) in USER_ROLES.items():
+        role = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": meta(name, None),
+            "rules": [
+                {
+                    "apiGroups": [GROUP],
+                    "resources": [ConnectivityCheck.plural],
+                    "verbs": list(verbs),
+                }
+            ],
+        }
+        text = yaml.safe_dump(role, sort_keys=False)
+        labels = "".join(f'    {AGGREGATE_LABEL.format(role=r)}: "true"\n' for r in aggregated)
+        # Under metadata.labels, which meta() always writes first.
+        anchor = "  labels:\n"
+        text = text.replace(anchor, f"{anchor}{{{{- if {switch} }}}}\n{labels}{{{{- end }}}}\n", 1)
+        out += f"---\n{text}"
+    return out
+
+
 # In a namespaced install: the namespaces listed and the release's own (probe pods live there),
 # as reconcile.Settings.watched has them.
 WATCHED_NAMESPACES = f"append {values_ref('watch.namespaces')} .Release.Namespace | uniq"

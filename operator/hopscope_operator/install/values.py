@@ -95,6 +95,39 @@ class WatchValues(Schema):
     )
 
 
+class TenancyValues(Schema):
+    """What a namespaced ConnectivityCheck may reach beyond its own namespace's pods."""
+
+    allow_node_sources: bool = Field(
+        default=False,
+        description="Let a ConnectivityCheck probe from a node (the host's network, control"
+        " plane included): whoever may create one then reaches every node's localhost.",
+    )
+    allow_other_namespace_sources: bool = Field(
+        default=False,
+        description="Let a ConnectivityCheck probe from a pod or workload of another namespace"
+        " (it enters that pod's network namespace).",
+    )
+    allow_unsafe_http_methods: bool = Field(
+        default=False,
+        description="Let a ConnectivityCheck send POST, PUT, PATCH or DELETE (else only GET,"
+        " HEAD and OPTIONS).",
+    )
+    aggregate_to_default_roles: bool = Field(
+        default=True,
+        description="Let the namespaces' edit and admin roles create ConnectivityChecks (view:"
+        " read them), through the hopscope-operator-checks-edit/-view ClusterRoles. With a"
+        " widening value above, every namespace editor gets its reach: consider turning this"
+        " off then and binding the ClusterRoles where you mean to.",
+    )
+    admission_policy: bool = Field(
+        default=True,
+        description="A ValidatingAdmissionPolicy refusing what these values do not allow at"
+        " kubectl apply (Kubernetes 1.30 or later; skipped on older clusters, where the"
+        " operator alone refuses it: Ready=False).",
+    )
+
+
 class ChartValues(Schema):
     """The chart's values: values.yaml and values.schema.json are generated from this."""
 
@@ -108,6 +141,7 @@ class ChartValues(Schema):
         description="How often the operator looks for due checks.",
     )
     monitoring: MonitoringValues = Field(default_factory=MonitoringValues)
+    tenancy: TenancyValues = Field(default_factory=TenancyValues)
 
 
 def default_of(path: str) -> Any:

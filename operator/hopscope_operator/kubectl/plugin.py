@@ -41,6 +41,7 @@ from hopscope_operator.kubectl.flags import (
 )
 from hopscope_operator.kubectl.svg import render_svg
 from hopscope_operator.kubectl.views import Unreadable, header, parse, source_text
+from hopscope_operator.names import NOT_PERMITTED_REASONS
 from hopscope_probe.models import (
     ConnectionStatus,
     ProbeResult,
@@ -151,6 +152,20 @@ def finished(obj: Object) -> bool:
     )
 
 
+def not_permitted(obj: Object) -> Object | None:
+    """The Ready=False condition of a spec the operator will not run (the tenancy rule), if
+    it says so of the current generation: waiting longer cannot change it."""
+    generation = obj["metadata"].get("generation")
+    for condition in (obj.get("status") or {}).get("conditions") or []:
+        if (
+            condition.get("type") == "Ready"
+            and condition.get("reason") in NOT_PERMITTED_REASONS
+            and condition.get("observedGeneration") in (None, generation)
+        ):
+            return condition
+    return None
+
+
 class Progress:
     """One line on stderr, rewritten in place on a terminal."""
 
@@ -226,6 +241,15 @@ def _wait_and_delete(
             progress(f"{name}: {state_line(obj)}")
             if finished(obj):
                 break
+            refused = not_permitted(obj)
+            if refused is not None:
+                progress.done()
+                print(
+                    f"{PROG}: {namespace}/{name} cannot run: {refused['reason']}:"
+                    f" {refused.get('message', '')}",
+                    file=sys.stderr,
+                )
+                return USAGE
             if clock() >= deadline:
                 progress.done()
                 print(
