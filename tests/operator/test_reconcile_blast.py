@@ -214,24 +214,56 @@ def test_a_failure_listing_the_checks_or_the_probe_pods_still_fails_the_tick(
         reconciler.tick()
 
 
-def test_a_selector_value_the_api_server_refuses_is_that_checks_api_refused(api, clock):
-    """The real story, through the client and the recorded API server: `app: "a b"` (admitted
-    by an older CRD) is a 400 for the pods' list; the other checks run."""
-    source_pod(api)
-    apply_check(api, "a")
-    apply_check(api, "c")
+def put_around_validation(api, name: str, spec: dict[str, Any]) -> None:
+    """Stored as an older CRD (without the bounds) let it be, or written around validation."""
     api.put(
         CHECKS,
         {
-            "apiVersion": check(api, "a")["apiVersion"],
+            "apiVersion": "hopscope.dev/v1alpha1",
             "kind": "ConnectivityCheck",
-            "metadata": {"name": "b", "namespace": "shop", "generation": 1},
-            "spec": {
-                "source": {"podSelector": {"matchLabels": {"app": "a b"}}},
-                "destination": {"ip": "192.0.2.1", "port": 443},
-            },
+            "metadata": {"name": name, "namespace": "shop", "generation": 1},
+            "spec": {"destination": {"ip": "192.0.2.1", "port": 443}, **spec},
         },
     )
+
+
+LONG_VALUES = [f"{i:03}" * 333 + "v" for i in range(299)]  # web-0's "web" and 299 of 1,000
+POD_SOURCE = {"source": {"pod": {"name": "web-0"}}}
+OUT_OF_BOUNDS = {
+    "interval-1e12": (
+        {**POD_SOURCE, "schedule": {"intervalSeconds": 1_000_000_000_000}},
+        "spec.schedule.intervalSeconds",
+    ),
+    "label-value-a-b": (
+        {"source": {"podSelector": {"matchLabels": {"app": "a b"}}}},
+        "spec.source.podSelector.matchLabels.app",
+    ),
+    "300-values-of-1000": (
+        {
+            "source": {
+                "podSelector": {
+                    "matchExpressions": [
+                        {"key": "app", "operator": "In", "values": ["web", *LONG_VALUES]}
+                    ]
+                }
+            }
+        },
+        "spec.source.podSelector.matchExpressions.0.values",
+    ),
+}
+
+
+@pytest.mark.parametrize(("spec", "field"), OUT_OF_BOUNDS.values(), ids=OUT_OF_BOUNDS.keys())
+def test_a_stored_check_out_of_the_crds_bounds_is_its_invalid_spec_and_the_others_run(
+    api, clock, spec, field
+):
+    """The real story, through the client and the recorded API server: `app: "a b"` was a
+    400 for the pods' list, 1e12 s an OverflowError, 300 values of 1,000 a 422 for the probe
+    pod of every check on the node. Now the model refuses each, naming the field."""
+    source_pod(api)
+    apply_check(api, "a")
+    apply_check(api, "c")
+    put_around_validation(api, "b", spec)
     with HttpApi(api, TOKEN).running() as server:
         settings = Settings(namespace=PROBES, image="hopscope-probe:test")
         reconciler = Reconciler(kube_api(server), Metrics(), settings, clock)
@@ -239,6 +271,6 @@ def test_a_selector_value_the_api_server_refuses_is_that_checks_api_refused(api,
     assert report.created == 1
     assert planned_checks(api) == {"a", "c"}
     status, reason, message = ready(api, "b")
-    assert (status, reason) == ("False", "ApiRefused")
-    assert "found 'b', expected: ',' or 'end of string'" in message
+    assert (status, reason) == ("False", "InvalidSpec")
+    assert field in message
     assert api.objects(PODS, PROBES)
