@@ -157,7 +157,8 @@ LABEL_KEYS = Rule(
 )
 
 
-def _label_key(value: str) -> str:
+def check_label_key(value: str) -> str:
+    """`value` if it is a label key the API server accepts, else ValueError naming it."""
     # Length first: the regex backtracks, and an unvalidated stored key may be megabytes.
     too_long = len(value) > MAX_LABEL_KEY
     if too_long or not re.fullmatch(LABEL_KEY, value) or re.match(_LONG_PREFIX, value):
@@ -165,15 +166,25 @@ def _label_key(value: str) -> str:
     return value
 
 
+def check_label_value(value: str) -> str:
+    """`value` if it is a label value the API server accepts, else ValueError naming it."""
+    if len(value) > MAX_LABEL_NAME or not re.fullmatch(LABEL_VALUE, value):
+        raise ValueError(
+            f"{value[:80]!r}: a label value is at most 63 of A-Z a-z 0-9 - _ . beginning and"
+            " ending alphanumeric"
+        )
+    return value
+
+
 def _label_keys(labels: dict[str, str]) -> dict[str, str]:
     for key in labels:
-        _label_key(key)
+        check_label_key(key)
     return labels
 
 
 LabelKey = Annotated[
     str,
-    AfterValidator(_label_key),
+    AfterValidator(check_label_key),
     WithJsonSchema(
         {
             "type": "string",
