@@ -63,6 +63,23 @@ def pod_labels(node_label: str, tick: int) -> dict[str, str]:
     return {**selector(), LABEL_NODE: node_label, LABEL_TICK: str(tick)}
 
 
+# A source's description quotes its selector, up to tens of KB at the CRD's bounds: on the pod
+# it is cut, so one run's entry has a bound whatever the spec (plan.py splits pods by it).
+MAX_SOURCE_DESCRIPTION = 256
+
+
+def _kept(source: ResolvedSource) -> dict[str, Any]:
+    fields = asdict(source)
+    if len(source.description) > MAX_SOURCE_DESCRIPTION:
+        fields["description"] = source.description[: MAX_SOURCE_DESCRIPTION - 1] + "…"
+    return fields
+
+
+def source_entry_bytes(run_id: str, source: ResolvedSource) -> int:
+    """What one run adds to the sources annotation."""
+    return len(json.dumps({run_id: _kept(source)}).encode())
+
+
 def pod_annotations(
     uids: Mapping[str, str | None],
     node: str,
@@ -73,7 +90,7 @@ def pod_annotations(
     annotations = {ANNOTATION_CHECKS: json.dumps(dict(uids), sort_keys=True), ANNOTATION_NODE: node}
     if sources is not None:
         annotations[ANNOTATION_SOURCES] = json.dumps(
-            {run_id: asdict(source) for run_id, source in sources.items()}
+            {run_id: _kept(source) for run_id, source in sources.items()}
         )
     return annotations
 
