@@ -4,6 +4,8 @@ Failures that concern the whole tick (listing the checks, listing probe pods) st
 
 from __future__ import annotations
 
+import copy
+import json
 import time
 from typing import Any
 
@@ -14,6 +16,8 @@ from hopscope_operator.controller import reconcile
 from hopscope_operator.controller.metrics import Metrics
 from hopscope_operator.controller.reconcile import Reconciler, Settings
 from hopscope_operator.controller.runs import RunId
+from hopscope_operator.names import ANNOTATION_CHECKS
+from hopscope_probe import batch as wire
 
 from .httpapi import HttpApi
 from .test_kube import TOKEN, kube_api
@@ -106,6 +110,47 @@ def test_a_bug_collecting_one_result_is_that_checks_and_the_pods_others_land(
     assert "writing its result failed: OverflowError" in message
     # Collected and deleted: the node's slot is free again.
     assert pod["metadata"]["name"] not in {p["metadata"]["name"] for p in probe_pods(api)}
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        {"env": "{not json"},
+        {"env": '{"checks": [{"id": "shop/b/x"}]}'},
+        {"node": None},
+    ],
+    ids=["batch-not-json", "batch-bad-id", "no-node"],
+)
+def test_one_probe_pod_that_cannot_be_read_fails_its_checks_only(api, reconciler, clock, corrupt):
+    source_pod(api)
+    apply_check(api, "a")
+    apply_check(api, "c")
+    apply_check(api, "b", source={"pod": {"name": "web-9"}})  # not found: not planned
+    reconciler.tick()
+    [good] = probe_pods(api)
+    b = check(api, "b")["metadata"]
+    bad = copy.deepcopy(good)
+    bad["metadata"] = {
+        "name": "hopscope-probe-bad",
+        "namespace": PROBES,
+        "labels": good["metadata"]["labels"],
+        "annotations": {ANNOTATION_CHECKS: json.dumps({f"shop/b/{b['generation']}": b["uid"]})},
+    }
+    [variable] = [e for e in bad["spec"]["containers"][0]["env"] if e["name"] == wire.ENV]
+    variable["value"] = corrupt.get("env", variable["value"])
+    api.create(PODS, PROBES, bad)
+    if "node" in corrupt:  # written around admission, as a hand edit would be
+        bad = api.get(PODS, PROBES, "hopscope-probe-bad")
+        del bad["spec"]["nodeName"]
+        api.put(PODS, bad)
+    finish(api, good, {item.id: reachable_result() for item in batch_of(good).checks})
+    clock.advance(5)
+    reconciler.tick()  # does not raise
+    assert check(api, "a")["status"]["runs"] == 1 and check(api, "c")["status"]["runs"] == 1
+    status, reason, message = ready(api, "b")
+    assert (status, reason) == ("False", "InternalError")
+    assert "collecting probe pod hopscope-probe-bad failed" in message
+    assert "hopscope-probe-bad" not in {p["metadata"]["name"] for p in probe_pods(api)}
 
 
 def test_a_status_write_refused_for_one_check_is_its_api_refused(

@@ -142,6 +142,8 @@ def planned_uids(pod: Manifest) -> dict[str, str | None]:
         return {}
     if isinstance(planned, list):
         return dict.fromkeys(map(str, planned))
+    if not isinstance(planned, dict):
+        return {}  # edited by hand
     return {str(key): value if isinstance(value, str) else None for key, value in planned.items()}
 
 
@@ -151,7 +153,7 @@ def read_sources(pod: Manifest) -> dict[str, ResolvedSource]:
     text = _annotation(pod, ANNOTATION_SOURCES) or "{}"
     try:
         return {key: ResolvedSource(**fields) for key, fields in json.loads(text).items()}
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, AttributeError):
         return {}
 
 
