@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.metrics import MetricWrapperBase
 
 from hopscope_operator.api import ConnectivityCheck
+from hopscope_operator.redact import without_userinfo
 from hopscope_policy.model import parse_selector
 from hopscope_probe.models import ConnectionStatus, ProbeResult, Thresholds
 
@@ -60,7 +61,7 @@ class CheckLabels:
         elif target.node is not None:
             destination = f"node/{target.node.name}"
         elif target.uri is not None:
-            destination = f"uri/{target.uri}"
+            destination = f"uri/{without_userinfo(target.uri)}"
         else:
             destination = f"fqdn/{target.fqdn}" if target.fqdn else f"ip/{target.ip}"
         if target.port is not None and target.uri is None:
