@@ -8,6 +8,7 @@ every series of a deleted check.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter as Tally
 from dataclasses import astuple, dataclass
 
@@ -66,7 +67,25 @@ class CheckLabels:
             destination = f"fqdn/{target.fqdn}" if target.fqdn else f"ip/{target.ip}"
         if target.port is not None and target.uri is None:
             destination += f":{target.port}"
-        return cls(namespace, check.metadata["name"], source_text, destination, spec.protocol)
+        return cls(
+            namespace,
+            check.metadata["name"],
+            _bounded(source_text),
+            _bounded(destination),
+            spec.protocol,
+        )
+
+
+# A selector at the CRD's bounds reads as tens of KB, a URI as 2 KB: every sample of every
+# series would carry it. Cut, with a digest of the whole so two long ones stay two series.
+MAX_LABEL_TEXT = 256
+
+
+def _bounded(text: str) -> str:
+    if len(text) <= MAX_LABEL_TEXT:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return f"{text[: MAX_LABEL_TEXT - len(digest) - 1]}…{digest}"
 
 
 class Metrics:
