@@ -130,7 +130,7 @@ MAX_BATCH_BYTES = 96 * 1024
 # would stay ProbePodRefused. Half of it, so admission webhooks' own annotations fit too.
 MAX_ANNOTATION_BYTES = 128 * 1024
 # The widest sources-annotation entry Kubernetes' name limits and MAX_SOURCE_DESCRIPTION allow:
-# the description all control characters, each escaped as \u00XX.
+# the description all control characters, the widest in UTF-8 JSON (\u00XX, 6 bytes each).
 _WIDEST_SOURCE = ResolvedSource(
     kind="workload",
     node_name="n" * 253,

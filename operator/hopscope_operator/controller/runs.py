@@ -77,7 +77,7 @@ def _kept(source: ResolvedSource) -> dict[str, Any]:
 
 def source_entry_bytes(run_id: str, source: ResolvedSource) -> int:
     """What one run adds to the sources annotation."""
-    return len(json.dumps({run_id: _kept(source)}).encode())
+    return len(_json({run_id: _kept(source)}).encode())
 
 
 def pod_annotations(
@@ -89,10 +89,16 @@ def pod_annotations(
     was resolved to (left out when None)."""
     annotations = {ANNOTATION_CHECKS: json.dumps(dict(uids), sort_keys=True), ANNOTATION_NODE: node}
     if sources is not None:
-        annotations[ANNOTATION_SOURCES] = json.dumps(
+        annotations[ANNOTATION_SOURCES] = _json(
             {run_id: _kept(source) for run_id, source in sources.items()}
         )
     return annotations
+
+
+def _json(value: Any) -> str:
+    # UTF-8, not \u escapes: no character then takes over 6 bytes (a control character's
+    # \u00XX), where ASCII-only JSON spends 12 on one beyond the BMP.
+    return json.dumps(value, ensure_ascii=False)
 
 
 def batch_variable(batch: wire.Batch) -> dict[str, str]:
