@@ -12,6 +12,7 @@ explain`): spec and status are one schema, and splitting them would split the CR
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -132,14 +133,79 @@ VALUES_FIT_OPERATOR = Rule(
 )
 
 
+# Kubernetes' label syntax (IsQualifiedName for keys, IsValidLabelValue for values), so a
+# selector the API server would answer with 400 is refused at apply time, and the operator never
+# sends one. `[.]`, not `\.`: the key pattern also goes into a CEL string literal.
+_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_LABEL_PREFIX = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+LABEL_KEY = rf"^({_LABEL_PREFIX}/)?{_LABEL_NAME}$"
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
+MAX_LABEL_PREFIX, MAX_LABEL_NAME = 253, 63
+MAX_LABEL_KEY = MAX_LABEL_PREFIX + 1 + MAX_LABEL_NAME
+# The prefix's 253 is a length no regex of the key can bound: a rule of its own.
+_LONG_PREFIX = rf"^[^/]{{{MAX_LABEL_PREFIX + 1}}}"
+# Few enough that a selector stays a short query and its CEL stays cheap to estimate.
+MAX_MATCH_LABELS, MAX_MATCH_EXPRESSIONS, MAX_SELECTOR_VALUES = 32, 16, 32
+
+PREFIX_FITS = Rule(
+    f"!self.matches('{_LONG_PREFIX}')", "a label key's prefix must be at most 253 characters"
+)
+LABEL_KEYS = Rule(
+    f"self.all(k, k.matches('{LABEL_KEY}') && !k.matches('{_LONG_PREFIX}'))",
+    "matchLabels keys must be label keys: an optional DNS-subdomain prefix (at most 253) and"
+    " '/', then a name of at most 63 of A-Z a-z 0-9 - _ . beginning and ending alphanumeric",
+)
+
+
+def check_label_key(value: str) -> str:
+    """`value` if it is a label key the API server accepts, else ValueError naming it."""
+    # Length first: the regex backtracks, and an unvalidated stored key may be megabytes.
+    too_long = len(value) > MAX_LABEL_KEY
+    if too_long or not re.fullmatch(LABEL_KEY, value) or re.match(_LONG_PREFIX, value):
+        raise ValueError(f"{value[:80]!r}: {LABEL_KEYS.message}")
+    return value
+
+
+def check_label_value(value: str) -> str:
+    """`value` if it is a label value the API server accepts, else ValueError naming it."""
+    if len(value) > MAX_LABEL_NAME or not re.fullmatch(LABEL_VALUE, value):
+        raise ValueError(
+            f"{value[:80]!r}: a label value is at most 63 of A-Z a-z 0-9 - _ . beginning and"
+            " ending alphanumeric"
+        )
+    return value
+
+
+def _label_keys(labels: dict[str, str]) -> dict[str, str]:
+    for key in labels:
+        check_label_key(key)
+    return labels
+
+
+LabelKey = Annotated[
+    str,
+    AfterValidator(check_label_key),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_LABEL_KEY,
+            "pattern": LABEL_KEY,
+            **validations(PREFIX_FITS),
+        }
+    ),
+]
+LabelValue = Annotated[str, Field(max_length=MAX_LABEL_NAME, pattern=LABEL_VALUE)]
+
+
 class SelectorRequirement(ApiSchema):
     model_config = ConfigDict(json_schema_extra=validations(VALUES_FIT_OPERATOR))
 
-    key: str = Field(min_length=1, max_length=317)
+    key: LabelKey
     """The label's key."""
     operator: SelectorOperator
     """In, NotIn, Exists or DoesNotExist."""
-    values: list[str] = Field(default_factory=list)
+    values: list[LabelValue] = Field(default_factory=list, max_length=MAX_SELECTOR_VALUES)
     """The label values for In and NotIn; empty for Exists and DoesNotExist."""
 
     @model_validator(mode="after")
@@ -160,9 +226,15 @@ NON_EMPTY_SELECTOR = Rule(
 class LabelSelector(ApiSchema):
     model_config = ConfigDict(json_schema_extra=validations(NON_EMPTY_SELECTOR))
 
-    match_labels: dict[str, str] = Field(default_factory=dict)
+    match_labels: Annotated[dict[str, LabelValue], AfterValidator(_label_keys)] = Field(
+        default_factory=dict,
+        max_length=MAX_MATCH_LABELS,
+        json_schema_extra=validations(LABEL_KEYS),
+    )
     """Labels a pod must carry, each with this value."""
-    match_expressions: list[SelectorRequirement] = Field(default_factory=list)
+    match_expressions: list[SelectorRequirement] = Field(
+        default_factory=list, max_length=MAX_MATCH_EXPRESSIONS
+    )
     """Label requirements a pod must meet, all of them."""
 
     @model_validator(mode="after")
@@ -358,11 +430,15 @@ class HttpSpec(HttpOptions):
     """HTTPS only: CAs (PEM, at most 32 KiB) trusted besides the system's, e.g. a private CA."""
 
 
+# A week: rarer than that is a one-off check re-applied; and a next run stays a date.
+MAX_INTERVAL_SECONDS = 7 * 24 * 3600
+
+
 class ScheduleOptions(ApiSchema):
     """When the check runs again."""
 
-    interval_seconds: int = Field(ge=10)
-    """Seconds between runs."""
+    interval_seconds: int = Field(ge=10, le=MAX_INTERVAL_SECONDS)
+    """Seconds between runs, at most a week."""
 
 
 PORT_PROTOCOLS = (Protocol.TCP, Protocol.UDP, Protocol.HTTP, Protocol.HTTPS)

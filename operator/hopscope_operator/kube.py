@@ -8,11 +8,13 @@ the tests. Credentials come from the in-cluster service account, else the local 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from kubernetes import client, config
 
+from hopscope_operator.api import check_label_key, check_label_value
 from hopscope_operator.cluster import (
     SERVICE_ACCOUNTS,
     ApiError,
@@ -46,7 +48,7 @@ class KubeApi:
     def list(
         self, resource: Resource, namespace: str | None, labels: dict[str, str] | None = None
     ) -> list[Object]:
-        query = {"labelSelector": ",".join(f"{k}={v}" for k, v in labels.items())} if labels else {}
+        query = {"labelSelector": label_selector(labels)} if labels else {}
         found = self._json("GET", _path(resource, namespace), query=query)
         # A list's items carry no apiVersion/kind; the reconciler expects whole objects.
         for item in found["items"]:
@@ -129,6 +131,13 @@ class KubeApi:
             error = ERRORS.get(response.status, ApiError)
             raise error(f"{method} {path}: {response.status} {_message(data)}")
         return data
+
+
+def label_selector(labels: Mapping[str, str]) -> str:
+    """`k=v,…` for a labelSelector query. The selector syntax has no escaping: a key or value
+    outside the label syntax would change what is selected (`a,b=c`) or be a 400, so it is
+    refused here, naming it, and never sent."""
+    return ",".join(f"{check_label_key(k)}={check_label_value(v)}" for k, v in labels.items())
 
 
 def _path(resource: Resource, namespace: str | None, name: str | None = None) -> str:

@@ -274,7 +274,7 @@ class ProbeResult(RunFindings):
 class Thresholds(Schema):
     """Over either, a reachable destination is Degraded."""
 
-    latency_ms: float = Field(default=200.0, gt=0)
+    latency_ms: float = Field(default=200.0, gt=0, le=60_000)  # no probe waits over 60 s
     """Average latency, ms (HTTP(S): to the first byte of the response)."""
     loss_percent: float = Field(default=5.0, ge=0, le=100)
     """Connection probes lost, percent."""
@@ -302,13 +302,15 @@ class HttpHeader(Schema):
 MAX_CA_PEM = 32 * 1024
 
 # An HTTP status code (200) or class (2xx), as the status check reads them.
-StatusCode = Annotated[str, Field(pattern=r"^[1-5]([0-9]{2}|[xX]{2})$")]
+StatusCode = Annotated[str, Field(max_length=3, pattern=r"^[1-5]([0-9]{2}|[xX]{2})$")]
 
 
 class HttpOptions(Schema):
     """What an HTTP(S) check sends, and which answers are good."""
 
-    method: str = Field(default="GET", pattern=r"^(GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH)$")
+    method: str = Field(
+        default="GET", max_length=7, pattern=r"^(GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH)$"
+    )
     """The request method."""
     headers: list[HttpHeader] = Field(default_factory=list, max_length=MAX_HEADERS)
     """Extra request headers; one hopscope sends itself (Host, User-Agent, Accept) is replaced."""

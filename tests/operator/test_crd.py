@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 import random
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -298,6 +299,17 @@ def changed(changes: dict[str, Any]) -> dict[str, Any]:
     return manifest
 
 
+def selector(
+    labels: dict[str, str] | None = None, expressions: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Changes to BASE that make its source a podSelector."""
+    chosen: dict[str, Any] = {"matchLabels": labels} if labels else {}
+    if expressions:
+        chosen["matchExpressions"] = expressions
+    return {"spec.source": {"podSelector": chosen}}
+
+
+EXISTS_APP = {"key": "app", "operator": "Exists"}
 CA_REF = {"name": "payments-ca", "key": "ca.crt"}
 CA_BUNDLE = {"configMapKeyRef": CA_REF}
 
@@ -378,6 +390,42 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("negative-source-port", {"spec.sourcePort": -1}, "spec.sourcePort"),
     ("loss-over-100", {"spec.thresholds": {"lossPercent": 101}}, "spec.thresholds.lossPercent"),
     ("interval-5", {"spec.schedule": {"intervalSeconds": 5}}, "spec.schedule.intervalSeconds"),
+    (
+        "interval-1e12",  # its next run is past year 9999: an OverflowError each tick
+        {"spec.schedule": {"intervalSeconds": 10**12}},
+        "spec.schedule.intervalSeconds",
+    ),
+    ("interval-over-a-week", {"spec.schedule": {"intervalSeconds": 604801}}, "intervalSeconds"),
+    ("latency-threshold-61s", {"spec.thresholds": {"latencyMs": 60001}}, "thresholds.latencyMs"),
+    ("label-value-space", selector(labels={"app": "a b"}), "spec.source.podSelector.matchLabels"),
+    ("label-value-64", selector(labels={"app": "a" * 64}), "spec.source.podSelector.matchLabels"),
+    ("label-value-edge-dash", selector(labels={"app": "web-"}), "podSelector.matchLabels"),
+    ("label-key-space", selector(labels={"my app": "web"}), "spec.source.podSelector.matchLabels"),
+    ("label-key-name-64", selector(labels={"a" * 64: "web"}), "podSelector.matchLabels"),
+    ("label-key-upper-prefix", selector(labels={"Shop.io/app": "web"}), "matchLabels"),
+    ("label-key-prefix-254", selector(labels={"a" * 254 + "/app": "web"}), "matchLabels"),
+    ("33-match-labels", selector(labels={f"l{i}": "v" for i in range(33)}), "matchLabels"),
+    (
+        "selector-300-values-of-1000",  # a 302 KB probe pod annotation: over the 256 KiB limit
+        selector(expressions=[{"key": "app", "operator": "In", "values": ["v" * 1000] * 300}]),
+        "spec.source.podSelector.matchExpressions",
+    ),
+    (
+        "selector-value-space",
+        selector(expressions=[{"key": "app", "operator": "In", "values": ["a b"]}]),
+        "spec.source.podSelector.matchExpressions",
+    ),
+    (
+        "expression-key-space",
+        selector(expressions=[{"key": "my app", "operator": "Exists"}]),
+        "spec.source.podSelector.matchExpressions",
+    ),
+    (
+        "expression-key-prefix-254",
+        selector(expressions=[{"key": "a" * 254 + "/app", "operator": "Exists"}]),
+        "spec.source.podSelector.matchExpressions",
+    ),
+    ("17-expressions", selector(expressions=[EXISTS_APP] * 17), "matchExpressions"),
     ("unknown-field", {"spec.colour": "blue"}, "colour"),
     ("bad-connection-status", {"status.connectionStatus": "Maybe"}, "status.connectionStatus"),
 ]
@@ -419,7 +467,7 @@ def test_every_cel_rule_refuses_some_case(openapi: dict[str, Any], apiserver: Ap
         for rule in node.get("x-kubernetes-validations", [])
     }
     refused = "\n".join(error for _, c, _ in INVALID for error in apiserver.errors(changed(c)))
-    assert len(messages) == 8
+    assert len(messages) == 10
     assert [message for message in messages if message not in refused] == []
 
 
@@ -467,9 +515,6 @@ def test_the_ip_rule_agrees_with_the_model(
             TypeAdapter(IPAddress).validate_python(text)
 
 
-EXISTS_APP = {"key": "app", "operator": "Exists"}
-
-
 @pytest.mark.parametrize(
     "changes",
     [
@@ -485,3 +530,84 @@ def test_both_accept_edge_cases(changes: dict[str, Any], apiserver: ApiServer) -
     manifest = changed(changes)
     assert apiserver.errors(manifest) == []
     assert model_errors(manifest) == []
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        selector(labels={"app.kubernetes.io/name": "web", "tier": "", "v": "a" * 63}),
+        selector(labels={"a" * 253 + "/" + "b" * 63: "Web_1.2-x"}),
+        selector(expressions=[{"key": "shop.io/tier", "operator": "In", "values": ["a", ""]}]),
+        {"spec.schedule": {"intervalSeconds": 604800}},
+    ],
+    ids=["labels", "longest-key", "expression-values", "weekly"],
+)
+def test_both_accept_the_longest_valid_labels(
+    changes: dict[str, Any], apiserver: ApiServer
+) -> None:
+    manifest = changed(changes)
+    assert apiserver.errors(manifest) == []
+    assert model_errors(manifest) == []
+
+
+# ---- bounds --------------------------------------------------------------------------------
+
+
+def test_every_number_string_list_and_map_of_the_spec_is_bounded(openapi: dict[str, Any]) -> None:
+    # What a user writes is bounded, so no spec can overflow a date, a query or a probe pod.
+    spec = openapi["properties"]["spec"]
+    unbounded = []
+    for at, node, _ in _nodes(spec, ".spec"):
+        kind = node.get("type")
+        if kind in ("integer", "number") and "maximum" not in node:
+            unbounded.append(f"{at}: no maximum")
+        if kind == "string" and "maxLength" not in node and "enum" not in node:
+            unbounded.append(f"{at}: no maxLength")
+        if kind == "array" and "maxItems" not in node:
+            unbounded.append(f"{at}: no maxItems")
+        if kind == "object" and "additionalProperties" in node and "maxProperties" not in node:
+            unbounded.append(f"{at}: no maxProperties")
+    assert unbounded == []
+
+
+# The API server's limits on the estimated cost of a CRD's rules (apiextensions validation).
+RULE_COST_LIMIT, CRD_COST_LIMIT = 10_000_000, 100_000_000
+
+
+def _rule_cost(rule: str, node: dict[str, Any]) -> int:
+    """An upper estimate of one rule's cost in the manner of cel-go's estimator: a
+    `matches` costs ceil(0.1 * string bytes) * ceil(0.25 * regex length), a string's bytes
+    being 4 per character of its maxLength; a macro over a collection runs once per element.
+    Map keys are taken as long as the longest label key (the API server itself assumes 0)."""
+    over_elements = ".all(" in rule or ".exists(" in rule
+    if over_elements:
+        elements = node.get("maxProperties", node.get("maxItems"))
+        assert elements is not None, f"{rule}: iterates an unbounded collection"
+        string_bytes = 4 * 317
+    else:
+        elements = 1
+        string_bytes = 4 * node.get("maxLength", 0)
+    regexes = [len(m) for m in re.findall(r"matches\('([^']*)'\)", rule)]
+    per_element = sum(-(-string_bytes // 10) * -(-length // 4) for length in regexes) + 100
+    return elements * per_element
+
+
+def test_the_rules_estimated_cost_is_within_the_api_servers_limits(openapi: dict) -> None:
+    nodes = list(_nodes(openapi))
+    total = 0
+    for at, node, _ in nodes:
+        rules = node.get("x-kubernetes-validations", [])
+        if not rules:
+            continue
+        cardinality = 1
+        for above, part, _ in nodes:
+            # Every collection above the node multiplies how often its rules run.
+            if at.startswith((f"{above}.items", f"{above}.additionalProperties")):
+                bound = part.get("maxItems", part.get("maxProperties"))
+                assert bound is not None, f"{at}: a rule under unbounded {above}"
+                cardinality *= bound
+        for rule in rules:
+            cost = cardinality * _rule_cost(rule["rule"], node)
+            assert cost < RULE_COST_LIMIT, (at, rule["rule"], cost)
+            total += cost
+    assert total < CRD_COST_LIMIT

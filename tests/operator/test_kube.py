@@ -103,6 +103,22 @@ def test_lists_send_the_label_selector_and_return_whole_objects(api, server):
     assert paths(server)[-2:] == ["GET /api/v1/namespaces", "GET /api/v1/nodes/worker-1"]
 
 
+@pytest.mark.parametrize(
+    "labels",
+    [{"app": "a b"}, {"app": "web,tier=db"}, {"app": "web", "tier!": "db"}, {"app": "a" * 64}],
+    ids=["space", "a-second-requirement", "bad-key", "value-64"],
+)
+def test_a_selector_outside_the_label_syntax_is_refused_naming_it_and_never_sent(
+    api, server, labels
+):
+    # The selector syntax has no escaping: pasted, "web,tier=db" would select other pods.
+    source_pod(api)
+    kube = kube_api(server)
+    with pytest.raises(ValueError, match="label"):
+        kube.list(PODS, "shop", labels)
+    assert not any("labelSelector" in path for path in paths(server))
+
+
 def test_refusals_come_back_as_the_exceptions_the_reconciler_handles(api, server):
     kube = kube_api(server)
     with pytest.raises(NotFound):

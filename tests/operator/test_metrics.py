@@ -12,8 +12,8 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from hopscope_operator.api import ConnectivityCheck
-from hopscope_operator.controller.metrics import CheckLabels, Metrics
+from hopscope_operator.api import MAX_MATCH_EXPRESSIONS, MAX_SELECTOR_VALUES, ConnectivityCheck
+from hopscope_operator.controller.metrics import MAX_LABEL_TEXT, CheckLabels, Metrics
 from hopscope_probe.models import (
     ConnectionStatus,
     Hop,
@@ -415,3 +415,25 @@ def test_thresholds_and_the_hop_graphs_edges_are_exported_for_alerts_and_the_nod
     assert values["hopscope_path_edge_info"] == 1.0
     text = metrics.exposition().decode()
     assert f'from_hop="{hops[0].id}"' in text and f'to_hop="{hops[1].id}"' in text
+
+
+def test_labels_of_the_longest_selector_and_uri_the_crd_admits_are_bounded_and_distinct() -> None:
+    def labels(tier: str) -> CheckLabels:
+        values = [f"{tier}{i:02}" + "v" * 58 for i in range(MAX_SELECTOR_VALUES)]
+        expressions = [
+            {"key": f"shop.example/k{i:02}", "operator": "In", "values": values}
+            for i in range(MAX_MATCH_EXPRESSIONS)
+        ]
+        uri = "https://api.example.com/" + tier + "p" * 2000
+        spec = {
+            "source": {"podSelector": {"matchExpressions": expressions}},
+            "destination": {"uri": uri},
+            "protocol": "HTTPS",
+        }
+        return CheckLabels.of(parsed(spec))
+
+    a, b = labels("a"), labels("b")
+    for label in (a.source, a.destination, b.source, b.destination):
+        assert len(label) <= MAX_LABEL_TEXT
+    assert a.source.startswith("podSelector/shop/shop.example/k00 in (a00")
+    assert a.source != b.source and a.destination != b.destination

@@ -11,6 +11,13 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+from hopscope_operator.api import (
+    MAX_MATCH_EXPRESSIONS,
+    MAX_MATCH_LABELS,
+    MAX_SELECTOR_VALUES,
+    ConnectivityCheckSpec,
+    LabelSelector,
+)
 from hopscope_operator.controller.plan import (
     MAX_BATCH_BYTES,
     STARTUP_SECONDS,
@@ -25,8 +32,10 @@ from hopscope_operator.controller.plan import (
     pod_name,
     probe_pod,
 )
-from hopscope_operator.controller.runs import planned_uids
+from hopscope_operator.controller.runs import MAX_SOURCE_DESCRIPTION, planned_uids, read_sources
 from hopscope_operator.names import ANNOTATION_CHECKS
+from hopscope_operator.resolved import ResolvedSource
+from hopscope_policy.model import parse_selector
 from hopscope_probe import batch as wire
 from hopscope_probe.models import MAX_CA_PEM, MAX_HEADERS, PathMode, ProbeRequest
 
@@ -377,3 +386,74 @@ def test_checks_riding_along_come_after_every_due_check_of_the_node() -> None:
         due + riders, Caps(max_checks_per_pod=4), riders=frozenset(i.id for _, i in riders)
     )
     assert [i.check for i in planned.create[0].items] == ["a/c0", "a/c1", "a/c2", "b/r0"]
+
+
+def _widest_selector() -> dict[str, Any]:
+    """A podSelector at every bound the CRD admits."""
+    key = "p" * 253 + "/" + "k" * 60
+    labels = {f"{key}{i:03}": "v" * 63 for i in range(MAX_MATCH_LABELS)}
+    values = ["v" * 60 + f"{i:03}" for i in range(MAX_SELECTOR_VALUES)]
+    expressions = [
+        {"key": f"{key}{i:03}", "operator": "In", "values": values}
+        for i in range(MAX_MATCH_EXPRESSIONS)
+    ]
+    return {"matchLabels": labels, "matchExpressions": expressions}
+
+
+def test_the_widest_checks_the_crd_admits_split_into_pods_whose_annotations_fit() -> None:
+    # A thousand checks on one node (an operator set to 1,000 checks a pod), each with the
+    # longest namespace, name and generation and a source described by the widest selector:
+    # every pod must stay under Kubernetes' 256 KiB of annotations, or every check on the
+    # node stays ProbePodRefused.
+    selector = LabelSelector.model_validate(_widest_selector())
+    shown = str(parse_selector(selector.model_dump(by_alias=True), "spec.source.podSelector"))
+    assert len(shown) > 30_000  # what the description quotes
+    namespace, name, generation = "n" * 63, "c" * 250, 2**63 - 1
+    items = [item(f"{namespace}/{name}{i:03}", generation) for i in range(1000)]
+    source = ResolvedSource(
+        kind="pod",
+        node_name="w" * 253,
+        description=f"pod {namespace}/web-0 (first by name of 3 Ready pods matching {shown})",
+        pod_namespace=namespace,
+        pod_name="p" * 253,
+        pod_uid=UID_A,
+        address="2001:db8::1",
+    )
+    planned = group_by_node([("worker-1", i) for i in items], Caps(1000, 1000, 1000))
+    assert sum(len(batch.items) for batch in planned.create) == 1000 and not planned.deferred
+    for batch in planned.create:
+        pod = probe_pod(
+            "w" * 253,
+            list(batch.items),
+            image=IMAGE,
+            namespace="hopscope",
+            tick=1748779200,
+            sources={i.id: source for i in batch.items},
+        )
+        annotations = pod["metadata"]["annotations"]
+        # What the API server counts: every key's and value's bytes.
+        total = sum(len(k.encode()) + len(v.encode()) for k, v in annotations.items())
+        assert total < 256 * 1024
+        validate(pod)
+    kept = read_sources(pod)[batch.items[0].id]
+    assert kept.description.startswith(source.description[:200])
+    assert len(kept.description) <= MAX_SOURCE_DESCRIPTION
+
+
+def test_the_widest_single_check_the_crd_admits_fits_one_environment_string() -> None:
+    # Headers of '"' and '\\' (each escaped to two bytes of JSON) at every bound, the longest
+    # URI and CA bundle: alone in its pod, still under the kernel's 128 KiB a string.
+    uri = "https://api.example.com/" + '"' * (2048 - 24)
+    headers = [{"name": "x" * 256, "value": '"\\' * 1024} for _ in range(MAX_HEADERS)]
+    ca = ("A" * 63 + "\n") * (MAX_CA_PEM // 64)
+    fat = item(uri=uri, protocol="HTTPS", http={"headers": headers}, ca_pem=ca)
+    ConnectivityCheckSpec.model_validate(
+        {
+            "source": {"pod": {"name": "web-0"}},
+            "destination": {"uri": uri},
+            "protocol": "HTTPS",
+            "http": {"headers": headers},
+        }
+    )  # the CRD's models admit it
+    [variable] = pod_for([fat])["spec"]["containers"][0]["env"]
+    assert len(variable["value"].encode()) < 128 * 1024

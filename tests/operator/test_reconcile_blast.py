@@ -4,6 +4,8 @@ Failures that concern the whole tick (listing the checks, listing probe pods) st
 
 from __future__ import annotations
 
+import copy
+import json
 import time
 from typing import Any
 
@@ -14,6 +16,8 @@ from hopscope_operator.controller import reconcile
 from hopscope_operator.controller.metrics import Metrics
 from hopscope_operator.controller.reconcile import Reconciler, Settings
 from hopscope_operator.controller.runs import RunId
+from hopscope_operator.names import ANNOTATION_CHECKS
+from hopscope_probe import batch as wire
 
 from .httpapi import HttpApi
 from .test_kube import TOKEN, kube_api
@@ -106,6 +110,47 @@ def test_a_bug_collecting_one_result_is_that_checks_and_the_pods_others_land(
     assert "writing its result failed: OverflowError" in message
     # Collected and deleted: the node's slot is free again.
     assert pod["metadata"]["name"] not in {p["metadata"]["name"] for p in probe_pods(api)}
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        {"env": "{not json"},
+        {"env": '{"checks": [{"id": "shop/b/x"}]}'},
+        {"node": None},
+    ],
+    ids=["batch-not-json", "batch-bad-id", "no-node"],
+)
+def test_one_probe_pod_that_cannot_be_read_fails_its_checks_only(api, reconciler, clock, corrupt):
+    source_pod(api)
+    apply_check(api, "a")
+    apply_check(api, "c")
+    apply_check(api, "b", source={"pod": {"name": "web-9"}})  # not found: not planned
+    reconciler.tick()
+    [good] = probe_pods(api)
+    b = check(api, "b")["metadata"]
+    bad = copy.deepcopy(good)
+    bad["metadata"] = {
+        "name": "hopscope-probe-bad",
+        "namespace": PROBES,
+        "labels": good["metadata"]["labels"],
+        "annotations": {ANNOTATION_CHECKS: json.dumps({f"shop/b/{b['generation']}": b["uid"]})},
+    }
+    [variable] = [e for e in bad["spec"]["containers"][0]["env"] if e["name"] == wire.ENV]
+    variable["value"] = corrupt.get("env", variable["value"])
+    api.create(PODS, PROBES, bad)
+    if "node" in corrupt:  # written around admission, as a hand edit would be
+        bad = api.get(PODS, PROBES, "hopscope-probe-bad")
+        del bad["spec"]["nodeName"]
+        api.put(PODS, bad)
+    finish(api, good, {item.id: reachable_result() for item in batch_of(good).checks})
+    clock.advance(5)
+    reconciler.tick()  # does not raise
+    assert check(api, "a")["status"]["runs"] == 1 and check(api, "c")["status"]["runs"] == 1
+    status, reason, message = ready(api, "b")
+    assert (status, reason) == ("False", "InternalError")
+    assert "collecting probe pod hopscope-probe-bad failed" in message
+    assert "hopscope-probe-bad" not in {p["metadata"]["name"] for p in probe_pods(api)}
 
 
 def test_a_status_write_refused_for_one_check_is_its_api_refused(
@@ -214,24 +259,56 @@ def test_a_failure_listing_the_checks_or_the_probe_pods_still_fails_the_tick(
         reconciler.tick()
 
 
-def test_a_selector_value_the_api_server_refuses_is_that_checks_api_refused(api, clock):
-    """The real story, through the client and the recorded API server: `app: "a b"` (admitted
-    by an older CRD) is a 400 for the pods' list; the other checks run."""
-    source_pod(api)
-    apply_check(api, "a")
-    apply_check(api, "c")
+def put_around_validation(api, name: str, spec: dict[str, Any]) -> None:
+    """Stored as an older CRD (without the bounds) let it be, or written around validation."""
     api.put(
         CHECKS,
         {
-            "apiVersion": check(api, "a")["apiVersion"],
+            "apiVersion": "hopscope.dev/v1alpha1",
             "kind": "ConnectivityCheck",
-            "metadata": {"name": "b", "namespace": "shop", "generation": 1},
-            "spec": {
-                "source": {"podSelector": {"matchLabels": {"app": "a b"}}},
-                "destination": {"ip": "192.0.2.1", "port": 443},
-            },
+            "metadata": {"name": name, "namespace": "shop", "generation": 1},
+            "spec": {"destination": {"ip": "192.0.2.1", "port": 443}, **spec},
         },
     )
+
+
+LONG_VALUES = [f"{i:03}" * 333 + "v" for i in range(299)]  # web-0's "web" and 299 of 1,000
+POD_SOURCE = {"source": {"pod": {"name": "web-0"}}}
+OUT_OF_BOUNDS = {
+    "interval-1e12": (
+        {**POD_SOURCE, "schedule": {"intervalSeconds": 1_000_000_000_000}},
+        "spec.schedule.intervalSeconds",
+    ),
+    "label-value-a-b": (
+        {"source": {"podSelector": {"matchLabels": {"app": "a b"}}}},
+        "spec.source.podSelector.matchLabels.app",
+    ),
+    "300-values-of-1000": (
+        {
+            "source": {
+                "podSelector": {
+                    "matchExpressions": [
+                        {"key": "app", "operator": "In", "values": ["web", *LONG_VALUES]}
+                    ]
+                }
+            }
+        },
+        "spec.source.podSelector.matchExpressions.0.values",
+    ),
+}
+
+
+@pytest.mark.parametrize(("spec", "field"), OUT_OF_BOUNDS.values(), ids=OUT_OF_BOUNDS.keys())
+def test_a_stored_check_out_of_the_crds_bounds_is_its_invalid_spec_and_the_others_run(
+    api, clock, spec, field
+):
+    """The real story, through the client and the recorded API server: `app: "a b"` was a
+    400 for the pods' list, 1e12 s an OverflowError, 300 values of 1,000 a 422 for the probe
+    pod of every check on the node. Now the model refuses each, naming the field."""
+    source_pod(api)
+    apply_check(api, "a")
+    apply_check(api, "c")
+    put_around_validation(api, "b", spec)
     with HttpApi(api, TOKEN).running() as server:
         settings = Settings(namespace=PROBES, image="hopscope-probe:test")
         reconciler = Reconciler(kube_api(server), Metrics(), settings, clock)
@@ -239,6 +316,6 @@ def test_a_selector_value_the_api_server_refuses_is_that_checks_api_refused(api,
     assert report.created == 1
     assert planned_checks(api) == {"a", "c"}
     status, reason, message = ready(api, "b")
-    assert (status, reason) == ("False", "ApiRefused")
-    assert "found 'b', expected: ',' or 'end of string'" in message
+    assert (status, reason) == ("False", "InvalidSpec")
+    assert field in message
     assert api.objects(PODS, PROBES)

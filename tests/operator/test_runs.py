@@ -78,6 +78,12 @@ def test_a_pod_without_or_with_a_broken_annotation_reads_as_unknown() -> None:
     edited = pod(pod_annotations({}, "n", {"x/y/1": SOURCE}), {}, a_batch("x/y/1"))
     edited["metadata"]["annotations"] = {k: "{not json" for k in edited["metadata"]["annotations"]}
     assert (planned_uids(edited), read_sources(edited)) == ({}, {})
+    for not_a_map in ("7", '"text"', "[1, 2]", "null"):
+        edited["metadata"]["annotations"] = dict.fromkeys(
+            edited["metadata"]["annotations"], not_a_map
+        )
+        assert read_sources(edited) == {}, not_a_map
+        assert planned_uids(edited) in ({}, {"1": None, "2": None}), not_a_map
 
 
 def test_a_pod_without_a_batch_is_refused() -> None:

@@ -8,6 +8,7 @@ every series of a deleted check.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter as Tally
 from dataclasses import astuple, dataclass
 
@@ -15,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.metrics import MetricWrapperBase
 
 from hopscope_operator.api import ConnectivityCheck
+from hopscope_operator.redact import without_userinfo
 from hopscope_policy.model import parse_selector
 from hopscope_probe.models import ConnectionStatus, ProbeResult, Thresholds
 
@@ -60,12 +62,30 @@ class CheckLabels:
         elif target.node is not None:
             destination = f"node/{target.node.name}"
         elif target.uri is not None:
-            destination = f"uri/{target.uri}"
+            destination = f"uri/{without_userinfo(target.uri)}"
         else:
             destination = f"fqdn/{target.fqdn}" if target.fqdn else f"ip/{target.ip}"
         if target.port is not None and target.uri is None:
             destination += f":{target.port}"
-        return cls(namespace, check.metadata["name"], source_text, destination, spec.protocol)
+        return cls(
+            namespace,
+            check.metadata["name"],
+            _bounded(source_text),
+            _bounded(destination),
+            spec.protocol,
+        )
+
+
+# A selector at the CRD's bounds reads as tens of KB, a URI as 2 KB: every sample of every
+# series would carry it. Cut, with a digest of the whole so two long ones stay two series.
+MAX_LABEL_TEXT = 256
+
+
+def _bounded(text: str) -> str:
+    if len(text) <= MAX_LABEL_TEXT:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return f"{text[: MAX_LABEL_TEXT - len(digest) - 1]}…{digest}"
 
 
 class Metrics:

@@ -23,11 +23,13 @@ from pydantic import Field
 from hopscope_operator.api import API_VERSION, KIND
 from hopscope_operator.controller.resolve import ResolvedSource
 from hopscope_operator.controller.runs import (
+    MAX_SOURCE_DESCRIPTION,
     RunId,
     batch_variable,
     cgroup_root_variable,
     pod_annotations,
     pod_labels,
+    source_entry_bytes,
 )
 from hopscope_operator.names import (
     DEFAULT_CHECK_BUDGET_SECONDS,
@@ -128,6 +130,21 @@ class Batch:
 # Linux refuses to start a process with one environment string over 128 KiB (E2BIG): the
 # container would never run, and the same batch would fail again every tick.
 MAX_BATCH_BYTES = 96 * 1024
+# Kubernetes refuses a pod whose annotations total over 256 KiB (422): every check on the node
+# would stay ProbePodRefused. Half of it, so admission webhooks' own annotations fit too.
+MAX_ANNOTATION_BYTES = 128 * 1024
+# The widest sources-annotation entry Kubernetes' name limits and MAX_SOURCE_DESCRIPTION allow:
+# the description all control characters, the widest in UTF-8 JSON (\u00XX, 6 bytes each).
+_WIDEST_SOURCE = ResolvedSource(
+    kind="workload",
+    node_name="n" * 253,
+    description="\x00" * MAX_SOURCE_DESCRIPTION,
+    pod_namespace="n" * 63,
+    pod_name="n" * 253,
+    pod_uid="u" * 36,
+    address="f" * 45,
+    host_network=True,
+)
 
 
 @dataclass(frozen=True)
@@ -191,19 +208,30 @@ def fair_order(items: Sequence[BatchItem]) -> list[BatchItem]:
     return [item for item in chain.from_iterable(rounds) if item is not None]
 
 
+def annotation_bytes(item: BatchItem) -> int:
+    """The most one item adds to its pod's annotations (the checks and sources entries),
+    whatever its source resolves to."""
+    return len(json.dumps({item.id: item.uid}).encode()) + source_entry_bytes(
+        item.id, _WIDEST_SOURCE
+    )
+
+
 def _chunks(items: list[BatchItem], max_count: int) -> list[tuple[BatchItem, ...]]:
-    """The items in order, cut into pods' batches of at most `max_count` checks and
-    MAX_BATCH_BYTES of HOPSCOPE_BATCH (a URI or header near the CRD's bounds is kilobytes)."""
+    """The items in order, cut into pods' batches of at most `max_count` checks,
+    MAX_BATCH_BYTES of HOPSCOPE_BATCH (a URI or header near the CRD's bounds is kilobytes) and
+    MAX_ANNOTATION_BYTES of annotations (the operator's max checks per pod is configurable)."""
     chunks: list[tuple[BatchItem, ...]] = []
     current: list[BatchItem] = []
-    size = 0
+    env = annotations = 0
     for item in items:
-        item_size = len(batch_env([item]).encode())
-        if current and (len(current) == max_count or size + item_size > MAX_BATCH_BYTES):
+        item_env, item_annotations = len(batch_env([item]).encode()), annotation_bytes(item)
+        full = len(current) == max_count or env + item_env > MAX_BATCH_BYTES
+        if current and (full or annotations + item_annotations > MAX_ANNOTATION_BYTES):
             chunks.append(tuple(current))
-            current, size = [], 0
+            current, env, annotations = [], 0, 0
         current.append(item)
-        size += item_size
+        env += item_env
+        annotations += item_annotations
     if current:
         chunks.append(tuple(current))
     return chunks

@@ -17,7 +17,7 @@ memory is each planned run's resolved destination (too large for an annotation: 
 Service's endpoints), so collect judges the result against what the probe was sent to; a run
 planned by another process resolves its destination again when collected.
 
-About 700 lines, over the ~500 the package aims at: the phases share one tick's views (the
+About 760 lines, over the ~500 the package aims at: the phases share one tick's views (the
 API reads checks share), the in-flight records and the reconciler's writer, and split into
 modules they would pass all of it around. The parts with a job of their own already left:
 listing (`listing`), writing (`writer`), the bodies and statuses (`status`), the pod's contract
@@ -247,7 +247,10 @@ class Reconciler:
         nobody needs; what is still under way is returned."""
         flight = InFlight()
         for pod in self._probe_pods():
-            self._take_pod(pod, checks, unlisted, now, report, flight)
+            try:
+                self._take_pod(pod, checks, unlisted, now, report, flight)
+            except Exception as exc:  # one bad pod (its batch, annotations, log) fails its own
+                self._unreadable_pod(pod, checks, now, exc)
         report.in_flight = sum(flight.pods_per_node.values())
         return flight
 
@@ -323,6 +326,23 @@ class Reconciler:
         flight.checks |= live - {collected.check for collected in done}
         if len(done) == len(read_batch(pod).checks):
             self._delete_pod(pod)  # all in: the slot is free once the pod is gone
+
+    def _unreadable_pod(
+        self, pod: Object, checks: dict[str, Check], now: datetime, error: Exception
+    ) -> None:
+        """Said on each listed check the pod names (its checks annotation: its batch may be
+        what cannot be read), then deleted: it would fail every tick, and hold its node."""
+        name = pod.get("metadata", {}).get("name", "?")
+        log.warning("probe pod %s cannot be collected: %s", name, error)
+        for run_id in planned_uids(pod):
+            with contextlib.suppress(ValueError):
+                check = checks.get(RunId.parse(run_id).check)
+                if check is not None:
+                    self.writer.failed(check, f"collecting probe pod {name}", error, now)
+        try:
+            self._delete_pod(pod)
+        except Exception as exc:  # tried again next tick
+            log.warning("probe pod %s not deleted: %s", name, exc)
 
     def _collect_agents(self, checks: dict[str, Check], now: datetime, report: TickReport) -> None:
         """Write the results the workloads' probe sidecars delivered since the last tick."""

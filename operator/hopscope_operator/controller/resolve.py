@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from hopscope_operator.api import ConnectivityCheck, ConnectivityCheckSpec, ObjectRef
+from hopscope_operator.redact import without_userinfo
 from hopscope_operator.resolved import (
     L4,
     ResolvedDestination,
@@ -256,7 +257,8 @@ def _uri_destination(uri: str) -> ResolvedDestination:
     parts = urlsplit(uri)  # the model has checked it parses, with a host and a valid port
     assert parts.hostname is not None
     port = parts.port or URI_PORTS[parts.scheme]
-    return ResolvedDestination(parts.hostname, port, f"uri {uri}", uri=uri)
+    shown = without_userinfo(uri)  # never in the probe pod's spec: the probe does not use it
+    return ResolvedDestination(parts.hostname, port, f"uri {shown}", uri=shown)
 
 
 def _service_destination(

@@ -63,6 +63,23 @@ def pod_labels(node_label: str, tick: int) -> dict[str, str]:
     return {**selector(), LABEL_NODE: node_label, LABEL_TICK: str(tick)}
 
 
+# A source's description quotes its selector, up to tens of KB at the CRD's bounds: on the pod
+# it is cut, so one run's entry has a bound whatever the spec (plan.py splits pods by it).
+MAX_SOURCE_DESCRIPTION = 256
+
+
+def _kept(source: ResolvedSource) -> dict[str, Any]:
+    fields = asdict(source)
+    if len(source.description) > MAX_SOURCE_DESCRIPTION:
+        fields["description"] = source.description[: MAX_SOURCE_DESCRIPTION - 1] + "…"
+    return fields
+
+
+def source_entry_bytes(run_id: str, source: ResolvedSource) -> int:
+    """What one run adds to the sources annotation."""
+    return len(_json({run_id: _kept(source)}).encode())
+
+
 def pod_annotations(
     uids: Mapping[str, str | None],
     node: str,
@@ -72,10 +89,16 @@ def pod_annotations(
     was resolved to (left out when None)."""
     annotations = {ANNOTATION_CHECKS: json.dumps(dict(uids), sort_keys=True), ANNOTATION_NODE: node}
     if sources is not None:
-        annotations[ANNOTATION_SOURCES] = json.dumps(
-            {run_id: asdict(source) for run_id, source in sources.items()}
+        annotations[ANNOTATION_SOURCES] = _json(
+            {run_id: _kept(source) for run_id, source in sources.items()}
         )
     return annotations
+
+
+def _json(value: Any) -> str:
+    # UTF-8, not \u escapes: no character then takes over 6 bytes (a control character's
+    # \u00XX), where ASCII-only JSON spends 12 on one beyond the BMP.
+    return json.dumps(value, ensure_ascii=False)
 
 
 def batch_variable(batch: wire.Batch) -> dict[str, str]:
@@ -125,6 +148,8 @@ def planned_uids(pod: Manifest) -> dict[str, str | None]:
         return {}
     if isinstance(planned, list):
         return dict.fromkeys(map(str, planned))
+    if not isinstance(planned, dict):
+        return {}  # edited by hand
     return {str(key): value if isinstance(value, str) else None for key, value in planned.items()}
 
 
@@ -134,7 +159,7 @@ def read_sources(pod: Manifest) -> dict[str, ResolvedSource]:
     text = _annotation(pod, ANNOTATION_SOURCES) or "{}"
     try:
         return {key: ResolvedSource(**fields) for key, fields in json.loads(text).items()}
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, AttributeError):
         return {}
 
 

@@ -42,6 +42,7 @@ from hopscope_operator.kubectl.flags import (
 from hopscope_operator.kubectl.svg import render_svg
 from hopscope_operator.kubectl.views import Unreadable, header, parse, source_text
 from hopscope_operator.names import NOT_PERMITTED_REASONS
+from hopscope_operator.redact import without_userinfo
 from hopscope_probe.models import (
     ConnectionStatus,
     ProbeResult,
@@ -73,7 +74,8 @@ def destination_text(destination: Destination, namespace: str) -> str:
         return f"node/{destination.node.name}"
     if destination.ip is not None and ":" in destination.ip and destination.port:
         return f"[{destination.ip}]"
-    return destination.uri or destination.ip or destination.fqdn or "?"
+    uri = destination.uri and without_userinfo(destination.uri)
+    return uri or destination.ip or destination.fqdn or "?"
 
 
 def as_result(check: ConnectivityCheck) -> ProbeResult | None:
