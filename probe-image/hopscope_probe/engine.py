@@ -258,6 +258,8 @@ def _trace(
         flows=MULTIPATH_FLOWS if request.multipath else 1,
         timeout=request.timeout_seconds,
         source_port=0 if request.multipath else request.source_port,
+        # Past the probe timeout: the last router's ARP/NDP failure answers only after ~3 s.
+        late_errors_until=sweep.NEIGHBOUR_GIVE_UP_S,
     )
 
 

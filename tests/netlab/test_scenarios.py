@@ -288,6 +288,16 @@ def test_arp_failure_at_the_last_hop(lab: Lab):
     assert hop_of(result, issue.hop_id).address == lab["r3"].addr()
 
 
+def test_arp_failure_at_the_last_hop_with_default_flags(lab: Lab):
+    """r3 answers host unreachable only when its ARP gives up (~3 s), after the 2 s timeout:
+    the probe must still hear it, not call the silence a firewall."""
+    code, result = probe(lab, "--to", f"{lab.absent_address()}:8080")
+    assert (code, result.connection_status) == (1, ConnectionStatus.UNREACHABLE)
+    issue = the_issue(result, IssueType.NEIGHBOR_RESOLUTION)
+    assert hop_of(result, issue.hop_id).address == lab["r3"].addr()
+    assert not issues_of(result, IssueType.FIREWALL)
+
+
 def test_arp_failure_on_the_sources_own_segment(lab: Lab):
     code, result = probe(lab, "--to", "198.18.1.99", "--protocol", "icmp", "--timeout", "4")
     assert code == 1
