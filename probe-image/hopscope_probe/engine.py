@@ -1,7 +1,8 @@
 """Runs one check end to end: resolve, probe, trace, sample health, diagnose.
 
 The connection probes, the path sweep and the health sample run at the same time, so a full
-diagnosis takes about one probe timeout even when every packet is dropped.
+diagnosis takes about one probe timeout even when every packet is dropped (up to
+sweep.NEIGHBOUR_GIVE_UP_S when the path goes silent after a router).
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ def run(
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     host, port = target_of(request)
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="hopscope") as pool:
-        health_future = pool.submit(health.sample, pid=pid, own_cgroup=own_cgroup)
+        # Opened now, read at the end: its CPU figures cover the probe's own window.
+        health_future = pool.submit(health.begin, pid=pid, own_cgroup=own_cgroup)
         dns_evidence = _resolve(request, host, resolv_conf, progress)
         address = _destination_address(request, host, dns_evidence)
         conn = route_ev = path = None
@@ -100,7 +102,7 @@ def run(
             if path_future is None and _should_trace_after(request, conn):
                 path_future = pool.submit(_trace, request, address, port, progress)
             path = _path_or_error(path_future, errors) if path_future else None
-        health_ev = _result_or_none(health_future)
+        health_ev = _health_or_none(health_future)
 
     evidence = Evidence(
         dns=dns_evidence,
@@ -263,9 +265,9 @@ def _trace(
     )
 
 
-def _result_or_none(future: Future[HealthEvidence]) -> HealthEvidence | None:
+def _health_or_none(future: Future[health.Window]) -> HealthEvidence | None:
     try:
-        return future.result()
+        return health.finish(future.result())
     except OSError:
         return None  # health is context: a sandbox without /proc/pressure must not fail a check
 
