@@ -53,6 +53,9 @@ Progress = Callable[[str], None]
 
 # Enough flows that two equal-cost paths are both seen with near certainty (miss: 2 x 2^-16).
 MULTIPATH_FLOWS = 16
+# Between a check's parallel attempts: apart, not one burst, without a wait a healthy
+# diagnosis pays (it was 20 ms, 60 ms of every 4-probe check).
+ATTEMPT_SPACING_S = 0.002
 SWITCH_INTERVAL_S = 0.0002
 SWEEP_PROTOCOL = {
     Protocol.TCP: "TCP",
@@ -87,6 +90,7 @@ def run(
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="hopscope") as pool:
         # Opened now, read at the end: its CPU figures cover the probe's own window.
         health_future = pool.submit(health.begin, pid=pid, own_cgroup=own_cgroup)
+        pool.submit(route.preload)  # while the probes wait on the network, not after them
         dns_evidence = _resolve(request, host, resolv_conf, progress)
         address = _destination_address(request, host, dns_evidence)
         conn = route_ev = path = None
@@ -184,7 +188,7 @@ def _parallel_attempts(
     """`count` single-probe checks started a few ms apart: a dropped flow costs one timeout,
     not `count` of them, and the probes still do not leave as one burst."""
     single = request.model_copy(update={"count": 1})
-    stagger = min(0.02, request.timeout_seconds / (4 * request.count))
+    stagger = min(ATTEMPT_SPACING_S, request.timeout_seconds / (4 * request.count))
     with ThreadPoolExecutor(max_workers=request.count) as pool:
         futures = []
         for i in range(request.count):
