@@ -25,7 +25,6 @@ from hopscope_probe.path.transport import RawTransport, Transport
 # routers' ICMP rate limits (token buckets with a small burst) drop fewer answers.
 PACING_S = 0.002
 ENDS = (ReplyKind.REACHED, ReplyKind.UNREACHABLE)  # no TTL beyond these can tell more
-TIME_EXCEEDED = ReplyKind.TIME_EXCEEDED
 # A Linux router answers host unreachable for a neighbour that does not answer ARP/NDP only when
 # it gives up resolving it: mcast_solicit (3) solicitations retrans_time (1 s) apart, ~3 s after
 # the first packet. A path that goes silent after a router is listened to this long (from the
@@ -132,8 +131,12 @@ class _Sweep:
     def _silent_after_a_router(self) -> bool:
         """Some flow reached neither the destination nor an unreachable, though a router on
         the way answered it: the silence may be that router still resolving the next hop."""
-        routers = {k[0] for k, (found, _) in self.answers.items() if found.kind == TIME_EXCEEDED}
-        return any(flow in routers and flow not in self.ends for flow in range(self.flows))
+        passed_a_router = {
+            flow
+            for (flow, _ttl, _attempt), (found, _) in self.answers.items()
+            if found.kind == ReplyKind.TIME_EXCEEDED
+        }
+        return any(flow not in self.ends for flow in passed_a_router)
 
     def _all_ended(self) -> bool:
         return len(self.ends) == self.flows
