@@ -464,8 +464,9 @@ def network_error_issues(evidence: Evidence, hops: HopIndex, request: ProbeReque
         return list(issues.values())
 
     outcomes = {a.outcome for a in conn.attempts}
-    if Outcome.REFUSED in outcomes:
-        return [_port_not_listening(conn, hops)]
+    swept = _swept_port_unreachables(evidence)
+    if Outcome.REFUSED in outcomes or (outcomes == {Outcome.TIMEOUT} and swept):
+        return [_port_not_listening(conn, hops, swept)]
     if Outcome.ICMP_ERROR in outcomes:
         failed = _first(conn, lambda a: a.outcome == Outcome.ICMP_ERROR)
         return [_unlocated_icmp_errno(failed.errno if failed else None, conn)]
@@ -474,17 +475,53 @@ def network_error_issues(evidence: Evidence, hops: HopIndex, request: ProbeReque
     return []
 
 
-def _port_not_listening(conn: ConnectionEvidence, hops: HopIndex) -> Issue:
+def _swept_port_unreachables(evidence: Evidence) -> int:
+    """How many of a UDP sweep's probes the destination itself answered "port unreachable":
+    the same port, so the same proof that nothing listens as the check's own probes give."""
+    conn, path = evidence.connection, evidence.path
+    if conn is None or path is None or conn.protocol != "UDP" or path.port != conn.port:
+        return 0
+    return sum(
+        r.kind == ReplyKind.REACHED
+        and r.icmp is not None
+        and r.icmp.kind == IcmpKind.PORT_UNREACHABLE
+        and r.sender == conn.address
+        for r in path.replies
+    )
+
+
+def _port_not_listening(conn: ConnectionEvidence, hops: HopIndex, swept: int = 0) -> Issue:
     how = "ICMP port unreachable" if conn.protocol in ("UDP", "DNS") else "TCP reset"
+    silent = sum(a.outcome == Outcome.TIMEOUT for a in conn.attempts)
+    # Linux answers one peer's closed UDP ports about 6 times in a burst, then about once a
+    # second (icmp_ratelimit): the rest of the probes then go unanswered, not filtered.
+    rate_limited = silent if conn.protocol == "UDP" else 0
+    note = (
+        f"; {silent} of {len(conn.attempts)} probes got no answer: the destination "
+        "rate-limits its ICMP errors"
+        + (f" (the path sweep's probes got {swept} port unreachable from it)" if swept else "")
+        if rate_limited
+        else ""
+    )
+    # The sweep may not have heard the destination (its answers rate-limited, or spent on the
+    # check's probes): it is then the silent hop where the path went quiet.
+    silent, _last = hops.first_silent_after_answers()
     return Issue(
         type=IssueType.PORT_NOT_LISTENING,
         severity=Severity.ERROR,
         origin=Origin.INBOUND,
-        hop_id=hops.destination_id(),
-        message=f"nothing listens on {conn.protocol} port {conn.port} at {conn.address} ({how})",
+        hop_id=hops.destination_id() or (silent.id if silent else None),
+        message=f"nothing listens on {conn.protocol} port {conn.port} at {conn.address} "
+        f"({how}){note}",
         hint="Start the server or fix the port: check the process binds this port on this "
         "address (ss -ltnup), and that a Service's targetPort matches the container port.",
-        context=ctx(address=conn.address, port=conn.port, reply=how),
+        context=ctx(
+            address=conn.address,
+            port=conn.port,
+            reply=how,
+            rateLimitedProbes=rate_limited or None,
+            sweepPortUnreachables=swept or None,
+        ),
     )
 
 

@@ -1,7 +1,8 @@
 """Runs one check end to end: resolve, probe, trace, sample health, diagnose.
 
 The connection probes, the path sweep and the health sample run at the same time, so a full
-diagnosis takes about one probe timeout even when every packet is dropped.
+diagnosis takes about one probe timeout even when every packet is dropped (up to
+sweep.NEIGHBOUR_GIVE_UP_S when the path goes silent after a router).
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ Progress = Callable[[str], None]
 
 # Enough flows that two equal-cost paths are both seen with near certainty (miss: 2 x 2^-16).
 MULTIPATH_FLOWS = 16
+# Between a check's parallel attempts: apart, not one burst, without a wait a healthy
+# diagnosis pays (it was 20 ms, 60 ms of every 4-probe check).
+ATTEMPT_SPACING_S = 0.002
 SWITCH_INTERVAL_S = 0.0002
 SWEEP_PROTOCOL = {
     Protocol.TCP: "TCP",
@@ -84,7 +88,9 @@ def run(
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     host, port = target_of(request)
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="hopscope") as pool:
-        health_future = pool.submit(health.sample, pid=pid, own_cgroup=own_cgroup)
+        # Opened now, read at the end: its CPU figures cover the probe's own window.
+        health_future = pool.submit(health.begin, pid=pid, own_cgroup=own_cgroup)
+        pool.submit(route.preload)  # while the probes wait on the network, not after them
         dns_evidence = _resolve(request, host, resolv_conf, progress)
         address = _destination_address(request, host, dns_evidence)
         conn = route_ev = path = None
@@ -100,7 +106,7 @@ def run(
             if path_future is None and _should_trace_after(request, conn):
                 path_future = pool.submit(_trace, request, address, port, progress)
             path = _path_or_error(path_future, errors) if path_future else None
-        health_ev = _result_or_none(health_future)
+        health_ev = _health_or_none(health_future)
 
     evidence = Evidence(
         dns=dns_evidence,
@@ -182,7 +188,7 @@ def _parallel_attempts(
     """`count` single-probe checks started a few ms apart: a dropped flow costs one timeout,
     not `count` of them, and the probes still do not leave as one burst."""
     single = request.model_copy(update={"count": 1})
-    stagger = min(0.02, request.timeout_seconds / (4 * request.count))
+    stagger = min(ATTEMPT_SPACING_S, request.timeout_seconds / (4 * request.count))
     with ThreadPoolExecutor(max_workers=request.count) as pool:
         futures = []
         for i in range(request.count):
@@ -258,12 +264,14 @@ def _trace(
         flows=MULTIPATH_FLOWS if request.multipath else 1,
         timeout=request.timeout_seconds,
         source_port=0 if request.multipath else request.source_port,
+        # Past the probe timeout: the last router's ARP/NDP failure answers only after ~3 s.
+        late_errors_until=sweep.NEIGHBOUR_GIVE_UP_S,
     )
 
 
-def _result_or_none(future: Future[HealthEvidence]) -> HealthEvidence | None:
+def _health_or_none(future: Future[health.Window]) -> HealthEvidence | None:
     try:
-        return future.result()
+        return health.finish(future.result())
     except OSError:
         return None  # health is context: a sandbox without /proc/pressure must not fail a check
 

@@ -79,6 +79,14 @@ _SYSCTLS = [
     # Link-local addresses skip DAD too, so neighbour discovery works the moment links are up.
     "net.ipv6.conf.default.accept_dad=0",
 ]
+# What _SYSCTLS turns off, as a kernel sets it: a burst of 6 errors to one peer, then one per
+# ratelimit ms (v4 1 s, v6 0.1 s), and 1000/s in all (burst 50).
+_KERNEL_ICMP_RATE_LIMITS = [
+    "net.ipv4.icmp_ratelimit=1000",
+    "net.ipv6.icmp.ratelimit=100",
+    "net.ipv4.icmp_msgs_per_sec=1000",
+    "net.ipv4.icmp_msgs_burst=50",
+]
 _ROUTER_SYSCTLS = [
     "net.ipv4.ip_forward=1",
     "net.ipv6.conf.all.forwarding=1",
@@ -524,6 +532,13 @@ class Lab:
             (self[node]._exec([tool, "-w", "--noflush"]), text)
             for tool in ("iptables-restore", "ip6tables-restore")
         ]
+
+    def kernel_icmp_rate_limits(self, *hosts: str) -> None:
+        """Give these nodes the kernel's default ICMP rate limits (the lab turns them off)."""
+        _run_all(
+            (self[host]._exec(["sysctl", "-q", "-w", *_KERNEL_ICMP_RATE_LIMITS]), None)
+            for host in hosts
+        )
 
     def set_link_delay(self, a: str, b: str, one_way_ms: float) -> None:
         """Delay packets leaving either end of the a-b link by `one_way_ms` (0 removes it).

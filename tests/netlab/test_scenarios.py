@@ -131,6 +131,34 @@ def test_udp_port_unreachable_and_udp_echo(lab: Lab):
     assert hop_of(result, issue.hop_id).address == lab["dst"].addr()
 
 
+_SPEND_ICMP_ALLOWANCE = """
+import socket, sys
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:  # unconnected: errors ignored
+    for _ in range(20):
+        udp.sendto(b"spend", (sys.argv[1], int(sys.argv[2])))
+"""
+
+
+def test_a_closed_udp_port_under_the_kernels_icmp_rate_limits_is_never_a_firewall(lab: Lab):
+    """Linux answers one peer's closed ports ~6 times in a burst, then once a second. A check
+    repeated soon after another finds the allowance spent: here one answer is left, which the
+    path sweep's probes to the same port may take before the check's own probes ask."""
+    lab.kernel_icmp_rate_limits(*lab.hosts)
+    dst, port = lab["dst"].addr(), "5354"
+    for _ in range(3):
+        lab["src"].run([sys.executable, "-c", _SPEND_ICMP_ALLOWANCE, dst, port])
+        time.sleep(1.1)  # the allowance grows back by one answer a second
+        code, result = probe(lab, "--to", f"{dst}:{port}", "--protocol", "udp")
+        assert (code, result.connection_status) == (1, ConnectionStatus.UNREACHABLE)
+        assert not issues_of(result, IssueType.FIREWALL), result.issues
+        issue = the_issue(result, IssueType.PORT_NOT_LISTENING)
+        # The destination's hop, or the silent TTL where it is when the sweep's probes there
+        # were the ones left unanswered.
+        assert hop_of(result, issue.hop_id).address in (dst, None)
+        assert hop_of(result, issue.hop_id).ttl == 4
+        assert "rate-limits its ICMP errors" in issue.message
+
+
 def test_drop_at_the_destination_is_a_silent_drop_after_the_last_router(lab: Lab):
     lab.start_tcp_server("dst", 8080)
     lab.iptables("dst", "-A", "INPUT", "-p", "tcp", "--dport", "8080", "-j", "DROP")
@@ -286,6 +314,20 @@ def test_arp_failure_at_the_last_hop(lab: Lab):
     assert code == 1
     issue = the_issue(result, IssueType.NEIGHBOR_RESOLUTION)
     assert hop_of(result, issue.hop_id).address == lab["r3"].addr()
+
+
+@pytest.mark.parametrize("kernel_icmp_limits", [False, True], ids=["unlimited", "kernel-limits"])
+def test_arp_failure_at_the_last_hop_with_default_flags(lab: Lab, kernel_icmp_limits: bool):
+    """r3 answers host unreachable only when its ARP gives up (~3 s), after the 2 s timeout:
+    the probe must still hear it, not call the silence a firewall. Under the kernel's ICMP
+    rate limits r3 answers only a few of the probes it held."""
+    if kernel_icmp_limits:
+        lab.kernel_icmp_rate_limits(*lab.hosts)
+    code, result = probe(lab, "--to", f"{lab.absent_address()}:8080")
+    assert (code, result.connection_status) == (1, ConnectionStatus.UNREACHABLE)
+    issue = the_issue(result, IssueType.NEIGHBOR_RESOLUTION)
+    assert hop_of(result, issue.hop_id).address == lab["r3"].addr()
+    assert not issues_of(result, IssueType.FIREWALL)
 
 
 def test_arp_failure_on_the_sources_own_segment(lab: Lab):

@@ -41,7 +41,7 @@ def proc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def sample(proc: Path, cgroup_root: Path, pid: int | None = None) -> HealthEvidence:
-    return health.sample(pid=pid, proc=proc, cgroup_root=cgroup_root, interval=0.0)
+    return health.finish(health.begin(pid=pid, proc=proc, cgroup_root=cgroup_root))
 
 
 def test_cgroup_v2_figures_come_from_the_process_cgroup(proc: Path, tmp_path: Path):
@@ -167,8 +167,8 @@ def test_missing_files_leave_fields_none_without_failing(tmp_path: Path):
     assert found.cpu_pressure_some_avg10 == 1.5
 
 
-def test_throttled_ratio_is_the_share_of_periods_throttled_while_sampling(
-    proc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_throttled_ratio_is_the_share_of_periods_throttled_during_the_probe(
+    proc: Path, tmp_path: Path
 ):
     root = tmp_path / "cgroup"
     write(proc, {"self/cgroup": "0::/app\n"})
@@ -181,26 +181,20 @@ def test_throttled_ratio_is_the_share_of_periods_throttled_while_sampling(
             "app/cpu.stat": "usage_usec 5\nnr_periods 10\nnr_throttled 2\nthrottled_usec 9\n",
         },
     )
-    slept: list[float] = []
-
-    def periods_pass(seconds: float) -> None:
-        slept.append(seconds)
-        stat.write_text("usage_usec 9\nnr_periods 30\nnr_throttled 12\nthrottled_usec 99\n")
-
-    monkeypatch.setattr(health.time, "sleep", periods_pass)
-    found = health.sample(proc=proc, cgroup_root=root, interval=0.25)
-    assert slept == [0.25]
+    window = health.begin(proc=proc, cgroup_root=root)
+    # The probe runs; CFS periods end meanwhile. The sample itself waits for nothing.
+    stat.write_text("usage_usec 9\nnr_periods 30\nnr_throttled 12\nthrottled_usec 99\n")
+    found = health.finish(window)
     assert found.cpu_throttled_ratio == 0.5  # 10 of the 20 periods that ended
     assert found.cpu_quota_cores == 0.1
-    monkeypatch.setattr(health.time, "sleep", lambda _seconds: None)  # no period ends
-    assert health.sample(proc=proc, cgroup_root=root).cpu_throttled_ratio is None
+    # A probe shorter than one CFS period: nothing to compare.
+    assert health.finish(health.begin(proc=proc, cgroup_root=root)).cpu_throttled_ratio is None
 
 
-def test_without_a_quota_sampling_does_not_wait(
-    proc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
+def test_without_a_quota_no_throttling_is_reported(proc: Path, tmp_path: Path):
     root = tmp_path / "cgroup"
     write(proc, {"self/cgroup": "0::/app\n"})
+    stat = root / "app" / "cpu.stat"
     write(
         root,
         {
@@ -209,12 +203,10 @@ def test_without_a_quota_sampling_does_not_wait(
             "app/cpu.stat": "usage_usec 5\nnr_periods 0\nnr_throttled 0\n",
         },
     )
-
-    def no_sleep(_seconds: float) -> None:
-        raise AssertionError("no CFS period can end without a quota: nothing to wait for")
-
-    monkeypatch.setattr(health.time, "sleep", no_sleep)
-    assert health.sample(proc=proc, cgroup_root=root).cpu_throttled_ratio is None
+    window = health.begin(proc=proc, cgroup_root=root)
+    stat.write_text("usage_usec 9\nnr_periods 3\nnr_throttled 3\n")  # not CFS bandwidth's
+    found = health.finish(window)
+    assert (found.cpu_throttled_ratio, found.cpu_quota_cores) == (None, None)
 
 
 @pytest.mark.parametrize("version", [1, 2])

@@ -372,6 +372,34 @@ def test_multipath_with_one_dead_flow_is_degraded():
     assert result.status == ConnectionStatus.DEGRADED
 
 
+def udp_path(*replies: HopReply, port: int = 80) -> PathEvidence:
+    return PathEvidence(
+        destination=DST,
+        protocol="UDP",
+        port=port,
+        flows=1,
+        probes_per_hop=1,
+        max_hops=30,
+        replies=replies,
+    )
+
+
+def test_a_udp_port_the_sweep_found_closed_is_not_a_firewall_when_its_answers_ran_out():
+    # The destination's ICMP allowance went to the sweep's probes to the same port.
+    closed = IcmpError(sender=DST, kind=IcmpKind.PORT_UNREACHABLE, type=3, code=3)
+    swept = HopReply(flow=0, ttl=4, attempt=0, sender=DST, kind=ReplyKind.REACHED, icmp=closed)
+    timeout = Attempt(outcome=Outcome.TIMEOUT)
+    silent = conn(timeout, timeout, protocol="UDP")
+    result = run(Evidence(route=ROUTE, connection=silent, path=udp_path(swept)))
+    issue = only(result, IssueType.PORT_NOT_LISTENING)
+    assert "2 of 2 probes got no answer: the destination rate-limits" in issue.message
+    assert not [i for i in result.issues if i.type == IssueType.FIREWALL]
+    assert result.status == ConnectionStatus.UNREACHABLE
+    # Another port's answer proves nothing about this one: silence stays a silent drop.
+    other = run(Evidence(route=ROUTE, connection=silent, path=udp_path(swept, port=53)))
+    assert only(other, IssueType.FIREWALL).cause == IssueCause.SILENT_DROP
+
+
 def test_a_probe_that_could_not_open_its_socket_is_unknown_and_says_why():
     failed = Attempt(
         outcome=Outcome.LOCAL_ERROR,

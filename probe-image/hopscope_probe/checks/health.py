@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,26 +39,41 @@ class Cgroup:
     cpu: Path | None = None  # its v1 cpu controller directory
 
 
-def sample(
+@dataclass(frozen=True)
+class Window:
+    """A health sample in progress: where its figures are, and the CPU counters when the
+    probe's window opened."""
+
+    group: Cgroup
+    quota: float | None
+    cpu_before: tuple[int, int] | None
+    proc: Path
+
+
+def begin(
     *,
     pid: int | None = None,
-    interval: float = 0.5,
     proc: Path = Path("/proc"),
     cgroup_root: Path = CGROUP_ROOT,
     own_cgroup: bool = True,
-) -> HealthEvidence:
-    """Pressure figures of process `pid` (this process when None). Takes `interval` seconds to
-    measure CPU throttling when the cgroup has a CPU quota, none otherwise. Without
-    `own_cgroup`, only the host-wide figures (PSI, load) are taken."""
+) -> Window:
+    """Open the sample of process `pid` (this process when None) at the start of the probe.
+    Without `own_cgroup`, only the host-wide figures (PSI, load) are taken."""
     text = _read(proc / str(pid or "self") / "cgroup") if own_cgroup else None
     group = locate(text, cgroup_root)
     quota = _quota(group)
-    cpu_dir = group.cpu or group.unified
-    before = _cpu_stat(cpu_dir)
+    # Without a quota no CFS period ever ends: nothing to count.
+    before = _cpu_stat(group.cpu or group.unified) if quota is not None else None
+    return Window(group=group, quota=quota, cpu_before=before, proc=proc)
+
+
+def finish(window: Window) -> HealthEvidence:
+    """The figures at the end of the probe: CPU throttling is counted over the probe's own
+    window (the CFS periods that ended while it ran), so the sample costs no wait of its own."""
+    group, proc = window.group, window.proc
     throttled = None
-    if quota is not None and before is not None:  # without a quota no CFS period ever ends
-        time.sleep(interval)
-        throttled = _throttled_ratio(before, _cpu_stat(cpu_dir))
+    if window.cpu_before is not None:
+        throttled = _throttled_ratio(window.cpu_before, _cpu_stat(group.cpu or group.unified))
     cpu_pressure = _pressure(group.unified, proc, "cpu")
     memory_pressure = _pressure(group.unified, proc, "memory")
     usage, limit = _memory(group)
@@ -72,7 +86,7 @@ def sample(
         memory_usage_bytes=usage,
         memory_limit_bytes=limit,
         cpu_throttled_ratio=throttled,
-        cpu_quota_cores=quota,
+        cpu_quota_cores=window.quota,
         load_per_core=_load_per_core(proc),
     )
 

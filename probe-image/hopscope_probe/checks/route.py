@@ -48,6 +48,11 @@ NUD_STATES = (
 )
 
 
+def preload() -> None:
+    """Import pyroute2 (~0.2 s of a diagnosis) ahead of `inspect`, in another thread."""
+    import pyroute2  # noqa: F401
+
+
 def inspect(address: str) -> RouteEvidence:
     """Run in the source's network namespace: the netlink socket belongs to the caller's."""
     # Imported here: pyroute2 is heavy, and only the probe (not the CLI's argument checks) needs it.

@@ -14,6 +14,7 @@ import os
 import random
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hopscope_probe.evidence import HopReply, PathEvidence, ReplyKind
@@ -24,6 +25,11 @@ from hopscope_probe.path.transport import RawTransport, Transport
 # routers' ICMP rate limits (token buckets with a small burst) drop fewer answers.
 PACING_S = 0.002
 ENDS = (ReplyKind.REACHED, ReplyKind.UNREACHABLE)  # no TTL beyond these can tell more
+# A Linux router answers host unreachable for a neighbour that does not answer ARP/NDP only when
+# it gives up resolving it: mcast_solicit (3) solicitations retrans_time (1 s) apart, ~3 s after
+# the first packet. A path that goes silent after a router is listened to this long (from the
+# first probe) so that this late answer is seen; a silent drop pays the difference.
+NEIGHBOUR_GIVE_UP_S = 3.5
 
 Key = tuple[int, int, int]  # flow, ttl, attempt
 
@@ -39,6 +45,7 @@ class _Sweep:
     flows: int
     timeout: float
     source_port: int
+    late_errors_until: float = 0.0  # seconds after the first probe; see NEIGHBOUR_GIVE_UP_S
     sent: dict[Key, int] = field(default_factory=dict)  # send time, ns
     answers: dict[Key, tuple[Match, int]] = field(default_factory=dict)  # match, receive time
     ends: dict[int, int] = field(default_factory=dict)  # flow: TTL at which its path ended
@@ -49,7 +56,7 @@ class _Sweep:
         probes = self._probes()
         if probes is None:
             return
-        last_send = time.monotonic()
+        first_send = last_send = time.monotonic()
         for attempt in range(self.probes_per_hop):
             for flow in range(self.flows):
                 for ttl in range(1, self.ends.get(flow, self.max_hops) + 1):
@@ -68,11 +75,14 @@ class _Sweep:
                     last_send = time.monotonic()
                 if self.errno is not None:
                     break
-                self._collect(probes, time.monotonic() + PACING_S, until_done=False)
+                self._collect(probes, time.monotonic() + PACING_S)
             if self.errno is not None:
                 break
         if self.sent:
-            self._collect(probes, last_send + self.timeout, until_done=True)
+            self._collect(probes, last_send + self.timeout, until=self._done)
+        if self.sent and self._silent_after_a_router():
+            # Until every flow ended: a router rate-limiting its ICMP may not answer them all.
+            self._collect(probes, first_send + self.late_errors_until, until=self._all_ended)
 
     def _probes(self) -> Probes | None:
         """The flows' probe factory, or None (and the errno) when the source has no way out."""
@@ -96,9 +106,11 @@ class _Sweep:
             count=self.max_hops * self.probes_per_hop,
         )
 
-    def _collect(self, probes: Probes, deadline: float, *, until_done: bool) -> None:
-        """Record replies until `deadline` (or until the sweep is done, if asked)."""
-        while not (until_done and self._done()):
+    def _collect(
+        self, probes: Probes, deadline: float, until: Callable[[], bool] = lambda: False
+    ) -> None:
+        """Record replies until `deadline`, or until `until()` holds."""
+        while not until():
             left = deadline - time.monotonic()
             if left <= 0:
                 return
@@ -115,6 +127,19 @@ class _Sweep:
         self.answers[key] = (found, received_ns)
         if found.kind in ENDS:
             self.ends[found.flow] = min(key[1], self.ends.get(found.flow, key[1]))
+
+    def _silent_after_a_router(self) -> bool:
+        """Some flow reached neither the destination nor an unreachable, though a router on
+        the way answered it: the silence may be that router still resolving the next hop."""
+        passed_a_router = {
+            flow
+            for (flow, _ttl, _attempt), (found, _) in self.answers.items()
+            if found.kind == ReplyKind.TIME_EXCEEDED
+        }
+        return any(flow not in self.ends for flow in passed_a_router)
+
+    def _all_ended(self) -> bool:
+        return len(self.ends) == self.flows
 
     def _done(self) -> bool:
         """Every flow's path has ended and every probe up to that end has been answered."""
@@ -165,9 +190,12 @@ def discover(
     flows: int,
     timeout: float,
     source_port: int = 0,
+    late_errors_until: float = 0.0,
     transport: Transport | None = None,
 ) -> PathEvidence:
-    """Trace the path(s) to `address` over `flows` flows.
+    """Trace the path(s) to `address` over `flows` flows. A path that goes silent after a
+    router is listened to until `late_errors_until` s after the first probe (when later than
+    the timeout): pass NEIGHBOUR_GIVE_UP_S to see a router's failed neighbour resolution.
 
     Raises transport.PathUnavailable when raw sockets cannot be opened; a local send failure
     (EPERM from the source's own firewall, ENETUNREACH) is evidence: `local_errno`, `detail`.
@@ -186,6 +214,7 @@ def discover(
         flows,
         timeout,
         source_port,
+        late_errors_until,
     )
     try:
         sweep.run()
