@@ -112,8 +112,9 @@ def run(
         errors=tuple(errors),
     )
     hops, loops = _hops(request, evidence, resolv_conf)
+    paths = graph.build_paths(evidence.path) if evidence.path else []
     progress("diagnosing")
-    found = diagnose(request, evidence, hops, loops)
+    found = diagnose(request, evidence, hops, loops, paths)
     hops = attach_issues(hops, found.issues)
     return ProbeResult(
         connection_status=found.status,
@@ -128,6 +129,7 @@ def run(
         probes_sent=found.probes_sent,
         probes_failed=found.probes_failed,
         hops=hops,
+        paths=paths,
         issues=found.issues,
         path_fingerprint=graph.fingerprint(hops) if path else None,
         http=_http_summary(conn),

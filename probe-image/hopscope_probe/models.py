@@ -201,6 +201,22 @@ class Hop(Schema):
     """The issues located at it."""
 
 
+class PathFigures(Schema):
+    """One distinct path of a multipath trace: the hops its flows passed, and how its end fared
+    (mtr's per-hop figures merge every path; these keep each apart)."""
+
+    hop_ids: list[str]
+    """Its hops after the source, in TTL order (ids of `hops`)."""
+    flows: list[int] = Field(default_factory=list)
+    """The flows (0-based, each its own source port or ICMP id) that took it."""
+    latency: Latency | None = None
+    """Round-trip time to its last hop."""
+    probes_sent: int = Field(default=0, ge=0)
+    """Path probes its flows sent to its last hop."""
+    probes_failed: int = Field(default=0, ge=0)
+    """Of those, the ones its last hop did not answer (all of them: the path ends silent)."""
+
+
 class SourceInfo(Schema):
     """Where a run started."""
 
@@ -246,6 +262,8 @@ class RunFindings(Schema):
     """Connection probes the run got no (good) answer to."""
     hops: list[Hop] = Field(default_factory=list)
     """Every hop of every path found, linked by nextHopIds."""
+    paths: list[PathFigures] = Field(default_factory=list)
+    """Each distinct path of a traced run, with its own latency and loss."""
     issues: list[Issue] = Field(default_factory=list)
     """What the run found wrong, each located and with a hint."""
     path_fingerprint: str | None = None
