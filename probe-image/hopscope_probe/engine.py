@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hopscope_probe import checks
+from hopscope_probe import backends, checks
 from hopscope_probe.checks import dns, health, route
 from hopscope_probe.diagnose import diagnose
 from hopscope_probe.evidence import (
@@ -77,6 +77,13 @@ def run(
     own_cgroup: bool = True,
     progress: Progress = lambda _msg: None,
 ) -> ProbeResult:
+    if request.endpoints:
+        return backends.run_with_endpoints(
+            request,
+            lambda one: run(
+                one, resolv_conf=resolv_conf, pid=pid, own_cgroup=own_cgroup, progress=progress
+            ),
+        )
     # Probe threads read clocks after waking; a short GIL switch interval bounds how long one
     # waits behind another (the default 5 ms would be timing error).
     sys.setswitchinterval(SWITCH_INTERVAL_S)
