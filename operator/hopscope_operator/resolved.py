@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from hopscope_probe.models import EndpointTarget, SourceInfo
 from hopscope_probe.models import Protocol as WireProtocol
-from hopscope_probe.models import SourceInfo
 
 Manifest = dict[str, Any]
 SourceKind = Literal["pod", "node", "workload"]
@@ -60,6 +60,7 @@ class ResolvedDestination:
     addresses: list[str] = field(default_factory=list)
     uri: str | None = None
     ready_endpoints: int | None = None  # Services only: 0 is a finding, not a resolve error
+    endpoints: list[EndpointTarget] = field(default_factory=list)  # a ClusterIP's, probed too
 
 
 def is_ready(pod: Manifest) -> bool:
