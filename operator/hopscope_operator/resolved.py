@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from hopscope_probe.models import EndpointTarget, SourceInfo
 from hopscope_probe.models import Protocol as WireProtocol
-from hopscope_probe.models import SourceInfo
 
 Manifest = dict[str, Any]
 ObjectKey = tuple[str, str]  # (namespace, name)
@@ -65,6 +65,7 @@ class ResolvedDestination:
     # name, a URI, a pod IP): what the analysis judges, so every spelling gets one verdict.
     service: ObjectKey | None = None
     pod: ObjectKey | None = None
+    endpoints: list[EndpointTarget] = field(default_factory=list)  # a ClusterIP's, probed too
 
 
 def is_ready(pod: Manifest) -> bool:

@@ -71,6 +71,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-threshold-ms", type=float, default=200.0)
     p.add_argument("--loss-threshold-percent", type=float, default=5.0)
     p.add_argument("--json", action="store_true", help="print one ProbeResult JSON document")
+    p.add_argument(
+        "--endpoint",
+        action="append",
+        default=[],
+        metavar="ADDR:PORT[,POD[,NODE]]",
+        help="a backend behind the destination Service, probed directly too (repeatable)",
+    )
     b = sub.add_parser("batch", help="run the operator's batch of checks, one JSON line each")
     b.add_argument(
         "--input", metavar="FILE", help="batch JSON file, '-' for stdin (default: $HOPSCOPE_BATCH)"
@@ -90,6 +97,18 @@ def host_and_port(value: str) -> tuple[str, int | None]:
         return split_host_port(value)
     except ValueError as exc:
         raise UsageError(f"--to {value!r}: {exc}") from exc
+
+
+def endpoint_target(value: str) -> dict[str, object]:
+    where, *names = value.split(",")
+    if len(names) > 2:
+        raise UsageError(f"--endpoint {value!r}: expected ADDR:PORT[,POD[,NODE]]")
+    try:
+        address, port = split_host_port(where)
+    except ValueError as exc:
+        raise UsageError(f"--endpoint {value!r}: {exc}") from exc
+    pod, node = [*names, None, None][:2]
+    return {"address": address, "port": port, "pod": pod or None, "node": node or None}
 
 
 def build_request(args: argparse.Namespace) -> ProbeRequest:
@@ -134,6 +153,7 @@ def build_request(args: argparse.Namespace) -> ProbeRequest:
         "path_mode": path_mode,
         "source_port": args.source_port,
         "ca_file": args.ca_file,
+        "endpoints": [endpoint_target(raw) for raw in args.endpoint],
     }
     try:
         return ProbeRequest(
@@ -165,6 +185,8 @@ FLAG_OF = {
     "name": "--header",
     "value": "--header",
     "host": "--to",
+    "endpoints": "--endpoint",
+    "address": "--endpoint",
 }
 
 

@@ -4,7 +4,7 @@ Each rule reads the evidence and returns issues located at a hop of the graph. R
 so they are tested on recorded evidence; the netlab tests prove the evidence is what real
 networks produce.
 
-About 890 lines: one pure function per rule, and the composition at the end; the rules share
+About 940 lines: one pure function per rule, and the composition at the end; the rules share
 the hop-locating helpers and the issue vocabulary, which one module keeps consistent.
 """
 
@@ -41,6 +41,7 @@ from hopscope_probe.models import (
     IssueType,
     Latency,
     Origin,
+    PathFigures,
     ProbeRequest,
     Severity,
 )
@@ -687,6 +688,51 @@ def loop_issues(loops: Iterable[tuple[str, list[int]]], hops: HopIndex) -> list[
     ]
 
 
+def path_issues(paths: list[PathFigures], hops: HopIndex, request: ProbeRequest) -> list[Issue]:
+    """Multipath: name each path that fails while another works (traffic vanishes on it, or
+    its end loses more than the threshold), so the broken branch is not averaged away."""
+    by_id = {hop.id: hop for hop in hops.hops}
+
+    def loss(figures: PathFigures) -> float:
+        return 100.0 * figures.probes_failed / figures.probes_sent if figures.probes_sent else 0.0
+
+    def fails(figures: PathFigures) -> bool:
+        end = by_id.get(figures.hop_ids[-1]) if figures.hop_ids else None
+        reached = end is not None and end.type == HopType.DESTINATION
+        return not reached or loss(figures) > request.thresholds.loss_percent
+
+    failing = [i for i, figures in enumerate(paths) if fails(figures)]
+    if not failing or len(failing) == len(paths):
+        return []
+    issues = []
+    for index in failing:
+        figures = paths[index]
+        via = [by_id[h].address or "*" for h in figures.hop_ids if h in by_id]
+        last = next((a for a in reversed(via) if a != "*"), None)
+        flows = ", ".join(map(str, figures.flows))
+        issues.append(
+            Issue(
+                type=IssueType.PACKET_LOSS,
+                severity=Severity.WARNING,
+                origin=Origin.OUTBOUND,
+                hop_id=figures.hop_ids[-1],
+                message=f"path {index + 1} of {len(paths)} ({' > '.join(via)}) fails: "
+                f"{figures.probes_failed} of {figures.probes_sent} probes of flows {flows} "
+                f"got no answer {f'after {last}' if last else 'at its end'}; "
+                "the other paths work",
+                hint="One ECMP branch loses the traffic hashed onto it: check the link and the "
+                f"rules after {last or 'the source'} on this branch only.",
+                context=ctx(
+                    path=index + 1,
+                    flows=flows,
+                    lossPercent=round(loss(figures), 1),
+                    lastAnsweringHop=last,
+                ),
+            )
+        )
+    return issues
+
+
 def tls_http_issues(
     conn: ConnectionEvidence | None, hops: HopIndex, request: ProbeRequest
 ) -> list[Issue]:
@@ -839,6 +885,7 @@ def diagnose(
     evidence: Evidence,
     hops: list[Hop],
     loops: Iterable[tuple[str, list[int]]] = (),
+    paths: list[PathFigures] | None = None,
 ) -> Diagnosis:
     conn = evidence.connection
     destination = conn.address if conn else None
@@ -864,6 +911,7 @@ def diagnose(
         issues += network_error_issues(evidence, index, request)
     issues += loss_issues(conn, index, request)
     issues += latency_issues(latency, index, request, conn)
+    issues += path_issues(paths or [], index, request)
 
     failed = sum(a.outcome != Outcome.SUCCESS for a in attempts)
     return Diagnosis(

@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hopscope_probe import checks
+from hopscope_probe import backends, checks
 from hopscope_probe.checks import dns, health, route
 from hopscope_probe.diagnose import diagnose
 from hopscope_probe.evidence import (
@@ -81,6 +81,13 @@ def run(
     own_cgroup: bool = True,
     progress: Progress = lambda _msg: None,
 ) -> ProbeResult:
+    if request.endpoints:
+        return backends.run_with_endpoints(
+            request,
+            lambda one: run(
+                one, resolv_conf=resolv_conf, pid=pid, own_cgroup=own_cgroup, progress=progress
+            ),
+        )
     # Probe threads read clocks after waking; a short GIL switch interval bounds how long one
     # waits behind another (the default 5 ms would be timing error).
     sys.setswitchinterval(SWITCH_INTERVAL_S)
@@ -118,8 +125,9 @@ def run(
         errors=tuple(errors),
     )
     hops, loops = _hops(request, evidence, resolv_conf)
+    paths = graph.build_paths(evidence.path) if evidence.path else []
     progress("diagnosing")
-    found = diagnose(request, evidence, hops, loops)
+    found = diagnose(request, evidence, hops, loops, paths)
     hops = attach_issues(hops, found.issues)
     return ProbeResult(
         connection_status=found.status,
@@ -134,6 +142,7 @@ def run(
         probes_sent=found.probes_sent,
         probes_failed=found.probes_failed,
         hops=hops,
+        paths=paths,
         issues=found.issues,
         path_fingerprint=graph.fingerprint(hops) if path else None,
         http=_http_summary(conn),

@@ -202,6 +202,55 @@ class Hop(Schema):
     """The issues located at it."""
 
 
+class PathFigures(Schema):
+    """One distinct path of a multipath trace: the hops its flows passed, and how its end fared
+    (mtr's per-hop figures merge every path; these keep each apart)."""
+
+    hop_ids: list[str]
+    """Its hops after the source, in TTL order (ids of `hops`)."""
+    flows: list[int] = Field(default_factory=list)
+    """The flows (0-based, each its own source port or ICMP id) that took it."""
+    latency: Latency | None = None
+    """Round-trip time to its last hop."""
+    probes_sent: int = Field(default=0, ge=0)
+    """Path probes its flows sent to its last hop."""
+    probes_failed: int = Field(default=0, ge=0)
+    """Of those, the ones its last hop did not answer (all of them: the path ends silent)."""
+
+
+# A Service check probes at most this many of its ready endpoints (bounds its time, its status
+# and its metric series).
+MAX_ENDPOINTS = 10
+
+
+class EndpointTarget(Schema):
+    """One backend behind a Service, probed directly beside the ClusterIP."""
+
+    address: str = Field(min_length=1)
+    """The endpoint's address (the pod's IP)."""
+    port: int | None = Field(default=None, ge=1, le=65535)
+    """The port the pod listens on (the Service's targetPort)."""
+    pod: str | None = None
+    """The pod behind the endpoint (its EndpointSlice targetRef)."""
+    node: str | None = None
+    """The node the endpoint runs on."""
+
+
+class EndpointResult(EndpointTarget):
+    """How one backend fared when probed directly."""
+
+    connection_status: ConnectionStatus
+    """Reachable, Unreachable, Degraded or Unknown, as for the check itself."""
+    latency: Latency | None = None
+    """Latency of its answered connection probes."""
+    probes_sent: int = Field(default=0, ge=0)
+    """Connection probes sent to it."""
+    probes_failed: int = Field(default=0, ge=0)
+    """Of those, the ones without a (good) answer."""
+    issues: list[Issue] = Field(default_factory=list)
+    """What is wrong with it (its own hops are not kept: hopId is left out)."""
+
+
 class SourceInfo(Schema):
     """Where a run started."""
 
@@ -247,6 +296,10 @@ class RunFindings(Schema):
     """Connection probes the run got no (good) answer to."""
     hops: list[Hop] = Field(default_factory=list)
     """Every hop of every path found, linked by nextHopIds."""
+    paths: list[PathFigures] = Field(default_factory=list)
+    """Each distinct path of a traced run, with its own latency and loss."""
+    endpoints: list[EndpointResult] = Field(default_factory=list)
+    """A Service check: each ready endpoint probed directly (at most 10, by address)."""
     issues: list[Issue] = Field(default_factory=list)
     """What the run found wrong, each located and with a hint."""
     path_fingerprint: str | None = None
@@ -340,6 +393,8 @@ class ProbeRequest(Schema):
     ca_file: str | None = None  # extra CA bundle for HTTPS verification
     ca_pem: str | None = Field(default=None, max_length=MAX_CA_PEM)
     """Extra CA certificates (PEM) for HTTPS verification: the check's spec.http.caBundle."""
+    endpoints: list[EndpointTarget] = Field(default_factory=list, max_length=MAX_ENDPOINTS)
+    """A Service's backends to probe directly, each beside the host (its ClusterIP)."""
 
     @field_validator("uri")
     @classmethod

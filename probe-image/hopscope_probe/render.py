@@ -1,10 +1,20 @@
-"""Human-readable rendering of a ProbeResult: summary, hop table, topology tree, issues."""
+"""Human-readable rendering of a ProbeResult: summary, hop table, topology tree, paths,
+endpoints, issues."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hopscope_probe.models import ConnectionStatus, Hop, HopType, Issue, Latency, ProbeResult
+from hopscope_probe.models import (
+    ConnectionStatus,
+    EndpointResult,
+    Hop,
+    HopType,
+    Issue,
+    Latency,
+    PathFigures,
+    ProbeResult,
+)
 
 RESET = "\033[0m"
 COLOURS = {
@@ -43,6 +53,7 @@ def latency_text(latency: Latency | None) -> str:
 def render(result: ProbeResult, *, colour: bool = False) -> str:
     paint = Painter(colour)
     sections = [summary(result, paint), hop_table(result.hops), topology(result.hops, paint)]
+    sections += [path_table(result.paths, result.hops), endpoint_table(result.endpoints, paint)]
     sections.append(issues_text(result.issues, result.hops, paint))
     return "\n\n".join(s for s in sections if s) + "\n"
 
@@ -67,6 +78,36 @@ def summary(result: ProbeResult, paint: Painter) -> str:
             else ""
         )
         lines.append(f"http: status {result.http.status_code}{phases}")
+    return "\n".join(lines)
+
+
+def path_table(paths: list[PathFigures], hops: list[Hop]) -> str:
+    """Each path apart, when there is more than one: its hops, flows, loss at its end."""
+    if len(paths) < 2:
+        return ""
+    address = {hop.id: hop.address or "*" for hop in hops}
+    lines = ["paths:"]
+    for number, path in enumerate(paths, 1):
+        via = " > ".join(address.get(h, h) for h in path.hop_ids)
+        lines.append(
+            f"  {number}  {via}   flows {','.join(map(str, path.flows))}   "
+            f"{path.probes_failed}/{path.probes_sent} lost   {latency_text(path.latency)}"
+        )
+    return "\n".join(lines)
+
+
+def endpoint_table(endpoints: list[EndpointResult], paint: Painter) -> str:
+    if not endpoints:
+        return ""
+    lines = [f"{'ENDPOINT':<22} {'POD':<16} {'NODE':<14} {'STATUS':<12} SENT  LOST  LATENCY"]
+    for e in endpoints:
+        where = f"{e.address}:{e.port}" if e.port else e.address
+        status = f"{e.connection_status!s:<12}"
+        lines.append(
+            f"{where:<22} {e.pod or '-':<16} {e.node or '-':<14} "
+            f"{paint(status, STATUS_COLOUR[e.connection_status])} {e.probes_sent:>4}  "
+            f"{e.probes_failed:>4}  {latency_text(e.latency)}"
+        )
     return "\n".join(lines)
 
 

@@ -350,6 +350,25 @@ def test_ecmp_reports_both_paths(ecmp_lab: Lab):
     assert len(r3) == 1, "both branches rejoin at r3 (reached through either r2 address)"
 
 
+def test_ecmp_gives_figures_per_path_and_names_the_one_that_drops(ecmp_lab: Lab):
+    lab = ecmp_lab
+    lab.start_tcp_server("dst", 8080)
+    lab.set_link_loss("r2b", "r3", 100)  # the branch through r2b loses everything
+    code, result = probe(lab, "--to", f"{lab['dst'].addr()}:8080", "--multipath", "--timeout", "1")
+    assert code == 1
+    paths = {p.hop_ids[1]: p for p in result.paths}  # by their second hop, r2 or r2b
+    assert len(paths) == len(result.paths) == 2
+    working, broken = paths[f"h2-{lab['r2'].addr()}"], paths[f"h2-{lab['r2b'].addr()}"]
+    assert working.hop_ids[-1] == f"h4-{lab['dst'].addr()}"
+    assert working.probes_failed < working.probes_sent and working.latency is not None
+    assert broken.hop_ids[-1] == "h3-*"
+    assert broken.probes_failed == broken.probes_sent > 0 and broken.latency is None
+    assert not set(working.flows) & set(broken.flows)
+    named = [i for i in issues_of(result, IssueType.PACKET_LOSS) if i.hop_id == "h3-*"]
+    assert named, [(i.type, i.message) for i in result.issues]
+    assert f"> {lab['r2b'].addr()} > *) fails" in named[0].message
+
+
 def test_loss_on_one_link_is_located_where_it_starts(lab: Lab):
     lab.start_tcp_server("dst", 8080)
     lab.set_link_loss("r2", "r3", 30)

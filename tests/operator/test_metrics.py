@@ -16,6 +16,7 @@ from hopscope_operator.api import MAX_MATCH_EXPRESSIONS, MAX_SELECTOR_VALUES, Co
 from hopscope_operator.controller.metrics import MAX_LABEL_TEXT, CheckLabels, Metrics
 from hopscope_probe.models import (
     ConnectionStatus,
+    EndpointResult,
     Hop,
     HopType,
     Issue,
@@ -286,6 +287,8 @@ def test_every_name_is_prefixed_and_counters_end_in_total() -> None:
         "hopscope_check_loss_threshold_ratio": "gauge",
         "hopscope_path_edge_info": "gauge",
         "hopscope_path_hop_info": "gauge",
+        "hopscope_endpoint_reachable": "gauge",
+        "hopscope_endpoint_latency_seconds": "gauge",
     }
     counted = {name for name, _ in samples(metrics) if name.endswith("_total")}
     assert counted == {
@@ -294,6 +297,32 @@ def test_every_name_is_prefixed_and_counters_end_in_total() -> None:
         "hopscope_check_runs_total",
         "hopscope_check_path_changes_total",
     }
+
+
+def backends(*pods: str) -> list[EndpointResult]:
+    return [
+        EndpointResult(
+            address=f"10.244.0.{n}",
+            pod=pod,
+            node="worker-2",
+            connection_status=ConnectionStatus.REACHABLE,
+        )
+        for n, pod in enumerate(pods)
+    ]
+
+
+def test_endpoint_series_are_bounded_and_follow_the_last_runs_backends() -> None:
+    metrics = Metrics()
+    many = result().model_copy(update={"endpoints": backends(*(f"db-{n}" for n in range(12)))})
+    metrics.record("shop/web-to-db", WEB, many)
+    exported = {dict(labels)["endpoint_pod"] for name, labels in samples(metrics)
+                if name == "hopscope_endpoint_reachable"}  # fmt: skip
+    assert exported == {f"db-{n}" for n in range(10)}
+    metrics.record("shop/web-to-db", WEB, result().model_copy(update={"endpoints": backends("x")}))
+    assert value(metrics, "hopscope_endpoint_reachable", endpoint_pod="db-0",
+                 endpoint_node="worker-2") is None  # fmt: skip
+    assert value(metrics, "hopscope_endpoint_reachable", endpoint_pod="x",
+                 endpoint_node="worker-2") == 1.0  # fmt: skip
 
 
 def test_promtool_accepts_the_exposition() -> None:

@@ -442,6 +442,18 @@ def test_service_destination_is_its_cluster_ip_on_the_service_port() -> None:
     assert found.description == "service default/api"
 
 
+def test_a_service_check_probes_the_first_ten_ready_endpoints_by_address_on_their_port() -> None:
+    ready = [(f"10.244.{n}.5", True) for n in range(12, 0, -1)]  # listed in no order
+    view = FakeView(
+        services=[service("api", ports=API_PORTS)],
+        slices={("default", "api"): [endpoint_slice("api", [*ready, ("10.244.0.9", False)])]},
+    )
+    found = destination_of({"service": {"name": "api"}, "port": 80}, view)
+    assert [e.address for e in found.endpoints] == [f"10.244.{n}.5" for n in range(1, 11)]
+    assert {e.port for e in found.endpoints} == {8080}  # the targetPort, where the pods listen
+    assert found.ready_endpoints == 12  # all counted; the probing is bounded
+
+
 def test_service_with_no_ready_endpoints_resolves_and_says_so() -> None:
     view = FakeView(
         services=[service("api", ports=API_PORTS)],

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from hopscope_probe.diagnose import HopIndex
+from hopscope_probe.diagnose import HopIndex, path_issues
 from hopscope_probe.evidence import HopReply, IcmpError, IcmpKind, PathEvidence, ReplyKind
-from hopscope_probe.models import Hop, HopType
-from hopscope_probe.path.graph import build_hops, find_loops, fingerprint
+from hopscope_probe.models import Hop, HopType, IssueType, ProbeRequest
+from hopscope_probe.path.graph import build_hops, build_paths, find_loops, fingerprint
 
 SRC, R1, R2, R2B, R3, DST = (
     "198.18.1.2",
@@ -189,3 +189,32 @@ def test_fingerprint_follows_the_path_not_its_latency():
 def test_nothing_sent_is_the_source_alone():
     hops = build_hops(path(), source_address=SRC, names={})
     assert [(h.id, h.next_hop_ids) for h in hops] == [("source", [])]
+
+
+def test_each_ecmp_path_keeps_its_own_flows_latency_and_loss():
+    dead = [replies(1, 1, R1, R1, R1), replies(1, 2, R2B, R2B, R2B)]
+    dead += [replies(1, ttl, None, None, None) for ttl in (3, 4, 5)]
+    evidence = path(*straight(0, R2), *dead, *straight(2, R2), flows=3)
+    first, second = build_paths(evidence)
+    assert first.hop_ids == [f"h1-{R1}", f"h2-{R2}", f"h3-{R3}", f"h4-{DST}"]
+    assert first.flows == [0, 2]
+    assert (first.probes_sent, first.probes_failed) == (6, 0)
+    assert first.latency is not None and first.latency.max_ms == 6.0  # rtt 4 + attempt 2
+    assert second.hop_ids == [f"h1-{R1}", f"h2-{R2B}", "h3-*"]
+    assert second.flows == [1]
+    assert (second.probes_sent, second.probes_failed, second.latency) == (3, 3, None)
+
+
+def test_the_diagnosis_names_the_one_path_that_fails():
+    dead = [replies(1, 1, R1, R1, R1), replies(1, 2, R2B, R2B, R2B)]
+    dead += [replies(1, ttl, None, None, None) for ttl in (3, 4, 5)]
+    evidence = path(*straight(0, R2), *dead, flows=2)
+    hops = build_hops(evidence, source_address=SRC, names={})
+    request = ProbeRequest(host=DST, port=80)
+    (issue,) = path_issues(build_paths(evidence), HopIndex(hops, DST), request)
+    assert issue.type == IssueType.PACKET_LOSS and issue.hop_id == "h3-*"
+    assert f"path 2 of 2 ({R1} > {R2B} > *) fails" in issue.message
+    assert f"after {R2B}" in issue.message
+    healthy = path(*straight(0, R2), *straight(1, R2B), flows=2)
+    hops = build_hops(healthy, source_address=SRC, names={})
+    assert path_issues(build_paths(healthy), HopIndex(hops, DST), request) == []

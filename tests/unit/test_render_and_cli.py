@@ -144,6 +144,9 @@ def test_split_host_port(value, expected):
         (["--uri", "https://x/", "--header", "X-Big: " + "a" * 3000], "--header"),
         (["--uri", "https://x/", "--header", "X-Bad: caf\u00e9"], "--header"),
         (["--uri", "https://x/", "--valid-status", "2xx", "--valid-status", "600"], "--valid-st"),
+        (["--to", "h:80", "--endpoint", "10.0.0.1:99999"], "--endpoint"),
+        (["--to", "h:80", "--endpoint", "10.0.0.1:80,a,b,c"], "--endpoint"),
+        (["--to", "h:80", *["--endpoint", "10.0.0.1:80"] * 11], "--endpoint"),
     ],
 )
 def test_bad_arguments_name_the_flag_and_exit_2(argv, flag, capsys):

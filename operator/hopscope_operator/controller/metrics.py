@@ -1,9 +1,10 @@
 """Prometheus metrics of every check, blackbox-exporter style, on the operator's own registry.
 
 Labels stay bounded: per check only what its spec names (never resolved addresses), plus per-hop
-series on one gauge, at most maxHops of them. Each check's series are tracked so that a run
-replaces the last run's snapshot (a hop no longer on the path disappears) and `forget` removes
-every series of a deleted check.
+series on one gauge, at most maxHops of them, and a Service check's per-endpoint series, at most
+MAX_ENDPOINTS of them (the backends its last run probed, by pod). Each check's series are
+tracked so that a run replaces the last run's snapshot (a hop no longer on the path disappears,
+so does a replaced pod) and `forget` removes every series of a deleted check.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from prometheus_client.metrics import MetricWrapperBase
 from hopscope_operator.api import ConnectivityCheck
 from hopscope_operator.redact import without_userinfo
 from hopscope_policy.model import parse_selector
-from hopscope_probe.models import ConnectionStatus, ProbeResult, Thresholds
+from hopscope_probe.models import MAX_ENDPOINTS, ConnectionStatus, ProbeResult, Thresholds
 
 COMMON = ("namespace", "check", "source", "destination", "protocol")
+ENDPOINT = ("endpoint_pod", "endpoint_node")
 MAX_HOP_SERIES = 64  # the CRD's largest maxHops
 RUN_BUCKETS = (0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
 REACHABLE = (ConnectionStatus.REACHABLE, ConnectionStatus.DEGRADED)
@@ -174,6 +176,18 @@ class Metrics:
             [*COMMON, "edge", "from_hop", "to_hop"],
             registry=r,
         )
+        self.endpoint_reachable = Gauge(
+            "hopscope_endpoint_reachable",
+            "A Service check: 1 when the last run reached this backend directly, else 0.",
+            [*COMMON, *ENDPOINT],
+            registry=r,
+        )
+        self.endpoint_latency = Gauge(
+            "hopscope_endpoint_latency_seconds",
+            "A Service check: average connection latency to this backend in the last run.",
+            [*COMMON, *ENDPOINT],
+            registry=r,
+        )
         self.pods_in_flight = Gauge(
             "hopscope_probe_pods_in_flight", "Probe pods created and not yet collected.", registry=r
         )
@@ -253,8 +267,22 @@ class Metrics:
             assert hop.latency is not None and hop.address is not None
             key = (self.hop_latency, (*common, str(hop.ttl), hop.address))
             snapshot[key] = hop.latency.avg_ms / 1000
+        snapshot |= self._endpoints(common, result)
 
         self._replace_snapshot(check_key, snapshot)
+
+    def _endpoints(self, common: tuple[str, ...], result: ProbeResult) -> dict[GaugeSeries, float]:
+        """A series pair per backend the run probed, at most MAX_ENDPOINTS (a status edited to
+        hold more exports no more); one the probe could not judge (Unknown) exports no verdict."""
+        series: dict[GaugeSeries, float] = {}
+        for endpoint in result.endpoints[:MAX_ENDPOINTS]:
+            labels = (*common, endpoint.pod or endpoint.address, endpoint.node or "")
+            if endpoint.connection_status != ConnectionStatus.UNKNOWN:
+                reached = endpoint.connection_status in REACHABLE
+                series[(self.endpoint_reachable, labels)] = float(reached)
+            if endpoint.latency is not None:
+                series[(self.endpoint_latency, labels)] = endpoint.latency.avg_ms / 1000
+        return series
 
     def restore(self, check_key: str, check: ConnectivityCheck) -> None:
         """After a restart, export a check's last result again from its status, so a one-shot

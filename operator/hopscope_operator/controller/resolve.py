@@ -7,7 +7,7 @@ objects, so the same code runs against the API, an informer cache or a test's di
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -23,6 +23,8 @@ from hopscope_operator.resolved import (
 )
 from hopscope_policy.model import parse_selector
 from hopscope_probe.models import (
+    MAX_ENDPOINTS,
+    EndpointTarget,
     HttpOptions,
     IPVersion,
     ProbeRequest,
@@ -284,9 +286,16 @@ def _service_destination(
     if not allocated:
         raise DestinationNotFound(f"{described} has no ClusterIP yet")
     cluster_ips = by_preference(allocated, preferred)
-    ready = ready_addresses(slices, _family(cluster_ips[0]))
+    family = _family(cluster_ips[0])
+    ready = ready_addresses(slices, family)
+    pod_port = _pod_port(slices, service_port) if service_port else None
     return ResolvedDestination(
-        cluster_ips[0], requested, described, cluster_ips, ready_endpoints=len(ready)
+        cluster_ips[0],
+        requested,
+        described,
+        cluster_ips,
+        ready_endpoints=len(ready),
+        endpoints=backend_targets(slices, family, pod_port),
     )
 
 
@@ -317,16 +326,42 @@ def _service_port(
     raise DestinationNotFound(message)
 
 
-def ready_addresses(slices: Iterable[Manifest], family: IPVersion) -> list[str]:
-    """Ready endpoint addresses of one family, sorted; ready unset counts as ready (API rule)."""
-    found: set[str] = set()
+def _ready(slices: Iterable[Manifest], family: IPVersion) -> Iterator[tuple[str, Manifest]]:
+    """(address, endpoint) of every ready endpoint of one family; ready unset counts as ready
+    (API rule)."""
     for endpoint_slice in slices:
         if endpoint_slice.get("addressType") != family.value:
             continue
         for endpoint in endpoint_slice.get("endpoints") or []:
             if endpoint.get("conditions", {}).get("ready") is not False:
-                found.update(endpoint.get("addresses", []))
-    return sorted(found, key=ipaddress.ip_address)
+                yield from ((address, endpoint) for address in endpoint.get("addresses", []))
+
+
+def ready_addresses(slices: Iterable[Manifest], family: IPVersion) -> list[str]:
+    """Ready endpoint addresses of one family, sorted."""
+    return sorted({address for address, _ in _ready(slices, family)}, key=ipaddress.ip_address)
+
+
+def backend_targets(
+    slices: Iterable[Manifest], family: IPVersion, port: int | None
+) -> list[EndpointTarget]:
+    """The ready endpoints a Service check probes beside its ClusterIP: the first
+    MAX_ENDPOINTS by address (the same ones every run, whatever order the slices list), each
+    with its pod (targetRef) and node."""
+    found: dict[str, EndpointTarget] = {}
+    for address, endpoint in _ready(slices, family):
+        ref = endpoint.get("targetRef") or {}
+        found.setdefault(
+            address,
+            EndpointTarget(
+                address=address,
+                port=port,
+                pod=ref.get("name") if ref.get("kind") == "Pod" else None,
+                node=endpoint.get("nodeName"),
+            ),
+        )
+    ordered = sorted(found, key=ipaddress.ip_address)[:MAX_ENDPOINTS]
+    return [found[address] for address in ordered]
 
 
 def _headless(
@@ -386,4 +421,5 @@ def to_probe_request(
         thresholds=spec.thresholds,
         http=HttpOptions.model_validate(http),
         ca_pem=ca_pem,
+        endpoints=destination.endpoints,
     )

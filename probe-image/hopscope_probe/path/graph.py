@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from hopscope_probe.evidence import HopReply, PathEvidence, ReplyKind
-from hopscope_probe.models import SOURCE_HOP, Hop, HopType, Latency
+from hopscope_probe.models import SOURCE_HOP, Hop, HopType, Latency, PathFigures
 
 SILENT = "*"
 ENDS = (ReplyKind.REACHED, ReplyKind.UNREACHABLE)
@@ -114,6 +114,38 @@ def build_hops(
             )
         )
     return hops
+
+
+def build_paths(path: PathEvidence) -> list[PathFigures]:
+    """Each distinct walk of the flows (the hops of `build_hops` in TTL order), with the flows
+    that took it and its end's figures, in the order of the first flow that took it. Its end is
+    the destination, a rejecting router, or the silent hop where its traffic vanished."""
+    flows: dict[tuple[str, ...], list[int]] = defaultdict(list)
+    end_replies: dict[tuple[str, ...], list[HopReply]] = defaultdict(list)
+    end_addresses: dict[tuple[str, ...], set[str | None]] = {}
+    for flow, by_ttl in sorted(_by_flow(path).items()):
+        walk = _walk(by_ttl)
+        ids = tuple(hop_id(ttl, address) for ttl, addresses in walk for address in addresses)
+        end_ttl, addresses = walk[-1]
+        flows[ids].append(flow)
+        end_replies[ids] += by_ttl.get(end_ttl, [])
+        end_addresses[ids] = set(addresses)
+    return [
+        PathFigures(
+            hop_ids=list(ids),
+            flows=taken,
+            latency=Latency.of(
+                [
+                    r.rtt_ms
+                    for r in end_replies[ids]
+                    if r.sender in end_addresses[ids] and r.rtt_ms is not None
+                ]
+            ),
+            probes_sent=len(end_replies[ids]),
+            probes_failed=sum(r.sender is None for r in end_replies[ids]),
+        )
+        for ids, taken in flows.items()
+    ]
 
 
 def find_loops(path: PathEvidence) -> list[tuple[str, list[int]]]:

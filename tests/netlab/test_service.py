@@ -1,0 +1,72 @@
+"""A Service check looks behind the Service: a ClusterIP of three backends, one of them broken.
+
+The "Service" is what kube-proxy makes of one: a DNAT on r1 that spreads the connections to
+198.18.9.1:80 over three backend addresses on dst (iptables statistic nth, as kube-proxy's
+iptables mode does). Probing only the ClusterIP shows the broken backend as an intermittent
+failure; probing each endpoint beside it names the one that fails.
+"""
+
+from __future__ import annotations
+
+from hopscope_probe.models import ConnectionStatus, IssueType
+
+from .lab import Lab
+from .test_scenarios import issues_of, probe
+
+CLUSTER_IP = "198.18.9.1"
+BACKENDS = {"web-0": "198.18.4.10", "web-1": "198.18.4.11", "web-2": "198.18.4.12"}
+NODES = {"web-0": "node-a", "web-1": "node-b", "web-2": "node-c"}
+
+
+def make_service(lab: Lab) -> None:
+    lab.start_tcp_server("dst", 8080)
+    for address in BACKENDS.values():
+        lab["dst"].run(["ip", "address", "add", f"{address}/24", "dev", "to-r3"])
+    rules = list(BACKENDS.values())
+    for index, address in enumerate(rules):
+        left = len(rules) - index
+        spread = ["-m", "statistic", "--mode", "nth", "--every", str(left), "--packet", "0"]
+        lab.iptables(
+            "r1", "-t", "nat", "-A", "PREROUTING", "-d", CLUSTER_IP, "-p", "tcp", "--dport", "80",
+            *(spread if left > 1 else []), "-j", "DNAT", "--to-destination", f"{address}:8080",
+        )  # fmt: skip
+    # web-2's pod is broken: nothing listens on its address (the kernel resets).
+    lab.iptables(
+        "dst", "-A", "INPUT", "-d", BACKENDS["web-2"], "-p", "tcp", "--dport", "8080",
+        "-j", "REJECT", "--reject-with", "tcp-reset",
+    )  # fmt: skip
+
+
+def test_a_service_check_names_the_broken_backend_its_pod_and_node(lab: Lab) -> None:
+    make_service(lab)
+    endpoints = [f"{address}:8080,{pod},{NODES[pod]}" for pod, address in BACKENDS.items()]
+    code, result = probe(
+        lab, "--to", f"{CLUSTER_IP}:80", "--count", "6", "--timeout", "1",
+        *[arg for endpoint in endpoints for arg in ("--endpoint", endpoint)],
+    )  # fmt: skip
+    assert code == 1
+    assert result.connection_status == ConnectionStatus.DEGRADED
+    by_pod = {e.pod: e for e in result.endpoints}
+    assert list(by_pod) == ["web-0", "web-1", "web-2"]
+    for healthy in ("web-0", "web-1"):
+        assert by_pod[healthy].connection_status == ConnectionStatus.REACHABLE
+        assert by_pod[healthy].probes_failed == 0 and by_pod[healthy].latency is not None
+    broken = by_pod["web-2"]
+    assert (broken.connection_status, broken.node) == (ConnectionStatus.UNREACHABLE, "node-c")
+    assert broken.probes_failed == broken.probes_sent == 6
+    assert [i.type for i in broken.issues] == [IssueType.PORT_NOT_LISTENING]
+    [named] = issues_of(result, IssueType.SERVICE_ENDPOINTS)
+    assert named.message.startswith(
+        f"1 of 3 endpoints probed fail: pod web-2 on node node-c ({BACKENDS['web-2']}:8080) is "
+        "Unreachable: "
+    )
+    assert {c.key: c.value for c in named.context}["failingNodes"] == "node-c"
+
+
+def test_without_endpoints_the_clusterip_alone_hides_which_backend_fails(lab: Lab) -> None:
+    make_service(lab)
+    _, result = probe(lab, "--to", f"{CLUSTER_IP}:80", "--count", "6", "--timeout", "1")
+    assert 0 < result.probes_failed < result.probes_sent  # intermittent, and that is all
+    assert result.endpoints == []
+    assert not issues_of(result, IssueType.SERVICE_ENDPOINTS)
+    assert BACKENDS["web-2"] not in {h.address for h in result.hops}  # DNAT is invisible
