@@ -14,6 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from hopscope_probe import checks
 from hopscope_probe.checks import dns, health, route
@@ -25,6 +26,7 @@ from hopscope_probe.evidence import (
     DnsOutcome,
     Evidence,
     HealthEvidence,
+    MtuEvidence,
     Outcome,
     PathEvidence,
 )
@@ -44,7 +46,7 @@ from hopscope_probe.models import (
     Protocol,
     SourceInfo,
 )
-from hopscope_probe.path import graph, sweep
+from hopscope_probe.path import graph, mtu, sweep
 from hopscope_probe.path.transport import PathUnavailable
 from hopscope_probe.target import is_ip, target_of
 
@@ -87,7 +89,7 @@ def run(
         health_future = pool.submit(health.sample, pid=pid, own_cgroup=own_cgroup)
         dns_evidence = _resolve(request, host, resolv_conf, progress)
         address = _destination_address(request, host, dns_evidence)
-        conn = route_ev = path = None
+        conn = route_ev = path = mtu_ev = None
         errors: list[str] = []
         if address is not None:
             path_future = None
@@ -99,7 +101,11 @@ def run(
             route_ev = route.inspect(address)  # after the probes: neighbour state is now fresh
             if path_future is None and _should_trace_after(request, conn):
                 path_future = pool.submit(_trace, request, address, port, progress)
+            mtu_future = None
+            if request.mtu or any(a.stalled for a in conn.attempts):
+                mtu_future = pool.submit(_probe_mtu, request, address, port, progress)
             path = _path_or_error(path_future, errors) if path_future else None
+            mtu_ev = _path_or_error(mtu_future, errors, "the MTU probe") if mtu_future else None
         health_ev = _result_or_none(health_future)
 
     evidence = Evidence(
@@ -108,6 +114,7 @@ def run(
         connection=conn,
         path=path,
         health=health_ev,
+        mtu=mtu_ev,
         source_address=route_ev.preferred_source if route_ev else None,
         errors=tuple(errors),
     )
@@ -236,12 +243,17 @@ def _should_trace_after(request: ProbeRequest, conn: ConnectionEvidence) -> bool
     return request.path_mode == PathMode.ON_FAILURE and failed
 
 
-def _path_or_error(future: Future[PathEvidence], errors: list[str]) -> PathEvidence | None:
+Traced = TypeVar("Traced", PathEvidence, MtuEvidence)
+
+
+def _path_or_error(
+    future: Future[Traced], errors: list[str], what: str = "path discovery"
+) -> Traced | None:
     try:
         return future.result()
     except PathUnavailable as exc:
         # No raw sockets here (no CAP_NET_RAW): the hops are unknown, not blocked.
-        errors.append(f"path discovery unavailable: {exc}")
+        errors.append(f"{what} unavailable: {exc}")
         return None
 
 
@@ -258,6 +270,19 @@ def _trace(
         flows=MULTIPATH_FLOWS if request.multipath else 1,
         timeout=request.timeout_seconds,
         source_port=0 if request.multipath else request.source_port,
+    )
+
+
+def _probe_mtu(
+    request: ProbeRequest, address: str, port: int | None, progress: Progress
+) -> MtuEvidence:
+    progress(f"probing the path MTU to {address}")
+    return mtu.probe(
+        address,
+        protocol=SWEEP_PROTOCOL[request.protocol],
+        port=port,
+        max_hops=request.max_hops,
+        timeout=request.timeout_seconds,
     )
 
 

@@ -39,6 +39,7 @@ class _Sweep:
     flows: int
     timeout: float
     source_port: int
+    sizes: tuple[int, ...] = ()  # the MTU probe: one flow per packet size
     sent: dict[Key, int] = field(default_factory=dict)  # send time, ns
     answers: dict[Key, tuple[Match, int]] = field(default_factory=dict)  # match, receive time
     ends: dict[int, int] = field(default_factory=dict)  # flow: TTL at which its path ended
@@ -94,6 +95,7 @@ class _Sweep:
             port=self.port,
             idents=idents,
             count=self.max_hops * self.probes_per_hop,
+            sizes=self.sizes,
         )
 
     def _collect(self, probes: Probes, deadline: float, *, until_done: bool) -> None:
@@ -165,9 +167,11 @@ def discover(
     flows: int,
     timeout: float,
     source_port: int = 0,
+    sizes: tuple[int, ...] = (),
     transport: Transport | None = None,
 ) -> PathEvidence:
-    """Trace the path(s) to `address` over `flows` flows.
+    """Trace the path(s) to `address` over `flows` flows (with `sizes`: one flow per size, its
+    probes padded to that many bytes and never fragmented).
 
     Raises transport.PathUnavailable when raw sockets cannot be opened; a local send failure
     (EPERM from the source's own firewall, ENETUNREACH) is evidence: `local_errno`, `detail`.
@@ -175,7 +179,8 @@ def discover(
     own = transport is None
     if transport is None:
         version = ipaddress.ip_address(address).version
-        transport = RawTransport(socket.AF_INET6 if version == 6 else socket.AF_INET, protocol)
+        family = socket.AF_INET6 if version == 6 else socket.AF_INET
+        transport = RawTransport(family, protocol, mtu_probe=bool(sizes))
     sweep = _Sweep(
         transport,
         address,
@@ -186,6 +191,7 @@ def discover(
         flows,
         timeout,
         source_port,
+        sizes,
     )
     try:
         sweep.run()
