@@ -329,6 +329,8 @@ class PathOptions(ApiSchema):
     """The highest TTL the path discovery tries."""
     multipath: bool = False
     """Vary the flow to find every path through ECMP load balancers."""
+    mtu: bool = False
+    """Probe the path MTU every run (it runs by itself when a transfer stalls)."""
 
 
 # A ConfigMap key's syntax (Kubernetes' IsConfigMapKey).

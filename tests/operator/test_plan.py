@@ -270,6 +270,14 @@ def test_deadline_is_startup_plus_each_checks_worst_case() -> None:
     assert pod_for(both)["spec"]["activeDeadlineSeconds"] == STARTUP_SECONDS + 87
 
 
+def test_deadline_leaves_a_timeout_for_the_mtu_probe_where_it_may_run() -> None:
+    """Asked for, or an HTTP(S) check (whose stalled response sets it off)."""
+    untraced = {"count": 4, "timeout_seconds": 0.5, "path_mode": PathMode.NEVER}
+    assert deadline_seconds([item(**untraced, mtu=True)]) == STARTUP_SECONDS + 4  # 0.5 * 7
+    http = item(**untraced, protocol="HTTP", uri="http://web/")
+    assert deadline_seconds([http]) == STARTUP_SECONDS + 4
+
+
 # ---- grouping -------------------------------------------------------------------------------
 
 

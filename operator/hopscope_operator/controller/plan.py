@@ -36,7 +36,7 @@ from hopscope_operator.names import (
     SERVICE_ACCOUNT,
 )
 from hopscope_probe import batch as wire
-from hopscope_probe.models import PathMode, ProbeRequest, Schema
+from hopscope_probe.models import PathMode, ProbeRequest, Protocol, Schema
 
 Manifest = dict[str, Any]
 HOST: Literal["host"] = "host"
@@ -194,11 +194,14 @@ def item_seconds(request: ProbeRequest) -> int:
     rounds = DNS_ROUNDS + request.count
     if request.path_mode != PathMode.NEVER:
         rounds += request.max_hops
+    if request.mtu or request.protocol in (Protocol.HTTP, Protocol.HTTPS):
+        rounds += 1  # the MTU probe: asked for, or run when a response stalls
     return math.ceil(request.timeout_seconds * rounds)
 
 
 def deadline_seconds(items: Iterable[BatchItem]) -> int:
-    """STARTUP_SECONDS + sum of timeout * (DNS_ROUNDS + count + maxHops unless path is Never).
+    """STARTUP_SECONDS + sum of timeout * (DNS_ROUNDS + count + maxHops unless path is Never
+    + 1 for the MTU probe where it may run).
 
     A sum, not a max: it holds even if the probe ran the checks one by one and every packet
     was lost, so a slow but healthy batch is never killed; a stuck one still ends.
