@@ -1,7 +1,8 @@
 """Runs one check end to end: resolve, probe, trace, sample health, diagnose.
 
 The connection probes, the path sweep and the health sample run at the same time, so a full
-diagnosis takes about one probe timeout even when every packet is dropped.
+diagnosis takes about one probe timeout even when every packet is dropped. The MTU probe, when
+asked for or set off by a stalled transfer, follows them: at most one timeout more.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
 
 from hopscope_probe import checks
 from hopscope_probe.checks import dns, health, route
@@ -29,6 +29,7 @@ from hopscope_probe.evidence import (
     MtuEvidence,
     Outcome,
     PathEvidence,
+    ReplyKind,
 )
 from hopscope_probe.models import (
     SOURCE_HOP,
@@ -101,11 +102,9 @@ def run(
             route_ev = route.inspect(address)  # after the probes: neighbour state is now fresh
             if path_future is None and _should_trace_after(request, conn):
                 path_future = pool.submit(_trace, request, address, port, progress)
-            mtu_future = None
-            if request.mtu or any(a.stalled for a in conn.attempts):
-                mtu_future = pool.submit(_probe_mtu, request, address, port, progress)
             path = _path_or_error(path_future, errors) if path_future else None
-            mtu_ev = _path_or_error(mtu_future, errors, "the MTU probe") if mtu_future else None
+            if request.mtu or any(a.stalled for a in conn.attempts):
+                mtu_ev = _probe_mtu(request, address, port, _path_length(path), errors, progress)
         health_ev = _result_or_none(health_future)
 
     evidence = Evidence(
@@ -243,17 +242,12 @@ def _should_trace_after(request: ProbeRequest, conn: ConnectionEvidence) -> bool
     return request.path_mode == PathMode.ON_FAILURE and failed
 
 
-Traced = TypeVar("Traced", PathEvidence, MtuEvidence)
-
-
-def _path_or_error(
-    future: Future[Traced], errors: list[str], what: str = "path discovery"
-) -> Traced | None:
+def _path_or_error(future: Future[PathEvidence], errors: list[str]) -> PathEvidence | None:
     try:
         return future.result()
     except PathUnavailable as exc:
         # No raw sockets here (no CAP_NET_RAW): the hops are unknown, not blocked.
-        errors.append(f"{what} unavailable: {exc}")
+        errors.append(f"path discovery unavailable: {exc}")
         return None
 
 
@@ -273,17 +267,33 @@ def _trace(
     )
 
 
+def _path_length(path: PathEvidence | None) -> int | None:
+    """The TTL at which the traced path reached the destination: the MTU probe need not send
+    its large packets further (None: not traced, or it never got there)."""
+    reached = [r.ttl for r in path.replies if r.kind == ReplyKind.REACHED] if path else []
+    return min(reached, default=None)
+
+
 def _probe_mtu(
-    request: ProbeRequest, address: str, port: int | None, progress: Progress
-) -> MtuEvidence:
+    request: ProbeRequest,
+    address: str,
+    port: int | None,
+    path_length: int | None,
+    errors: list[str],
+    progress: Progress,
+) -> MtuEvidence | None:
     progress(f"probing the path MTU to {address}")
-    return mtu.probe(
-        address,
-        protocol=SWEEP_PROTOCOL[request.protocol],
-        port=port,
-        max_hops=request.max_hops,
-        timeout=request.timeout_seconds,
-    )
+    try:
+        return mtu.probe(
+            address,
+            protocol=SWEEP_PROTOCOL[request.protocol],
+            port=port,
+            max_hops=path_length or request.max_hops,
+            timeout=request.timeout_seconds,
+        )
+    except PathUnavailable as exc:
+        errors.append(f"the MTU probe could not run: {exc}")
+        return None
 
 
 def _result_or_none(future: Future[HealthEvidence]) -> HealthEvidence | None:
