@@ -834,7 +834,7 @@ def mtu_issues(evidence: MtuEvidence | None, hops: HopIndex) -> list[Issue]:
                 hop_id=hops.by_address(found.last_router)
                 or (None if found.last_router else SOURCE_HOP),
                 message=f"path-MTU black hole after {after} (TTL {found.last_ttl}): "
-                f"{found.failed}-byte unfragmentable packets vanish beyond it while {passed}, "
+                f"DF packets of {found.failed} bytes and more vanish beyond it while {passed}, "
                 "and no frag-needed / packet-too-big comes back",
                 hint=f"A link after {after} has a smaller MTU (a tunnel or overlay) and the "
                 "ICMP that would tell senders is filtered: let ICMP frag-needed (IPv4 type 3 "
