@@ -711,9 +711,9 @@ def tls_http_issues(
                 origin=Origin.INBOUND,
                 hop_id=dest,
                 message=f"the response from {conn.address} stalled: {failed.detail}",
-                hint="The connection opened but the response stopped arriving. The MTU probe "
-                "found no black hole on the way there; check the server (slow or stuck) and "
-                "the return path's MTU.",
+                hint="The connection opened but the response stopped arriving, and the MTU "
+                "probe found no black hole on the way there (or could not run: see Probe): "
+                "check the server (slow or stuck) and the MTU of the way back.",
                 context=[],
             )
         )

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+from hopscope_probe.diagnose import diagnose
 from hopscope_probe.evidence import (
+    Attempt,
+    ConnectionEvidence,
+    Evidence,
     HopReply,
+    HttpAttempt,
     IcmpError,
     IcmpKind,
     MtuEvidence,
+    Outcome,
     PathEvidence,
     ReplyKind,
+    Stage,
+)
+from hopscope_probe.models import (
+    ConnectionStatus,
+    Hop,
+    HopType,
+    IssueType,
+    ProbeRequest,
+    Protocol,
+    Severity,
 )
 from hopscope_probe.path.mtu import finding, sizes_for
 
@@ -96,3 +112,59 @@ def test_every_size_reaching_is_no_finding_of_trouble():
 
 def test_a_path_silent_for_every_size_tells_nothing():
     assert finding(evidence(*(replies_of(f, 0, reached=False) for f in range(4)))) is None
+
+
+# ---- what diagnosis makes of it -------------------------------------------------------------
+
+STALLED = Attempt(
+    outcome=Outcome.HTTP_ERROR,
+    stage=Stage.HTTP,
+    rtt_ms=1.0,
+    detail="reading the response: no complete answer within the timeout",
+    stalled=True,
+)
+HOPS = [
+    Hop(id="source", type=HopType.SOURCE, address="198.18.1.2", ttl=0),
+    *(Hop(id=f"hop-{a}", type=HopType.ROUTER, address=a, ttl=i + 1) for i, a in enumerate(ROUTERS)),
+    Hop(id="dest", type=HopType.DESTINATION, address=DST, ttl=4),
+]
+HTTP = ProbeRequest(host=DST, port=80, protocol=Protocol.HTTP)
+
+
+def stalled_download(mtu: MtuEvidence | None) -> Evidence:
+    conn = ConnectionEvidence("HTTP", DST, 80, (STALLED,), (HttpAttempt(status_code=200),))
+    return Evidence(connection=conn, mtu=mtu)
+
+
+def black_hole() -> MtuEvidence:
+    return evidence(
+        replies_of(0, 2, reached=False),
+        replies_of(1, 2, reached=False),
+        replies_of(2, 2, reached=False),
+        replies_of(3, 3, reached=True),
+    )
+
+
+def test_a_stalled_download_over_a_black_hole_is_mtu_at_the_hop_not_bad_http():
+    result = diagnose(HTTP, stalled_download(black_hole()), HOPS)
+    assert [(i.type, i.severity, i.hop_id) for i in result.issues] == [
+        (IssueType.MTU, Severity.ERROR, "hop-198.18.2.2")
+    ]
+    assert result.status == ConnectionStatus.UNREACHABLE
+
+
+def test_a_stall_the_mtu_probe_cannot_explain_says_it_stalled():
+    every_size_passes = evidence(*(replies_of(f, 3, reached=True) for f in range(4)))
+    result = diagnose(HTTP, stalled_download(every_size_passes), HOPS)
+    (issue,) = result.issues
+    assert issue.type == IssueType.HTTP_STATUS
+    assert "stalled" in issue.message and "does not speak HTTP" not in issue.hint
+
+
+def test_a_black_hole_under_passing_probes_is_degraded():
+    ok = Attempt(outcome=Outcome.SUCCESS, rtt_ms=1.0)
+    conn = ConnectionEvidence("TCP", DST, 80, (ok,))
+    result = diagnose(
+        ProbeRequest(host=DST, port=80), Evidence(connection=conn, mtu=black_hole()), HOPS
+    )
+    assert result.status == ConnectionStatus.DEGRADED
