@@ -401,6 +401,10 @@ class PathOptions(ApiSchema):
     """The highest TTL the path discovery tries."""
     multipath: bool = False
     """Vary the flow to find every path through ECMP load balancers."""
+    # No schema default: checks stored before the field existed read the same from the API
+    # server (a default would add it to every object served, and to what GitOps diffs see).
+    mtu: bool | None = None
+    """Probe the path MTU every run (it runs by itself when a transfer stalls). Unset: false."""
 
 
 # A ConfigMap key's syntax (Kubernetes' IsConfigMapKey).

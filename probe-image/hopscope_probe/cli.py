@@ -55,6 +55,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=2.0, help="seconds per probe (default 2)")
     p.add_argument("--max-hops", type=int, default=30)
     p.add_argument("--multipath", action="store_true", help="trace every ECMP path")
+    p.add_argument(
+        "--mtu",
+        action="store_true",
+        help="probe the path MTU with DF packets of 1500..1280 bytes (runs by itself when a "
+        "transfer stalls after the connection opened)",
+    )
     p.add_argument("--no-path", action="store_true", help="skip path discovery")
     p.add_argument("--path-on-failure", action="store_true", help="trace only if probes fail")
     p.add_argument("--source-port", type=int, default=0)
@@ -150,6 +156,7 @@ def build_request(args: argparse.Namespace) -> ProbeRequest:
         "timeout_seconds": args.timeout,
         "max_hops": args.max_hops,
         "multipath": args.multipath,
+        "mtu": args.mtu,
         "path_mode": path_mode,
         "source_port": args.source_port,
         "ca_file": args.ca_file,

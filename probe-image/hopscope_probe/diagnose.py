@@ -24,6 +24,7 @@ from hopscope_probe.evidence import (
     HealthEvidence,
     IcmpError,
     IcmpKind,
+    MtuEvidence,
     NeighbourState,
     Outcome,
     ReplyKind,
@@ -46,6 +47,7 @@ from hopscope_probe.models import (
     Severity,
 )
 from hopscope_probe.models import context_of as ctx
+from hopscope_probe.path import mtu
 
 # Local health thresholds: above them the source itself is a suspect.
 CPU_PRESSURE_PERCENT = 40.0  # PSI cpu "some" avg10
@@ -734,14 +736,20 @@ def path_issues(paths: list[PathFigures], hops: HopIndex, request: ProbeRequest)
 
 
 def tls_http_issues(
-    conn: ConnectionEvidence | None, hops: HopIndex, request: ProbeRequest
+    conn: ConnectionEvidence | None,
+    hops: HopIndex,
+    request: ProbeRequest,
+    *,
+    stalls_explained: bool = False,
 ) -> list[Issue]:
+    """`stalls_explained`: another issue (an MTU black hole) says why transfers stalled."""
     if conn is None or not conn.http:
         return []
     dest = hops.destination_id()
     issues: list[Issue] = []
     tls = next((h for h in conn.http if h.tls_problem is not None), None)
-    if tls is not None:
+    tls_stalled = _first(conn, lambda a: a.outcome == Outcome.TLS_ERROR and a.stalled)
+    if tls is not None and not (stalls_explained and tls_stalled):
         detail = _first(conn, lambda a: a.outcome == Outcome.TLS_ERROR)
         issues.append(
             Issue(
@@ -777,8 +785,22 @@ def tls_http_issues(
                 context=ctx(status=",".join(map(str, bad))),
             )
         )
-    if _first(conn, lambda a: a.outcome == Outcome.HTTP_ERROR) is not None and not bad:
-        failed = _first(conn, lambda a: a.outcome == Outcome.HTTP_ERROR)
+    failed = _first(conn, lambda a: a.outcome == Outcome.HTTP_ERROR)
+    if failed is not None and failed.stalled and not bad and not stalls_explained:
+        issues.append(
+            Issue(
+                type=IssueType.HTTP_STATUS,
+                severity=Severity.ERROR,
+                origin=Origin.INBOUND,
+                hop_id=dest,
+                message=f"the response from {conn.address} stalled: {failed.detail}",
+                hint="The connection opened but the response stopped arriving, and the MTU "
+                "probe found no black hole on the way there (or could not run: see Probe): "
+                "check the server (slow or stuck) and the MTU of the way back.",
+                context=[],
+            )
+        )
+    elif failed is not None and not failed.stalled and not bad:
         issues.append(
             Issue(
                 type=IssueType.HTTP_STATUS,
@@ -877,6 +899,58 @@ def _first(conn: ConnectionEvidence | None, pred: Callable[[Attempt], bool]) -> 
     return next((a for a in conn.attempts if pred(a)), None)
 
 
+def mtu_issues(evidence: MtuEvidence | None, hops: HopIndex) -> list[Issue]:
+    """A black hole (large DF packets vanish where small ones pass), and each frag-needed or
+    packet-too-big the MTU probe saw, with the next-hop MTU it names."""
+    found = mtu.finding(evidence) if evidence is not None else None
+    if found is None:
+        return []
+    issues: list[Issue] = []
+    if found.failed is not None:
+        after = found.last_router or "the source"
+        passed = f"{found.passed}-byte ones pass" if found.passed else "no size passes"
+        issues.append(
+            Issue(
+                type=IssueType.MTU,
+                severity=Severity.ERROR,
+                origin=Origin.OUTBOUND,
+                hop_id=hops.by_address(found.last_router)
+                or (None if found.last_router else SOURCE_HOP),
+                message=f"path-MTU black hole after {after} (TTL {found.last_ttl}): "
+                f"DF packets of {found.failed} bytes and more vanish beyond it while {passed}, "
+                "and no frag-needed / packet-too-big comes back",
+                hint=f"A link after {after} has a smaller MTU (a tunnel or overlay) and the "
+                "ICMP that would tell senders is filtered: let ICMP frag-needed (IPv4 type 3 "
+                "code 4) and packet-too-big (ICMPv6 type 2) through, clamp the TCP MSS on the "
+                "router (iptables -j TCPMSS --clamp-mss-to-pmtu), or lower the source's MTU"
+                + (f" to {found.passed}." if found.passed else "."),
+                context=ctx(
+                    router=found.last_router,
+                    largestPassed=found.passed,
+                    smallestFailed=found.failed,
+                    interfaceMtu=evidence.interface_mtu if evidence else None,
+                ),
+            )
+        )
+    for icmp in found.too_big:
+        limit = f"more than {icmp.mtu} bytes" if icmp.mtu else "these packets"
+        passing = f"; {found.passed}-byte packets pass" if found.passed else ""
+        issues.append(
+            Issue(
+                type=IssueType.MTU,
+                severity=Severity.WARNING,
+                origin=Origin.OUTBOUND,
+                hop_id=hops.by_address(icmp.sender),
+                message=f"{icmp.sender} cannot forward {limit} unfragmented and says so "
+                f"(ICMP type {icmp.type} code {icmp.code}): path-MTU discovery works{passing}",
+                hint="Senders adapt through this router's frag-needed / packet-too-big: lower "
+                "the source's MTU or clamp the MSS to spare the first round trip of each flow.",
+                context=ctx(router=icmp.sender, nextHopMtu=icmp.mtu, largestPassed=found.passed),
+            )
+        )
+    return issues
+
+
 # ---- verdict -------------------------------------------------------------------------------
 
 
@@ -894,6 +968,8 @@ def diagnose(
     rtts = [a.rtt_ms for a in attempts if a.outcome == Outcome.SUCCESS and a.rtt_ms is not None]
     latency = Latency.of(rtts)
     path_errno = evidence.path.local_errno if evidence.path else None
+    mtu_found = mtu_issues(evidence.mtu, index)
+    black_hole = any(i.severity == Severity.ERROR for i in mtu_found)
 
     issues = [
         *dns_issues(evidence.dns),
@@ -902,7 +978,8 @@ def diagnose(
         *local_probe_issues(conn),
         *route_issues(evidence.route, conn, path_errno),
         *loop_issues(loops, index),
-        *tls_http_issues(conn, index, request),
+        *mtu_found,
+        *tls_http_issues(conn, index, request, stalls_explained=black_hole),
         *health_issues(evidence.health),
         *_probe_errors(evidence.errors),
     ]
@@ -951,7 +1028,8 @@ def verdict(evidence: Evidence, issues: list[Issue], any_success: bool) -> Conne
     if not any_success or any(i.type in hard and i.severity == Severity.ERROR for i in issues):
         return ConnectionStatus.UNREACHABLE
     soft = {IssueType.PACKET_LOSS, IssueType.HIGH_LATENCY}
-    if any(i.type in soft for i in issues) or _some_paths_fail(evidence):
+    black_hole = any(i.type == IssueType.MTU and i.severity == Severity.ERROR for i in issues)
+    if any(i.type in soft for i in issues) or black_hole or _some_paths_fail(evidence):
         return ConnectionStatus.DEGRADED
     # Lost probes are judged against the loss threshold; a refused or rejected one is an
     # answer, and some of them beside successes mean part of the way is broken (one of a

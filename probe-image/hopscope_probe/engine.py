@@ -2,7 +2,8 @@
 
 The connection probes, the path sweep and the health sample run at the same time, so a full
 diagnosis takes about one probe timeout even when every packet is dropped (up to
-sweep.NEIGHBOUR_GIVE_UP_S when the path goes silent after a router).
+sweep.NEIGHBOUR_GIVE_UP_S when the path goes silent after a router). The MTU probe, when
+asked for or set off by a stalled transfer, follows them: at most one timeout more.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from hopscope_probe.evidence import (
     DnsOutcome,
     Evidence,
     HealthEvidence,
+    MtuEvidence,
     Outcome,
     PathEvidence,
+    ReplyKind,
 )
 from hopscope_probe.models import (
     SOURCE_HOP,
@@ -45,7 +48,7 @@ from hopscope_probe.models import (
     Protocol,
     SourceInfo,
 )
-from hopscope_probe.path import graph, sweep
+from hopscope_probe.path import graph, mtu, sweep
 from hopscope_probe.path.transport import PathUnavailable
 from hopscope_probe.target import is_ip, target_of
 
@@ -100,7 +103,7 @@ def run(
         pool.submit(route.preload)  # while the probes wait on the network, not after them
         dns_evidence = _resolve(request, host, resolv_conf, progress)
         address = _destination_address(request, host, dns_evidence)
-        conn = route_ev = path = None
+        conn = route_ev = path = mtu_ev = None
         errors: list[str] = []
         if address is not None:
             path_future = None
@@ -113,6 +116,8 @@ def run(
             if path_future is None and _should_trace_after(request, conn):
                 path_future = pool.submit(_trace, request, address, port, progress)
             path = _path_or_error(path_future, errors) if path_future else None
+            if request.mtu or any(a.stalled for a in conn.attempts):
+                mtu_ev = _probe_mtu(request, address, port, _path_length(path), errors, progress)
         health_ev = _health_or_none(health_future)
 
     evidence = Evidence(
@@ -121,6 +126,7 @@ def run(
         connection=conn,
         path=path,
         health=health_ev,
+        mtu=mtu_ev,
         source_address=route_ev.preferred_source if route_ev else None,
         errors=tuple(errors),
     )
@@ -276,6 +282,35 @@ def _trace(
         # Past the probe timeout: the last router's ARP/NDP failure answers only after ~3 s.
         late_errors_until=sweep.NEIGHBOUR_GIVE_UP_S,
     )
+
+
+def _path_length(path: PathEvidence | None) -> int | None:
+    """The TTL at which the traced path reached the destination: the MTU probe need not send
+    its large packets further (None: not traced, or it never got there)."""
+    reached = [r.ttl for r in path.replies if r.kind == ReplyKind.REACHED] if path else []
+    return min(reached, default=None)
+
+
+def _probe_mtu(
+    request: ProbeRequest,
+    address: str,
+    port: int | None,
+    path_length: int | None,
+    errors: list[str],
+    progress: Progress,
+) -> MtuEvidence | None:
+    progress(f"probing the path MTU to {address}")
+    try:
+        return mtu.probe(
+            address,
+            protocol=SWEEP_PROTOCOL[request.protocol],
+            port=port,
+            max_hops=path_length or request.max_hops,
+            timeout=request.timeout_seconds,
+        )
+    except PathUnavailable as exc:
+        errors.append(f"the MTU probe could not run: {exc}")
+        return None
 
 
 def _health_or_none(future: Future[health.Window]) -> HealthEvidence | None:

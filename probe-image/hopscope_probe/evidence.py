@@ -47,6 +47,7 @@ class IcmpError:
     kind: IcmpKind
     type: int
     code: int
+    mtu: int | None = None  # frag-needed / packet-too-big: the next hop's MTU, when given
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,9 @@ class Attempt:
     errno: int | None = None  # local errno, or the errno the kernel mapped an ICMP error to
     icmp: IcmpError | None = None
     detail: str = ""
+    # Connected, then the TLS handshake or the response stopped arriving before the timeout:
+    # what a path-MTU black hole does once full-size segments flow.
+    stalled: bool = False
 
 
 class TlsProblem(StrEnum):
@@ -217,6 +221,15 @@ class PathEvidence:
 
 
 @dataclass(frozen=True)
+class MtuEvidence:
+    """The MTU probe: a path sweep whose flow i sends DF packets of sizes[i] bytes."""
+
+    interface_mtu: int  # of the interface the route to the destination leaves by
+    sizes: tuple[int, ...]  # largest first
+    path: PathEvidence
+
+
+@dataclass(frozen=True)
 class Evidence:
     """Everything one probe run collected, the input of diagnosis."""
 
@@ -225,5 +238,6 @@ class Evidence:
     connection: ConnectionEvidence | None = None
     path: PathEvidence | None = None
     health: HealthEvidence | None = None
+    mtu: MtuEvidence | None = None
     source_address: str | None = None
     errors: tuple[str, ...] = field(default_factory=tuple)  # the probe could not run a part

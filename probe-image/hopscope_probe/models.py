@@ -387,6 +387,8 @@ class ProbeRequest(Schema):
     max_hops: int = Field(default=30, ge=1, le=64)
     multipath: bool = False
     path_mode: PathMode = PathMode.ALWAYS
+    mtu: bool = False
+    """Run the MTU probe even when no transfer stalled (it always runs when one does)."""
     source_port: int = Field(default=0, ge=0, le=65535)
     thresholds: Thresholds = Field(default_factory=Thresholds)
     http: HttpOptions = Field(default_factory=HttpOptions)

@@ -594,6 +594,35 @@ class Lab:
             commands += self._restore(node, "filter", new + old)
         _run_all(commands)
 
+    def set_link_mtu(self, a: str, b: str, mtu: int, *, drop_too_big: bool) -> None:
+        """Narrow the a-b link (both ends) to `mtu`, as a tunnel or overlay does. With
+        `drop_too_big`, its two routers' frag-needed and packet-too-big never leave them: the
+        ICMP filtering that turns a narrow link into a path-MTU black hole."""
+        link = self._link(a, b)
+        commands: list[tuple[list[str], str | None]] = [
+            (
+                self[node]._exec(["ip", "link", "set", f"to-{link.peer(node)}", "mtu", str(mtu)]),
+                None,
+            )
+            for node in (a, b)
+        ]
+        if drop_too_big:
+            for node in (a, b):
+                v4 = "-A OUTPUT -p icmp --icmp-type fragmentation-needed -j DROP"
+                v6 = "-A OUTPUT -p ipv6-icmp --icmpv6-type packet-too-big -j DROP"
+                text = "\n".join(["*filter", "{rule}", "COMMIT", ""])
+                commands += [
+                    (
+                        self[node]._exec(["iptables-restore", "-w", "--noflush"]),
+                        text.format(rule=v4),
+                    ),
+                    (
+                        self[node]._exec(["ip6tables-restore", "-w", "--noflush"]),
+                        text.format(rule=v6),
+                    ),
+                ]
+        _run_all(commands)
+
     def expected_rtt_ms(self, host: str) -> float:
         """The round trip from src to `host` the delays add, along the primary path."""
         total = 0.0
@@ -623,10 +652,17 @@ class Lab:
         return self._serve(host, ["udp", "--port", str(port)])
 
     def start_http_server(
-        self, host: str, port: int, status: int = 200, tls: TlsKind | None = None
+        self,
+        host: str,
+        port: int,
+        status: int = 200,
+        tls: TlsKind | None = None,
+        body_bytes: int = 0,
     ) -> subprocess.Popen[bytes]:
-        """Answer every request to [::]:port with `status`; over TLS with a `tls` certificate."""
+        """Answer every request to [::]:port with `status`; over TLS with a `tls` certificate;
+        with `body_bytes`, a body that large (written after the headers, as a download is)."""
         args = ["http", "--port", str(port), "--status", str(status)]
+        args += ["--body-bytes", str(body_bytes)] if body_bytes else []
         if tls is not None:
             cert, key = self._cert(tls)
             args += ["--cert", str(cert), "--key", str(key)]

@@ -241,10 +241,12 @@ class _DualStackHTTPServer(ThreadingHTTPServer):
         super().finish_request(request, client_address)
 
 
-def serve_http(port: int, status: int, cert: str | None, key: str | None) -> None:
+def serve_http(
+    port: int, status: int, cert: str | None, key: str | None, body_bytes: int = 0
+) -> None:
     class Handler(BaseHTTPRequestHandler):
         def _respond(self, with_body: bool) -> None:
-            body = f"{status}\n".encode()
+            body = b"x" * body_bytes if body_bytes else f"{status}\n".encode()
             self.send_response(status)
             self.send_header("Content-Type", "text/plain")
             self.send_header("Content-Length", str(len(body)))
@@ -274,6 +276,7 @@ def main() -> None:
     parser.add_argument("--status", type=int, default=200)
     parser.add_argument("--cert")
     parser.add_argument("--key")
+    parser.add_argument("--body-bytes", type=int, default=0)
     args = parser.parse_args()
     if args.kind == "tcp":
         serve_tcp(args.port)
@@ -282,7 +285,7 @@ def main() -> None:
     elif args.kind == "servfail":
         serve_dns_servfail(args.port)
     else:
-        serve_http(args.port, args.status, args.cert, args.key)
+        serve_http(args.port, args.status, args.cert, args.key, args.body_bytes)
 
 
 if __name__ == "__main__":

@@ -513,12 +513,12 @@ def test_background_operator_thread(api: FakeApi, capsys):
         (
             "sts/bastion",
             "10.1.2.3:22",
-            ["--timeout", "1.5", "--multipath"],
+            ["--timeout", "1.5", "--multipath", "--mtu"],
             {
                 "source": {"workload": {"kind": "StatefulSet", "name": "bastion"}},
                 "destination": {"ip": "10.1.2.3", "port": 22},
                 "probes": {"timeoutSeconds": 1.5},
-                "path": {"multipath": True},
+                "path": {"multipath": True, "mtu": True},
             },
         ),
         (

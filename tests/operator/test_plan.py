@@ -298,6 +298,14 @@ def test_deadline_is_derived_from_the_budgets_in_the_batch() -> None:
     assert small_cap["spec"]["activeDeadlineSeconds"] == STARTUP_SECONDS + 32
 
 
+def test_deadline_leaves_a_timeout_for_the_mtu_probe_where_it_may_run() -> None:
+    """Asked for, or an HTTP(S) check (whose stalled response sets it off)."""
+    untraced = {"count": 4, "timeout_seconds": 0.5, "path_mode": PathMode.NEVER}
+    assert deadline_seconds([item(**untraced, mtu=True)]) == STARTUP_SECONDS + 4  # 0.5 * 7
+    http = item(**untraced, protocol="HTTP", uri="http://web/")
+    assert deadline_seconds([http]) == STARTUP_SECONDS + 4
+
+
 # ---- grouping -------------------------------------------------------------------------------
 
 

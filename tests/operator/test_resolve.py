@@ -649,7 +649,7 @@ def test_to_probe_request_maps_every_spec_field() -> None:
             "protocol": "HTTPS",
             "preferredIPVersion": "IPv6",
             "probes": {"count": 3, "timeoutSeconds": 1.5},
-            "path": {"mode": "OnFailure", "maxHops": 12, "multipath": True},
+            "path": {"mode": "OnFailure", "maxHops": 12, "multipath": True, "mtu": True},
             "http": {"method": "HEAD", "validStatusCodes": ["200", "3xx"]},
             "sourcePort": 40000,
             "thresholds": {"latencyMs": 50, "lossPercent": 1},
@@ -660,9 +660,10 @@ def test_to_probe_request_maps_every_spec_field() -> None:
     assert (request.port, request.uri) == (8443, "https://api.example.com:8443/healthz")
     assert (request.protocol, request.preferred_ip_version) == (Protocol.HTTPS, IPVersion.IPV6)
     assert (request.count, request.timeout_seconds) == (3, 1.5)
-    assert (request.path_mode, request.max_hops, request.multipath) == (
+    assert (request.path_mode, request.max_hops, request.multipath, request.mtu) == (
         PathMode.ON_FAILURE,
         12,
+        True,
         True,
     )
     assert request.source_port == 40000
@@ -676,8 +677,9 @@ def test_to_probe_request_defaults_follow_the_spec_defaults() -> None:
     request = to_probe_request(parsed.spec, resolve_destination(parsed, FakeView()))
     assert (request.host, request.port, request.uri) == ("10.0.3.7", 22, None)
     assert (request.count, request.timeout_seconds, request.max_hops) == (10, 2.0, 30)
-    assert (request.path_mode, request.multipath, request.source_port) == (
+    assert (request.path_mode, request.multipath, request.mtu, request.source_port) == (
         PathMode.ALWAYS,
+        False,
         False,
         0,
     )

@@ -200,6 +200,45 @@ def test_packet_too_big_is_an_mtu_unreachable():
     found = p.match(reply, ROUTER[6], ICMP_[6])
     assert found is not None and found.icmp is not None
     assert (found.kind, found.icmp.kind) == (ReplyKind.UNREACHABLE, IcmpKind.FRAG_NEEDED)
+    assert found.icmp.mtu == 1280
+
+
+def test_frag_needed_names_its_next_hop_mtu():
+    p = probes(4, "TCP")
+    reply = bytes(ICMP(type=3, code=4, nexthopmtu=1400) / Raw(p.packet(0, 4, ttl=2)))
+    found = p.match(reply, ROUTER[4], ICMP_[4])
+    assert found is not None and found.icmp is not None
+    assert (found.icmp.kind, found.icmp.mtu) == (IcmpKind.FRAG_NEEDED, 1400)
+
+
+@pytest.mark.parametrize(("version", "protocol"), CASES)
+def test_sized_probes_are_valid_unfragmentable_packets_of_their_size(version: int, protocol: str):
+    p = Probes(
+        protocol=protocol,
+        source=SRC[version],
+        destination=DST[version],
+        port=PORTS[protocol],
+        idents=IDENTS,
+        count=COUNT,
+        sizes=(1500, 1280),
+    )
+    for flow, size in enumerate((1500, 1280)):
+        raw = p.packet(flow, 5, ttl=3)
+        assert len(raw) == size
+        pkt = parsed(version, raw)
+        if version == 4:
+            assert pkt.flags == "DF"
+        l4 = pkt.payload
+        field = "cksum" if version == 6 and protocol == "ICMP" else "chksum"
+        sent = getattr(l4, field)
+        delattr(l4, field)
+        if protocol == "UDP":
+            del l4.len  # the UDP length must cover the padding too
+        assert getattr(parsed(version, bytes(pkt)).payload, field) == sent
+        # A router's error quoting it still names the probe.
+        reply = time_exceeded(version, raw)
+        found = p.match(reply, ROUTER[version], ICMP_[version])
+        assert found is not None and (found.flow, found.index) == (flow, 5)
 
 
 # ---- direct answers of the destination ---------------------------------------------------

@@ -40,7 +40,7 @@ from hopscope_operator.names import (
     SERVICE_ACCOUNT,
 )
 from hopscope_probe import batch as wire
-from hopscope_probe.models import PathMode, ProbeRequest, Schema
+from hopscope_probe.models import PathMode, ProbeRequest, Protocol, Schema
 
 Manifest = dict[str, Any]
 HOST: Literal["host"] = "host"
@@ -244,6 +244,8 @@ def item_seconds(request: ProbeRequest) -> int:
     rounds = DNS_ROUNDS + request.count
     if request.path_mode != PathMode.NEVER:
         rounds += request.max_hops
+    if request.mtu or request.protocol in (Protocol.HTTP, Protocol.HTTPS):
+        rounds += 1  # the MTU probe: asked for, or run when a response stalls
     return math.ceil(request.timeout_seconds * rounds)
 
 

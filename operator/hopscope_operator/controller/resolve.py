@@ -416,6 +416,7 @@ def to_probe_request(
         timeout_seconds=spec.probes.timeout_seconds,
         max_hops=spec.path.max_hops,
         multipath=spec.path.multipath,
+        mtu=bool(spec.path.mtu),
         path_mode=spec.path.mode,
         source_port=spec.source_port,
         thresholds=spec.thresholds,

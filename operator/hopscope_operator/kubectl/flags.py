@@ -72,6 +72,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--count", type=int, help="connection probes per run (default 10)")
     c.add_argument("--timeout", type=float, help="seconds one probe waits (default 2)")
     c.add_argument("--multipath", action="store_true", help="trace every ECMP path")
+    c.add_argument("--mtu", action="store_true", help="probe the path MTU (spec.path.mtu)")
     c.add_argument(
         "--wait", type=float, default=120.0, metavar="SECONDS", help="give up after (default 120)"
     )
@@ -188,8 +189,11 @@ def build_check(args: argparse.Namespace, namespace: str) -> ConnectivityCheck:
     }
     if probes:
         spec["probes"] = probes
-    if args.multipath:
-        spec["path"] = {"multipath": True}
+    path = {"multipath": True} if args.multipath else {}
+    if args.mtu:
+        path["mtu"] = True
+    if path:
+        spec["path"] = path
     name = args.name or f"hopscope-{secrets.token_hex(3)}"
     if not re.match(DNS_SUBDOMAIN, name) or len(name) > 253:
         raise UsageError(f"--name {name!r}: not a valid object name (lower case, digits, '-', '.')")

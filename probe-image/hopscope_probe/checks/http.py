@@ -176,6 +176,7 @@ def _exchange(
             stage=Stage.HTTP,
             rtt_ms=first_byte_ms,
             detail=f"{phase}: {problem}",
+            stalled=isinstance(exc, TimeoutError),
         ), timing
     return Attempt(
         outcome=Outcome.SUCCESS,
@@ -256,7 +257,8 @@ def _tls_failure(exc: OSError) -> Attempt:
         detail = f"certificate verification failed: {exc.verify_message}"
     else:
         detail = f"handshake failed: {_describe(exc)}"
-    return Attempt(outcome=Outcome.TLS_ERROR, stage=Stage.TLS, detail=detail)
+    stalled = isinstance(exc, TimeoutError)  # connected, then the server's flight never came
+    return Attempt(outcome=Outcome.TLS_ERROR, stage=Stage.TLS, detail=detail, stalled=stalled)
 
 
 def _describe(exc: BaseException) -> str:

@@ -32,6 +32,7 @@ TCP_SYN, TCP_RST, TCP_ACK = 0x02, 0x04, 0x10
 # Root NS query: a DNS server answers it (echoing its ID, our index carrier); others ignore it.
 DNS_QUERY_TAIL = struct.pack("!HHHHH", 0x0100, 1, 0, 0, 0) + b"\x00" + struct.pack("!HH", 2, 1)
 ECHO_PAYLOAD = b"hopscope"
+IP_DF = 0x4000  # IPv4 don't-fragment flag, in the flags/fragment-offset word
 TCP_OPTIONS = struct.pack("!BBH", 2, 4, 1460)  # MSS, as a real SYN carries it
 
 ICMP4_KINDS = {
@@ -105,7 +106,8 @@ class Probes:
     """The probes of one sweep: `packet()` builds them, `match()` recognises their replies.
 
     `idents` are the flows' source ports (TCP, UDP) or echo ids (ICMP); a probe's index must be
-    below `count`.
+    below `count`. With `sizes` (one per flow, whole IP packets) each flow's probes are padded
+    to that size and may not be fragmented (IPv4 DF; IPv6 routers never fragment): the MTU probe.
     """
 
     def __init__(
@@ -117,12 +119,15 @@ class Probes:
         port: int | None,
         idents: Sequence[int],
         count: int,
+        sizes: Sequence[int] = (),
         rng: random.Random | None = None,
     ) -> None:
         if not 0 < count <= MAX_PROBES_PER_FLOW:
             raise ValueError(f"{count} probes per flow: at most {MAX_PROBES_PER_FLOW}")
         if protocol not in ("TCP", "UDP", "ICMP"):
             raise ValueError(f"cannot probe a path over {protocol!r}")
+        if sizes and len(sizes) != len(idents):
+            raise ValueError(f"{len(sizes)} sizes for {len(idents)} flows")
         rng = rng or random.Random()
         self.protocol = protocol
         self.destination = str(ipaddress.ip_address(destination))
@@ -138,21 +143,26 @@ class Probes:
         self._seq_base = rng.getrandbits(32)  # TCP: a stranger cannot guess our sequence numbers
         self._templates: list[bytes] = []
         self._sums: list[int] = []  # per flow: the folded sum the per-probe checksum starts from
-        for ident in self.idents:
+        for flow, ident in enumerate(self.idents):
             l4 = bytearray(self._l4_template(ident))
+            if sizes:
+                l4 += bytes(max(0, sizes[flow] - self._ip_len - len(l4)))
+                if protocol == "UDP":
+                    struct.pack_into("!H", l4, 4, len(l4))
             total = _fold(self._pseudo_sum(len(l4)) + _sum16(l4))
             if protocol == "ICMP":
                 struct.pack_into("!H", l4, 2, ~total & 0xFFFF)  # constant for the whole flow
             label = rng.randrange(1, 1 << 20)
-            self._templates.append(self._ip_header(len(l4), label) + l4)
+            self._templates.append(self._ip_header(len(l4), label, df=bool(sizes)) + l4)
             self._sums.append(total)
 
     # ---- building ----------------------------------------------------------------------------
 
-    def _ip_header(self, l4_len: int, flow_label: int) -> bytes:
+    def _ip_header(self, l4_len: int, flow_label: int, *, df: bool) -> bytes:
         if self._fam is V4:
             # The kernel (IP_HDRINCL) fills in the header checksum; TTL and ID are patched.
-            header = struct.pack("!BBHHHBBH", 0x45, 0, 20 + l4_len, 0, 0, 0, self._proto, 0)
+            flags = IP_DF if df else 0
+            header = struct.pack("!BBHHHBBH", 0x45, 0, 20 + l4_len, 0, flags, 0, self._proto, 0)
             return header + self._src + self._dst
         first = (6 << 28) | flow_label
         return struct.pack("!IHBB", first, l4_len, self._proto, 0) + self._src + self._dst
@@ -241,8 +251,22 @@ class Probes:
         if quoted is None:
             return None
         flow, index, ttl = quoted
-        icmp = IcmpError(sender=sender, kind=icmp_kind, type=icmp_type, code=code)
+        icmp = IcmpError(
+            sender=sender,
+            kind=icmp_kind,
+            type=icmp_type,
+            code=code,
+            mtu=self._next_hop_mtu(message),
+        )
         return self._found(flow, index, sender, kind, icmp, ttl)
+
+    def _next_hop_mtu(self, message: bytes) -> int | None:
+        """The MTU a frag-needed (ICMPv4 3/4, RFC 1191) or packet-too-big (ICMPv6 2) names."""
+        if self._fam is V4 and message[0] == self._fam.unreachable and message[1] == 4:
+            return struct.unpack_from("!H", message, 6)[0] or None  # 0: a pre-RFC 1191 router
+        if self._fam is V6 and message[0] == self._fam.too_big:
+            return int(struct.unpack_from("!I", message, 4)[0])
+        return None
 
     def _quoted(self, inner: bytes) -> tuple[int | None, int, int] | None:
         """(flow, index, TTL left) of the probe an ICMP error quotes, if it is one of ours."""

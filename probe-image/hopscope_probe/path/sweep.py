@@ -46,6 +46,7 @@ class _Sweep:
     timeout: float
     source_port: int
     late_errors_until: float = 0.0  # seconds after the first probe; see NEIGHBOUR_GIVE_UP_S
+    sizes: tuple[int, ...] = ()  # the MTU probe: one flow per packet size
     sent: dict[Key, int] = field(default_factory=dict)  # send time, ns
     answers: dict[Key, tuple[Match, int]] = field(default_factory=dict)  # match, receive time
     ends: dict[int, int] = field(default_factory=dict)  # flow: TTL at which its path ended
@@ -104,6 +105,7 @@ class _Sweep:
             port=self.port,
             idents=idents,
             count=self.max_hops * self.probes_per_hop,
+            sizes=self.sizes,
         )
 
     def _collect(
@@ -191,9 +193,11 @@ def discover(
     timeout: float,
     source_port: int = 0,
     late_errors_until: float = 0.0,
+    sizes: tuple[int, ...] = (),
     transport: Transport | None = None,
 ) -> PathEvidence:
-    """Trace the path(s) to `address` over `flows` flows. A path that goes silent after a
+    """Trace the path(s) to `address` over `flows` flows (with `sizes`: one flow per size, its
+    probes padded to that many bytes and never fragmented). A path that goes silent after a
     router is listened to until `late_errors_until` s after the first probe (when later than
     the timeout): pass NEIGHBOUR_GIVE_UP_S to see a router's failed neighbour resolution.
 
@@ -203,7 +207,8 @@ def discover(
     own = transport is None
     if transport is None:
         version = ipaddress.ip_address(address).version
-        transport = RawTransport(socket.AF_INET6 if version == 6 else socket.AF_INET, protocol)
+        family = socket.AF_INET6 if version == 6 else socket.AF_INET
+        transport = RawTransport(family, protocol, mtu_probe=bool(sizes))
     sweep = _Sweep(
         transport,
         address,
@@ -215,6 +220,7 @@ def discover(
         timeout,
         source_port,
         late_errors_until,
+        sizes,
     )
     try:
         sweep.run()

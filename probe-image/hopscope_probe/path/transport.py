@@ -18,6 +18,10 @@ from typing import Protocol
 SO_TIMESTAMPNS = 35  # Linux; also the SCM_TIMESTAMPNS control message type
 IPV6_HDRINCL = 36  # Linux >= 4.5
 SOL_RAW = 255
+# Send DF packets up to the device's MTU whatever path MTU the kernel has cached: a frag-needed
+# the sweep itself provoked would otherwise make every later large probe fail with EMSGSIZE.
+IP_MTU_DISCOVER, IP_PMTUDISC_PROBE = 10, 3
+IPV6_MTU_DISCOVER, IPV6_PMTUDISC_PROBE = 23, 3
 ICMP_FILTER = 1  # SOL_RAW, IPv4: a set bit drops that type
 ICMP6_FILTER = 1  # IPPROTO_ICMPV6: a set bit drops that type
 TIMESPEC = struct.Struct("@ll")
@@ -62,9 +66,12 @@ class Transport(Protocol):
 
 
 class RawTransport:
-    """Raises PathUnavailable when the raw sockets cannot be opened."""
+    """Raises PathUnavailable when the raw sockets cannot be opened. `mtu_probe`: probes may
+    be as large as the interface allows, however small the path MTU the kernel has learnt."""
 
-    def __init__(self, family: socket.AddressFamily, protocol: str) -> None:
+    def __init__(
+        self, family: socket.AddressFamily, protocol: str, *, mtu_probe: bool = False
+    ) -> None:
         self.family = family
         self._protocol = protocol
         self._reserved: list[socket.socket] = []
@@ -73,8 +80,14 @@ class RawTransport:
         try:
             if family == socket.AF_INET:
                 self._sender.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+                if mtu_probe:
+                    self._sender.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE)
             else:
                 self._sender.setsockopt(socket.IPPROTO_IPV6, IPV6_HDRINCL, 1)
+                if mtu_probe:
+                    self._sender.setsockopt(
+                        socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_PROBE
+                    )
             icmp = socket.IPPROTO_ICMP if family == socket.AF_INET else socket.IPPROTO_ICMPV6
             for proto in [icmp] + ([DIRECT[protocol]] if protocol in DIRECT else []):
                 sock = self._open(proto)
