@@ -301,9 +301,12 @@ def test_deadline_is_derived_from_the_budgets_in_the_batch() -> None:
 def test_deadline_leaves_a_timeout_for_the_mtu_probe_where_it_may_run() -> None:
     """Asked for, or an HTTP(S) check (whose stalled response sets it off)."""
     untraced = {"count": 4, "timeout_seconds": 0.5, "path_mode": PathMode.NEVER}
-    assert deadline_seconds([item(**untraced, mtu=True)]) == STARTUP_SECONDS + 4  # 0.5 * 7
+    plain = item(**untraced)
+    asked = item(**untraced, mtu=True)
     http = item(**untraced, protocol="HTTP", uri="http://web/")
-    assert deadline_seconds([http]) == STARTUP_SECONDS + 4
+    assert budget_seconds(plain.request) == 3  # 0.5 * (DNS 2 + count 4)
+    assert budget_seconds(asked.request) == budget_seconds(http.request) == 4  # 0.5 * 7
+    assert deadline_seconds([asked]) > deadline_seconds([plain])
 
 
 # ---- grouping -------------------------------------------------------------------------------
