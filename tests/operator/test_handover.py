@@ -164,6 +164,7 @@ def test_a_leader_that_loses_the_lease_stops_and_drops_its_check_series(api, clo
     a.tick()
     assert metric_lines(a, "hopscope_check_reachable{")
     a.release()  # a rollout: the old pod hands over
+    assert not a.elect()  # a stopping replica never takes the free Lease back
     assert b.elect()
     assert metric_lines(a, "hopscope_check_") == []
     assert metric_lines(a, "hopscope_operator_leader ") == ["hopscope_operator_leader 0.0"]

@@ -31,7 +31,10 @@ class LeaderOnly:
         self.metrics = metrics
         self._new_reconciler = reconciler
         self._reconciler: Reconciler | None = None
-        self._ticking = threading.Lock()  # held by a tick: release() waits for it to end
+        # Held by a step and by a tick: release() waits for the one in flight of each.
+        self._electing = threading.Lock()
+        self._ticking = threading.Lock()
+        self._stopping = False
         metrics.set_leader(False)
 
     @property
@@ -41,17 +44,20 @@ class LeaderOnly:
     def elect(self) -> bool:
         """One election step (blocking API calls); True when this replica just became leader,
         so the caller ticks at once rather than at the next period."""
-        was = self.leading
-        leads = self.elector.step()
-        if leads and not was:
-            log.info("leading: this replica now runs the checks")
-            self._reconciler = self._new_reconciler()
-        elif was and not leads:
-            log.warning("no longer leading: another replica runs the checks")
-            self._reconciler = None
-            self.metrics.clear_checks()
-        self.metrics.set_leader(leads)
-        return leads and not was
+        with self._electing:
+            if self._stopping:
+                return False
+            was = self.leading
+            leads = self.elector.step()
+            if leads and not was:
+                log.info("leading: this replica now runs the checks")
+                self._reconciler = self._new_reconciler()
+            elif was and not leads:
+                log.warning("no longer leading: another replica runs the checks")
+                self._reconciler = None
+                self.metrics.clear_checks()
+            self.metrics.set_leader(leads)
+            return leads and not was
 
     def tick(self) -> TickReport | None:
         with self._ticking:
@@ -72,9 +78,10 @@ class LeaderOnly:
     def release(self) -> None:
         """On shutdown: hand the Lease over now rather than after it expires, once a tick
         in flight has ended (so that the next leader never runs beside it)."""
-        self._reconciler = None
+        with self._electing:
+            self._stopping = True  # a step in flight ends first; none acquires after it
         with self._ticking:
-            pass
+            self._reconciler = None
         self.metrics.clear_checks()
         self.metrics.set_leader(False)
         self.elector.release()
