@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from hopscope_operator.cluster import CHECKS, PODS
-from hopscope_operator.controller.leader import RETRY, LeaseElector
+from hopscope_operator.controller.leader import RENEW_DEADLINE, RETRY, LeaseElector
 from hopscope_operator.controller.leading import LeaderOnly
 from hopscope_operator.controller.metrics import Metrics
 from hopscope_operator.controller.reconcile import Reconciler, Settings
@@ -153,6 +153,16 @@ def test_a_follower_neither_ticks_nor_deletes_pods_and_exports_no_check_series(a
     assert len(probe_pods(api)) == 2
     assert metric_lines(b, "hopscope_check_") == []
     assert metric_lines(b, "hopscope_operator_leader ") == ["hopscope_operator_leader 0.0"]
+
+
+def test_a_leader_whose_election_steps_stalled_starts_no_tick(api, clock):
+    two_checks(api)
+    a = replica(api, clock, "a")
+    a.elect()
+    clock.advance(RENEW_DEADLINE.total_seconds())  # unrenewed: another may soon take over
+    assert a.tick() is None and probe_pods(api) == []
+    a.elect()
+    assert a.tick() is not None and len(probe_pods(api)) == 2
 
 
 def test_a_leader_that_loses_the_lease_stops_and_drops_its_check_series(api, clock):

@@ -79,6 +79,11 @@ class LeaseElector:
                 self.leading = False
         return self.leading
 
+    def holds(self) -> bool:
+        """Whether this replica leads and renewed recently enough that none other can have
+        taken over: what a tick checks before it starts (the steps may have stalled)."""
+        return self.leading and self.clock() - self._renewed_at < self.renew_deadline
+
     def release(self) -> None:
         """On shutdown: empty the holder so another replica takes over at its next step."""
         if not self.leading:

@@ -62,7 +62,7 @@ class LeaderOnly:
     def tick(self) -> TickReport | None:
         with self._ticking:
             reconciler = self._reconciler
-            if reconciler is None:
+            if reconciler is None or not self.elector.holds():
                 return None
             report = reconciler.tick()
         if self._reconciler is not reconciler:  # the term ended during the tick
