@@ -39,6 +39,7 @@ NETWORK_POLICIES = Resource("networking.k8s.io", "v1", "networkpolicies", "Netwo
 CHECKS = Resource("hopscope.dev", "v1alpha1", "connectivitychecks", "ConnectivityCheck")
 SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts", "ServiceAccount")
 CONFIG_MAPS = Resource("", "v1", "configmaps", "ConfigMap")
+LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
 
 
 class ApiError(Exception):
@@ -78,6 +79,11 @@ class ClusterApi(Protocol):
 
     def create(self, resource: Resource, namespace: str | None, body: Object) -> Object:
         """The created object; Conflict when the name is taken, Invalid when malformed."""
+        ...
+
+    def replace(self, resource: Resource, namespace: str, name: str, body: Object) -> Object:
+        """PUT: `body` becomes the object; Conflict when its metadata.resourceVersion is not the
+        stored one (someone wrote in between), NotFound when it is gone."""
         ...
 
     def delete(self, resource: Resource, namespace: str | None, name: str) -> None:

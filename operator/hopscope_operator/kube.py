@@ -59,6 +59,9 @@ class KubeApi:
     def create(self, resource: Resource, namespace: str | None, body: Object) -> Object:
         return self._json("POST", _path(resource, namespace), body=body)
 
+    def replace(self, resource: Resource, namespace: str, name: str, body: Object) -> Object:
+        return self._json("PUT", _path(resource, namespace, name), body=body)
+
     def delete(self, resource: Resource, namespace: str | None, name: str) -> None:
         # Background propagation: dependents (a check's probe pods) go with their owner.
         body = {"propagationPolicy": "Background"}

@@ -18,6 +18,8 @@ PROBE_IMAGE = f"ghcr.io/hopscope/probe:{VERSION}"
 NAME = "hopscope-operator"
 NAMESPACE = "hopscope-system"
 METRICS_PORT = 9090
+# The coordination.k8s.io Lease in NAMESPACE that elects which replica ticks.
+LEASE = NAME
 HEALTH_PORT = 8080
 # What a workload's ServiceAccount needs to check the operator's token (bound by the user, per
 # the sidecar snippet): TokenReviews, and not system:auth-delegator's SubjectAccessReviews too.

@@ -26,6 +26,7 @@ from hopscope_operator.cluster import (
     SERVICES,
     Object,
 )
+from hopscope_operator.controller.leader import LeaseElector
 from hopscope_operator.controller.reconcile import Reconciler
 from hopscope_operator.controller.snapshot import NAMESPACES
 from hopscope_operator.install.crd import custom_resource_definition
@@ -188,17 +189,24 @@ def every_call_is_granted_by_the_generated_rbac(monkeypatch: pytest.MonkeyPatch)
     """Each story doubles as an RBAC test: the chart's RBAC, for the namespaces the story's
     operator watches, must grant every request the operator made in it."""
     made: list[tuple[tuple[str, str, str | None], tuple[str, ...]]] = []
-    for method in ("tick", "forget"):
-        original = getattr(Reconciler, method)
+    for cls, method in (
+        (Reconciler, "tick"),
+        (Reconciler, "forget"),
+        (LeaseElector, "step"),
+        (LeaseElector, "release"),
+    ):
+        original = getattr(cls, method)
 
-        def recorded(self: Reconciler, *args: Any, _original: Any = original, **kw: Any) -> Any:
+        def recorded(self: Any, *args: Any, _original: Any = original, **kw: Any) -> Any:
             start = len(self.api.calls)
             try:
                 return _original(self, *args, **kw)
             finally:
-                made.extend((call, self.settings.watched) for call in self.api.calls[start:])
+                # The elector works in the probe namespace alone, whatever is watched.
+                watched = self.settings.watched if isinstance(self, Reconciler) else ()
+                made.extend((call, watched) for call in self.api.calls[start:])
 
-        monkeypatch.setattr(Reconciler, method, recorded)
+        monkeypatch.setattr(cls, method, recorded)
     yield
     refused = sorted({call for call in made if not allows(*call[0], watched=call[1])}, key=str)
     assert not refused, f"the generated RBAC does not grant {refused}"

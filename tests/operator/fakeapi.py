@@ -34,6 +34,7 @@ import kubernetes_validate
 from hopscope_operator.cluster import (
     CHECKS,
     EVENTS,
+    LEASES,
     PODS,
     Invalid,
     Object,
@@ -345,6 +346,18 @@ class FakeApi:
         self._version += 1
         return str(self._version)
 
+    def replace(self, resource: Resource, namespace: str, name: str, body: Object) -> Object:
+        """PUT of the main resource, as the real server answers it: a stale
+        metadata.resourceVersion is a 409 (11-update-put records it); none is an unconditional
+        write, which only built-in kinds allow (fake_writes.Writes.replace says so for HTTP)."""
+        stored = self.stored(resource, namespace, name)
+        version = body.get("metadata", {}).get("resourceVersion")
+        if resource == CHECKS and not version:
+            raise Invalid(f"{resource.kind} {name}: metadata.resourceVersion: must be specified")
+        if version and version != stored["metadata"]["resourceVersion"]:
+            raise modified(resource, name)
+        return self.update(resource, namespace, name, body)
+
     def update(
         self,
         resource: Resource,
@@ -357,7 +370,8 @@ class FakeApi:
         """A write of the main resource (PUT, PATCH): the status subresource's status stays,
         a spec change moves the generation on, and an object being deleted goes once its last
         finalizer is gone."""
-        self.calls.append(("update", resource.plural, namespace))
+        # RBAC sees the name: the Lease's rule carries resourceNames.
+        self.calls.append(("update", resource.plural, namespace, name))
         stored = self.stored(resource, namespace, name)
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
@@ -458,7 +472,7 @@ class FakeApi:
                 if not causes:
                     raise Invalid("; ".join(errors))
                 raise invalid(CHECKS, obj.get("metadata", {}).get("name"), causes)
-        elif resource in (PODS, EVENTS):
+        elif resource in (PODS, EVENTS, LEASES):
             try:
                 kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
             except kubernetes_validate.ValidationError as exc:

@@ -84,6 +84,7 @@ def test_the_default_install_renders_valid_kubernetes_objects():
             *("ClusterRole", "ClusterRole"),  # for people: edit and view checks
             "ClusterRoleBinding",
             *("ConfigMap", "Deployment", "NetworkPolicy", "Role", "RoleBinding", "Service"),
+            "PodDisruptionBudget",
             *("ServiceAccount", "ServiceAccount"),
             *("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"),
         ]
@@ -146,6 +147,33 @@ def test_the_rendered_rbac_grants_exactly_what_the_stories_are_checked_against(l
     assert not authorizer.allows(account, "get", "secrets", "shop")
     probe_account = (install.NAMESPACE, SERVICE_ACCOUNT)
     assert not any(authorizer.allows(probe_account, "get", r, None) for r in resources)
+
+
+@pytest.mark.parametrize(("replicas", "budgets"), [(None, 1), (3, 1), (1, 0)])
+def test_replicas_roll_one_at_a_time_on_different_nodes_and_a_budget_keeps_one(replicas, budgets):
+    docs = render({} if replicas is None else {"replicas": replicas})
+    [deployment] = by_kind(docs, "Deployment")
+    spec = deployment["spec"]
+    assert spec["replicas"] == (replicas or 2)  # a number, not a string
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+    }
+    [term] = spec["template"]["spec"]["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert (
+        term["podAffinityTerm"]["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    )
+    # One replica under a budget of one available would block every node drain: none then.
+    found = by_kind(docs, "PodDisruptionBudget")
+    assert len(found) == budgets
+    for budget in found:
+        kubernetes_validate.validate(budget, VERSION, strict=True)
+        kubernetes_validate.validate(budget, FLOOR, strict=True)
+        assert budget["spec"]["minAvailable"] == 1
+        assert budget["spec"]["selector"] == spec["selector"]
 
 
 def test_values_reach_the_operator_and_the_metrics_policy():

@@ -14,9 +14,14 @@ import kopf
 import pytest
 from kopf._core.engines import probing
 
+from hopscope_operator.cluster import LEASES
 from hopscope_operator.controller import handlers
+from hopscope_operator.controller.leader import LeaseElector
+from hopscope_operator.controller.leading import LeaderOnly
+from hopscope_operator.controller.metrics import Metrics
 from hopscope_operator.controller.plan import Caps
-from hopscope_operator.controller.reconcile import TickReport
+from hopscope_operator.controller.reconcile import Reconciler, Settings, TickReport
+from hopscope_operator.names import LEASE, NAMESPACE
 
 
 class Recorder:
@@ -122,6 +127,29 @@ def test_the_loop_ticks_when_woken_and_survives_a_failing_tick():
         return state.reconciler.ticks
 
     assert asyncio.run(scenario()) == 2
+
+
+def test_a_replica_that_becomes_leader_ticks_at_once_and_hands_the_lease_over_on_stop(api, clock):
+    async def scenario() -> kopf.Memo:
+        state = kopf.Memo()
+        metrics = Metrics()
+        elector = LeaseElector(api, NAMESPACE, "a", clock=clock)
+        settings = Settings(namespace=NAMESPACE)
+        state.reconciler = LeaderOnly(
+            elector, metrics, lambda: Reconciler(api, metrics, settings, clock)
+        )
+        state.wake = asyncio.Event()
+        state.election = asyncio.create_task(
+            handlers.run_election(state.reconciler, state.wake, every=60)
+        )
+        state.loop = asyncio.create_task(asyncio.sleep(60))
+        await asyncio.wait_for(state.wake.wait(), timeout=5)
+        await handlers.stop(state)
+        return state
+
+    state = asyncio.run(scenario())
+    assert state.election.cancelled() and not state.reconciler.leading
+    assert api.get(LEASES, NAMESPACE, LEASE)["spec"]["holderIdentity"] == ""  # released
 
 
 @pytest.mark.parametrize("raw", ["{not json", '{"tolerations": "all"}', "bm90IGpzb24="])

@@ -283,6 +283,7 @@ def test_every_name_is_prefixed_and_counters_end_in_total() -> None:
         "hopscope_check_runs": "counter",
         "hopscope_check_path_changes": "counter",
         "hopscope_probe_pods_in_flight": "gauge",
+        "hopscope_operator_leader": "gauge",
         "hopscope_check_latency_threshold_seconds": "gauge",
         "hopscope_check_loss_threshold_ratio": "gauge",
         "hopscope_path_edge_info": "gauge",

@@ -47,6 +47,11 @@ OLD_POD = {
 NEW_POD = {**OLD_POD, "pod": "hopscope-operator-6d5f8-bbbbb", "instance": "10.0.0.9:9090"}
 
 
+def pod(labels: dict[str, str]) -> str:
+    """A series selector's labels: the scrape target's only (an unlabeled metric)."""
+    return ",".join(f'{k}="{v}"' for k, v in labels.items())
+
+
 def rolled_out(name: str, value: str, **extra: str) -> list[dict[str, str]]:
     """A series whose operator pod is replaced at 21m: the old pod's series goes stale, the new
     pod's (re-exported from the checks' status) is scraped from then on."""
@@ -209,6 +214,40 @@ CASES = [
         "interval": "1m",
         "input_series": [{"series": f'{ALIVE}{{job="kubernetes-pods"}}', "values": "0x20"}],
         "alert_rule_test": [silent("HopscopeOperatorDown", "10m")],
+    },
+    {
+        # The leader killed at 10m: the follower takes the Lease over a scrape later.
+        "name": "a handover of the lease",
+        "interval": "1m",
+        "input_series": [
+            {"series": f"hopscope_operator_leader{{{pod(OLD_POD)}}}", "values": "1x10 stale"},
+            {"series": f"hopscope_operator_leader{{{pod(NEW_POD)}}}", "values": "0x10 0 1x20"},
+        ],
+        "alert_rule_test": [silent("HopscopeOperatorNoLeader", at) for at in ("11m", "20m")],
+    },
+    {
+        "name": "replicas up that cannot take the lease",
+        "interval": "1m",
+        "input_series": [
+            {"series": f"hopscope_operator_leader{{{pod(OLD_POD)}}}", "values": "0x20"},
+            {"series": f"hopscope_operator_leader{{{pod(NEW_POD)}}}", "values": "0x20"},
+        ],
+        "alert_rule_test": [
+            silent("HopscopeOperatorNoLeader", "4m"),
+            {
+                "eval_time": "6m",
+                "alertname": "HopscopeOperatorNoLeader",
+                "exp_alerts": [
+                    {
+                        "exp_labels": {"severity": "critical"},
+                        "exp_annotations": {
+                            "summary": "No hopscope operator replica leads",
+                            "description": monitoring.ALERTS[5].description,
+                        },
+                    }
+                ],
+            },
+        ],
     },
     {
         "name": "a probe that cannot run, and the operator gone",

@@ -3,7 +3,8 @@
 Run with `hopscope-operator` (the image's entry point; locally it uses the kubeconfig). It
 watches every namespace, or only those in HOPSCOPE_WATCH_NAMESPACES (comma-separated) and the
 probe namespace. Only watch-event handlers are used, so kopf never patches the checks itself
-(no finalizers, no progress annotations): the status belongs to the tick.
+(no finalizers, no progress annotations): the status belongs to the tick, which runs only on
+the replica holding the Lease (controller/leading.py); every replica answers /healthz.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from prometheus_client import disable_created_metrics, start_http_server
 from pydantic import TypeAdapter, ValidationError
 
 from hopscope_operator.api import GROUP, VERSION, ConnectivityCheck, NamespaceName
+from hopscope_operator.controller.leader import RETRY, LeaseElector, identity
+from hopscope_operator.controller.leading import LeaderOnly
 from hopscope_operator.controller.metrics import Metrics
 from hopscope_operator.controller.plan import Caps, ProbePodSettings, PullPolicy
 from hopscope_operator.controller.reconcile import Reconciler, Settings
@@ -96,7 +99,8 @@ class Config:
         """kopf.run's arguments: which namespaces to watch, where to answer liveness probes."""
         watched = self.settings.watched
         return {
-            "standalone": True,  # one replica; deterministic pod names absorb overlaps
+            # No kopf peering: the Lease elects which replica ticks; the handlers only wake it.
+            "standalone": True,
             "clusterwide": not watched,
             "namespaces": watched,
             "liveness_endpoint": f"http://0.0.0.0:{self.health_port}/healthz",
@@ -155,7 +159,18 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
-async def run_ticks(reconciler: Reconciler, wake: asyncio.Event, every: float) -> None:
+async def run_election(leader: LeaderOnly, wake: asyncio.Event, every: float) -> None:
+    """Every `every` seconds: acquire, renew or watch the Lease; a new leader ticks at once."""
+    while True:
+        try:
+            if await asyncio.to_thread(leader.elect):
+                wake.set()
+        except Exception:  # the elector handles API refusals; anything else must not end it
+            log.exception("election step failed")
+        await asyncio.sleep(every)
+
+
+async def run_ticks(reconciler: LeaderOnly | Reconciler, wake: asyncio.Event, every: float) -> None:
     """Tick every `every` seconds, or at once when a handler wakes the loop."""
     while True:
         with contextlib.suppress(TimeoutError):
@@ -177,8 +192,15 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     disable_created_metrics()
     metrics = Metrics()
     start_http_server(config.metrics_port, registry=metrics.registry)
-    memo.reconciler = Reconciler(KubeApi(), metrics, config.settings)
+    api = KubeApi()
+    elector = LeaseElector(api, config.settings.namespace, identity())
+    memo.reconciler = LeaderOnly(
+        elector, metrics, lambda: Reconciler(api, metrics, config.settings)
+    )
     memo.wake = asyncio.Event()
+    memo.election = asyncio.create_task(
+        run_election(memo.reconciler, memo.wake, RETRY.total_seconds())
+    )
     memo.loop = asyncio.create_task(
         run_ticks(memo.reconciler, memo.wake, config.settings.tick.total_seconds())
     )
@@ -186,7 +208,11 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
+    memo.election.cancel()
     memo.loop.cancel()
+    # A tick still running in its thread finishes first; the other replica then takes the
+    # released Lease at its next step.
+    await asyncio.to_thread(memo.reconciler.release)
 
 
 # Handlers are coroutines: kopf runs plain functions in worker threads, and asyncio.Event is

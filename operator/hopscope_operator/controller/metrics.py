@@ -191,6 +191,11 @@ class Metrics:
         self.pods_in_flight = Gauge(
             "hopscope_probe_pods_in_flight", "Probe pods created and not yet collected.", registry=r
         )
+        self.leader = Gauge(
+            "hopscope_operator_leader",
+            "1 on the replica holding the Lease, which alone exports check series; 0 elsewhere.",
+            registry=r,
+        )
         self._labels: dict[str, CheckLabels] = {}
         self._snapshot: dict[str, set[GaugeSeries]] = {}  # the last run's gauges, replaced per run
         self._cumulative: dict[str, set[Series]] = {}  # counters and histograms, kept
@@ -342,6 +347,15 @@ class Metrics:
         series: set[Series] = set(self._snapshot.pop(check_key, set()))
         for metric, values in series | self._cumulative.pop(check_key, set()):
             metric.remove(*values)
+
+    def clear_checks(self) -> None:
+        """Every check's series go: this replica no longer leads (the new leader exports them)."""
+        for check_key in self.checks():
+            self.forget(check_key)
+        self.pods_in_flight.set(0)
+
+    def set_leader(self, leading: bool) -> None:
+        self.leader.set(1 if leading else 0)
 
     def set_pods_in_flight(self, count: int) -> None:
         self.pods_in_flight.set(count)

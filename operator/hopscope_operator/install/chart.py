@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import yaml
 from hopscope_operator.install import admission, deployment, monitoring, rbac
 from hopscope_operator.install.rbac import WATCHED_NAMESPACES
 from hopscope_operator.install.sidecar import sidecar_patch, sidecar_snippet
-from hopscope_operator.install.values import ChartValues, Manifest, values_ref
+from hopscope_operator.install.values import UNQUOTED, ChartValues, Manifest, values_ref
 from hopscope_operator.names import METRICS_PORT, NAME, NAMESPACE, VERSION
 from hopscope_probe.models import Schema
 
@@ -57,7 +58,12 @@ def optional_templates() -> dict[str, str]:
     admission_docs = "---\n".join(
         yaml.safe_dump(doc, sort_keys=False) for doc in (admission.policy(), admission.binding())
     )
+    budget = yaml.safe_dump(deployment.disruption_budget(), sort_keys=False)
     return {
+        # With one replica, a budget of one available would block every node drain.
+        "poddisruptionbudget.yaml": (
+            f"{{{{- if gt (int {values_ref('replicas')}) 1 }}}}\n{budget}{{{{- end }}}}\n"
+        ),
         "admissionpolicy.yaml": (
             f"{{{{- if {admission.CONDITION} }}}}\n{admission_docs}{{{{- end }}}}\n"
         ),
@@ -118,6 +124,7 @@ def files() -> dict[Path, str]:
     out[CHART / "values.schema.json"] = json.dumps(schema, indent=2) + "\n"
     for name, documents in manifests().items():
         text = "---\n".join(yaml.safe_dump(doc, sort_keys=False) for doc in documents)
+        text = re.sub("'?" + UNQUOTED + r"(\{\{[^}]*\}\})'?", r"\1", text)
         out[CHART / "templates" / name] = f"{TEMPLATE_HEADER}{GUARD}{text}"
     out[CHART / "templates" / "rbac.yaml"] += rbac.watch_bindings()
     out[CHART / "templates" / "userroles.yaml"] = TEMPLATE_HEADER + rbac.user_roles()

@@ -1,11 +1,11 @@
 """The operator's own objects in the chart: its ServiceAccounts, the Deployment (the values it
-reads arrive as environment variables), its metrics Service and the NetworkPolicy in front of
-/metrics.
+reads arrive as environment variables; its replicas elect a leader on a Lease), their
+PodDisruptionBudget, the metrics Service and the NetworkPolicy in front of /metrics.
 """
 
 from __future__ import annotations
 
-from hopscope_operator.install.values import Manifest, meta, value
+from hopscope_operator.install.values import Manifest, integer, meta, value
 from hopscope_operator.names import (
     ENV_ALLOW_NODE_SOURCES,
     ENV_ALLOW_OTHER_NAMESPACE_SOURCES,
@@ -55,13 +55,33 @@ def objects() -> list[Manifest]:
         "kind": "Deployment",
         "metadata": meta(NAME),
         "spec": {
-            "replicas": 1,  # the tick is not leader-elected: one replica
-            "strategy": {"type": "Recreate"},  # never two ticking at once during a rollout
+            # Only the Lease's holder ticks (controller/leader.py): a rollout starts the new
+            # pod first, and the old one hands the Lease over as it stops.
+            "replicas": integer("replicas"),
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+            },
             "selector": {"matchLabels": SELECTOR},
             "template": {
                 "metadata": {"labels": SELECTOR},
                 "spec": {
                     "serviceAccountName": NAME,
+                    # Replicas on different nodes where there are: one node's loss is a
+                    # handover, not an outage.
+                    "affinity": {
+                        "podAntiAffinity": {
+                            "preferredDuringSchedulingIgnoredDuringExecution": [
+                                {
+                                    "weight": 100,
+                                    "podAffinityTerm": {
+                                        "labelSelector": {"matchLabels": SELECTOR},
+                                        "topologyKey": "kubernetes.io/hostname",
+                                    },
+                                }
+                            ]
+                        }
+                    },
                     "securityContext": {
                         "runAsNonRoot": True,
                         "runAsUser": 65532,
@@ -188,3 +208,14 @@ def objects() -> list[Manifest]:
         },
     }
     return [deployment, service, metrics_policy]
+
+
+def disruption_budget() -> Manifest:
+    """A drain or an upgrade of nodes evicts one replica at a time: a leader stays, or is
+    taken over by the replica left standing."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": meta(NAME),
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": SELECTOR}},
+    }

@@ -101,6 +101,17 @@ ALERTS = (
         "no result is written while it is down: "
         f"kubectl -n {NAMESPACE} logs deploy/{NAME}",
     ),
+    Alert(
+        "HopscopeOperatorNoLeader",
+        # Every replica exports it (1 on the Lease's holder): up, yet none runs the checks.
+        "max(hopscope_operator_leader) == 0",
+        "5m",
+        "critical",
+        "No hopscope operator replica leads",
+        "The operator runs but no replica holds its Lease, so no check runs and no result is "
+        "written; its log says why (the Lease refused, the API server unreachable): "
+        f"kubectl -n {NAMESPACE} logs deploy/{NAME}",
+    ),
 )
 
 

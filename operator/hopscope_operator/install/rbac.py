@@ -16,7 +16,7 @@ import yaml
 
 from hopscope_operator.api import GROUP, ConnectivityCheck
 from hopscope_operator.install.values import Manifest, meta, values_ref
-from hopscope_operator.names import AGENT_TOKEN_REVIEWER, DNS_NAMESPACE, NAME, NAMESPACE
+from hopscope_operator.names import AGENT_TOKEN_REVIEWER, DNS_NAMESPACE, LEASE, NAME, NAMESPACE
 
 
 class Scope(StrEnum):
@@ -76,6 +76,17 @@ RULES = (
         "its own token for one agent pod (that pod's audience alone)",
         Scope.PROBES,
         names=(NAME,),
+    ),
+    # Leader election (controller/leader.py). A create cannot be limited by name; a read
+    # of the namespace's Leases shows no more than which replica leads.
+    Rule("coordination.k8s.io", ("leases",), ("get", "create"), "the leader Lease", Scope.PROBES),
+    Rule(
+        "coordination.k8s.io",
+        ("leases",),
+        ("update",),
+        "renew, take over or release the leader Lease",
+        Scope.PROBES,
+        names=(LEASE,),
     ),
     Rule("", ("services",), ("get",), "the cluster DNS Service", Scope.CLUSTER_DNS),
     Rule("discovery.k8s.io", ("endpointslices",), ("list",), "its endpoints", Scope.CLUSTER_DNS),

@@ -134,6 +134,12 @@ class ChartValues(Schema):
     watch: WatchValues = Field(default_factory=WatchValues)
     image: ImageValues = Field(default_factory=ImageValues)
     probes: ProbeValues = Field(default_factory=ProbeValues)
+    replicas: int = Field(
+        default=2,
+        ge=1,
+        description="Operator replicas: the one holding the Lease runs the checks, the others"
+        " take over within 15 s when it goes; from 2 on, a PodDisruptionBudget keeps one up.",
+    )
     tick_seconds: int = Field(
         default=DEFAULT_TICK_SECONDS,
         ge=1,
@@ -172,6 +178,14 @@ def value(path: str, *, as_base64_json: bool = False, joined: bool = False) -> s
     if type(default_of(path)) is int:
         return f"{{{{ int {ref} }}}}"
     return f"{{{{ {ref} }}}}"
+
+
+UNQUOTED = "<unquoted>"  # the chart writer drops the quotes YAML puts around a string
+
+
+def integer(path: str) -> str:
+    """`value()` of an integer field: unquoted, so the API server reads a number."""
+    return UNQUOTED + value(path)
 
 
 def meta(name: str, namespace: str | None = NAMESPACE) -> Manifest:
