@@ -2,7 +2,9 @@
 
 A check the model refuses (stored before the CRD had a rule, or written around validation) is
 said on the object, once per spec, and left out; one bad check must not stop the others. In a
-namespaced install a namespace whose list is refused is reported, not fatal.
+namespaced install a namespace whose list is refused is reported, not fatal. The
+cluster-scoped ClusterConnectivityChecks are listed only by a cluster-wide install: a namespaced
+one is granted no cluster-wide power.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import logging
 
 from pydantic import ValidationError
 
-from hopscope_operator.api import ConnectivityCheck
-from hopscope_operator.cluster import CHECKS, ApiError, ClusterApi, Object
+from hopscope_operator.api import ClusterConnectivityCheck, ConnectivityCheck
+from hopscope_operator.cluster import CHECKS, CLUSTER_CHECKS, ApiError, ClusterApi, Object
 from hopscope_operator.controller.writer import Check, StatusWriter
 
 log = logging.getLogger("hopscope.operator")
@@ -41,13 +43,20 @@ class CheckLister:
                     raise
                 log.warning("cannot list the checks of namespace %s: %s", namespace, exc)
                 unlisted.add(namespace)
+        if not self._watched:
+            listed += self._api.list(CLUSTER_CHECKS, None)
         for body in listed:
             meta = body["metadata"]
             version = (meta["uid"], meta["resourceVersion"])
             check = self._parsed.get(version)  # parsing is most of a tick's CPU: only changes
             if check is None:
                 try:
-                    check = Check(ConnectivityCheck.model_validate(body))
+                    model = (
+                        ClusterConnectivityCheck
+                        if body.get("kind") == CLUSTER_CHECKS.kind
+                        else ConnectivityCheck
+                    )
+                    check = Check(model.model_validate(body))
                 except ValidationError as exc:
                     # Stored before the CRD had this rule, or written around validation: say
                     # so on the object and skip it; one bad check must not stop the others.

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hopscope_operator.api import ConnectivityCheck
+from hopscope_operator.api import ClusterConnectivityCheck, ConnectivityCheck
 from hopscope_operator.controller.resolve import ResolveError
 
 # RFC 9110's safe methods: a probe with one of them reads, it does not change the target.
@@ -39,7 +39,9 @@ class Tenancy:
 
     def permit(self, check: ConnectivityCheck) -> None:
         """Raise SourceNotPermitted / MethodNotPermitted when the check asks for more."""
-        namespace = check.metadata["namespace"]
+        if isinstance(check, ClusterConnectivityCheck):
+            return
+        namespace = check.namespace
         source = check.spec.source
         if source.node is not None and not self.allow_node_sources:
             raise SourceNotPermitted(
