@@ -201,11 +201,11 @@ class Source(ApiSchema):
     model_config = ConfigDict(json_schema_extra=validations(ONE_SOURCE))
 
     pod: ObjectRef | None = None
-    """The pod's network namespace (another namespace: needs tenancy.allowOtherNamespaceSources)."""
+    """The pod's network namespace (another namespace: ClusterConnectivityCheck or tenancy.*)."""
     pod_selector: LabelSelector | None = None
     """One Ready pod is picked (the status says which)."""
     node: NodeRef | None = None
-    """The node's own network (hostNetwork); needs the chart's tenancy.allowNodeSources."""
+    """The host's network: a ClusterConnectivityCheck, or tenancy.allowNodeSources."""
     workload: WorkloadRef | None = None
     """A gateway or bastion, probed through its hopscope sidecar (another namespace: see pod)."""
 

@@ -46,8 +46,8 @@ class Tenancy:
         if source.node is not None and not self.allow_node_sources:
             raise SourceNotPermitted(
                 f"source.node {source.node.name}: a ConnectivityCheck may not probe from a node"
-                " (the host's network); the operator allows it only with the chart's"
-                " tenancy.allowNodeSources"
+                " (the host's network): a ClusterConnectivityCheck may, or the operator allows"
+                " it with the chart's tenancy.allowNodeSources"
             )
         # A gateway's sidecar runs in its workload's namespace: a workload of the check's own
         # namespace is that namespace's own, like its pods. A podSelector has no namespace.
@@ -56,9 +56,9 @@ class Tenancy:
             if other and other != namespace and not self.allow_other_namespace_sources:
                 raise SourceNotPermitted(
                     f"source.{field}.namespace {other}: a ConnectivityCheck in {namespace} may"
-                    f" probe only from its own namespace's pods and workloads; the operator"
-                    " allows other namespaces only with the chart's"
-                    " tenancy.allowOtherNamespaceSources"
+                    f" probe only from its own namespace's pods and workloads: a"
+                    " ClusterConnectivityCheck may probe from any, or the operator allows other"
+                    " namespaces with the chart's tenancy.allowOtherNamespaceSources"
                 )
         method = check.spec.http.method if check.spec.http else "GET"
         if method not in SAFE_HTTP_METHODS and not self.allow_unsafe_http_methods:

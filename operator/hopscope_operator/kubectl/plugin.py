@@ -1,7 +1,7 @@
-"""`kubectl hopscope`: run a ConnectivityCheck from the terminal, or show one.
+"""`kubectl hopscope`: run a (Cluster)ConnectivityCheck from the terminal, or show one.
 
-    kubectl hopscope check --from pod/web-0 --to svc/db:5432 [-n NS] [--wait 120] [--keep]
-    kubectl hopscope show NAME [-n NS] [-o text|json|yaml] [--graph out.svg]
+    kubectl hopscope check --from pod/web-0 --to svc/db:5432 [-n NS] [--cluster] [--wait S] [--keep]
+    kubectl hopscope show NAME [-n NS | --cluster] [-o text|json|yaml] [--graph out.svg]
 
 `check` builds the check from the flags (validated by the API model, so a bad flag is named
 before anything is created), creates it, polls it until the operator has written a finished
