@@ -19,9 +19,11 @@ from hopscope_operator.controller.metrics import Metrics
 from hopscope_operator.controller.reconcile import Reconciler, Settings
 
 from .conftest import Clock
+from .fake_status import NotFoundError
 from .fakeapi import FakeApi
 from .test_reconcile import (
     PROBES,
+    apply_check,
     batch_of,
     condition,
     finish,
@@ -29,6 +31,7 @@ from .test_reconcile import (
     metric_lines,
     probe_pods,
     reachable_result,
+    source_pod,
 )
 from .test_reconcile_tenancy import foreign_pod, node
 
@@ -231,3 +234,24 @@ def test_only_a_cluster_wide_operator_watches_cluster_checks(monkeypatch):
     monkeypatch.delenv("HOPSCOPE_WATCH_NAMESPACES")
     handlers.main()
     assert watched == [("all",)]
+
+
+def test_without_the_cluster_crd_namespaced_checks_still_run(api, clock, caplog, monkeypatch):
+    # An upgraded release: Helm installs crds/ on first install only, so the new CRD may lack.
+    source_pod(api)
+    apply_check(api)
+    listed = api.list
+
+    def without_cluster_crd(resource, namespace, labels=None):
+        if resource == CLUSTER_CHECKS:
+            # The API server's answer for a resource of a served group without its CRD.
+            raise NotFoundError("the server could not find the requested resource", {})
+        return listed(resource, namespace, labels)
+
+    monkeypatch.setattr(api, "list", without_cluster_crd)
+    reconciler = make_reconciler(api, clock)
+    assert reconciler.tick().created == 1
+    clock.advance(10)
+    reconciler.tick()
+    said = [r for r in caplog.records if "no ClusterConnectivityCheck CRD" in r.getMessage()]
+    assert len(said) == 1  # once, not every tick

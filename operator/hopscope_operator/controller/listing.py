@@ -14,7 +14,14 @@ import logging
 from pydantic import ValidationError
 
 from hopscope_operator.api import ClusterConnectivityCheck, ConnectivityCheck
-from hopscope_operator.cluster import CHECKS, CLUSTER_CHECKS, ApiError, ClusterApi, Object
+from hopscope_operator.cluster import (
+    CHECKS,
+    CLUSTER_CHECKS,
+    ApiError,
+    ClusterApi,
+    NotFound,
+    Object,
+)
 from hopscope_operator.controller.writer import Check, StatusWriter
 
 log = logging.getLogger("hopscope.operator")
@@ -26,6 +33,7 @@ class CheckLister:
         self._writer = writer
         self._watched = watched  # () for all namespaces
         self._parsed: dict[tuple[str, str], Check] = {}  # by (uid, resourceVersion)
+        self._said_no_cluster_crd = False
 
     def list(self) -> tuple[dict[str, Check], set[str]]:
         """The checks by key, and the watched namespaces whose checks could not be listed: in
@@ -44,7 +52,7 @@ class CheckLister:
                 log.warning("cannot list the checks of namespace %s: %s", namespace, exc)
                 unlisted.add(namespace)
         if not self._watched:
-            listed += self._api.list(CLUSTER_CHECKS, None)
+            listed += self._cluster_checks()
         for body in listed:
             meta = body["metadata"]
             version = (meta["uid"], meta["resourceVersion"])
@@ -66,3 +74,20 @@ class CheckLister:
             checks[check.key] = check
         self._parsed = parsed
         return checks, unlisted
+
+    def _cluster_checks(self) -> list[Object]:
+        """The ClusterConnectivityChecks; none while their CRD is missing (Helm installs a
+        chart's crds/ on first install only: an upgraded release may not have it yet), which
+        must not stop the namespaced checks."""
+        try:
+            found = self._api.list(CLUSTER_CHECKS, None)
+        except NotFound:
+            if not self._said_no_cluster_crd:
+                log.warning(
+                    "no ClusterConnectivityCheck CRD: kubectl apply -f"
+                    " crds/clusterconnectivitycheck.yaml to use them"
+                )
+                self._said_no_cluster_crd = True
+            return []
+        self._said_no_cluster_crd = False
+        return found
