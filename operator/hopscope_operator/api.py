@@ -643,7 +643,7 @@ class ConnectivityCheck(ApiSchema):
 
 class ClusterConnectivityCheck(ConnectivityCheck):
     """A cluster-scoped check: any source, node or namespace, for whom the cluster grants it
-    (the chart's hopscope-cluster-checks-admin ClusterRole, aggregated into no default role)."""
+    (the chart's hopscope-operator-cluster-checks-admin ClusterRole, aggregated nowhere)."""
 
     plural: ClassVar[str] = "clusterconnectivitychecks"
     short_names: ClassVar[tuple[str, ...]] = ("ccc",)
