@@ -40,6 +40,8 @@ class Tenancy:
     def permit(self, check: ConnectivityCheck) -> None:
         """Raise SourceNotPermitted / MethodNotPermitted when the check asks for more."""
         if isinstance(check, ClusterConnectivityCheck):
+            # The cluster-wide power itself: whoever may create one (the chart's
+            # hopscope-operator-cluster-checks-admin ClusterRole) may probe from anywhere.
             return
         namespace = check.namespace
         source = check.spec.source
