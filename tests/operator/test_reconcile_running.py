@@ -22,6 +22,7 @@ from .fakeapi import FakeApi, container_status
 from .httpapi import HttpApi
 from .test_kube import TOKEN, kube_api
 from .test_reconcile import (
+    NODE_SOURCES,
     PROBES,
     apply_check,
     batch_of,
@@ -141,7 +142,8 @@ def test_a_namespace_with_two_checks_is_not_queued_behind_anothers_two_hundred(a
         node_check(api, "alpha", f"c{index:03}")
     node_check(api, "beta", "b0")
     node_check(api, "beta", "b1")
-    report = make_reconciler(api, clock).tick()
+    # Namespaced checks with node sources: the chart's tenancy.allowNodeSources is on.
+    report = make_reconciler(api, clock, tenancy=NODE_SOURCES).tick()
     assert (report.created, report.deferred) == (1, 152)
     [pod] = probe_pods(api)
     ids = [item.id for item in batch_of(pod).checks]
