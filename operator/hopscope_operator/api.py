@@ -42,6 +42,8 @@ API_VERSION: str = get_args(ApiVersion)[0]
 GROUP, VERSION = API_VERSION.split("/")
 Kind = Literal["ConnectivityCheck"]
 KIND: str = get_args(Kind)[0]
+ClusterKind = Literal["ClusterConnectivityCheck"]
+CLUSTER_KIND: str = get_args(ClusterKind)[0]
 
 # Kubernetes name syntax (RFC 1123), so a typo fails at apply time, not at resolve time.
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -271,11 +273,11 @@ class Source(ApiSchema):
     model_config = ConfigDict(json_schema_extra=validations(ONE_SOURCE))
 
     pod: ObjectRef | None = None
-    """The pod's network namespace (another namespace: needs tenancy.allowOtherNamespaceSources)."""
+    """The pod's network namespace (another namespace: ClusterConnectivityCheck or tenancy.*)."""
     pod_selector: LabelSelector | None = None
     """One Ready pod is picked (the status says which)."""
     node: NodeRef | None = None
-    """The node's own network (hostNetwork); needs the chart's tenancy.allowNodeSources."""
+    """The host's network: a ClusterConnectivityCheck, or tenancy.allowNodeSources."""
     workload: WorkloadRef | None = None
     """A gateway or bastion, probed through its hopscope sidecar (another namespace: see pod)."""
 
@@ -509,6 +511,60 @@ class ConnectivityCheckSpec(ApiSchema):
         return self
 
 
+# A namespaced check's references default to its own namespace, and its podSelector and
+# caBundle look there; a cluster-scoped check has none: it names each namespace, or cannot ask.
+EXPLICIT_NAMESPACES = ("source.pod", "source.workload", "destination.pod", "destination.service")
+NAMESPACED_ONLY = ("source.podSelector", "http.caBundle")
+
+
+def _has(path: str) -> str:
+    """CEL: every step of `path` is set (has() tests one field, not a chain)."""
+    parts = path.split(".")
+    return " && ".join(f"has(self.{'.'.join(parts[: i + 1])})" for i in range(len(parts)))
+
+
+CLUSTER_RULES = tuple(
+    Rule(
+        f"!({_has(path)}) || has(self.{path}.namespace)",
+        f"{path}.namespace is required in a {CLUSTER_KIND}, which has no namespace of its own",
+        field_path=f".{path}.namespace",
+        reason="FieldValueRequired",
+    )
+    for path in EXPLICIT_NAMESPACES
+) + tuple(
+    Rule(
+        f"!({_has(path)})",
+        f"{path} looks in the check's own namespace: use a namespaced ConnectivityCheck",
+        field_path=f".{path}",
+        reason="FieldValueForbidden",
+    )
+    for path in NAMESPACED_ONLY
+)
+
+
+def _lookup(tree: dict[str, Any], path: str) -> Any:
+    for part in path.split("."):
+        tree = tree.get(part) if isinstance(tree, dict) else None  # type: ignore[assignment]
+    return tree
+
+
+class ClusterConnectivityCheckSpec(ConnectivityCheckSpec):
+    """What to check, every namespace named: a ClusterConnectivityCheck has none to default to."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(PORT_REQUIRED, URI_NEEDS_HTTP, CA_NEEDS_HTTPS, *CLUSTER_RULES)
+    )
+
+    @model_validator(mode="after")
+    def _namespaces_named(self) -> Self:
+        spec = self.model_dump(by_alias=True, exclude_none=True)
+        for path, rule in zip(EXPLICIT_NAMESPACES + NAMESPACED_ONLY, CLUSTER_RULES, strict=True):
+            ref = _lookup(spec, path)
+            if ref is not None and (path in NAMESPACED_ONLY or "namespace" not in ref):
+                raise ValueError(rule.message)
+        return self
+
+
 # ---- status -------------------------------------------------------------------------------
 
 
@@ -642,6 +698,7 @@ class ConnectivityCheck(ApiSchema):
 
     plural: ClassVar[str] = "connectivitychecks"
     short_names: ClassVar[tuple[str, ...]] = ("ccheck",)
+    scope: ClassVar[str] = "Namespaced"
     categories: ClassVar[tuple[str, ...]] = ("hopscope",)
     printer_columns: ClassVar[tuple[PrinterColumn, ...]] = (
         PrinterColumn("Status", "string", ".status.connectionStatus", "Connection status"),
@@ -657,3 +714,20 @@ class ConnectivityCheck(ApiSchema):
     metadata: dict[str, Any] = Field(default_factory=dict)
     spec: ConnectivityCheckSpec
     status: ConnectivityCheckStatus | None = None
+
+    @property
+    def namespace(self) -> str:
+        """The check's namespace; "" for a ClusterConnectivityCheck."""
+        return str(self.metadata.get("namespace") or "")
+
+
+class ClusterConnectivityCheck(ConnectivityCheck):
+    """A cluster-scoped check: any source, node or namespace, for whom the cluster grants it
+    (the chart's hopscope-operator-cluster-checks-admin ClusterRole, aggregated nowhere)."""
+
+    plural: ClassVar[str] = "clusterconnectivitychecks"
+    short_names: ClassVar[tuple[str, ...]] = ("ccc",)
+    scope: ClassVar[str] = "Cluster"
+
+    kind: ClusterKind  # type: ignore[assignment]
+    spec: ClusterConnectivityCheckSpec

@@ -37,9 +37,19 @@ STATEFUL_SETS = Resource("apps", "v1", "statefulsets", "StatefulSet")
 DAEMON_SETS = Resource("apps", "v1", "daemonsets", "DaemonSet")
 NETWORK_POLICIES = Resource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy")
 CHECKS = Resource("hopscope.dev", "v1alpha1", "connectivitychecks", "ConnectivityCheck")
+CLUSTER_CHECKS = Resource(
+    "hopscope.dev", "v1alpha1", "clusterconnectivitychecks", "ClusterConnectivityCheck"
+)
 SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts", "ServiceAccount")
 CONFIG_MAPS = Resource("", "v1", "configmaps", "ConfigMap")
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
+
+
+def check_location(kind: str, namespace: str | None) -> tuple[Resource, str | None]:
+    """A check's resource and API namespace: None for a ClusterConnectivityCheck."""
+    if kind == CLUSTER_CHECKS.kind:
+        return CLUSTER_CHECKS, None
+    return CHECKS, namespace
 
 
 class ApiError(Exception):
@@ -91,11 +101,17 @@ class ClusterApi(Protocol):
         ...
 
     def patch_status(
-        self, resource: Resource, namespace: str, name: str, status: Object, resource_version: str
+        self,
+        resource: Resource,
+        namespace: str | None,
+        name: str,
+        status: Object,
+        resource_version: str,
     ) -> Object:
         """Merges `status` into .status through the status subresource (RFC 7386 merge patch:
         a null deletes a field, a list is replaced whole); Conflict when the object moved on
-        since `resource_version` (a concurrent writer), NotFound when it was deleted."""
+        since `resource_version` (a concurrent writer), NotFound when it was deleted. Namespace
+        None: a cluster-scoped object."""
         ...
 
     def pod_log(self, namespace: str, name: str) -> str:

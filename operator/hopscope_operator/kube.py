@@ -68,7 +68,12 @@ class KubeApi:
         self._json("DELETE", _path(resource, namespace, name), body=body)
 
     def patch_status(
-        self, resource: Resource, namespace: str, name: str, status: Object, resource_version: str
+        self,
+        resource: Resource,
+        namespace: str | None,
+        name: str,
+        status: Object,
+        resource_version: str,
     ) -> Object:
         # A resourceVersion in a merge patch is a precondition: a stale one is a 409.
         patch = {"metadata": {"resourceVersion": resource_version}, "status": status}

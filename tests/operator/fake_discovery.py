@@ -11,7 +11,8 @@ import base64
 import hashlib
 from typing import Any
 
-from hopscope_operator.cluster import CHECKS, Resource
+from hopscope_operator.api import ClusterConnectivityCheck, ConnectivityCheck
+from hopscope_operator.cluster import CHECKS, CLUSTER_CHECKS, Resource
 from hopscope_operator.install.crd import custom_resource_definition
 
 from .fake_routes import CLUSTER_SCOPED, GROUP_VERSIONS, RESOURCES
@@ -117,10 +118,14 @@ def _resources(group_version: str) -> Object:
     return body
 
 
+CUSTOM_RESOURCES = {CHECKS: ConnectivityCheck, CLUSTER_CHECKS: ClusterConnectivityCheck}
+
+
 def _entries(resource: Resource) -> list[Object]:
     namespaced = resource.plural not in CLUSTER_SCOPED
-    if resource == CHECKS:
-        names = custom_resource_definition()["spec"]["names"]
+    model = CUSTOM_RESOURCES.get(resource)
+    if model is not None:
+        names = custom_resource_definition(model)["spec"]["names"]
         main = {
             "name": resource.plural,
             "singularName": names["singular"],

@@ -32,7 +32,11 @@ def created(body: Object, namespace: str | None) -> Object:
     name = event.get("metadata", {}).get("name")
     involved = event.setdefault("involvedObject", {})
     causes = []
-    if involved.get("namespace", "") != (namespace or ""):
+    # Kubernetes' legacyValidateEvent: a cluster-scoped object's Event (no involvedObject
+    # namespace) may live in "default" too, "for compatibility with old clients" (as a Node's
+    # do); otherwise the two namespaces agree (14-events#3 and #5 record the refusals).
+    cluster_scoped = not involved.get("namespace") and namespace == "default"
+    if involved.get("namespace", "") != (namespace or "") and not cluster_scoped:
         said = f'Invalid value: "{involved.get("namespace", "")}": does not match event.namespace'
         causes.append(cause("FieldValueInvalid", said, "involvedObject.namespace"))
     if event.get("eventTime") and len(event.get("message", "")) > NEW_STYLE_MESSAGE:

@@ -21,7 +21,7 @@ import kubernetes_validate
 import referencing
 from kubernetes_validate.utils import schema_contents
 
-from hopscope_operator.cluster import CHECKS, Object, Resource
+from hopscope_operator.cluster import Object, Resource
 
 from .fake_status import BadRequest, InvalidError, cause, invalid_options
 
@@ -88,10 +88,11 @@ def _duplicates(value: Any, at: str) -> list[str]:
     return found
 
 
-def unknown(resource: Resource, obj: Object, schema: ApiServer) -> list[str]:
-    """The paths (`spec.foo`, `spec.containers[0].bar`) of fields the kind does not have."""
+def unknown(resource: Resource, obj: Object, schema: ApiServer | None) -> list[str]:
+    """The paths (`spec.foo`, `spec.containers[0].bar`) of fields the kind does not have
+    (`schema`: a custom resource's CRD schema, None for a built-in kind)."""
     found = [f"metadata.{key}" for key in obj.get("metadata") or {} if key not in OBJECT_META]
-    validator = schema.validator if resource == CHECKS else _built_in(resource)
+    validator = schema.validator if schema is not None else _built_in(resource)
     if validator is None:
         return found
     for error in validator.iter_errors(obj):

@@ -33,6 +33,7 @@ RESOURCES: dict[tuple[str, str], Resource] = {
 }
 GROUP_VERSIONS = {api_version for api_version, _ in RESOURCES}
 CLUSTER_SCOPED = {"nodes", "namespaces", "tokenreviews", "customresourcedefinitions"}
+CLUSTER_SCOPED |= {cluster.CLUSTER_CHECKS.plural}
 CLUSTER_SCOPED |= {r.plural for r in ANYONE_MAY_CREATE}
 
 

@@ -109,7 +109,7 @@ class Writes:
             raise BadRequest(f"the object provided is unrecognized: {exc}") from None
         if not isinstance(body, dict):
             raise BadRequest("the object provided is unrecognized: not an object")
-        unknown = fields.unknown(where.resource, body, self.fake.schema)
+        unknown = fields.unknown(where.resource, body, self.fake.schema_of(where.resource))
         problems = [f'duplicate field "{d}"' for d in duplicates]
         problems += [f'unknown field "{u}"' for u in unknown]
         if problems and mode == "Strict":
@@ -162,7 +162,7 @@ class Writes:
         if version and version != stored["metadata"]["resourceVersion"]:
             raise modified(resource, name)
         if where.sub == "status":
-            return self.fake.replace_status(resource, namespace or "", name, body.get("status"))
+            return self.fake.replace_status(resource, namespace, name, body.get("status"))
         return self._update(resource, namespace, name, stored, body)
 
     def patch(
@@ -189,7 +189,7 @@ class Writes:
         else:
             changed = merge_patch(stored, patch)
         assert isinstance(changed, dict)
-        unknown = fields.unknown(resource, changed, self.fake.schema)
+        unknown = fields.unknown(resource, changed, self.fake.schema_of(resource))
         problems = [f'unknown field "{u}"' for u in unknown]
         if problems and mode == "Strict":
             raise fields.refuse_on_patch(changed, problems)
@@ -200,7 +200,7 @@ class Writes:
             version = _version_in(patch)
             status = changed.get("status") or {}
             return self.fake.patch_status(
-                resource, namespace or "", name, status, version, whole=True, dry=dry
+                resource, namespace, name, status, version, whole=True, dry=dry
             )
         version = _version_in(patch)
         if version and version != stored["metadata"]["resourceVersion"]:

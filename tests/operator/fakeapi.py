@@ -21,6 +21,7 @@ Tests drive the "kubelet" side with `run_pod` / `finish_pod` / `stick_pod`.
 from __future__ import annotations
 
 import copy
+import functools
 import random
 import threading
 import uuid
@@ -31,8 +32,10 @@ from typing import TYPE_CHECKING
 
 import kubernetes_validate
 
+from hopscope_operator.api import ClusterConnectivityCheck
 from hopscope_operator.cluster import (
     CHECKS,
+    CLUSTER_CHECKS,
     EVENTS,
     LEASES,
     PODS,
@@ -40,6 +43,7 @@ from hopscope_operator.cluster import (
     Object,
     Resource,
 )
+from hopscope_operator.install.crd import custom_resource_definition
 
 from . import fake_defaults as defaults
 from . import fake_events as events
@@ -78,12 +82,24 @@ class WatchEvent:
     object: Object | None = field(default=None, compare=False, repr=False)  # as it was then
 
 
+@functools.cache
+def cluster_check_schema(server: type[ApiServer]) -> ApiServer:
+    """The ClusterConnectivityCheck CRD's schema, built once (it caches its CEL programs)."""
+    crd = custom_resource_definition(ClusterConnectivityCheck)
+    return server(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
+
+
 class FakeApi:
     def __init__(self, check_schema: ApiServer, *, validate: bool = True) -> None:
         self._validating = validate  # off only for benchmarks, which measure the operator
         self._store: dict[str, dict[tuple[str | None, str], Object]] = {}  # by plural
         self._version = 999  # the last resourceVersion written
         self._check_schema = check_schema
+        # The custom resources: each CRD's schema, defaults and status subresource.
+        self._schemas = {
+            CHECKS: check_schema,
+            CLUSTER_CHECKS: cluster_check_schema(type(check_schema)),
+        }
         self.logs: dict[tuple[str, str], str] = {}  # (namespace, pod): its one container's
         self.container_logs: dict[tuple[str, str, str], str] = {}  # (namespace, pod, container)
         self.watch_events: list[WatchEvent] = []
@@ -97,6 +113,10 @@ class FakeApi:
     def schema(self) -> ApiServer:
         """The ConnectivityCheck schema it validates against."""
         return self._check_schema
+
+    def schema_of(self, resource: Resource) -> ApiServer | None:
+        """The CRD schema of a custom resource; None for a built-in kind."""
+        return self._schemas.get(resource)
 
     # ---- the ClusterApi contract -------------------------------------------------------
 
@@ -139,7 +159,7 @@ class FakeApi:
         key = (namespace, meta["name"])
         if key in objects:
             raise already_exists(resource, key[1])
-        if resource == CHECKS:  # the status subresource: a create's status is dropped
+        if resource in self._schemas:  # the status subresource: a create's status is dropped
             obj.pop("status", None)
         if resource == EVENTS:
             obj = events.created(obj, namespace)
@@ -151,8 +171,8 @@ class FakeApi:
         obj.setdefault("kind", resource.kind)
         self._validate(resource, obj)
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=now(), generation=1)
-        if resource == CHECKS:
-            obj = self._check_schema.defaulted(obj)
+        if resource in self._schemas:
+            obj = self._schemas[resource].defaulted(obj)
         if dry:
             return copy.deepcopy(obj)
         obj["metadata"]["resourceVersion"] = self._bump()
@@ -170,7 +190,7 @@ class FakeApi:
     def patch_status(
         self,
         resource: Resource,
-        namespace: str,
+        namespace: str | None,
         name: str,
         status: Object,
         resource_version: str | None,
@@ -194,7 +214,7 @@ class FakeApi:
         return self._write_status(resource, namespace, name, changed, merged, dry=dry)
 
     def replace_status(
-        self, resource: Resource, namespace: str, name: str, status: Object | None
+        self, resource: Resource, namespace: str | None, name: str, status: Object | None
     ) -> Object:
         """PUT /status: .status replaced whole, nothing else."""
         changed = copy.deepcopy(self.stored(resource, namespace, name))
@@ -203,7 +223,7 @@ class FakeApi:
     def _write_status(
         self,
         resource: Resource,
-        namespace: str,
+        namespace: str | None,
         name: str,
         changed: Object,
         status: object,
@@ -213,8 +233,8 @@ class FakeApi:
         changed["status"] = status
         if changed["status"] is None:
             del changed["status"]
-        if resource == CHECKS:  # the schema's status defaults apply on every status write
-            changed = self._check_schema.defaulted(changed)
+        if resource in self._schemas:  # the schema's status defaults apply on every status write
+            changed = self._schemas[resource].defaulted(changed)
         # Validation ratcheting (Kubernetes >= 1.30): a status write is judged on the status,
         # so a spec stored before a rule existed does not block it.
         self._validate(resource, changed, only="status")
@@ -380,11 +400,11 @@ class FakeApi:
                 meta[key] = stored["metadata"][key]
         meta["name"] = name
         obj["apiVersion"], obj["kind"] = resource.api_version, resource.kind
-        if resource == CHECKS:
+        if resource in self._schemas:
             obj.pop("status", None)
             if "status" in stored:
                 obj["status"] = copy.deepcopy(stored["status"])
-            obj = self._check_schema.defaulted(obj)
+            obj = self._schemas[resource].defaulted(obj)
             meta = obj["metadata"]
         self._validate(resource, obj)
         if obj.get("spec") != stored.get("spec"):
@@ -464,14 +484,15 @@ class FakeApi:
     def _validate(self, resource: Resource, obj: Object, only: str = "") -> None:
         if not self._validating:
             return
-        if resource == CHECKS:
-            errors = [e for e in self._check_schema.errors(obj) if e.startswith(only)]
+        schema = self._schemas.get(resource)
+        if schema is not None:
+            errors = [e for e in schema.errors(obj) if e.startswith(only)]
             if errors:  # the schema says no: say it as the API server words it
-                defaulted = self._check_schema.defaulted(obj)
-                causes = crd_causes(self._check_schema, defaulted, only)
+                defaulted = schema.defaulted(obj)
+                causes = crd_causes(schema, defaulted, only)
                 if not causes:
                     raise Invalid("; ".join(errors))
-                raise invalid(CHECKS, obj.get("metadata", {}).get("name"), causes)
+                raise invalid(resource, obj.get("metadata", {}).get("name"), causes)
         elif resource in (PODS, EVENTS, LEASES):
             try:
                 kubernetes_validate.validate(obj, K8S_VERSION, strict=True)

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
+from hopscope_operator.api import ClusterConnectivityCheck
 from hopscope_operator.cluster import CHECKS, EVENTS, PODS, ApiError, Object
 from hopscope_operator.install.crd import custom_resource_definition
 
@@ -107,6 +108,7 @@ class HttpApi:
         self._writes = Writes(fake)
         if not fake.select(CRDS, None, lambda _: True):  # the chart is installed
             fake.put(CRDS, custom_resource_definition())
+            fake.put(CRDS, custom_resource_definition(ClusterConnectivityCheck))
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
 

@@ -217,6 +217,16 @@ def aggregation(docs: list[dict[str, Any]]) -> dict[str, set[str]]:
     }
 
 
+def test_cluster_checks_are_granted_explicitly_never_through_edit_or_admin():
+    [admin] = [
+        d for d in render() if d["metadata"]["name"] == "hopscope-operator-cluster-checks-admin"
+    ]
+    kubernetes_validate.validate(admin, VERSION, strict=True)
+    assert not any("aggregate-to" in label for label in admin["metadata"]["labels"])
+    [rule] = admin["rules"]
+    assert rule["resources"] == ["clusterconnectivitychecks"] and "create" in rule["verbs"]
+
+
 def test_namespace_editors_may_create_checks_and_viewers_read_them():
     docs = render()
     assert aggregation(docs) == {
@@ -226,8 +236,11 @@ def test_namespace_editors_may_create_checks_and_viewers_read_them():
     for doc in by_kind(docs, "ClusterRole"):
         if doc["metadata"]["name"] in aggregation(docs):
             kubernetes_validate.validate(doc, VERSION, strict=True)
-            # Checks alone: not their status (the operator's), nothing else of the group.
-            assert [r["resources"] for r in doc["rules"]] == [["connectivitychecks"]]
+            # Checks alone: not their status (the operator's), nothing else of the group;
+            # viewers may read cluster checks too (bound cluster-wide, it lets them).
+            view = doc["metadata"]["name"].endswith("-view")
+            kinds = ["connectivitychecks", "clusterconnectivitychecks"] if view else None
+            assert [r["resources"] for r in doc["rules"]] == [kinds or ["connectivitychecks"]]
     [edit] = [d for d in docs if d["metadata"]["name"] == "hopscope-operator-checks-edit"]
     assert "create" in edit["rules"][0]["verbs"]
     off = render({"tenancy": {"aggregateToDefaultRoles": False}})

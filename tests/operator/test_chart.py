@@ -81,7 +81,8 @@ def test_the_default_install_renders_valid_kubernetes_objects():
     assert kinds == sorted(
         [
             *("ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding"),
-            *("ClusterRole", "ClusterRole"),  # for people: edit and view checks
+            # for people: edit and view checks, and the (unaggregated) cluster checks' admin
+            *("ClusterRole", "ClusterRole", "ClusterRole"),
             "ClusterRoleBinding",
             *("ConfigMap", "Deployment", "NetworkPolicy", "Role", "RoleBinding", "Service"),
             "PodDisruptionBudget",

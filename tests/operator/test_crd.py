@@ -23,6 +23,7 @@ from hopscope_operator.api import (
     SOURCE_KINDS,
     Analysis,
     AnalysisResult,
+    ClusterConnectivityCheck,
     Condition,
     ConditionStatus,
     ConditionType,
@@ -48,6 +49,8 @@ from hopscope_probe.models import (
     SourceInfo,
 )
 
+from .fakeapi import cluster_check_schema
+
 if TYPE_CHECKING:
     from tests.operator.conftest import ApiServer
 
@@ -55,6 +58,11 @@ ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "crds" / "connectivitycheck.yaml"
 KUSTOMIZATION = ROOT / "examples" / "kustomization.yaml"
 EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.yaml") if p != KUSTOMIZATION)
+# ClusterConnectivityChecks: node sources and other namespaces' pods, applied on their own.
+CLUSTER_KUSTOMIZATION = ROOT / "examples" / "cluster" / "kustomization.yaml"
+CLUSTER_EXAMPLES = sorted(
+    p for p in CLUSTER_KUSTOMIZATION.parent.glob("*.yaml") if p != CLUSTER_KUSTOMIZATION
+)
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -92,6 +100,38 @@ def test_check_mode_fails_on_a_stale_file(
 def test_default_mode_prints_the_crd(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 0
     assert capsys.readouterr().out == render()
+
+
+CLUSTER_COMMITTED = ROOT / "crds" / "clusterconnectivitycheck.yaml"
+
+
+def test_the_cluster_crd_is_generated_checked_and_valid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    generated = render(ClusterConnectivityCheck)
+    assert CLUSTER_COMMITTED.read_text() == generated, (
+        "stale: python -m hopscope_operator.install.crd --cluster"
+        " > crds/clusterconnectivitycheck.yaml"
+    )
+    assert main(["--cluster", "--check"]) == 0
+    assert main(["--cluster"]) == 0 and capsys.readouterr().out == generated
+    stale = tmp_path / "clusterconnectivitycheck.yaml"
+    stale.write_text(render())  # the namespaced CRD where the cluster one belongs
+    assert main(["--cluster", "--check", str(stale)]) == 1
+    assert "--cluster > " in capsys.readouterr().err
+    crd = load(CLUSTER_COMMITTED)
+    assert crd["spec"]["scope"] == "Cluster"
+    assert crd["spec"]["names"]["kind"] == "ClusterConnectivityCheck"
+    # The same status and printer columns; the spec only adds rules.
+    namespaced = load(COMMITTED)["spec"]["versions"][0]
+    version = crd["spec"]["versions"][0]
+    assert version["additionalPrinterColumns"] == namespaced["additionalPrinterColumns"]
+    schema, ours = version["schema"]["openAPIV3Schema"], namespaced["schema"]["openAPIV3Schema"]
+    assert schema["properties"]["status"] == ours["properties"]["status"]
+    spec, its = schema["properties"]["spec"], ours["properties"]["spec"]
+    assert spec["properties"] == its["properties"]
+    for release in (kubernetes_validate.latest_version(), OLDEST_KUBERNETES):
+        kubernetes_validate.validate(crd, release, strict=True)
 
 
 def test_is_a_valid_apiextensions_v1_crd() -> None:
@@ -191,12 +231,22 @@ def test_example_is_accepted(path: Path, apiserver: ApiServer) -> None:
     assert model_errors(manifest) == []
 
 
-def test_the_kustomization_applies_every_example() -> None:
+@pytest.mark.parametrize("path", CLUSTER_EXAMPLES, ids=lambda path: path.stem)
+def test_cluster_example_is_accepted(path: Path, apiserver_for: type[ApiServer]) -> None:
+    manifest = load(path)
+    assert manifest["kind"] == "ClusterConnectivityCheck"
+    assert "namespace" not in manifest["metadata"]
+    assert cluster_check_schema(apiserver_for).errors(manifest) == []
+    ClusterConnectivityCheck.model_validate(manifest)
+
+
+def test_the_kustomizations_apply_every_example() -> None:
     assert load(KUSTOMIZATION)["resources"] == [path.name for path in EXAMPLES]
+    assert load(CLUSTER_KUSTOMIZATION)["resources"] == [path.name for path in CLUSTER_EXAMPLES]
 
 
 def test_examples_cover_every_source_and_destination_kind() -> None:
-    specs = [load(path)["spec"] for path in EXAMPLES]
+    specs = [load(path)["spec"] for path in EXAMPLES + CLUSTER_EXAMPLES]
     assert {kind for spec in specs for kind in spec["source"]} == set(SOURCE_KINDS)
     destinations = {kind for spec in specs for kind in spec["destination"]} - {"port"}
     assert destinations == set(DESTINATION_KINDS)

@@ -9,9 +9,12 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
+from hopscope_operator.api import API_VERSION, CLUSTER_KIND
 from hopscope_operator.cluster import (
     CHECKS,
+    CLUSTER_CHECKS,
     CONFIG_MAPS,
+    EVENTS,
     NETWORK_POLICIES,
     NODES,
     PODS,
@@ -40,6 +43,7 @@ from .test_reconcile import (
     reachable_result,
     source_pod,
 )
+from .test_reconcile_tenancy import node
 
 TOKEN = "operator-token"
 
@@ -84,6 +88,39 @@ def test_a_check_runs_and_its_status_lands_through_the_real_client(api, server, 
     checks = "/apis/hopscope.dev/v1alpha1/namespaces/shop/connectivitychecks"
     assert f"PATCH {checks}/web-to-db/status" in asked
     assert all(headers["authorization"] == f"Bearer {TOKEN}" for *_, headers in server.requests)
+
+
+def test_a_cluster_check_runs_at_its_cluster_paths_through_the_real_client(api, server, clock):
+    node(api)
+    api.put(NAMESPACES, {"metadata": {"name": "default"}})  # every cluster has it
+    kube = kube_api(server)
+    body = {
+        "apiVersion": API_VERSION,
+        "kind": CLUSTER_KIND,
+        "metadata": {"name": "far"},
+        "spec": {
+            "source": {"node": {"name": "control-plane"}},
+            "destination": {"ip": "10.0.0.9", "port": 443},
+        },
+    }
+    kube.create(CLUSTER_CHECKS, None, body)  # as `kubectl hopscope check --cluster` does
+    settings = Settings(namespace=PROBES, image="hopscope-probe:test")
+    reconciler = Reconciler(kube, Metrics(), settings, clock)
+    assert reconciler.tick().created == 1
+    [pod] = probe_pods(api)
+    finish(api, pod, {item.id: reachable_result() for item in batch_of(pod).checks})
+    assert reconciler.tick().collected == 1
+    stored = kube.get(CLUSTER_CHECKS, None, "far")
+    assert stored["status"]["connectionStatus"] == "Reachable"
+    assert "namespace" not in stored["metadata"]
+    kube.delete(CLUSTER_CHECKS, None, "far")
+    cluster = "/apis/hopscope.dev/v1alpha1/clusterconnectivitychecks"
+    asked = paths(server)
+    for call in (f"POST {cluster}", f"GET {cluster}", f"PATCH {cluster}/far/status"):
+        assert call in asked
+    assert f"DELETE {cluster}/far" in asked
+    assert "POST /api/v1/namespaces/default/events" in asked
+    assert "Reachable" in [e["reason"] for e in api.objects(EVENTS, "default")]
 
 
 def test_lists_send_the_label_selector_and_return_whole_objects(api, server):

@@ -14,8 +14,8 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from hopscope_operator.api import API_VERSION, KIND
-from hopscope_operator.cluster import CHECKS, Object, Resource
+from hopscope_operator.api import API_VERSION, CLUSTER_KIND, KIND
+from hopscope_operator.cluster import CHECKS, CLUSTER_CHECKS, Object, Resource
 from hopscope_operator.kubectl import plugin as kubectl
 from hopscope_probe.models import HopType, Issue, Latency
 from tests.builders import hop
@@ -266,17 +266,17 @@ class Operator:
         return self.api.create(resource, namespace, body)
 
     def get(self, resource: Resource, namespace: str | None, name: str) -> Object:
-        if resource == CHECKS:
+        if resource in (CHECKS, CLUSTER_CHECKS):
             self.polls += 1
             obj = self.api.get(resource, namespace, name)
             generation = obj["metadata"]["generation"]
             version = obj["metadata"]["resourceVersion"]
             if self.polls == 1:
                 running = {"phase": "Running", "observedGeneration": generation}
-                self.api.patch_status(CHECKS, NS, name, running, version)
+                self.api.patch_status(resource, namespace, name, running, version)
             elif self.polls == self.on_poll and self.status is not None:
                 done = {**self.status, "observedGeneration": generation}
-                self.api.patch_status(CHECKS, NS, name, done, version)
+                self.api.patch_status(resource, namespace, name, done, version)
         return self.api.get(resource, namespace, name)
 
     def __getattr__(self, name: str) -> Any:
@@ -334,6 +334,47 @@ def test_check_creates_waits_prints_the_result_and_deletes_the_check(api: FakeAp
     assert "topology:" in out and "no issues found" in out
     assert api.list(CHECKS, NS) == []
     assert [e.type for e in api.watch_events if e.name == name][-1] == "DELETED"
+
+
+CLUSTER_FORMS = {
+    "node source": (
+        ["--from", "node/worker-1", "--to", "svc/db:5432", "-n", "shop"],
+        {"node": {"name": "worker-1"}},
+        {"service": {"name": "db", "namespace": "shop"}, "port": 5432},
+    ),
+    "pod of another namespace": (
+        ["--from", "pod/ledger-0", "--to", "10.0.0.9:443", "-n", "payments"],
+        {"pod": {"name": "ledger-0", "namespace": "payments"}},
+        {"ip": "10.0.0.9", "port": 443},
+    ),
+}
+
+
+@pytest.mark.parametrize("argv, source, destination", CLUSTER_FORMS.values(), ids=CLUSTER_FORMS)
+def test_check_cluster_runs_a_cluster_check_naming_every_namespace(
+    api: FakeApi, argv, source, destination, capsys
+):
+    operator = Operator(api, healthy_status(), on_poll=2)
+    code = run(["check", "--cluster", *argv], operator)
+    out, _ = capsys.readouterr()
+    assert code == 0
+    [body] = operator.created
+    assert body["kind"] == CLUSTER_KIND and "namespace" not in body["metadata"]
+    assert (body["spec"]["source"], body["spec"]["destination"]) == (source, destination)
+    name = body["metadata"]["name"]
+    assert out.startswith(f"check {name}: Completed, runs 1")
+    assert api.list(CLUSTER_CHECKS, None) == []  # deleted afterwards, at its cluster path
+    assert [e.type for e in api.watch_events if e.name == name][-1] == "DELETED"
+
+
+def test_check_cluster_keep_and_show_cluster(api: FakeApi, capsys):
+    argv = ["check", "--cluster", "--keep", "--name", "far", "--from", "node/worker-1"]
+    assert run([*argv, "--to", "10.0.0.9:443"], Operator(api, healthy_status())) == 0
+    assert "kept clusterconnectivitycheck far" in capsys.readouterr().err
+    assert run(["show", "--cluster", "far"], api) == 0
+    assert capsys.readouterr().out.startswith("check far: Completed, runs 1")
+    assert run(["show", "far", "-n", NS], api) == 2  # not a namespaced check
+    assert "not found" in capsys.readouterr().err
 
 
 def test_keep_keeps_the_check(api: FakeApi, capsys):

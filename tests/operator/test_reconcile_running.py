@@ -142,6 +142,7 @@ def test_a_namespace_with_two_checks_is_not_queued_behind_anothers_two_hundred(a
         node_check(api, "alpha", f"c{index:03}")
     node_check(api, "beta", "b0")
     node_check(api, "beta", "b1")
+    # Namespaced checks with node sources: the chart's tenancy.allowNodeSources is on.
     report = make_reconciler(api, clock, tenancy=NODE_SOURCES).tick()
     assert (report.created, report.deferred) == (1, 152)
     [pod] = probe_pods(api)

@@ -43,9 +43,9 @@ def ca_pem(check: ConnectivityCheck, view: ConfigMapView) -> str | None:
     if bundle is None:
         return None
     ref = bundle.config_map_key_ref
-    where = f"ConfigMap {check.metadata['namespace']}/{ref.name}"
+    where = f"ConfigMap {check.namespace}/{ref.name}"
     try:
-        config_map = view.config_map(check.metadata["namespace"], ref.name)
+        config_map = view.config_map(check.namespace, ref.name)
     except ApiError as exc:
         raise CABundleUnreadable(
             f"cannot read {where} ({FIELD}): {exc}; the operator needs get on configmaps there"

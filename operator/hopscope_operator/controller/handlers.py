@@ -24,7 +24,13 @@ import kopf
 from prometheus_client import disable_created_metrics, start_http_server
 from pydantic import TypeAdapter, ValidationError
 
-from hopscope_operator.api import GROUP, VERSION, ConnectivityCheck, NamespaceName
+from hopscope_operator.api import (
+    GROUP,
+    VERSION,
+    ClusterConnectivityCheck,
+    ConnectivityCheck,
+    NamespaceName,
+)
 from hopscope_operator.controller.leader import RETRY, LeaseElector, identity
 from hopscope_operator.controller.leading import LeaderOnly
 from hopscope_operator.controller.metrics import Metrics
@@ -223,10 +229,19 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 async def check_changed(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
     meta = event["object"]["metadata"]
     if event["type"] == "DELETED":
-        # API calls block: off the loop, like the tick.
-        await asyncio.to_thread(memo.reconciler.forget, meta["namespace"], meta["name"])
+        # API calls block: off the loop, like the tick. A ClusterConnectivityCheck's key has
+        # an empty namespace.
+        namespace = meta.get("namespace", "")
+        await asyncio.to_thread(memo.reconciler.forget, namespace, meta["name"])
     elif _spec_moved(event["object"]):
         memo.wake.set()  # a new or changed spec runs now, not at the next tick
+
+
+def watch_cluster_checks() -> None:
+    """Handle ClusterConnectivityChecks as ConnectivityChecks. Registered by a cluster-wide
+    operator only: a namespaced install may not watch them, and kopf would retry the refused
+    watch for ever (kopf serves a cluster-scoped kind cluster-wide whatever its namespaces)."""
+    kopf.on.event(GROUP, VERSION, ClusterConnectivityCheck.plural)(check_changed)
 
 
 @kopf.on.event("v1", "pods", labels={LABEL_APP: NAME_PREFIX})
@@ -247,6 +262,8 @@ def main() -> None:
     except kopf.PermanentError as exc:
         sys.exit(f"hopscope-operator: {exc}")
     configure_logging()
+    if not config.settings.watched:
+        watch_cluster_checks()
     kopf.run(**config.kopf_options())
 
 

@@ -2,7 +2,9 @@
 
 A check the model refuses (stored before the CRD had a rule, or written around validation) is
 said on the object, once per spec, and left out; one bad check must not stop the others. In a
-namespaced install a namespace whose list is refused is reported, not fatal.
+namespaced install a namespace whose list is refused is reported, not fatal. The
+cluster-scoped ClusterConnectivityChecks are listed only by a cluster-wide install: a namespaced
+one is granted no cluster-wide power.
 """
 
 from __future__ import annotations
@@ -11,8 +13,15 @@ import logging
 
 from pydantic import ValidationError
 
-from hopscope_operator.api import ConnectivityCheck
-from hopscope_operator.cluster import CHECKS, ApiError, ClusterApi, Object
+from hopscope_operator.api import ClusterConnectivityCheck, ConnectivityCheck
+from hopscope_operator.cluster import (
+    CHECKS,
+    CLUSTER_CHECKS,
+    ApiError,
+    ClusterApi,
+    NotFound,
+    Object,
+)
 from hopscope_operator.controller.writer import Check, StatusWriter
 
 log = logging.getLogger("hopscope.operator")
@@ -24,6 +33,7 @@ class CheckLister:
         self._writer = writer
         self._watched = watched  # () for all namespaces
         self._parsed: dict[tuple[str, str], Check] = {}  # by (uid, resourceVersion)
+        self._said_no_cluster_crd = False
 
     def list(self) -> tuple[dict[str, Check], set[str]]:
         """The checks by key, and the watched namespaces whose checks could not be listed: in
@@ -41,13 +51,20 @@ class CheckLister:
                     raise
                 log.warning("cannot list the checks of namespace %s: %s", namespace, exc)
                 unlisted.add(namespace)
+        if not self._watched:
+            listed += self._cluster_checks()
         for body in listed:
             meta = body["metadata"]
             version = (meta["uid"], meta["resourceVersion"])
             check = self._parsed.get(version)  # parsing is most of a tick's CPU: only changes
             if check is None:
                 try:
-                    check = Check(ConnectivityCheck.model_validate(body))
+                    model = (
+                        ClusterConnectivityCheck
+                        if body.get("kind") == CLUSTER_CHECKS.kind
+                        else ConnectivityCheck
+                    )
+                    check = Check(model.model_validate(body))
                 except ValidationError as exc:
                     # Stored before the CRD had this rule, or written around validation: say
                     # so on the object and skip it; one bad check must not stop the others.
@@ -57,3 +74,20 @@ class CheckLister:
             checks[check.key] = check
         self._parsed = parsed
         return checks, unlisted
+
+    def _cluster_checks(self) -> list[Object]:
+        """The ClusterConnectivityChecks; none while their CRD is missing (Helm installs a
+        chart's crds/ on first install only: an upgraded release may not have it yet), which
+        must not stop the namespaced checks."""
+        try:
+            found = self._api.list(CLUSTER_CHECKS, None)
+        except NotFound:
+            if not self._said_no_cluster_crd:
+                log.warning(
+                    "no ClusterConnectivityCheck CRD: kubectl apply -f"
+                    " crds/clusterconnectivitycheck.yaml to use them"
+                )
+                self._said_no_cluster_crd = True
+            return []
+        self._said_no_cluster_crd = False
+        return found

@@ -42,7 +42,7 @@ class CheckLabels:
 
     @classmethod
     def of(cls, check: ConnectivityCheck) -> CheckLabels:
-        namespace, spec = check.metadata["namespace"], check.spec
+        namespace, spec = check.namespace, check.spec
         source, target = spec.source, spec.destination
         if source.pod is not None:
             source_text = f"pod/{source.pod.namespace or namespace}/{source.pod.name}"

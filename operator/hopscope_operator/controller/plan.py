@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from hopscope_operator.api import API_VERSION, KIND
+from hopscope_operator.api import API_VERSION, CLUSTER_KIND, KIND
 from hopscope_operator.controller.resolve import ResolvedSource
 from hopscope_operator.controller.runs import (
     MAX_SOURCE_DESCRIPTION,
@@ -97,7 +97,7 @@ _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 class BatchItem:
     """One due check for one probe pod."""
 
-    check: str  # "<namespace>/<name>"
+    check: str  # "<namespace>/<name>"; "/<name>" for a ClusterConnectivityCheck
     generation: int
     netns: str  # "host", or the UID of the pod whose network namespace the probe enters
     request: ProbeRequest
@@ -326,15 +326,16 @@ def _security(needs_pod_netns: bool) -> tuple[Manifest, Manifest]:
 def _owner_references(items: list[BatchItem], namespace: str) -> list[Manifest]:
     """The check owns a single-check pod, so deleting it deletes the pod.
 
-    Only within one namespace: Kubernetes treats a cross-namespace owner as absent and would
+    Only within one namespace, or from a ClusterConnectivityCheck (a cluster-scoped owner
+    may own namespaced pods): Kubernetes treats a cross-namespace owner as absent and would
     garbage-collect the pod at once. Pods in the operator's namespace carry the annotation.
     """
-    if len(items) != 1 or items[0].uid is None or items[0].namespace != namespace:
+    if len(items) != 1 or items[0].uid is None or items[0].namespace not in ("", namespace):
         return []
     return [
         {
             "apiVersion": API_VERSION,
-            "kind": KIND,
+            "kind": KIND if items[0].namespace else CLUSTER_KIND,
             "name": items[0].name,
             "uid": items[0].uid,
             "controller": True,

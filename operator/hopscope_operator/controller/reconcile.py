@@ -608,7 +608,7 @@ class Reconciler:
         model = check.model
         ref = model.spec.source.workload
         assert ref is not None
-        namespace = ref.namespace or model.metadata["namespace"]
+        namespace = ref.namespace or model.namespace
         named = f"{ref.kind} {namespace}/{ref.name}"
         workload = self.view.workload(ref.kind, namespace, ref.name) or {}
         pods = self.view.pods(namespace, workload.get("spec", {}).get("selector") or {})

@@ -127,7 +127,7 @@ def _first(addresses: list[str]) -> str | None:
 
 
 def resolve_source(check: ConnectivityCheck, view: ClusterView) -> ResolvedSource:
-    source, namespace = check.spec.source, check.metadata["namespace"]
+    source, namespace = check.spec.source, check.namespace
     preferred = check.spec.preferred_ip_version
     if source.pod is not None:
         ns = source.pod.namespace or namespace
@@ -216,7 +216,7 @@ def _node_uid(pod: Manifest) -> str:
 
 
 def resolve_destination(check: ConnectivityCheck, view: ClusterView) -> ResolvedDestination:
-    spec, namespace = check.spec, check.metadata["namespace"]
+    spec, namespace = check.spec, check.namespace
     target, preferred = spec.destination, spec.preferred_ip_version
     if target.pod is not None:
         return _pod_destination(target.pod, namespace, target.port, preferred, view)

@@ -1,6 +1,7 @@
 """The probe pod's contract: its run ids, and what the operator writes on it and reads back.
 
-A run id is `<namespace>/<name>/<generation>` (`RunId`): the probe echoes it on each result
+A run id is `<namespace>/<name>/<generation>` (`RunId`; `/<name>/<generation>` for a
+ClusterConnectivityCheck, which has no namespace): the probe echoes it on each result
 line, the pod's annotations are keyed by it. What a probe pod carries besides its spec is
 written by `pod_labels`, `pod_annotations`, `batch_variable` and `cgroup_root_variable`, and
 read by `read_batch`, `planned_uids`, `read_sources` and `planned_at` — here only, so no other

@@ -23,7 +23,7 @@ RAN = (Phase.COMPLETED, Phase.FAILED)  # a run for the observed generation deliv
 
 
 def check_key(check: ConnectivityCheck) -> str:
-    return f"{check.metadata['namespace']}/{check.metadata['name']}"
+    return f"{check.namespace}/{check.metadata['name']}"
 
 
 def jitter(uid: str, interval_seconds: int) -> timedelta:

@@ -378,7 +378,8 @@ def event_body(
             "apiVersion": model.api_version,
             "kind": model.kind,
             "name": meta["name"],
-            "namespace": meta["namespace"],
+            # A cluster-scoped object's Events name no namespace (as a Node's do).
+            **({"namespace": model.namespace} if model.namespace else {}),
             "uid": meta["uid"],
         },
         "type": event.type,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hopscope_operator.api import ConnectivityCheck
+from hopscope_operator.api import ClusterConnectivityCheck, ConnectivityCheck
 from hopscope_operator.controller.resolve import ResolveError
 
 # RFC 9110's safe methods: a probe with one of them reads, it does not change the target.
@@ -39,13 +39,17 @@ class Tenancy:
 
     def permit(self, check: ConnectivityCheck) -> None:
         """Raise SourceNotPermitted / MethodNotPermitted when the check asks for more."""
-        namespace = check.metadata["namespace"]
+        if isinstance(check, ClusterConnectivityCheck):
+            # The cluster-wide power itself: whoever may create one (the chart's
+            # hopscope-operator-cluster-checks-admin ClusterRole) may probe from anywhere.
+            return
+        namespace = check.namespace
         source = check.spec.source
         if source.node is not None and not self.allow_node_sources:
             raise SourceNotPermitted(
                 f"source.node {source.node.name}: a ConnectivityCheck may not probe from a node"
-                " (the host's network); the operator allows it only with the chart's"
-                " tenancy.allowNodeSources"
+                " (the host's network): a ClusterConnectivityCheck may, or the operator allows"
+                " it with the chart's tenancy.allowNodeSources"
             )
         # A gateway's sidecar runs in its workload's namespace: a workload of the check's own
         # namespace is that namespace's own, like its pods. A podSelector has no namespace.
@@ -54,9 +58,9 @@ class Tenancy:
             if other and other != namespace and not self.allow_other_namespace_sources:
                 raise SourceNotPermitted(
                     f"source.{field}.namespace {other}: a ConnectivityCheck in {namespace} may"
-                    f" probe only from its own namespace's pods and workloads; the operator"
-                    " allows other namespaces only with the chart's"
-                    " tenancy.allowOtherNamespaceSources"
+                    f" probe only from its own namespace's pods and workloads: a"
+                    " ClusterConnectivityCheck may probe from any, or the operator allows other"
+                    " namespaces with the chart's tenancy.allowOtherNamespaceSources"
                 )
         method = check.spec.http.method if check.spec.http else "GET"
         if method not in SAFE_HTTP_METHODS and not self.allow_unsafe_http_methods:

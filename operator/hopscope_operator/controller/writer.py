@@ -18,7 +18,6 @@ from pydantic import ValidationError
 
 from hopscope_operator.api import ConnectivityCheck, ConnectivityCheckStatus
 from hopscope_operator.cluster import (
-    CHECKS,
     EVENTS,
     ApiError,
     ClusterApi,
@@ -26,6 +25,8 @@ from hopscope_operator.cluster import (
     Invalid,
     NotFound,
     Object,
+    Resource,
+    check_location,
 )
 from hopscope_operator.controller.metrics import CheckLabels, Metrics
 from hopscope_operator.controller.resolve import ResolveError
@@ -48,6 +49,8 @@ COMPONENT = NAME
 # quick when a pod is just starting, gentle on the API when a name is simply wrong.
 MIN_RETRY = timedelta(seconds=10)
 MAX_RETRY = timedelta(minutes=5)
+# Where Kubernetes itself puts the Events of a cluster-scoped object (a Node's, say).
+CLUSTER_EVENTS_NAMESPACE = "default"
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,10 @@ class Check:
     @property
     def resource_version(self) -> str:
         return str(self.model.metadata["resourceVersion"])
+
+    @property
+    def where(self) -> tuple[Resource, str | None]:
+        return check_location(self.model.kind, self.model.namespace)
 
 
 class CheckFailed(ResolveError):
@@ -91,20 +98,21 @@ class StatusWriter:
         (the status is ours alone, so a concurrent spec edit does not invalidate it). The
         object as stored, or None when it was not written."""
         meta = check.model.metadata
+        resource, namespace = check.where
         body = status_patch(status)
         version = check.resource_version
         for _ in range(2):
             try:
-                return self.api.patch_status(CHECKS, meta["namespace"], meta["name"], body, version)
+                return self.api.patch_status(resource, namespace, meta["name"], body, version)
             except NotFound:
                 return None  # deleted since the tick listed it
             except Invalid:
                 # A status the schema refuses is a bug here; the other checks must still run.
-                log.exception("status of %s/%s refused", meta["namespace"], meta["name"])
+                log.exception("status of %s refused", check.key)
                 return None
             except Conflict:
                 try:
-                    current = self.api.get(CHECKS, meta["namespace"], meta["name"])
+                    current = self.api.get(resource, namespace, meta["name"])
                 except NotFound:
                     return None
                 if current["metadata"]["generation"] != meta["generation"]:
@@ -114,9 +122,10 @@ class StatusWriter:
 
     def post(self, model: ConnectivityCheck, events: list[Event], now: datetime) -> None:
         meta = model.metadata
+        namespace = model.namespace or CLUSTER_EVENTS_NAMESPACE
         for event in events:
             try:
-                self.api.create(EVENTS, meta["namespace"], event_body(model, event, now, COMPONENT))
+                self.api.create(EVENTS, namespace, event_body(model, event, now, COMPONENT))
             except Conflict:
                 pass  # the same event from a retried tick
             except ApiError as exc:
@@ -159,6 +168,7 @@ class StatusWriter:
     def invalid(self, body: Object, error: ValidationError) -> None:
         """Say a stored check fails the model, once per spec."""
         meta = body["metadata"]
+        resource, namespace = check_location(body.get("kind", ""), meta.get("namespace"))
         try:
             previous = ConnectivityCheckStatus.model_validate(body.get("status") or {})
         except ValidationError:
@@ -167,16 +177,14 @@ class StatusWriter:
         if said and previous and previous.observed_generation == meta["generation"]:
             return  # already said of this spec; looked at again when the spec changes
         message = f"spec rejected: {_first_error(error)}"
-        log.warning("%s/%s: %s", meta["namespace"], meta["name"], message)
+        log.warning("%s/%s: %s", namespace or "", meta["name"], message)
         status, _ = not_ready_status(
             previous, INVALID_SPEC, message, self.clock(), meta["generation"]
         )
         patch = status_patch(status.model_copy(update={"next_run_time": None}))
         # Changed or gone since listed: the next tick looks again.
         with contextlib.suppress(NotFound, Conflict, Invalid):
-            self.api.patch_status(
-                CHECKS, meta["namespace"], meta["name"], patch, meta["resourceVersion"]
-            )
+            self.api.patch_status(resource, namespace, meta["name"], patch, meta["resourceVersion"])
 
 
 def ready_false_since(status: ConnectivityCheckStatus | None, reason: str) -> datetime | None:

@@ -41,16 +41,16 @@ def validations() -> list[Manifest]:
     return [
         {
             "expression": f"{_widened('allowNodeSources')} || !has(object.spec.source.node)",
-            "message": "a ConnectivityCheck may not probe from a node (source.node): the"
-            " chart's tenancy.allowNodeSources allows it",
+            "message": "a ConnectivityCheck may not probe from a node (source.node): a"
+            " ClusterConnectivityCheck may, or the chart's tenancy.allowNodeSources allows it",
             "reason": "Forbidden",
         },
         *(
             {
                 "expression": f"{other} || {_same_namespace(field)}",
                 "message": f"a ConnectivityCheck may probe only from its own namespace"
-                f" (source.{field}.namespace): the chart's tenancy.allowOtherNamespaceSources"
-                " allows others",
+                f" (source.{field}.namespace): a ClusterConnectivityCheck may probe from any,"
+                " or the chart's tenancy.allowOtherNamespaceSources allows others",
                 "reason": "Forbidden",
             }
             for field in ("pod", "workload")

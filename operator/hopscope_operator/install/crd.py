@@ -1,7 +1,8 @@
-"""Generates the ConnectivityCheck CRD from the models in `api`.
+"""Generates the ConnectivityCheck and ClusterConnectivityCheck CRDs from the models in `api`.
 
     python -m hopscope_operator.install.crd > crds/connectivitycheck.yaml  # regenerate
-    python -m hopscope_operator.install.crd --check  # exit 1 when it is stale
+    python -m hopscope_operator.install.crd --cluster > crds/clusterconnectivitycheck.yaml
+    python -m hopscope_operator.install.crd [--cluster] --check  # exit 1 when it is stale
 
 The API server wants a structural OpenAPI v3 schema, which pydantic's JSON Schema is not: `$ref`s
 are inlined, titles dropped, `X | None` becomes a plain optional property (nothing writes null),
@@ -15,7 +16,7 @@ import argparse
 import difflib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from pydantic import BaseModel
@@ -24,18 +25,23 @@ from pydantic_core import core_schema
 
 from hopscope_operator import api
 
+Resource = type[api.ConnectivityCheck]
 CRD_PATH = Path("crds/connectivitycheck.yaml")
-HEADER = "# Generated from hopscope_operator/api.py by `python -m hopscope_operator.install.crd`.\n"
+CLUSTER_CRD_PATH = Path("crds/clusterconnectivitycheck.yaml")
+COMMAND = "python -m hopscope_operator.install.crd"
 DESCRIPTION = (
     "Checks a connection from a source in the cluster to a destination: reachability, latency,"
     " the hop-by-hop path and located issues with hints."
+)
+CLUSTER_DESCRIPTION = (
+    "A cluster-scoped ConnectivityCheck: the same spec and status, for sources beyond one"
+    " namespace (a node, another namespace's pods); every namespace in it is named."
 )
 # What Kubernetes' own types say of these three, as `kubectl explain` shows them for a Pod.
 API_VERSION_DESCRIPTION = (
     "APIVersion defines the versioned schema of this representation of an object; here"
     f" {api.API_VERSION}."
 )
-KIND_DESCRIPTION = f"Kind is the REST resource this object represents; here {api.KIND}."
 METADATA_DESCRIPTION = "Standard object's metadata: name, namespace, labels, annotations."
 # Key order in each schema node, so the YAML reads top-down; other keys keep pydantic's order.
 _FIRST = ("description", "type", "format")
@@ -109,16 +115,31 @@ def openapi_schema(model: type[BaseModel]) -> dict[str, Any]:
     return _to_openapi(schema, schema.pop("$defs", {}))
 
 
-def custom_resource_definition() -> dict[str, Any]:
-    resource = api.ConnectivityCheck
+def kind_of(resource: Resource) -> str:
+    return str(get_args(resource.model_fields["kind"].annotation)[0])
+
+
+def custom_resource_definition(resource: Resource = api.ConnectivityCheck) -> dict[str, Any]:
+    kind = kind_of(resource)
+    spec = resource.model_fields["spec"].annotation
+    assert isinstance(spec, type) and issubclass(spec, BaseModel)
+    cluster = resource.scope == "Cluster"
     root = {
-        "description": DESCRIPTION,
+        "description": CLUSTER_DESCRIPTION if cluster else DESCRIPTION,
         "type": "object",
         "properties": {
             "apiVersion": {"description": API_VERSION_DESCRIPTION, "type": "string"},
-            "kind": {"description": KIND_DESCRIPTION, "type": "string"},
-            "metadata": {"description": METADATA_DESCRIPTION, "type": "object"},
-            "spec": openapi_schema(api.ConnectivityCheckSpec),
+            "kind": {
+                "description": f"Kind is the REST resource this object represents; here {kind}.",
+                "type": "string",
+            },
+            "metadata": {
+                "description": "Standard object's metadata: name, labels, annotations."
+                if cluster
+                else METADATA_DESCRIPTION,
+                "type": "object",
+            },
+            "spec": openapi_schema(spec),
             "status": openapi_schema(api.ConnectivityCheckStatus),
         },
         "required": ["spec"],
@@ -133,12 +154,12 @@ def custom_resource_definition() -> dict[str, Any]:
         "metadata": {"name": f"{resource.plural}.{api.GROUP}"},
         "spec": {
             "group": api.GROUP,
-            "scope": "Namespaced",
+            "scope": resource.scope,
             "names": {
-                "kind": api.KIND,
-                "listKind": f"{api.KIND}List",
+                "kind": kind,
+                "listKind": f"{kind}List",
                 "plural": resource.plural,
-                "singular": api.KIND.lower(),
+                "singular": kind.lower(),
                 "shortNames": list(resource.short_names),
                 "categories": list(resource.categories),
             },
@@ -156,9 +177,11 @@ def custom_resource_definition() -> dict[str, Any]:
     }
 
 
-def render() -> str:
-    body = yaml.dump(custom_resource_definition(), Dumper=_Dumper, sort_keys=False, width=1000)
-    return HEADER + body
+def render(resource: Resource = api.ConnectivityCheck) -> str:
+    command = COMMAND + (" --cluster" if resource.scope == "Cluster" else "")
+    header = f"# Generated from hopscope_operator/api.py by `{command}`.\n"
+    crd = custom_resource_definition(resource)
+    return header + yaml.dump(crd, Dumper=_Dumper, sort_keys=False, width=1000)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,18 +189,27 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m hopscope_operator.install.crd", description=__doc__
     )
     parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="the ClusterConnectivityCheck CRD rather than the ConnectivityCheck one",
+    )
+    parser.add_argument(
         "--check",
         nargs="?",
-        const=CRD_PATH,
-        type=Path,
+        const=True,
         metavar="PATH",
-        help=f"compare with PATH (default {CRD_PATH}) instead of printing; exit 1 if it differs",
+        help=f"compare with PATH (default {CRD_PATH}, or {CLUSTER_CRD_PATH} with --cluster)"
+        " instead of printing; exit 1 if it differs",
     )
     args = parser.parse_args(argv)
-    generated = render()
+    resource = api.ClusterConnectivityCheck if args.cluster else api.ConnectivityCheck
+    generated = render(resource)
     if args.check is None:
         sys.stdout.write(generated)
         return 0
+    if args.check is True:
+        args.check = CLUSTER_CRD_PATH if args.cluster else CRD_PATH
+    args.check = Path(args.check)
     committed = args.check.read_text() if args.check.exists() else ""
     if committed == generated:
         return 0
@@ -189,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     sys.stderr.writelines(diff)
     sys.stderr.write(
-        f"{args.check} is stale: run python -m hopscope_operator.install.crd > {args.check}\n"
+        f"{args.check} is stale: run {COMMAND}{' --cluster' if args.cluster else ''}"
+        f" > {args.check}\n"
     )
     return 1
 

@@ -14,7 +14,7 @@ from enum import StrEnum
 
 import yaml
 
-from hopscope_operator.api import GROUP, ConnectivityCheck
+from hopscope_operator.api import GROUP, ClusterConnectivityCheck, ConnectivityCheck
 from hopscope_operator.install.values import Manifest, meta, values_ref
 from hopscope_operator.names import AGENT_TOKEN_REVIEWER, DNS_NAMESPACE, LEASE, NAME, NAMESPACE
 
@@ -51,6 +51,15 @@ class Rule:
 RULES = (
     Rule(GROUP, (ConnectivityCheck.plural,), ("get", "list", "watch"), "read and watch checks"),
     Rule(GROUP, (f"{ConnectivityCheck.plural}/status",), ("patch",), "write results"),
+    # Cluster-scoped, yet WATCHED: bound cluster-wide they are granted; by the RoleBindings of
+    # a namespaced install they are not (a RoleBinding grants no cluster-scoped kind).
+    Rule(
+        GROUP,
+        (ClusterConnectivityCheck.plural,),
+        ("get", "list", "watch"),
+        "read and watch cluster-scoped checks",
+    ),
+    Rule(GROUP, (f"{ClusterConnectivityCheck.plural}/status",), ("patch",), "write results"),
     Rule("", ("pods",), ("get", "list", "watch"), "resolve pod sources and destinations"),
     Rule("", ("services",), ("get", "list"), "Service destinations, by name or ClusterIP"),
     Rule("discovery.k8s.io", ("endpointslices",), ("list",), "a Service's ready endpoints"),
@@ -158,12 +167,17 @@ def manifests() -> list[Manifest]:
 # For people, not the operator: a namespace's editors and admins may create checks there, its
 # viewers read them. Safe to hand out with `edit` only under the default tenancy values (a
 # check then reaches no further than `pods/exec` on that namespace's pods), hence the switch.
+# ClusterConnectivityChecks probe from any node or namespace: their admin role is aggregated
+# into no default role, it is bound to whom the cluster's owner chooses.
+WRITE_VERBS = ("create", "delete", "deletecollection", "get", "list", "watch", "update", "patch")
 USER_ROLES = {
-    f"{NAME}-checks-edit": (
-        ("create", "delete", "deletecollection", "get", "list", "watch", "update", "patch"),
-        ("edit", "admin"),
+    f"{NAME}-checks-edit": ((ConnectivityCheck.plural,), WRITE_VERBS, ("edit", "admin")),
+    f"{NAME}-checks-view": (
+        (ConnectivityCheck.plural, ClusterConnectivityCheck.plural),
+        ("get", "list", "watch"),
+        ("view",),
     ),
-    f"{NAME}-checks-view": (("get", "list", "watch"), ("view",)),
+    f"{NAME}-cluster-checks-admin": ((ClusterConnectivityCheck.plural,), WRITE_VERBS, ()),
 }
 AGGREGATE_LABEL = "rbac.authorization.k8s.io/aggregate-to-{role}"
 
@@ -172,20 +186,17 @@ def user_roles() -> str:
     """The ClusterRoles for people (text: the aggregation labels are behind a value)."""
     switch = values_ref("tenancy.aggregateToDefaultRoles")
     out = ""
-    for name, (verbs, aggregated) in USER_ROLES.items():
+    for name, (resources, verbs, aggregated) in USER_ROLES.items():
         role = {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "ClusterRole",
             "metadata": meta(name, None),
-            "rules": [
-                {
-                    "apiGroups": [GROUP],
-                    "resources": [ConnectivityCheck.plural],
-                    "verbs": list(verbs),
-                }
-            ],
+            "rules": [{"apiGroups": [GROUP], "resources": list(resources), "verbs": list(verbs)}],
         }
         text = yaml.safe_dump(role, sort_keys=False)
+        if not aggregated:
+            out += f"---\n{text}"
+            continue
         labels = "".join(f'    {AGGREGATE_LABEL.format(role=r)}: "true"\n' for r in aggregated)
         # Under metadata.labels, which meta() always writes first.
         anchor = "  labels:\n"

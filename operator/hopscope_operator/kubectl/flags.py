@@ -13,7 +13,16 @@ import secrets
 
 from pydantic import ValidationError
 
-from hopscope_operator.api import API_VERSION, DNS_LABEL, DNS_SUBDOMAIN, KIND, ConnectivityCheck
+from hopscope_operator.api import (
+    API_VERSION,
+    CLUSTER_KIND,
+    DNS_LABEL,
+    DNS_SUBDOMAIN,
+    EXPLICIT_NAMESPACES,
+    KIND,
+    ClusterConnectivityCheck,
+    ConnectivityCheck,
+)
 from hopscope_operator.cluster import Object
 from hopscope_probe.models import Protocol
 from hopscope_probe.target import split_host_port
@@ -87,6 +96,12 @@ def parser() -> argparse.ArgumentParser:
 
 def _output_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-n", "--namespace", help="default: the kubeconfig context's namespace")
+    p.add_argument(
+        "--cluster",
+        action="store_true",
+        help="a ClusterConnectivityCheck (node sources, other namespaces); -n then names the"
+        " namespace of the pods, workloads and Services named",
+    )
     p.add_argument("-o", "--output", choices=["text", "json", "yaml"], default="text")
     p.add_argument("--graph", metavar="FILE.svg", help="also write the topology as SVG")
     p.add_argument(
@@ -199,14 +214,25 @@ def build_check(args: argparse.Namespace, namespace: str) -> ConnectivityCheck:
         raise UsageError(f"--name {name!r}: not a valid object name (lower case, digits, '-', '.')")
     if not re.match(DNS_LABEL, namespace) or len(namespace) > 63:
         raise UsageError(f"--namespace {namespace!r}: not a valid namespace name")
+    metadata = {"name": name, "namespace": namespace, "labels": dict(MANAGED_BY)}
+    model: type[ConnectivityCheck] = ConnectivityCheck
+    if args.cluster:
+        # A cluster-scoped check has no namespace for its references to default to.
+        metadata.pop("namespace")
+        for path in EXPLICIT_NAMESPACES:  # "source.pod", "destination.service", ...
+            part, kind = path.split(".")
+            ref = spec[part].get(kind)
+            if ref is not None:
+                ref.setdefault("namespace", namespace)
+        model = ClusterConnectivityCheck
     body = {
         "apiVersion": API_VERSION,
-        "kind": KIND,
-        "metadata": {"name": name, "namespace": namespace, "labels": dict(MANAGED_BY)},
+        "kind": CLUSTER_KIND if args.cluster else KIND,
+        "metadata": metadata,
         "spec": spec,
     }
     try:
-        return ConnectivityCheck.model_validate(body)
+        return model.model_validate(body)
     except ValidationError as exc:
         raise UsageError(flag_errors(exc)) from exc
 

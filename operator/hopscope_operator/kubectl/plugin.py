@@ -1,7 +1,7 @@
-"""`kubectl hopscope`: run a ConnectivityCheck from the terminal, or show one.
+"""`kubectl hopscope`: run a (Cluster)ConnectivityCheck from the terminal, or show one.
 
-    kubectl hopscope check --from pod/web-0 --to svc/db:5432 [-n NS] [--wait 120] [--keep]
-    kubectl hopscope show NAME [-n NS] [-o text|json|yaml] [--graph out.svg]
+    kubectl hopscope check --from pod/web-0 --to svc/db:5432 [-n NS] [--cluster] [--wait S] [--keep]
+    kubectl hopscope show NAME [-n NS | --cluster] [-o text|json|yaml] [--graph out.svg]
 
 `check` builds the check from the flags (validated by the API model, so a bad flag is named
 before anything is created), creates it, polls it until the operator has written a finished
@@ -30,7 +30,16 @@ from typing import TextIO
 import urllib3
 
 from hopscope_operator.api import ConnectivityCheck, Destination, Phase
-from hopscope_operator.cluster import CHECKS, ApiError, ClusterApi, NotFound, Object
+from hopscope_operator.cluster import (
+    CHECKS,
+    CLUSTER_CHECKS,
+    ApiError,
+    ClusterApi,
+    NotFound,
+    Object,
+    Resource,
+    check_location,
+)
 from hopscope_operator.kubectl.flags import (
     PROG,
     UsageError,
@@ -202,9 +211,10 @@ def run_check(
 ) -> int:
     check = build_check(args, namespace)
     name = check.metadata["name"]
+    where = check_location(check.kind, check.namespace)
     with _terminations_interrupt():
-        api.create(CHECKS, namespace, check_body(check))
-        return _wait_and_delete(args, api, namespace, name, sleep=sleep, clock=clock)
+        api.create(where[0], where[1], check_body(check))
+        return _wait_and_delete(args, api, where, name, sleep=sleep, clock=clock)
 
 
 @contextlib.contextmanager
@@ -229,17 +239,20 @@ def _terminations_interrupt() -> Iterator[None]:
 def _wait_and_delete(
     args: argparse.Namespace,
     api: ClusterApi,
-    namespace: str,
+    where: tuple[Resource, str | None],
     name: str,
     *,
     sleep: Callable[[float], None],
     clock: Callable[[], float],
 ) -> int:
+    resource, namespace = where
+    # A ClusterConnectivityCheck has no namespace: it is named by its kind.
+    shown = f"{namespace}/{name}" if namespace else f"{resource.kind.lower()} {name}"
     progress = Progress(sys.stderr)
     deadline = clock() + args.wait
     try:
         while True:
-            obj = api.get(CHECKS, namespace, name)
+            obj = api.get(resource, namespace, name)
             progress(f"{name}: {state_line(obj)}")
             if finished(obj):
                 break
@@ -247,7 +260,7 @@ def _wait_and_delete(
             if refused is not None:
                 progress.done()
                 print(
-                    f"{PROG}: {namespace}/{name} cannot run: {refused['reason']}:"
+                    f"{PROG}: {shown} cannot run: {refused['reason']}:"
                     f" {refused.get('message', '')}",
                     file=sys.stderr,
                 )
@@ -255,7 +268,7 @@ def _wait_and_delete(
             if clock() >= deadline:
                 progress.done()
                 print(
-                    f"{PROG}: timed out after {args.wait:g}s waiting for {namespace}/{name}"
+                    f"{PROG}: timed out after {args.wait:g}s waiting for {shown}"
                     f" ({state_line(obj)})",
                     file=sys.stderr,
                 )
@@ -270,18 +283,22 @@ def _wait_and_delete(
         return INTERRUPTED
     finally:
         if args.keep:
-            print(f"{PROG}: kept connectivitycheck {namespace}/{name}", file=sys.stderr)
+            kept = shown if not namespace else f"{resource.kind.lower()} {shown}"
+            print(f"{PROG}: kept {kept}", file=sys.stderr)
         else:
             try:
-                api.delete(CHECKS, namespace, name)
+                api.delete(resource, namespace, name)
             except NotFound:
                 pass
             except (ApiError, OSError, urllib3.exceptions.HTTPError) as exc:
-                print(f"{PROG}: could not delete {namespace}/{name}: {exc}", file=sys.stderr)
+                print(f"{PROG}: could not delete {shown}: {exc}", file=sys.stderr)
 
 
 def run_show(args: argparse.Namespace, api: ClusterApi, namespace: str) -> int:
-    obj = api.get(CHECKS, namespace, args.name)
+    resource, where = check_location(
+        CLUSTER_CHECKS.kind if args.cluster else CHECKS.kind, namespace
+    )
+    obj = api.get(resource, where, args.name)
     output(obj, args, sys.stdout)
     return exit_code(obj)
 

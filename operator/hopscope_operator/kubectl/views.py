@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from hopscope_operator.api import ConnectivityCheck
+from hopscope_operator.api import CLUSTER_KIND, ClusterConnectivityCheck, ConnectivityCheck
 from hopscope_operator.cluster import Object
 
 
@@ -47,7 +47,8 @@ def header(check: ConnectivityCheck) -> str:
         else ""
     )
     lines = [
-        f"check {meta.get('namespace', '')}/{meta.get('name', '')}: {phase}, runs {runs}{when}",
+        f"check {'/'.join(filter(None, (check.namespace, meta.get('name', ''))))}: {phase},"
+        f" runs {runs}{when}",
         f"from {source_text(check)}",
     ]
     if status:
@@ -68,7 +69,8 @@ def parse(obj: Object) -> ConnectivityCheck:
     if status:
         obj = {**obj, "status": {k: v for k, v in status.items() if v is not None}}
     try:
-        return ConnectivityCheck.model_validate(obj)
+        model = ClusterConnectivityCheck if obj.get("kind") == CLUSTER_KIND else ConnectivityCheck
+        return model.model_validate(obj)
     except ValidationError as exc:
         error = exc.errors()[0]
         field = ".".join(str(part) for part in error["loc"])
