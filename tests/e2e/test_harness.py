@@ -169,6 +169,7 @@ def test_the_values_set_the_images_and_the_watched_namespaces():
     assert harness.chart_values(IMAGES) == {
         "image": {"operator": "registry.local/op:1", "probe": "registry.local/probe:1"},
         "watch": {"namespaces": []},
+        "tenancy": {"allowNodeSources": True},
     }
     assert harness.chart_values(IMAGES, ["a"])["watch"] == {"namespaces": ["a"]}
 
