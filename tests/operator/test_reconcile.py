@@ -48,7 +48,7 @@ def make_reconciler(
     clock: Clock,
     caps: Caps | None = None,
     tenancy: Tenancy | None = None,
-    metrics: MetricsOptions = MetricsOptions(),
+    metrics: MetricsOptions | None = None,
 ) -> Reconciler:
     settings = Settings(
         namespace=PROBES,
@@ -56,7 +56,7 @@ def make_reconciler(
         caps=caps or Caps(),
         tenancy=tenancy or Tenancy(),
     )
-    return Reconciler(api, Metrics(metrics), settings, clock)
+    return Reconciler(api, Metrics(metrics or MetricsOptions()), settings, clock)
 
 
 @pytest.fixture

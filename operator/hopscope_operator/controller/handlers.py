@@ -65,7 +65,7 @@ class Config:
     settings: Settings
     metrics_port: int
     health_port: int
-    metrics_options: MetricsOptions = MetricsOptions()
+    metrics_options: MetricsOptions
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Config:

@@ -1,11 +1,11 @@
 """Prometheus metrics of every check, blackbox-exporter style, on the operator's own registry.
 
 Labels stay bounded: per check only what its spec names (never resolved addresses), plus per-hop
-series on one gauge, at most maxHops of them. /metrics stays bounded too: what the alerts and the
-dashboard's check panels read is always there; the costlier per-check series are opt-in
-(`MetricsOptions`, the chart's `metrics.*` values; their cost per check is in the README). Each check's series are tracked so that a run
-replaces the last run's snapshot (a hop no longer on the path disappears) and `forget` removes
-every series of a deleted check.
+series on one gauge, at most maxHops of them. /metrics stays bounded too: what the alerts and
+the dashboard's check panels read is always there; the costlier per-check series are opt-in
+(`MetricsOptions`, the chart's `metrics.*` values; the README gives their cost per check).
+Each check's series are tracked so that a run replaces the last run's snapshot (a hop no
+longer on the path disappears) and `forget` removes every series of a deleted check.
 """
 
 from __future__ import annotations
