@@ -6,16 +6,19 @@ CPU seconds, and the time from a probe pod's completion to its checks' status wr
 <= 1 s: the pod's watch event wakes a tick at once, so the tick's own duration is that delay).
 Peak RSS of the process, and how much of it the fake API server held before the operator
 started (target for the operator <= 150 MiB), and the API requests each tick makes (what a
-real API server would serve). Figures are printed, not asserted.
+real API server would serve), and the size of /metrics (target <= 1.5 MiB with the chart's
+defaults), in all and per check. Figures are printed, not asserted.
 
     python bench/operator.py                  # cluster-wide: every check in one namespace
     python bench/operator.py --namespaced 10  # checks over 10 namespaces, the operator confined
     python bench/operator.py --policies 1000  # and 1,000 NetworkPolicies the analysis reads
+    python bench/operator.py --metrics per_hop_series  # /metrics with an opt-in series on
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import random
 import resource
 import sys
@@ -26,10 +29,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from prometheus_client import disable_created_metrics  # noqa: E402
+
 from bench.policy import policy_spec  # noqa: E402
 from hopscope_operator.api import API_VERSION, KIND  # noqa: E402
 from hopscope_operator.cluster import CHECKS, NETWORK_POLICIES, NODES, PODS  # noqa: E402
-from hopscope_operator.controller.metrics import Metrics  # noqa: E402
+from hopscope_operator.controller.metrics import Metrics, MetricsOptions  # noqa: E402
 from hopscope_operator.controller.reconcile import Reconciler, Settings  # noqa: E402
 from hopscope_operator.controller.tenancy import Tenancy  # noqa: E402
 from hopscope_operator.install.crd import custom_resource_definition  # noqa: E402
@@ -162,7 +167,14 @@ def main() -> None:
         "--policies", type=int, default=0, metavar="N", help="NetworkPolicies in the checks' "
         "namespaces: every check's analysis evaluates them"
     )  # fmt: skip
+    options = [field.name for field in dataclasses.fields(MetricsOptions)]
+    parser.add_argument(
+        "--metrics", action="append", default=[], choices=options, help="turn an opt-in "
+        "series of /metrics on (the chart's metrics.* values); repeatable"
+    )  # fmt: skip
     args = parser.parse_args()
+    disable_created_metrics()  # as the operator serves /metrics
+    metrics = Metrics(MetricsOptions(**dict.fromkeys(args.metrics, True)))
     namespaces = [f"bench-{i}" for i in range(args.namespaced or 1)]
     api, clock = build(namespaces, args.policies)
     before = rss_mib()
@@ -170,7 +182,7 @@ def main() -> None:
     # Node sources, as an install with tenancy.allowNodeSources runs them: one pod per node.
     tenancy = Tenancy(allow_node_sources=True)
     settings = Settings(namespace=NAMESPACE, watch_namespaces=watched, tenancy=tenancy)
-    reconciler = Reconciler(api, Metrics(), settings, clock)
+    reconciler = Reconciler(api, metrics, settings, clock)
     scope = f"confined to {len(namespaces)} namespaces" if watched else "cluster-wide"
     print(
         f"{CHECKS_TOTAL} scheduled checks (every {INTERVAL} s) over {NODE_COUNT} nodes, {scope},"
@@ -209,7 +221,11 @@ def main() -> None:
     exposition = reconciler.metrics.exposition()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"probe pods per tick: {NODE_COUNT} nodes -> target <= {NODE_COUNT}")
-    print(f"/metrics: {len(exposition) / 1024:.0f} KiB")
+    options_on = ", ".join(args.metrics) or "the chart's defaults"
+    print(
+        f"/metrics ({options_on}): {len(exposition)} bytes = {len(exposition) / 2**20:.2f} MiB,"
+        f" {len(exposition) / CHECKS_TOTAL:.0f} bytes per check (target <= 1.5 MiB by default)"
+    )
     print(
         f"peak RSS {peak:.0f} MiB; the in-memory API server with its checks held {before:.0f} MiB"
     )

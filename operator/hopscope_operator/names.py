@@ -54,6 +54,10 @@ ENV_CHECK_BUDGET_SECONDS = "HOPSCOPE_CHECK_BUDGET_SECONDS"
 ENV_TICK_SECONDS = "HOPSCOPE_TICK_SECONDS"
 ENV_METRICS_PORT = "HOPSCOPE_METRICS_PORT"
 ENV_HEALTH_PORT = "HOPSCOPE_HEALTH_PORT"
+# The opt-in per-check series of /metrics (controller/metrics.py MetricsOptions): "true" adds them.
+ENV_METRICS_PER_CHECK_HISTOGRAMS = "HOPSCOPE_METRICS_PER_CHECK_HISTOGRAMS"
+ENV_METRICS_PER_HOP_SERIES = "HOPSCOPE_METRICS_PER_HOP_SERIES"
+ENV_METRICS_PER_CHECK_COUNTERS = "HOPSCOPE_METRICS_PER_CHECK_COUNTERS"
 # What a namespaced check may reach beyond its own namespace (controller/tenancy.py): "true"
 # widens, anything else (the default "false") keeps a check to its namespace's own pods.
 ENV_ALLOW_NODE_SOURCES = "HOPSCOPE_ALLOW_NODE_SOURCES"

@@ -11,7 +11,7 @@ import pytest
 from hopscope_operator.cluster import CHECKS, PODS
 from hopscope_operator.controller.leader import RENEW_DEADLINE, RETRY, LeaseElector
 from hopscope_operator.controller.leading import LeaderOnly
-from hopscope_operator.controller.metrics import Metrics
+from hopscope_operator.controller.metrics import Metrics, MetricsOptions
 from hopscope_operator.controller.reconcile import Reconciler, Settings
 
 from .conftest import Clock
@@ -58,7 +58,7 @@ class Process:
 
 
 def replica(api: FakeApi | Process, clock: Clock, name: str) -> LeaderOnly:
-    metrics = Metrics()
+    metrics = Metrics(MetricsOptions(per_check_counters=True))  # runs_total counts the runs
     settings = Settings(namespace=PROBES, image="hopscope-probe:test")
     elector = LeaseElector(api, PROBES, name, clock=clock)  # type: ignore[arg-type]
     return LeaderOnly(elector, metrics, lambda: Reconciler(api, metrics, settings, clock))  # type: ignore[arg-type]

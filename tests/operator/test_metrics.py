@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
 import pytest
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, disable_created_metrics, enable_created_metrics
 from prometheus_client.parser import text_string_to_metric_families
 
 from hopscope_operator.api import MAX_MATCH_EXPRESSIONS, MAX_SELECTOR_VALUES, ConnectivityCheck
-from hopscope_operator.controller.metrics import MAX_LABEL_TEXT, CheckLabels, Metrics
+from hopscope_operator.controller.metrics import (
+    MAX_LABEL_TEXT,
+    CheckLabels,
+    Metrics,
+    MetricsOptions,
+)
 from hopscope_probe.models import (
     ConnectionStatus,
     EndpointResult,
@@ -30,6 +36,7 @@ from tests.builders import hop
 
 WEB = CheckLabels("shop", "web-to-db", "pod/shop/web-0", "service/shop/db:5432", "TCP")
 API = CheckLabels("shop", "web-to-api", "node/worker-1", "fqdn/api.example.com:443", "HTTPS")
+EVERY = MetricsOptions(per_check_histograms=True, per_hop_series=True, per_check_counters=True)
 COMMON = {
     "namespace": "shop",
     "check": "web-to-db",
@@ -48,7 +55,11 @@ result = partial(builders.result, addresses=[], duration_ms=1500.0)
 
 def samples(metrics: Metrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     """Every sample of the exposition, keyed by (name, labels)."""
-    text = metrics.exposition().decode()
+    return samples_of(metrics.exposition())
+
+
+def samples_of(exposition: bytes) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    text = exposition.decode()
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
         for family in text_string_to_metric_families(text)
@@ -69,7 +80,7 @@ def series_of(metrics: Metrics, check: str) -> set[tuple[str, frozenset[tuple[st
 
 
 def test_a_reachable_run_exports_every_series() -> None:
-    metrics = Metrics()
+    metrics = Metrics(EVERY)
     metrics.record("shop/web-to-db", WEB, result(sent=10, failed=1))
     assert value(metrics, "hopscope_check_reachable") == 1
     assert value(metrics, "hopscope_check_latency_seconds", stat="min") == 0.001
@@ -86,14 +97,14 @@ def test_a_reachable_run_exports_every_series() -> None:
 
 
 def test_degraded_is_reachable() -> None:
-    metrics = Metrics()
+    metrics = Metrics(EVERY)
     metrics.record("shop/web-to-db", WEB, result(ConnectionStatus.DEGRADED, failed=3))
     assert value(metrics, "hopscope_check_reachable") == 1
     assert value(metrics, "hopscope_check_runs_total", outcome="Degraded") == 1
 
 
 def test_a_check_whose_every_probe_fails_still_exports_its_series() -> None:
-    metrics = Metrics()
+    metrics = Metrics(EVERY)
     metrics.record("shop/web-to-db", WEB, result(ConnectionStatus.UNREACHABLE, failed=10))
     assert value(metrics, "hopscope_check_reachable") == 0
     assert value(metrics, "hopscope_check_probes_sent_total") == 10
@@ -104,7 +115,7 @@ def test_a_check_whose_every_probe_fails_still_exports_its_series() -> None:
 
 def test_a_probe_that_could_not_run_has_no_reachable_verdict_and_counts_the_run() -> None:
     # Exported as 0, Unknown would page as Unreachable; its Probe issue has its own alert.
-    metrics = Metrics()
+    metrics = Metrics(EVERY)
     reached = result(ConnectionStatus.REACHABLE)
     metrics.record("shop/web-to-db", WEB, reached)
     unknown = result(ConnectionStatus.UNKNOWN, sent=0, failed=0, duration_ms=None)
@@ -116,7 +127,7 @@ def test_a_probe_that_could_not_run_has_no_reachable_verdict_and_counts_the_run(
 
 
 def test_a_check_that_cannot_run_drops_its_last_figures_and_raises_its_probe_issue() -> None:
-    metrics = Metrics()
+    metrics = Metrics(EVERY)
     metrics.record("shop/web-to-db", WEB, result(ConnectionStatus.REACHABLE))
     metrics.cannot_run("shop/web-to-db", WEB, Thresholds(latency_ms=300))
     assert value(metrics, "hopscope_check_reachable") is None
@@ -127,13 +138,13 @@ def test_a_check_that_cannot_run_drops_its_last_figures_and_raises_its_probe_iss
 
 
 def test_the_loss_ratio_is_the_last_runs_even_when_re_exported() -> None:
-    metrics = Metrics()
+    metrics = Metrics(EVERY)
     metrics.record("shop/web-to-db", WEB, result(ConnectionStatus.DEGRADED, failed=3))
     assert value(metrics, "hopscope_check_probe_loss_ratio") == 0.3
     metrics.record("shop/web-to-db", WEB, result(failed=1))
     assert value(metrics, "hopscope_check_probe_loss_ratio") == 0.1  # not the counters' 4/20
     # After a restart the counters restart at 0; the last run's loss is still there to alert on.
-    restarted = Metrics()
+    restarted = Metrics(EVERY)
     restarted.record("shop/web-to-db", WEB, result(failed=1), new_run=False)
     assert value(restarted, "hopscope_check_probe_loss_ratio") == 0.1
     assert value(restarted, "hopscope_check_probes_sent_total") == 0
@@ -143,7 +154,7 @@ def test_the_loss_ratio_is_the_last_runs_even_when_re_exported() -> None:
 
 
 def test_an_explicit_duration_wins() -> None:
-    metrics = Metrics()
+    metrics = Metrics(EVERY)
     metrics.record("shop/web-to-db", WEB, result(duration_ms=100), duration_seconds=42.0)
     assert value(metrics, "hopscope_check_run_duration_seconds_sum") == 42.0
 
@@ -152,7 +163,7 @@ def test_an_explicit_duration_wins() -> None:
 
 
 def test_counters_add_up_and_path_changes_are_counted() -> None:
-    metrics = Metrics()
+    metrics = Metrics(EVERY)
     metrics.record("shop/web-to-db", WEB, result(failed=2))
     metrics.record("shop/web-to-db", WEB, result(ConnectionStatus.UNREACHABLE, failed=10))
     metrics.record("shop/web-to-db", WEB, result(), path_changed=True)
@@ -165,7 +176,7 @@ def test_counters_add_up_and_path_changes_are_counted() -> None:
 
 
 def test_issues_follow_the_last_run() -> None:
-    metrics = Metrics()
+    metrics = Metrics(EVERY)
     found = [
         issue(IssueType.PACKET_LOSS),
         issue(IssueType.PACKET_LOSS),
@@ -182,7 +193,7 @@ def test_issues_follow_the_last_run() -> None:
 
 
 def test_hop_series_follow_the_path_and_stale_hops_disappear() -> None:
-    metrics = Metrics()
+    metrics = Metrics(EVERY)
     first = [
         Hop(id="0", type=HopType.SOURCE, address="10.244.1.12", ttl=0),  # no latency: skipped
         hop(1, "172.18.0.1", 0.3),
@@ -212,7 +223,7 @@ def test_hop_series_follow_the_path_and_stale_hops_disappear() -> None:
 
 
 def test_hop_series_are_bounded_by_max_hops() -> None:
-    metrics = Metrics()
+    metrics = Metrics(EVERY)
     ecmp = [hop(ttl, f"10.0.{ttl}.{flow}", 1.0) for ttl in range(1, 31) for flow in range(4)]
     metrics.record("shop/web-to-db", WEB, result(hops=ecmp), max_hops=30)
     hop_series = [key for key in samples(metrics) if key[0] == "hopscope_hop_latency_seconds"]
@@ -225,7 +236,7 @@ def test_hop_series_are_bounded_by_max_hops() -> None:
 
 
 def test_forget_removes_every_series_of_one_check_only() -> None:
-    metrics = Metrics()
+    metrics = Metrics(EVERY)
     hops = [hop(1, "172.18.0.1", 0.3)]
     metrics.record("shop/web-to-db", WEB, result(hops=hops, issues=[issue(IssueType.MTU)]))
     metrics.record("shop/web-to-db", WEB, result(ConnectionStatus.UNREACHABLE, failed=10))
@@ -239,7 +250,7 @@ def test_forget_removes_every_series_of_one_check_only() -> None:
 
 
 def test_a_forgotten_check_starts_from_zero() -> None:
-    metrics = Metrics()
+    metrics = Metrics(EVERY)
     metrics.record("shop/web-to-db", WEB, result())
     metrics.forget("shop/web-to-db")
     metrics.record("shop/web-to-db", WEB, result())
@@ -247,7 +258,7 @@ def test_a_forgotten_check_starts_from_zero() -> None:
 
 
 def test_changed_labels_replace_the_old_series() -> None:
-    metrics = Metrics()
+    metrics = Metrics(EVERY)
     metrics.record("shop/web-to-db", WEB, result())
     moved = CheckLabels("shop", "web-to-db", "pod/shop/web-1", "service/shop/db:5432", "TCP")
     metrics.record("shop/web-to-db", moved, result())
@@ -256,7 +267,7 @@ def test_changed_labels_replace_the_old_series() -> None:
 
 
 def test_pods_in_flight_and_its_own_registry() -> None:
-    metrics = Metrics()
+    metrics = Metrics(EVERY)
     metrics.set_pods_in_flight(7)
     assert samples(metrics)[("hopscope_probe_pods_in_flight", frozenset())] == 7
     assert REGISTRY.get_sample_value("hopscope_probe_pods_in_flight") is None
@@ -264,7 +275,7 @@ def test_pods_in_flight_and_its_own_registry() -> None:
 
 
 def test_every_name_is_prefixed_and_counters_end_in_total() -> None:
-    metrics = Metrics()
+    metrics = Metrics(EVERY)
     metrics.record("shop/web-to-db", WEB, result(hops=[hop(1, "172.18.0.1", 0.3)]))
     text = metrics.exposition().decode()
     families = {family.name: family.type for family in text_string_to_metric_families(text)}
@@ -313,7 +324,7 @@ def backends(*pods: str) -> list[EndpointResult]:
 
 
 def test_endpoint_series_are_bounded_and_follow_the_last_runs_backends() -> None:
-    metrics = Metrics()
+    metrics = Metrics(MetricsOptions(per_hop_series=True))  # they come with the per-hop ones
     many = result().model_copy(update={"endpoints": backends(*(f"db-{n}" for n in range(12)))})
     metrics.record("shop/web-to-db", WEB, many)
     exported = {dict(labels)["endpoint_pod"] for name, labels in samples(metrics)
@@ -330,7 +341,7 @@ def test_promtool_accepts_the_exposition() -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool not on PATH (Debian: apt-get install prometheus)")
-    metrics = Metrics()
+    metrics = Metrics(EVERY)
     metrics.record(
         "shop/web-to-db",
         WEB,
@@ -434,7 +445,7 @@ def test_labels_come_from_the_spec(
 
 
 def test_thresholds_and_the_hop_graphs_edges_are_exported_for_alerts_and_the_node_graph():
-    metrics = Metrics()
+    metrics = Metrics(EVERY)
     hops = [hop(1, "172.18.0.1", 0.3), hop(2, "10.96.0.10", 0.9)]
     hops[0] = hops[0].model_copy(update={"next_hop_ids": [hops[1].id]})
     limits = Thresholds(latency_ms=50, loss_percent=2)
@@ -467,3 +478,92 @@ def test_labels_of_the_longest_selector_and_uri_the_crd_admits_are_bounded_and_d
         assert len(label) <= MAX_LABEL_TEXT
     assert a.source.startswith("podSelector/shop/shop.example/k00 in (a00")
     assert a.source != b.source and a.destination != b.destination
+
+
+# ---- the size of /metrics -------------------------------------------------------------------
+
+MiB = 1024 * 1024
+SIX_HOPS = [hop(ttl, f"10.0.{ttl}.1", ttl * 0.5) for ttl in range(1, 7)]
+
+
+def thousand_checks(options: MetricsOptions) -> Metrics:
+    metrics = Metrics(options)
+    for index in range(1000):
+        labels = CheckLabels(
+            "shop",
+            f"web-to-db-{index:04d}",
+            f"pod/shop/web-{index:04d}",
+            f"service/shop/db-{index:04d}:5432",
+            "TCP",
+        )
+        found = [issue(IssueType.PACKET_LOSS)] if index % 10 == 0 else []
+        metrics.record(
+            labels.namespace + "/" + labels.check, labels, result(hops=SIX_HOPS, issues=found)
+        )
+    return metrics
+
+
+@pytest.fixture
+def no_created_series() -> Iterator[None]:
+    """As the operator serves /metrics: without prometheus-client's `_created` companions."""
+    disable_created_metrics()
+    yield
+    enable_created_metrics()
+
+
+def test_metrics_at_1000_checks_stay_under_1_5_mib_with_the_defaults(no_created_series) -> None:
+    exposition = thousand_checks(MetricsOptions()).exposition()
+    assert len(exposition) <= 1.5 * MiB, f"{len(exposition) / MiB:.2f} MiB"
+    names = {name for name, _ in samples_of(exposition)}
+    # What the alerts and the dashboard's check panels read is all there.
+    assert names >= {
+        "hopscope_check_reachable",
+        "hopscope_check_latency_seconds",
+        "hopscope_check_latency_threshold_seconds",
+        "hopscope_check_probe_loss_ratio",
+        "hopscope_check_loss_threshold_ratio",
+        "hopscope_check_issues",
+        "hopscope_check_path_changes_total",
+    }
+    assert not names & {name for names in OPTIONAL.values() for name in names}
+
+
+OPTIONAL = {
+    "per_check_histograms": {
+        "hopscope_check_run_duration_seconds_bucket",
+        "hopscope_check_run_duration_seconds_sum",
+        "hopscope_check_run_duration_seconds_count",
+    },
+    "per_hop_series": {"hopscope_hop_latency_seconds", "hopscope_path_hop_info"},
+    "per_check_counters": {
+        "hopscope_check_probes_sent_total",
+        "hopscope_check_probes_failed_total",
+        "hopscope_check_runs_total",
+    },
+}
+
+
+@pytest.mark.parametrize("option", sorted(OPTIONAL))
+def test_each_option_brings_its_series_back(option: str) -> None:
+    metrics = Metrics(MetricsOptions(**{option: True}))
+    metrics.record("shop/web-to-db", WEB, result(hops=SIX_HOPS))
+    names = {name for name, _ in samples(metrics)}
+    assert OPTIONAL[option] <= names
+    others = {name for other, added in OPTIONAL.items() if other != option for name in added}
+    assert not names & others
+    metrics.forget("shop/web-to-db")
+    assert series_of(metrics, "web-to-db") == set()  # forgotten like the others
+
+
+def test_the_chart_values_turn_the_options_on_in_the_operator() -> None:
+    from hopscope_operator.controller.handlers import Config
+
+    from .test_chart import env_of, render
+
+    assert Config.from_env(env_of(render())).metrics_options == MetricsOptions()
+    values = {"metrics": {"perCheckHistograms": True, "perHopSeries": True}}
+    options = Config.from_env(env_of(render(values))).metrics_options
+    assert options == MetricsOptions(per_check_histograms=True, per_hop_series=True)
+    values = {"metrics": {"perCheckCounters": True}}
+    options = Config.from_env(env_of(render(values))).metrics_options
+    assert options == MetricsOptions(per_check_counters=True)

@@ -12,9 +12,12 @@ from typing import Any
 import pytest
 import yaml
 from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
-from hopscope_operator.controller.metrics import Metrics
+from hopscope_operator.controller.metrics import CheckLabels, Metrics, MetricsOptions
 from hopscope_operator.install import monitoring
+from hopscope_probe.models import Issue, IssueType, Origin, Severity
+from tests.builders import hop, result
 
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(
@@ -461,3 +464,32 @@ def test_an_exact_matcher_names_only_a_single_valued_variable():
     assert [name for name in exact if variables[name].get("multi")] == []
     assert [name for name in exact if variables[name].get("includeAll")] == []
     assert {"namespace", "topology_check"} <= exact
+
+
+def names_with_samples(options: MetricsOptions) -> set[str]:
+    """What one check's run exports: the names that have samples, not just HELP lines."""
+    metrics = Metrics(options)
+    hops = [hop(1, "172.18.0.1", 0.3, next_hops=["h2"]), hop(2, "10.96.0.10", 0.9, hop_id="h2")]
+    found = [Issue(type=IssueType.FIREWALL, severity=Severity.ERROR, origin=Origin.OUTBOUND,
+                   message="m", hint="h")]  # fmt: skip
+    labels = CheckLabels(*LABELS.values())
+    metrics.record("shop/web-to-db", labels, result(hops=hops, issues=found))
+    text = metrics.exposition().decode()
+    return {s.name for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def used_names(expressions: list[str]) -> set[str]:
+    return {name for expr in expressions for name in re.findall(r"\b(hopscope_\w+)\b", expr)}
+
+
+# The dashboard panels that read a series per hop: they need the chart's metrics.perHopSeries.
+PER_HOP = {"hopscope_hop_latency_seconds", "hopscope_path_hop_info", "hopscope_path_edge_info"}
+
+
+def test_the_default_metrics_carry_every_series_the_alerts_and_check_panels_query():
+    exported = names_with_samples(MetricsOptions())
+    assert used_names([alert.expr for alert in monitoring.ALERTS]) <= exported
+    dashboard = used_names(queries())
+    assert dashboard - PER_HOP <= exported
+    assert not PER_HOP & exported  # off by default: a series per hop is the costly part
+    assert PER_HOP <= dashboard <= names_with_samples(MetricsOptions(per_hop_series=True))

@@ -15,7 +15,7 @@ import pytest
 
 from hopscope_operator.api import API_VERSION, KIND
 from hopscope_operator.cluster import CHECKS, PODS, Object
-from hopscope_operator.controller.metrics import Metrics
+from hopscope_operator.controller.metrics import Metrics, MetricsOptions
 from hopscope_operator.controller.plan import Caps
 from hopscope_operator.controller.reconcile import Reconciler, Settings
 from hopscope_operator.controller.tenancy import Tenancy
@@ -44,7 +44,11 @@ NODE_SOURCES = Tenancy(allow_node_sources=True)
 
 
 def make_reconciler(
-    api: FakeApi, clock: Clock, caps: Caps | None = None, tenancy: Tenancy | None = None
+    api: FakeApi,
+    clock: Clock,
+    caps: Caps | None = None,
+    tenancy: Tenancy | None = None,
+    metrics: MetricsOptions | None = None,
 ) -> Reconciler:
     settings = Settings(
         namespace=PROBES,
@@ -52,7 +56,7 @@ def make_reconciler(
         caps=caps or Caps(),
         tenancy=tenancy or Tenancy(),
     )
-    return Reconciler(api, Metrics(), settings, clock)
+    return Reconciler(api, Metrics(metrics or MetricsOptions()), settings, clock)
 
 
 @pytest.fixture
@@ -232,8 +236,8 @@ def test_an_unreachable_destination_exports_its_series_so_alerts_fire(api, recon
     assert [line.split()[-1] for line in metric_lines(reconciler, "hopscope_check_reachable")] == [
         "0.0"
     ]
-    [failed] = metric_lines(reconciler, "hopscope_check_probes_failed_total")
-    assert failed.endswith(" 10.0")
+    [loss] = metric_lines(reconciler, "hopscope_check_probe_loss_ratio")
+    assert loss.endswith(" 1.0")
     assert any(e["type"] == "Warning" for e in api.events_for("web-to-db"))
 
 
@@ -558,8 +562,9 @@ def test_every_pod_event_and_status_written_passed_the_servers_validation(api, r
 def test_a_restarted_operator_exports_the_last_result_again_without_recounting(api, clock):
     source_pod(api)
     apply_check(api)
-    run_once(api, make_reconciler(api, clock), unreachable_result())
-    restarted = make_reconciler(api, clock)
+    counted = MetricsOptions(per_check_counters=True)
+    run_once(api, make_reconciler(api, clock, metrics=counted), unreachable_result())
+    restarted = make_reconciler(api, clock, metrics=counted)
     assert restarted.tick().created == 0  # a one-shot check: nothing to run
     [reachable] = metric_lines(restarted, "hopscope_check_reachable")
     assert reachable.endswith(" 0.0")  # the alert keeps firing across the restart

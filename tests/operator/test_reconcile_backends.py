@@ -9,6 +9,7 @@ probing itself is on netlab (tests/netlab/test_service.py).
 from __future__ import annotations
 
 from hopscope_operator.cluster import CHECKS, ENDPOINT_SLICES, PODS
+from hopscope_operator.controller.metrics import MetricsOptions
 from hopscope_probe.backends import judge
 from hopscope_probe.models import (
     ConnectionStatus,
@@ -90,7 +91,7 @@ def test_a_service_check_probes_each_ready_backend_and_names_the_broken_pod_and_
     source_pod(healthy)
     three_backends(healthy)
     apply_check(healthy)
-    reconciler = make_reconciler(healthy, Clock())
+    reconciler = make_reconciler(healthy, Clock(), metrics=MetricsOptions(per_hop_series=True))
     reconciler.tick()
     [pod] = probe_pods(healthy)
     [item] = batch_of(pod).checks

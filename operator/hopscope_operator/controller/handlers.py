@@ -33,7 +33,7 @@ from hopscope_operator.api import (
 )
 from hopscope_operator.controller.leader import RETRY, LeaseElector, identity
 from hopscope_operator.controller.leading import LeaderOnly
-from hopscope_operator.controller.metrics import Metrics
+from hopscope_operator.controller.metrics import Metrics, MetricsOptions
 from hopscope_operator.controller.plan import Caps, ProbePodSettings, PullPolicy
 from hopscope_operator.controller.reconcile import Reconciler, Settings
 from hopscope_operator.controller.tenancy import Tenancy
@@ -47,6 +47,9 @@ from hopscope_operator.names import (
     ENV_MAX_CHECKS_PER_POD,
     ENV_MAX_PROBE_PODS,
     ENV_MAX_PROBE_PODS_PER_NODE,
+    ENV_METRICS_PER_CHECK_COUNTERS,
+    ENV_METRICS_PER_CHECK_HISTOGRAMS,
+    ENV_METRICS_PER_HOP_SERIES,
     ENV_METRICS_PORT,
     ENV_PROBE_IMAGE,
     ENV_PROBE_IMAGE_PULL_POLICY,
@@ -71,6 +74,7 @@ class Config:
     settings: Settings
     metrics_port: int
     health_port: int
+    metrics_options: MetricsOptions
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Config:
@@ -99,6 +103,11 @@ class Config:
             settings=settings,
             metrics_port=_int(env, ENV_METRICS_PORT, METRICS_PORT),
             health_port=_int(env, ENV_HEALTH_PORT, HEALTH_PORT),
+            metrics_options=MetricsOptions(
+                per_check_histograms=_flag(env, ENV_METRICS_PER_CHECK_HISTOGRAMS),
+                per_hop_series=_flag(env, ENV_METRICS_PER_HOP_SERIES),
+                per_check_counters=_flag(env, ENV_METRICS_PER_CHECK_COUNTERS),
+            ),
         )
 
     def kopf_options(self) -> dict[str, Any]:
@@ -148,8 +157,8 @@ def _pull_policy(env: dict[str, str], name: str) -> PullPolicy:
 
 
 def _flag(env: dict[str, str], name: str) -> bool:
-    """A widening switch: off unless set to true; a typo stops the operator rather than
-    silently keeping (or granting) a tenant's reach."""
+    """A switch, off unless set to true; a typo stops the operator rather than silently
+    keeping (or granting) a tenant's reach, or a series someone's query reads."""
     raw = env.get(name, "false").strip().lower()
     if raw not in ("true", "false"):
         raise kopf.PermanentError(f"{name}={env[name]!r}: expected true or false")
@@ -196,7 +205,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     config = Config.from_env()
     settings.posting.level = logging.WARNING
     disable_created_metrics()
-    metrics = Metrics()
+    metrics = Metrics(config.metrics_options)
     start_http_server(config.metrics_port, registry=metrics.registry)
     api = KubeApi()
     elector = LeaseElector(api, config.settings.namespace, identity())

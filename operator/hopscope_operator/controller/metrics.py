@@ -2,9 +2,12 @@
 
 Labels stay bounded: per check only what its spec names (never resolved addresses), plus per-hop
 series on one gauge, at most maxHops of them, and a Service check's per-endpoint series, at most
-MAX_ENDPOINTS of them (the backends its last run probed, by pod). Each check's series are
-tracked so that a run replaces the last run's snapshot (a hop no longer on the path disappears,
-so does a replaced pod) and `forget` removes every series of a deleted check.
+MAX_ENDPOINTS of them (the backends its last run probed, by pod). /metrics stays bounded too:
+what the alerts and the dashboard's check panels read is always there; the costlier per-check
+series are opt-in (`MetricsOptions`, the chart's `metrics.*` values; the README gives their cost
+per check; the per-endpoint series come with the per-hop ones). Each check's series are tracked
+so that a run replaces the last run's snapshot (a hop no longer on the path disappears, so does
+a replaced pod) and `forget` removes every series of a deleted check.
 """
 
 from __future__ import annotations
@@ -90,8 +93,19 @@ def _bounded(text: str) -> str:
     return f"{text[: MAX_LABEL_TEXT - len(digest) - 1]}…{digest}"
 
 
+@dataclass(frozen=True)
+class MetricsOptions:
+    """The opt-in series. Off, each family is still described (HELP/TYPE): a query of it
+    finds an empty result, not an unknown name."""
+
+    per_check_histograms: bool = False  # the run-duration histogram: 12 buckets per check
+    per_hop_series: bool = False  # hop latency and the hop graph: a series per hop and edge
+    per_check_counters: bool = False  # probes sent/failed, runs by outcome
+
+
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, options: MetricsOptions = MetricsOptions()) -> None:
+        self.options = options
         self.registry = CollectorRegistry()
         r = self.registry
         self.reachable = Gauge(
@@ -218,26 +232,27 @@ class Metrics:
         gauges are set and series created, counters are not incremented again.
         """
         common = self._adopt(check_key, labels)
-        outcome = result.connection_status.value
-        self._cumulative.setdefault(check_key, set()).update(
-            {
+        cumulative = self._cumulative.setdefault(check_key, set())
+        cumulative.add((self.path_changes, common))
+        self.path_changes.labels(*common).inc(1 if path_changed and new_run else 0)
+        if self.options.per_check_counters:
+            counted = 1 if new_run else 0
+            outcome = result.connection_status.value
+            cumulative |= {
                 (self.probes_sent, common),
                 (self.probes_failed, common),
                 (self.runs, (*common, outcome)),
-                (self.path_changes, common),
-                (self.run_duration, common),
             }
-        )
-        counted = 1 if new_run else 0
-        self.probes_sent.labels(*common).inc(result.probes_sent * counted)
-        self.probes_failed.labels(*common).inc(result.probes_failed * counted)
-        self.runs.labels(*common, outcome).inc(counted)
-        self.path_changes.labels(*common).inc(1 if path_changed and new_run else 0)
-        if duration_seconds is None and result.duration_ms is not None:
-            duration_seconds = result.duration_ms / 1000
-        run_duration = self.run_duration.labels(*common)  # exported even before a duration
-        if duration_seconds is not None and new_run:
-            run_duration.observe(duration_seconds)
+            self.probes_sent.labels(*common).inc(result.probes_sent * counted)
+            self.probes_failed.labels(*common).inc(result.probes_failed * counted)
+            self.runs.labels(*common, outcome).inc(counted)
+        if self.options.per_check_histograms:
+            cumulative.add((self.run_duration, common))
+            if duration_seconds is None and result.duration_ms is not None:
+                duration_seconds = result.duration_ms / 1000
+            run_duration = self.run_duration.labels(*common)  # exported even before a duration
+            if duration_seconds is not None and new_run:
+                run_duration.observe(duration_seconds)
 
         snapshot: dict[GaugeSeries, float] = {}
         # Unknown is no verdict: exported as 0 it would page as Unreachable; the run's Probe
@@ -259,6 +274,15 @@ class Metrics:
         for (kind, severity), number in tally.items():
             snapshot[(self.issues, (*common, kind, severity))] = number
         snapshot |= self._thresholds(common, thresholds or Thresholds())
+        if self.options.per_hop_series:  # and per endpoint: detail below the check's figures
+            snapshot |= self._hop_series(common, result, max_hops)
+            snapshot |= self._endpoints(common, result)
+        self._replace_snapshot(check_key, snapshot)
+
+    def _hop_series(
+        self, common: tuple[str, ...], result: ProbeResult, max_hops: int
+    ) -> dict[GaugeSeries, float]:
+        snapshot: dict[GaugeSeries, float] = {}
         # The hop graph for the dashboard's node graph: bounded like the per-hop latencies.
         for graph_hop in result.hops[: 2 * max_hops]:
             where = graph_hop.address or "*"
@@ -272,9 +296,7 @@ class Metrics:
             assert hop.latency is not None and hop.address is not None
             key = (self.hop_latency, (*common, str(hop.ttl), hop.address))
             snapshot[key] = hop.latency.avg_ms / 1000
-        snapshot |= self._endpoints(common, result)
-
-        self._replace_snapshot(check_key, snapshot)
+        return snapshot
 
     def _endpoints(self, common: tuple[str, ...], result: ProbeResult) -> dict[GaugeSeries, float]:
         """A series pair per backend the run probed, at most MAX_ENDPOINTS (a status edited to

@@ -15,6 +15,9 @@ from hopscope_operator.names import (
     ENV_MAX_CHECKS_PER_POD,
     ENV_MAX_PROBE_PODS,
     ENV_MAX_PROBE_PODS_PER_NODE,
+    ENV_METRICS_PER_CHECK_COUNTERS,
+    ENV_METRICS_PER_CHECK_HISTOGRAMS,
+    ENV_METRICS_PER_HOP_SERIES,
     ENV_METRICS_PORT,
     ENV_PROBE_IMAGE,
     ENV_PROBE_IMAGE_PULL_POLICY,
@@ -130,6 +133,18 @@ def objects() -> list[Manifest]:
                                 {
                                     "name": ENV_ALLOW_UNSAFE_HTTP_METHODS,
                                     "value": value("tenancy.allowUnsafeHttpMethods"),
+                                },
+                                {
+                                    "name": ENV_METRICS_PER_CHECK_HISTOGRAMS,
+                                    "value": value("metrics.perCheckHistograms"),
+                                },
+                                {
+                                    "name": ENV_METRICS_PER_HOP_SERIES,
+                                    "value": value("metrics.perHopSeries"),
+                                },
+                                {
+                                    "name": ENV_METRICS_PER_CHECK_COUNTERS,
+                                    "value": value("metrics.perCheckCounters"),
                                 },
                                 {
                                     "name": ENV_PROBE_POD,

@@ -85,6 +85,28 @@ class MonitoringValues(Schema):
     )
 
 
+class MetricsValues(Schema):
+    """Opt-in per-check series of /metrics. Off, /metrics holds what the alerts and the
+    dashboard's check panels read (about 1.2 KiB per check); the README gives each one's cost."""
+
+    per_check_histograms: bool = Field(
+        default=False,
+        description="hopscope_check_run_duration_seconds, a histogram of each check's run"
+        " time (14 series per check).",
+    )
+    per_hop_series: bool = Field(
+        default=False,
+        description="hopscope_hop_latency_seconds, hopscope_path_hop_info and"
+        " hopscope_path_edge_info: a series per hop and edge of each check's last path (the"
+        " dashboard's per-hop latency and hop topology panels).",
+    )
+    per_check_counters: bool = Field(
+        default=False,
+        description="hopscope_check_probes_sent_total, hopscope_check_probes_failed_total and"
+        " hopscope_check_runs_total (by outcome) per check.",
+    )
+
+
 class WatchValues(Schema):
     namespaces: list[NamespaceName] = Field(
         default_factory=list,
@@ -147,6 +169,7 @@ class ChartValues(Schema):
         description="How often the operator looks for due checks.",
     )
     monitoring: MonitoringValues = Field(default_factory=MonitoringValues)
+    metrics: MetricsValues = Field(default_factory=MetricsValues)
     tenancy: TenancyValues = Field(default_factory=TenancyValues)
 
 
