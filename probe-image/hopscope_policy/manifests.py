@@ -75,6 +75,8 @@ def _files(paths: Iterable[str | Path]) -> list[Path]:
                     files.setdefault(file.resolve(), file)
         elif path.is_file():
             files.setdefault(path.resolve(), path)
+        elif path.exists():  # a FIFO would block the read, /dev/zero never end it
+            raise ManifestError(f"{path}: not a regular file or folder")
         else:
             raise ManifestError(f"{path}: no such file or folder")
     return list(files.values())
