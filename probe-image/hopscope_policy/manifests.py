@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from hopscope_policy import yamlload
 from hopscope_policy.evaluate import PolicyIndex, PolicyRules
 from hopscope_policy.model import (
     DEFAULT_NAMESPACE,
@@ -31,8 +32,10 @@ from hopscope_policy.model import (
     parse_policy,
     parse_workload,
 )
+from hopscope_probe.files import read_bounded
 
 EXTENSIONS = frozenset({".yaml", ".yml", ".json"})
+MAX_FILE = 32 * 1024 * 1024  # `kubectl get -A -o yaml` of a large cluster; PyYAML reads ~1 MB/s
 POLICY_API_VERSION = "networking.k8s.io/v1"
 
 
@@ -72,6 +75,8 @@ def _files(paths: Iterable[str | Path]) -> list[Path]:
                     files.setdefault(file.resolve(), file)
         elif path.is_file():
             files.setdefault(path.resolve(), path)
+        elif path.exists():  # a FIFO would block the read, /dev/zero never end it
+            raise ManifestError(f"{path}: not a regular file or folder")
         else:
             raise ManifestError(f"{path}: no such file or folder")
     return list(files.values())
@@ -81,12 +86,16 @@ def _objects(file: Path, notes: list[str]) -> Iterator[tuple[str, Mapping[str, A
     """Every Kubernetes object of a file; YAML that is no object (CI config, Helm values) is
     noted and skipped, so a whole repository folder can be reviewed."""
     try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"{file}: cannot read: {exc}") from None
+        text = read_bounded(file, MAX_FILE).decode("utf-8")
+    except OSError as exc:
+        raise ManifestError(f"{file}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ManifestError(
+            f"{file}: cannot read: not UTF-8 ({exc.reason} at byte {exc.start})"
+        ) from None
     number = 0
     try:
-        for number, doc in enumerate(yaml.safe_load_all(text), start=1):
+        for number, doc in enumerate(yamlload.load_all(text), start=1):
             if doc is None:  # an empty document, e.g. a trailing `---`
                 continue
             where = f"{file}: document {number}"

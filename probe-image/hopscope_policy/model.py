@@ -477,13 +477,27 @@ def _optional_selector(obj: JSON, key: str, where: str) -> Selector | None:
 
 
 def _network(value: object, where: str) -> IPNetwork:
+    """A CIDR as the API server (1.36, strict IP/CIDR validation) takes it: a prefix length is
+    required, and no zone, leading 0s, IPv4-mapped IPv6 or bits set past the prefix length."""
     text = _string(value, where)
     if not text:
         raise FieldError(where, "required")
+    address, slash, length = text.partition("/")
+    if not slash:
+        raise FieldError(where, f"{text!r} has no prefix length (e.g. {text}/32)")
+    if not (length.isascii() and length.isdigit()) or length != str(int(length)):
+        raise FieldError(where, f"{text!r}: the prefix length must be a number without leading 0s")
     try:
-        return ip_network(text, strict=False)
+        network = ip_network(text, strict=False)
     except ValueError:
         raise FieldError(where, f"{text!r} is not a CIDR") from None
+    if "%" in address:
+        raise FieldError(where, f"{text!r}: a CIDR has no zone (%…)")
+    if isinstance(network, IPv6Network) and network.network_address.ipv4_mapped:
+        raise FieldError(where, f"{text!r}: an IPv4-mapped IPv6 CIDR (write it as IPv4)")
+    if network.network_address != ip_address(address):
+        raise FieldError(where, f"{text!r} has bits set past the prefix length (use {network})")
+    return network
 
 
 def _ip_block(value: object, where: str) -> IPBlock:

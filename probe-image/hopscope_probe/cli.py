@@ -11,11 +11,10 @@ import logging
 import sys
 from collections.abc import Sequence
 from typing import TextIO
-from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from hopscope_probe import agent
+from hopscope_probe import agent, files
 from hopscope_probe.models import (
     ConnectionStatus,
     HttpOptions,
@@ -26,7 +25,7 @@ from hopscope_probe.models import (
     Thresholds,
 )
 from hopscope_probe.runner import Where, run_in
-from hopscope_probe.target import split_host_port
+from hopscope_probe.target import check_host, parse_uri, split_host_port
 
 EXIT_CODES = {
     ConnectionStatus.REACHABLE: 0,
@@ -51,9 +50,9 @@ def parser() -> argparse.ArgumentParser:
     dest.add_argument("--to", metavar="HOST[:PORT]", help="destination: IP, name, [v6]:port")
     dest.add_argument("--uri", metavar="URL", help="HTTP(S) destination; implies the protocol")
     p.add_argument("--protocol", type=str.lower, choices=[x.lower() for x in Protocol])
-    p.add_argument("--count", type=int, default=4, help="connection probes (default 4)")
+    p.add_argument("--count", type=whole_number, default=4, help="connection probes (default 4)")
     p.add_argument("--timeout", type=float, default=2.0, help="seconds per probe (default 2)")
-    p.add_argument("--max-hops", type=int, default=30)
+    p.add_argument("--max-hops", type=whole_number, default=30)
     p.add_argument("--multipath", action="store_true", help="trace every ECMP path")
     p.add_argument(
         "--mtu",
@@ -63,11 +62,11 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-path", action="store_true", help="skip path discovery")
     p.add_argument("--path-on-failure", action="store_true", help="trace only if probes fail")
-    p.add_argument("--source-port", type=int, default=0)
+    p.add_argument("--source-port", type=whole_number, default=0)
     p.add_argument("--ipv6", action="store_true", help="prefer IPv6 when a name has both")
     ns = p.add_mutually_exclusive_group()
     ns.add_argument("--netns", metavar="PATH", help="run inside this network namespace")
-    ns.add_argument("--pid", type=int, help="run inside this process's network namespace")
+    ns.add_argument("--pid", type=whole_number, help="run inside this process's network namespace")
     ns.add_argument("--pod-uid", metavar="UID", help="run inside this pod's network namespace")
     p.add_argument("--resolv-conf", metavar="PATH", help="resolver config (default: the source's)")
     p.add_argument("--ca-file", metavar="PATH", help="extra CA bundle for HTTPS")
@@ -98,9 +97,18 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def whole_number(text: str) -> int:
+    """An integer in ASCII digits: int() would also read '١٢', '1_0' and ' 7 '."""
+    body = text.removeprefix("-")
+    if not (body.isascii() and body.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number")
+    return int(text)
+
+
 def host_and_port(value: str) -> tuple[str, int | None]:
     try:
-        return split_host_port(value)
+        host, port = split_host_port(value)
+        return check_host(host), port
     except ValueError as exc:
         raise UsageError(f"--to {value!r}: {exc}") from exc
 
@@ -118,16 +126,14 @@ def endpoint_target(value: str) -> dict[str, object]:
 
 
 def build_request(args: argparse.Namespace) -> ProbeRequest:
-    if args.uri:
-        scheme = args.uri.split("://", 1)[0].lower()
-        if scheme not in ("http", "https"):
-            raise UsageError(f"--uri {args.uri!r}: scheme must be http or https")
-        protocol = Protocol(scheme.upper())
+    if args.uri is not None:
+        try:
+            protocol, host, _ = parse_uri(args.uri)
+        except ValueError as exc:
+            raise UsageError(f"--uri {args.uri!r}: {exc}") from exc
         if args.protocol and args.protocol.upper() != protocol:
             raise UsageError(f"--protocol {args.protocol} contradicts --uri {args.uri}")
-        host, port = urlsplit(args.uri).hostname, None
-        if not host:
-            raise UsageError(f"--uri {args.uri!r}: no host")
+        port = None  # the probe takes it from the URI
     else:
         host, port = host_and_port(args.to)
         protocol = Protocol((args.protocol or "tcp").upper())
@@ -206,11 +212,30 @@ def flag_errors(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def run_probe(args: argparse.Namespace) -> int:
-    request = build_request(args)
-    where = Where(
+def check_where(args: argparse.Namespace) -> Where:
+    """The source flags, checked before anything runs: a wrong one must not quietly probe from
+    somewhere else, or read a file that never ends."""
+    if args.netns is not None and not args.netns.strip():
+        raise UsageError("--netns: empty path (leave the flag out to probe from here)")
+    if args.pid is not None and args.pid < 1:
+        raise UsageError(f"--pid {args.pid}: expected a process ID (1 or more)")
+    for flag, path, cap in (
+        ("--resolv-conf", args.resolv_conf, files.MAX_RESOLV_CONF),
+        ("--ca-file", args.ca_file, files.MAX_CA_FILE),
+    ):
+        if path is not None:
+            try:
+                files.read_bounded(path, cap)
+            except OSError as exc:
+                raise UsageError(f"{flag} {path}: cannot read: {exc.strerror or exc}") from exc
+    return Where(
         netns_path=args.netns, pid=args.pid, pod_uid=args.pod_uid, resolv_conf=args.resolv_conf
     )
+
+
+def run_probe(args: argparse.Namespace) -> int:
+    request = build_request(args)
+    where = check_where(args)
     progress = Progress(sys.stderr)
     try:
         result = run_in(request, where, progress)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-from pathlib import Path
 
 CLONE_NEWNET = 0x40000000
 
@@ -30,12 +29,12 @@ def resolv_conf_of_pid(pid: int, proc: str = "/proc") -> str:
 
 def enter(path: str) -> None:
     """Move this thread into the network namespace at `path`."""
-    if not Path(path).exists():
-        raise NamespaceError(f"network namespace {path} does not exist")
     libc = ctypes.CDLL(None, use_errno=True)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as exc:
+    except FileNotFoundError:
+        raise NamespaceError(f"network namespace {path} does not exist") from None
+    except OSError as exc:  # EACCES: another user's process, without root
         raise NamespaceError(f"cannot open {path}: {exc.strerror}") from exc
     try:
         if libc.setns(fd, CLONE_NEWNET) != 0:

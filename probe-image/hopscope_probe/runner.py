@@ -63,7 +63,7 @@ def run_in(
         if pid is not None:
             netns.enter(netns.netns_path_of_pid(pid))
             resolv_conf = where.resolv_conf or netns.resolv_conf_of_pid(pid)
-        elif where.netns_path:
+        elif where.netns_path is not None:
             netns.enter(where.netns_path)
         from hopscope_probe import engine  # imported late: dnspython and pyroute2 are slow to load
 

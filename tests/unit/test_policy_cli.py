@@ -289,6 +289,24 @@ BAD_INPUT = {
         "spec: {podSelector: {}, egress: [{from: []}]}",
         "spec.egress[0].from: unknown field (expected ports, to)",
     ),
+    # Issue 11: what the API server refuses got a verdict.
+    "cidr without a prefix length": (
+        "spec: {podSelector: {}, ingress: [{from: [{ipBlock: {cidr: 10.0.0.1}}]}]}",
+        "spec.ingress[0].from[0].ipBlock.cidr: '10.0.0.1' has no prefix length",
+    ),
+    "cidr with bits past its prefix": (
+        "spec: {podSelector: {}, ingress: [{from: [{ipBlock: {cidr: 10.0.0.1/8}}]}]}",
+        "spec.ingress[0].from[0].ipBlock.cidr: '10.0.0.1/8' has bits set past the prefix length",
+    ),
+    "except with a zone": (
+        "spec: {podSelector: {}, egress: "
+        "[{to: [{ipBlock: {cidr: 'fe80::/10', except: ['fe80::%eth0/64']}}]}]}",
+        "spec.egress[0].to[0].ipBlock.except[0]: 'fe80::%eth0/64': a CIDR has no zone",
+    ),
+    "base-60 port": (  # YAML 1.1 reads 88:12 as 5292; the API server's parser as a string
+        "spec: {podSelector: {}, ingress: [{ports: [{port: 88:12}]}]}",
+        "spec.ingress[0].ports[0].port: '88:12' is not a port name",
+    ),
 }
 
 
@@ -352,6 +370,14 @@ def test_bad_policy_names_file_document_and_field(
             "{kind: Namespace, metadata: {name: x}}\n---\n{kind: Namespace, metadata: {name: x}}",
             "document 2: Namespace x is already given in ",
         ),
+        # Issue 11: kubectl refuses a key given twice; YAML 1.1 let the last one win.
+        (
+            "kind: Namespace\nmetadata: {name: x}\nmetadata: {name: y}",
+            "line 3: not valid YAML: key 'metadata' is given twice",
+        ),
+        # Issue 11: a RecursionError, and exit 1 (denied).
+        ("kind: Namespace\nx: " + "[" * 1000 + "]" * 1000, "line 2: not valid YAML: nested deeper"),
+        ("kind: Namespace\nx: &a [*a]", "line 2: not valid YAML: an alias inside its own anchor"),
     ],
 )
 def test_bad_manifest_names_file_and_place(

@@ -13,7 +13,6 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import dns.exception
 import dns.message
@@ -22,6 +21,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.reversename
 
+from hopscope_probe import files
 from hopscope_probe.evidence import DnsEvidence, DnsOutcome, DnsQuery
 
 MAX_NAMESERVERS = 3  # glibc (MAXNS) and musl ignore the rest
@@ -68,9 +68,11 @@ def parse_resolv_conf(text: str) -> ResolvConf:
 
 def read_resolv_conf(path: str) -> ResolvConf:
     try:
-        return parse_resolv_conf(Path(path).read_text())
-    except OSError:
+        data = files.read_bounded(path, files.MAX_RESOLV_CONF)
+    except OSError:  # missing, unreadable, or no regular file (a FIFO would block the probe)
         return ResolvConf()  # like glibc without the file: the local nameserver, no search
+    # glibc reads bytes: a comment in Latin-1 must not stop the nameservers from being read.
+    return parse_resolv_conf(data.decode("utf-8", errors="replace"))
 
 
 def candidates(name: str, search: Sequence[str], ndots: int) -> list[str]:
@@ -150,7 +152,10 @@ def _walk(
 
 def query(nameserver: str, qname: str, rdtype: str, timeout: float, port: int = 53) -> DnsQuery:
     """One question over UDP, retried over TCP when the answer is truncated."""
-    message = dns.message.make_query(f"{qname}.", rdtype)
+    try:
+        message = dns.message.make_query(f"{qname}.", rdtype)
+    except dns.exception.DNSException as exc:  # the name with a search domain is over 255 octets
+        return DnsQuery(nameserver, qname, rdtype, DnsOutcome.ERROR, detail=str(exc))
     start = time.perf_counter()
     try:
         response, over_tcp = dns.query.udp_with_fallback(
