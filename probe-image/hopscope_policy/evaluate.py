@@ -42,6 +42,7 @@ from hopscope_policy.model import (
     Rule,
 )
 from hopscope_policy.selectors import show_labels
+from hopscope_policy.tiers import Action, Decision, Endpoint, RuleName
 
 PORT = "port"
 POD_SELECTOR = "podSelector"
@@ -122,22 +123,6 @@ class Verdict:
         return self.egress.allowed and self.ingress.allowed
 
 
-@dataclass(frozen=True, slots=True)
-class _End:
-    """One side of a flow: the pod at that address (if any) and the address (if known)."""
-
-    pod: Pod | None
-    ip: IPAddress | None
-
-    @property
-    def selectable(self) -> Pod | None:
-        """The pod as policies see it: hostNetwork pods are node traffic, not pods."""
-        return self.pod if self.pod is not None and not self.pod.host_network else None
-
-    def __str__(self) -> str:
-        return str(self.pod.ref) if self.pod is not None else str(self.ip)
-
-
 class _Selecting:
     """One namespace's policies, bucketed by one matchLabels pair of their podSelector, so the
     policies that select a pod are found among a few candidates, not all of them."""
@@ -214,15 +199,19 @@ class PolicyIndex:
         except KeyError:
             raise UnknownPod(f"no pod {ref.name} in namespace {ref.namespace}") from None
 
+    def endpoints(self, flow: Flow) -> tuple[Endpoint, Endpoint]:
+        """The flow's source and destination as policies see them."""
+        return self._end(flow.source), self._end(flow.destination)
+
     def evaluate(self, flow: Flow) -> Verdict:
-        src, dst = self._end(flow.source), self._end(flow.destination)
+        src, dst = self.endpoints(flow)
         if src.pod is not None and src.pod is dst.pod:
             reason = "a pod's traffic to itself stays on its loopback: NetworkPolicy does not apply"
             egress = DirectionVerdict(Direction.EGRESS, True, reason)
             ingress = DirectionVerdict(Direction.INGRESS, True, reason)
         else:
-            egress = self._direction(Direction.EGRESS, src, dst, flow, dst.selectable)
-            ingress = self._direction(Direction.INGRESS, dst, src, flow, dst.selectable)
+            egress = self.direction_verdict(Direction.EGRESS, src, dst, flow, dst.selectable)
+            ingress = self.direction_verdict(Direction.INGRESS, dst, src, flow, dst.selectable)
         return Verdict(flow, str(src), str(dst), egress, ingress)
 
     def matrix(
@@ -237,15 +226,20 @@ class PolicyIndex:
             for src in refs
         }
 
-    def _end(self, endpoint: PodRef | IPAddress) -> _End:
+    def _end(self, endpoint: PodRef | IPAddress) -> Endpoint:
         if isinstance(endpoint, PodRef):
             pod = self.pod(endpoint)
-            return _End(pod, pod.ips[0] if pod.ips else None)
+            return Endpoint(pod.ips[0] if pod.ips else None, pod)
         ip = ip_address(endpoint)
-        return _End(self._by_ip.get(ip), ip)
+        return Endpoint(ip, self._by_ip.get(ip))
 
-    def _direction(
-        self, direction: Direction, subject: _End, peer: _End, flow: Flow, target: Pod | None
+    def direction_verdict(
+        self,
+        direction: Direction,
+        subject: Endpoint,
+        peer: Endpoint,
+        flow: Flow,
+        target: Pod | None,
     ) -> DirectionVerdict:
         """Whether `subject` may send (egress) or receive (ingress) this flow from/to `peer`.
 
@@ -291,7 +285,7 @@ class PolicyIndex:
             _port_matches(spec, flow, target) for spec in rule.ports
         )
 
-    def _peers_miss(self, rule: Rule, policy: Policy, end: _End) -> tuple[str, ...]:
+    def _peers_miss(self, rule: Rule, policy: Policy, end: Endpoint) -> tuple[str, ...]:
         """The fields missed by the closest peer of the rule; () when a peer matches."""
         closest: tuple[str, ...] | None = None
         for peer in rule.peers:
@@ -302,7 +296,7 @@ class PolicyIndex:
                 closest = missed
         return closest or ()
 
-    def _peer_misses(self, peer: Peer, namespace: str, end: _End) -> tuple[str, ...]:
+    def _peer_misses(self, peer: Peer, namespace: str, end: Endpoint) -> tuple[str, ...]:
         if peer.ip_block is not None:
             return () if end.ip is not None and peer.ip_block.contains(end.ip) else (IP_BLOCK,)
         pod = end.selectable
@@ -324,7 +318,7 @@ class PolicyIndex:
         self,
         policies: list[Policy],
         direction: Direction,
-        peer: _End,
+        peer: Endpoint,
         flow: Flow,
         target: Pod | None,
     ) -> NearMiss | None:
@@ -353,7 +347,7 @@ class PolicyIndex:
             detail = "the port matches but " + self._peer_detail(rule, policy, direction, peer)
         return NearMiss(RuleRef(policy.key, direction, i), missed, detail)
 
-    def _peer_detail(self, rule: Rule, policy: Policy, direction: Direction, end: _End) -> str:
+    def _peer_detail(self, rule: Rule, policy: Policy, direction: Direction, end: Endpoint) -> str:
         j, peer = min(
             enumerate(rule.peers),
             key=lambda item: len(self._peer_misses(item[1], policy.namespace, end)),
@@ -361,7 +355,7 @@ class PolicyIndex:
         at = f"{direction.peers_field}[{j}]"
         return f"{at} does not: " + "; ".join(self._explain_peer(peer, policy.namespace, end))
 
-    def _explain_peer(self, peer: Peer, namespace: str, end: _End) -> Iterator[str]:
+    def _explain_peer(self, peer: Peer, namespace: str, end: Endpoint) -> Iterator[str]:
         if peer.ip_block is not None:
             block = peer.ip_block
             if end.ip is None:
@@ -396,6 +390,39 @@ class PolicyIndex:
                 )
 
 
+class NetworkPolicyTier:
+    """Core NetworkPolicies as a tier: they decide for a pod they isolate in that direction (a
+    rule admits the flow, or nothing does: the isolation's default deny); otherwise None."""
+
+    KIND = "NetworkPolicy"
+
+    def __init__(self, index: PolicyIndex) -> None:
+        self._index = index
+
+    def decide(
+        self,
+        direction: Direction,
+        subject: Endpoint,
+        peer: Endpoint,
+        flow: Flow,
+        target: Pod | None,
+    ) -> Decision | None:
+        verdict = self._index.direction_verdict(direction, subject, peer, flow, target)
+        if not verdict.isolated:
+            return None
+        if verdict.admitted_by is not None:
+            admitted = verdict.admitted_by
+            rule = RuleName(self.KIND, admitted.policy, f"{direction.field}[{admitted.rule}]")
+            return Decision(Action.ALLOW, verdict.reason, rule)
+        if verdict.allowed:  # from the pod's own node: no object states it
+            return Decision(Action.ALLOW, verdict.reason)
+        return Decision(
+            Action.DENY,
+            f"{verdict.reason}: default deny of the isolation",
+            RuleName(self.KIND, verdict.policies[0]),
+        )
+
+
 def _port_matches(spec: PortSpec, flow: Flow, target: Pod | None) -> bool:
     if spec.protocol != flow.protocol:  # ICMP never equals a port's protocol
         return False
@@ -418,7 +445,7 @@ def _show_port(spec: PortSpec, target: Pod | None) -> str:
     return f"{spec} (= {number} on {target.ref})"
 
 
-def _from_own_node(peer: _End, pod: Pod) -> bool:
+def _from_own_node(peer: Endpoint, pod: Pod) -> bool:
     if peer.ip is not None and peer.ip == pod.host_ip:
         return True
     other = peer.pod

@@ -75,6 +75,9 @@ class Endpoint:
         """The pod as pod selectors see it: a hostNetwork pod is its node's traffic."""
         return self.pod if self.pod is not None and not self.pod.host_network else None
 
+    def __str__(self) -> str:
+        return str(self.pod.ref) if self.pod is not None else str(self.ip)
+
 
 class Tier(Protocol):
     def decide(

@@ -23,7 +23,9 @@ from hopscope_policy import (
     parse_pod,
     parse_policy,
 )
+from hopscope_policy.evaluate import NetworkPolicyTier
 from hopscope_policy.selectors import Operator, Requirement, Selector
+from hopscope_policy.tiers import Action, Decision
 
 IPS = {"x/a": "10.0.1.1", "x/b": "10.0.1.2", "y/b": "10.0.2.2", "y/c": "10.0.2.3"}
 IPS |= {"z/b": "10.0.3.2", "node/agent": "192.168.0.9"}
@@ -385,3 +387,29 @@ def test_a_rule_without_ports_admits_a_ping_from_its_peers_only():
     policies = index(DENY_Y, any_port)
     assert policies.evaluate(ping("z/b", "y/b")).allowed
     assert not policies.evaluate(ping("x/a", "y/b")).allowed
+
+
+def decide(found: PolicyIndex, src: str, dst: str, direction: Direction) -> Decision | None:
+    """The NetworkPolicy tier's decision on one direction of src -> dst (a pod both)."""
+    the_flow = flow(src, dst)
+    source, destination = found.endpoints(the_flow)
+    subject, peer = (
+        (source, destination) if direction is Direction.EGRESS else (destination, source)
+    )
+    target = found.pod(PodRef.parse(dst))
+    return NetworkPolicyTier(found).decide(direction, subject, peer, the_flow, target)
+
+
+def test_network_policies_as_a_tier_name_the_deciding_object_and_rule() -> None:
+    allow = netpol(
+        "y", "allow-x", "{podSelector: {}, ingress: [{from: [{namespaceSelector: {}}]}]}"
+    )
+    admitted = decide(index(DENY_Y, allow), "x/a", "y/b", Direction.INGRESS)
+    assert admitted is not None and admitted.action is Action.ALLOW
+    assert str(admitted.rule) == "NetworkPolicy y/allow-x ingress[0]"
+    denied = decide(index(DENY_Y), "x/a", "y/b", Direction.INGRESS)
+    assert denied is not None and denied.action is Action.DENY
+    assert str(denied.rule) == "NetworkPolicy y/deny-all"
+    assert denied.reason.endswith("no ingress rules): default deny of the isolation")
+    # Nothing isolates x/a's egress: the tier leaves the decision to the next one.
+    assert decide(index(DENY_Y), "x/a", "y/b", Direction.EGRESS) is None
