@@ -20,6 +20,7 @@ import pytest
 from . import lab as lab_module
 from .lab import Host, Lab, LabError
 from .servers import TlsKind
+from .stalls import unstalled
 
 # Every node's addresses, the primary one (`Host.addr`) first; IPv6 mirrors them in 2001:db8:k::.
 PLAN = {
@@ -159,14 +160,18 @@ def test_ping_rtt_to_each_hop_matches_the_emulated_delays(lab: Lab) -> None:
     delayed_links = {"r1": 1, "r2": 2, "r3": 3, "dst": 3}
     for v in (4, 6):
         for name, links in delayed_links.items():
-            rtts = ping(lab["src"], lab[name].addr(v), count=5)
-            late = [rtt - lab.expected_rtt_ms(name) for rtt in rtts]
+            expected, bound = lab.expected_rtt_ms(name), 0.3 * 2 * links
+            rtts = unstalled(
+                lambda: ping(lab["src"], lab[name].addr(v), count=5),  # noqa: B023
+                lambda found: bool(found) and min(found) - expected < bound,  # noqa: B023
+            )
+            late = [rtt - expected for rtt in rtts]
             # No packet is early: the delay is a floor, as on a real link.
             assert len(late) == 5 and min(late) > -0.2, (v, name, rtts)
             # The best is late by at most what a user-space delayer costs per crossing (~0.1 ms
-            # measured). Not the median: a stall of the shared 2-core machine (one CI run: three
-            # of five pings 1.9 ms late) is the machine's, not the emulated link's.
-            assert min(late) < 0.3 * 2 * links, (v, name, rtts)
+            # measured). Not the median, and measured again after a stall of the shared machine
+            # (see stalls.py): that lateness is the machine's, not the emulated link's.
+            assert min(late) < bound, (v, name, rtts)
 
 
 def test_a_delay_can_be_changed_and_removed(lab: Lab) -> None:

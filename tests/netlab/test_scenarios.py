@@ -32,6 +32,7 @@ from hopscope_probe.models import (
 )
 
 from .lab import Lab
+from .stalls import unstalled
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -85,7 +86,19 @@ def test_healthy_path_reports_every_hop_with_its_emulated_latency(lab: Lab):
     delays = {("src", "r1"): 1.0, ("r1", "r2"): 2.0, ("r2", "r3"): 4.0, ("r3", "dst"): 1.5}
     for (a, b), one_way in delays.items():
         lab.set_link_delay(a, b, one_way)
-    code, result = probe(lab, "--to", f"{lab['dst'].addr()}:8080", "--count", "5")
+
+    def best_within_bound(found: tuple[int, ProbeResult]) -> bool:
+        hops = {h.address: h.latency for h in found[1].hops}
+        return all(
+            (latency := hops.get(lab[name].addr())) is not None
+            and abs(latency.min_ms - lab.expected_rtt_ms(name)) < 1.5
+            for name in ("r1", "r2", "r3", "dst")
+        )
+
+    # Measured again after a stall of the shared machine (see stalls.py).
+    code, result = unstalled(
+        lambda: probe(lab, "--to", f"{lab['dst'].addr()}:8080", "--count", "5"), best_within_bound
+    )
     assert code == 0
     assert result.connection_status == ConnectionStatus.REACHABLE
     assert result.issues == []
@@ -466,25 +479,31 @@ def _hog(lab: Lab, code: str) -> subprocess.Popen[bytes]:
 
 
 def test_memory_near_the_sources_limit(lab: Lab, tmp_path: Path):
-    group = _cgroup_v1("memory")
-    (group / "memory.limit_in_bytes").write_text(str(64 * 2**20))
+    group, limit = _cgroup_v1("memory"), 64 * 2**20
+    (group / "memory.limit_in_bytes").write_text(str(limit))
     # Memory is charged to the cgroup the process is in when it touches it (v1 does not move
-    # charges with the process): the hog allocates only once it has joined, fills the pages
-    # (untouched zero pages are not charged) and says when it is done: 60 of 64 MiB is over
-    # the 0.9 usage threshold whatever else the process holds.
-    joined, filled = tmp_path / "joined", tmp_path / "filled"
+    # charges with the process): the hog allocates only once it has joined, touching 1 MiB every
+    # 20 ms (untouched zero pages are not charged) until the group's count says 93 % of the limit
+    # (over the 0.9 usage threshold). The count is read here: the lab's namespaces have their own
+    # /sys. So the interpreter's own pages cannot push it into an OOM kill, whatever the machine
+    # (a fixed 60 MiB was killed on one CI machine).
+    joined, enough, filled = tmp_path / "joined", tmp_path / "enough", tmp_path / "filled"
     hog = _hog(
         lab,
         f"import os, time\nwhile not os.path.exists({str(joined)!r}): time.sleep(0.01)\n"
-        f"b = b'x' * (60 << 20)\nopen({str(filled)!r}, 'w').close()\ntime.sleep(60)",
+        f"held = []\nwhile not os.path.exists({str(enough)!r}):\n"
+        "    held.append(b'x' * (1 << 20))\n    time.sleep(0.02)\n"
+        f"open({str(filled)!r}, 'w').close()\ntime.sleep(60)",
     )
     try:
         (group / "cgroup.procs").write_text(str(hog.pid))
         joined.touch()
         deadline = time.monotonic() + 20
-        while not filled.exists() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert filled.exists(), "the memory hog never allocated"
+        while not filled.exists() and hog.poll() is None and time.monotonic() < deadline:
+            if int((group / "memory.usage_in_bytes").read_text()) >= 0.93 * limit:
+                enough.touch()
+            time.sleep(0.002)
+        assert filled.exists(), f"the memory hog never filled its group (exit {hog.poll()})"
         _, result = _probe_pid(lab, hog.pid)
         issue = the_issue(result, IssueType.MEMORY)
         assert issue.origin == Origin.LOCAL and issue.hop_id == "source"
