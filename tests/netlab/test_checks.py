@@ -147,8 +147,10 @@ def test_tcp_source_port_is_bound_reused_and_reported_when_taken(lab: Lab):
     lab.iptables("src", "-A", "OUTPUT", "-p", "tcp", "--sport", "40001", "-j", "DROP")
     dropped = run_check(lab, "TCP", dst, 8080, source_port=40001, timeout_seconds=0.3)
     assert {a.errno for a in dropped.attempts} == {errno.EPERM}
-    # ...and attempts one after another on one port do not trip over TIME_WAIT.
-    reused = run_check(lab, "TCP", dst, 8080, source_port=40002, count=3)
+    # ...and attempts one after another on one port do not trip over TIME_WAIT. The timeout
+    # outlasts the SYN's first retransmission (1 s): a timeout equal to it failed on one
+    # unanswered SYN in six runs on a loaded machine, while a TIME_WAIT collision lasts 60 s.
+    reused = run_check(lab, "TCP", dst, 8080, source_port=40002, count=3, timeout_seconds=3.0)
     assert outcomes(reused) == {Outcome.SUCCESS}
 
 
