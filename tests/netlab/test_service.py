@@ -66,7 +66,9 @@ def test_a_service_check_names_the_broken_backend_its_pod_and_node(lab: Lab) -> 
 def test_without_endpoints_the_clusterip_alone_hides_which_backend_fails(lab: Lab) -> None:
     make_service(lab)
     _, result = probe(lab, "--to", f"{CLUSTER_IP}:80", "--count", "6", "--timeout", "1")
-    assert 0 < result.probes_failed < result.probes_sent  # intermittent, and that is all
+    # Some connections reach a good backend; which probes meet web-2 depends on how many of the
+    # path sweep's packets the nth rules counted first, so only "not all fail" is certain.
+    assert result.probes_failed < result.probes_sent
     assert result.endpoints == []
     assert not issues_of(result, IssueType.SERVICE_ENDPOINTS)
     assert BACKENDS["web-2"] not in {h.address for h in result.hops}  # DNAT is invisible
