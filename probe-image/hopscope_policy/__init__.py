@@ -7,10 +7,7 @@ the field), index namespaces and policies once (`PolicyRules`) and pods over the
 """
 
 from hopscope_policy.evaluate import (
-    ICMP,
     DirectionVerdict,
-    Flow,
-    FlowProtocol,
     NearMiss,
     PolicyIndex,
     PolicyRules,
@@ -19,8 +16,11 @@ from hopscope_policy.evaluate import (
     Verdict,
 )
 from hopscope_policy.model import (
+    ICMP,
     Direction,
     FieldError,
+    Flow,
+    FlowProtocol,
     L4Protocol,
     Namespace,
     Pod,

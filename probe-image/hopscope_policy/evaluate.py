@@ -26,11 +26,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from ipaddress import ip_address
 from itertools import chain
-from typing import Literal
 
 from hopscope_policy.model import (
     NAMESPACE_NAME_LABEL,
     Direction,
+    Flow,
     IPAddress,
     L4Protocol,
     Namespace,
@@ -50,28 +50,8 @@ NAMESPACE_SELECTOR = "namespaceSelector"
 IP_BLOCK = "ipBlock"
 
 
-ICMP: Literal["ICMP"] = "ICMP"  # no L4Protocol (a policy cannot name it): a flow's only
-FlowProtocol = L4Protocol | Literal["ICMP"]
-
-
 class UnknownPod(LookupError):
     """A flow names a pod the index does not hold."""
-
-
-@dataclass(frozen=True, slots=True)
-class Flow:
-    source: PodRef | IPAddress
-    destination: PodRef | IPAddress
-    port: int  # 0 for ICMP
-    protocol: FlowProtocol = L4Protocol.TCP
-
-    @property
-    def service(self) -> str:
-        """What the flow asks for: "TCP/5432", or "ICMP"."""
-        return ICMP if self.protocol == ICMP else f"{self.protocol}/{self.port}"
-
-    def __str__(self) -> str:
-        return f"{self.source} -> {self.destination} {self.service}"
 
 
 @dataclass(frozen=True, slots=True)

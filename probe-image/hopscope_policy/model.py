@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
-from typing import Any
+from typing import Any, Literal
 
 from hopscope_policy.selectors import Operator, Requirement, Selector
 
@@ -84,6 +84,26 @@ class PodRef:
         if not sep or not namespace or not name or "/" in name:
             raise ValueError(f"{text!r}: expected NAMESPACE/POD")
         return cls(namespace, name)
+
+
+ICMP: Literal["ICMP"] = "ICMP"  # no L4Protocol (a policy cannot name it): a flow's only
+FlowProtocol = L4Protocol | Literal["ICMP"]
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    source: PodRef | IPAddress
+    destination: PodRef | IPAddress
+    port: int  # 0 for ICMP
+    protocol: FlowProtocol = L4Protocol.TCP
+
+    @property
+    def service(self) -> str:
+        """What the flow asks for: "TCP/5432", or "ICMP"."""
+        return ICMP if self.protocol == ICMP else f"{self.protocol}/{self.port}"
+
+    def __str__(self) -> str:
+        return f"{self.source} -> {self.destination} {self.service}"
 
 
 @dataclass(frozen=True, slots=True)

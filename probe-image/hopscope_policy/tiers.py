@@ -19,12 +19,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from hopscope_policy.model import Direction, IPAddress, Pod
-
-if TYPE_CHECKING:
-    from hopscope_policy.evaluate import Flow
+from hopscope_policy.model import Direction, Flow, IPAddress, Pod
 
 
 class Action(StrEnum):
