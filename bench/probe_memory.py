@@ -9,7 +9,8 @@ named `pod<uid>`, as the kubelet names them. Packets go only to the lab's namesp
 The batch runs in a cgroup v1 memory group of its own, under the bench's: its
 memory.max_usage_in_bytes is what the kernel holds against the container's limit. Each process
 of the tree is also sampled every few ms (its peak RSS, and its PSS: shared pages split between
-the processes sharing them), as the children are short-lived. Run once per start method of the
+the processes sharing them), as the children are short-lived: the cgroup is not charged for
+file pages other processes of the machine read first, their PSS is. Run once per start method of the
 check processes, as `hopscope batch` uses the smaller (forked from its warmed self).
 
 Needs root and cgroup v1 (`flock /tmp/netlab.lock .venv/bin/python bench/probe_memory.py`;
@@ -43,14 +44,9 @@ MEMORY_CGROUPS = Path("/sys/fs/cgroup/memory")
 SAMPLE_SECONDS = 0.005
 MIB = 1024 * 1024
 PRIVATE_MOUNTS = ["unshare", "--mount", "--propagation", "private"]
-TCP_PORT, HTTP_PORT, HTTPS_PORT, UDP_PORT, DROPPED_PORT, CLOSED_PORT = (
-    8080,
-    8081,
-    8443,
-    5300,
-    8099,
-    9,
-)
+TCP_PORT, HTTP_PORT, HTTPS_PORT, UDP_PORT = 8080, 8081, 8443, 5300
+DROPPED_PORT = 8099  # the destination drops it: the probe times out and sweeps the path
+CLOSED_PORT = 9  # nothing listens: refused
 # How the check processes start: `hopscope batch` forks them from its warmed self; the other
 # way measured (its code until these figures) is a forkserver preloaded with the same modules.
 FORKSERVER = (
@@ -167,7 +163,8 @@ def role_of(pid: int, parent: int) -> str:
         return "parent (hopscope batch)"
     status = Path(f"/proc/{pid}/status").read_text()
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    if re.search(rf"^PPid:\s+{parent}$", status, re.MULTILINE):  # a forked check's too
+    # The parent's helpers are its children that exec'd; a forked check keeps its cmdline.
+    if re.search(rf"^PPid:\s+{parent}$", status, re.MULTILINE):
         for name in ("forkserver", "resource_tracker"):
             if name in cmdline:
                 return name.replace("_", " ")

@@ -161,9 +161,9 @@ def run_batch(batch: Batch, out: TextIO, parallel: int = PARALLEL, run: Run = ru
 
 
 def start_context() -> BaseContext:
-    """Children forked from this warmed process: a full batch peaks at 74 MiB this way, 126 MiB
-    from a forkserver (its own interpreter and a resource tracker's beside this one; figures of
-    bench/probe_memory.py). Safe as `hopscope batch` starts no thread before it forks."""
+    """Children forked from this warmed process: a full batch peaks at 73-82 MiB this way,
+    126 MiB from a forkserver (its own interpreter and a resource tracker's beside this one;
+    figures of bench/probe_memory.py). Safe as `hopscope batch` starts no thread before it forks."""
     for module in PRELOAD:
         importlib.import_module(module)
     gc.freeze()  # the collector leaves these objects be, so that a child copies fewer pages

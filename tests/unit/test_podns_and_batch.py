@@ -259,7 +259,7 @@ def run_reporting_its_start(item: BatchItem, progress: Progress) -> str:
 
 def test_checks_are_forked_from_the_warmed_batch_and_a_crash_or_overrun_fails_alone():
     # A forkserver beside the batch held a second interpreter and a resource tracker (a full
-    # batch peaked at 127 MiB, bench/probe_memory.py); forked from the batch itself: 74 MiB.
+    # batch peaked at 127 MiB, bench/probe_memory.py); forked from the batch itself: 73-82 MiB.
     names = ["a", "die", "b", "hang", "c"]
     batch = Batch(
         checks=[

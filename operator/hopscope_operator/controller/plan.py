@@ -50,11 +50,11 @@ COMMAND = ["hopscope", "batch"]
 HOST_CGROUP = "/host/sys/fs/cgroup"  # the full name, where the label had to be shortened
 
 # Memory from measurement: a full batch (50 checks of every kind, pod and node sources, four at
-# once, each in a process forked from the warmed parent) peaks at 74 MiB in its memory cgroup
-# (bench/probe_memory.py; re-measure with `make bench` after changing what a check loads or
-# how many run at once). Request: that peak and ~30% for what the bench does not run (longer
-# path sweeps, larger answers); limit: twice the request. No tight CPU limit: CFS throttling
-# would show up as latency.
+# once, each in a process forked from the warmed parent) peaks at 73-82 MiB in its memory
+# cgroup over runs (bench/probe_memory.py; re-measure with `make bench` after changing what a
+# check loads or how many run at once). Request: that peak and 15-30% for what the bench does
+# not run (longer path sweeps, larger answers); limit: twice the request. No tight CPU limit:
+# CFS throttling would show up as latency.
 RESOURCES = {
     "requests": {"cpu": "50m", "memory": "96Mi"},
     "limits": {"cpu": "1", "memory": "192Mi"},
@@ -82,8 +82,8 @@ class ProbePodSettings(Schema):
     resources: dict[str, Any] = Field(
         default_factory=lambda: json.loads(json.dumps(RESOURCES)),
         description="Requests and limits of the probe container. The memory is sized from a"
-        " full batch's measured peak (74 MiB for 50 checks: bench/probe_memory.py, re-measured"
-        " by `make bench`): request it plus ~30%, limit twice that.",
+        " full batch's measured peak (73-82 MiB for 50 checks: bench/probe_memory.py, re-measured"
+        " by `make bench`): request it plus 15-30%, limit twice that.",
     )
 
 
