@@ -21,6 +21,7 @@ bench: setup
 	$(PY) bench/operator.py
 	$(PY) bench/policy.py
 	$(PY) bench/agent.py
+	flock /tmp/netlab.lock $(PY) bench/probe_memory.py
 
 # The real-cluster suite. An existing cluster, images already where it pulls them:
 #   make e2e HOPSCOPE_E2E_KUBECONFIG=~/.kube/config \

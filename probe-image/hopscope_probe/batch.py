@@ -9,6 +9,8 @@ is killed when it runs past it: its line then says so, and what it was doing.
 
 from __future__ import annotations
 
+import gc
+import importlib
 import math
 import multiprocessing
 import os
@@ -19,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
+from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from typing import Any, Literal, TextIO
 
@@ -39,9 +42,13 @@ from hopscope_probe.models import (
 from hopscope_probe.runner import REQUEST_HINT, Progress, Where, probe_failure, run_in
 
 ENV = "HOPSCOPE_BATCH"
-# Probes mostly wait on timeouts, so more run at once than there are cores; each child holds
-# its own interpreter (~40 MiB), which bounds this on a small probe pod.
+# Probes mostly wait on timeouts, so more run at once than there are cores; each child adds
+# ~10 MiB of its own pages (bench/probe_memory.py), which bounds this on a small probe pod.
 PARALLEL = 4
+# What every check imports, loaded in the parent before its children are forked so that they
+# share these pages instead of each loading its own (pyroute2, with asyncio and sqlite3, is
+# ~9 MiB that the route check would load late).
+PRELOAD = ["hopscope_probe.engine", "pyroute2"]
 BUDGET_HINT = (
     "Lower probes.count, probes.timeoutSeconds or path.maxHops: the worst case is about"
     " timeoutSeconds * (count + maxHops + 2). Or raise the operator's per-check budget"
@@ -126,11 +133,10 @@ class Child:
 
 
 def run_batch(batch: Batch, out: TextIO, parallel: int = PARALLEL, run: Run = run_item) -> None:
-    # One fresh child per check (a namespace, once entered, stays), forked from a clean
-    # forkserver, each with its own pipe: a process pool breaks as a whole when one worker is
-    # killed, failing every outstanding check; here a kill costs only its own check.
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["hopscope_probe.engine"])
+    # One fresh child per check (a namespace, once entered, stays), each with its own pipe: a
+    # process pool breaks as a whole when one worker is killed, failing every outstanding
+    # check; here a kill costs only its own check.
+    context = start_context()
     waiting = list(reversed(batch.checks))
     running: dict[Connection, Child] = {}
     while waiting or running:
@@ -152,6 +158,16 @@ def run_batch(batch: Batch, out: TextIO, parallel: int = PARALLEL, run: Run = ru
             if child.ends_by <= time.monotonic():
                 _write(out, over_budget(child, reader))
                 del running[reader]
+
+
+def start_context() -> BaseContext:
+    """Children forked from this warmed process: a full batch peaks at 73-82 MiB this way,
+    126 MiB from a forkserver (its own interpreter and a resource tracker's beside this one;
+    figures of bench/probe_memory.py). Safe as `hopscope batch` starts no thread before it forks."""
+    for module in PRELOAD:
+        importlib.import_module(module)
+    gc.freeze()  # the collector leaves these objects be, so that a child copies fewer pages
+    return multiprocessing.get_context("fork")
 
 
 def _write(out: TextIO, line: str) -> None:

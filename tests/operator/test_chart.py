@@ -308,7 +308,7 @@ def test_probe_pod_values_reach_the_probe_pods_the_operator_makes():
     assert pod["spec"]["tolerations"] == pod_values["tolerations"]
     # Helm merges maps with the defaults: only the memory limit changed.
     assert pod["spec"]["containers"][0]["resources"] == {
-        "requests": {"cpu": "50m", "memory": "128Mi"},
+        "requests": {"cpu": "50m", "memory": "96Mi"},
         "limits": {"cpu": "1", "memory": "768Mi"},
     }
     kubernetes_validate.validate(pod, VERSION, strict=True)

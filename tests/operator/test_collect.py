@@ -254,7 +254,7 @@ STUCK_PODS = [
         "oom-killed",
         {"phase": "Failed", "containerStatuses": [terminated(137, "OOMKilled")]},
         FailureReason.OOM_KILLED,
-        "probe container was OOM-killed on node worker-1 (memory limit 512Mi)",
+        "probe container was OOM-killed on node worker-1 (memory limit 192Mi)",
     ),
     (
         "deadline-exceeded",

@@ -147,8 +147,8 @@ def test_pod_is_pinned_runs_once_and_tolerates_every_taint() -> None:
     probe = container(pod)
     assert probe["image"] == IMAGE
     assert probe["command"] == ["hopscope", "batch"]
-    assert probe["resources"]["requests"] == {"cpu": "50m", "memory": "128Mi"}
-    assert probe["resources"]["limits"] == {"cpu": "1", "memory": "512Mi"}
+    assert probe["resources"]["requests"] == {"cpu": "50m", "memory": "96Mi"}
+    assert probe["resources"]["limits"] == {"cpu": "1", "memory": "192Mi"}
     assert {"name": "tmp", "mountPath": "/tmp"} in probe["volumeMounts"]
 
 

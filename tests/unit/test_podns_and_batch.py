@@ -244,3 +244,40 @@ def test_a_check_past_its_budget_is_stopped_and_says_what_it_was_doing():
         "the check exceeded its budget of 2 s and was stopped while probing 127.0.0.1 over HTTP"
     ]
     assert "HOPSCOPE_CHECK_BUDGET_SECONDS" in (stopped.issues[0].hint or "")
+
+
+def run_reporting_its_start(item: BatchItem, progress: Progress) -> str:
+    """A check's child that says who started it and whether the engine was already loaded."""
+    if item.request.host == "die":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if item.request.host == "hang":
+        time.sleep(60)
+    loaded = all(module in sys.modules for module in ("hopscope_probe.engine", "pyroute2"))
+    message = f"parent {os.getppid()}, preloaded {loaded}"
+    return BatchOutput(id=item.id, result=probe_failure(item.request, message)).to_json()
+
+
+def test_checks_are_forked_from_the_warmed_batch_and_a_crash_or_overrun_fails_alone():
+    # A forkserver beside the batch held a second interpreter and a resource tracker (a full
+    # batch peaked at 127 MiB, bench/probe_memory.py); forked from the batch itself: 73-82 MiB.
+    names = ["a", "die", "b", "hang", "c"]
+    batch = Batch(
+        checks=[
+            BatchItem(
+                id=f"default/{name}/1",
+                netns="host",
+                request=ProbeRequest(host=name),
+                budget_seconds=1 if name == "hang" else 60,
+            )
+            for name in names
+        ]
+    )
+    out = io.StringIO()
+    run_batch(batch, out, parallel=2, run=run_reporting_its_start)
+
+    messages = {o.id: o.result.issues[0].message for o in outputs_of(out.getvalue()).values()}
+    assert messages == {
+        "default/die/1": "probe process failed: killed by SIGKILL (out of memory?)",
+        "default/hang/1": "the check exceeded its budget of 1 s and was stopped while starting",
+        **{f"default/{name}/1": f"parent {os.getpid()}, preloaded True" for name in "abc"},
+    }

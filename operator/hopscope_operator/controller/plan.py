@@ -49,12 +49,15 @@ CONTAINER = "probe"
 COMMAND = ["hopscope", "batch"]
 HOST_CGROUP = "/host/sys/fs/cgroup"  # the full name, where the label had to be shortened
 
-# The probe runs up to four checks at once, each in its own process (~50 MiB peak RSS apiece,
-# bench/run.py), so 256 MiB would OOM-kill a full batch. No tight CPU limit: CFS throttling
-# would show up as latency.
+# Memory from measurement: a full batch (50 checks of every kind, pod and node sources, four at
+# once, each in a process forked from the warmed parent) peaks at 73-82 MiB in its memory
+# cgroup over runs (bench/probe_memory.py; re-measure with `make bench` after changing what a
+# check loads or how many run at once). Request: that peak and 15-30% for what the bench does
+# not run (longer path sweeps, larger answers); limit: twice the request. No tight CPU limit:
+# CFS throttling would show up as latency.
 RESOURCES = {
-    "requests": {"cpu": "50m", "memory": "128Mi"},
-    "limits": {"cpu": "1", "memory": "512Mi"},
+    "requests": {"cpu": "50m", "memory": "96Mi"},
+    "limits": {"cpu": "1", "memory": "192Mi"},
 }
 
 
@@ -78,7 +81,9 @@ class ProbePodSettings(Schema):
     )
     resources: dict[str, Any] = Field(
         default_factory=lambda: json.loads(json.dumps(RESOURCES)),
-        description="Requests and limits of the probe container.",
+        description="Requests and limits of the probe container. The memory is sized from a"
+        " full batch's measured peak (73-82 MiB for 50 checks: bench/probe_memory.py, re-measured"
+        " by `make bench`): request it plus 15-30%, limit twice that.",
     )
 
 
