@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from hopscope_policy.model import (
     JSON,
@@ -53,8 +53,13 @@ from hopscope_policy.model import (
 from hopscope_policy.selectors import Selector
 from hopscope_policy.tiers import Action, Decision, Endpoint, RuleName
 
-if TYPE_CHECKING:
-    from hopscope_policy.evaluate import Flow
+
+class Flow(Protocol):
+    """What a rule's ports read of `evaluate.Flow` (not imported: evaluate builds the chain)."""
+
+    port: int
+    protocol: str
+
 
 GROUP = "policy.networking.k8s.io"
 CNP, ANP, BANP = "ClusterNetworkPolicy", "AdminNetworkPolicy", "BaselineAdminNetworkPolicy"

@@ -22,7 +22,7 @@ Choices where the API leaves room to implementations (documented so a verdict ca
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from ipaddress import ip_address
 from itertools import chain
@@ -181,18 +181,14 @@ class PolicyRules:
         namespaces: Iterable[Namespace],
         policies: Iterable[Policy],
         *,
-        objects: Iterable[object] = (),
         nodes: Iterable[Node] = (),
+        chain: Callable[[Tier], list[Tier]] | None = None,
     ) -> None:
-        """`objects`: parsed objects of the other policy families (`families.FAMILIES`);
-        `nodes`: the cluster's nodes, which node peers and node selectors match."""
-        # Imported here: the families' modules import this one (for its tier and Flow).
-        from hopscope_policy import families
-
+        """`nodes`: the cluster's nodes, which node peers and node selectors match; `chain`:
+        the ordered tiers around the core one (`families.rules` builds it from the other
+        families' objects); None: core NetworkPolicies alone."""
         self._ns_labels = {ns.name: ns.labels for ns in namespaces}
-        self.objects: dict[str, list[object]] = defaultdict(list)
-        for obj in objects:
-            self.objects[families.family_of(obj).name].append(obj)
+        self._chain = chain
         self.nodes_by_ip: dict[IPAddress, Node] = {}
         self.nodes_by_name: dict[str, Node] = {}
         for node in nodes:
@@ -217,9 +213,7 @@ class PolicyRules:
         return self._selecting[pod.ref.namespace].select(pod, direction)
 
     def chain(self, kubernetes: Tier) -> list[Tier]:
-        from hopscope_policy import families  # see __init__
-
-        return families.chain(self.objects, kubernetes)
+        return self._chain(kubernetes) if self._chain is not None else [kubernetes]
 
     def labels_of(self, namespace: str) -> Mapping[str, str]:
         labels = self._ns_labels.get(namespace)

@@ -14,13 +14,17 @@ cluster's NetworkPolicies (a CNI family evaluating them beside its own kinds is 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import partial
 from typing import Any
 
 from hopscope_policy import cluster
-from hopscope_policy.tiers import Tier
+from hopscope_policy.evaluate import PolicyRules
+from hopscope_policy.model import Namespace, Policy
+from hopscope_policy.tiers import Node, Tier
 
 
 class Stage(IntEnum):
@@ -84,3 +88,16 @@ def chain(objects: Mapping[str, Sequence[Any]], kubernetes: Tier) -> list[Tier]:
         staged.append((Stage.NETWORK_POLICY, -1, kubernetes))
     staged.sort(key=lambda item: (item[0], item[1]))
     return [tier for _, _, tier in staged]
+
+
+def rules(
+    namespaces: Iterable[Namespace],
+    policies: Iterable[Policy],
+    objects: Iterable[object] = (),
+    nodes: Iterable[Node] = (),
+) -> PolicyRules:
+    """`PolicyRules` whose chain holds the other families' parsed `objects` in their tiers."""
+    grouped: dict[str, list[Any]] = defaultdict(list)
+    for obj in objects:
+        grouped[family_of(obj).name].append(obj)
+    return PolicyRules(namespaces, policies, nodes=nodes, chain=partial(chain, grouped))

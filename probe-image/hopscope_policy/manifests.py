@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from hopscope_policy import families, yamlload
-from hopscope_policy.evaluate import PolicyIndex, PolicyRules
+from hopscope_policy.evaluate import PolicyIndex
 from hopscope_policy.model import (
     DEFAULT_NAMESPACE,
     POD_TEMPLATES,
@@ -55,7 +55,7 @@ class Manifests:
     others: list[object] = field(default_factory=list)  # other policy families' objects
 
     def index(self) -> PolicyIndex:
-        rules = PolicyRules(self.namespaces, self.policies, objects=self.others, nodes=self.nodes)
+        rules = families.rules(self.namespaces, self.policies, self.others, self.nodes)
         return PolicyIndex(self.pods, rules)
 
 

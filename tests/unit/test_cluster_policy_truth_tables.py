@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hopscope_policy import Flow, L4Protocol, PodRef, PolicyIndex, PolicyRules
+from hopscope_policy import Flow, L4Protocol, PodRef, PolicyIndex, families
 from hopscope_policy.cluster import KINDS, parse_cluster_network_policy
 from hopscope_policy.evaluate import ICMP
 from hopscope_policy.model import FieldError, parse_namespace, parse_pod, parse_policy
@@ -105,9 +105,7 @@ def build(documents: list[dict[str, Any]], swap: dict[str, Any] | None = None) -
             core.append(parse_policy(doc))
         else:
             others.append(KINDS[(doc["apiVersion"].split("/")[0], doc["kind"])](doc))
-    rules = PolicyRules(
-        namespaces, core, objects=others, nodes=[parse_node(n) for n in world_nodes()]
-    )
+    rules = families.rules(namespaces, core, others, [parse_node(n) for n in world_nodes()])
     return PolicyIndex([parse_pod(p) for p in world_pods()], rules)
 
 
