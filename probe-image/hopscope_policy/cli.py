@@ -4,7 +4,8 @@
                     [--protocol TCP|UDP|SCTP] [--json]
     hopscope policy --manifests PATH [PATH...] --matrix --port PORT [--protocol …] [--json]
 
-Exit codes: 0 allowed (or the matrix was printed), 1 denied, 2 bad input (the message names the
+Exit codes: 0 allowed (or the matrix was printed), 1 denied, 3 unknown (a construct hopscope does
+not model decides, named in the reason), 2 bad input (the message names the
 file, document and field, or the flag). stdout carries the verdict only; notes go to stderr.
 """
 
@@ -26,6 +27,7 @@ from hopscope_policy.evaluate import (
 )
 from hopscope_policy.manifests import ManifestError, load
 from hopscope_policy.model import IPAddress, L4Protocol, PodRef
+from hopscope_policy.tiers import RuleName
 
 ALLOWED, DENIED = ".", "X"  # the marks Kubernetes' network-policy conformance tests print
 
@@ -100,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(verdict_json(verdict), indent=2))
     else:
         print(render_verdict(verdict))
-    return 0 if verdict.allowed else 1
+    return 0 if verdict.allowed else 3 if verdict.unknown else 1
 
 
 def build_flow(index: PolicyIndex, args: argparse.Namespace, protocol: L4Protocol) -> Flow:
@@ -114,23 +116,42 @@ def build_flow(index: PolicyIndex, args: argparse.Namespace, protocol: L4Protoco
 
 
 def verdict_json(verdict: Verdict) -> dict[str, Any]:
+    decided = verdict.decided_by
     return {
         "allowed": verdict.allowed,
+        "unknown": verdict.unknown,
+        "decidedBy": _rule_json(decided),
         "egress": direction_json(verdict.egress),
         "ingress": direction_json(verdict.ingress),
     }
 
 
 def direction_json(side: DirectionVerdict) -> dict[str, Any]:
-    return {"allowed": side.allowed, "policies": list(side.policies), "reason": side.reason}
+    return {
+        "allowed": side.allowed,
+        "policies": list(side.policies),
+        "reason": side.reason,
+        "decidedBy": _rule_json(side.rule),
+    }
+
+
+def _rule_json(rule: RuleName | None) -> dict[str, Any] | None:
+    """The deciding object with its kind, as `kubectl get KIND NAME` finds it."""
+    if rule is None:
+        return None
+    return {"kind": rule.kind, "name": rule.name, "rule": rule.rule, "text": str(rule)}
 
 
 def render_verdict(verdict: Verdict) -> str:
     flow = verdict.flow
     head = f"{verdict.source} -> {verdict.destination} {flow.protocol}/{flow.port}: "
-    lines = [head + ("allowed" if verdict.allowed else "DENIED")]
+    outcome = "allowed" if verdict.allowed else "UNKNOWN" if verdict.unknown else "DENIED"
+    decided = verdict.decided_by
+    # Core NetworkPolicy reasons already name their policy; other kinds are named here.
+    named = decided is not None and decided.kind != "NetworkPolicy"
+    lines = [head + outcome + (f" (decided by {decided})" if named else "")]
     for side in (verdict.egress, verdict.ingress):
-        mark = "allowed" if side.allowed else "denied "
+        mark = "allowed" if side.allowed else "unknown" if side.unknown else "denied "
         lines.append(f"  {side.direction.field:<7}  {mark}  {side.reason}")
     return "\n".join(lines)
 

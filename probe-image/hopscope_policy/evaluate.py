@@ -22,8 +22,8 @@ Choices where the API leaves room to implementations (documented so a verdict ca
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from ipaddress import ip_address
 from itertools import chain
 
@@ -42,7 +42,7 @@ from hopscope_policy.model import (
     Rule,
 )
 from hopscope_policy.selectors import show_labels
-from hopscope_policy.tiers import Action, Decision, Endpoint, RuleName
+from hopscope_policy.tiers import Action, Decision, Endpoint, Node, RuleName, Tier
 
 PORT = "port"
 POD_SELECTOR = "podSelector"
@@ -84,10 +84,21 @@ class DirectionVerdict:
     policies: tuple[str, ...] = ()  # namespace/name of every policy isolating the pod this way
     admitted_by: RuleRef | None = None
     nearest_miss: NearMiss | None = None
+    # What decided, with its kind, object and rule; None when no tier decided (default allow).
+    decision: Decision | None = None
 
     @property
     def isolated(self) -> bool:
         return bool(self.policies)
+
+    @property
+    def unknown(self) -> bool:
+        """A construct the evaluator does not model decides: neither allowed nor denied."""
+        return self.decision is not None and self.decision.action is Action.UNKNOWN
+
+    @property
+    def rule(self) -> RuleName | None:
+        return self.decision.rule if self.decision is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +112,21 @@ class Verdict:
     @property
     def allowed(self) -> bool:
         return self.egress.allowed and self.ingress.allowed
+
+    @property
+    def unknown(self) -> bool:
+        """Not denied by either direction, and Unknown in one: the verdict cannot be given."""
+        sides = (self.egress, self.ingress)
+        denied = any(not side.allowed and not side.unknown for side in sides)
+        return not denied and any(side.unknown for side in sides)
+
+    @property
+    def decided_by(self) -> RuleName | None:
+        """The rule a user looks up: the one that denied (or is Unknown), else the ingress one."""
+        for side in (self.egress, self.ingress):
+            if not side.allowed and side.rule is not None:
+                return side.rule
+        return self.ingress.rule or self.egress.rule
 
 
 class _Selecting:
@@ -130,8 +156,27 @@ class PolicyRules:
     """Namespaces and policies, indexed once. Indexes over different pods can share them: the
     operator's checks in one tick read the same policies, each with its own few pods."""
 
-    def __init__(self, namespaces: Iterable[Namespace], policies: Iterable[Policy]) -> None:
+    def __init__(
+        self,
+        namespaces: Iterable[Namespace],
+        policies: Iterable[Policy],
+        *,
+        nodes: Iterable[Node] = (),
+        chain: Callable[[Tier], list[Tier]] | None = None,
+    ) -> None:
+        """`nodes`: the cluster's nodes, which node peers and node selectors match; `chain`:
+        the ordered tiers around the core one (`families.rules` builds it from the other
+        families' objects); None: core NetworkPolicies alone."""
         self._ns_labels = {ns.name: ns.labels for ns in namespaces}
+        self._chain = chain
+        self.nodes_by_ip: dict[IPAddress, Node] = {}
+        self.nodes_by_name: dict[str, Node] = {}
+        for node in nodes:
+            if node.name in self.nodes_by_name:
+                raise ValueError(f"node {node.name} is given twice")
+            self.nodes_by_name[node.name] = node
+            for ip in node.ips:
+                self.nodes_by_ip.setdefault(ip, node)
         by_namespace: dict[str, list[Policy]] = defaultdict(list)
         keys: set[str] = set()
         for policy in policies:
@@ -146,6 +191,9 @@ class PolicyRules:
         if pod.host_network or pod.ref.namespace not in self._selecting:
             return []
         return self._selecting[pod.ref.namespace].select(pod, direction)
+
+    def chain(self, kubernetes: Tier) -> list[Tier]:
+        return self._chain(kubernetes) if self._chain is not None else [kubernetes]
 
     def labels_of(self, namespace: str) -> Mapping[str, str]:
         labels = self._ns_labels.get(namespace)
@@ -168,6 +216,9 @@ class PolicyIndex:
                 # hostNetwork pods share their node's address; a pod-network pod owns its own.
                 if ip not in self._by_ip or self._by_ip[ip].host_network:
                     self._by_ip[ip] = pod
+        self._kubernetes = NetworkPolicyTier(self)
+        self._tiers = rules.chain(self._kubernetes)
+        self._alone = self._tiers == [self._kubernetes]  # core NetworkPolicies only
 
     @property
     def pods(self) -> list[Pod]:
@@ -190,8 +241,8 @@ class PolicyIndex:
             egress = DirectionVerdict(Direction.EGRESS, True, reason)
             ingress = DirectionVerdict(Direction.INGRESS, True, reason)
         else:
-            egress = self.direction_verdict(Direction.EGRESS, src, dst, flow, dst.selectable)
-            ingress = self.direction_verdict(Direction.INGRESS, dst, src, flow, dst.selectable)
+            egress = self.chain_verdict(Direction.EGRESS, src, dst, flow, dst.selectable)
+            ingress = self.chain_verdict(Direction.INGRESS, dst, src, flow, dst.selectable)
         return Verdict(flow, str(src), str(dst), egress, ingress)
 
     def matrix(
@@ -208,10 +259,54 @@ class PolicyIndex:
 
     def _end(self, endpoint: PodRef | IPAddress) -> Endpoint:
         if isinstance(endpoint, PodRef):
-            pod = self.pod(endpoint)
-            return Endpoint(pod.ips[0] if pod.ips else None, pod)
-        ip = ip_address(endpoint)
-        return Endpoint(ip, self._by_ip.get(ip))
+            pod: Pod | None = self.pod(endpoint)
+            ip = pod.ips[0] if pod.ips else None
+        else:
+            ip = ip_address(endpoint)
+            pod = self._by_ip.get(ip)
+        node = self.rules.nodes_by_ip.get(ip) if ip is not None else None
+        if pod is None:
+            return Endpoint(ip, None, None, node)
+        if pod.host_network and node is None and pod.node is not None:
+            node = self.rules.nodes_by_name.get(pod.node)
+        return Endpoint(ip, pod, self.rules.labels_of(pod.ref.namespace), node)
+
+    def chain_verdict(
+        self,
+        direction: Direction,
+        subject: Endpoint,
+        peer: Endpoint,
+        flow: Flow,
+        target: Pod | None,
+    ) -> DirectionVerdict:
+        """The first decision of the ordered tiers that is not a Pass (tiers.py), with the
+        core NetworkPolicy explanation (isolating policies, nearest miss) alongside."""
+        core = self.direction_verdict(direction, subject, peer, flow, target)
+        if self._alone:
+            return replace(core, decision=self._kubernetes.decision_of(core, direction))
+        passed: list[str] = []
+        for tier in self._tiers:
+            if tier is self._kubernetes:
+                decision = self._kubernetes.decision_of(core, direction)
+            else:
+                decision = tier.decide(direction, subject, peer, flow, target)
+            if decision is None:
+                continue
+            if decision.action is Action.PASS:
+                passed.append(decision.reason)
+                continue
+            if tier is self._kubernetes:
+                reason = "; ".join([*passed, core.reason])
+                return replace(core, reason=reason, decision=decision)
+            return DirectionVerdict(
+                direction,
+                decision.action is Action.ALLOW,
+                "; ".join([*passed, decision.reason]),
+                core.policies,
+                decision=decision,
+            )
+        reason = "; ".join([*passed, core.reason]) + "; no rule matched: default allow"
+        return replace(core, allowed=True, reason=reason, admitted_by=None, decision=None)
 
     def direction_verdict(
         self,
@@ -387,7 +482,12 @@ class NetworkPolicyTier:
         flow: Flow,
         target: Pod | None,
     ) -> Decision | None:
-        verdict = self._index.direction_verdict(direction, subject, peer, flow, target)
+        return self.decision_of(
+            self._index.direction_verdict(direction, subject, peer, flow, target), direction
+        )
+
+    def decision_of(self, verdict: DirectionVerdict, direction: Direction) -> Decision | None:
+        """The tier's answer from the core verdict of this direction."""
         if not verdict.isolated:
             return None
         if verdict.admitted_by is not None:

@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from hopscope_policy import yamlload
-from hopscope_policy.evaluate import PolicyIndex, PolicyRules
+from hopscope_policy import families, yamlload
+from hopscope_policy.evaluate import PolicyIndex
 from hopscope_policy.model import (
     DEFAULT_NAMESPACE,
     POD_TEMPLATES,
@@ -32,6 +32,8 @@ from hopscope_policy.model import (
     parse_policy,
     parse_workload,
 )
+from hopscope_policy.nodes import parse_node
+from hopscope_policy.tiers import Node
 from hopscope_probe.files import read_bounded
 
 EXTENSIONS = frozenset({".yaml", ".yml", ".json"})
@@ -49,9 +51,12 @@ class Manifests:
     namespaces: list[Namespace] = field(default_factory=list)
     policies: list[Policy] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what was skipped, and why
+    nodes: list[Node] = field(default_factory=list)
+    others: list[object] = field(default_factory=list)  # other policy families' objects
 
     def index(self) -> PolicyIndex:
-        return PolicyIndex(self.pods, PolicyRules(self.namespaces, self.policies))
+        rules = families.rules(self.namespaces, self.policies, self.others, self.nodes)
+        return PolicyIndex(self.pods, rules)
 
 
 def load(paths: Iterable[str | Path]) -> Manifests:
@@ -140,8 +145,16 @@ def _add(
         # Calico and others reuse the kind name under their own API group: different semantics.
         found.notes.append(f"{where}: skipped NetworkPolicy of apiVersion {obj['apiVersion']}")
         return
+    family_parser = families.parser(str(obj.get("apiVersion", "")), kind)
     try:
-        if kind == "Pod" or kind in POD_TEMPLATES:
+        if family_parser is not None:
+            found.others.append(family_parser(obj))
+            key = (kind, "", str(_name(obj)))
+        elif kind == "Node":
+            node = parse_node(obj)
+            key = (kind, "", node.name)
+            found.nodes.append(node)
+        elif kind == "Pod" or kind in POD_TEMPLATES:
             pod = parse_pod(obj) if kind == "Pod" else parse_workload(obj, kind)
             key = ("pod", pod.ref.namespace, pod.ref.name)
             found.pods.append(pod)
@@ -162,6 +175,11 @@ def _add(
     first_seen[key] = f"{where} ({_title(obj)})"
 
 
+def _name(obj: Mapping[str, Any]) -> object:
+    meta = obj.get("metadata")
+    return meta.get("name") if isinstance(meta, Mapping) else None
+
+
 def _title(obj: Mapping[str, Any]) -> str:
     """`Kind namespace/name` as far as the object says, for error messages."""
     kind = obj["kind"]
@@ -169,6 +187,6 @@ def _title(obj: Mapping[str, Any]) -> str:
     name = meta.get("name") if isinstance(meta, Mapping) else None
     if not isinstance(name, str) or not name:
         return kind
-    if kind == "Namespace":
+    if kind in ("Namespace", "Node") or families.parser(str(obj.get("apiVersion", "")), kind):
         return f"{kind} {name}"
     return f"{kind} {meta.get('namespace') or DEFAULT_NAMESPACE}/{name}"

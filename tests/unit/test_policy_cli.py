@@ -117,10 +117,18 @@ def test_denied_flow_json_shape(manifests: Path, capsys: pytest.CaptureFixture[s
     verdict = json.loads(out)
     assert verdict == {
         "allowed": False,
+        "unknown": False,
+        "decidedBy": {
+            "kind": "NetworkPolicy",
+            "name": "y/deny-all",
+            "rule": None,
+            "text": "NetworkPolicy y/deny-all",
+        },
         "egress": {
             "allowed": True,
             "policies": [],
             "reason": "x/b is not isolated for egress: no NetworkPolicy selects it for egress",
+            "decidedBy": None,
         },
         "ingress": {
             "allowed": False,
@@ -128,7 +136,47 @@ def test_denied_flow_json_shape(manifests: Path, capsys: pytest.CaptureFixture[s
             "reason": "y/web is isolated for ingress by policies y/deny-all, y/web-from-front "
             "and no rule matches; nearest miss: y/web-from-front ingress[0]: the port matches "
             "but from[0] does not: x/b (app=other) does not match podSelector app=client",
+            "decidedBy": {
+                "kind": "NetworkPolicy",
+                "name": "y/deny-all",
+                "rule": None,
+                "text": "NetworkPolicy y/deny-all",
+            },
         },
+    }
+
+
+CLUSTER_POLICY = """
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: isolate-tenants}
+spec:
+  tier: Admin
+  priority: 1
+  subject: {namespaces: {matchLabels: {kubernetes.io/metadata.name: y}}}
+  ingress:
+  - name: deny-x
+    action: Deny
+    from: [{namespaces: {matchLabels: {kubernetes.io/metadata.name: x}}}]
+"""
+
+
+def test_cluster_network_policy_named_with_its_kind(
+    manifests: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "cnp.yaml").write_text(CLUSTER_POLICY)
+    args = ("--manifests", str(manifests), str(tmp_path), "--from", "x/b", "--to", "y/web")
+    code, out, _ = run(capsys, *args, "--port", "8080")
+    assert code == 1
+    assert out.splitlines()[0] == (
+        "x/b -> y/web TCP/8080: DENIED (decided by ClusterNetworkPolicy isolate-tenants ingress[0])"
+    )
+    code, out, _ = run(capsys, *args, "--port", "8080", "--json")
+    assert json.loads(out)["decidedBy"] == {
+        "kind": "ClusterNetworkPolicy",
+        "name": "isolate-tenants",
+        "rule": "ingress[0]",
+        "text": "ClusterNetworkPolicy isolate-tenants ingress[0]",
     }
 
 
