@@ -29,13 +29,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from hopscope_policy.model import (
     JSON,
     NAMESPACE_NAME_LABEL,
     Direction,
     FieldError,
+    Flow,
     IPNetwork,
     L4Protocol,
     Pod,
@@ -52,14 +53,6 @@ from hopscope_policy.model import (
 )
 from hopscope_policy.selectors import Selector
 from hopscope_policy.tiers import Action, Decision, Endpoint, RuleName
-
-
-class Flow(Protocol):
-    """What a rule's ports read of `evaluate.Flow` (not imported: evaluate builds the chain)."""
-
-    port: int
-    protocol: str
-
 
 GROUP = "policy.networking.k8s.io"
 CNP, ANP, BANP = "ClusterNetworkPolicy", "AdminNetworkPolicy", "BaselineAdminNetworkPolicy"

@@ -21,8 +21,7 @@ import yaml
 
 from hopscope_policy import Flow, L4Protocol, PodRef, PolicyIndex, families
 from hopscope_policy.cluster import KINDS, parse_cluster_network_policy
-from hopscope_policy.evaluate import ICMP
-from hopscope_policy.model import FieldError, parse_namespace, parse_pod, parse_policy
+from hopscope_policy.model import ICMP, FieldError, parse_namespace, parse_pod, parse_policy
 from hopscope_policy.nodes import parse_node
 from hopscope_policy.tiers import Action
 
