@@ -21,6 +21,7 @@ from hopscope_policy.cilium_model import (
     CiliumSpec,
     parse_cilium_clusterwide_network_policy,
     parse_cilium_network_policy,
+    world_family,
 )
 from hopscope_policy.evaluate import ICMP, Flow
 from hopscope_policy.model import Direction, L4Protocol, Pod
@@ -215,7 +216,7 @@ class CiliumTier:
             if entity == "all":
                 yield True
             elif entity in ("world", "world-ipv4", "world-ipv6"):
-                family = {"world-ipv4": 4, "world-ipv6": 6}.get(entity)
+                family = world_family(entity)
                 yield world and (
                     family is None or (peer.ip is not None and peer.ip.version == family)
                 )
