@@ -23,8 +23,7 @@ from hopscope_policy.cilium_model import (
     parse_cilium_network_policy,
     world_family,
 )
-from hopscope_policy.evaluate import ICMP, Flow
-from hopscope_policy.model import Direction, L4Protocol, Pod
+from hopscope_policy.model import ICMP, Direction, Flow, L4Protocol, Pod
 from hopscope_policy.selectors import Selector
 from hopscope_policy.tiers import Action, Decision, Endpoint, RuleName, Tier
 

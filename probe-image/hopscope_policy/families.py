@@ -4,12 +4,7 @@ A family registers the kinds it parses (`(apiGroup, kind) -> parser`), the type(
 parsers return (so `PolicyRules` can hand each family its objects), and how it builds its tiers,
 each at a `Stage` of the chain the Network Policy API defines: Admin → the tier that holds the
 cluster's NetworkPolicies (a CNI family evaluating them beside its own kinds is given the core
-`NetworkPolicyTier` as `kubernetes` and replaces it) → Baseline. A new family is a few lines here:
-
-    Family("cilium", cilium.KINDS, (cilium.CiliumPolicy,),
-           lambda objects, kubernetes: [(Stage.NETWORK_POLICY,
-                                         cilium.CiliumTier(objects, kubernetes=kubernetes))],
-           holds_network_policies=True)
+`NetworkPolicyTier` as `kubernetes` and replaces it) → Baseline. A new family is a few lines here.
 """
 
 from __future__ import annotations
@@ -21,7 +16,8 @@ from enum import IntEnum
 from functools import partial
 from typing import Any
 
-from hopscope_policy import cluster
+from hopscope_policy import cilium, cluster
+from hopscope_policy.cilium_model import CiliumPolicy
 from hopscope_policy.evaluate import PolicyRules
 from hopscope_policy.model import Namespace, Policy
 from hopscope_policy.tiers import Node, Tier
@@ -52,8 +48,14 @@ def _cluster_tiers(objects: Sequence[Any], kubernetes: Tier) -> list[tuple[Stage
     ]
 
 
+def _cilium_tiers(objects: Sequence[Any], kubernetes: Tier) -> list[tuple[Stage, Tier]]:
+    # Cilium enforces the cluster's NetworkPolicies beside its own kinds, as one allow set.
+    return [(Stage.NETWORK_POLICY, cilium.CiliumTier(objects, kubernetes=kubernetes))]
+
+
 FAMILIES: tuple[Family, ...] = (
     Family("network-policy-api", cluster.KINDS, (cluster.ClusterPolicy,), _cluster_tiers),
+    Family("cilium", cilium.KINDS, (CiliumPolicy,), _cilium_tiers, holds_network_policies=True),
 )
 
 
