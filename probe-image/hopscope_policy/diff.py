@@ -19,6 +19,7 @@ from typing import Any
 
 from hopscope_policy.evaluate import DirectionVerdict, Flow, PolicyIndex, Verdict
 from hopscope_policy.model import Direction, L4Protocol, Pod, PodRef, Policy
+from hopscope_policy.tiers import Endpoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,19 +95,43 @@ def compare_matrix(
         }
         for direction in Direction
     }
+    egress, ingress = changed[Direction.EGRESS], changed[Direction.INGRESS]
+    into_changed = [ref for ref in refs if ref in ingress]
     changes, evaluated = [], 0
     for src in refs:
-        for dst in refs:
+        out_changed = src in egress
+        for dst in refs if out_changed else into_changed:
             if src == dst:  # a pod's traffic to itself never meets a policy
-                continue
-            if src not in changed[Direction.EGRESS] and dst not in changed[Direction.INGRESS]:
                 continue
             evaluated += 1
             flow = Flow(src, dst, port, protocol)
-            old, new = before.evaluate(flow), after.evaluate(flow)
-            if outcome(old) != outcome(new):
-                changes.append(Change(flow, old, new))
+            if _flips(before, after, flow, out_changed, dst in ingress):
+                changes.append(Change(flow, before.evaluate(flow), after.evaluate(flow)))
     return Diff(changes, len(refs) ** 2, evaluated, only_in)
+
+
+def _flips(
+    before: PolicyIndex, after: PolicyIndex, flow: Flow, egress_changed: bool, ingress_changed: bool
+) -> bool:
+    """Whether the flow's verdict differs, evaluating an unchanged direction once, and only when
+    the changed one flips (the matrix's cost is this function)."""
+    old_src, old_dst = before.endpoints(flow)
+    new_src, new_dst = after.endpoints(flow)
+
+    def egress(index: PolicyIndex, src: Endpoint, dst: Endpoint) -> bool:
+        return index.direction_verdict(Direction.EGRESS, src, dst, flow, dst.selectable).allowed
+
+    def ingress(index: PolicyIndex, src: Endpoint, dst: Endpoint) -> bool:
+        return index.direction_verdict(Direction.INGRESS, dst, src, flow, dst.selectable).allowed
+
+    if not egress_changed:
+        old_in, new_in = ingress(before, old_src, old_dst), ingress(after, new_src, new_dst)
+        return old_in != new_in and egress(before, old_src, old_dst)
+    old_out, new_out = egress(before, old_src, old_dst), egress(after, new_src, new_dst)
+    if not ingress_changed:
+        return old_out != new_out and ingress(before, old_src, old_dst)
+    old_in, new_in = ingress(before, old_src, old_dst), ingress(after, new_src, new_dst)
+    return (old_out and old_in) != (new_out and new_in)
 
 
 def _policies_differ(
