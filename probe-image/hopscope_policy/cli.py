@@ -7,7 +7,8 @@
 
 Exit codes: 0 allowed (or the matrix was printed), 1 denied, 2 bad input (the message names the
 file, document and field, or the flag). stdout carries the verdict only; notes go to stderr.
-`diff` (hopscope_policy.diffcli) exits 0 when no verdict changes, 1 when one does, 2 as here.
+`hopscope policy diff` (hopscope_policy.diffcli; hopscope_probe.cli hands it over) exits 0
+when no verdict changes, 1 when one does, 2 as here.
 """
 
 from __future__ import annotations
@@ -79,11 +80,6 @@ def port_number(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["diff"]:
-        from hopscope_policy import diffcli
-
-        return diffcli.main(argv[1:])
     cmd = parser()
     args = cmd.parse_args(argv)
     check_mode(cmd, args)
