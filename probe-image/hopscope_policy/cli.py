@@ -3,10 +3,13 @@
     hopscope policy --manifests PATH [PATH...] --from NS/POD --to NS/POD|IP --port PORT
                     [--protocol TCP|UDP|SCTP] [--json]
     hopscope policy --manifests PATH [PATH...] --matrix --port PORT [--protocol …] [--json]
+    hopscope policy diff --manifests PATH... --proposed PATH... (--matrix | --from … --to …) …
 
 Exit codes: 0 allowed (or the matrix was printed), 1 denied, 3 unknown (a construct hopscope does
 not model decides, named in the reason), 2 bad input (the message names the
 file, document and field, or the flag). stdout carries the verdict only; notes go to stderr.
+`hopscope policy diff` (hopscope_policy.diffcli; hopscope_probe.cli hands it over) exits 0
+when no verdict changes, 1 when one does, 2 as here.
 """
 
 from __future__ import annotations
@@ -36,11 +39,11 @@ class InputError(Exception):
     """Input that parses but names nothing usable; the message names the flag."""
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="hopscope policy",
-        description="Decide from manifests whether NetworkPolicies allow a connection, and why.",
-    )
+def parser(
+    prog: str = "hopscope policy",
+    description: str = "Decide from manifests whether NetworkPolicies allow a connection, and why.",
+) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument(
         "--manifests",
         nargs="+",
@@ -81,10 +84,7 @@ def port_number(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     cmd = parser()
     args = cmd.parse_args(argv)
-    if args.matrix and (args.source or args.destination):
-        cmd.error("--matrix takes no --from or --to")
-    if not args.matrix and not (args.source and args.destination):
-        cmd.error("give --from and --to, or --matrix")
+    check_mode(cmd, args)
     protocol = L4Protocol(args.protocol)
     try:
         manifests = load(args.manifests)
@@ -105,13 +105,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0 if verdict.allowed else 3 if verdict.unknown else 1
 
 
-def build_flow(index: PolicyIndex, args: argparse.Namespace, protocol: L4Protocol) -> Flow:
+def check_mode(cmd: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """One flow (--from and --to) or the matrix; argparse's error exits 2."""
+    if args.matrix and (args.source or args.destination):
+        cmd.error("--matrix takes no --from or --to")
+    if not args.matrix and not (args.source and args.destination):
+        cmd.error("give --from and --to, or --matrix")
+
+
+def build_flow(
+    index: PolicyIndex,
+    args: argparse.Namespace,
+    protocol: L4Protocol,
+    where: str = "the manifests",
+) -> Flow:
     for flag, value in (("--from", args.source), ("--to", args.destination)):
         if isinstance(value, PodRef):
             try:
                 index.pod(value)
             except UnknownPod as exc:
-                raise InputError(f"{flag} {value}: {exc} in the manifests") from None
+                raise InputError(f"{flag} {value}: {exc} in {where}") from None
     return Flow(args.source, args.destination, args.port, protocol)
 
 

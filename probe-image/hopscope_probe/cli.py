@@ -302,6 +302,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_batch(args)
         if args.command == "agent":
             return agent.main(args)
+        if args.command == "policy" and args.args[:1] == ["diff"]:
+            from hopscope_policy.diffcli import main as diff_main
+
+            return diff_main(args.args[1:])
         if args.command == "policy":
             from hopscope_policy.cli import main as policy_main
 
