@@ -17,8 +17,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hopscope_policy.evaluate import DirectionVerdict, Flow, PolicyIndex, Verdict
-from hopscope_policy.model import Direction, L4Protocol, Pod, PodRef, Policy
+from hopscope_policy.evaluate import DirectionVerdict, NetworkPolicyTier, PolicyIndex, Verdict
+from hopscope_policy.model import Direction, Flow, L4Protocol, Pod, PodRef, Policy
 from hopscope_policy.tiers import Endpoint
 
 
@@ -47,12 +47,15 @@ class Diff:
 
 
 def outcome(verdict: Verdict) -> str:
+    if verdict.unknown:
+        return "unknown"
     return "allowed" if verdict.allowed else "denied"
 
 
 def decided_by(side: DirectionVerdict) -> str:
-    """What decided this direction, as a user looks it up (the one place to switch to a tier
-    Decision's RuleName once verdicts carry one)."""
+    """What decided this direction, as a user looks it up."""
+    if side.rule is not None and side.rule.kind != NetworkPolicyTier.KIND:
+        return str(side.rule)  # a cluster-wide or CNI policy's rule
     if side.admitted_by is not None:
         ref = side.admitted_by
         return f"NetworkPolicy {ref.policy} {ref.direction.field}[{ref.rule}]"
@@ -82,7 +85,10 @@ def compare_matrix(
         "current": [ref for ref in old_pods if ref not in new_pods],
         "proposed": [ref for ref in new_pods if ref not in old_pods],
     }
-    everything = any(not _same_pod(old_pods[ref], new_pods[ref]) for ref in refs) or any(
+    # The pruning compares core NetworkPolicies only: other families' tiers (cluster-wide,
+    # Cilium) can select any pod, so with them every pair is evaluated.
+    everything = not (before.core_only and after.core_only)
+    everything |= any(not _same_pod(old_pods[ref], new_pods[ref]) for ref in refs) or any(
         before.rules.labels_of(ns) != after.rules.labels_of(ns)
         for ns in {ref.namespace for ref in refs}
     )
@@ -115,6 +121,8 @@ def _flips(
 ) -> bool:
     """Whether the flow's verdict differs, evaluating an unchanged direction once, and only when
     the changed one flips (the matrix's cost is this function)."""
+    if not (before.core_only and after.core_only):  # the whole chain decides
+        return outcome(before.evaluate(flow)) != outcome(after.evaluate(flow))
     old_src, old_dst = before.endpoints(flow)
     new_src, new_dst = after.endpoints(flow)
 

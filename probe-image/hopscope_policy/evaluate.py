@@ -221,6 +221,11 @@ class PolicyIndex:
         self._alone = self._tiers == [self._kubernetes]  # core NetworkPolicies only
 
     @property
+    def core_only(self) -> bool:
+        """Only core NetworkPolicies decide: no other family's tier is in the chain."""
+        return self._alone
+
+    @property
     def pods(self) -> list[Pod]:
         return sorted(self._pods.values(), key=lambda pod: (pod.ref.namespace, pod.ref.name))
 
