@@ -169,8 +169,8 @@ class MemoryWatch:
         if self._error is not None:
             error, self._error = self._error, None
             return [error]
-        if self._expired:
-            return []
+        if self._expired or self._epoch != self._fake.watch_epoch:
+            return []  # dropped: what it had not sent yet is lost with the connection
         fake = self._fake
         with fake.changed:
             fresh = fake.watch_events[self._seen :]
