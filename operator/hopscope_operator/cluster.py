@@ -76,6 +76,29 @@ class Invalid(ApiError):
     reason = "Invalid"
 
 
+@dataclass(frozen=True)
+class Listing:
+    """A list's items (whole objects) and its resourceVersion: where a watch starts."""
+
+    items: list[Object]
+    resource_version: str
+
+
+class Watch(Protocol):
+    """An open watch. Its events ({"type": ADDED|MODIFIED|DELETED|BOOKMARK|ERROR, "object"})
+    arrive in resourceVersion order; `poll` returns those that have arrived and never waits."""
+
+    @property
+    def ended(self) -> bool:
+        """The stream is over (its timeoutSeconds, a dropped connection): polled empty, it is
+        opened again from the last resourceVersion seen."""
+        ...
+
+    def poll(self) -> list[Object]: ...
+
+    def close(self) -> None: ...
+
+
 class ClusterApi(Protocol):
     def get(self, resource: Resource, namespace: str | None, name: str) -> Object:
         """The object; NotFound when absent."""
@@ -85,6 +108,23 @@ class ClusterApi(Protocol):
         self, resource: Resource, namespace: str | None, labels: dict[str, str] | None = None
     ) -> list[Object]:
         """Objects in a namespace (None: all namespaces) whose labels match."""
+        ...
+
+    def list_versioned(
+        self, resource: Resource, namespace: str | None, labels: dict[str, str] | None = None
+    ) -> Listing:
+        """`list`, with the list's resourceVersion (what a watch of it resumes from)."""
+        ...
+
+    def watch(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        labels: dict[str, str] | None,
+        resource_version: str,
+    ) -> Watch:
+        """The changes after `resource_version`, with bookmarks; a refusal (403) raises here.
+        A version the server no longer has comes as an ERROR event with code 410."""
         ...
 
     def create(self, resource: Resource, namespace: str | None, body: Object) -> Object:

@@ -8,8 +8,11 @@ the tests. Credentials come from the in-cluster service account, else the local 
 from __future__ import annotations
 
 import json
+import logging
+import queue
+import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote, urlencode
 
 from kubernetes import client, config
@@ -20,13 +23,19 @@ from hopscope_operator.cluster import (
     ApiError,
     Conflict,
     Invalid,
+    Listing,
     NotFound,
     Object,
     Resource,
 )
 
+log = logging.getLogger("hopscope.operator")
+
 ERRORS: dict[int, type[ApiError]] = {404: NotFound, 409: Conflict, 422: Invalid}
 TIMEOUT_SECONDS = 30
+# How long the server keeps a watch open before ending it (it is then opened again from the
+# last resourceVersion): client-go's 5 minutes. Reading waits that long plus some slack.
+WATCH_SECONDS = 300
 
 
 def _load_configuration() -> client.Configuration:
@@ -48,13 +57,39 @@ class KubeApi:
     def list(
         self, resource: Resource, namespace: str | None, labels: dict[str, str] | None = None
     ) -> list[Object]:
+        return self.list_versioned(resource, namespace, labels).items
+
+    def list_versioned(
+        self, resource: Resource, namespace: str | None, labels: dict[str, str] | None = None
+    ) -> Listing:
         query = {"labelSelector": label_selector(labels)} if labels else {}
         found = self._json("GET", _path(resource, namespace), query=query)
         # A list's items carry no apiVersion/kind; the reconciler expects whole objects.
         for item in found["items"]:
             item.setdefault("apiVersion", resource.api_version)
             item.setdefault("kind", resource.kind)
-        return list(found["items"])
+        return Listing(list(found["items"]), str(found["metadata"].get("resourceVersion", "")))
+
+    def watch(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        labels: dict[str, str] | None,
+        resource_version: str,
+    ) -> StreamWatch:
+        query = {
+            "watch": "1",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(WATCH_SECONDS),
+        }
+        if labels:
+            query["labelSelector"] = label_selector(labels)
+        path = _path(resource, namespace) + "?" + urlencode(query)
+        response = self._send("GET", path, timeout=(TIMEOUT_SECONDS, WATCH_SECONDS + 30))
+        if response.status >= 400:
+            _raise("GET", path, response.status, response.read())
+        return StreamWatch(response.response, path)
 
     def create(self, resource: Resource, namespace: str | None, body: Object) -> Object:
         return self._json("POST", _path(resource, namespace), body=body)
@@ -123,22 +158,69 @@ class KubeApi:
         content_type: str = "application/json",
         accept: str = "application/json",
     ) -> bytes:
+        response = self._send(method, path, body=body, content_type=content_type, accept=accept)
+        data = response.read()
+        if response.status >= 400:
+            _raise(method, path, response.status, data)
+        return bytes(data)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Object | None = None,
+        content_type: str = "application/json",
+        accept: str = "application/json",
+        timeout: float | tuple[float, float] = TIMEOUT_SECONDS,
+    ) -> Any:
+        """The response, its body not read yet (a watch's is a stream)."""
         headers = {"Accept": accept, "Content-Type": content_type}
         for auth in self._config.auth_settings().values():
             if auth["in"] == "header" and auth["value"]:
                 headers[auth["key"]] = auth["value"]
-        response = self._rest.request(
-            method,
-            self._config.host + path,
-            headers=headers,
-            body=body,
-            _request_timeout=TIMEOUT_SECONDS,
+        return self._rest.request(
+            method, self._config.host + path, headers=headers, body=body, _request_timeout=timeout
         )
-        data = response.read()
-        if response.status >= 400:
-            error = ERRORS.get(response.status, ApiError)
-            raise error(f"{method} {path}: {response.status} {_message(data)}")
-        return data
+
+
+class StreamWatch:
+    """A watch's response, one JSON event a line, read by a thread of its own so that `poll`
+    never waits; `ended` once the server closed it or the connection dropped."""
+
+    def __init__(self, response: Any, path: str) -> None:
+        self._response = response
+        self._path = path
+        self._events: queue.SimpleQueue[Object] = queue.SimpleQueue()
+        self._done = threading.Event()
+        threading.Thread(target=self._read, name=f"watch {path}", daemon=True).start()
+
+    @property
+    def ended(self) -> bool:
+        return self._done.is_set()
+
+    def poll(self) -> list[Object]:
+        found = []
+        while not self._events.empty():
+            found.append(self._events.get_nowait())
+        return found
+
+    def close(self) -> None:
+        self._response.shutdown()  # ends a read in progress: its thread then ends
+
+    def _read(self) -> None:
+        pending = b""
+        try:
+            for chunk in self._response.stream(65536):
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        self._events.put(json.loads(line))
+        except Exception as exc:  # dropped: the informer opens it again from its last version
+            log.debug("watch %s dropped: %s", self._path, exc)
+        finally:
+            self._response.release_conn()
+            self._done.set()  # after the last event is queued: poll sees them all first
 
 
 def label_selector(labels: Mapping[str, str]) -> str:
@@ -154,6 +236,11 @@ def _path(resource: Resource, namespace: str | None, name: str | None = None) ->
         base += f"/namespaces/{quote(namespace)}"
     base += f"/{resource.plural}"
     return base + (f"/{quote(name)}" if name else "")
+
+
+def _raise(method: str, path: str, status: int, data: bytes) -> NoReturn:
+    error = ERRORS.get(status, ApiError)
+    raise error(f"{method} {path}: {status} {_message(data)}")
 
 
 def _message(data: bytes) -> str:

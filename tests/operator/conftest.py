@@ -26,6 +26,7 @@ from hopscope_operator.cluster import (
     SERVICES,
     Object,
 )
+from hopscope_operator.controller.cache import ReadYourWrites
 from hopscope_operator.controller.leader import LeaseElector
 from hopscope_operator.controller.reconcile import Reconciler
 from hopscope_operator.controller.snapshot import NAMESPACES
@@ -198,13 +199,14 @@ def every_call_is_granted_by_the_generated_rbac(monkeypatch: pytest.MonkeyPatch)
         original = getattr(cls, method)
 
         def recorded(self: Any, *args: Any, _original: Any = original, **kw: Any) -> Any:
-            start = len(self.api.calls)
+            fake = self.api.inner if isinstance(self.api, ReadYourWrites) else self.api
+            start = len(fake.calls)
             try:
                 return _original(self, *args, **kw)
             finally:
                 # The elector works in the probe namespace alone, whatever is watched.
                 watched = self.settings.watched if isinstance(self, Reconciler) else ()
-                made.extend((call, watched) for call in self.api.calls[start:])
+                made.extend((call, watched) for call in fake.calls[start:])
 
         monkeypatch.setattr(cls, method, recorded)
     yield

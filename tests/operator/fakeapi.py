@@ -40,6 +40,7 @@ from hopscope_operator.cluster import (
     LEASES,
     PODS,
     Invalid,
+    Listing,
     Object,
     Resource,
 )
@@ -64,6 +65,7 @@ from .fake_status import (
     object_details,
 )
 from .fake_tokens import Issued
+from .fake_watch import MemoryWatch
 
 if TYPE_CHECKING:
     from .conftest import ApiServer
@@ -103,6 +105,9 @@ class FakeApi:
         self.logs: dict[tuple[str, str], str] = {}  # (namespace, pod): its one container's
         self.container_logs: dict[tuple[str, str, str], str] = {}  # (namespace, pod, container)
         self.watch_events: list[WatchEvent] = []
+        self.bookmarks: list[str] = []  # the resourceVersion of each bookmark() sent
+        self.compacted = 0  # watches from an older resourceVersion get an ERROR 410
+        self.watch_epoch = 0  # end_watches() moves it on: the in-memory watches open end
         self.changed = threading.Condition()  # notified on every watch event (HTTP watches)
         self.tokens_issued: list[tuple[str, str, str]] = []  # (namespace, account, audience)
         self.issued: dict[str, Issued] = {}  # every token minted, by token
@@ -137,6 +142,41 @@ class FakeApi:
                 obj["metadata"].get("labels", {}).get(k) == v for k, v in (labels or {}).items()
             )
         ]
+
+    def list_versioned(
+        self, resource: Resource, namespace: str | None, labels: dict[str, str] | None = None
+    ) -> Listing:
+        # Through list, so a test that refuses `list` refuses this too.
+        return Listing(self.list(resource, namespace, labels), self.resource_version())
+
+    def watch(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        labels: dict[str, str] | None,
+        resource_version: str,
+    ) -> MemoryWatch:
+        self.calls.append(("watch", resource.plural, namespace))
+        return MemoryWatch(self, resource, namespace, labels or {}, resource_version)
+
+    def compact(self) -> None:
+        """What etcd compaction does: history up to now is gone, so a watch resuming from an
+        older resourceVersion is told 410 Expired (and must list again)."""
+        with self.changed:
+            self.compacted = self._version + 1
+
+    def end_watches(self) -> None:
+        """Every in-memory watch open now ends (a dropped connection, an API server restart):
+        the watcher opens it again, from the last resourceVersion it saw."""
+        with self.changed:
+            self.watch_epoch += 1
+
+    def bookmark(self) -> None:
+        """A BOOKMARK to every watch that allows them, at the current resourceVersion (a real
+        server sends them about once a minute)."""
+        with self.changed:
+            self.bookmarks.append(self.resource_version())
+            self.changed.notify_all()
 
     def create(
         self, resource: Resource, namespace: str | None, body: Object, *, dry: bool = False
@@ -306,6 +346,18 @@ class FakeApi:
         self._emit("MODIFIED", CHECKS, obj)
         return copy.deepcopy(obj)
 
+    def edit(
+        self, resource: Resource, namespace: str | None, name: str, change: Callable[[Object], None]
+    ) -> Object:
+        """A change a test plays that the API makes (a kubelet's, a controller's, one written
+        around admission): made to the stored object, a write with its own resourceVersion and
+        watch event, as every change a real server stores is."""
+        obj = self.stored(resource, namespace, name)
+        change(obj)
+        obj["metadata"]["resourceVersion"] = self._bump()
+        self._emit("MODIFIED", resource, obj)
+        return copy.deepcopy(obj)
+
     def set_pod_status(self, namespace: str, name: str, status: Object) -> None:
         obj = self.stored(PODS, namespace, name)
         obj["status"] = status
@@ -333,12 +385,15 @@ class FakeApi:
         return [e for e in self.objects(EVENTS) if e["involvedObject"]["name"] == name]
 
     def put(self, resource: Resource, obj: Object) -> None:
-        """Store an object the operator never writes (a Node), as the cluster has it."""
+        """Store an object as the cluster has it (a Node; one written around admission): a
+        write all the same, with a new resourceVersion and its watch event."""
         meta = obj["metadata"]
         meta.setdefault("uid", str(uuid.uuid4()))
-        meta.setdefault("resourceVersion", self._bump())
+        meta["resourceVersion"] = self._bump()
         objects = self._store.setdefault(resource.plural, {})
-        objects[(meta.get("namespace"), meta["name"])] = obj
+        key = (meta.get("namespace"), meta["name"])
+        self._emit("MODIFIED" if key in objects else "ADDED", resource, obj)
+        objects[key] = obj
 
     def stored(self, resource: Resource, namespace: str | None, name: str) -> Object:
         """The stored object itself (not a copy): tests edit it to play what the API allows."""

@@ -30,6 +30,7 @@ from hopscope_operator.controller.snapshot import NAMESPACES
 from hopscope_operator.kube import KubeApi
 from hopscope_operator.names import LABEL_APP, NAME_PREFIX
 
+from .caught_up import caught_up
 from .fakeapi import FakeApi
 from .httpapi import HttpApi
 from .test_reconcile import (
@@ -76,6 +77,7 @@ def test_a_check_runs_and_its_status_lands_through_the_real_client(api, server, 
     assert reconciler.tick().created == 1
     [pod] = probe_pods(api)
     finish(api, pod, {item.id: reachable_result() for item in batch_of(pod).checks})
+    caught_up(reconciler, api)
     assert reconciler.tick().collected == 1
 
     status = check(api)["status"]
@@ -109,6 +111,7 @@ def test_a_cluster_check_runs_at_its_cluster_paths_through_the_real_client(api, 
     assert reconciler.tick().created == 1
     [pod] = probe_pods(api)
     finish(api, pod, {item.id: reachable_result() for item in batch_of(pod).checks})
+    caught_up(reconciler, api)
     assert reconciler.tick().collected == 1
     stored = kube.get(CLUSTER_CHECKS, None, "far")
     assert stored["status"]["connectionStatus"] == "Reachable"

@@ -72,12 +72,15 @@ def test_a_pod_left_terminating_on_a_dead_node_is_collected_once(api, clock, rec
     reconciler.tick()
     [pod] = probe_pods(api)
     name = pod["metadata"]["name"]
-    api.stored(PODS, PROBES, name)["metadata"]["creationTimestamp"] = "2026-11-25T12:00:00Z"
+    api.edit(PODS, PROBES, name, lambda p: p["metadata"].update(creationTimestamp=T0_STAMP))
     # The node died before the pod started. Deleting a pod bound to a node only marks it: the
     # kubelet ends the delete, and this one never will.
-    api.delete = lambda resource, namespace, name: api.stored(resource, namespace, name)[
-        "metadata"
-    ].setdefault("deletionTimestamp", "2026-11-25T12:10:00Z")
+    api.delete = lambda resource, namespace, name: api.edit(
+        resource,
+        namespace,
+        name,
+        lambda p: p["metadata"].setdefault("deletionTimestamp", "2026-11-25T12:10:00Z"),
+    )
     clock.advance(600)
     reconciler.tick()
     assert condition(check(api), "Reachable")["reason"] == "ProbeUnschedulable"
@@ -92,6 +95,9 @@ def test_a_pod_left_terminating_on_a_dead_node_is_collected_once(api, clock, rec
         clock.advance(600)
         reconciler.tick()
     assert len(probe_pods(api)) == 1
+
+
+T0_STAMP = "2026-11-25T12:00:00Z"
 
 
 class Unavailable(ApiError):
@@ -124,8 +130,11 @@ def test_a_log_that_stays_unreadable_is_given_up_on_and_the_run_says_so(api, clo
     reconciler.tick()
     [pod] = probe_pods(api)
     finish_all(api, pod)
-    finished: dict[str, Any] = api.stored(PODS, PROBES, pod["metadata"]["name"])["status"]
-    finished["containerStatuses"][0]["state"]["terminated"]["finishedAt"] = "2026-11-25T12:00:00Z"
+
+    def ended_at_t0(stored: dict[str, Any]) -> None:
+        stored["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"] = T0_STAMP
+
+    api.edit(PODS, PROBES, pod["metadata"]["name"], ended_at_t0)
     api.pod_log = lambda namespace, name: (_ for _ in ()).throw(Unavailable("node unreachable"))
     clock.advance(LOG_PATIENCE.total_seconds() - 5)
     reconciler.tick()
@@ -193,13 +202,15 @@ def test_an_event_the_api_refuses_loses_the_event_not_the_run(api, clock, reconc
 
 def test_a_second_invalid_spec_is_said_with_its_own_field(api, reconciler):
     apply_check(api, "bad")
-    api.stored(CHECKS, "shop", "bad")["spec"]["protocol"] = "QUIC"
+    api.edit(CHECKS, "shop", "bad", lambda c: c["spec"].update(protocol="QUIC"))
     reconciler.tick()
     assert "protocol" in condition(check(api, "bad"), "Ready")["message"]
-    stored = api.stored(CHECKS, "shop", "bad")
-    stored["spec"]["protocol"] = "TCP"
-    stored["spec"]["count"] = "many"
-    stored["metadata"]["generation"] += 1
+
+    def second_mistake(stored: dict[str, Any]) -> None:
+        stored["spec"].update(protocol="TCP", count="many")
+        stored["metadata"]["generation"] += 1
+
+    api.edit(CHECKS, "shop", "bad", second_mistake)
     reconciler.tick()
     obj = check(api, "bad")
     assert "count" in condition(obj, "Ready")["message"]

@@ -136,14 +136,20 @@ def test_a_namespace_it_cannot_list_stops_neither_the_others_nor_loses_its_resul
     [pod] = probe_pods(healthy)
     finish(healthy, pod, {item.id: reachable_result() for item in batch_of(pod).checks})
 
-    original = healthy.list
+    original, watch = healthy.list, healthy.watch
 
     def refused_in_payments(resource, namespace, labels=None):
         if resource == CHECKS and namespace == "payments":
             raise Forbidden("connectivitychecks is forbidden in namespace payments")
         return original(resource, namespace, labels)
 
-    healthy.list = refused_in_payments
+    def watch_refused_in_payments(resource, namespace, labels, version):
+        refused_in_payments(resource, namespace)
+        return watch(resource, namespace, labels, version)
+
+    # Its RoleBinding deleted: an open watch goes on until it ends, then it is refused.
+    healthy.list, healthy.watch = refused_in_payments, watch_refused_in_payments
+    healthy.end_watches()
     source_pod(healthy)
     apply_check(healthy)
     report = reconciler.tick()
@@ -151,10 +157,11 @@ def test_a_namespace_it_cannot_list_stops_neither_the_others_nor_loses_its_resul
     assert report.orphans_deleted == 0 and report.collected == 0
     assert pod["metadata"]["name"] in [p["metadata"]["name"] for p in probe_pods(healthy)]
 
-    healthy.list = original
-    assert reconciler.tick().collected == 1  # listed again: the ended pod's result lands
+    healthy.list, healthy.watch = original, watch
+    assert reconciler.tick().collected == 1  # watched again: the ended pod's result lands
     assert healthy.get(CHECKS, "payments", "ledger")["status"]["connectionStatus"] == "Reachable"
-    healthy.list = refused_in_payments
+    healthy.list, healthy.watch = refused_in_payments, watch_refused_in_payments
+    healthy.end_watches()
     reconciler.tick()
     assert 'check="ledger"' in reconciler.metrics.exposition().decode()  # unseen, not gone
 

@@ -1,8 +1,9 @@
-"""Listing the checks each tick: parsed into the API model once per resourceVersion.
+"""The checks each tick, read from their watch-fed caches: parsed into the API model once per
+resourceVersion.
 
 A check the model refuses (stored before the CRD had a rule, or written around validation) is
 said on the object, once per spec, and left out; one bad check must not stop the others. In a
-namespaced install a namespace whose list is refused is reported, not fatal. The
+namespaced install a namespace whose list or watch is refused is reported, not fatal. The
 cluster-scoped ClusterConnectivityChecks are listed only by a cluster-wide install: a namespaced
 one is granted no cluster-wide power.
 """
@@ -14,45 +15,39 @@ import logging
 from pydantic import ValidationError
 
 from hopscope_operator.api import ClusterConnectivityCheck, ConnectivityCheck
-from hopscope_operator.cluster import (
-    CHECKS,
-    CLUSTER_CHECKS,
-    ApiError,
-    ClusterApi,
-    NotFound,
-    Object,
-)
+from hopscope_operator.cluster import CLUSTER_CHECKS, ApiError, NotFound, Object
+from hopscope_operator.controller.cache import ClusterCache
 from hopscope_operator.controller.writer import Check, StatusWriter
 
 log = logging.getLogger("hopscope.operator")
 
 
 class CheckLister:
-    def __init__(self, api: ClusterApi, writer: StatusWriter, watched: tuple[str, ...]) -> None:
-        self._api = api
+    def __init__(self, cache: ClusterCache, writer: StatusWriter) -> None:
+        self._cache = cache
         self._writer = writer
-        self._watched = watched  # () for all namespaces
         self._parsed: dict[tuple[str, str], Check] = {}  # by (uid, resourceVersion)
         self._said_no_cluster_crd = False
 
     def list(self) -> tuple[dict[str, Check], set[str]]:
         """The checks by key, and the watched namespaces whose checks could not be listed: in
-        a namespaced install one refused list (its RoleBinding deleted, say) must not stop the
-        other namespaces. Cluster-wide, a refused list ends the tick (it is retried)."""
+        a namespaced install one refused list or watch (its RoleBinding deleted, say) must not
+        stop the other namespaces. Cluster-wide, a refused one ends the tick (it is retried)."""
         checks: dict[str, Check] = {}
         parsed: dict[tuple[str, str], Check] = {}
         unlisted: set[str] = set()
         listed: list[Object] = []
-        for namespace in self._watched or (None,):
+        for namespace, informer in self._cache.checks.items():
             try:
-                listed += self._api.list(CHECKS, namespace)
+                informer.sync()
             except ApiError as exc:
                 if namespace is None:
                     raise
                 log.warning("cannot list the checks of namespace %s: %s", namespace, exc)
                 unlisted.add(namespace)
-        if not self._watched:
-            listed += self._cluster_checks()
+                continue
+            listed += informer.objects()
+        listed += self._cluster_checks()
         for body in listed:
             meta = body["metadata"]
             version = (meta["uid"], meta["resourceVersion"])
@@ -79,8 +74,11 @@ class CheckLister:
         """The ClusterConnectivityChecks; none while their CRD is missing (Helm installs a
         chart's crds/ on first install only: an upgraded release may not have it yet), which
         must not stop the namespaced checks."""
+        informer = self._cache.cluster_checks
+        if informer is None:
+            return []
         try:
-            found = self._api.list(CLUSTER_CHECKS, None)
+            informer.sync()
         except NotFound:
             if not self._said_no_cluster_crd:
                 log.warning(
@@ -90,4 +88,4 @@ class CheckLister:
                 self._said_no_cluster_crd = True
             return []
         self._said_no_cluster_crd = False
-        return found
+        return informer.objects()

@@ -39,6 +39,7 @@ from hopscope_operator.api import Analysis, ConnectivityCheck
 from hopscope_operator.cluster import PODS, ApiError, ClusterApi, Conflict, NotFound, Object
 from hopscope_operator.controller.agents import AgentRunner, AgentTokens
 from hopscope_operator.controller.cabundle import ca_pem
+from hopscope_operator.controller.cache import ClusterCache, ReadYourWrites
 from hopscope_operator.controller.collect import (
     Collected,
     Pending,
@@ -75,7 +76,6 @@ from hopscope_operator.controller.runs import (
     planned_uids,
     read_batch,
     read_sources,
-    selector,
 )
 from hopscope_operator.controller.schedule import AT_ONCE, check_key, due, due_at, next_run
 from hopscope_operator.controller.sidecar import SidecarMissing, find_sidecar_pod
@@ -191,7 +191,9 @@ class Reconciler:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         agents: AgentRunner | None = None,
     ) -> None:
-        self.api = api
+        # Every read of the tick is of the caches or through this: its writes keep them fresh.
+        self.cache = ClusterCache(api, settings.watched, settings.namespace)
+        api = self.api = ReadYourWrites(api, self.cache)
         self.metrics = metrics
         self.settings = settings
         self.clock = clock
@@ -200,7 +202,7 @@ class Reconciler:
         # Both renewed each tick: what checks share is read once per tick.
         self.view = ApiView(api, settings.watched)
         self._snapshots = SnapshotReader(api, settings.watched)
-        self._lister = CheckLister(api, self.writer, settings.watched)
+        self._lister = CheckLister(self.cache, self.writer)
         # By run id: the destination each run in flight was planned for, so collect judges
         # its result against that one. Lost on a restart: collect then resolves again.
         self._destinations: dict[str, ResolvedDestination] = {}
@@ -226,6 +228,7 @@ class Reconciler:
         self.view = ApiView(self.api, self.settings.watched)
         self._snapshots = SnapshotReader(self.api, self.settings.watched)
         checks, unlisted = self._lister.list()
+        self.cache.probe_pods.sync()
         self._destinations = {
             run_id: destination
             for run_id, destination in self._destinations.items()
@@ -498,7 +501,8 @@ class Reconciler:
     # ---- reading --------------------------------------------------------------------------
 
     def _probe_pods(self) -> list[Object]:
-        return self.api.list(PODS, self.settings.namespace, selector())
+        """The probe pods as the cache holds them now (synced each tick, in `tick`)."""
+        return self.cache.probe_pods.objects()
 
     # ---- writing --------------------------------------------------------------------------
 
