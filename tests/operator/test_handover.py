@@ -173,7 +173,12 @@ def test_a_leader_that_loses_the_lease_stops_and_drops_its_check_series(api, clo
     finish_running_pods(api)
     a.tick()
     assert metric_lines(a, "hopscope_check_reachable{")
+    assert a._reconciler is not None
+    watching = a._reconciler.cache.informers()  # the term's open watches
+    assert watching and all(informer.listed for informer in watching)
     a.release()  # a rollout: the old pod hands over
+    # Its watches are closed, not left open until the API server ends them (300 s).
+    assert not any(informer.listed for informer in watching)
     assert not a.elect()  # a stopping replica never takes the free Lease back
     assert b.elect()
     assert metric_lines(a, "hopscope_check_") == []

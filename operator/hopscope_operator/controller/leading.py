@@ -54,7 +54,7 @@ class LeaderOnly:
                 self._reconciler = self._new_reconciler()
             elif was and not leads:
                 log.warning("no longer leading: another replica runs the checks")
-                self._reconciler = None
+                self._end_term()
                 self.metrics.clear_checks()
             self.metrics.set_leader(leads)
             return leads and not was
@@ -75,13 +75,19 @@ class LeaderOnly:
         if self._reconciler is not None:
             self._reconciler.forget(namespace, name)
 
+    def _end_term(self) -> None:
+        """Drop the term's Reconciler and close its watches (the next term opens its own)."""
+        if self._reconciler is not None:
+            self._reconciler.cache.close()
+        self._reconciler = None
+
     def release(self) -> None:
         """On shutdown: hand the Lease over now rather than after it expires, once a tick
         in flight has ended (so that the next leader never runs beside it)."""
         with self._electing:
             self._stopping = True  # a step in flight ends first; none acquires after it
         with self._ticking:
-            self._reconciler = None
+            self._end_term()
         self.metrics.clear_checks()
         self.metrics.set_leader(False)
         self.elector.release()
