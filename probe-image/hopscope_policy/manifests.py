@@ -39,6 +39,7 @@ from hopscope_probe.files import read_bounded
 EXTENSIONS = frozenset({".yaml", ".yml", ".json"})
 MAX_FILE = 32 * 1024 * 1024  # `kubectl get -A -o yaml` of a large cluster; PyYAML reads ~1 MB/s
 POLICY_API_VERSION = "networking.k8s.io/v1"
+CALICO_GROUP = "projectcalico.org/"
 
 
 class ManifestError(ValueError):
@@ -141,6 +142,10 @@ def _add(
     obj: Mapping[str, Any],
 ) -> None:
     kind: str = obj["kind"]
+    if str(obj.get("apiVersion", "")).startswith(CALICO_GROUP):
+        # Not evaluated yet: say so, as a verdict that ignores them can be wrong.
+        found.notes.append(f"{where}: skipped {kind}: Calico policies are not evaluated yet")
+        return
     if kind == "NetworkPolicy" and obj.get("apiVersion", POLICY_API_VERSION) != POLICY_API_VERSION:
         # Calico and others reuse the kind name under their own API group: different semantics.
         found.notes.append(f"{where}: skipped NetworkPolicy of apiVersion {obj['apiVersion']}")

@@ -261,13 +261,19 @@ def test_the_probe_cli_starts_without_the_policy_code() -> None:
 def test_calico_policies_are_skipped_with_a_note(
     manifests: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    calico = "apiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata: {name: c}\n"
-    (manifests / "calico.yaml").write_text(calico)
+    calico = "apiVersion: projectcalico.org/v3\nkind: {}\nmetadata: {{name: c}}\n"
+    (manifests / "calico.yaml").write_text(
+        calico.format("NetworkPolicy") + "---\n" + calico.format("GlobalNetworkPolicy")
+    )
     code, _, err = run(
         capsys, "--manifests", str(manifests), "--from", "x/a", "--to", "x/b", "--port", "1"
     )
     assert code == 0
-    assert f"note: {manifests / 'calico.yaml'}: document 1: skipped NetworkPolicy" in err
+    for n, kind in enumerate(("NetworkPolicy", "GlobalNetworkPolicy"), start=1):
+        assert (
+            f"note: {manifests / 'calico.yaml'}: document {n}: skipped {kind}: "
+            "Calico policies are not evaluated yet"
+        ) in err
 
 
 POLICY_HEAD = (
