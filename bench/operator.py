@@ -1,29 +1,45 @@
-"""Operator scale: 1,000 scheduled checks over 50 nodes, one tick at a time.
+"""Operator scale: 1,000 checks over 50 nodes beside 10,000 checks over 500 nodes, cluster-wide.
 
 Runs the real reconciler against the in-memory API server (validation off: this measures the
-operator, not the fake) and prints, per tick: probe pods created (target <= nodes), operator
-CPU seconds, and the time from a probe pod's completion to its checks' status written (target
-<= 1 s: the pod's watch event wakes a tick at once, so the tick's own duration is that delay).
-Peak RSS of the process, and how much of it the fake API server held before the operator
-started (target for the operator <= 150 MiB), and the API requests each tick makes (what a
-real API server would serve), and the size of /metrics (target <= 1.5 MiB with the chart's
-defaults), in all and per check. Figures are printed, not asserted.
+operator, not the fake), each scenario in its own process (so that peak RSS is its own), and
+prints the figures side by side with how each grows from 1k to 10k. Printed, not asserted:
+- probe pods per tick (target <= nodes);
+- operator RSS: the peak less what the fake API server holds (its store when the operator
+  starts and what it gains during the run, measured by copying it at the end), target 300 MiB;
+- API requests per steady round (the planning tick, the ticks that collect), by verb, and those
+  of an idle tick (nothing due, nothing ended): counted where every request reaches the fake
+  (`FakeApi.calls`, as RBAC sees them), so a watch-fed cache shows as LISTs gone (target none);
+- completion-to-status: from a probe pod's completion to each of its checks' status written,
+  when one pod ends alone (its watch event wakes a tick at once) and when every pod of a tick
+  ends at once (the last status waits for the whole collecting tick); target p99 <= 1 s;
+- CPU seconds per tick; /metrics (chart's defaults unless --metrics), total and per check;
+- leader handover with the chart's Lease settings (controller/leader.py): the leader is killed
+  mid-tick after its first probe pod create, the follower steps every RETRY on a fake clock
+  (the wait is simulated seconds), and its first tick runs for real until its first status
+  write (wall seconds); the handover is their sum, from the kill.
 
-    python bench/operator.py                  # cluster-wide: every check in one namespace
+    python bench/operator.py                  # both scenarios, the table (a few minutes)
+    python bench/operator.py --only 1k        # one scenario: its per-tick lines and figures
     python bench/operator.py --namespaced 10  # checks over 10 namespaces, the operator confined
-    python bench/operator.py --policies 1000  # and 1,000 NetworkPolicies the analysis reads
+    python bench/operator.py --policies 0     # no NetworkPolicies (default: 1 per 10 checks)
     python bench/operator.py --metrics per_hop_series  # /metrics with an opt-in series on
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
 import dataclasses
+import json
 import random
 import resource
+import statistics
+import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,12 +49,15 @@ from prometheus_client import disable_created_metrics  # noqa: E402
 
 from bench.policy import policy_spec  # noqa: E402
 from hopscope_operator.api import API_VERSION, KIND  # noqa: E402
-from hopscope_operator.cluster import CHECKS, NETWORK_POLICIES, NODES, PODS  # noqa: E402
+from hopscope_operator.cluster import CHECKS, NETWORK_POLICIES, NODES, PODS, Object  # noqa: E402
+from hopscope_operator.controller.leader import RETRY, LeaseElector  # noqa: E402
+from hopscope_operator.controller.leading import LeaderOnly  # noqa: E402
 from hopscope_operator.controller.metrics import Metrics, MetricsOptions  # noqa: E402
-from hopscope_operator.controller.reconcile import Reconciler, Settings  # noqa: E402
+from hopscope_operator.controller.plan import Caps  # noqa: E402
+from hopscope_operator.controller.reconcile import Reconciler, Settings, TickReport  # noqa: E402
 from hopscope_operator.controller.tenancy import Tenancy  # noqa: E402
 from hopscope_operator.install.crd import custom_resource_definition  # noqa: E402
-from hopscope_operator.names import NAMESPACE  # noqa: E402
+from hopscope_operator.names import DEFAULT_MAX_PROBE_PODS, NAMESPACE  # noqa: E402
 from hopscope_probe.batch import Batch, BatchOutput  # noqa: E402
 from hopscope_probe.models import (  # noqa: E402
     ConnectionStatus,
@@ -49,48 +68,75 @@ from hopscope_probe.models import (  # noqa: E402
     ProbeResult,
     Protocol,
 )
-from tests.operator.conftest import ApiServer, install_chart  # noqa: E402
+from tests.operator.conftest import ApiServer, Clock, install_chart  # noqa: E402
 from tests.operator.fakeapi import FakeApi  # noqa: E402
+from tests.operator.test_handover import Killed, Process  # noqa: E402
 
-NODE_COUNT = 50
-CHECKS_TOTAL = 1000
 INTERVAL = 60
-TICKS = 3
+LONE_PODS = 3  # pods per round that end one at a time, each followed by the tick it wakes
+# The request verbs, from the RBAC verbs the fake records (a PUT is an "update").
+VERBS = {
+    "list": "LIST",
+    "watch": "WATCH",
+    "get": "GET",
+    "create": "POST",
+    "update": "PUT",
+    "patch": "PATCH",
+    "delete": "DELETE",
+}
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    checks: int
+    nodes: int
+    rounds: int  # scheduling rounds (one interval each); the last is the steady one measured
 
-    def __call__(self) -> datetime:
-        return self.now
+
+SCENARIOS = {
+    "1k": Scenario(checks=1000, nodes=50, rounds=3),
+    "10k": Scenario(checks=10_000, nodes=500, rounds=2),  # fewer rounds: minutes, not an hour
+}
 
 
-def build(namespaces: list[str], policies: int) -> tuple[FakeApi, Clock]:
+class TimedApi(FakeApi):
+    """The fake, noting when each check's status was last written (completion-to-status)."""
+
+    def __init__(self, schema: ApiServer) -> None:
+        super().__init__(schema, validate=False)
+        self.written: dict[str, float] = {}  # "namespace/name" -> perf_counter
+
+    def patch_status(self, resource, namespace, name, status, version, **options):  # type: ignore[no-untyped-def]
+        written = super().patch_status(resource, namespace, name, status, version, **options)
+        self.written[f"{namespace}/{name}"] = time.perf_counter()
+        return written
+
+
+def build(scenario: Scenario, namespaces: list[str], policies: int) -> tuple[TimedApi, Clock]:
     schema = custom_resource_definition()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    api = FakeApi(ApiServer(schema), validate=False)
+    api = TimedApi(ApiServer(schema))
     install_chart(api)  # the probe pods' namespace and ServiceAccount, as the chart makes them
-    for node in range(NODE_COUNT):
-        name = f"node-{node:02d}"
+    for node in range(scenario.nodes):
+        address = f"10.{node // 250}.{node % 250 + 1}.1"  # data only: nothing is sent to it
         api.put(
             NODES,
             {
                 "apiVersion": "v1",
                 "kind": "Node",
-                "metadata": {"name": name},
-                "status": {"addresses": [{"type": "InternalIP", "address": f"192.0.2.{node + 1}"}]},
+                "metadata": {"name": node_name(node)},
+                "status": {"addresses": [{"type": "InternalIP", "address": address}]},
             },
         )
-    for index in range(CHECKS_TOTAL):
+    for index in range(scenario.checks):
         api.create(
             CHECKS,
             namespaces[index % len(namespaces)],
             {
                 "apiVersion": API_VERSION,
                 "kind": KIND,
-                "metadata": {"name": f"check-{index:04d}"},
+                "metadata": {"name": f"check-{index:05d}"},
                 "spec": {
-                    "source": {"node": {"name": f"node-{index % NODE_COUNT:02d}"}},
+                    "source": {"node": {"name": node_name(index % scenario.nodes)}},
                     "destination": {"ip": f"198.18.{index // 250}.{index % 250 + 1}", "port": 443},
                     "schedule": {"intervalSeconds": INTERVAL},
                 },
@@ -109,6 +155,10 @@ def build(namespaces: list[str], policies: int) -> tuple[FakeApi, Clock]:
             },
         )
     return api, Clock()
+
+
+def node_name(node: int) -> str:
+    return f"node-{node:03d}"
 
 
 def result(host: str) -> ProbeResult:
@@ -135,14 +185,19 @@ def result(host: str) -> ProbeResult:
     )
 
 
-def finish(api: FakeApi, pod: dict) -> None:
-    """The kubelet's side: the probe printed one result line per check and exited."""
+def finish(api: FakeApi, pod: Object) -> list[str]:
+    """The kubelet's side: the probe printed one result line per check and exited. The checks
+    ("namespace/name") the pod ran."""
     env = pod["spec"]["containers"][0]["env"][0]["value"]
-    lines = [
-        BatchOutput(id=item.id, result=result(item.request.host)).to_json()
-        for item in Batch.model_validate_json(env).checks
-    ]
+    checks = Batch.model_validate_json(env).checks
+    lines = [BatchOutput(id=item.id, result=result(item.request.host)).to_json() for item in checks]
     api.finish_pod(NAMESPACE, pod["metadata"]["name"], "\n".join(lines))
+    return [item.id.rsplit("/", 1)[0] for item in checks]  # a run id is namespace/name/run
+
+
+def running_pods(api: FakeApi) -> list[Object]:
+    ended = ("Succeeded", "Failed")
+    return api.select(PODS, NAMESPACE, lambda pod: pod.get("status", {}).get("phase") not in ended)
 
 
 def cpu_seconds() -> float:
@@ -157,79 +212,296 @@ def rss_mib() -> float:
     return 0.0
 
 
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@dataclasses.dataclass
+class Tick:
+    """One tick's cost: what it did, its CPU and wall seconds, its requests by verb."""
+
+    created: int
+    collected: int
+    cpu: float
+    wall: float
+    requests: Counter[str]
+
+
+def measured_tick(api: FakeApi, tick: Callable[[], TickReport]) -> Tick:
+    cpu, wall, calls = cpu_seconds(), time.perf_counter(), len(api.calls)
+    report = tick()
+    requests = Counter(VERBS.get(call[0] or "", str(call[0]).upper()) for call in api.calls[calls:])
+    return Tick(
+        report.created,
+        report.collected,
+        cpu_seconds() - cpu,
+        time.perf_counter() - wall,
+        requests,
+    )
+
+
+def delays_ms(api: TimedApi, checks: list[str], ended: float) -> list[float]:
+    return [(api.written[check] - ended) * 1000 for check in checks if check in api.written]
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def run(scenario: Scenario, args: argparse.Namespace) -> dict[str, object]:
+    started = time.perf_counter()
+    disable_created_metrics()  # as the operator serves /metrics
+    options = MetricsOptions(**dict.fromkeys(args.metrics, True))
+    namespaces = [f"bench-{i}" for i in range(args.namespaced or 1)]
+    policies = scenario.checks // 10 if args.policies is None else args.policies
+    api, clock = build(scenario, namespaces, policies)
+    before = rss_mib()
+    watched = tuple(namespaces) if args.namespaced else ()
+    # Node sources, as an install with tenancy.allowNodeSources runs them: one pod per node,
+    # and probes.maxPods raised to the node count (its default, 100, would spread a 500-node
+    # round over five waves of pods).
+    settings = Settings(
+        namespace=NAMESPACE,
+        watch_namespaces=watched,
+        tenancy=Tenancy(allow_node_sources=True),
+        caps=Caps(max_pods=max(scenario.nodes, DEFAULT_MAX_PROBE_PODS)),
+    )
+    reconciler = Reconciler(api, Metrics(options), settings, clock)
+    scope = f"confined to {len(namespaces)} namespaces" if watched else "cluster-wide"
+    say(
+        f"{scenario.checks} scheduled checks (every {INTERVAL} s) over {scenario.nodes} nodes,"
+        f" {scope}, {policies} NetworkPolicies; {scenario.rounds} rounds"
+    )
+    say(f"{'tick':>14} {'pods made':>9} {'collected':>9} {'cpu s':>7} {'wall s':>7} requests")
+    pods_made = 0
+    lone: list[float] = []
+    bulk: list[float] = []
+    for number in range(scenario.rounds):
+        steady = number == scenario.rounds - 1
+        plan = measured_tick(api, reconciler.tick)
+        show(f"{number} plan", plan)
+        pods_made = max(pods_made, plan.created)
+        pods = running_pods(api)
+        collects = []
+        for pod in pods[:LONE_PODS]:  # one ends: the tick its watch event wakes writes it
+            checks = finish(api, pod)
+            ended = time.perf_counter()
+            collects.append(measured_tick(api, reconciler.tick))
+            lone += delays_ms(api, checks, ended) if steady else []
+            show(f"{number} one ended", collects[-1])
+        ran = [check for pod in pods[LONE_PODS:] for check in finish(api, pod)]
+        ended = time.perf_counter()  # the rest end at once
+        collects.append(measured_tick(api, reconciler.tick))
+        bulk += delays_ms(api, ran, ended) if steady else []
+        show(f"{number} rest ended", collects[-1])
+        idle = measured_tick(api, reconciler.tick)
+        show(f"{number} idle", idle)
+        clock.advance(INTERVAL + 31)  # past every check's interval + jitter
+    exposition = reconciler.metrics.exposition()
+    handover = measure_handover(api, clock, settings, options)
+    peak = peak_rss_mib()
+    grown = fake_growth_mib(api)
+    collect_requests = sum((tick.requests for tick in collects), Counter())
+    return {
+        "checks": scenario.checks,
+        "nodes": scenario.nodes,
+        "policies": policies,
+        "rounds": scenario.rounds,
+        "pods_per_tick": pods_made,
+        "peak_rss_mib": peak,
+        "fake_at_start_mib": before,
+        "fake_growth_mib": grown,
+        "operator_rss_mib": peak - before - grown,
+        "round_requests": dict(plan.requests + collect_requests),
+        "idle_requests": dict(idle.requests),
+        "lone_p50_ms": percentile(lone, 0.5),
+        "lone_p99_ms": percentile(lone, 0.99),
+        "lone_samples": len(lone),
+        "bulk_p50_ms": percentile(bulk, 0.5),
+        "bulk_p99_ms": percentile(bulk, 0.99),
+        "bulk_samples": len(bulk),
+        "plan_cpu_s": plan.cpu,
+        "lone_cpu_s": statistics.mean(tick.cpu for tick in collects[:-1]),
+        "bulk_cpu_s": collects[-1].cpu,
+        "idle_cpu_s": idle.cpu,
+        "metrics_bytes": len(exposition),
+        **handover,
+        "run_s": time.perf_counter() - started,
+    }
+
+
+def measure_handover(
+    api: TimedApi, clock: Clock, settings: Settings, options: MetricsOptions
+) -> dict[str, float]:
+    """Two replicas with the chart's Lease settings; the leader dies mid-tick (after its first
+    probe pod create) just after renewing, the worst case: the follower last stepped before that
+    renewal, so it sees it one RETRY late and trusts it a whole lease duration more."""
+    process = Process(api)
+
+    def replica(via: FakeApi | Process, name: str) -> LeaderOnly:
+        metrics = Metrics(options)
+        elector = LeaseElector(via, settings.namespace, name, clock=clock)  # type: ignore[arg-type]
+        return LeaderOnly(elector, metrics, lambda: Reconciler(via, metrics, settings, clock))  # type: ignore[arg-type]
+
+    leader, follower = replica(process, "a"), replica(api, "b")
+    if not leader.elect() or follower.elect():
+        raise RuntimeError("the first replica should lead, the second follow")
+    stepped = clock.now
+    clock.advance(0.001)
+    leader.elect()  # its last renewal
+    killed = clock.now
+    process.dies_after_a_pod_create = True
+    with contextlib.suppress(Killed):
+        leader.tick()
+    for pod in running_pods(api):  # the dead leader's pod ends while nobody leads
+        finish(api, pod)
+    while True:
+        stepped += RETRY
+        clock.now = stepped
+        if follower.elect():
+            break
+    waited = (clock.now - killed).total_seconds()
+    api.written.clear()
+    wall = time.perf_counter()
+    follower.tick()
+    first_write = min(api.written.values(), default=float("nan"))
+    return {
+        "handover_lease_s": waited,
+        "handover_first_status_s": first_write - wall,
+        "handover_s": waited + first_write - wall,
+    }
+
+
+def fake_growth_mib(api: FakeApi) -> float:
+    """What the fake's store and watch history hold now, by how much RSS a copy of them adds
+    (freed memory the copy reuses makes it a low estimate, so the operator's share a high one)."""
+    held = rss_mib()
+    kept = copy.deepcopy((api._store, [event.object for event in api.watch_events], api.logs))
+    grown = rss_mib() - held
+    del kept
+    return grown
+
+
+def say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def show(name: str, tick: Tick) -> None:
+    verbs = " ".join(f"{verb} {count}" for verb, count in sorted(tick.requests.items()))
+    say(
+        f"{name:>14} {tick.created:>9} {tick.collected:>9} {tick.cpu:>7.2f} {tick.wall:>7.2f}"
+        f" {verbs or '-'}"
+    )
+
+
+# ---- the table ----------------------------------------------------------------------------
+
+
+Row = tuple[str, Callable[[dict], str], str]  # figure, its value from a run's figures, target
+
+
+def rows() -> list[Row]:
+    def of(key: str, form: str = "{:.0f}") -> Callable[[dict], str]:
+        return lambda figures: form.format(figures[key])
+
+    def verb(key: str, name: str) -> Callable[[dict], str]:
+        return lambda figures: str(figures[key].get(name, 0))
+
+    table: list[Row] = [
+        (
+            "checks / nodes / NetworkPolicies",
+            lambda f: f"{f['checks']}/{f['nodes']}/{f['policies']}",
+            "",
+        ),
+        ("probe pods per tick (max)", of("pods_per_tick"), "<= nodes"),
+        ("operator RSS MiB (peak - fake's)", of("operator_rss_mib"), "<= 300"),
+        ("  peak RSS MiB", of("peak_rss_mib"), ""),
+        ("  the fake's at start MiB", of("fake_at_start_mib"), ""),
+        ("  the fake's growth during the run MiB", of("fake_growth_mib"), ""),
+    ]
+    table += [(f"requests per steady round: {name}", verb("round_requests", name), "")
+              for name in VERBS.values()]  # fmt: skip
+    table += [
+        ("requests per idle tick: all", lambda f: str(sum(f["idle_requests"].values())), ""),
+        ("requests per idle tick: LIST", verb("idle_requests", "LIST"), "0"),
+        ("completion-to-status, 1 pod ends: p50 ms", of("lone_p50_ms"), ""),
+        ("completion-to-status, 1 pod ends: p99 ms", of("lone_p99_ms"), "<= 1000"),
+        ("completion-to-status, all end: p50 ms", of("bulk_p50_ms"), ""),
+        ("completion-to-status, all end: p99 ms", of("bulk_p99_ms"), "<= 1000"),
+        ("CPU s: planning tick", of("plan_cpu_s", "{:.2f}"), ""),
+        ("CPU s: tick collecting 1 pod", of("lone_cpu_s", "{:.2f}"), ""),
+        ("CPU s: tick collecting the rest", of("bulk_cpu_s", "{:.2f}"), ""),
+        ("CPU s: idle tick", of("idle_cpu_s", "{:.2f}"), ""),
+        ("/metrics MiB", lambda f: f"{f['metrics_bytes'] / 2**20:.2f}", ""),
+        (
+            "/metrics bytes per check",
+            lambda f: f"{f['metrics_bytes'] / f['checks']:.0f}",
+            "<= 1573",
+        ),
+        ("handover s: Lease expiry (simulated)", of("handover_lease_s", "{:.1f}"), ""),
+        ("handover s: first tick to status (wall)", of("handover_first_status_s", "{:.2f}"), ""),
+        ("handover s: kill to first status", of("handover_s", "{:.1f}"), "<= 15"),
+        ("bench wall s", of("run_s"), ""),
+    ]
+    return table
+
+
+def growth(values: list[str]) -> str:
+    try:
+        first, last = float(values[0]), float(values[-1])
+    except ValueError:
+        return ""
+    return f"{last / first:.1f}x" if first else ("=" if last == first else "")
+
+
+def print_table(names: list[str], figures: list[dict]) -> None:
+    width = 44
+    header = f"{'figure':<{width}}" + "".join(f"{name:>10}" for name in names)
+    print(header + (f"{'growth':>9}" if len(names) > 1 else "") + "  target")
+    for figure, value, target in rows():
+        values = [value(run) for run in figures]
+        line = f"{figure:<{width}}" + "".join(f"{value:>10}" for value in values)
+        line += f"{growth(values):>9}" if len(names) > 1 else ""
+        print(f"{line}  {target}".rstrip())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--only", choices=SCENARIOS, action="append", help="run this scenario (repeatable; "
+        "default: all of them, side by side)"
+    )  # fmt: skip
     parser.add_argument(
         "--namespaced", type=int, metavar="N", help="spread the checks over N namespaces and "
         "confine the operator to them (watch.namespaces)"
     )  # fmt: skip
     parser.add_argument(
-        "--policies", type=int, default=0, metavar="N", help="NetworkPolicies in the checks' "
-        "namespaces: every check's analysis evaluates them"
+        "--policies", type=int, metavar="N", help="NetworkPolicies in the checks' namespaces, "
+        "which every check's analysis evaluates (default: one per 10 checks)"
     )  # fmt: skip
     options = [field.name for field in dataclasses.fields(MetricsOptions)]
     parser.add_argument(
         "--metrics", action="append", default=[], choices=options, help="turn an opt-in "
         "series of /metrics on (the chart's metrics.* values); repeatable"
     )  # fmt: skip
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # a child's
     args = parser.parse_args()
-    disable_created_metrics()  # as the operator serves /metrics
-    metrics = Metrics(MetricsOptions(**dict.fromkeys(args.metrics, True)))
-    namespaces = [f"bench-{i}" for i in range(args.namespaced or 1)]
-    api, clock = build(namespaces, args.policies)
-    before = rss_mib()
-    watched = tuple(namespaces) if args.namespaced else ()
-    # Node sources, as an install with tenancy.allowNodeSources runs them: one pod per node.
-    tenancy = Tenancy(allow_node_sources=True)
-    settings = Settings(namespace=NAMESPACE, watch_namespaces=watched, tenancy=tenancy)
-    reconciler = Reconciler(api, metrics, settings, clock)
-    scope = f"confined to {len(namespaces)} namespaces" if watched else "cluster-wide"
-    print(
-        f"{CHECKS_TOTAL} scheduled checks (every {INTERVAL} s) over {NODE_COUNT} nodes, {scope},"
-        f" {args.policies} NetworkPolicies"
-    )
-    print(
-        f"{'tick':>4} {'pods made':>9} {'deferred':>8} {'collected':>9} {'cpu s':>7} {'wall s':>7}"
-        f" {'requests':>8}"
-    )
-    for tick in range(TICKS):
-        cpu, wall, calls = cpu_seconds(), time.perf_counter(), len(api.calls)
-        planned = reconciler.tick()
-        plan_cpu, plan_wall = cpu_seconds() - cpu, time.perf_counter() - wall
-        print(
-            f"{tick:>4} {planned.created:>9} {planned.deferred:>8} {'':>9} "
-            f"{plan_cpu:>7.2f} {plan_wall:>7.2f} {len(api.calls) - calls:>8}"
-        )
-        # One node's pod completes: the tick its watch event wakes is completion-to-status.
-        first, *rest = api.list(PODS, NAMESPACE)
-        finish(api, first)
-        wall = time.perf_counter()
-        one = reconciler.tick()
-        delay_ms = (time.perf_counter() - wall) * 1000
-        print(f"     one pod ended: {one.collected} statuses written {delay_ms:.0f} ms after its "
-              "completion event (target <= 1000 ms)")  # fmt: skip
-        for pod in rest:
-            finish(api, pod)
-        cpu, wall, calls = cpu_seconds(), time.perf_counter(), len(api.calls)
-        collected = reconciler.tick()
-        print(
-            f"{'':>4} {collected.created:>9} {collected.deferred:>8} {collected.collected:>9} "
-            f"{cpu_seconds() - cpu:>7.2f} {time.perf_counter() - wall:>7.2f}"
-            f" {len(api.calls) - calls:>8}"
-        )
-        clock.now += timedelta(seconds=INTERVAL + 31)  # past every check's interval + jitter
-    exposition = reconciler.metrics.exposition()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"probe pods per tick: {NODE_COUNT} nodes -> target <= {NODE_COUNT}")
-    options_on = ", ".join(args.metrics) or "the chart's defaults"
-    print(
-        f"/metrics ({options_on}): {len(exposition)} bytes = {len(exposition) / 2**20:.2f} MiB,"
-        f" {len(exposition) / CHECKS_TOTAL:.0f} bytes per check (target <= 1.5 MiB by default)"
-    )
-    print(
-        f"peak RSS {peak:.0f} MiB; the in-memory API server with its checks held {before:.0f} MiB"
-    )
-    print(f"operator's share ~{peak - before:.0f} MiB (target <= 150 MiB)")
+    names = args.only or list(SCENARIOS)
+    if args.json:  # one scenario in this process: its figures for the parent
+        print(json.dumps(run(SCENARIOS[names[0]], args)))
+        return
+    figures = []
+    passed = [f"--metrics={option}" for option in args.metrics]
+    passed += [f"--namespaced={args.namespaced}"] if args.namespaced else []
+    passed += [f"--policies={args.policies}"] if args.policies is not None else []
+    for name in names:  # each in its own process, so that its peak RSS is its own
+        child = [sys.executable, __file__, "--json", f"--only={name}", *passed]
+        done = subprocess.run(child, stdout=subprocess.PIPE, text=True, check=True)
+        figures.append(json.loads(done.stdout))
+    print_table(names, figures)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ that names an object here wins. A name naming nothing here stays a plain name.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -154,11 +154,9 @@ def _named(name: ClusterName, view: NameView) -> dict[str, ObjectKey] | None:
 
 def _at_address(address: str, view: NameView) -> dict[str, ObjectKey] | None:
     """A Service whose ClusterIP this is, else the pod-network pod at this address."""
-    for svc in view.all_services():
-        spec = svc.get("spec") or {}
-        ips = spec.get("clusterIPs") or [spec.get("clusterIP")]
-        if address in {_normal(ip) for ip in ips if ip and ip != "None"}:
-            return {"service": _key(svc)}
+    services = _SERVICES.at(view.all_services(), address)
+    if services:
+        return {"service": _key(services[0])}
     pods = [p for p in _pods_at(view, address) if not (p.get("spec") or {}).get("hostNetwork")]
     return {"pod": _key(pods[0])} if pods else None
 
@@ -171,7 +169,7 @@ def _service(view: NameView, namespace: str, name: str) -> Manifest | None:
 
 
 def _pods_at(view: NameView, address: str) -> list[Manifest]:
-    return sorted((p for p in view.all_pods() if address in _pod_ips(p)), key=_key)
+    return sorted(_PODS.at(view.all_pods(), address), key=_key)
 
 
 def _pod_ips(pod: Mapping[str, Any]) -> set[str]:
@@ -180,6 +178,37 @@ def _pod_ips(pod: Mapping[str, Any]) -> set[str]:
         status.get("podIP") or ""
     ]
     return {_normal(ip) for ip in ips if ip}
+
+
+def _cluster_ips(service: Mapping[str, Any]) -> set[str]:
+    spec = service.get("spec") or {}
+    ips = spec.get("clusterIPs") or [spec.get("clusterIP")]
+    return {_normal(ip) for ip in ips if ip and ip != "None"}
+
+
+class _ByAddress:
+    """The objects of one listing by address, indexed again only for a new listing: a tick
+    identifies every destination against the same listings (a view's lists live for the tick
+    and are never changed), where a scan of the listing per destination cost checks x pods."""
+
+    def __init__(self, addresses: Callable[[Mapping[str, Any]], set[str]]) -> None:
+        self._addresses = addresses
+        self._listing: list[Manifest] | None = None  # the last listing, kept until the next
+        self._at: dict[str, list[Manifest]] = {}
+
+    def at(self, listing: list[Manifest], address: str) -> list[Manifest]:
+        """The objects at `address`, in listing order."""
+        if listing is not self._listing:
+            at: dict[str, list[Manifest]] = {}
+            for obj in listing:
+                for found in self._addresses(obj):
+                    at.setdefault(found, []).append(obj)
+            self._listing, self._at = listing, at
+        return self._at.get(address, [])
+
+
+_PODS = _ByAddress(_pod_ips)
+_SERVICES = _ByAddress(_cluster_ips)
 
 
 def _normal(address: str) -> str:
