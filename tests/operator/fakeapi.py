@@ -545,22 +545,22 @@ class FakeApi:
     # ---- internals ------------------------------------------------------------------------
 
     def _served(self, resource: Resource) -> None:
-        """A group this server does not build in is served only by an installed CRD: without
-        one a real server answers 404 (`the server could not find the requested resource`)."""
+        """A group this server does not build in is served only by an installed CRD. Without
+        one a real server answers 404, as recorded: `404 page not found` for a group/version
+        it does not serve (24-discovery, 23-list-shapes), `the server could not find the
+        requested resource` for an unknown resource of one it does (23-list-shapes)."""
         if resource.group in BUILT_IN_GROUPS:
             return
+        plurals = set()
         for crd in self._store.get(CRDS.plural, {}).values():
             spec = crd.get("spec") or {}
-            if (
-                spec.get("group") == resource.group
-                and (spec.get("names") or {}).get("plural") == resource.plural
-                and any(
-                    v.get("name") == resource.version and v.get("served")
-                    for v in spec.get("versions") or []
-                )
-            ):
-                return
-        raise NotFoundError("the server could not find the requested resource", {})
+            versions = [v.get("name") for v in spec.get("versions") or [] if v.get("served")]
+            if spec.get("group") == resource.group and resource.version in versions:
+                plurals.add((spec.get("names") or {}).get("plural"))
+        if resource.plural in plurals:
+            return
+        message = "the server could not find the requested resource"
+        raise NotFoundError(message if plurals else "404 page not found", {})
 
     def _validate(self, resource: Resource, obj: Object, only: str = "") -> None:
         if not self._validating:

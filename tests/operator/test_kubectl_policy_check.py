@@ -12,7 +12,14 @@ import pytest
 import yaml
 
 from hopscope_operator.api import API_VERSION, CLUSTER_KIND
-from hopscope_operator.cluster import CHECKS, CLUSTER_CHECKS, NETWORK_POLICIES, Object, Resource
+from hopscope_operator.cluster import (
+    CHECKS,
+    CLUSTER_CHECKS,
+    NETWORK_POLICIES,
+    NotFound,
+    Object,
+    Resource,
+)
 from hopscope_operator.kubectl import plugin as kubectl
 from hopscope_operator.kubectl import policykinds
 
@@ -393,3 +400,15 @@ def test_every_registered_policy_kind_is_listed_at_a_version_its_parser_reads():
         "policy.networking.k8s.io/v1beta1",
     ]
     assert len(kinds) == 6  # NetworkPolicy, 3 of the Network Policy API, 2 of Cilium
+
+
+def test_the_fake_serves_a_custom_resource_only_once_its_crd_is_installed(healthy: FakeApi):
+    # A real server answers 404 for a group it does not serve (the recordings 23 and 24): the
+    # fake listed an uninstalled CiliumNetworkPolicy as an empty list instead.
+    with pytest.raises(NotFound, match="404 page not found"):
+        healthy.list(CILIUM, None)
+    install_cilium_crd(healthy)
+    assert healthy.list(CILIUM, None) == []
+    clusterwide = Resource("cilium.io", "v2", "ciliumclusterwidenetworkpolicies", "X")
+    with pytest.raises(NotFound, match="could not find the requested resource"):
+        healthy.list(clusterwide, None)
