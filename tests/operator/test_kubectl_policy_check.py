@@ -412,3 +412,22 @@ def test_the_fake_serves_a_custom_resource_only_once_its_crd_is_installed(health
     clusterwide = Resource("cilium.io", "v2", "ciliumclusterwidenetworkpolicies", "X")
     with pytest.raises(NotFound, match="could not find the requested resource"):
         healthy.list(clusterwide, None)
+
+
+# ---- the README -------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "policy-check" / "proposed.yaml"
+README_COMMAND = "$ kubectl hopscope policy-check -f examples/policy-check/proposed.yaml -n shop\n"
+
+
+def test_the_readme_shows_what_the_command_prints_for_the_example(cluster: FakeApi, capsys):
+    readme = (ROOT / "README.md").read_text()
+    shown = readme.split(README_COMMAND, 1)[1].split("```", 1)[0]
+    install_cilium_crd(cluster)
+
+    code = run(cluster, "-f", str(EXAMPLE), "-n", NS)
+
+    out, err = capsys.readouterr()
+    assert (code, err) == (1, "")
+    assert out == shown
