@@ -15,6 +15,7 @@ from hopscope_operator.api import API_VERSION, CLUSTER_KIND
 from hopscope_operator.cluster import (
     CHECKS,
     CLUSTER_CHECKS,
+    DEPLOYMENTS,
     NETWORK_POLICIES,
     NotFound,
     Object,
@@ -23,6 +24,7 @@ from hopscope_operator.cluster import (
 from hopscope_operator.kubectl import plugin as kubectl
 from hopscope_operator.kubectl import policykinds
 
+from .conftest import running_pod
 from .fake_routes import CRDS
 from .fake_status import Forbidden
 from .fakeapi import FakeApi
@@ -360,6 +362,41 @@ def test_checks_of_other_namespaces_are_replayed_with_all_namespaces_only(
     assert run(cluster, "-f", proposed, "-n", "payments") == 0
     assert "no check flips: 0 replayed checks" in capsys.readouterr().out
     assert run(cluster, "-f", proposed, "-A") == 1
+
+
+def test_a_workload_check_is_replayed_from_the_pod_its_last_run_started_from(
+    cluster: FakeApi, tmp_path: Path, capsys
+):
+    template = {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web"}]}}
+    template["spec"]["containers"][0]["image"] = "web"
+    cluster.create(
+        DEPLOYMENTS,
+        NS,
+        {
+            "metadata": {"name": "web"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": template},
+        },
+    )
+    running_pod(cluster, NS, "web-1", {"app": "web", "track": "canary"}, "10.244.1.6")
+    created = apply_check(
+        cluster, "web-app-to-db", source={"workload": {"kind": "Deployment", "name": "web"}}
+    )
+    # web-0 is the first Ready pod by name; the last run started from web-1, the canary.
+    ran = {"address": "10.244.1.6", "node": "worker-2", "pod": "web-1"}
+    status = finished(destination={"addresses": ["10.96.0.20"]}, source=ran)
+    version = created["metadata"]["resourceVersion"]
+    cluster.patch_status(CHECKS, NS, "web-app-to-db", status, version)
+    canary = policy(
+        "canary-egress",
+        {"podSelector": {"matchLabels": {"track": "canary"}}, "policyTypes": ["Egress"]},
+    )
+
+    code = run(cluster, "-f", write(tmp_path, "canary.yaml", canary))
+
+    out, _ = capsys.readouterr()
+    assert code == 1
+    assert "shop/web-app-to-db: pod shop/web-1 (the last run's source)" in out
+    assert "shop/web-0" not in out  # web-to-db and web-to-dns start from web-0: unchanged
 
 
 # ---- bad input -------------------------------------------------------------------------------

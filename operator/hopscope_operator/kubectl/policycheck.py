@@ -228,9 +228,12 @@ def check_name(kind: object, metadata: Mapping[str, Any]) -> str:
 
 
 def last_source(check: ConnectivityCheck, view: ApiView) -> ResolvedSource:
-    """The pod the last run started from while it exists (a workload or selector source may
-    resolve to another pod by now), else the spec resolved as the next run would."""
-    ran = check.status.source if check.status else None
+    """The pod the last run of the current spec started from while it exists (a workload or
+    selector source may resolve to another pod by now), else the spec resolved as the next run
+    would."""
+    status = check.status
+    current = status is not None and status.observed_generation == check.metadata.get("generation")
+    ran = status.source if status is not None and current else None
     spec = check.spec.source
     ref = spec.pod or spec.workload
     if ran is not None and ran.pod and (ref is not None or spec.pod_selector is not None):
