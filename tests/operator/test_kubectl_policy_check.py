@@ -399,6 +399,32 @@ def test_a_workload_check_is_replayed_from_the_pod_its_last_run_started_from(
     assert "shop/web-0" not in out  # web-to-db and web-to-dns start from web-0: unchanged
 
 
+def test_a_name_only_the_probe_resolves_is_judged_at_the_addresses_the_last_run_reached(
+    cluster: FakeApi, tmp_path: Path, capsys
+):
+    created = apply_check(
+        cluster, "web-to-partner", destination={"fqdn": "api.partner.example", "port": 443}
+    )
+    status = finished(destination={"addresses": ["172.20.0.10"]})
+    version = created["metadata"]["resourceVersion"]
+    cluster.patch_status(CHECKS, NS, "web-to-partner", status, version)
+    in_cluster_only = policy(
+        "web-egress",
+        {
+            "podSelector": {"matchLabels": {"app": "web"}},
+            "policyTypes": ["Egress"],
+            "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}],
+        },
+    )
+
+    code = run(cluster, "-f", write(tmp_path, "egress.yaml", in_cluster_only))
+
+    out, _ = capsys.readouterr()
+    assert code == 1
+    assert "shop/web-0 -> 172.20.0.10 TCP/443: allowed -> DENIED" in out
+    assert "shop/web-to-db" not in out  # db and DNS are in 10.0.0.0/8
+
+
 # ---- bad input -------------------------------------------------------------------------------
 
 
