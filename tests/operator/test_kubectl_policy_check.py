@@ -112,22 +112,26 @@ def writes(api: FakeApi, since: int) -> list[tuple[str | None, ...]]:
     return [call for call in api.calls[since:] if call[0] in WRITES]
 
 
-def install_cilium_crd(api: FakeApi) -> None:
-    names = {"plural": CILIUM.plural, "kind": CILIUM.kind, "singular": "ciliumnetworkpolicy"}
+def install_crd(api: FakeApi, resource: Resource, scope: str = "Namespaced") -> None:
+    names = {"plural": resource.plural, "kind": resource.kind, "singular": resource.kind.lower()}
     api.put(
         CRDS,
         {
             "apiVersion": "apiextensions.k8s.io/v1",
             "kind": "CustomResourceDefinition",
-            "metadata": {"name": f"{CILIUM.plural}.{CILIUM.group}"},
+            "metadata": {"name": f"{resource.plural}.{resource.group}"},
             "spec": {
-                "group": CILIUM.group,
+                "group": resource.group,
                 "names": names,
-                "scope": "Namespaced",
-                "versions": [{"name": "v2", "served": True, "storage": True}],
+                "scope": scope,
+                "versions": [{"name": resource.version, "served": True, "storage": True}],
             },
         },
     )
+
+
+def install_cilium_crd(api: FakeApi) -> None:
+    install_crd(api, CILIUM)
 
 
 class Refusing:
@@ -306,6 +310,29 @@ def test_a_policy_kind_the_user_may_not_list_is_named_and_the_answer_is_incomple
     assert code == 3
     assert "could not read CiliumNetworkPolicy" in err and "may be incomplete" in err
     assert "no check flips: 2 replayed checks" in out
+
+
+def test_calico_policies_in_the_cluster_are_counted_as_not_evaluated(
+    cluster: FakeApi, tmp_path: Path, capsys
+):
+    global_policies = Resource(
+        "crd.projectcalico.org", "v1", "globalnetworkpolicies", "GlobalNetworkPolicy"
+    )
+    install_crd(cluster, global_policies, scope="Cluster")
+    proposed = write(tmp_path, "db.yaml", db_ingress_from("web"))
+    assert run(cluster, "-f", proposed) == 0  # installed, but holding none: nothing missed
+    capsys.readouterr()
+    cluster.put(
+        global_policies,
+        {"metadata": {"name": "deny-all"}, "spec": {"selector": "all()", "types": ["Ingress"]}},
+    )
+
+    code = run(cluster, "-f", proposed)
+
+    out, err = capsys.readouterr()
+    assert code == 3
+    assert "1 crd.projectcalico.org GlobalNetworkPolicy object(s) in the cluster are not" in err
+    assert "no check flips" in out
 
 
 def test_cluster_checks_are_replayed_and_a_403_on_them_is_said_and_gone_past(

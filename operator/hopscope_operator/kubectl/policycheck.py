@@ -162,6 +162,11 @@ def read_cluster(api: ClusterApi) -> Cluster:
         f"could not read {kind} ({why}): the verdicts may be incomplete"
         for kind, why in found.unreadable.items()
     ]
+    incomplete += [
+        f"{count} {kind} object(s) in the cluster are not evaluated (hopscope does not read"
+        " Calico's kinds yet): the verdicts may be wrong"
+        for kind, count in found.not_evaluated.items()
+    ]
     policies: dict[Key, object] = {}
     for obj in found.objects:
         parser = families.parser(obj["apiVersion"], obj["kind"]) or parse_policy

@@ -3,7 +3,8 @@
 Every kind of every family registered in `hopscope_policy.families`, plus core NetworkPolicy,
 is listed across the cluster. A 404 on a kind's list means its CRD is not installed: the kind
 is absent, silently (a cluster without Cilium has no CiliumNetworkPolicies to miss). Any other
-refusal (a 403 most often) is reported by kind: the verdict may then be incomplete.
+refusal (a 403 most often) is reported by kind: the verdict may then be incomplete. Calico's
+kinds, which no family evaluates yet, are counted: where the cluster holds any, it is too.
 
 A kind with several API versions (ClusterNetworkPolicy v1alpha2, v1beta1) is listed at each
 version the parser reads, in order, until one is served.
@@ -40,13 +41,23 @@ class PolicyKind:
         return [ApiResource(self.group, v, self.plural, self.kind) for v in self.versions]
 
 
+# Kinds that decide traffic where installed but that no family evaluates yet: only counted,
+# so a verdict they may change is not given as complete.
+CALICO_GROUP = "crd.projectcalico.org"
+NOT_EVALUATED = [
+    PolicyKind(CALICO_GROUP, kind, ("v1",)) for kind in ("NetworkPolicy", "GlobalNetworkPolicy")
+]
+
+
 @dataclass
 class PolicyObjects:
     """What the cluster holds: objects with apiVersion and kind set (a list's items lack
-    them), and the kinds that could not be read, with why."""
+    them), the kinds that could not be read, with why, and how many objects of kinds no
+    family evaluates it holds."""
 
     objects: list[Object] = field(default_factory=list)
     unreadable: dict[str, str] = field(default_factory=dict)  # kind -> the API's refusal
+    not_evaluated: dict[str, int] = field(default_factory=dict)  # "group kind" -> objects
 
 
 def registered() -> list[PolicyKind]:
@@ -59,17 +70,31 @@ def registered() -> list[PolicyKind]:
 
 
 def read(api: ClusterApi) -> PolicyObjects:
-    read_objects = PolicyObjects()
+    found = PolicyObjects()
     for kind in registered():
-        for resource in kind.resources():
-            try:
-                items = api.list(resource, None)
-            except NotFound:
-                continue  # not served at this version (or at all: the CRD is not installed)
-            except ApiError as exc:
-                read_objects.unreadable[kind.kind] = str(exc) or type(exc).__name__
-                break
+        listed = _list(api, kind, found)
+        if listed is not None:
+            resource, items = listed
             typed = {"apiVersion": resource.api_version, "kind": resource.kind}
-            read_objects.objects += [{**item, **typed} for item in items]
-            break
-    return read_objects
+            found.objects += [{**item, **typed} for item in items]
+    for kind in NOT_EVALUATED:
+        listed = _list(api, kind, found, f"{kind.group} {kind.kind}")
+        if listed is not None and listed[1]:
+            found.not_evaluated[f"{kind.group} {kind.kind}"] = len(listed[1])
+    return found
+
+
+def _list(
+    api: ClusterApi, kind: PolicyKind, found: PolicyObjects, shown: str | None = None
+) -> tuple[ApiResource, list[Object]] | None:
+    """The kind's objects at the first version served; None when none is (or it is refused,
+    noted in `found.unreadable`)."""
+    for resource in kind.resources():
+        try:
+            return resource, api.list(resource, None)
+        except NotFound:
+            continue  # not served at this version (or at all: the CRD is not installed)
+        except ApiError as exc:
+            found.unreadable[shown or kind.kind] = str(exc) or type(exc).__name__
+            return None
+    return None
