@@ -107,7 +107,7 @@ metadata.namespace is read in namespace default. Nothing is applied: only reads 
 
 exit codes: 0 no check flips, 1 at least one flips, 2 bad input or an API error,
 3 none flips but the answer is incomplete (a policy kind could not be read, a check could not
-be replayed)"""
+be replayed, or the cluster holds Calico policies, which are not evaluated yet)"""
 
 
 def _policy_check_flags(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
