@@ -12,7 +12,8 @@ NetworkPolicies and every registered family's kinds the cluster serves: `policyk
 against them with the proposed objects overlaid: the same kind, namespace and name replaces,
 a new one adds, an object of a `--delete` file is removed. Nothing is applied: the command
 makes no write request. The checks with a flow whose verdict flips are listed, with the rule
-that decides before and after, as `hopscope policy diff` prints them.
+that decides before and after, as `hopscope policy diff` prints them. One check's replay is
+`replay`; this module reads the change and the cluster, and renders.
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from hopscope_operator.analysis.inputs import DNS, ENDPOINT_SLICES, PODS, SERVICE, AnalysisInput
-from hopscope_operator.analysis.policies import FlowSet, check_flows, snapshot_pods
 from hopscope_operator.api import API_VERSION, ConnectivityCheck
 from hopscope_operator.cluster import (
     CHECKS,
@@ -35,21 +34,13 @@ from hopscope_operator.cluster import (
     ClusterApi,
     NotFound,
 )
-from hopscope_operator.controller.identify import judged
-from hopscope_operator.controller.resolve import (
-    ResolveError,
-    pod_source,
-    resolve_destination,
-    resolve_source,
-)
-from hopscope_operator.controller.snapshot import NAMESPACES, SnapshotReader
-from hopscope_operator.controller.view import ApiView
+from hopscope_operator.controller.snapshot import NAMESPACES
 from hopscope_operator.kubectl import policykinds
 from hopscope_operator.kubectl.flags import PROG, UsageError
+from hopscope_operator.kubectl.replay import Replay, check_name, replay_checks
 from hopscope_operator.kubectl.views import Unreadable, parse
-from hopscope_operator.resolved import ResolvedSource
-from hopscope_policy import FieldError, PolicyIndex, PolicyRules, families, parse_policy
-from hopscope_policy.diff import Change, change_json, compare_flow
+from hopscope_policy import FieldError, PolicyRules, families, parse_policy
+from hopscope_policy.diff import change_json
 from hopscope_policy.diffcli import flip_counts, render_change
 from hopscope_policy.manifests import ManifestError, Manifests, load
 from hopscope_policy.model import Namespace, Policy, parse_namespace
@@ -58,8 +49,6 @@ from hopscope_policy.tiers import Node
 
 COMMAND = f"{PROG} policy-check"
 NOTHING_FLIPS, FLIPS, INCOMPLETE = 0, 1, 3  # 2 (bad input) is the plugin's USAGE
-# The snapshot parts a replay needs (policies and namespaces are read here, once).
-NEEDED = (PODS, SERVICE, ENDPOINT_SLICES, DNS)
 
 Key = tuple[str, str, str]  # kind, namespace ("" when cluster-scoped), name
 
@@ -90,27 +79,6 @@ class Cluster:
         core = [p for p in policies.values() if isinstance(p, Policy)]
         others = [p for p in policies.values() if not isinstance(p, Policy)]
         return families.rules(self.namespaces, core, others, self.nodes)
-
-
-@dataclass(frozen=True)
-class Flip:
-    change: Change
-    dns: bool  # one of the check's cluster DNS lookups, not its connection
-
-
-@dataclass(frozen=True)
-class Flipped:
-    check: ConnectivityCheck
-    source: str
-    destination: str
-    flips: list[Flip]
-
-
-@dataclass
-class Replay:
-    replayed: int = 0
-    flipped: list[Flipped] = field(default_factory=list)
-    not_replayed: list[tuple[str, str]] = field(default_factory=list)  # (check, why)
 
 
 # ---- the proposed change ----------------------------------------------------------------
@@ -220,92 +188,6 @@ def read_checks(
         except Unreadable as exc:
             replay.not_replayed.append((check_name(resource.kind, obj["metadata"]), str(exc)))
     return checks
-
-
-def check_name(kind: object, metadata: Mapping[str, Any]) -> str:
-    """`namespace/name`, or `clusterconnectivitycheck/name` (cluster-scoped)."""
-    if kind == CLUSTER_CHECKS.kind:
-        return f"{CLUSTER_CHECKS.kind.lower()}/{metadata.get('name')}"
-    return f"{metadata.get('namespace')}/{metadata.get('name')}"
-
-
-# ---- one check ------------------------------------------------------------------------------
-
-
-def last_source(check: ConnectivityCheck, view: ApiView) -> ResolvedSource:
-    """The pod the last run of the current spec started from while it exists (a workload or
-    selector source may resolve to another pod by now), else the spec resolved as the next run
-    would."""
-    status = check.status
-    current = status is not None and status.observed_generation == check.metadata.get("generation")
-    ran = status.source if status is not None and current else None
-    spec = check.spec.source
-    ref = spec.pod or spec.workload
-    if ran is not None and ran.pod and (ref is not None or spec.pod_selector is not None):
-        namespace = (ref.namespace if ref is not None else None) or check.namespace
-        pod = view.pod(namespace, ran.pod)
-        if pod is not None and pod.get("spec", {}).get("nodeName"):
-            kind = "workload" if spec.workload is not None else "pod"
-            described = f"pod {namespace}/{ran.pod} (the last run's source)"
-            return pod_source(kind, pod, check.spec.preferred_ip_version, described)
-    return resolve_source(check, view)
-
-
-def flows_of(
-    check: ConnectivityCheck, view: ApiView, reader: SnapshotReader
-) -> tuple[AnalysisInput, list[FlowSet]] | str:
-    """The check's analysis input and flows, or why it cannot be replayed."""
-    try:
-        source = last_source(check, view)
-        destination = resolve_destination(check, view)
-        status = check.status
-        probed = status.destination.addresses if status and status.destination else []
-        destination = judged(check, source, destination, probed, view)
-    except (ResolveError, ApiError) as exc:
-        return str(exc)
-    snapshot = reader.snapshot(check, source, destination)
-    missing = [f"{part} ({why})" for part, why in snapshot.unreadable.items() if part in NEEDED]
-    if missing:
-        return f"could not read {', '.join(missing)}"
-    inp = AnalysisInput(check, source, destination, snapshot)
-    flows = check_flows(inp)
-    if flows is None:
-        return f"its source, {source.description}, is not among the cluster's pods"
-    return inp, flows
-
-
-def replay_checks(
-    checks: Sequence[ConnectivityCheck],
-    api: ClusterApi,
-    before: PolicyRules,
-    after: PolicyRules,
-    replay: Replay,
-) -> None:
-    view, reader = ApiView(api), SnapshotReader(api)
-    for check in checks:
-        found = flows_of(check, view, reader)
-        if isinstance(found, str):
-            replay.not_replayed.append((check_name(check.kind, check.metadata), found))
-            continue
-        inp, flow_sets = found
-        pods = snapshot_pods(inp)
-        old, new = PolicyIndex(pods, before), PolicyIndex(pods, after)
-        flips, seen = [], set()
-        for flow_set in flow_sets:
-            for flow in flow_set.flows():
-                if flow in seen:  # a check of the DNS Service: its lookup is its connection
-                    continue
-                seen.add(flow)
-                changes = compare_flow(old, new, flow).changes
-                flips += [Flip(change, flow_set.dns) for change in changes]
-        replay.replayed += 1
-        if flips:
-            where = inp.destination.description
-            if inp.port:
-                where += f":{inp.port}"
-            replay.flipped.append(
-                Flipped(check, inp.source.description, f"{where} {check.spec.protocol}", flips)
-            )
 
 
 # ---- the command ----------------------------------------------------------------------------
