@@ -113,8 +113,7 @@ def render(diff: Diff, service: str, flow: Flow | None) -> str:
     lines: list[str] = []
     for change in diff.changes:
         lines += render_change(change)
-    flips = [(outcome(c.before), outcome(c.after)) for c in diff.changes]
-    counts = ", ".join(f"{flips.count(pair)} {pair[0]} -> {pair[1]}" for pair in sorted(set(flips)))
+    counts = flip_counts(diff.changes)
     if flow is not None:
         lines.append(
             f"the verdict changes ({counts})" if diff.changes else f"no verdict change: {flow}"
@@ -126,6 +125,12 @@ def render(diff: Diff, service: str, flow: Flow | None) -> str:
     else:
         lines.append(f"no verdict changes on {service}; {scope}")
     return "\n".join(lines)
+
+
+def flip_counts(changes: Sequence[Change]) -> str:
+    """How many flows flip which way: "2 allowed -> denied, 1 allowed -> unknown"."""
+    flips = [(outcome(c.before), outcome(c.after)) for c in changes]
+    return ", ".join(f"{flips.count(pair)} {pair[0]} -> {pair[1]}" for pair in sorted(set(flips)))
 
 
 def render_change(change: Change) -> list[str]:

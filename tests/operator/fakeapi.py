@@ -50,12 +50,14 @@ from . import fake_defaults as defaults
 from . import fake_events as events
 from .fake_builtin_validation import causes as builtin_causes
 from .fake_crd_causes import causes as crd_causes
+from .fake_routes import CRDS, RESOURCES
 from .fake_selectors_api import metadata_causes
 from .fake_status import (
     BadRequest,
     Forbidden,
     InternalError,
     InvalidError,
+    NotFoundError,
     already_exists,
     cause,
     invalid,
@@ -73,6 +75,9 @@ if TYPE_CHECKING:
 K8S_VERSION = kubernetes_validate.latest_version()
 GROUP_AUTHN = "authentication.k8s.io"
 NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # what generateName's suffix is made of
+# The groups served without a CRD: the built-in kinds', and hopscope's (whose CRDs the stories
+# take as installed).
+BUILT_IN_GROUPS = frozenset(r.group for r in RESOURCES.values())
 
 
 @dataclass(frozen=True)
@@ -127,12 +132,14 @@ class FakeApi:
 
     def get(self, resource: Resource, namespace: str | None, name: str) -> Object:
         self.calls.append(("get", resource.plural, namespace))
+        self._served(resource)
         return copy.deepcopy(self.stored(resource, namespace, name))
 
     def list(
         self, resource: Resource, namespace: str | None, labels: dict[str, str] | None = None
     ) -> list[Object]:
         self.calls.append(("list", resource.plural, namespace))
+        self._served(resource)
         objects = self._store.get(resource.plural, {})
         return [
             copy.deepcopy(obj)
@@ -157,6 +164,7 @@ class FakeApi:
         resource_version: str,
     ) -> MemoryWatch:
         self.calls.append(("watch", resource.plural, namespace))
+        self._served(resource)
         return MemoryWatch(self, resource, namespace, labels or {}, resource_version)
 
     def compact(self) -> None:
@@ -535,6 +543,24 @@ class FakeApi:
         }
 
     # ---- internals ------------------------------------------------------------------------
+
+    def _served(self, resource: Resource) -> None:
+        """A group this server does not build in is served only by an installed CRD. Without
+        one a real server answers 404, as recorded: `404 page not found` for a group/version
+        it does not serve (24-discovery, 23-list-shapes), `the server could not find the
+        requested resource` for an unknown resource of one it does (23-list-shapes)."""
+        if resource.group in BUILT_IN_GROUPS:
+            return
+        plurals = set()
+        for crd in self._store.get(CRDS.plural, {}).values():
+            spec = crd.get("spec") or {}
+            versions = [v.get("name") for v in spec.get("versions") or [] if v.get("served")]
+            if spec.get("group") == resource.group and resource.version in versions:
+                plurals.add((spec.get("names") or {}).get("plural"))
+        if resource.plural in plurals:
+            return
+        message = "the server could not find the requested resource"
+        raise NotFoundError(message if plurals else "404 page not found", {})
 
     def _validate(self, resource: Resource, obj: Object, only: str = "") -> None:
         if not self._validating:

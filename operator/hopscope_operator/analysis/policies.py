@@ -13,6 +13,7 @@ pods that cannot be read or parsed, or a source pod the snapshot lacks, leave it
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from hopscope_operator.analysis.dns import DNS_PORT, queries_cluster_dns
@@ -34,6 +35,7 @@ from hopscope_policy import (
     Flow,
     FlowProtocol,
     L4Protocol,
+    Pod,
     PodRef,
     PolicyIndex,
     Verdict,
@@ -62,21 +64,51 @@ def rules(inp: AnalysisInput) -> Findings:
             "Fix the object named; the policy verdict stays unknown until then.",
         )
         return Findings(found.issues, unknown=True)
-    pods = [pod for pod in map(parsed, inp.pods.values()) if pod is not None]
-    index = PolicyIndex(pods, policy_rules)
-    origin = flow_source(inp)
-    if origin is None:
+    index = PolicyIndex(snapshot_pods(inp), policy_rules)
+    flows = check_flows(inp)
+    if flows is None:
         return Findings(unknown=inp.source.kind != "node")
     found = NOTHING
+    for flow_set in flows:
+        found += report(inp, index, flow_set)
+    return found
+
+
+@dataclass(frozen=True)
+class FlowSet:
+    """The flows of one thing the check does: its connection (one flow per target: the pod,
+    each endpoint pod behind a Service, or the address), or its DNS lookups over one protocol."""
+
+    origin: PodRef | Address
+    targets: list[Target]
+    protocol: FlowProtocol
+    dns: bool
+
+    def flows(self) -> list[Flow]:
+        return [Flow(self.origin, target, port, self.protocol) for target, port in self.targets]
+
+
+def snapshot_pods(inp: AnalysisInput) -> list[Pod]:
+    """The snapshot's pods as the evaluator reads them; a pod it cannot parse is left out."""
+    return [pod for pod in map(parsed, inp.pods.values()) if pod is not None]
+
+
+def check_flows(inp: AnalysisInput) -> list[FlowSet] | None:
+    """What policies judge of the check; None when its source is not known (a pod the
+    snapshot lacks)."""
+    origin = flow_source(inp)
+    if origin is None:
+        return None
+    found = []
     if inp.l4 is not None and inp.port is not None:
         proto = L4Protocol(inp.l4)
-        found += report(inp, index, origin, flow_targets(inp, inp.port), proto, dns=False)
+        found.append(FlowSet(origin, flow_targets(inp, inp.port), proto, dns=False))
     elif inp.spec.protocol == WireProtocol.ICMP:
         # No port: only a rule without ports admits it into an isolated pod.
-        found += report(inp, index, origin, flow_targets(inp, 0), ICMP, dns=False)
-    if queries_cluster_dns(inp) and snap.dns_service is not None:
+        found.append(FlowSet(origin, flow_targets(inp, 0), ICMP, dns=False))
+    if queries_cluster_dns(inp) and inp.snapshot.dns_service is not None:
         for proto in (L4Protocol.UDP, L4Protocol.TCP):
-            found += report(inp, index, origin, dns_targets(inp, proto), proto, dns=True)
+            found.append(FlowSet(origin, dns_targets(inp, proto), proto, dns=True))
     return found
 
 
@@ -141,16 +173,9 @@ def dns_targets(inp: AnalysisInput, proto: L4Protocol) -> list[Target]:
     return targets
 
 
-def report(
-    inp: AnalysisInput,
-    index: PolicyIndex,
-    origin: Any,
-    targets: list[Target],
-    proto: FlowProtocol,
-    *,
-    dns: bool,
-) -> Findings:
-    verdicts = [index.evaluate(Flow(origin, target, port, proto)) for target, port in targets]
+def report(inp: AnalysisInput, index: PolicyIndex, flow_set: FlowSet) -> Findings:
+    verdicts = [index.evaluate(flow) for flow in flow_set.flows()]
+    proto, dns = flow_set.protocol, flow_set.dns
     found = NOTHING
     for direction in ("egress", "ingress"):
         denied = [v for v in verdicts if not getattr(v, direction).allowed]

@@ -16,7 +16,7 @@ that names an object here wins. A name naming nothing here stays a plain name.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -129,6 +129,21 @@ def identify(
         if named is not None:
             return replace(destination, **named)
     return destination
+
+
+def judged(
+    check: ConnectivityCheck,
+    source: ResolvedSource,
+    destination: ResolvedDestination,
+    probed: Sequence[str],
+    view: NameView,
+) -> ResolvedDestination:
+    """The destination static analysis judges: a name only the probe resolved takes the
+    addresses the run reached (`probed`), so policies' ipBlocks can be judged, then what it
+    names is identified."""
+    if not destination.addresses and probed:
+        destination = replace(destination, addresses=list(probed))
+    return identify(check, source, destination, view)
 
 
 def _named(name: ClusterName, view: NameView) -> dict[str, ObjectKey] | None:

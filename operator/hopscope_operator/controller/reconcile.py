@@ -30,7 +30,7 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from hopscope_operator.analysis import analyse, destination_hop_id
@@ -49,7 +49,7 @@ from hopscope_operator.controller.collect import (
     seconds_since_ended,
 )
 from hopscope_operator.controller.collect import pod_outcome as outcome_of
-from hopscope_operator.controller.identify import identify
+from hopscope_operator.controller.identify import judged
 from hopscope_operator.controller.listing import CheckLister
 from hopscope_operator.controller.metrics import CheckLabels, Metrics
 from hopscope_operator.controller.plan import (
@@ -646,11 +646,9 @@ class Reconciler:
         result = collected.result
         try:
             destination = planned or resolve_destination(model, self.view)
-            if not destination.addresses and result.destination.addresses:
-                # A name the probe resolved: its addresses let policies' ipBlocks be judged.
-                destination = replace(destination, addresses=list(result.destination.addresses))
             try:
-                destination = identify(model, source, destination, self.view)
+                probed = result.destination.addresses
+                destination = judged(model, source, destination, probed, self.view)
             except ApiError as exc:  # a refused list: which object it names is unknown
                 return unknown_analysis(f"could not tell what the destination names: {exc}")
             snapshot = self._snapshots.snapshot(model, source, destination)

@@ -61,7 +61,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
-    top = _Parser(prog=PROG, description="Run and show hopscope ConnectivityChecks.")
+    top = _Parser(
+        prog=PROG,
+        description="Run and show hopscope ConnectivityChecks; check a policy change against them.",
+    )
     sub = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
     c = sub.add_parser("check", help="create a check, wait for its result, print it")
     c.add_argument(
@@ -91,7 +94,59 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("show", help="render an existing check")
     s.add_argument("name")
     _output_flags(s)
+    _policy_check_flags(sub)
     return top
+
+
+POLICY_CHECK_EPILOG = """\
+Each check's flows (its connection to each target, its cluster DNS lookups) are evaluated
+against the cluster's NetworkPolicies and the other policy kinds it serves (cluster-wide,
+Cilium), then with the proposed objects overlaid: the same kind, namespace and name replaces,
+a new object adds, an object of a --delete file is removed. A proposed object without
+metadata.namespace is read in namespace default. Nothing is applied: only reads are made.
+
+exit codes: 0 no check flips, 1 at least one flips, 2 bad input or an API error,
+3 none flips but the answer is incomplete (a policy kind could not be read, a check could not
+be replayed, or the cluster holds Calico policies, which are not evaluated yet)"""
+
+
+def _policy_check_flags(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "policy-check",
+        help="list the checks a proposed policy change would flip, without applying it",
+        description="Replay the cluster's ConnectivityChecks against its policies plus the\n"
+        "proposed ones, and list the checks whose verdict would flip.",
+        epilog=POLICY_CHECK_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "-f",
+        "--filename",
+        action="append",
+        default=[],
+        metavar="FILE|DIR",
+        help="proposed policies: YAML or JSON files or folders (as kubectl apply -f); repeatable",
+    )
+    p.add_argument(
+        "--delete",
+        action="append",
+        default=[],
+        metavar="FILE|DIR",
+        help="policies the change deletes (as kubectl delete -f); repeatable",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        help="replay this namespace's checks (default: the kubeconfig context's namespace)",
+    )
+    scope.add_argument(
+        "-A",
+        "--all-namespaces",
+        action="store_true",
+        help="replay the checks of every namespace",
+    )
 
 
 def _output_flags(p: argparse.ArgumentParser) -> None:

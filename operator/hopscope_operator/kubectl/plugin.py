@@ -2,6 +2,7 @@
 
     kubectl hopscope check --from pod/web-0 --to svc/db:5432 [-n NS] [--cluster] [--wait S] [--keep]
     kubectl hopscope show NAME [-n NS | --cluster] [-o text|json|yaml] [--graph out.svg]
+    kubectl hopscope policy-check -f FILE|DIR [-f …] [--delete FILE|DIR] [--json] [-n NS | -A]
 
 `check` builds the check from the flags (validated by the API model, so a bad flag is named
 before anything is created), creates it, polls it until the operator has written a finished
@@ -10,6 +11,10 @@ unless `--keep` (also on timeout and Ctrl-C). stdout carries the result only; pr
 stderr. Exit codes as `hopscope probe`: 0 Reachable, 1 Unreachable or Degraded, 2 Unknown, a
 bad argument, an API error, a timeout or a status this plugin cannot read as text; 130 on Ctrl-C.
 `-o json` and `-o yaml` print the check as stored, so a newer operator's status prints too.
+
+`policy-check` (module `policycheck`) replays the cluster's checks against its policies plus
+proposed ones and lists those whose verdict would flip; it only reads (exit codes as `hopscope
+policy diff`, and 3 when the answer is incomplete).
 
 The command line (flags to a check) is `flags`, reading a stored check back `views`, the SVG
 `svg`; this module runs the commands against the API and renders the result.
@@ -40,6 +45,7 @@ from hopscope_operator.cluster import (
     Resource,
     check_location,
 )
+from hopscope_operator.kubectl import policycheck
 from hopscope_operator.kubectl.flags import (
     PROG,
     UsageError,
@@ -326,9 +332,13 @@ def main(
     try:
         args = parser().parse_args(argv)
         command = args.command
-        namespace = args.namespace or current_namespace()
+        everywhere = getattr(args, "all_namespaces", False)
+        namespace = None if everywhere else args.namespace or current_namespace()
         if api is None:
             api = kube_api()
+        if args.command == "policy-check":
+            return policycheck.run(args, api, namespace)
+        assert namespace is not None
         if args.command == "check":
             return run_check(args, api, namespace, sleep=sleep, clock=clock)
         return run_show(args, api, namespace)
