@@ -239,8 +239,9 @@ def _path(resource: Resource, namespace: str | None, name: str | None = None) ->
 
 
 def _raise(method: str, path: str, status: int, data: bytes) -> NoReturn:
-    error = ERRORS.get(status, ApiError)
-    raise error(f"{method} {path}: {status} {_message(data)}")
+    error = ERRORS.get(status, ApiError)(f"{method} {path}: {status} {_message(data)}")
+    error.status = status  # a 403 or 429 stays one for callers, as the fake's refusals do
+    raise error
 
 
 def _message(data: bytes) -> str:

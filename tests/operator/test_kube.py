@@ -179,8 +179,10 @@ def test_refusals_come_back_as_the_exceptions_the_reconciler_handles(api, server
     with pytest.raises(ApiError, match=forbidden) as refused:
         kube.list(NETWORK_POLICIES, None)
     assert type(refused.value) is ApiError
-    with pytest.raises(ApiError, match="401"):
+    assert refused.value.status == 403  # told apart from a server error, as the fake's are
+    with pytest.raises(ApiError, match="401") as unauthorized:
         kube_api(server, token="stolen").get(NODES, None, "worker-1")
+    assert unauthorized.value.status == 401
 
 
 def test_a_namespace_refused_by_the_real_api_does_not_stop_the_others(api, server, clock):
