@@ -41,15 +41,18 @@ from hopscope_operator.cluster import (
     PODS,
     Invalid,
     Listing,
+    NotFound,
     Object,
     Resource,
 )
 from hopscope_operator.install.crd import custom_resource_definition
 
 from . import fake_defaults as defaults
+from . import fake_discovery as discovery
 from . import fake_events as events
 from .fake_builtin_validation import causes as builtin_causes
 from .fake_crd_causes import causes as crd_causes
+from .fake_routes import CRDS, GROUP_VERSIONS
 from .fake_selectors_api import metadata_causes
 from .fake_status import (
     BadRequest,
@@ -113,6 +116,9 @@ class FakeApi:
         self.issued: dict[str, Issued] = {}  # every token minted, by token
         # (verb, resource, namespace[, name]) as RBAC sees each request the operator made
         self.calls: list[tuple[str | None, ...]] = []
+        # The discovery paths read: non-resource URLs, which every authenticated user may GET
+        # (the system:discovery ClusterRole), so they are not RBAC calls.
+        self.discovered: list[str] = []
 
     @property
     def schema(self) -> ApiServer:
@@ -125,14 +131,29 @@ class FakeApi:
 
     # ---- the ClusterApi contract -------------------------------------------------------
 
+    def discovery(self, path: str) -> Object | None:
+        self.discovered.append(path)
+        return discovery.answer(path, "", self.select(CRDS, None, lambda _: True))
+
+    def _served(self, resource: Resource) -> None:
+        """A group/version no built-in kind or stored CRD serves is no API path at all."""
+        if resource.api_version in GROUP_VERSIONS:
+            return
+        crds = self.select(CRDS, None, lambda _: True)
+        if resource.api_version not in discovery.crd_resources(crds):
+            # What kube.KubeApi raises for the server's plain-text 404.
+            raise NotFound(f"{resource.api_version}/{resource.plural}: 404 page not found")
+
     def get(self, resource: Resource, namespace: str | None, name: str) -> Object:
         self.calls.append(("get", resource.plural, namespace))
+        self._served(resource)
         return copy.deepcopy(self.stored(resource, namespace, name))
 
     def list(
         self, resource: Resource, namespace: str | None, labels: dict[str, str] | None = None
     ) -> list[Object]:
         self.calls.append(("list", resource.plural, namespace))
+        self._served(resource)
         objects = self._store.get(resource.plural, {})
         return [
             copy.deepcopy(obj)
@@ -157,6 +178,7 @@ class FakeApi:
         resource_version: str,
     ) -> MemoryWatch:
         self.calls.append(("watch", resource.plural, namespace))
+        self._served(resource)
         return MemoryWatch(self, resource, namespace, labels or {}, resource_version)
 
     def compact(self) -> None:
@@ -183,6 +205,7 @@ class FakeApi:
     ) -> Object:
         """`dry`: dryRun=All, everything but the write (no resourceVersion, nothing stored)."""
         self.calls.append(("create", resource.plural, namespace))
+        self._served(resource)
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
         if namespace is not None:

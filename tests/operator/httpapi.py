@@ -215,7 +215,8 @@ class HttpApi:
             aggregated = discovery.wants_aggregated(headers.get("accept"))
             if aggregated and (document := discovery.aggregated(parts.path)) is not None:
                 return Reply(200, document, discovery.AGGREGATED)
-            if (document := discovery.answer(parts.path, self.url)) is not None:
+            crds = self.fake.select(CRDS, None, lambda _: True)
+            if (document := discovery.answer(parts.path, self.url, crds)) is not None:
                 return Reply(200, document)
         where = route(parts.path)
         verb = VERBS.get(method) or ("get" if where.name else "list")

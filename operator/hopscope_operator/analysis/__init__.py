@@ -25,12 +25,14 @@ from hopscope_operator.analysis.inputs import (
     NOTHING,
     PODS,
     POLICIES,
+    POLICY_KINDS,
     SERVICE,
     AnalysisInput,
     Findings,
     ParsedRules,
     Snapshot,
     evidence,
+    is_policy_kind,
     ready_endpoints,
     selected_pods,
 )
@@ -58,6 +60,7 @@ __all__ = [
     "PODS",
     "POLICIES",
     "POLICY_KEY",
+    "POLICY_KINDS",
     "SERVICE",
     "AnalysisInput",
     "Findings",
@@ -89,8 +92,9 @@ def unreadable_parts(inp: AnalysisInput) -> Findings:
     """A warning per part of the configuration that could not be read: that part is unknown."""
     found = Findings(unknown=bool(inp.snapshot.unreadable))
     for part, why in sorted(inp.snapshot.unreadable.items()):
+        policy_kind = IssueType.NETWORK_POLICY if is_policy_kind(part) else IssueType.PROBE
         found += inp.issue(
-            UNREADABLE_TYPE.get(part, IssueType.PROBE),
+            UNREADABLE_TYPE.get(part, policy_kind),
             Severity.WARNING,
             "destination" if part in (SERVICE, ENDPOINT_SLICES) else "source",
             f"static analysis could not read {part}: {why}",
