@@ -236,3 +236,13 @@ def _entries(resource: Resource) -> list[Object]:
 def storage_version_hash(resource: Resource) -> str:
     digest = hashlib.sha256(f"{resource.group}/{resource.version}/{resource.kind}".encode())
     return base64.b64encode(digest.digest()[:8]).decode()
+
+
+def crd_kinds(crds: Sequence[Object]) -> dict[tuple[str, str], Resource]:
+    """(group/version, plural) -> the kind, for every served version of other groups' CRDs."""
+    return {
+        (gv, entry["name"]): Resource(*gv.split("/"), entry["name"], entry["kind"])
+        for gv, entries in crd_resources(crds).items()
+        for entry in entries
+        if "/" not in entry["name"]
+    }

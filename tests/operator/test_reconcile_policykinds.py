@@ -13,14 +13,18 @@ from typing import Any
 import pytest
 
 from hopscope_operator.cluster import NETWORK_POLICIES, ApiError, NotFound, Resource
+from hopscope_operator.controller.metrics import Metrics
 from hopscope_operator.controller.policykinds import REDISCOVER
-from hopscope_operator.controller.reconcile import Reconciler
+from hopscope_operator.controller.reconcile import Reconciler, Settings
 
 from . import test_reconcile as story
+from .caught_up import caught_up
 from .conftest import Clock
 from .fake_routes import CRDS
 from .fakeapi import FakeApi
-from .test_reconcile import apply_check, check, finish, probe_pods, run_once, source_pod
+from .httpapi import HttpApi
+from .test_kube import TOKEN, kube_api
+from .test_reconcile import PROBES, apply_check, check, finish, probe_pods, run_once, source_pod
 from .test_reconcile_analysis import dropped_at_the_destination
 
 POLICY_API = "policy.networking.k8s.io"
@@ -322,3 +326,63 @@ def test_a_kind_whose_crd_was_removed_is_read_as_empty_and_discovered_again(
     assert again(healthy, reconciler, clock) == "Allowed"
     assert healthy.discovered[discovered] == "/apis"
     assert f"/apis/{POLICY_API}/v1alpha1" in healthy.discovered[discovered:]
+
+
+def test_a_namespaced_install_reads_namespaced_kinds_where_it_watches_and_cluster_ones_too(
+    healthy, clock
+):
+    # The chart's ClusterRoleBinding (nodes, namespaces) is in every install: cluster-wide
+    # policies select the watched pods too, so they are read; namespaced kinds only where
+    # NetworkPolicies are: the watched namespaces (the release's is one) and kube-system (the
+    # autouse fixture holds every call to the generated RBAC).
+    settings = Settings(namespace=PROBES, image="hopscope-probe:test", watch_namespaces=("shop",))
+    confined = Reconciler(healthy, Metrics(), settings, clock)
+    install(healthy, *EVERY_KIND)
+    isolate_tenants(healthy)
+    deny_db_from_web(healthy)
+    before = len(healthy.calls)
+    analysis = analysed(healthy, confined)["analysis"]
+
+    assert analysis["result"] == "Blocked"
+    messages = [issue["message"] for issue in analysis["issues"]]
+    assert messages[0].startswith("ClusterNetworkPolicy isolate-tenants ingress[0]")
+    reads = {call for call in healthy.calls[before:] if call[1] in {k.plural for k in EVERY_KIND}}
+    assert reads == {
+        *(("list", CILIUM.plural, ns) for ns in ("shop", PROBES, "kube-system")),
+        *(("list", kind.plural, None) for kind in EVERY_KIND if kind not in NAMESPACED),
+    }
+
+
+def test_through_the_real_client_a_crd_group_is_discovered_and_its_kind_listed(healthy, clock):
+    with HttpApi(healthy, TOKEN).running() as server:
+        kube = kube_api(server)
+        # The API server serves another group only once its CRD exists: a plain 404 before.
+        assert kube.discovery("/apis/cilium.io/v2") is None
+        install(healthy, CILIUM)
+        served = kube.discovery("/apis/cilium.io/v2")
+        assert served is not None
+        [entry] = served["resources"]
+        assert (entry["name"], entry["kind"], entry["namespaced"]) == (
+            CILIUM.plural,
+            CILIUM.kind,
+            True,
+        )
+        deny_db_from_web(healthy)
+        settings = Settings(namespace=PROBES, image="hopscope-probe:test")
+        reconciler = Reconciler(kube, Metrics(), settings, clock)
+        source_pod(healthy)
+        apply_check(healthy)
+        reconciler.tick()
+        [pod] = probe_pods(healthy)
+        finish(
+            healthy,
+            pod,
+            {item.id: dropped_at_the_destination() for item in story.batch_of(pod).checks},
+        )
+        caught_up(reconciler, healthy)
+        reconciler.tick()
+        denial = check(healthy)["status"]["analysis"]["issues"][0]
+        assert denial["message"].startswith("CiliumNetworkPolicy shop/deny-db ingressDeny[0]")
+        asked = [f"{method} {path}" for method, path, _ in server.requests]
+        assert "GET /apis/cilium.io/v2/ciliumnetworkpolicies" in asked
+        assert not [path for path in asked if POLICY_API in path]  # a group it lacks
