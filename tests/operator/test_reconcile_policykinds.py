@@ -25,7 +25,7 @@ from .fakeapi import FakeApi
 from .httpapi import HttpApi
 from .test_kube import TOKEN, kube_api
 from .test_reconcile import PROBES, apply_check, check, finish, probe_pods, run_once, source_pod
-from .test_reconcile_analysis import dropped_at_the_destination
+from .test_reconcile_analysis import deny_web_egress, dropped_at_the_destination
 
 POLICY_API = "policy.networking.k8s.io"
 CNP = Resource(POLICY_API, "v1alpha2", "clusternetworkpolicies", "ClusterNetworkPolicy")
@@ -47,6 +47,11 @@ WEB = {"matchLabels": {"app": "web"}}
 class Forbidden(ApiError):
     status = 403
     reason = "Forbidden"
+
+
+class ServiceUnavailable(ApiError):
+    status = 503
+    reason = "ServiceUnavailable"
 
 
 def crd(resource: Resource) -> dict[str, Any]:
@@ -386,3 +391,21 @@ def test_through_the_real_client_a_crd_group_is_discovered_and_its_kind_listed(h
         asked = [f"{method} {path}" for method, path, _ in server.requests]
         assert "GET /apis/cilium.io/v2/ciliumnetworkpolicies" in asked
         assert not [path for path in asked if POLICY_API in path]  # a group it lacks
+
+
+def test_a_failed_discovery_is_unknown_and_the_network_policies_still_decide(healthy, reconciler):
+    install(healthy, *EVERY_KIND)
+    deny_web_egress(healthy)
+
+    def failing(path: str) -> Any:
+        raise ServiceUnavailable("GET /apis: 503 the server is currently unable to handle it")
+
+    healthy.discovery = failing  # type: ignore[method-assign]
+    analysis = analysed(healthy, reconciler)["analysis"]
+
+    assert analysis["result"] == "Unknown"
+    unread, denial = analysis["issues"]
+    assert unread["message"].startswith("static analysis could not read policy kinds: GET /apis")
+    assert "discovery (/apis) failed" in unread["hint"]
+    assert denial["message"].startswith("NetworkPolicy denies egress")
+    assert "policy kinds could not be read" in denial["message"]

@@ -93,13 +93,21 @@ def unreadable_parts(inp: AnalysisInput) -> Findings:
     found = Findings(unknown=bool(inp.snapshot.unreadable))
     for part, why in sorted(inp.snapshot.unreadable.items()):
         policy_kind = IssueType.NETWORK_POLICY if is_policy_kind(part) else IssueType.PROBE
+        hint = (
+            f"Grant the operator get/list on {part} (its ClusterRole), so the"
+            " configuration can be checked; until then that part of the verdict is unknown."
+        )
+        if part == POLICY_KINDS:  # discovery needs no grant: every account may read it
+            hint = (
+                "The API server's discovery (/apis) failed; the operator asks again at the"
+                " next run, until then the policy verdict is unknown."
+            )
         found += inp.issue(
             UNREADABLE_TYPE.get(part, policy_kind),
             Severity.WARNING,
             "destination" if part in (SERVICE, ENDPOINT_SLICES) else "source",
             f"static analysis could not read {part}: {why}",
-            f"Grant the operator get/list on {part} (its ClusterRole), so the"
-            " configuration can be checked; until then that part of the verdict is unknown.",
+            hint,
             evidence(unreadable=part),
         )
     return found
