@@ -105,8 +105,12 @@ class ParsedRules:
                     [parse_policy(policy) for policy in snapshot.policies],
                     others,
                 )
+                # Named as RuleName names it: namespace/name (`key`) where the kind has one.
                 self._tiers = {
-                    (str(getattr(obj, "kind", "")), str(getattr(obj, "name", ""))): str(tier)
+                    (
+                        str(getattr(obj, "kind", "")),
+                        str(getattr(obj, "key", getattr(obj, "name", ""))),
+                    ): str(tier)
                     for obj in others
                     if (tier := getattr(obj, "tier", None)) is not None
                 }
