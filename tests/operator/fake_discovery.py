@@ -51,16 +51,18 @@ def wants_aggregated(accept: str | None) -> bool:
     return first == AGGREGATED
 
 
-def aggregated(path: str) -> Object | None:
-    """The apidiscovery.k8s.io/v2 document for /api or /apis: every group with its resources."""
+def aggregated(path: str, crds: Sequence[Object] = ()) -> Object | None:
+    """The apidiscovery.k8s.io/v2 document for /api or /apis: every group with its resources
+    (those of the stored CRDs of other groups too)."""
     core = path.rstrip("/") == "/api"
     if path.rstrip("/") not in ("/api", "/apis"):
         return None
+    served = {} if core else crd_resources(crds)
     versions = sorted(gv for gv in GROUP_VERSIONS if ("/" not in gv) == core)
     groups: dict[str, list[Object]] = {}
-    for gv in versions:
+    for gv in [*versions, *served]:
         group, _, version = gv.rpartition("/")
-        listed = _resources(gv)["resources"]
+        listed = served[gv] if gv in served else _resources(gv)["resources"]
         resources = [
             {
                 "resource": r["name"],

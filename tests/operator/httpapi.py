@@ -214,7 +214,7 @@ class HttpApi:
         crds = self.fake.select(CRDS, None, lambda _: True)  # what else the server serves
         if method == "GET":
             aggregated = discovery.wants_aggregated(headers.get("accept"))
-            if aggregated and (document := discovery.aggregated(parts.path)) is not None:
+            if aggregated and (document := discovery.aggregated(parts.path, crds)) is not None:
                 return Reply(200, document, discovery.AGGREGATED)
             if (document := discovery.answer(parts.path, self.url, crds)) is not None:
                 return Reply(200, document)

@@ -201,8 +201,8 @@ def unknown(
         Severity.WARNING,
         "source" if direction == "egress" else "destination",
         message,
-        f"hopscope does not evaluate this construct; read {side.rule} to judge the flow"
-        " (the probe's result shows what the network does).",
+        f"hopscope does not evaluate this construct; read {side.rule or 'the policy'} to judge"
+        " the flow (the probe's result shows what the network does).",
         evidence(direction=side.direction.value, flow=str(first.flow), decidedBy=side.rule),
         origin=Origin.OUTBOUND if direction == "egress" else Origin.INBOUND,
     )
