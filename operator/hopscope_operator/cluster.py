@@ -100,6 +100,12 @@ class Watch(Protocol):
 
 
 class ClusterApi(Protocol):
+    def discovery(self, path: str) -> Object | None:
+        """The discovery document at `path` (`/apis`, `/apis/<group>/<version>`); None when the
+        server serves no such group or version (its plain-text 404). Every authenticated user
+        may read these (the system:discovery ClusterRole): no RBAC rule of the chart's."""
+        ...
+
     def get(self, resource: Resource, namespace: str | None, name: str) -> Object:
         """The object; NotFound when absent."""
         ...

@@ -51,6 +51,16 @@ class KubeApi:
         self._config = configuration or _load_configuration()
         self._rest = client.ApiClient(self._config).rest_client
 
+    def discovery(self, path: str) -> Object | None:
+        response = self._send("GET", path)
+        data = response.read()
+        if response.status == 404:  # a group or version the server does not serve
+            return None
+        if response.status >= 400:
+            _raise("GET", path, response.status, data)
+        found: Object = json.loads(data)
+        return found
+
     def get(self, resource: Resource, namespace: str | None, name: str) -> Object:
         return self._json("GET", _path(resource, namespace, name))
 

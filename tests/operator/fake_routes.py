@@ -4,6 +4,7 @@ known one a JSON 404)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -57,7 +58,8 @@ class Route:
         return f"{self.resource.plural}/{self.sub}" if self.sub else self.resource.plural
 
 
-def route(path: str) -> Route:
+def route(path: str, custom: Mapping[tuple[str, str], Resource] | None = None) -> Route:
+    """`custom`: the kinds stored CRDs of other groups serve, by (group/version, plural)."""
     segments = [unquote(s) for s in path.strip("/").split("/")]
     if segments[0] == "api" and len(segments) >= 3:
         api_version, rest = segments[1], segments[2:]
@@ -65,12 +67,13 @@ def route(path: str) -> Route:
         api_version, rest = f"{segments[1]}/{segments[2]}", segments[3:]
     else:
         raise PageNotFound("404 page not found")
-    if api_version not in GROUP_VERSIONS:
+    known = {**RESOURCES, **(custom or {})}
+    if api_version not in GROUP_VERSIONS | {gv for gv, _ in known}:
         raise PageNotFound("404 page not found")
     namespace = None
     if rest[0] == "namespaces" and len(rest) >= 3:
         namespace, rest = rest[1], rest[2:]
-    resource = RESOURCES.get((api_version, rest[0]))
+    resource = known.get((api_version, rest[0]))
     if resource is None or len(rest) > 3:
         raise NotFoundError("the server could not find the requested resource", {})
     name = rest[1] if len(rest) > 1 else None

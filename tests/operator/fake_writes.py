@@ -17,7 +17,7 @@ from . import fake_fields as fields
 from . import fake_negotiation as negotiation
 from .fake_lists import check_version_match, continue_token, page
 from .fake_patches import frozen, json_patch, strategic_merge
-from .fake_routes import Route
+from .fake_routes import GROUP_VERSIONS, Route
 from .fake_selectors_api import SelectorError, parse_field_selector, parse_label_selector
 from .fake_status import (
     BadRequest,
@@ -54,8 +54,9 @@ def _version_in(patch: Any) -> str | None:
 
 
 def built_in(resource: Resource) -> bool:
-    """A kind with Go types (core, apps, ...) rather than a custom resource."""
-    return resource.group != CHECKS.group
+    """A kind with Go types (core, apps, ...) rather than a custom resource (hopscope's, or
+    another group's served by a stored CRD)."""
+    return resource.group != CHECKS.group and resource.api_version in GROUP_VERSIONS
 
 
 class Writes:

@@ -47,6 +47,7 @@ from hopscope_operator.cluster import (
 from hopscope_operator.install.crd import custom_resource_definition
 
 from . import fake_defaults as defaults
+from . import fake_discovery as discovery
 from . import fake_events as events
 from .fake_builtin_validation import causes as builtin_causes
 from .fake_crd_causes import causes as crd_causes
@@ -118,6 +119,9 @@ class FakeApi:
         self.issued: dict[str, Issued] = {}  # every token minted, by token
         # (verb, resource, namespace[, name]) as RBAC sees each request the operator made
         self.calls: list[tuple[str | None, ...]] = []
+        # The discovery paths read: non-resource URLs, which every authenticated user may GET
+        # (the system:discovery ClusterRole), so they are not RBAC calls.
+        self.discovered: list[str] = []
 
     @property
     def schema(self) -> ApiServer:
@@ -129,6 +133,10 @@ class FakeApi:
         return self._schemas.get(resource)
 
     # ---- the ClusterApi contract -------------------------------------------------------
+
+    def discovery(self, path: str) -> Object | None:
+        self.discovered.append(path)
+        return discovery.answer(path, "", self.select(CRDS, None, lambda _: True))
 
     def get(self, resource: Resource, namespace: str | None, name: str) -> Object:
         self.calls.append(("get", resource.plural, namespace))
@@ -191,6 +199,7 @@ class FakeApi:
     ) -> Object:
         """`dry`: dryRun=All, everything but the write (no resourceVersion, nothing stored)."""
         self.calls.append(("create", resource.plural, namespace))
+        self._served(resource)
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
         if namespace is not None:

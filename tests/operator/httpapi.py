@@ -211,13 +211,14 @@ class HttpApi:
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         if parts.path in PUBLIC_PATHS and method == "GET":
             return _public(parts.path)
+        crds = self.fake.select(CRDS, None, lambda _: True)  # what else the server serves
         if method == "GET":
             aggregated = discovery.wants_aggregated(headers.get("accept"))
-            if aggregated and (document := discovery.aggregated(parts.path)) is not None:
+            if aggregated and (document := discovery.aggregated(parts.path, crds)) is not None:
                 return Reply(200, document, discovery.AGGREGATED)
-            if (document := discovery.answer(parts.path, self.url)) is not None:
+            if (document := discovery.answer(parts.path, self.url, crds)) is not None:
                 return Reply(200, document)
-        where = route(parts.path)
+        where = route(parts.path, discovery.crd_kinds(crds))
         verb = VERBS.get(method) or ("get" if where.name else "list")
         if verb == "list" and query.get("watch") in ("true", "1"):
             verb = "watch"

@@ -25,12 +25,14 @@ from hopscope_operator.analysis.inputs import (
     NOTHING,
     PODS,
     POLICIES,
+    POLICY_KINDS,
     SERVICE,
     AnalysisInput,
     Findings,
     ParsedRules,
     Snapshot,
     evidence,
+    is_policy_kind,
     ready_endpoints,
     selected_pods,
 )
@@ -58,6 +60,7 @@ __all__ = [
     "PODS",
     "POLICIES",
     "POLICY_KEY",
+    "POLICY_KINDS",
     "SERVICE",
     "AnalysisInput",
     "Findings",
@@ -89,13 +92,22 @@ def unreadable_parts(inp: AnalysisInput) -> Findings:
     """A warning per part of the configuration that could not be read: that part is unknown."""
     found = Findings(unknown=bool(inp.snapshot.unreadable))
     for part, why in sorted(inp.snapshot.unreadable.items()):
+        policy_kind = IssueType.NETWORK_POLICY if is_policy_kind(part) else IssueType.PROBE
+        hint = (
+            f"Grant the operator get/list on {part} (its ClusterRole), so the"
+            " configuration can be checked; until then that part of the verdict is unknown."
+        )
+        if part == POLICY_KINDS:  # discovery needs no grant: every account may read it
+            hint = (
+                "The API server's discovery (/apis) failed; the operator asks again at the"
+                " next run, until then the policy verdict is unknown."
+            )
         found += inp.issue(
-            UNREADABLE_TYPE.get(part, IssueType.PROBE),
+            UNREADABLE_TYPE.get(part, policy_kind),
             Severity.WARNING,
             "destination" if part in (SERVICE, ENDPOINT_SLICES) else "source",
             f"static analysis could not read {part}: {why}",
-            f"Grant the operator get/list on {part} (its ClusterRole), so the"
-            " configuration can be checked; until then that part of the verdict is unknown.",
+            hint,
             evidence(unreadable=part),
         )
     return found

@@ -28,10 +28,12 @@ from hopscope_policy import (
     FieldError,
     Pod,
     PolicyRules,
+    families,
     parse_namespace,
     parse_pod,
     parse_policy,
 )
+from hopscope_policy.tiers import RuleName
 from hopscope_probe.models import (
     SOURCE_HOP,
     ContextItem,
@@ -49,6 +51,14 @@ Side = Literal["source", "destination"]
 # What could not be read -> the part of the analysis it leaves unknown.
 POLICIES, NAMESPACES, PODS = "networkpolicies", "namespaces", "pods"
 SERVICE, ENDPOINT_SLICES, NODES, DNS = "service", "endpointslices", "nodes", "dns"
+POLICY_KINDS = "policy kinds"  # the discovery of the other families' kinds
+# The groups of the other families' kinds: an unreadable kind is named `plural.group`.
+POLICY_GROUPS = frozenset(group for f in families.FAMILIES for group, _ in f.kinds)
+
+
+def is_policy_kind(part: str) -> bool:
+    """Whether an unreadable part is a policy kind of another family (or their discovery)."""
+    return part == POLICY_KINDS or part.partition(".")[2] in POLICY_GROUPS
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,8 @@ class Snapshot:
     pods: Sequence[Manifest] = ()
     namespaces: Sequence[Manifest] = ()
     policies: Sequence[Manifest] = ()
+    # The other families' objects the cluster serves (ClusterNetworkPolicy, CiliumNetworkPolicy…)
+    other_policies: Sequence[Manifest] = ()
     service: Manifest | None = None  # the destination Service, if the destination is one
     service_slices: Sequence[Manifest] = ()
     nodes: Mapping[str, Manifest] = field(default_factory=dict)
@@ -81,18 +93,48 @@ class ParsedRules:
 
     def __init__(self) -> None:
         self._parsed: PolicyRules | FieldError | ValueError | None = None
+        self._tiers: dict[tuple[str, str], str] = {}  # (kind, name) -> its tier, where it has one
 
     def of(self, snapshot: Snapshot) -> PolicyRules | FieldError | ValueError:
         """The rules, or the error that names the object that could not be read."""
         if self._parsed is None:
             try:
-                self._parsed = PolicyRules(
+                others = [parse_other(obj) for obj in snapshot.other_policies]
+                self._parsed = families.rules(
                     [parse_namespace(ns) for ns in snapshot.namespaces],
                     [parse_policy(policy) for policy in snapshot.policies],
+                    others,
                 )
+                # Named as RuleName names it: namespace/name (`key`) where the kind has one.
+                self._tiers = {
+                    (
+                        str(getattr(obj, "kind", "")),
+                        str(getattr(obj, "key", getattr(obj, "name", ""))),
+                    ): str(tier)
+                    for obj in others
+                    if (tier := getattr(obj, "tier", None)) is not None
+                }
             except (FieldError, ValueError) as exc:
                 self._parsed = exc
         return self._parsed
+
+    def tier_of(self, rule: RuleName) -> str | None:
+        """The tier of the object that holds `rule` (Admin, Baseline), None for a kind without
+        tiers: a deny is named with it, as the order of evaluation depends on it."""
+        return self._tiers.get((rule.kind, rule.name))
+
+
+def parse_other(obj: Manifest) -> object:
+    """Another family's object, parsed by its family; the error names the kind and object."""
+    kind, meta = str(obj.get("kind")), obj.get("metadata") or {}
+    name = "/".join(part for part in (meta.get("namespace"), meta.get("name")) if part)
+    parser = families.parser(str(obj.get("apiVersion", "")), kind)
+    if parser is None:
+        raise ValueError(f"{kind} {name}: apiVersion {obj.get('apiVersion')} is read by no family")
+    try:
+        return parser(obj)
+    except FieldError as exc:
+        raise ValueError(f"{kind} {name}: {exc}") from None
 
 
 @dataclass(frozen=True)

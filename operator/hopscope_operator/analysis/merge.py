@@ -67,11 +67,15 @@ def reconciled(analysis: Analysis | None, connection: ConnectionStatus) -> Analy
 
 
 def not_enforced(denial: Issue) -> Issue:
-    policies = ", ".join(c.value for c in denial.context if c.key == POLICY_KEY)
+    names = [c.value for c in denial.context if c.key == POLICY_KEY]
+    # Core NetworkPolicies are named `namespace/name`, other kinds `Kind name`.
+    policies = ", ".join(name if " " in name else f"NetworkPolicy {name}" for name in names)
+    if all(" " not in name for name in names):
+        policies = "NetworkPolicy " + ", ".join(names)
     return denial.model_copy(
         update={
             "severity": Severity.WARNING,
-            "message": f"NetworkPolicy {policies} should block this flow, yet the probe reached"
+            "message": f"{policies} should block this flow, yet the probe reached"
             " the destination: the policy is not enforced on this path (the network plugin"
             f" does not implement NetworkPolicy, or has not programmed it yet). {denial.message}",
             "hint": "Check that the cluster's network plugin enforces NetworkPolicy (some, such"

@@ -1,12 +1,18 @@
-"""Rules on NetworkPolicies: does a policy deny the check's flow, or its DNS lookups?
+"""Rules on network policies: does a policy deny the check's flow, or its DNS lookups?
 
 Contract: `rules(input) -> Findings`, pure. The check's flow (source pod or address to the
 destination pod, each endpoint pod behind a Service, or the destination address) and, when the
 source asks the cluster DNS, its DNS flows to the kube-dns pods on UDP and TCP 53, are
-evaluated by `hopscope_policy`. Each direction that denies is one `NetworkPolicy` finding: an
-egress denial Outbound at the source, an ingress denial Inbound at the destination, every
-policy named in the context under POLICY_KEY (what `merge` pairs with the probe's silent drop).
-Error when it denies every target (and for DNS, on UDP), else Warning. Policies, namespaces or
+evaluated by `hopscope_policy`: core NetworkPolicies and the other families' kinds the cluster
+serves (ClusterNetworkPolicy, CiliumNetworkPolicy, …), in the order their tiers decide. Each
+direction that denies is one `NetworkPolicy` finding: an egress denial Outbound at the source,
+an ingress denial Inbound at the destination, naming the deciding object with its kind and rule
+(`CiliumNetworkPolicy shop/deny-db ingressDeny[0]`, with its tier where it has one); the
+deciding objects are in the context under POLICY_KEY (what `merge` pairs with the probe's
+silent drop: core NetworkPolicies as `namespace/name`, other kinds as `Kind name`).
+Error when it denies every target (and for DNS, on UDP), else Warning; a Warning too while
+another policy kind could not be read, as it may decide first. A construct the evaluator does
+not model deciding the flow leaves it unknown, naming the construct. Policies, namespaces or
 pods that cannot be read or parsed, or a source pod the snapshot lacks, leave it unknown.
 """
 
@@ -25,6 +31,7 @@ from hopscope_operator.analysis.inputs import (
     AnalysisInput,
     Findings,
     evidence,
+    is_policy_kind,
     key,
     parsed,
 )
@@ -40,6 +47,8 @@ from hopscope_policy import (
     PolicyIndex,
     Verdict,
 )
+from hopscope_policy.evaluate import NetworkPolicyTier
+from hopscope_policy.tiers import RuleName
 from hopscope_probe.models import ContextItem, IssueType, Origin, Severity
 from hopscope_probe.models import Protocol as WireProtocol
 from hopscope_probe.target import is_ip
@@ -60,7 +69,7 @@ def rules(inp: AnalysisInput) -> Findings:
             IssueType.NETWORK_POLICY,
             Severity.WARNING,
             "source",
-            f"static analysis could not read the NetworkPolicies: {policy_rules}",
+            f"static analysis could not read the policies: {policy_rules}",
             "Fix the object named; the policy verdict stays unknown until then.",
         )
         return Findings(found.issues, unknown=True)
@@ -178,10 +187,66 @@ def report(inp: AnalysisInput, index: PolicyIndex, flow_set: FlowSet) -> Finding
     proto, dns = flow_set.protocol, flow_set.dns
     found = NOTHING
     for direction in ("egress", "ingress"):
-        denied = [v for v in verdicts if not getattr(v, direction).allowed]
+        sides = [(v, getattr(v, direction)) for v in verdicts]
+        denied = [v for v, side in sides if not side.allowed and not side.unknown]
         if denied:
             found += denial(inp, direction, denied, len(verdicts), proto, dns=dns)
+        # Unknown only where nothing denies the flow: a denial decides it either way.
+        undecided = [v for v, side in sides if side.unknown and v.unknown]
+        if undecided:
+            found += unknown(inp, direction, undecided, proto, dns=dns)
     return found
+
+
+def flow_words(first: Verdict, proto: FlowProtocol, *, dns: bool) -> str:
+    if proto == ICMP:
+        return "ICMP (ping) from"
+    return f"DNS queries ({first.flow.service}) from" if dns else "traffic from"
+
+
+def unknown(
+    inp: AnalysisInput,
+    direction: Literal["egress", "ingress"],
+    undecided: list[Verdict],
+    proto: FlowProtocol,
+    *,
+    dns: bool,
+) -> Findings:
+    """A construct hopscope does not model decides: the verdict names it, never guesses."""
+    first = undecided[0]
+    side: DirectionVerdict = getattr(first, direction)
+    into = "to" if direction == "egress" else "into"
+    what = flow_words(first, proto, dns=dns)
+    message = (
+        f"the {direction} policy verdict of {what} {first.source} {into} {first.destination}"
+        f" is unknown: {side.reason}"
+    )
+    found = inp.issue(
+        IssueType.NETWORK_POLICY,
+        Severity.WARNING,
+        "source" if direction == "egress" else "destination",
+        message,
+        f"hopscope does not evaluate this construct; read {side.rule or 'the policy'} to judge"
+        " the flow (the probe's result shows what the network does).",
+        evidence(direction=side.direction.value, flow=str(first.flow), decidedBy=side.rule),
+        origin=Origin.OUTBOUND if direction == "egress" else Origin.INBOUND,
+    )
+    return Findings(found.issues, unknown=True)
+
+
+def other_kind(rule: RuleName | None) -> RuleName | None:
+    """The deciding rule when another family's kind decides (not a core NetworkPolicy)."""
+    return rule if rule is not None and rule.kind != NetworkPolicyTier.KIND else None
+
+
+def deciding_objects(direction: str, denied: list[Verdict]) -> list[str]:
+    """What POLICY_KEY names: the isolating NetworkPolicies, or the other kinds' objects."""
+    names: set[str] = set()
+    for verdict in denied:
+        side: DirectionVerdict = getattr(verdict, direction)
+        rule = other_kind(side.rule)
+        names |= {f"{rule.kind} {rule.name}"} if rule is not None else set(side.policies)
+    return sorted(names)
 
 
 def denial(
@@ -195,11 +260,14 @@ def denial(
 ) -> Findings:
     first = denied[0]
     side: DirectionVerdict = getattr(first, direction)
-    policies = sorted({name for v in denied for name in getattr(v, direction).policies})
+    policies = deciding_objects(direction, denied)
     flow = first.flow
-    what = f"DNS queries ({flow.service}) from" if dns else "traffic from"
-    if proto == ICMP:
-        what = "ICMP (ping) from"
+    what = flow_words(first, proto, dns=dns)
+    decider = other_kind(side.rule)
+    tier = inp.snapshot.rules.tier_of(decider) if decider is not None else None
+    denier = "NetworkPolicy"
+    if decider is not None:
+        denier = str(decider) + (f" ({tier} tier)" if tier else "")
     # A policy cannot name ICMP: only a rule without ports (every protocol) admits a ping.
     asks = flow.service if proto != ICMP else "every protocol (a rule without ports: ICMP)"
     dest = first.destination
@@ -207,7 +275,7 @@ def denial(
         share = "all" if len(denied) == total else f"{len(denied)} of"
         dest = f"{share} {total} {'DNS pods' if dns else 'endpoints'}, e.g. {dest}"
     if direction == "egress":
-        message = f"NetworkPolicy denies egress of {what} {first.source} to {dest}"
+        message = f"{denier} denies egress of {what} {first.source} to {dest}"
         peer_hint = f"{flow.destination} on {asks}"
         hint = (
             f"Add an egress rule to {policies[0]} (or another policy selecting"
@@ -215,12 +283,18 @@ def denial(
         )
         origin, where = Origin.OUTBOUND, "source"
     else:
-        message = f"NetworkPolicy denies ingress of {what} {first.source} into {dest}"
+        message = f"{denier} denies ingress of {what} {first.source} into {dest}"
         hint = (
             f"Add an ingress rule to {policies[0]} (or another policy selecting"
             f" {first.destination}) that allows {first.source} on {asks}"
         )
         origin, where = Origin.INBOUND, "destination"
+    if decider is not None and decider.rule is not None:  # a Deny rule, not an isolation
+        hint = f"{decider} denies it: change or remove that rule"
+        if tier == "Baseline":
+            hint += " (or allow the flow with a NetworkPolicy: they decide before this tier)"
+        else:
+            hint += " (no allow rule of a tier that decides after it can admit the flow)"
     if dns:
         hint += "; pods need DNS egress to kube-dns on UDP and TCP 53"
     message += f": {side.reason}"
@@ -230,13 +304,19 @@ def denial(
     # UDP DNS blocked breaks every lookup; TCP only the large answers. Some endpoints only:
     # the load balancer's share of connections fails.
     partial = len(denied) < total or (dns and proto == L4Protocol.TCP)
+    unread = sorted(part for part in inp.snapshot.unreadable if is_policy_kind(part))
+    if unread:  # an unread kind's tier may decide before the one that denies
+        message += f" ({', '.join(unread)} could not be read and may decide otherwise)"
     context = [ContextItem(key=POLICY_KEY, value=name) for name in policies]
     context += evidence(
-        direction=side.direction.value, flow=str(flow), nearestMiss=side.nearest_miss
+        direction=side.direction.value,
+        flow=str(flow),
+        decidedBy=decider,
+        nearestMiss=side.nearest_miss,
     )
     return inp.issue(
         IssueType.NETWORK_POLICY,
-        Severity.WARNING if partial else Severity.ERROR,
+        Severity.WARNING if partial or unread else Severity.ERROR,
         "source" if where == "source" else "destination",
         message,
         hint + ".",

@@ -69,6 +69,10 @@ class ReadYourWrites:
             informer.remember(obj)
         return obj
 
+    def discovery(self, path: str) -> Object | None:
+        self.requests["discovery"] += 1
+        return self.inner.discovery(path)
+
     def get(self, resource: Resource, namespace: str | None, name: str) -> Object:
         self.requests["get"] += 1
         return self.inner.get(resource, namespace, name)

@@ -62,6 +62,7 @@ from hopscope_operator.controller.plan import (
     group_by_node,
     probe_pod,
 )
+from hopscope_operator.controller.policykinds import PolicyKinds
 from hopscope_operator.controller.resolve import (
     ResolveError,
     pod_source,
@@ -201,7 +202,8 @@ class Reconciler:
         self.writer = StatusWriter(api, metrics, clock)
         # Both renewed each tick: what checks share is read once per tick.
         self.view = ApiView(api, settings.watched)
-        self._snapshots = SnapshotReader(api, settings.watched)
+        self.policy_kinds = PolicyKinds(api, clock)  # discovered now and then, not each tick
+        self._snapshots = SnapshotReader(api, settings.watched, self.policy_kinds)
         self._lister = CheckLister(self.cache, self.writer)
         # By run id: the destination each run in flight was planned for, so collect judges
         # its result against that one. Lost on a restart: collect then resolves again.
@@ -226,7 +228,7 @@ class Reconciler:
         `CheckLister.list`), read through views renewed for this tick. What this process keeps of
         checks gone goes; after a restart each check's last result is exported again."""
         self.view = ApiView(self.api, self.settings.watched)
-        self._snapshots = SnapshotReader(self.api, self.settings.watched)
+        self._snapshots = SnapshotReader(self.api, self.settings.watched, self.policy_kinds)
         checks, unlisted = self._lister.list()
         self.cache.probe_pods.sync()
         self._destinations = {

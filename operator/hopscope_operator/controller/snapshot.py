@@ -8,7 +8,10 @@ the analysis says Unknown for that part and the tick goes on.
 
 A namespaced install lists pods and policies in the namespaces it watches, plus the policies of
 the cluster DNS namespace (they may block DNS); not across the cluster. A bare address that is a
-pod of an unwatched namespace is then judged as an address outside the cluster.
+pod of an unwatched namespace is then judged as an address outside the cluster. The other policy
+families' kinds the cluster serves (`PolicyKinds`) are listed the same way when namespaced, and
+across the cluster when cluster-scoped (they select pods of every namespace); each kind is its own
+part, so one refused kind leaves the others read.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from hopscope_operator.cluster import (
     Object,
     Resource,
 )
+from hopscope_operator.controller.policykinds import PolicyKind, PolicyKinds
 from hopscope_operator.controller.resolve import ResolvedDestination, ResolvedSource
 from hopscope_operator.controller.view import SERVICE_NAME_LABEL
 
@@ -42,9 +46,12 @@ class _Unread(Exception):
 
 
 class SnapshotReader:
-    def __init__(self, api: ClusterApi, watched: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, api: ClusterApi, watched: tuple[str, ...] = (), kinds: PolicyKinds | None = None
+    ) -> None:
         self.api = api
         self.watched = watched  # () for all namespaces
+        self.kinds = kinds  # None: core NetworkPolicies only
         self._shared: dict[str, object] = {}  # per tick: name -> value or _Unread
         self._rules = a.ParsedRules()  # the shared policies, parsed once for every check
 
@@ -143,6 +150,9 @@ class SnapshotReader:
             ),
             [],
         )
+        others = []
+        for kind in attempt(a.POLICY_KINDS, lambda: self._once(a.POLICY_KINDS, self._kinds), ()):
+            others += attempt(kind.part, lambda kind=kind: self._policy_objects(kind), [])
         namespaces = attempt(
             a.NAMESPACES,
             lambda: self._once("namespaces", lambda: self.api.list(NAMESPACES, None)),
@@ -165,6 +175,7 @@ class SnapshotReader:
             pods=list(pods.values()),
             namespaces=namespaces,
             policies=policies,
+            other_policies=others,
             service=service,
             service_slices=service_slices,
             nodes=nodes,
@@ -173,6 +184,25 @@ class SnapshotReader:
             unreadable=unreadable,
             rules=self._rules,
         )
+
+    def _kinds(self) -> tuple[PolicyKind, ...]:
+        return self.kinds.served() if self.kinds is not None else ()
+
+    def _policy_objects(self, kind: PolicyKind) -> list[Object]:
+        """Every object of one discovered policy kind, read once per tick (the one place that
+        lists them: what an informer per kind would replace)."""
+
+        def read() -> list[Object]:
+            try:
+                if kind.namespaced:
+                    return self._list_watched(kind.resource, a.DNS_NAMESPACE)
+                return self.api.list(kind.resource, None)
+            except NotFound:  # its CRD was removed: no objects, and discover again
+                if self.kinds is not None:
+                    self.kinds.gone()
+                return []
+
+        return self._once(kind.part, read)
 
     def _node(self, name: str) -> Object | None:
         return self._once(f"node/{name}", lambda: self._get(NODES, None, name))

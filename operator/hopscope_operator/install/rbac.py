@@ -17,6 +17,7 @@ import yaml
 from hopscope_operator.api import GROUP, ClusterConnectivityCheck, ConnectivityCheck
 from hopscope_operator.install.values import Manifest, meta, values_ref
 from hopscope_operator.names import AGENT_TOKEN_REVIEWER, DNS_NAMESPACE, LEASE, NAME, NAMESPACE
+from hopscope_policy import families
 
 
 class Scope(StrEnum):
@@ -46,6 +47,51 @@ class Rule:
         if self.names:
             rule["resourceNames"] = list(self.names)
         return rule
+
+
+# The other policy families' kinds (hopscope_policy.families) as their CRDs or API servers
+# define them: (group, kind) -> (plural, namespaced). The chart is rendered before any cluster
+# is discovered, so these are written down; only registered kinds are granted, and a registered
+# kind missing here fails the chart's generation. Calico's are projectcalico.org/v3, served by
+# its aggregated API server or by its native v3 CRDs (crd.projectcalico.org/v1 is the API
+# server's internal storage: not read).
+POLICY_KINDS: dict[tuple[str, str], tuple[str, bool]] = {
+    ("policy.networking.k8s.io", "ClusterNetworkPolicy"): ("clusternetworkpolicies", False),
+    ("policy.networking.k8s.io", "AdminNetworkPolicy"): ("adminnetworkpolicies", False),
+    ("policy.networking.k8s.io", "BaselineAdminNetworkPolicy"): (
+        "baselineadminnetworkpolicies",
+        False,
+    ),
+    ("cilium.io", "CiliumNetworkPolicy"): ("ciliumnetworkpolicies", True),
+    ("cilium.io", "CiliumClusterwideNetworkPolicy"): ("ciliumclusterwidenetworkpolicies", False),
+    ("projectcalico.org", "NetworkPolicy"): ("networkpolicies", True),
+    ("projectcalico.org", "GlobalNetworkPolicy"): ("globalnetworkpolicies", False),
+    ("projectcalico.org", "Tier"): ("tiers", False),
+}
+
+
+def policy_kind_rules() -> tuple[Rule, ...]:
+    """list/watch on every registered kind: a namespaced kind where NetworkPolicies are read
+    (the watched namespaces and kube-system's, which may block DNS), a cluster-scoped one by
+    the ClusterRoleBinding every install has (its policies select the watched pods too)."""
+    plurals: dict[tuple[str, Scope], list[str]] = {}
+    for family in families.FAMILIES:
+        for key in sorted(family.kinds):
+            if key not in POLICY_KINDS:
+                raise ValueError(f"no RBAC for {key[1]} ({key[0]}): add it to POLICY_KINDS")
+            plural, namespaced = POLICY_KINDS[key]
+            scopes = (Scope.WATCHED, Scope.CLUSTER_DNS) if namespaced else (Scope.CLUSTER,)
+            for scope in scopes:
+                plurals.setdefault((key[0], scope), []).append(plural)
+    why = {
+        Scope.WATCHED: "policies that may block a flow",
+        Scope.CLUSTER_DNS: "policies that may block DNS",
+        Scope.CLUSTER: "cluster-wide policies that may block a flow",
+    }
+    return tuple(
+        Rule(group, tuple(found), ("list", "watch"), why[scope], scope)
+        for (group, scope), found in plurals.items()
+    )
 
 
 RULES = (
@@ -107,6 +153,7 @@ RULES = (
         "policies that may block DNS",
         Scope.CLUSTER_DNS,
     ),
+    *policy_kind_rules(),
 )
 
 
