@@ -32,6 +32,14 @@ CASES = [
     ("app starts with 'we'", WEB, True),
     ("app ends with 'x'", WEB, False),
     ("k8s.io/name == 'x'", {"k8s.io/name": "x"}, True),
+    ("app in {'db', 'web',}", WEB, True),  # a trailing comma is allowed
+    ("role not in {}", WEB, True),
+    ("app contains 'e'", {}, False),  # contains, starts with, ends with need the label
+    ("role starts with ''", WEB, False),
+    ("!!has(app)", WEB, True),
+    ("global() && app == 'web'", WEB, True),  # global() matches any labels; it sets the scope
+    ("app == 'web'\t&&\thas(tier)", WEB, True),
+    ("has( app )", WEB, True),
 ]
 
 
@@ -42,6 +50,13 @@ def test_selector_truth_table(text: str, labels: dict[str, str], selected: bool)
 
 def test_global_is_marked() -> None:
     assert parse_selector("global()", "spec.namespaceSelector").is_global
+    assert parse_selector("global() || has(a)", "spec.namespaceSelector").is_global
+    assert not parse_selector("all()", "spec.namespaceSelector").is_global
+
+
+def test_keys_are_collected() -> None:
+    selector = parse_selector("a == 'x' && (has(b) || !(c not in {'y'}))", "spec.selector")
+    assert selector.keys == {"a", "b", "c"}
 
 
 @pytest.mark.parametrize(
@@ -55,6 +70,11 @@ def test_global_is_marked() -> None:
         "app ~ 'x'",
         "app == 'web')",
         "app like 'w'",
+        "has (app)",  # Calico's tokenizer reads `has (` as a label named has
+        "app == 'web'\n&& has(tier)",  # whitespace is spaces and tabs only
+        "app == 'web",
+        "has()",
+        "all(x)",
     ],
 )
 def test_bad_syntax_names_the_field(text: str) -> None:
