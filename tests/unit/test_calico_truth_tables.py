@@ -696,3 +696,22 @@ def test_a_pass_names_what_passed_before_the_decision() -> None:
     assert decision.reason.endswith(
         f"{NP_KIND} shop/db ingress[0] denies shop/web -> shop/db TCP/5432"
     )
+
+
+def test_every_passing_tier_is_named_once() -> None:
+    decision = decide(
+        [
+            tier("a", 1),
+            tier("b", 2, "Pass"),
+            np("a.db", ingress(PASS, tier="a")),
+            np("b.db", ingress({"action": "Deny", "protocol": "UDP"}, tier="b")),
+            np("db", ingress(ALLOW)),
+        ],
+        "shop/web shop/db 5432",
+    )
+    assert decision is not None and decision.action is Action.ALLOW
+    assert decision.reason.split("; ") == [
+        f"{NP_KIND} shop/a.db ingress[0] passes shop/web -> shop/db TCP/5432 to the next tier",
+        "no rule of tier b matched shop/web -> shop/db TCP/5432: its defaultAction is Pass",
+        f"{NP_KIND} shop/db ingress[0] allows shop/web -> shop/db TCP/5432",
+    ]
