@@ -329,7 +329,7 @@ def _identity(policy: CalicoPolicy, entity: EntityRule, end: Endpoint, field: st
     pod = end.selectable
     if pod is None:
         return (
-            f"{field}.{given[0][0]} on {end}, which is no pod "
+            f"{field}.{given[0][0]} on {end}, which is no pod-network pod "
             "(NetworkSets and HostEndpoints are not read)"
         )
     if entity.namespace_selector is not None:
