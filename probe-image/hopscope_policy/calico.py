@@ -28,9 +28,11 @@ Rule, EntityRule, selectors) and its selector code (libcalico-go):
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from functools import cache
 
 from hopscope_policy.calico_model import (
     DEFAULT_TIER,
@@ -48,7 +50,7 @@ from hopscope_policy.calico_model import (
     parse_calico_network_policy,
     parse_calico_tier,
 )
-from hopscope_policy.model import ICMP, Direction, Flow, L4Protocol, Pod
+from hopscope_policy.model import ICMP, Direction, Flow, L4Protocol, Pod, PodRef
 from hopscope_policy.tiers import Action, Decision, Endpoint, RuleName, Tier
 
 KINDS: dict[tuple[str, str], Callable[[Mapping], object]] = {
@@ -84,7 +86,19 @@ def _sort_key(order: float | None, name: str) -> tuple[bool, float, str]:
 class _Tier:
     spec: CalicoTier
     given: bool  # a Tier object states its order (the default tier needs none)
-    members: list[CalicoPolicy | None]  # None: the core NetworkPolicies' place
+    members: list[CalicoPolicy | None]  # in order; None: the core NetworkPolicies' place
+    _by_namespace: dict[str | None, list[CalicoPolicy | None]] = dataclasses.field(
+        default_factory=dict
+    )
+
+    def members_for(self, namespace: str | None) -> list[CalicoPolicy | None]:
+        """The members that may select an endpoint of `namespace` (None: no pod-network pod),
+        in order: a namespaced policy selects only its own namespace's pods."""
+        found = self._by_namespace.get(namespace)
+        if found is None:
+            found = [m for m in self.members if m is None or m.namespace in (None, namespace)]
+            self._by_namespace[namespace] = found
+        return found
 
 
 class CalicoTiers:
@@ -109,6 +123,7 @@ class CalicoTiers:
             found.sort(key=_member_key)
             built.append(_Tier(spec or CalicoTier(name), spec is not None, found))
         self._tiers = sorted(built, key=lambda tier: _sort_key(tier.spec.order, tier.spec.name))
+        self._endpoint_labels: dict[PodRef, dict[str, str]] = {}
 
     def decide(
         self,
@@ -141,7 +156,8 @@ class CalicoTiers:
         target: Pod | None,
     ) -> Decision | None:
         first: CalicoPolicy | Decision | None = None  # what selected the subject first
-        for member in tier.members:
+        pod = subject.selectable
+        for member in tier.members_for(pod.ref.namespace if pod is not None else None):
             if member is None:
                 assert self._kubernetes is not None
                 core = self._kubernetes.decide(direction, subject, peer, flow, target)
@@ -151,7 +167,7 @@ class CalicoTiers:
                 if core is not None:
                     return core
                 continue
-            selected = _selects(member, direction, subject)
+            selected = self._selects(member, direction, subject)
             if selected is False:
                 continue
             if isinstance(selected, str):
@@ -162,7 +178,7 @@ class CalicoTiers:
                 )
             first = first or member
             for rule in member.rules(direction):
-                match = _rule(member, rule, direction, subject, peer, flow, target)
+                match = self._rule(member, rule, direction, subject, peer, flow, target)
                 if match is False or rule.action == "Log":
                     continue
                 if isinstance(match, str):
@@ -190,6 +206,130 @@ class CalicoTiers:
             name,
         )
 
+    def _selects(self, policy: CalicoPolicy, direction: Direction, subject: Endpoint) -> Match:
+        if direction not in policy.types:
+            return False
+        pod = subject.selectable
+        if pod is None:
+            host = subject.node is not None or subject.pod is not None
+            if policy.kind == GNP and host and policy.namespace_selector is None:
+                return "spec.selector on a host endpoint (HostEndpoints are not read)"
+            return False
+        if policy.namespace is not None and pod.ref.namespace != policy.namespace:
+            return False
+        match: Match = True
+        if policy.namespace_selector is not None:
+            match = _namespace_match(
+                policy.namespace_selector, subject, pod, "spec.namespaceSelector"
+            )
+        labels = self._labels(pod, subject)
+        match = _both(match, _labels_match(policy.selector, labels, "spec.selector"))
+        return _both(match, policy.unknown[0]) if policy.unknown else match
+
+    def _rule(
+        self,
+        policy: CalicoPolicy,
+        rule: CalicoRule,
+        direction: Direction,
+        subject: Endpoint,
+        peer: Endpoint,
+        flow: Flow,
+        target: Pod | None,
+    ) -> Match:
+        source, destination = (peer, subject) if direction is Direction.INGRESS else (subject, peer)
+        ip = source.ip or destination.ip
+        number = PROTOCOL_NUMBERS.get(flow.protocol) if flow.protocol != ICMP else None
+        if number is None:  # ICMP: its number depends on the IP version
+            number = 58 if ip is not None and ip.version == 6 else 1
+        if rule.protocol is not None and rule.protocol != number:
+            return False
+        if rule.not_protocol is not None and rule.not_protocol == number:
+            return False
+        if rule.ip_version is not None and (ip is None or ip.version != rule.ip_version):
+            return False
+        field = rule.field
+        match = _both(
+            self._entity(policy, rule.source, source, f"{field}.source"),
+            self._entity(policy, rule.destination, destination, f"{field}.destination"),
+        )
+        if match is False:
+            return False
+        if rule.destination.ports is not None or rule.destination.not_ports is not None:
+            protocol = PORT_PROTOCOL.get(rule.protocol or 0)
+            listed = rule.destination.ports or ()
+            unlisted = rule.destination.not_ports or ()
+            if rule.destination.ports is not None and not any(
+                _port_matches(port, flow, target, protocol) for port in listed
+            ):
+                return False
+            if any(_port_matches(port, flow, target, protocol) for port in unlisted):
+                return False
+        return _both(match, rule.unknown[0]) if rule.unknown else match
+
+    def _entity(self, policy: CalicoPolicy, entity: EntityRule, end: Endpoint, field: str) -> Match:
+        if entity.nets is not None and (
+            end.ip is None or not any(end.ip in n for n in entity.nets)
+        ):
+            return False
+        if (
+            entity.not_nets is not None
+            and end.ip is not None
+            and any(end.ip in n for n in entity.not_nets)
+        ):
+            return False
+        return self._identity(policy, entity, end, field)
+
+    def _identity(
+        self, policy: CalicoPolicy, entity: EntityRule, end: Endpoint, field: str
+    ) -> Match:
+        given = [
+            (key, selector)
+            for key, selector in (
+                ("selector", entity.selector),
+                ("notSelector", entity.not_selector),
+                ("namespaceSelector", entity.namespace_selector),
+            )
+            if selector is not None
+        ]
+        if not given:
+            return True
+        pod = end.selectable
+        if pod is None:
+            return (
+                f"{field}.{given[0][0]} on {end}, which is no pod-network pod "
+                "(NetworkSets and HostEndpoints are not read)"
+            )
+        if entity.namespace_selector is not None:
+            scope = _namespace_match(
+                entity.namespace_selector, end, pod, f"{field}.namespaceSelector"
+            )
+        else:
+            scope = policy.namespace is None or pod.ref.namespace == policy.namespace
+        labels = self._labels(pod, end)
+        positive: Match = True
+        if entity.selector is not None or entity.namespace_selector is not None:
+            positive = scope
+            if entity.selector is not None:
+                positive = _both(
+                    positive, _labels_match(entity.selector, labels, f"{field}.selector")
+                )
+        negative: Match = False
+        if entity.not_selector is not None:
+            negative = _both(
+                scope, _labels_match(entity.not_selector, labels, f"{field}.notSelector")
+            )
+        if positive is False or negative is True:
+            return False
+        return positive if isinstance(positive, str) else (negative or True)
+
+    def _labels(self, pod: Pod, end: Endpoint) -> Mapping[str, str]:
+        """The pod's endpoint labels, built once per pod (every policy's selector reads them)."""
+        found = self._endpoint_labels.get(pod.ref)
+        if found is None:
+            found = _endpoint_labels(pod, end.namespace_labels or {})
+            self._endpoint_labels[pod.ref] = found
+        return found
+
 
 def _member_key(member: CalicoPolicy | None) -> tuple[bool, float, str]:
     if member is None:
@@ -213,14 +353,19 @@ def _endpoint_labels(pod: Pod, namespace_labels: Mapping[str, str]) -> dict[str,
 
 
 def _labels_match(selector: CalicoSelector, labels: Mapping[str, str], field: str) -> Match:
-    unknowable = sorted(
-        key
-        for key in selector.keys
-        if key == SERVICE_ACCOUNT_LABEL or key.startswith(SERVICE_ACCOUNT_PREFIX)
-    )
-    if unknowable:
-        return f"{field} on service account label {unknowable[0]} (service accounts are not read)"
+    unknowable = _unknowable(selector.keys)
+    if unknowable is not None:
+        return f"{field} on service account label {unknowable} (service accounts are not read)"
     return selector.matches(labels)
+
+
+@cache
+def _unknowable(keys: frozenset[str]) -> str | None:
+    """The first label key hopscope cannot know the value of: a service account's labels."""
+    found = sorted(
+        k for k in keys if k == SERVICE_ACCOUNT_LABEL or k.startswith(SERVICE_ACCOUNT_PREFIX)
+    )
+    return found[0] if found else None
 
 
 def _namespace_match(selector: CalicoSelector, end: Endpoint, pod: Pod, field: str) -> Match:
@@ -228,65 +373,6 @@ def _namespace_match(selector: CalicoSelector, end: Endpoint, pod: Pod, field: s
         return False
     labels = {**(end.namespace_labels or {}), NAME_LABEL: pod.ref.namespace}
     return _labels_match(selector, labels, field)
-
-
-def _selects(policy: CalicoPolicy, direction: Direction, subject: Endpoint) -> Match:
-    if direction not in policy.types:
-        return False
-    pod = subject.selectable
-    if pod is None:
-        host = subject.node is not None or subject.pod is not None
-        if policy.kind == GNP and host and policy.namespace_selector is None:
-            return "spec.selector on a host endpoint (HostEndpoints are not read)"
-        return False
-    if policy.namespace is not None and pod.ref.namespace != policy.namespace:
-        return False
-    match: Match = True
-    if policy.namespace_selector is not None:
-        match = _namespace_match(policy.namespace_selector, subject, pod, "spec.namespaceSelector")
-    labels = _endpoint_labels(pod, subject.namespace_labels or {})
-    match = _both(match, _labels_match(policy.selector, labels, "spec.selector"))
-    return _both(match, policy.unknown[0]) if policy.unknown else match
-
-
-def _rule(
-    policy: CalicoPolicy,
-    rule: CalicoRule,
-    direction: Direction,
-    subject: Endpoint,
-    peer: Endpoint,
-    flow: Flow,
-    target: Pod | None,
-) -> Match:
-    source, destination = (peer, subject) if direction is Direction.INGRESS else (subject, peer)
-    ip = source.ip or destination.ip
-    number = PROTOCOL_NUMBERS.get(flow.protocol) if flow.protocol != ICMP else None
-    if number is None:  # ICMP: its number depends on the IP version
-        number = 58 if ip is not None and ip.version == 6 else 1
-    if rule.protocol is not None and rule.protocol != number:
-        return False
-    if rule.not_protocol is not None and rule.not_protocol == number:
-        return False
-    if rule.ip_version is not None and (ip is None or ip.version != rule.ip_version):
-        return False
-    field = rule.field
-    match = _both(
-        _entity(policy, rule.source, source, f"{field}.source"),
-        _entity(policy, rule.destination, destination, f"{field}.destination"),
-    )
-    if match is False:
-        return False
-    if rule.destination.ports is not None or rule.destination.not_ports is not None:
-        protocol = PORT_PROTOCOL.get(rule.protocol or 0)
-        listed = rule.destination.ports or ()
-        unlisted = rule.destination.not_ports or ()
-        if rule.destination.ports is not None and not any(
-            _port_matches(port, flow, target, protocol) for port in listed
-        ):
-            return False
-        if any(_port_matches(port, flow, target, protocol) for port in unlisted):
-            return False
-    return _both(match, rule.unknown[0]) if rule.unknown else match
 
 
 def _port_matches(
@@ -300,51 +386,3 @@ def _port_matches(
         )
     assert port.first is not None and port.last is not None
     return port.first <= flow.port <= port.last
-
-
-def _entity(policy: CalicoPolicy, entity: EntityRule, end: Endpoint, field: str) -> Match:
-    if entity.nets is not None and (end.ip is None or not any(end.ip in n for n in entity.nets)):
-        return False
-    if (
-        entity.not_nets is not None
-        and end.ip is not None
-        and any(end.ip in n for n in entity.not_nets)
-    ):
-        return False
-    return _identity(policy, entity, end, field)
-
-
-def _identity(policy: CalicoPolicy, entity: EntityRule, end: Endpoint, field: str) -> Match:
-    given = [
-        (key, selector)
-        for key, selector in (
-            ("selector", entity.selector),
-            ("notSelector", entity.not_selector),
-            ("namespaceSelector", entity.namespace_selector),
-        )
-        if selector is not None
-    ]
-    if not given:
-        return True
-    pod = end.selectable
-    if pod is None:
-        return (
-            f"{field}.{given[0][0]} on {end}, which is no pod-network pod "
-            "(NetworkSets and HostEndpoints are not read)"
-        )
-    if entity.namespace_selector is not None:
-        scope = _namespace_match(entity.namespace_selector, end, pod, f"{field}.namespaceSelector")
-    else:
-        scope = policy.namespace is None or pod.ref.namespace == policy.namespace
-    labels = _endpoint_labels(pod, end.namespace_labels or {})
-    positive: Match = True
-    if entity.selector is not None or entity.namespace_selector is not None:
-        positive = scope
-        if entity.selector is not None:
-            positive = _both(positive, _labels_match(entity.selector, labels, f"{field}.selector"))
-    negative: Match = False
-    if entity.not_selector is not None:
-        negative = _both(scope, _labels_match(entity.not_selector, labels, f"{field}.notSelector"))
-    if positive is False or negative is True:
-        return False
-    return positive if isinstance(positive, str) else (negative or True)
