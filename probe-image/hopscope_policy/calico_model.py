@@ -15,6 +15,9 @@ GlobalNetworkPolicy, Tier, Rule, EntityRule, Ports):
   ICMPv6, SCTP, UDPLite) or a number 1-255; ports (a number, "start:end" or a named port) need a
   `protocol` of TCP, UDP, SCTP or UDPLite, as Calico's validation requires.
 - a Tier's `defaultAction` is Deny (the default) or Pass; its `order` absent means last.
+- a policy is named by `metadata.name` as written, which is what kubectl takes: Calico 3.29
+  required `<tier>.<name>` outside the default tier, 3.30 keeps a default-tier name as created,
+  and later releases drop the prefix rule (projectcalico/calico#11232), so it is not enforced.
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ EXTENSIONS = frozenset({".yaml", ".yml", ".json"})
 MAX_FILE = 32 * 1024 * 1024  # `kubectl get -A -o yaml` of a large cluster; PyYAML reads ~1 MB/s
 POLICY_API_VERSION = "networking.k8s.io/v1"
 CALICO_GROUP = "projectcalico.org/"
+CALICO_CRD_GROUP = "crd.projectcalico.org/"  # the storage behind projectcalico.org/v3
 
 
 class ManifestError(ValueError):
@@ -150,10 +151,18 @@ def _add(
     obj: Mapping[str, Any],
 ) -> None:
     kind: str = obj["kind"]
-    family_parser = families.parser(str(obj.get("apiVersion", "")), kind)
-    if family_parser is None and str(obj.get("apiVersion", "")).startswith(CALICO_GROUP):
+    api_version = str(obj.get("apiVersion", ""))
+    family_parser = families.parser(api_version, kind)
+    if family_parser is None and api_version.startswith(CALICO_GROUP):
         # NetworkSets, HostEndpoints, staged policies …: a verdict they change says Unknown.
         found.notes.append(f"{where}: skipped Calico {kind}: not read")
+        return
+    if api_version.startswith(CALICO_CRD_GROUP):
+        # Calico's storage form (names prefixed by tier, no defaults filled in) is no API.
+        found.notes.append(
+            f"{where}: skipped {kind} of {api_version}: Calico's storage form; "
+            f"export it as projectcalico.org/v3 (kubectl get {kind.lower()}.projectcalico.org)"
+        )
         return
     if (
         family_parser is None

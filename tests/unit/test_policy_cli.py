@@ -279,6 +279,11 @@ apiVersion: projectcalico.org/v3
 kind: GlobalNetworkSet
 metadata: {name: outside}
 spec: {nets: [203.0.113.0/24]}
+---
+apiVersion: crd.projectcalico.org/v1
+kind: GlobalNetworkPolicy
+metadata: {name: default.stored}
+spec: {selector: all()}
 """
 
 
@@ -294,6 +299,11 @@ def test_calico_policies_name_the_deciding_rule(
         "ingress[0])"
     )
     assert f"note: {manifests / 'calico.yaml'}: document 3: skipped Calico GlobalNetworkSet" in err
+    assert (
+        f"note: {manifests / 'calico.yaml'}: document 4: skipped GlobalNetworkPolicy of "
+        "crd.projectcalico.org/v1: Calico's storage form; export it as projectcalico.org/v3 "
+        "(kubectl get globalnetworkpolicy.projectcalico.org)"
+    ) in err
     # The security tier passes x/a on: the default tier's core NetworkPolicy admits it.
     code, out, _ = run(capsys, "--manifests", str(manifests), "--from", "x/a", *flow, "--json")
     assert code == 0
