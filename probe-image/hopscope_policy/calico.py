@@ -183,7 +183,7 @@ class CalicoTiers:
                     continue
                 if isinstance(match, str):
                     return _unknown(member, match, rule.field)
-                name = RuleName(member.kind_name, member.key, rule.field)
+                name = RuleName(member.kind, member.key, rule.field)
                 if rule.action == "Pass":
                     return Decision(Action.PASS, f"{name} passes {flow} to the next tier", name)
                 if rule.action == "Allow":
@@ -198,7 +198,7 @@ class CalicoTiers:
             )
         if isinstance(first, Decision):
             return replace(first, reason=f"{first.reason}; no later policy of {where} matched")
-        name = RuleName(first.kind_name, first.key)
+        name = RuleName(first.kind, first.key)
         return Decision(
             Action.DENY,
             f"{subject} is selected for {direction.field} by {name} in {where}, and no rule "
@@ -338,7 +338,7 @@ def _member_key(member: CalicoPolicy | None) -> tuple[bool, float, str]:
 
 
 def _unknown(policy: CalicoPolicy, construct: str, rule: str | None = None) -> Decision:
-    name = RuleName(policy.kind_name, policy.key, rule)
+    name = RuleName(policy.kind, policy.key, rule)
     return Decision(Action.UNKNOWN, f"{construct} of {name} is not modelled", name)
 
 

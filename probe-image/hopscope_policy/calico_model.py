@@ -134,7 +134,7 @@ class CalicoRule:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class CalicoPolicy:
-    kind: str  # NP or GNP
+    kind: str  # as a verdict names it: KIND_NAMES[NP] or GNP (what RuleName.kind holds)
     namespace: str | None  # None for GlobalNetworkPolicy
     name: str
     tier: str
@@ -150,10 +150,6 @@ class CalicoPolicy:
     def key(self) -> str:
         return f"{self.namespace}/{self.name}" if self.namespace is not None else self.name
 
-    @property
-    def kind_name(self) -> str:
-        return KIND_NAMES[self.kind]
-
     def rules(self, direction: Direction) -> tuple[CalicoRule, ...]:
         return self.ingress if direction is Direction.INGRESS else self.egress
 
@@ -167,12 +163,12 @@ class CalicoTier:
 
 def parse_calico_network_policy(obj: JSON) -> CalicoPolicy:
     namespace, name, _ = _metadata(obj)
-    return _policy(obj, NP, namespace, name)
+    return _policy(obj, KIND_NAMES[NP], namespace, name)
 
 
 def parse_calico_global_network_policy(obj: JSON) -> CalicoPolicy:
     _, name, _ = _metadata(obj)
-    return _policy(obj, GNP, None, name)
+    return _policy(obj, KIND_NAMES[GNP], None, name)
 
 
 def parse_calico_tier(obj: JSON) -> CalicoTier:

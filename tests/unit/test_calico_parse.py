@@ -51,7 +51,7 @@ def test_defaults() -> None:
         True,  # no selector: all()
         "shop/p",
     )
-    assert policy.kind_name == "NetworkPolicy.projectcalico.org"
+    assert policy.kind == "NetworkPolicy.projectcalico.org"  # as kubectl takes it
     assert parse_calico_global_network_policy(gnp({"order": 5})).order == 5.0
     assert parse_calico_tier({"metadata": {"name": "t"}}).default_action == "Deny"
 
