@@ -4,7 +4,8 @@ A family registers the kinds it parses (`(apiGroup, kind) -> parser`), the type(
 parsers return (so `PolicyRules` can hand each family its objects), and how it builds its tiers,
 each at a `Stage` of the chain the Network Policy API defines: Admin → the tier that holds the
 cluster's NetworkPolicies (a CNI family evaluating them beside its own kinds is given the core
-`NetworkPolicyTier` as `kubernetes` and replaces it) → Baseline. A new family is a few lines here.
+`NetworkPolicyTier` as `kubernetes` and replaces it) → Baseline. Two such families (two CNIs)
+are refused together. A new family is a few lines here.
 """
 
 from __future__ import annotations
@@ -113,7 +114,6 @@ def family_of(obj: object) -> Family:
 def chain(objects: Mapping[str, Sequence[Any]], kubernetes: Tier) -> list[Tier]:
     """Every tier in evaluation order. `objects` maps a family's name to its parsed objects;
     the core tier stands alone unless a family that holds NetworkPolicies has objects."""
-    check_one_cni(name for name, found in objects.items() if found)
     staged: list[tuple[Stage, int, Tier]] = []
     replaced = False
     for order, family in enumerate(FAMILIES):

@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
+from hopscope_policy import families
 from hopscope_policy.calico import KINDS, CalicoTiers
 from hopscope_policy.calico_model import CalicoPolicy, CalicoTier
+from hopscope_policy.cilium_model import parse_cilium_network_policy
 from hopscope_policy.evaluate import Flow, NetworkPolicyTier, PolicyIndex, PolicyRules
 from hopscope_policy.model import (
     ICMP,
@@ -715,3 +717,12 @@ def test_every_passing_tier_is_named_once() -> None:
         "no rule of tier b matched shop/web -> shop/db TCP/5432: its defaultAction is Pass",
         f"{NP_KIND} shop/db ingress[0] allows shop/web -> shop/db TCP/5432",
     ]
+
+
+def test_cilium_and_calico_objects_together_are_refused() -> None:
+    cilium = parse_cilium_network_policy(
+        {"metadata": {"name": "c", "namespace": "shop"}, "spec": {"endpointSelector": {}}}
+    )
+    calico = KINDS[("projectcalico.org", "NetworkPolicy")](np("db", ingress(ALLOW)))
+    with pytest.raises(families.CNIConflict, match="policies of calico and cilium are given"):
+        families.rules([], [], [cilium, calico])
