@@ -160,6 +160,11 @@ class CalicoTier:
     order: float | None = None  # None: after every ordered tier
     default_action: str = "Deny"  # or "Pass"
 
+    @property
+    def kind(self) -> str:
+        """As policy objects have one: what `kubectl apply` replaces a proposed object by."""
+        return TIER
+
 
 def parse_calico_network_policy(obj: JSON) -> CalicoPolicy:
     namespace, name, _ = _metadata(obj)
