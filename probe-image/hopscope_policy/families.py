@@ -4,7 +4,8 @@ A family registers the kinds it parses (`(apiGroup, kind) -> parser`), the type(
 parsers return (so `PolicyRules` can hand each family its objects), and how it builds its tiers,
 each at a `Stage` of the chain the Network Policy API defines: Admin → the tier that holds the
 cluster's NetworkPolicies (a CNI family evaluating them beside its own kinds is given the core
-`NetworkPolicyTier` as `kubernetes` and replaces it) → Baseline. A new family is a few lines here.
+`NetworkPolicyTier` as `kubernetes` and replaces it) → Baseline. Two such families (two CNIs)
+are refused together. A new family is a few lines here.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from enum import IntEnum
 from functools import partial
 from typing import Any
 
-from hopscope_policy import cilium, cluster
+from hopscope_policy import calico, cilium, cluster
+from hopscope_policy.calico_model import CalicoPolicy, CalicoTier
 from hopscope_policy.cilium_model import CiliumPolicy
 from hopscope_policy.evaluate import PolicyRules
 from hopscope_policy.model import Namespace, Policy
@@ -53,10 +55,44 @@ def _cilium_tiers(objects: Sequence[Any], kubernetes: Tier) -> list[tuple[Stage,
     return [(Stage.NETWORK_POLICY, cilium.CiliumTier(objects, kubernetes=kubernetes))]
 
 
+def _calico_tiers(objects: Sequence[Any], kubernetes: Tier) -> list[tuple[Stage, Tier]]:
+    # Calico puts the cluster's NetworkPolicies in its default tier, at order 1000.
+    policies = [obj for obj in objects if isinstance(obj, CalicoPolicy)]
+    tiers = [obj for obj in objects if isinstance(obj, CalicoTier)]
+    return [(Stage.NETWORK_POLICY, calico.CalicoTiers(policies, kubernetes, tiers))]
+
+
 FAMILIES: tuple[Family, ...] = (
     Family("network-policy-api", cluster.KINDS, (cluster.ClusterPolicy,), _cluster_tiers),
     Family("cilium", cilium.KINDS, (CiliumPolicy,), _cilium_tiers, holds_network_policies=True),
+    Family(
+        "calico",
+        calico.KINDS,
+        (CalicoPolicy, CalicoTier),
+        _calico_tiers,
+        holds_network_policies=True,
+    ),
 )
+
+
+class CNIConflict(ValueError):
+    """Objects of two families that each enforce the cluster's NetworkPolicies (two CNIs)."""
+
+
+def check_one_cni(found: Iterable[str]) -> None:
+    """Refuse objects of two CNI families: a cluster's NetworkPolicies are enforced by one CNI,
+    and Cilium (an allow union) and Calico (ordered tiers) give them different meanings, so no
+    verdict over both could be right."""
+    holders = sorted(
+        family.name
+        for family in FAMILIES
+        if family.holds_network_policies and family.name in set(found)
+    )
+    if len(holders) > 1:
+        raise CNIConflict(
+            f"policies of {' and '.join(holders)} are given together: one CNI enforces a "
+            "cluster's NetworkPolicies, so evaluate each CNI's policies on their own"
+        )
 
 
 def parser(api_version: str, kind: str) -> Callable[[Mapping[str, Any]], object] | None:
@@ -102,4 +138,5 @@ def rules(
     grouped: dict[str, list[Any]] = defaultdict(list)
     for obj in objects:
         grouped[family_of(obj).name].append(obj)
+    check_one_cni(grouped)
     return PolicyRules(namespaces, policies, nodes=nodes, chain=partial(chain, grouped))

@@ -4,9 +4,10 @@ Folders are read recursively (`*.yaml`, `*.yml`, `*.json`; hidden folders such a
 left out), a file may hold many documents, and `List` kinds (what `kubectl get -o yaml` prints)
 are unpacked. Pods, Namespaces, NetworkPolicies and the pod templates of workloads (Deployment,
 StatefulSet, … — one representative pod each, named after the workload, so a review works before
-anything runs) are kept; other kinds are skipped, and YAML that is no Kubernetes object (Helm
-values, CI config) is skipped with a note. Every error names the file, the document (counted
-from 1, as a reader counts `---` sections) and the field.
+anything runs) are kept, and the kinds the policy families register (`families`: cluster-wide,
+Cilium's, Calico's); other kinds are skipped (Calico's other kinds with a note), and YAML that
+is no Kubernetes object (Helm values, CI config) is skipped with a note. Every error names the
+file, the document (counted from 1, as a reader counts `---` sections) and the field.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ EXTENSIONS = frozenset({".yaml", ".yml", ".json"})
 MAX_FILE = 32 * 1024 * 1024  # `kubectl get -A -o yaml` of a large cluster; PyYAML reads ~1 MB/s
 POLICY_API_VERSION = "networking.k8s.io/v1"
 CALICO_GROUP = "projectcalico.org/"
+CALICO_CRD_GROUP = "crd.projectcalico.org/"  # the storage behind projectcalico.org/v3
 
 
 class ManifestError(ValueError):
@@ -63,9 +65,15 @@ class Manifests:
 def load(paths: Iterable[str | Path]) -> Manifests:
     found = Manifests()
     first_seen: dict[tuple[str, str, str], str] = {}
+    family_seen: dict[str, str] = {}  # family name -> where its first object is
     for file in _files(paths):
         for where, obj in _objects(file, found.notes):
-            _add(found, first_seen, where, obj)
+            _add(found, first_seen, family_seen, where, obj)
+    try:
+        families.check_one_cni(family_seen)
+    except families.CNIConflict as exc:
+        places = "; ".join(f"{name}: {family_seen[name]}" for name in sorted(family_seen))
+        raise ManifestError(f"{exc} ({places})") from None
     return found
 
 
@@ -138,23 +146,38 @@ def _unpack(
 def _add(
     found: Manifests,
     first_seen: dict[tuple[str, str, str], str],
+    family_seen: dict[str, str],
     where: str,
     obj: Mapping[str, Any],
 ) -> None:
     kind: str = obj["kind"]
-    if str(obj.get("apiVersion", "")).startswith(CALICO_GROUP):
-        # Not evaluated yet: say so, as a verdict that ignores them can be wrong.
-        found.notes.append(f"{where}: skipped {kind}: Calico policies are not evaluated yet")
+    api_version = str(obj.get("apiVersion", ""))
+    family_parser = families.parser(api_version, kind)
+    if family_parser is None and api_version.startswith(CALICO_GROUP):
+        # NetworkSets, HostEndpoints, staged policies …: a verdict they change says Unknown.
+        found.notes.append(f"{where}: skipped Calico {kind}: not read")
         return
-    if kind == "NetworkPolicy" and obj.get("apiVersion", POLICY_API_VERSION) != POLICY_API_VERSION:
-        # Calico and others reuse the kind name under their own API group: different semantics.
+    if api_version.startswith(CALICO_CRD_GROUP):
+        # Calico's storage form (names prefixed by tier, no defaults filled in) is no API.
+        found.notes.append(
+            f"{where}: skipped {kind} of {api_version}: Calico's storage form; "
+            f"export it as projectcalico.org/v3 (kubectl get {kind.lower()}.projectcalico.org)"
+        )
+        return
+    if (
+        family_parser is None
+        and kind == "NetworkPolicy"
+        and obj.get("apiVersion", POLICY_API_VERSION) != POLICY_API_VERSION
+    ):
+        # Other projects reuse the kind name under their own API group: different semantics.
         found.notes.append(f"{where}: skipped NetworkPolicy of apiVersion {obj['apiVersion']}")
         return
-    family_parser = families.parser(str(obj.get("apiVersion", "")), kind)
     try:
         if family_parser is not None:
-            found.others.append(family_parser(obj))
-            key = (kind, "", str(_name(obj)))
+            parsed = family_parser(obj)
+            found.others.append(parsed)
+            family_seen.setdefault(families.family_of(parsed).name, f"{where} ({_title(obj)})")
+            key = (kind, str(_namespace(obj) or ""), str(_name(obj)))
         elif kind == "Node":
             node = parse_node(obj)
             key = (kind, "", node.name)
@@ -185,6 +208,11 @@ def _name(obj: Mapping[str, Any]) -> object:
     return meta.get("name") if isinstance(meta, Mapping) else None
 
 
+def _namespace(obj: Mapping[str, Any]) -> object:
+    meta = obj.get("metadata")
+    return meta.get("namespace") if isinstance(meta, Mapping) else None
+
+
 def _title(obj: Mapping[str, Any]) -> str:
     """`Kind namespace/name` as far as the object says, for error messages."""
     kind = obj["kind"]
@@ -192,6 +220,7 @@ def _title(obj: Mapping[str, Any]) -> str:
     name = meta.get("name") if isinstance(meta, Mapping) else None
     if not isinstance(name, str) or not name:
         return kind
-    if kind in ("Namespace", "Node") or families.parser(str(obj.get("apiVersion", "")), kind):
+    family_kind = families.parser(str(obj.get("apiVersion", "")), kind) is not None
+    if kind in ("Namespace", "Node") or (family_kind and not meta.get("namespace")):
         return f"{kind} {name}"
     return f"{kind} {meta.get('namespace') or DEFAULT_NAMESPACE}/{name}"

@@ -335,6 +335,37 @@ def test_calico_policies_in_the_cluster_are_counted_as_not_evaluated(
     assert "no check flips" in out
 
 
+def test_calico_policies_served_at_v3_are_evaluated_and_their_storage_form_not_counted(
+    cluster: FakeApi, tmp_path: Path, capsys
+):
+    served = Resource("projectcalico.org", "v3", "globalnetworkpolicies", "GlobalNetworkPolicy")
+    stored = Resource("crd.projectcalico.org", "v1", "globalnetworkpolicies", "GlobalNetworkPolicy")
+    for resource in (served, stored):
+        install_crd(cluster, resource, scope="Cluster")
+    # In the cluster: a policy that passes db's ingress on (it decides nothing). Its storage
+    # form lists the same policy: evaluated at v3, it must not be counted as not evaluated.
+    pass_db = {"selector": "app == 'db'", "ingress": [{"action": "Pass"}]}
+    cluster.put(served, {"metadata": {"name": "pass-db"}, "spec": pass_db})
+    deny_db = {"order": 1, "selector": "app == 'db'", "ingress": [{"action": "Deny"}]}
+    proposed = write(
+        tmp_path,
+        "deny.yaml",
+        {
+            "apiVersion": "projectcalico.org/v3",
+            "kind": "GlobalNetworkPolicy",
+            "metadata": {"name": "deny-db"},
+            "spec": deny_db,
+        },
+    )
+
+    code = run(cluster, "-f", proposed)
+
+    out, err = capsys.readouterr()
+    assert code == 1, err
+    assert "after   denied   GlobalNetworkPolicy deny-db ingress[0]" in out
+    assert "not evaluated" not in err
+
+
 def test_cluster_checks_are_replayed_and_a_403_on_them_is_said_and_gone_past(
     cluster: FakeApi, tmp_path: Path, capsys
 ):
@@ -489,7 +520,10 @@ def test_every_registered_policy_kind_is_listed_at_a_version_its_parser_reads():
         "policy.networking.k8s.io/v1alpha2",
         "policy.networking.k8s.io/v1beta1",
     ]
-    assert len(kinds) == 6  # NetworkPolicy, 3 of the Network Policy API, 2 of Cilium
+    assert [r.api_version for r in kinds[("projectcalico.org", "Tier")].resources()] == [
+        "projectcalico.org/v3"
+    ]
+    assert len(kinds) == 9  # NetworkPolicy, 3 of the Network Policy API, 2 of Cilium, 3 of Calico
 
 
 def test_the_fake_serves_a_custom_resource_only_once_its_crd_is_installed(healthy: FakeApi):

@@ -38,6 +38,9 @@ CILIUM_CLUSTER = Resource(
     "cilium.io", "v2", "ciliumclusterwidenetworkpolicies", "CiliumClusterwideNetworkPolicy"
 )
 EVERY_KIND = (CNP, ANP, BANP, CILIUM, CILIUM_CLUSTER)
+CALICO = "projectcalico.org"
+CALICO_GNP = Resource(CALICO, "v3", "globalnetworkpolicies", "GlobalNetworkPolicy")
+CALICO_TIER = Resource(CALICO, "v3", "tiers", "Tier")
 NAMESPACED = {CILIUM}
 SHOP = {"matchLabels": {"kubernetes.io/metadata.name": "shop"}}
 DB = {"matchLabels": {"app": "db"}}
@@ -94,6 +97,25 @@ def install(api: FakeApi, *kinds: Resource) -> None:
 def create(api: FakeApi, resource: Resource, name: str, spec: dict[str, Any]) -> None:
     namespace = "shop" if resource in NAMESPACED else None
     api.create(resource, namespace, {"metadata": {"name": name}, "spec": spec})
+
+
+def calico_tiers(api: FakeApi) -> None:
+    """Calico's cluster-scoped kinds served (its v3 CRDs): a security tier before the default
+    one, whose GlobalNetworkPolicy denies web into db, while the default tier allows it.
+    (Calico's namespaced NetworkPolicy is left out: the fake stores objects by plural alone,
+    so it would list them as core NetworkPolicies.)"""
+    install(api, CALICO_GNP, CALICO_TIER)
+    create(api, CALICO_TIER, "security", {"order": 100})
+    deny = {"action": "Deny", "source": {"selector": "app == 'web'"}}
+    create(
+        api,
+        CALICO_GNP,
+        "security.deny-web",
+        {"tier": "security", "selector": "app == 'db'", "ingress": [deny]},
+    )
+    create(
+        api, CALICO_GNP, "allow-db", {"selector": "app == 'db'", "ingress": [{"action": "Allow"}]}
+    )
 
 
 def deny_db_from_web(api: FakeApi) -> None:
@@ -171,6 +193,22 @@ def test_a_cilium_deny_rule_is_named_in_the_status_and_explains_the_drop(healthy
     # The probe's silent drop is this denial (merge pairs them by the policy named).
     [issue] = status["issues"]
     assert issue["message"] == denial["message"]
+
+
+def test_a_calico_rule_is_named_with_its_tier_and_decides_before_the_default_tier(
+    healthy, reconciler
+):
+    calico_tiers(healthy)
+    status = analysed(healthy, reconciler)
+
+    analysis = status["analysis"]
+    assert analysis["result"] == "Blocked"
+    [denial] = analysis["issues"]
+    assert denial["message"].startswith(
+        "GlobalNetworkPolicy security.deny-web ingress[0] (security tier) denies ingress of"
+        " traffic from shop/web-0 into"
+    )
+    assert context(denial, "NetworkPolicy") == ["GlobalNetworkPolicy security.deny-web"]
 
 
 def test_a_cluster_network_policy_admin_rule_is_named_with_its_tier(healthy, reconciler):

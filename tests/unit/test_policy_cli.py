@@ -258,22 +258,76 @@ def test_the_probe_cli_starts_without_the_policy_code() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_calico_policies_are_skipped_with_a_note(
+CALICO = """
+apiVersion: projectcalico.org/v3
+kind: Tier
+metadata: {name: security}
+spec: {order: 100}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: security.deny-other}
+spec:
+  tier: security
+  selector: projectcalico.org/namespace == 'y'
+  ingress:
+  - action: Deny
+    source: {namespaceSelector: all(), selector: app == 'other'}
+  - action: Pass
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkSet
+metadata: {name: outside}
+spec: {nets: [203.0.113.0/24]}
+---
+apiVersion: crd.projectcalico.org/v1
+kind: GlobalNetworkPolicy
+metadata: {name: default.stored}
+spec: {selector: all()}
+"""
+
+
+def test_calico_policies_name_the_deciding_rule(
     manifests: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    calico = "apiVersion: projectcalico.org/v3\nkind: {}\nmetadata: {{name: c}}\n"
-    (manifests / "calico.yaml").write_text(
-        calico.format("NetworkPolicy") + "---\n" + calico.format("GlobalNetworkPolicy")
+    (manifests / "calico.yaml").write_text(CALICO)
+    flow = ("--to", "y/web", "--port", "8080")
+    code, out, err = run(capsys, "--manifests", str(manifests), "--from", "x/b", *flow)
+    assert code == 1
+    assert out.splitlines()[0] == (
+        "x/b -> y/web TCP/8080: DENIED (decided by GlobalNetworkPolicy security.deny-other "
+        "ingress[0])"
     )
-    code, _, err = run(
-        capsys, "--manifests", str(manifests), "--from", "x/a", "--to", "x/b", "--port", "1"
-    )
+    assert f"note: {manifests / 'calico.yaml'}: document 3: skipped Calico GlobalNetworkSet" in err
+    assert (
+        f"note: {manifests / 'calico.yaml'}: document 4: skipped GlobalNetworkPolicy of "
+        "crd.projectcalico.org/v1: Calico's storage form; export it as projectcalico.org/v3 "
+        "(kubectl get globalnetworkpolicy.projectcalico.org)"
+    ) in err
+    # The security tier passes x/a on: the default tier's core NetworkPolicy admits it.
+    code, out, _ = run(capsys, "--manifests", str(manifests), "--from", "x/a", *flow, "--json")
     assert code == 0
-    for n, kind in enumerate(("NetworkPolicy", "GlobalNetworkPolicy"), start=1):
-        assert (
-            f"note: {manifests / 'calico.yaml'}: document {n}: skipped {kind}: "
-            "Calico policies are not evaluated yet"
-        ) in err
+    verdict = json.loads(out)
+    assert verdict["decidedBy"]["text"] == "NetworkPolicy y/web-from-front ingress[0]"
+    assert verdict["ingress"]["reason"].startswith(
+        "GlobalNetworkPolicy security.deny-other ingress[1] passes x/a -> y/web TCP/8080"
+    )
+
+
+def test_cilium_and_calico_policies_together_are_refused(
+    manifests: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (manifests / "calico.yaml").write_text(CALICO)
+    (manifests / "cilium.yaml").write_text(
+        "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: c, namespace: y}\n"
+        "spec: {endpointSelector: {}, ingress: [{}]}\n"
+    )
+    code, out, err = run(
+        capsys, "--manifests", str(manifests), "--from", "x/a", "--to", "y/web", "--port", "1"
+    )
+    assert (code, out) == (2, "")
+    assert "policies of calico and cilium are given together: one CNI enforces" in err
+    assert f"cilium: {manifests / 'cilium.yaml'}: document 1 (CiliumNetworkPolicy y/c)" in err
 
 
 POLICY_HEAD = (

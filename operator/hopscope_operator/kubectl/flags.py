@@ -101,13 +101,14 @@ def parser() -> argparse.ArgumentParser:
 POLICY_CHECK_EPILOG = """\
 Each check's flows (its connection to each target, its cluster DNS lookups) are evaluated
 against the cluster's NetworkPolicies and the other policy kinds it serves (cluster-wide,
-Cilium), then with the proposed objects overlaid: the same kind, namespace and name replaces,
-a new object adds, an object of a --delete file is removed. A proposed object without
+Cilium, Calico), then with the proposed objects overlaid: the same kind, namespace and name
+replaces, a new object adds, an object of a --delete file is removed. A proposed object without
 metadata.namespace is read in namespace default. Nothing is applied: only reads are made.
 
 exit codes: 0 no check flips, 1 at least one flips, 2 bad input or an API error,
 3 none flips but the answer is incomplete (a policy kind could not be read, a check could not
-be replayed, or the cluster holds Calico policies, which are not evaluated yet)"""
+be replayed, or the cluster holds Calico policies only in their crd.projectcalico.org storage
+form, which is not evaluated)"""
 
 
 def _policy_check_flags(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

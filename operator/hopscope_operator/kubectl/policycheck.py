@@ -131,8 +131,8 @@ def read_cluster(api: ClusterApi) -> Cluster:
         for kind, why in found.unreadable.items()
     ]
     incomplete += [
-        f"{count} {kind} object(s) in the cluster are not evaluated (hopscope does not read"
-        " Calico's kinds yet): the verdicts may be wrong"
+        f"{count} {kind} object(s) in the cluster are not evaluated (hopscope reads Calico's"
+        " projectcalico.org/v3 API, which the cluster does not serve): the verdicts may be wrong"
         for kind, count in found.not_evaluated.items()
     ]
     policies: dict[Key, object] = {}

@@ -4,7 +4,8 @@ Every kind of every family registered in `hopscope_policy.families`, plus core N
 is listed across the cluster. A 404 on a kind's list means its CRD is not installed: the kind
 is absent, silently (a cluster without Cilium has no CiliumNetworkPolicies to miss). Any other
 refusal (a 403 most often) is reported by kind: the verdict may then be incomplete. Calico's
-kinds, which no family evaluates yet, are counted: where the cluster holds any, it is too.
+policies are read at projectcalico.org/v3; a cluster that serves them only in their storage form
+(crd.projectcalico.org/v1, no Calico API server) has them counted: the verdict is incomplete.
 
 A kind with several API versions (ClusterNetworkPolicy v1alpha2, v1beta1) is listed at each
 version the parser reads, in order, until one is served.
@@ -16,12 +17,13 @@ from dataclasses import dataclass, field
 
 from hopscope_operator.cluster import NETWORK_POLICIES, ApiError, ClusterApi, NotFound, Object
 from hopscope_operator.cluster import Resource as ApiResource
-from hopscope_policy import cilium, cluster, families
+from hopscope_policy import calico, cilium, cluster, families
 
 # The API versions each family's parsers read, by group (families register group and kind).
 VERSIONS: dict[str, dict[str, tuple[str, ...]]] = {
     cluster.GROUP: dict(cluster.VERSIONS),
     "cilium.io": {kind: ("v2",) for _, kind in cilium.KINDS},
+    "projectcalico.org": {kind: ("v3",) for _, kind in calico.KINDS},
 }
 
 
@@ -41,8 +43,8 @@ class PolicyKind:
         return [ApiResource(self.group, v, self.plural, self.kind) for v in self.versions]
 
 
-# Kinds that decide traffic where installed but that no family evaluates yet: only counted,
-# so a verdict they may change is not given as complete.
+# Calico's storage form, which no family reads: counted where projectcalico.org/v3 is not
+# served, so a verdict they may change is not given as complete.
 CALICO_GROUP = "crd.projectcalico.org"
 NOT_EVALUATED = [
     PolicyKind(CALICO_GROUP, kind, ("v1",)) for kind in ("NetworkPolicy", "GlobalNetworkPolicy")
@@ -71,13 +73,15 @@ def registered() -> list[PolicyKind]:
 
 def read(api: ClusterApi) -> PolicyObjects:
     found = PolicyObjects()
+    served: set[str] = set()  # groups with a kind listed
     for kind in registered():
         listed = _list(api, kind, found)
         if listed is not None:
             resource, items = listed
+            served.add(kind.group)
             typed = {"apiVersion": resource.api_version, "kind": resource.kind}
             found.objects += [{**item, **typed} for item in items]
-    for kind in NOT_EVALUATED:
+    for kind in NOT_EVALUATED if calico.GROUP not in served else ():
         listed = _list(api, kind, found, f"{kind.group} {kind.kind}")
         if listed is not None and listed[1]:
             found.not_evaluated[f"{kind.group} {kind.kind}"] = len(listed[1])
