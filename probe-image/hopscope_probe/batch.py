@@ -46,9 +46,8 @@ ENV = "HOPSCOPE_BATCH"
 # ~10 MiB of its own pages (bench/probe_memory.py), which bounds this on a small probe pod.
 PARALLEL = 4
 # What every check imports, loaded in the parent before its children are forked so that they
-# share these pages instead of each loading its own (pyroute2, with asyncio and sqlite3, is
-# ~9 MiB that the route check would load late).
-PRELOAD = ["hopscope_probe.engine", "pyroute2"]
+# share these pages instead of each loading its own.
+PRELOAD = ["hopscope_probe.engine"]
 BUDGET_HINT = (
     "Lower probes.count, probes.timeoutSeconds or path.maxHops: the worst case is about"
     " timeoutSeconds * (count + maxHops + 2). Or raise the operator's per-check budget"

@@ -14,7 +14,7 @@ from typing import TextIO
 
 from pydantic import ValidationError
 
-from hopscope_probe import agent, files
+from hopscope_probe import files
 from hopscope_probe.models import (
     ConnectionStatus,
     HttpOptions,
@@ -40,7 +40,9 @@ class UsageError(Exception):
     """Bad arguments; the message names the flag."""
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(*, agent_flags: bool = True) -> argparse.ArgumentParser:
+    """Without `agent_flags`, `hopscope agent`'s flags are left out: the agent's module (an HTTP
+    server, TLS, TokenReview) is only loaded for that command, not at every probe's start."""
     top = argparse.ArgumentParser(
         prog="hopscope", description="Connection troubleshooting: hop-by-hop, with diagnosis."
     )
@@ -93,7 +95,11 @@ def parser() -> argparse.ArgumentParser:
         "policy", help="NetworkPolicy verdicts from manifests", add_help=False, prefix_chars="+"
     )
     pol.add_argument("args", nargs=argparse.REMAINDER)
-    agent.add_arguments(sub.add_parser("agent", help="serve probes over HTTP (workload sidecar)"))
+    serve = sub.add_parser("agent", help="serve probes over HTTP (workload sidecar)")
+    if agent_flags:
+        from hopscope_probe import agent
+
+        agent.add_arguments(serve)
     return top
 
 
@@ -294,13 +300,16 @@ class Progress:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="hopscope: %(message)s")
-    args = parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser(agent_flags=argv[:1] == ["agent"]).parse_args(argv)
     try:
         if args.command == "probe":
             return run_probe(args)
         if args.command == "batch":
             return run_batch(args)
         if args.command == "agent":
+            from hopscope_probe import agent
+
             return agent.main(args)
         if args.command == "policy" and args.args[:1] == ["diff"]:
             from hopscope_policy.diffcli import main as diff_main

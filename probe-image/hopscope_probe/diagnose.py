@@ -106,16 +106,18 @@ class HopIndex:
     def by_address(self, address: str | None) -> str | None:
         if address is None:
             return None
+        if address == self.destination and (typed := self._destination_hop()) is not None:
+            return typed  # not a router behind a DNAT that sent from the destination's address
         for hop in self.hops:
             if hop.address == address:
                 return hop.id
         return None
 
     def destination_id(self) -> str | None:
-        for hop in self.hops:
-            if hop.type == HopType.DESTINATION:
-                return hop.id
-        return self.by_address(self.destination)
+        return self._destination_hop() or self.by_address(self.destination)
+
+    def _destination_hop(self) -> str | None:
+        return next((hop.id for hop in self.hops if hop.type == HopType.DESTINATION), None)
 
     def first_silent_after_answers(self) -> tuple[Hop | None, Hop | None]:
         """The first hop that never answered, and the last one that did before it."""

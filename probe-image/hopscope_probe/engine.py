@@ -100,7 +100,6 @@ def run(
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="hopscope") as pool:
         # Opened now, read at the end: its CPU figures cover the probe's own window.
         health_future = pool.submit(health.begin, pid=pid, own_cgroup=own_cgroup)
-        pool.submit(route.preload)  # while the probes wait on the network, not after them
         dns_evidence = _resolve(request, host, resolv_conf, progress)
         address = _destination_address(request, host, dns_evidence)
         conn = route_ev = path = mtu_ev = None

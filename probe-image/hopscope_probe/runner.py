@@ -65,7 +65,7 @@ def run_in(
             resolv_conf = where.resolv_conf or netns.resolv_conf_of_pid(pid)
         elif where.netns_path is not None:
             netns.enter(where.netns_path)
-        from hopscope_probe import engine  # imported late: dnspython and pyroute2 are slow to load
+        from hopscope_probe import engine  # imported late: dnspython is slow to load
 
         return engine.run(
             request,

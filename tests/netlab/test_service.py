@@ -4,11 +4,14 @@ The "Service" is what kube-proxy makes of one: a DNAT on r1 that spreads the con
 198.18.9.1:80 over three backend addresses on dst (iptables statistic nth, as kube-proxy's
 iptables mode does). Probing only the ClusterIP shows the broken backend as an intermittent
 failure; probing each endpoint beside it names the one that fails.
+
+Traced through the DNAT, the path is no routing loop: conntrack gives the time-exceeded of every
+router from the DNAT on (the DNAT router's own included) the ClusterIP as its source address.
 """
 
 from __future__ import annotations
 
-from hopscope_probe.models import ConnectionStatus, IssueType
+from hopscope_probe.models import ConnectionStatus, HopType, IssueType
 
 from .lab import Lab
 from .test_scenarios import issues_of, probe
@@ -16,6 +19,14 @@ from .test_scenarios import issues_of, probe
 CLUSTER_IP = "198.18.9.1"
 BACKENDS = {"web-0": "198.18.4.10", "web-1": "198.18.4.11", "web-2": "198.18.4.12"}
 NODES = {"web-0": "node-a", "web-1": "node-b", "web-2": "node-c"}
+
+
+def dnat(lab: Lab, router: str, backend: str) -> None:
+    """kube-proxy's rule for a one-backend Service: CLUSTER_IP:80 to backend:8080 on `router`."""
+    lab.iptables(
+        router, "-t", "nat", "-A", "PREROUTING", "-d", CLUSTER_IP, "-p", "tcp", "--dport", "80",
+        "-j", "DNAT", "--to-destination", f"{backend}:8080",
+    )  # fmt: skip
 
 
 def make_service(lab: Lab) -> None:
@@ -72,3 +83,40 @@ def test_without_endpoints_the_clusterip_alone_hides_which_backend_fails(lab: La
     assert result.endpoints == []
     assert not issues_of(result, IssueType.SERVICE_ENDPOINTS)
     assert BACKENDS["web-2"] not in {h.address for h in result.hops}  # DNAT is invisible
+
+
+def test_a_clusterip_traced_through_the_sources_dnat_router_is_no_routing_loop(lab: Lab) -> None:
+    """kube-proxy on the source's own node (r1) translates: every time-exceeded comes back from
+    the ClusterIP, at TTLs 1, 2 and 3, before the backend answers at TTL 4."""
+    lab.start_tcp_server("dst", 8080)
+    dnat(lab, "r1", lab["dst"].addr())
+    code, result = probe(lab, "--to", f"{CLUSTER_IP}:80")
+    assert not issues_of(result, IssueType.ROUTING), [i.message for i in result.issues]
+    assert (code, result.connection_status) == (0, ConnectionStatus.REACHABLE)
+    by_ttl = [(h.ttl, h.address, h.type) for h in sorted(result.hops, key=lambda h: h.ttl or 0)]
+    assert by_ttl[1:] == [
+        *[(ttl, CLUSTER_IP, HopType.ROUTER) for ttl in (1, 2, 3)],
+        (4, CLUSTER_IP, HopType.DESTINATION),
+    ]
+    assert all(h.latency is not None and h.probes_failed == 0 for h in result.hops[1:])
+
+
+def test_a_backend_that_drops_behind_a_dnat_router_is_a_silent_drop_not_a_loop(lab: Lab) -> None:
+    """r2 translates for a backend on dst that drops everything: the ClusterIP expires the
+    probes at TTLs 2 and 3 (r2, r3 as conntrack rewrote them), then silence."""
+    lab.start_tcp_server("dst", 8080)
+    lab["r1"].run(["ip", "route", "add", f"{CLUSTER_IP}/32", "via", lab["r2"].addr()])
+    dnat(lab, "r2", lab["dst"].addr())
+    lab.iptables("dst", "-A", "INPUT", "-p", "tcp", "--dport", "8080", "-j", "DROP")
+    code, result = probe(lab, "--to", f"{CLUSTER_IP}:80", "--timeout", "1")
+    assert not issues_of(result, IssueType.ROUTING), [i.message for i in result.issues]
+    assert (code, result.connection_status) == (1, ConnectionStatus.UNREACHABLE)
+    hops = sorted(result.hops, key=lambda h: h.ttl or 0)
+    assert [(h.address, h.type) for h in hops[1:]] == [
+        (lab["r1"].addr(), HopType.ROUTER),
+        (CLUSTER_IP, HopType.ROUTER),
+        (CLUSTER_IP, HopType.ROUTER),
+        (None, HopType.UNKNOWN),
+    ]
+    [dropped] = issues_of(result, IssueType.FIREWALL)
+    assert dropped.hop_id == hops[-1].id

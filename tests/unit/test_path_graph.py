@@ -218,3 +218,32 @@ def test_the_diagnosis_names_the_one_path_that_fails():
     healthy = path(*straight(0, R2), *straight(1, R2B), flows=2)
     hops = build_hops(healthy, source_address=SRC, names={})
     assert path_issues(build_paths(healthy), HopIndex(hops, DST), request) == []
+
+
+def expired_by(flow: int, ttl: int, sender: str) -> HopReply:
+    """A time-exceeded from any sender, the destination's address included (a DNAT rewrote it)."""
+    return HopReply(flow=flow, ttl=ttl, attempt=0, sender=sender, rtt_ms=1.0, kind=TE)
+
+
+def test_time_exceeded_from_the_destinations_address_is_a_router_behind_a_dnat_not_a_loop():
+    """conntrack on the DNAT router gives every router's error the Service's address."""
+    dnat = path(*[[expired_by(0, ttl, DST)] for ttl in (1, 2, 3)], replies(0, 4, DST))
+    assert find_loops(dnat) == []
+    hops = hops_of(dnat)
+    assert [hops[f"h{ttl}-{DST}"].type for ttl in (1, 2, 3, 4)] == [HopType.ROUTER] * 3 + [
+        HopType.DESTINATION
+    ]
+    assert HopIndex(list(hops.values()), DST).by_address(DST) == f"h4-{DST}"
+
+
+def test_a_flow_that_reached_the_destination_did_not_loop():
+    """A backend behind an earlier router: r1 forwards toward the Service, then toward it."""
+    hairpin = path(replies(0, 1, R1), replies(0, 2, R2), replies(0, 3, R1), replies(0, 4, DST))
+    assert find_loops(hairpin) == []
+
+
+def test_a_router_answering_at_consecutive_ttls_only_is_no_loop():
+    repeated = path(replies(0, 1, R1), replies(0, 2, R2), replies(0, 3, R2), replies(0, 4, None))
+    assert find_loops(repeated) == []
+    looping = path(replies(0, 1, R1), replies(0, 2, R2), replies(0, 3, R1), replies(0, 4, None))
+    assert find_loops(looping) == [(R1, [1, 3])]

@@ -252,7 +252,7 @@ def run_reporting_its_start(item: BatchItem, progress: Progress) -> str:
         os.kill(os.getpid(), signal.SIGKILL)
     if item.request.host == "hang":
         time.sleep(60)
-    loaded = all(module in sys.modules for module in ("hopscope_probe.engine", "pyroute2"))
+    loaded = "hopscope_probe.engine" in sys.modules
     message = f"parent {os.getppid()}, preloaded {loaded}"
     return BatchOutput(id=item.id, result=probe_failure(item.request, message)).to_json()
 

@@ -12,12 +12,14 @@ import hashlib
 import ipaddress
 from collections import defaultdict
 from collections.abc import Iterable
+from itertools import pairwise
 
 from hopscope_probe.evidence import HopReply, PathEvidence, ReplyKind
 from hopscope_probe.models import SOURCE_HOP, Hop, HopType, Latency, PathFigures
 
 SILENT = "*"
 ENDS = (ReplyKind.REACHED, ReplyKind.UNREACHABLE)
+TIME_EXCEEDED = ReplyKind.TIME_EXCEEDED
 
 
 def hop_id(ttl: int, address: str | None) -> str:
@@ -69,6 +71,7 @@ def build_hops(
     sent: dict[str, int] = defaultdict(int)
     failed: dict[str, int] = defaultdict(int)
     where: dict[str, tuple[int, str | None]] = {}
+    kinds: dict[str, set[ReplyKind | None]] = defaultdict(set)
     for by_ttl in _by_flow(path).values():
         previous = [SOURCE_HOP]
         for ttl, addresses in _walk(by_ttl):
@@ -82,6 +85,7 @@ def build_hops(
                 rtts[node] += [
                     r.rtt_ms for r in replies if r.sender == address and r.rtt_ms is not None
                 ]
+                kinds[node] |= {r.kind for r in replies if r.sender == address}
             for before in previous:
                 edges[before].update(current)
             previous = current
@@ -94,9 +98,11 @@ def build_hops(
     )
     hops = [source]
     for node, (ttl, address) in sorted(where.items(), key=lambda item: (item[1][0], item[0])):
+        # The destination's address expiring probes is a router behind a DNAT, whose errors
+        # conntrack gave the address it translated: the destination forwards nothing to itself.
         if address is None:
             kind = HopType.UNKNOWN
-        elif ipaddress.ip_address(address) == destination:
+        elif ipaddress.ip_address(address) == destination and kinds[node] != {TIME_EXCEEDED}:
             kind = HopType.DESTINATION
         else:
             kind = HopType.ROUTER
@@ -149,17 +155,31 @@ def build_paths(path: PathEvidence) -> list[PathFigures]:
 
 
 def find_loops(path: PathEvidence) -> list[tuple[str, list[int]]]:
-    """Routers that expire the same flow's probes at two or more TTLs: the probes came back to
-    them, so the route loops. Ordered by the first TTL of each."""
+    """Routers that expire the same flow's probes at two TTLs with another router answering
+    between: the probes came back to them, so the route loops. Ordered by the first TTL of each.
+
+    Not loops: a flow that reached the destination (a looping packet never arrives, while a
+    path through a DNAT can pass one router twice, once toward the Service's address and once
+    toward its backend), a router answering at consecutive TTLs, and time-exceeded sent from the
+    destination's own address (the DNAT router's conntrack rewrites the source of the errors it
+    relays to the address it translated, so every router behind it seems to be the destination).
+    """
+    destination = ipaddress.ip_address(path.destination)
     ttls: dict[str, set[int]] = defaultdict(set)
     for by_ttl in _by_flow(path).values():
-        seen: dict[str, set[int]] = defaultdict(set)
-        for ttl, replies in by_ttl.items():
-            for address in _senders(replies, [ReplyKind.TIME_EXCEEDED]):
-                seen[address].add(ttl)
-        for address, at in seen.items():
-            if len(at) >= 2:
-                ttls[address] |= at
+        if any(r.kind == ReplyKind.REACHED for replies in by_ttl.values() for r in replies):
+            continue
+        walk = [
+            (ttl, address)
+            for ttl in sorted(by_ttl)
+            for address in _senders(by_ttl[ttl], [TIME_EXCEEDED])
+            if ipaddress.ip_address(address) != destination
+        ]
+        for address in {a for _, a in walk}:
+            at = [ttl for ttl, a in walk if a == address]
+            others = {ttl for ttl, a in walk if a != address}
+            if any(first < other < last for other in others for first, last in pairwise(at)):
+                ttls[address] |= set(at)
     return sorted(((a, sorted(t)) for a, t in ttls.items()), key=lambda loop: (loop[1], loop[0]))
 
 

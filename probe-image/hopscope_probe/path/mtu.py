@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from hopscope_probe import netlink
 from hopscope_probe.evidence import HopReply, IcmpError, IcmpKind, MtuEvidence, ReplyKind
 from hopscope_probe.path import sweep
 from hopscope_probe.path.transport import PathUnavailable
@@ -30,15 +31,14 @@ def sizes_for(interface_mtu: int) -> tuple[int, ...]:
 def interface_mtu(address: str) -> int:
     """The MTU of the interface the route to `address` leaves by (the device's, not a cached
     path MTU: a frag-needed seen earlier must not hide what is being looked for)."""
-    from pyroute2 import IPRoute  # heavy: loaded only when the probe runs
-    from pyroute2.netlink.exceptions import NetlinkError
-
-    with IPRoute() as ipr:
-        try:
-            index = ipr.route("get", dst=address)[0].get_attr("RTA_OIF")
-            return int(ipr.get_links(index)[0].get_attr("IFLA_MTU"))
-        except NetlinkError as exc:  # no route: the route check names why
-            raise PathUnavailable(f"no route to {address} to take the MTU of") from exc
+    try:
+        index = netlink.route_get(address).number(netlink.RTA_OIF)
+        mtu = netlink.link(index).number(netlink.IFLA_MTU) if index is not None else None
+    except netlink.NetlinkError as exc:  # no route: the route check names why
+        raise PathUnavailable(f"no route to {address} to take the MTU of") from exc
+    if mtu is None:
+        raise PathUnavailable(f"the route to {address} names no interface to take the MTU of")
+    return mtu
 
 
 def probe(
