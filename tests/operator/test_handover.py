@@ -188,3 +188,30 @@ def test_a_leader_that_loses_the_lease_stops_and_drops_its_check_series(api, clo
     assert len(metric_lines(b, "hopscope_check_reachable{")) == 2
     assert all(check(api, name)["status"]["runs"] == 1 for name in CHECK_NAMES)
     assert api.objects(CHECKS, "shop")  # nothing deleted on the way
+
+
+def test_a_follower_keeps_the_caches_warm_so_its_first_tick_as_leader_lists_no_check(api, clock):
+    two_checks(api)
+    a, b = replica(api, clock, "a"), replica(api, clock, "b")
+    assert a.elect() and not b.elect()
+    before = len(api.calls)
+    assert b.tick() is None  # following: the next term's caches list and watch
+    following = {call[:2] for call in api.calls[before:]}
+    assert ("list", CHECKS.plural) in following and ("list", PODS.plural) in following
+    assert {verb for verb, _ in following} <= {"list", "watch"}  # a follower writes nothing
+    assert metric_lines(b, "hopscope_check_") == []
+
+    a.tick()
+    finish_running_pods(api)  # then "a" is gone: no step, no tick
+    taken = None
+    while taken is None:
+        clock.advance(RETRY.total_seconds())
+        b.tick()  # its watches bring the pods and statuses "a" wrote
+        taken = clock.now if b.elect() else None
+    before = len(api.calls)
+    report = b.tick()
+    assert report is not None and report.collected == 2
+    cached = {("list", CHECKS.plural, None), ("list", PODS.plural, PROBES)}
+    assert [call for call in api.calls[before:] if call in cached] == []  # (the analysis lists)
+    assert all(check(api, name)["status"]["runs"] == 1 for name in CHECK_NAMES)
+    assert len(metric_lines(b, "hopscope_check_reachable{")) == 2

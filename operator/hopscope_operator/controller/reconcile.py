@@ -221,6 +221,14 @@ class Reconciler:
         self.metrics.set_pods_in_flight(report.in_flight)
         return report
 
+    def warm(self) -> None:
+        """While another replica leads: keep the caches this Reconciler's first tick reads
+        listed, watched and parsed, so that the tick it runs once it leads writes its first
+        status without listing and parsing every check first. Reads only: a follower writes
+        nothing and exports no check series."""
+        self._lister.warm()
+        self.cache.probe_pods.sync()
+
     def _read_cluster(self) -> tuple[dict[str, Check], set[str]]:
         """The checks as listed now and the namespaces that could not be listed (see
         `CheckLister.list`), read through views renewed for this tick. What this process keeps of
