@@ -40,6 +40,15 @@ class CheckLister:
         stop the other namespaces. Cluster-wide, a refused one ends the tick (it is retried)."""
         return self._read(self._writer.invalid)
 
+    def wrote(self, stored: Object, check: Check) -> None:
+        """A status this process wrote: `check`, the model it built for it, stands for the
+        stored version, so the next tick does not parse every check whose result it wrote
+        (a whole tick's checks, each run). Only while the spec is the model's (same uid and
+        generation); any other change is parsed from the cache."""
+        meta, had = stored["metadata"], check.model.metadata
+        if (meta.get("uid"), meta.get("generation")) == (had.get("uid"), had.get("generation")):
+            self._parsed[(meta["uid"], meta["resourceVersion"])] = check
+
     def warm(self) -> None:
         """Sync the caches and parse what changed, writing nothing: a follower's read."""
         self._read(lambda body, error: None)

@@ -590,7 +590,9 @@ class Reconciler:
             thresholds=model.spec.thresholds,
         )
         meta = {**model.metadata, "resourceVersion": stored["metadata"]["resourceVersion"]}
-        return Check(model.model_copy(update={"status": status, "metadata": meta}))
+        updated = Check(model.model_copy(update={"status": status, "metadata": meta}))
+        self._lister.wrote(stored, updated)
+        return updated
 
     def _not_ready(self, check: Check, error: ResolveError, now: datetime) -> None:
         """Say a check cannot run; a write the API refuses is this check's, not the tick's."""
