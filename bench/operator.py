@@ -128,7 +128,9 @@ class TimedApi(FakeApi):
 
         def poll() -> list[Object]:  # filtering the events for a watch is the server's work
             with self.serving():
-                return polled()
+                # Each its own copy, as a client decodes its own: the cache holding the fake's
+                # history objects would count the operator's memory as the fake's.
+                return copy.deepcopy(polled())
 
         stream.poll = poll  # type: ignore[method-assign]
         return stream

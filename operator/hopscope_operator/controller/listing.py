@@ -40,12 +40,14 @@ class CheckLister:
         stop the other namespaces. Cluster-wide, a refused one ends the tick (it is retried)."""
         return self._read(self._writer.invalid)
 
-    def wrote(self, stored: Object, check: Check) -> None:
-        """A status this process wrote: `check`, the model it built for it, stands for the
-        stored version, so the next tick does not parse every check whose result it wrote
-        (a whole tick's checks, each run). Only while the spec is the model's (same uid and
-        generation); any other change is parsed from the cache."""
+    def wrote(self, was: Check, stored: Object, check: Check) -> None:
+        """A status this process wrote over `was`: `check`, the model it built for it, stands
+        for the stored version, so the next tick does not parse every check whose result it
+        wrote (a whole tick's checks, each run). Only while the spec is the model's (same uid
+        and generation); any other change is parsed from the cache. The model it replaces
+        goes now, not at the next tick: a tick that writes every check holds one model each."""
         meta, had = stored["metadata"], check.model.metadata
+        self._parsed.pop((was.model.metadata.get("uid"), was.resource_version), None)
         if (meta.get("uid"), meta.get("generation")) == (had.get("uid"), had.get("generation")):
             self._parsed[(meta["uid"], meta["resourceVersion"])] = check
 

@@ -591,7 +591,7 @@ class Reconciler:
         )
         meta = {**model.metadata, "resourceVersion": stored["metadata"]["resourceVersion"]}
         updated = Check(model.model_copy(update={"status": status, "metadata": meta}))
-        self._lister.wrote(stored, updated)
+        self._lister.wrote(check, stored, updated)
         return updated
 
     def _not_ready(self, check: Check, error: ResolveError, now: datetime) -> None:
