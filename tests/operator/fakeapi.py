@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 import random
 import threading
 import uuid
@@ -101,6 +102,11 @@ class FakeApi:
     def __init__(self, check_schema: ApiServer, *, validate: bool = True) -> None:
         self._validating = validate  # off only for benchmarks, which measure the operator
         self._store: dict[str, dict[tuple[str | None, str], Object]] = {}  # by plural
+        # Garbage collection without a scan of the store: (plural, key) by owner uid, and when
+        # each stored object entered the store (the order a scan would meet them in).
+        self._dependents: dict[str, set[tuple[str, tuple[str | None, str]]]] = {}
+        self._entered: dict[tuple[str, tuple[str | None, str]], int] = {}
+        self._entries = itertools.count()
         self._version = 999  # the last resourceVersion written
         self._check_schema = check_schema
         # The custom resources: each CRD's schema, defaults and status subresource.
@@ -233,14 +239,14 @@ class FakeApi:
         if dry:
             return copy.deepcopy(obj)
         obj["metadata"]["resourceVersion"] = self._bump()
-        objects[key] = obj
+        self._keep(resource.plural, key, obj)
         self._emit("ADDED", resource, obj)
         return copy.deepcopy(obj)
 
     def delete(self, resource: Resource, namespace: str | None, name: str) -> None:
         self.calls.append(("delete", resource.plural, namespace))
         obj = self.stored(resource, namespace, name)
-        del self._store[resource.plural][(namespace, name)]
+        self._remove(resource.plural, (namespace, name))
         self._emit("DELETED", resource, obj)
         self._collect_garbage(obj["metadata"]["uid"])
 
@@ -298,7 +304,7 @@ class FakeApi:
         if dry:
             return copy.deepcopy(changed)
         changed["metadata"]["resourceVersion"] = self._bump()
-        self._store[resource.plural][(namespace, name)] = changed
+        self._keep(resource.plural, (namespace, name), changed)
         self._emit("MODIFIED", resource, changed)
         return copy.deepcopy(changed)
 
@@ -359,7 +365,7 @@ class FakeApi:
         self._validate(CHECKS, obj)
         obj["metadata"]["generation"] += 1
         obj["metadata"]["resourceVersion"] = self._bump()
-        self._store[CHECKS.plural][(namespace, name)] = obj
+        self._keep(CHECKS.plural, (namespace, name), obj)
         self._emit("MODIFIED", CHECKS, obj)
         return copy.deepcopy(obj)
 
@@ -410,7 +416,7 @@ class FakeApi:
         objects = self._store.setdefault(resource.plural, {})
         key = (meta.get("namespace"), meta["name"])
         self._emit("MODIFIED" if key in objects else "ADDED", resource, obj)
-        objects[key] = obj
+        self._keep(resource.plural, key, obj)
 
     def stored(self, resource: Resource, namespace: str | None, name: str) -> Object:
         """The stored object itself (not a copy): tests edit it to play what the API allows."""
@@ -484,12 +490,11 @@ class FakeApi:
         if dry:
             return copy.deepcopy(obj)
         meta["resourceVersion"] = self._bump()
-        objects = self._store[resource.plural]
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
-            del objects[(namespace, name)]
+            self._remove(resource.plural, (namespace, name))
             self._emit("DELETED", resource, obj)
         else:
-            objects[(namespace, name)] = obj
+            self._keep(resource.plural, (namespace, name), obj)
             self._emit("MODIFIED", resource, obj)
         return copy.deepcopy(obj)
 
@@ -524,7 +529,7 @@ class FakeApi:
             if not dry:
                 if grace and not again and not finalizers:
                     meta["resourceVersion"] = self._bump()
-                    self._store[resource.plural][(namespace, name)] = obj
+                    self._keep(resource.plural, (namespace, name), obj)
                     self._emit("MODIFIED", resource, obj)
                 else:
                     self.delete(resource, namespace, name)
@@ -537,7 +542,7 @@ class FakeApi:
                 meta["generation"] = meta.get("generation", 1) + 1
             if not dry:
                 meta["resourceVersion"] = self._bump()
-                self._store[resource.plural][(namespace, name)] = obj
+                self._keep(resource.plural, (namespace, name), obj)
                 self._emit("MODIFIED", resource, obj)
             return copy.deepcopy(obj)
         if not dry:
@@ -602,14 +607,36 @@ class FakeApi:
             object_details(PODS, name),
         )
 
+    def _keep(self, plural: str, key: tuple[str | None, str], obj: Object) -> None:
+        """Store an object, indexing it under each owner it names (garbage collection)."""
+        objects = self._store.setdefault(plural, {})
+        if key not in objects:
+            self._entered[(plural, key)] = next(self._entries)
+        objects[key] = obj
+        for ref in obj["metadata"].get("ownerReferences", []):
+            self._dependents.setdefault(ref["uid"], set()).add((plural, key))
+
+    def _remove(self, plural: str, key: tuple[str | None, str]) -> None:
+        del self._store[plural][key]
+        del self._entered[(plural, key)]
+
     def _collect_garbage(self, owner_uid: str) -> None:
-        for plural, objects in self._store.items():
-            for key, obj in list(objects.items()):
-                owners = obj["metadata"].get("ownerReferences", [])
-                if any(ref["uid"] == owner_uid for ref in owners) and key in objects:
-                    del objects[key]
-                    self._emit("DELETED", Resource("", "v1", plural, obj.get("kind", "")), obj)
-                    self._collect_garbage(obj["metadata"]["uid"])
+        """Delete what names `owner_uid` among its ownerReferences, and what depends on that,
+        in store order (kind by kind, each in the order stored). The index may name objects
+        since deleted or rewritten without the reference: what is stored now decides."""
+        plurals = {plural: index for index, plural in enumerate(self._store)}
+        named = self._dependents.pop(owner_uid, set())
+        stored = sorted(
+            (entry for entry in named if entry in self._entered),
+            key=lambda entry: (plurals[entry[0]], self._entered[entry]),
+        )
+        for plural, key in stored:
+            obj = self._store[plural].get(key)
+            owners = obj["metadata"].get("ownerReferences", []) if obj else []
+            if any(ref["uid"] == owner_uid for ref in owners):
+                self._remove(plural, key)
+                self._emit("DELETED", Resource("", "v1", plural, obj.get("kind", "")), obj)
+                self._collect_garbage(obj["metadata"]["uid"])
 
     def _emit(self, kind: str, resource: Resource, obj: Object) -> None:
         meta = obj["metadata"]

@@ -188,3 +188,64 @@ def test_a_leader_that_loses_the_lease_stops_and_drops_its_check_series(api, clo
     assert len(metric_lines(b, "hopscope_check_reachable{")) == 2
     assert all(check(api, name)["status"]["runs"] == 1 for name in CHECK_NAMES)
     assert api.objects(CHECKS, "shop")  # nothing deleted on the way
+
+
+def test_a_follower_keeps_the_caches_warm_so_its_first_tick_as_leader_lists_no_check(api, clock):
+    two_checks(api)
+    a, b = replica(api, clock, "a"), replica(api, clock, "b")
+    assert a.elect() and not b.elect()
+    before = len(api.calls)
+    assert b.tick() is None  # following: the next term's caches list and watch
+    following = {call[:2] for call in api.calls[before:]}
+    assert ("list", CHECKS.plural) in following and ("list", PODS.plural) in following
+    assert {verb for verb, _ in following} <= {"list", "watch"}  # a follower writes nothing
+    assert metric_lines(b, "hopscope_check_") == []
+
+    a.tick()
+    finish_running_pods(api)  # then "a" is gone: no step, no tick
+    taken = None
+    while taken is None:
+        clock.advance(RETRY.total_seconds())
+        b.tick()  # its watches bring the pods and statuses "a" wrote
+        taken = clock.now if b.elect() else None
+    before = len(api.calls)
+    report = b.tick()
+    assert report is not None and report.collected == 2
+    cached = {("list", CHECKS.plural, None), ("list", PODS.plural, PROBES)}
+    assert [call for call in api.calls[before:] if call in cached] == []  # (the analysis lists)
+    assert all(check(api, name)["status"]["runs"] == 1 for name in CHECK_NAMES)
+    assert len(metric_lines(b, "hopscope_check_reachable{")) == 2
+
+
+def test_a_new_leader_writes_its_first_status_before_restoring_every_checks_series(
+    api, clock, monkeypatch
+):
+    source_pod(api, "web-0", "worker-1")
+    source_pod(api, "web-1", "worker-2", uid="7d2e0c1b-5a4f-4e3d-9c8b-a1b2c3d4e5f6")
+    every = {"schedule": {"intervalSeconds": 60}}
+    apply_check(api, CHECK_NAMES[0], **every)
+    apply_check(api, CHECK_NAMES[1], source={"pod": {"name": "web-1"}}, **every)
+    a, b = replica(api, clock, "a"), replica(api, clock, "b")
+    a.elect()
+    b.elect()
+    for _ in range(2):  # a first run collected, then a second one's pods (one per node) end
+        a.tick()
+        finish_running_pods(api)
+        clock.advance(61)
+        a.elect()
+    while not b.elect():  # "a" is gone: "b" takes over, with no series yet and two pods
+        clock.advance(RETRY.total_seconds())
+    exported_at_writes: list[int] = []
+    patch_status = api.patch_status
+
+    def noted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        exported_at_writes.append(len(metric_lines(b, "hopscope_check_reachable{")))
+        return patch_status(*args, **kwargs)
+
+    monkeypatch.setattr(api, "patch_status", noted)
+    report = b.tick()
+    assert report is not None and report.collected == 2
+    # The first write came after its own check's series, before the other check's.
+    assert exported_at_writes[:2] == [1, 2]
+    assert len(metric_lines(b, "hopscope_check_reachable{")) == 2
+    assert all(check(api, name)["status"]["runs"] == 2 for name in CHECK_NAMES)

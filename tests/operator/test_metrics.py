@@ -190,6 +190,10 @@ def test_issues_follow_the_last_run() -> None:
     metrics.record("shop/web-to-db", WEB, result(issues=[issue(IssueType.PACKET_LOSS)]))
     assert value(metrics, "hopscope_check_issues", **loss) == 1
     assert value(metrics, "hopscope_check_issues", **firewall) is None  # resolved: gone
+    metrics.record(
+        "shop/web-to-db", WEB, result(issues=[issue(IssueType.FIREWALL, Severity.ERROR)])
+    )
+    assert value(metrics, "hopscope_check_issues", **firewall) == 1  # back: exported again
 
 
 def test_hop_series_follow_the_path_and_stale_hops_disappear() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from hopscope_operator.api import API_VERSION, KIND
+from hopscope_operator.api import API_VERSION, KIND, ConnectivityCheck
 from hopscope_operator.cluster import CHECKS, PODS, Object
 from hopscope_operator.controller.metrics import Metrics, MetricsOptions
 from hopscope_operator.controller.plan import Caps
@@ -570,3 +570,30 @@ def test_a_restarted_operator_exports_the_last_result_again_without_recounting(a
     assert reachable.endswith(" 0.0")  # the alert keeps firing across the restart
     [failed] = metric_lines(restarted, "hopscope_check_probes_failed_total")
     assert failed.endswith(" 0.0")  # counted by the process that ran it, not again
+
+
+def test_a_status_the_tick_wrote_is_not_parsed_again_and_a_spec_change_is(
+    api, reconciler, monkeypatch
+):
+    source_pod(api)
+    apply_check(api, schedule={"intervalSeconds": 60})
+    reconciler.tick()
+    [pod] = probe_pods(api)
+    finish(api, pod, {item.id: reachable_result() for item in batch_of(pod).checks})
+    reconciler.tick()  # writes the result: a new resourceVersion
+    parsed: list[str] = []
+    validate = ConnectivityCheck.model_validate.__func__  # type: ignore[attr-defined]
+
+    def counted(cls, body, *args, **kwargs):  # type: ignore[no-untyped-def]
+        parsed.append(body["metadata"]["resourceVersion"])
+        return validate(cls, body, *args, **kwargs)
+
+    monkeypatch.setattr(ConnectivityCheck, "model_validate", classmethod(counted))
+    reconciler.tick()
+    assert parsed == []  # the model it wrote stands for the version it wrote
+    edited = api.apply_spec(
+        "shop", "web-to-db", lambda spec: spec.setdefault("thresholds", {}).update(latencyMs=5)
+    )
+    reconciler.tick()
+    assert parsed == [edited["metadata"]["resourceVersion"]]
+    assert reconciler._lister.list()[0]["shop/web-to-db"].model.spec.thresholds.latency_ms == 5

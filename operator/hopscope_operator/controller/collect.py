@@ -228,6 +228,14 @@ def parse_log(log: str, ids: set[str]) -> dict[str, ProbeResult | str]:
         line = line.strip()
         if not line.startswith("{"):
             continue
+        try:  # a good line parsed and validated in one pass (half the CPU of loads + validate)
+            good = wire.BatchOutput.model_validate_json(line)
+        except ValidationError:
+            pass  # not JSON, or not a result: said below as before
+        else:
+            if good.id in ids and not isinstance(found.get(good.id), ProbeResult):
+                found[good.id] = good.result  # the first good line wins
+            continue
         try:
             document = json.loads(line)
         except ValueError as exc:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -223,10 +223,18 @@ class Reconciler:
         self.metrics.set_pods_in_flight(report.in_flight)
         return report
 
+    def warm(self) -> None:
+        """While another replica leads: keep the caches this Reconciler's first tick reads
+        listed, watched and parsed, so that the tick it runs once it leads writes its first
+        status without listing and parsing every check first. Reads only: a follower writes
+        nothing and exports no check series."""
+        self._lister.warm()
+        self.cache.probe_pods.sync()
+
     def _read_cluster(self) -> tuple[dict[str, Check], set[str]]:
         """The checks as listed now and the namespaces that could not be listed (see
         `CheckLister.list`), read through views renewed for this tick. What this process keeps of
-        checks gone goes; after a restart each check's last result is exported again."""
+        checks gone goes (each check's last result is exported again as collect reaches it)."""
         self.view = ApiView(self.api, self.settings.watched)
         self._snapshots = SnapshotReader(self.api, self.settings.watched, self.policy_kinds)
         checks, unlisted = self._lister.list()
@@ -241,21 +249,32 @@ class Reconciler:
                 # Deleted unseen (a missed watch event, or a forget() racing this tick's
                 # write): its series would otherwise stay, and keep an alert firing.
                 self.metrics.forget(gone)
-        for check in checks.values():
-            self.metrics.restore(check.key, check.model)
         return checks, unlisted
+
+    def _restore(self, keys: Iterable[str], checks: dict[str, Check]) -> None:
+        """After a restart or a handover, export each check's last result again from its
+        status (a no-op for a check this process has series of) before anything of this
+        tick records it."""
+        for key in keys:
+            check = checks.get(key)
+            if check is not None:
+                self.metrics.restore(key, check.model)
 
     def _collect_finished(
         self, checks: dict[str, Check], unlisted: set[str], now: datetime, report: TickReport
     ) -> InFlight:
         """Collect every probe pod that ended (writing `checks` as they are now), delete those
-        nobody needs; what is still under way is returned."""
+        nobody needs; what is still under way is returned. The checks' last results are
+        exported again pod by pod, then the rest's: a new leader's first status write waits
+        for its first pod's checks, not for every check's series (10,000 of them)."""
         flight = InFlight()
         for pod in self._probe_pods():
             try:
+                self._restore(checks_of(pod), checks)
                 self._take_pod(pod, checks, unlisted, now, report, flight)
             except Exception as exc:  # one bad pod (its batch, annotations, log) fails its own
                 self._unreadable_pod(pod, checks, now, exc)
+        self._restore(list(checks), checks)
         report.in_flight = sum(flight.pods_per_node.values())
         return flight
 
@@ -343,6 +362,7 @@ class Reconciler:
             with contextlib.suppress(ValueError):
                 check = checks.get(RunId.parse(run_id).check)
                 if check is not None:
+                    self._restore([check.key], checks)
                     self.writer.failed(check, f"collecting probe pod {name}", error, now)
         try:
             self._delete_pod(pod)
@@ -584,7 +604,9 @@ class Reconciler:
             thresholds=model.spec.thresholds,
         )
         meta = {**model.metadata, "resourceVersion": stored["metadata"]["resourceVersion"]}
-        return Check(model.model_copy(update={"status": status, "metadata": meta}))
+        updated = Check(model.model_copy(update={"status": status, "metadata": meta}))
+        self._lister.wrote(check, stored, updated)
+        return updated
 
     def _not_ready(self, check: Check, error: ResolveError, now: datetime) -> None:
         """Say a check cannot run; a write the API refuses is this check's, not the tick's."""

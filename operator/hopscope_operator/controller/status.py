@@ -344,22 +344,22 @@ def status_patch(status: ConnectivityCheckStatus) -> dict[str, Any]:
     """The status as a merge patch: a field this status lacks is null, so the patch deletes
     what the last status had; inside lists (replaced whole) absent fields are simply left out,
     as a null there would be stored and fail the schema."""
-    return _nulls_for_absent(status.model_dump(by_alias=True, mode="json"))
+    # Both dumps are the serializer's (C): only the dicts above the lists are walked here.
+    full = status.model_dump(by_alias=True, mode="json")
+    lean = status.model_dump(by_alias=True, mode="json", exclude_none=True)
+    return _nulls_for_absent(full, lean)
 
 
-def _nulls_for_absent(value: dict[str, Any]) -> dict[str, Any]:
+def _nulls_for_absent(full: dict[str, Any], lean: dict[str, Any]) -> dict[str, Any]:
+    """`full`'s keys, null where absent; below them `lean`'s values (lists without nulls)."""
     return {
-        key: _nulls_for_absent(item) if isinstance(item, dict) else _without_none(item)
-        for key, item in value.items()
+        key: None
+        if item is None
+        else _nulls_for_absent(item, lean[key])
+        if isinstance(item, dict)
+        else lean[key]
+        for key, item in full.items()
     }
-
-
-def _without_none(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_without_none(item) for item in value]
-    if isinstance(value, dict):
-        return {k: _without_none(v) for k, v in value.items() if v is not None}
-    return value
 
 
 def event_body(
