@@ -4,10 +4,17 @@ A fake API server reviews every token in `--review-ms` (refusing all but the ope
 threads send invented tokens as fast as the agent answers while the operator calls with its
 token, reviewed once and then cached. Printed, not asserted: the operator's calls answered
 (not 503/429), their latency, and the TokenReviews a second the agent sends the API server,
-side by side with a baseline that has the agent's previous order (a token waits for one of
-the 4 authentication slots before its cached answer is read, and nothing bounds the reviews).
+side by side with the agent without trusted addresses (an accepted token's address has no
+lane ahead of the shared rate) and a baseline that has the agent's first order (a token waits
+for one of the 4 authentication slots before its cached answer is read, and nothing bounds
+the reviews).
 
-    python bench/agent.py [--seconds 10] [--review-ms 20] [--attackers 16]
+`--addresses N` spreads the attackers over N loopback addresses (127.0.0.2 on; 0: the
+operator's own), each within its own refusal budget; `--renew` has the operator present a new
+token on every call, as after each renewal or cached answer run out: each needs a review.
+
+    python bench/agent.py [--seconds 10] [--review-ms 20] [--attackers 16] [--addresses 0]
+                          [--renew]
 """
 
 from __future__ import annotations
@@ -49,16 +56,27 @@ class SlotFirst(KubernetesAuth):
         return None
 
 
-def call(port: int, token: str) -> int | None:
+def call(port: int, token: str, source: str = "127.0.0.1") -> int | None:
     """The status of an authenticated-only call (405 once accepted); None: closed unanswered."""
     request = f"GET /v1/probe HTTP/1.0\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 10) as sock:
+    address = ("127.0.0.1", port)
+    with (
+        contextlib.suppress(OSError),
+        socket.create_connection(address, 10, source_address=(source, 0)) as sock,
+    ):
         sock.sendall(request)
         return status_of(answer(sock))
     return None
 
 
-def run(label: str, auth_type: type[KubernetesAuth], limits: dict, args, workdir: Path) -> dict:
+def run(
+    label: str,
+    auth_type: type[KubernetesAuth],
+    limits: dict,
+    args,
+    workdir: Path,
+    trusting: bool = True,
+) -> dict:
     workdir.mkdir()
     api, api_server = start_api(workdir)
     api.answers[OPERATOR_TOKEN] = Answer(authenticated(OPERATOR, [AUDIENCE]))
@@ -67,24 +85,34 @@ def run(label: str, auth_type: type[KubernetesAuth], limits: dict, args, workdir
     own.write_text("the-agents-own-token")
     reviewer = TokenReviewer(api.url, str(own), str(api.ca), AUDIENCE, OPERATOR, timeout=10)
     server = AgentServer(("127.0.0.1", 0), auth_type(reviewer), Limits(**limits))
+    if not trusting:  # the agent before trusted addresses: no accepted address goes ahead
+        server.auth_rate.accepted = lambda peer: None  # type: ignore[method-assign]
     threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_address[1]
     call(port, OPERATOR_TOKEN)  # reviewed once: cached from now on
     stop = threading.Event()
     attacker_statuses: Counter[int | None] = Counter()
 
-    def flood() -> None:
+    def flood(source: str) -> None:
         while not stop.is_set():
-            attacker_statuses[call(port, secrets.token_hex(16))] += 1
+            attacker_statuses[call(port, secrets.token_hex(16), source)] += 1
 
-    threads = [threading.Thread(target=flood, daemon=True) for _ in range(args.attackers)]
+    sources = [
+        f"127.0.0.{2 + n % args.addresses}" if args.addresses else "127.0.0.1"
+        for n in range(args.attackers)
+    ]
+    threads = [threading.Thread(target=flood, args=(s,), daemon=True) for s in sources]
     for thread in threads:
         thread.start()
     reviews_before, started = len(api.requests), time.monotonic()
     answered, latencies, total = 0, [], 0
     while time.monotonic() - started < args.seconds:
+        token = OPERATOR_TOKEN
+        if args.renew:
+            token = f"{OPERATOR_TOKEN}-{total}"
+            api.answers[token] = Answer(authenticated(OPERATOR, [AUDIENCE]))
         t0 = time.monotonic()
-        status = call(port, OPERATOR_TOKEN)
+        status = call(port, token)
         latencies.append((time.monotonic() - t0) * 1000)
         total += 1
         answered += status == 405
@@ -116,20 +144,30 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--review-ms", type=float, default=20)
     parser.add_argument("--attackers", type=int, default=16)
+    parser.add_argument("--addresses", type=int, default=0)
+    parser.add_argument("--renew", action="store_true")
     args = parser.parse_args()
+    if not 0 <= args.addresses <= 253:
+        parser.error(f"--addresses {args.addresses}: 0 to 253 (127.0.0.2 on)")
     with tempfile.TemporaryDirectory() as tmp:
         rows = [
             run("hopscope agent", KubernetesAuth, {}, args, Path(tmp) / "a"),
+            run("without trusted addresses", KubernetesAuth, {}, args, Path(tmp) / "u", False),
             run("baseline: slot first, unbounded", SlotFirst, UNBOUNDED, args, Path(tmp) / "b"),
         ]
-    print(f"{args.attackers} threads of invented tokens, TokenReview {args.review_ms:g} ms")
+    where = f"{args.addresses} addresses" if args.addresses else "the operator's address"
+    renewed = ", the operator's token new on every call" if args.renew else ""
+    print(
+        f"{args.attackers} threads of invented tokens from {where}{renewed},"
+        f" TokenReview {args.review_ms:g} ms"
+    )
     for row in rows:
         print(
             f"{row['label']:34} operator answered {row['answered']}/{row['total']}"
             f" (p50 {row['p50']:.1f} ms, p99 {row['p99']:.1f} ms),"
             f" {row['reviews_per_s']:.0f} TokenReviews/s, attackers {row['attackers']}"
         )
-    ours, base = rows
+    ours, _, base = rows
     print(
         f"ratio vs baseline: answered {ours['answered'] / ours['total']:.2f}"
         f" vs {base['answered'] / max(base['total'], 1):.2f};"

@@ -37,8 +37,11 @@ Callers are authenticated in one of two ways:
   needs `create` on `tokenreviews`. No Secret is shared; answers are cached briefly; an API
   error refuses the caller. A cached answer is given at once, without a slot; a token that
   needs a review takes one of the 4 slots and one of 20 reviews a second (`ratelimit`), and
-  only refused tokens spend their address's budget of 5 (then one every 2 s): invented tokens,
-  however many, neither hold the operator's calls nor become a TokenReview flood.
+  only refused tokens spend their address's budget of 5 (then one every 2 s). An address whose
+  token was accepted in the last hour has 4 slots of its own and no share in the 20 a second,
+  so the operator's renewed token (or its cached review run out) is reviewed at once while
+  invented tokens from many addresses spend the shared rate: invented tokens, however many,
+  neither hold the operator's calls nor become a TokenReview flood.
 
 Tokens are never logged; request paths are logged with control and non-ASCII characters
 escaped. With `--tls-cert` and `--tls-key` the server speaks HTTPS only; the
@@ -57,12 +60,13 @@ valid token can fill every slot; past that, new connections are closed unanswere
 
 An evicted connection's thread runs until it notices, so threads are bounded apart from
 connections: at most 4 authentications run at once (a TokenReview may take seconds; past that:
-503), and at most 64 handler threads are alive, evicted ones counted until they end (past that,
-new connections are closed unanswered). Outside an authentication an evicted thread ends at
-once (every read and write on its socket fails; authenticated connections are never evicted,
-and one evicted while its caller was being authenticated is dropped, never served), so at most
-4 of the 32 threads above the connections are held: slow clients and bad tokens, however many,
-cannot reach 64. Evicted connections' failures are logged at debug level only.
+503), 4 more for trusted addresses, and at most 64 handler threads are alive, evicted ones
+counted until they end (past that, new connections are closed unanswered). Outside an
+authentication an evicted thread ends at once (every read and write on its socket fails;
+authenticated connections are never evicted, and one evicted while its caller was being
+authenticated is dropped, never served), so at most 8 of the 32 threads above the connections
+are held: slow clients and bad tokens, however many, cannot reach 64. Evicted connections'
+failures are logged at debug level only.
 
 About 900 lines: the server, its limits and its command line are one security boundary, read
 together in one place; the token check itself is `tokenreview`.
@@ -340,6 +344,9 @@ class AgentServer(ThreadingHTTPServer):
         self.where = where or Where()
         self.probes = threading.BoundedSemaphore(limits.max_concurrent)
         self.auth_checks = threading.BoundedSemaphore(limits.max_auth_checks)
+        # As many again for trusted addresses (`ratelimit`): invented tokens' slow reviews
+        # holding every slot above cannot keep the operator's renewed token from its review.
+        self.trusted_auth_checks = threading.BoundedSemaphore(limits.max_auth_checks)
         self.auth_rate = AuthRate(
             rate=limits.auth_checks_per_second,
             burst=limits.auth_checks_per_second,
@@ -581,12 +588,14 @@ class AgentHandler(BaseHTTPRequestHandler):
         if not accepted:
             self._error(HTTPStatus.UNAUTHORIZED, "unauthorized", {"WWW-Authenticate": "Bearer"})
             return False
+        self.server.auth_rate.accepted(self.client_address[0])
         # Evicted while authenticating: its socket is shut, so any answer would go nowhere.
         return self.server.trust(self.accepted)
 
     def _checked(self, authorization: str | None) -> bool | None:
         """The verdict of a token check, None once a refusal to check has been answered."""
         peer = self.client_address[0]
+        trusted = self.server.auth_rate.trusted(peer)
         limited = self.server.auth_rate.refusal(peer)
         if limited is not None:
             status = (
@@ -594,7 +603,7 @@ class AgentHandler(BaseHTTPRequestHandler):
             )
             self._busy(limited.why, math.ceil(limited.wait), status)
             return None
-        checks = self.server.auth_checks
+        checks = self.server.trusted_auth_checks if trusted else self.server.auth_checks
         if not checks.acquire(blocking=False):
             self._busy(f"{self.server.limits.max_auth_checks} authentications already in progress")
             return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -16,8 +17,9 @@ import pytest
 from hopscope_operator.controller.sidecar import call_agent
 from hopscope_probe.agent import AgentServer, KubernetesAuth, Limits
 from hopscope_probe.models import ConnectionStatus, ProbeRequest
+from hopscope_probe.ratelimit import AuthRate
 from hopscope_probe.tokenreview import TokenReviewer
-from tests.unit.test_agent_server import exchange, status_of
+from tests.unit.test_agent_server import answer, exchange, status_of
 from tests.unit.test_tokenreview import (
     AUDIENCE,
     OPERATOR,
@@ -123,3 +125,70 @@ def test_the_operator_is_told_when_its_address_is_rate_limited(api: FakeApi, age
     [issue] = result.issues
     assert {c.key: c.value for c in issue.context}["cause"] == "rateLimited"
     assert "429, retry after " in issue.message
+
+
+def call_from(server: AgentServer, token: str, address: str) -> bytes:
+    """`call` from another loopback address (127.0.0.0/8 is all loopback on Linux)."""
+    with socket.create_connection(
+        server.server_address[:2], timeout=5, source_address=(address, 0)
+    ) as sock:
+        sock.sendall(f"GET /v1/probe HTTP/1.0\r\nAuthorization: Bearer {token}\r\n\r\n".encode())
+        return answer(sock)
+
+
+def test_the_operators_renewed_token_is_checked_ahead_of_a_flood_from_many_addresses(
+    api: FakeApi, agent
+):
+    """The operator renews its token (TokenRequest, at half its life) and the agent's cache
+    keeps a review a minute: either way a token of the operator's needs a review again, and
+    an invented-token flood from many addresses (each within its own refusal budget) took
+    every one of the agent's reviews a second, so the operator got 503 until the flood
+    stopped. An address whose token was accepted has its reviews ahead of the shared rate."""
+    renewed = [f"the-operators-renewed-token-{n}" for n in range(10)]
+    for token in renewed:
+        api.answers[token] = Answer(authenticated(OPERATOR, [AUDIENCE]))
+    server = agent(auth_checks_per_second=2)  # 20 addresses' budgets make 10/s: saturated
+    assert status_of(call(server, OPERATOR_TOKEN)) == 405
+    stop, shed = threading.Event(), threading.Event()
+
+    def flood(address: str) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                if status_of(call_from(server, secrets.token_hex(16), address)) == 503:
+                    shed.set()  # the shared rate is spent
+
+    attackers = [
+        threading.Thread(target=flood, args=(f"127.0.0.{n}",), daemon=True) for n in range(2, 22)
+    ]
+    for thread in attackers:
+        thread.start()
+    try:
+        assert shed.wait(10)
+        answers = [status_of(call(server, token)) for token in renewed]
+    finally:
+        stop.set()
+        for thread in attackers:
+            thread.join(5)
+    assert answers == [405] * len(renewed)
+    assert all(api.reviewed().count(token) == 1 for token in renewed)
+
+
+def test_an_accepted_address_sending_invented_tokens_is_still_told_to_wait(api: FakeApi, agent):
+    server = agent(auth_checks_per_second=2)
+    assert status_of(call(server, OPERATOR_TOKEN)) == 405  # this address is now ahead
+    statuses = [status_of(call(server, secrets.token_hex(16))) for _ in range(8)]
+    assert statuses == [401] * 5 + [429] * 3  # its own refusal budget, as any address's
+    assert len(api.requests) == 1 + 5
+
+
+def test_an_address_is_trusted_for_a_while_after_its_last_accepted_token():
+    now = [0.0]
+    rate = AuthRate(rate=0.001, burst=1, clock=lambda: now[0], trust_seconds=60)
+    assert rate.refusal("10.0.0.1") is None  # the one shared check there is
+    assert not rate.trusted("10.0.0.1") and rate.refusal("10.0.0.1") is not None
+    rate.accepted("10.0.0.1")
+    assert [rate.refusal("10.0.0.1") for _ in range(3)] == [None] * 3
+    assert rate.refusal("10.0.0.2") is not None  # another address shares the spent rate
+    now[0] = 61
+    limited = rate.refusal("10.0.0.1")
+    assert limited is not None and not limited.peer  # back in the shared rate
