@@ -101,6 +101,15 @@ NODE = {
 OTHER_POD = {"source": {"pod": {"name": "ledger-0", "namespace": "payments"}}}
 OTHER_WORKLOAD = {"source": {"workload": {"kind": "Deployment", "name": "gw", "namespace": "edge"}}}
 POST = {"protocol": "HTTP", "http": {"method": "POST"}}
+OVERRIDE = {
+    "protocol": "HTTP",
+    "http": {
+        "headers": [
+            {"name": "Accept", "value": "*/*"},
+            {"name": "x-HTTP-Method-Override", "value": "delete"},
+        ]
+    },
+}
 REFUSED = {
     "node source": (NODE, "source.node", "allowNodeSources"),
     "pod of another namespace": (OTHER_POD, "source.pod.namespace", "allowOtherNamespaceSources"),
@@ -110,6 +119,7 @@ REFUSED = {
         "allowOtherNamespaceSources",
     ),
     "unsafe HTTP method": (POST, "http.method", "allowUnsafeHttpMethods"),
+    "unsafe method by override header": (OVERRIDE, "http.headers", "allowUnsafeHttpMethods"),
 }
 
 
@@ -134,6 +144,10 @@ ADMITTED = {
     "HTTP GET by default": {"protocol": "HTTP", "http": {}},
     "HTTP HEAD": {"protocol": "HTTP", "http": {"method": "HEAD"}},
     "HTTP OPTIONS": {"protocol": "HTTP", "http": {"method": "OPTIONS"}},
+    "method override to a safe one": {
+        "protocol": "HTTP",
+        "http": {"headers": [{"name": "X-HTTP-Method", "value": " head "}]},
+    },
     "destination in another namespace": {
         "destination": {"service": {"name": "ledger", "namespace": "payments"}, "port": 443}
     },

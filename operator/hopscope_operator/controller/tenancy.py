@@ -19,6 +19,9 @@ from hopscope_operator.controller.resolve import ResolveError
 
 # RFC 9110's safe methods: a probe with one of them reads, it does not change the target.
 SAFE_HTTP_METHODS = ("GET", "HEAD", "OPTIONS")
+# Headers that many frameworks (Rails, Express, Spring, ASP.NET …) honour in place of the
+# method: a GET carrying `X-HTTP-Method-Override: DELETE` is a DELETE to them.
+METHOD_OVERRIDE_HEADERS = ("x-http-method-override", "x-http-method", "x-method-override")
 
 
 class SourceNotPermitted(ResolveError):
@@ -69,3 +72,14 @@ class Tenancy:
                 f" {', '.join(SAFE_HTTP_METHODS)}; the operator allows other methods only with"
                 " the chart's tenancy.allowUnsafeHttpMethods"
             )
+        for index, header in enumerate(check.spec.http.headers if check.spec.http else []):
+            overridden = header.value.strip().upper()
+            if header.name.lower() not in METHOD_OVERRIDE_HEADERS or self.allow_unsafe_http_methods:
+                continue
+            if overridden not in SAFE_HTTP_METHODS:
+                raise MethodNotPermitted(
+                    f"http.headers[{index}] {header.name}: {header.value!r} overrides the method"
+                    f" on many servers; a ConnectivityCheck may use only"
+                    f" {', '.join(SAFE_HTTP_METHODS)}; the operator allows other methods only"
+                    " with the chart's tenancy.allowUnsafeHttpMethods"
+                )

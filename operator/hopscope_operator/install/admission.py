@@ -11,7 +11,7 @@ matched at all.
 from __future__ import annotations
 
 from hopscope_operator.api import GROUP, ConnectivityCheck
-from hopscope_operator.controller.tenancy import SAFE_HTTP_METHODS
+from hopscope_operator.controller.tenancy import METHOD_OVERRIDE_HEADERS, SAFE_HTTP_METHODS
 from hopscope_operator.install.values import Manifest, meta, values_ref
 from hopscope_operator.names import NAME
 
@@ -37,6 +37,8 @@ def _same_namespace(field: str) -> str:
 def validations() -> list[Manifest]:
     """The policy's validations, each as the operator's refusal says it."""
     methods = ", ".join(f"'{method}'" for method in SAFE_HTTP_METHODS)
+    safe = "|".join(SAFE_HTTP_METHODS)
+    overrides = "|".join(METHOD_OVERRIDE_HEADERS)
     other = _widened("allowOtherNamespaceSources")
     return [
         {
@@ -61,6 +63,17 @@ def validations() -> list[Manifest]:
             "message": "a ConnectivityCheck may use only the HTTP methods"
             f" {', '.join(SAFE_HTTP_METHODS)} (http.method): the chart's"
             " tenancy.allowUnsafeHttpMethods allows others",
+            "reason": "Forbidden",
+        },
+        {
+            "expression": f"{_widened('allowUnsafeHttpMethods')} || !has(object.spec.http)"
+            " || !has(object.spec.http.headers) || object.spec.http.headers.all(h,"
+            f" !h.name.matches('(?i)^({overrides})$')"
+            f" || h.value.matches('^[ \\t]*(?i:{safe})[ \\t]*$'))",
+            "message": "a ConnectivityCheck may not override the HTTP method with a header"
+            f" ({', '.join(METHOD_OVERRIDE_HEADERS)}) to one other than"
+            f" {', '.join(SAFE_HTTP_METHODS)} (http.headers): the chart's"
+            " tenancy.allowUnsafeHttpMethods allows it",
             "reason": "Forbidden",
         },
     ]
