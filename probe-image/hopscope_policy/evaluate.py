@@ -252,12 +252,13 @@ class PolicyIndex:
 
     def matrix(
         self, port: int, protocol: L4Protocol = L4Protocol.TCP
-    ) -> dict[str, dict[str, bool]]:
-        """Every pod to every pod, the source as the outer key: the conformance tests' table."""
+    ) -> dict[str, dict[str, bool | None]]:
+        """Every pod to every pod, the source as the outer key: the conformance tests' table.
+        None marks an Unknown verdict (a construct the evaluator does not model decides)."""
         refs = [pod.ref for pod in self.pods]
         return {
             str(src): {
-                str(dst): self.evaluate(Flow(src, dst, port, protocol)).allowed for dst in refs
+                str(dst): _outcome(self.evaluate(Flow(src, dst, port, protocol))) for dst in refs
             }
             for src in refs
         }
@@ -506,6 +507,10 @@ class NetworkPolicyTier:
             f"{verdict.reason}: default deny of the isolation",
             RuleName(self.KIND, verdict.policies[0]),
         )
+
+
+def _outcome(verdict: Verdict) -> bool | None:
+    return None if verdict.unknown else verdict.allowed
 
 
 def _port_matches(spec: PortSpec, flow: Flow, target: Pod | None) -> bool:
