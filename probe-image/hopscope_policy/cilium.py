@@ -24,8 +24,8 @@ from hopscope_policy.cilium_model import (
     world_family,
 )
 from hopscope_policy.model import ICMP, Direction, Flow, L4Protocol, Pod
-from hopscope_policy.selectors import Selector
-from hopscope_policy.tiers import Action, Decision, Endpoint, RuleName, Tier
+from hopscope_policy.selectors import Buckets, Selector
+from hopscope_policy.tiers import Action, Decision, Endpoint, Node, RuleName, Tier
 
 KINDS: dict[tuple[str, str], Callable[[Mapping], object]] = {
     ("cilium.io", CNP): parse_cilium_network_policy,
@@ -56,9 +56,14 @@ def _key(key: str) -> str:
     return key.removeprefix("k8s:").removeprefix("any:")
 
 
-def _selector_matches(selector: Selector, labels: Mapping[str, str]) -> Match:
+def _odd_keys(selector: Selector) -> list[str]:
+    """Keys of label sources or Cilium's own labels, which hopscope does not model."""
     keys = [key for key, _ in selector.match_labels] + [r.key for r in selector.match_expressions]
-    odd = [key for key in keys if ":" in _key(key) or _key(key).startswith("io.cilium.")]
+    return [key for key in keys if ":" in _key(key) or _key(key).startswith("io.cilium.")]
+
+
+def _selector_matches(selector: Selector, labels: Mapping[str, str]) -> Match:
+    odd = _odd_keys(selector)
     if odd:
         return f"selector label {odd[0]}"
     plain = Selector(
@@ -83,10 +88,61 @@ def _node_name(end: Endpoint) -> str | None:
     return end.pod.node if end.pod is not None and end.pod.host_network else None
 
 
+def _bucket(policy: CiliumPolicy, spec: CiliumSpec) -> tuple[str | None, ...] | None:
+    """Where a spec is filed: a label pair of its endpointSelector (in its namespace for a CNP),
+    its namespace alone, or None (looked at for every subject: node selectors, and selectors with
+    a key hopscope does not model, which are Unknown for every endpoint)."""
+    selector = spec.endpoint_selector
+    if selector is None:
+        return None
+    if selector.match_labels and not _odd_keys(selector):
+        key, value = selector.match_labels[0]
+        return (policy.namespace, _key(key), value)
+    return None if policy.namespace is None else ("namespace", policy.namespace)
+
+
+Selected = list[tuple[CiliumPolicy, CiliumSpec, Match]]
+
+
 class CiliumTier:
     def __init__(self, policies: Iterable[CiliumPolicy], kubernetes: Tier | None) -> None:
-        self._specs = [(policy, spec) for policy in policies for spec in policy.specs]
+        self._specs: Buckets[tuple[CiliumPolicy, CiliumSpec]] = Buckets()
+        for policy in policies:
+            for spec in policy.specs:
+                self._specs.add((policy, spec), _bucket(policy, spec))
         self._kubernetes = kubernetes
+        self._selected: dict[tuple[Pod | None, Node | None, str | None], Selected] = {}
+
+    def selecting(self, subject: Endpoint) -> Selected:
+        """The specs that select the subject (in either direction), with how: True, or the
+        construct an Unknown selection rests on; in the order the policies were given."""
+        pod = subject.selectable
+        key = (pod, subject.node, _node_name(subject))  # all that `_selects` reads
+        found = self._selected.get(key)
+        if found is None:
+            keys: list[tuple[str | None, ...]] = []
+            if pod is not None:
+                namespace = pod.ref.namespace
+                keys.append(("namespace", namespace))
+                for label, value in _identity(pod).items():
+                    keys += [(namespace, label, value), (None, label, value)]
+            found = [
+                (policy, spec, match)
+                for policy, spec in self._specs.candidates(keys)
+                if (match := self._selects(policy, spec, subject)) is not False
+            ]
+            self._selected[key] = found
+        return found
+
+    def selection(self, direction: Direction, subject: Endpoint) -> tuple[object, ...]:
+        """What this tier's decision for the subject rests on besides the peer, the flow and the
+        core NetworkPolicies (compared on their own), comparable between two loads: `diff`
+        skips the flows where it is equal."""
+        return tuple(
+            (policy.kind, policy.key, spec, match)
+            for policy, spec, match in self.selecting(subject)
+            if spec.allow[direction] or spec.deny[direction] or spec.default_deny[direction]
+        )
 
     def decide(
         self,
@@ -96,11 +152,7 @@ class CiliumTier:
         flow: Flow,
         target: Pod | None,
     ) -> Decision | None:
-        selected = [
-            (policy, spec, match)
-            for policy, spec in self._specs
-            if (match := self._selects(policy, spec, subject)) is not False
-        ]
+        selected = self.selecting(subject)
         for policy, spec, chosen in selected:
             for rule in spec.deny[direction]:
                 match = _both(chosen, self._rule(policy, rule, subject, peer, flow, target))
