@@ -375,8 +375,8 @@ def scenario(name: str, concentrated: bool, count: int, seed: int, every_family:
 def diff_scenario(seed: int, every_family: bool) -> None:
     """`hopscope policy diff --matrix` over the spread cluster: the evaluated flows and the time,
     against 25M pairs of the full matrix. Core alone: three NetworkPolicies of ns-2 edited; with
-    every family: one NetworkPolicy, one CiliumNetworkPolicy and one ClusterNetworkPolicy, all
-    about ns-2."""
+    every family: a NetworkPolicy and a CiliumNetworkPolicy of ns-2 and an Admin-tier
+    ClusterNetworkPolicy's rules."""
     rng = random.Random(seed)
     namespaces, pods, policies = cluster(False, rng)
     others = family_objects(rng) if every_family else []
@@ -386,17 +386,20 @@ def diff_scenario(seed: int, every_family: bool) -> None:
         proposed[45]["spec"] = policy_spec(5, rng)
         cilium = next(o for o in proposed_others if o["metadata"].get("namespace") == "ns-2")
         cilium["spec"] = {
-            "endpointSelector": {},
+            "endpointSelector": {"matchLabels": {"app": "app-3"}},
             "ingressDeny": [{"fromEndpoints": [{"matchLabels": {"tier": "web"}}]}],
         }
-        admin = next(o for o in proposed_others if o["kind"] == "ClusterNetworkPolicy")
-        admin["spec"] = {
-            "tier": "Admin",
-            "priority": 5,
-            "subject": {"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": "ns-2"}}},
-            "ingress": [{"action": "Deny",
-                         "from": [{"namespaces": {"matchLabels": {"team": "team-3"}}}]}],
-        }  # fmt: skip
+        # An Admin-tier policy on some pods of a team's namespaces: its rules are replaced.
+        admin = next(
+            o
+            for o in proposed_others
+            if o["kind"] == "ClusterNetworkPolicy"
+            and o["spec"]["tier"] == "Admin"
+            and "pods" in o["spec"]["subject"]
+        )
+        admin["spec"]["ingress"] = [
+            {"action": "Deny", "from": [{"namespaces": {"matchLabels": {"team": "team-3"}}}]}
+        ]
     else:
         for n in (45, 46, 47):
             proposed[n]["spec"] = policy_spec(5, rng)
