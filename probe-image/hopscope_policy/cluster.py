@@ -469,24 +469,25 @@ class ClusterTier:
     ) -> Decision | None:
         if rule.ports and not any(port.matches(flow, target) for port in rule.ports):
             return None
+        matched = any(_peer_matches(candidate, peer) for candidate in rule.peers)
+        outside = peer.selectable is None and peer.node is None and peer.pod is None
+        if not matched and not (outside and any(c.domain_names for c in rule.peers)):
+            return None  # the common case, so the names below are built only for a decision
         name = RuleName(policy.kind, policy.name, rule.field)
         titled = f"{name}" + (f" ({rule.name})" if rule.name else "")
-        if any(_peer_matches(candidate, peer) for candidate in rule.peers):
+        if matched:
             verb = {Action.ALLOW: "admits", Action.DENY: "denies", Action.PASS: "passes"}
             said = f"{titled} {verb[rule.action]} {peer}"
             if rule.action is Action.PASS:
                 said += " on to the next tier"
             return Decision(rule.action, said + _tie(policy, selecting), name)
-        outside = peer.selectable is None and peer.node is None and peer.pod is None
-        if outside and any(candidate.domain_names for candidate in rule.peers):
-            names = ", ".join(n for c in rule.peers for n in c.domain_names)
-            return Decision(
-                Action.UNKNOWN,
-                f"{titled} admits domainNames ({names}); whether {peer} is one of them needs "
-                "DNS answers hopscope does not model",
-                name,
-            )
-        return None
+        names = ", ".join(n for c in rule.peers for n in c.domain_names)
+        return Decision(
+            Action.UNKNOWN,
+            f"{titled} admits domainNames ({names}); whether {peer} is one of them needs "
+            "DNS answers hopscope does not model",
+            name,
+        )
 
 
 def _content(policy: ClusterPolicy, direction: Direction) -> tuple[object, ...]:
