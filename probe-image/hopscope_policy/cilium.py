@@ -5,7 +5,11 @@ Modelled from the Cilium reference: a namespaced policy selects and (in `fromEnd
 `toEndpoints` without a namespace label) peers only in its namespace; CIDR rules match only
 addresses outside the cluster (no pod, no node); `host` is the subject's node, `remote-node` any
 other node; an address with no pod and no node is `world`. Ingress from the subject's own node is
-allowed (Cilium's default `allow-localhost=always`). Anything else decides `Unknown`, named.
+allowed (Cilium's default `allow-localhost=always`). A ping matches `icmps` when a field is the
+echo request of its family (type 8 or `EchoRequest` for IPv4, the default; 128 for IPv6) and that
+family is the flow's. A `nodeSelector` (host policy) selects a node's address or a hostNetwork pod
+on a node it describes; on a node without a Node object it is Unknown. Anything else decides
+`Unknown`, named.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from hopscope_policy.cilium_model import (
     CiliumPort,
     CiliumRule,
     CiliumSpec,
+    IcmpField,
     parse_cilium_clusterwide_network_policy,
     parse_cilium_network_policy,
     world_family,
@@ -234,7 +239,8 @@ class CiliumTier:
         flow: Flow,
         target: Pod | None,
     ) -> Match:
-        l4 = self._l4(rule, flow, target)
+        family = next((end.ip.version for end in (peer, subject) if end.ip is not None), None)
+        l4 = self._l4(rule, flow, target, family)
         if l4 is False:
             return False
         if not rule.has_peers:
@@ -283,15 +289,26 @@ class CiliumTier:
             yield world and peer.ip is not None and block.contains(peer.ip)
         yield from rule.unknown_peers
 
-    def _l4(self, rule: CiliumRule, flow: Flow, target: Pod | None) -> Match:
+    def _l4(self, rule: CiliumRule, flow: Flow, target: Pod | None, family: int | None) -> Match:
+        """`family`: the flow's IP version (None: no address known, either family matches)."""
         if rule.ports is None and rule.icmps is None:
             matched: Match = True
         else:
             matched = any(_port_matches(port, flow, target) for port in rule.ports or ()) or any(
-                flow.protocol == ICMP and field.type in (8, 128, "EchoRequest")
-                for field in rule.icmps or ()
+                _pings(field, flow, family) for field in rule.icmps or ()
             )
         return _both(matched, rule.unknown_l4[0] if rule.unknown_l4 else True) if matched else False
+
+
+ECHO_REQUEST = {4: 8, 6: 128}  # the type of a ping in ICMP and in ICMPv6
+
+
+def _pings(field: IcmpField, flow: Flow, family: int | None) -> bool:
+    """Whether an `icmps` field admits the flow, a ping (an echo request): the field's type is
+    an echo request of its family (IPv4 by default), and that is the flow's IP version."""
+    if flow.protocol != ICMP or (family is not None and field.family != family):
+        return False
+    return field.type in (ECHO_REQUEST[field.family], "EchoRequest")
 
 
 def _port_matches(spec: CiliumPort, flow: Flow, target: Pod | None) -> bool:
