@@ -225,11 +225,6 @@ class PolicyIndex:
         self._terse_tiers: list[Tier] | None = None  # built by `outcome` when first asked
 
     @property
-    def core_only(self) -> bool:
-        """Only core NetworkPolicies decide: no other family's tier is in the chain."""
-        return self._alone
-
-    @property
     def kubernetes(self) -> NetworkPolicyTier:
         """The core NetworkPolicy tier (in the chain, or held by a CNI family's tier)."""
         return self._kubernetes
