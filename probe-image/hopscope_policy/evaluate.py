@@ -222,6 +222,7 @@ class PolicyIndex:
         # A matrix asks for each pod often: its endpoint, and the policies selecting it.
         self._endpoints: dict[PodRef, Endpoint] = {}
         self._selecting: dict[tuple[Pod, Direction], list[Policy]] = {}
+        self._last_core: tuple[tuple[object, ...], DirectionVerdict] | None = None
         self._terse_tiers: list[Tier] | None = None  # built by `outcome` when first asked
 
     @property
@@ -354,6 +355,23 @@ class PolicyIndex:
 
         `target` is the destination pod whose container ports name the flow's port.
         """
+        # `chain_verdict` asks first, then a CNI's tier holding the core one asks again.
+        asked = (direction, subject, peer, flow, target)
+        last = self._last_core
+        if last is not None and all(a is b for a, b in zip(asked, last[0], strict=True)):
+            return last[1]
+        verdict = self._direction_verdict(direction, subject, peer, flow, target)
+        self._last_core = (asked, verdict)
+        return verdict
+
+    def _direction_verdict(
+        self,
+        direction: Direction,
+        subject: Endpoint,
+        peer: Endpoint,
+        flow: Flow,
+        target: Pod | None,
+    ) -> DirectionVerdict:
         word = direction.field
         if subject.pod is None:
             return DirectionVerdict(
