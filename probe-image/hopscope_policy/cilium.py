@@ -5,7 +5,11 @@ Modelled from the Cilium reference: a namespaced policy selects and (in `fromEnd
 `toEndpoints` without a namespace label) peers only in its namespace; CIDR rules match only
 addresses outside the cluster (no pod, no node); `host` is the subject's node, `remote-node` any
 other node; an address with no pod and no node is `world`. Ingress from the subject's own node is
-allowed (Cilium's default `allow-localhost=always`). Anything else decides `Unknown`, named.
+allowed (Cilium's default `allow-localhost=always`). A ping matches `icmps` when a field is the
+echo request of its family (type 8 or `EchoRequest` for IPv4, the default; 128 for IPv6) and that
+family is the flow's. A `nodeSelector` (host policy) selects a node's address or a hostNetwork pod
+on a node it describes; on a node without a Node object it is Unknown. Anything else decides
+`Unknown`, named.
 """
 
 from __future__ import annotations
@@ -19,13 +23,14 @@ from hopscope_policy.cilium_model import (
     CiliumPort,
     CiliumRule,
     CiliumSpec,
+    IcmpField,
     parse_cilium_clusterwide_network_policy,
     parse_cilium_network_policy,
     world_family,
 )
 from hopscope_policy.model import ICMP, Direction, Flow, L4Protocol, Pod
-from hopscope_policy.selectors import Selector
-from hopscope_policy.tiers import Action, Decision, Endpoint, RuleName, Tier
+from hopscope_policy.selectors import Buckets, Selector
+from hopscope_policy.tiers import Action, Decision, Endpoint, Node, RuleName, Tier
 
 KINDS: dict[tuple[str, str], Callable[[Mapping], object]] = {
     ("cilium.io", CNP): parse_cilium_network_policy,
@@ -56,9 +61,14 @@ def _key(key: str) -> str:
     return key.removeprefix("k8s:").removeprefix("any:")
 
 
-def _selector_matches(selector: Selector, labels: Mapping[str, str]) -> Match:
+def _odd_keys(selector: Selector) -> list[str]:
+    """Keys of label sources or Cilium's own labels, which hopscope does not model."""
     keys = [key for key, _ in selector.match_labels] + [r.key for r in selector.match_expressions]
-    odd = [key for key in keys if ":" in _key(key) or _key(key).startswith("io.cilium.")]
+    return [key for key in keys if ":" in _key(key) or _key(key).startswith("io.cilium.")]
+
+
+def _selector_matches(selector: Selector, labels: Mapping[str, str]) -> Match:
+    odd = _odd_keys(selector)
     if odd:
         return f"selector label {odd[0]}"
     plain = Selector(
@@ -83,10 +93,61 @@ def _node_name(end: Endpoint) -> str | None:
     return end.pod.node if end.pod is not None and end.pod.host_network else None
 
 
+def _bucket(policy: CiliumPolicy, spec: CiliumSpec) -> tuple[str | None, ...] | None:
+    """Where a spec is filed: a label pair of its endpointSelector (in its namespace for a CNP),
+    its namespace alone, or None (looked at for every subject: node selectors, and selectors with
+    a key hopscope does not model, which are Unknown for every endpoint)."""
+    selector = spec.endpoint_selector
+    if selector is None:
+        return None
+    if selector.match_labels and not _odd_keys(selector):
+        key, value = selector.match_labels[0]
+        return (policy.namespace, _key(key), value)
+    return None if policy.namespace is None else ("namespace", policy.namespace)
+
+
+Selected = list[tuple[CiliumPolicy, CiliumSpec, Match]]
+
+
 class CiliumTier:
     def __init__(self, policies: Iterable[CiliumPolicy], kubernetes: Tier | None) -> None:
-        self._specs = [(policy, spec) for policy in policies for spec in policy.specs]
+        self._specs: Buckets[tuple[CiliumPolicy, CiliumSpec]] = Buckets()
+        for policy in policies:
+            for spec in policy.specs:
+                self._specs.add((policy, spec), _bucket(policy, spec))
         self._kubernetes = kubernetes
+        self._selected: dict[tuple[Pod | None, Node | None, str | None], Selected] = {}
+
+    def selecting(self, subject: Endpoint) -> Selected:
+        """The specs that select the subject (in either direction), with how: True, or the
+        construct an Unknown selection rests on; in the order the policies were given."""
+        pod = subject.selectable
+        key = (pod, subject.node, _node_name(subject))  # all that `_selects` reads
+        found = self._selected.get(key)
+        if found is None:
+            keys: list[tuple[str | None, ...]] = []
+            if pod is not None:
+                namespace = pod.ref.namespace
+                keys.append(("namespace", namespace))
+                for label, value in _identity(pod).items():
+                    keys += [(namespace, label, value), (None, label, value)]
+            found = [
+                (policy, spec, match)
+                for policy, spec in self._specs.candidates(keys)
+                if (match := self._selects(policy, spec, subject)) is not False
+            ]
+            self._selected[key] = found
+        return found
+
+    def selection(self, direction: Direction, subject: Endpoint) -> tuple[object, ...]:
+        """What this tier's decision for the subject rests on besides the peer, the flow and the
+        core NetworkPolicies (compared on their own), comparable between two loads: `diff`
+        skips the flows where it is equal."""
+        return tuple(
+            (policy.kind, policy.key, spec, match)
+            for policy, spec, match in self.selecting(subject)
+            if spec.allow[direction] or spec.deny[direction] or spec.default_deny[direction]
+        )
 
     def decide(
         self,
@@ -96,11 +157,7 @@ class CiliumTier:
         flow: Flow,
         target: Pod | None,
     ) -> Decision | None:
-        selected = [
-            (policy, spec, match)
-            for policy, spec in self._specs
-            if (match := self._selects(policy, spec, subject)) is not False
-        ]
+        selected = self.selecting(subject)
         for policy, spec, chosen in selected:
             for rule in spec.deny[direction]:
                 match = _both(chosen, self._rule(policy, rule, subject, peer, flow, target))
@@ -182,7 +239,8 @@ class CiliumTier:
         flow: Flow,
         target: Pod | None,
     ) -> Match:
-        l4 = self._l4(rule, flow, target)
+        family = next((end.ip.version for end in (peer, subject) if end.ip is not None), None)
+        l4 = self._l4(rule, flow, target, family)
         if l4 is False:
             return False
         if not rule.has_peers:
@@ -231,15 +289,26 @@ class CiliumTier:
             yield world and peer.ip is not None and block.contains(peer.ip)
         yield from rule.unknown_peers
 
-    def _l4(self, rule: CiliumRule, flow: Flow, target: Pod | None) -> Match:
+    def _l4(self, rule: CiliumRule, flow: Flow, target: Pod | None, family: int | None) -> Match:
+        """`family`: the flow's IP version (None: no address known, either family matches)."""
         if rule.ports is None and rule.icmps is None:
             matched: Match = True
         else:
             matched = any(_port_matches(port, flow, target) for port in rule.ports or ()) or any(
-                flow.protocol == ICMP and field.type in (8, 128, "EchoRequest")
-                for field in rule.icmps or ()
+                _pings(field, flow, family) for field in rule.icmps or ()
             )
         return _both(matched, rule.unknown_l4[0] if rule.unknown_l4 else True) if matched else False
+
+
+ECHO_REQUEST = {4: 8, 6: 128}  # the type of a ping in ICMP and in ICMPv6
+
+
+def _pings(field: IcmpField, flow: Flow, family: int | None) -> bool:
+    """Whether an `icmps` field admits the flow, a ping (an echo request): the field's type is
+    an echo request of its family (IPv4 by default), and that is the flow's IP version."""
+    if flow.protocol != ICMP or (family is not None and field.family != family):
+        return False
+    return field.type in (ECHO_REQUEST[field.family], "EchoRequest")
 
 
 def _port_matches(spec: CiliumPort, flow: Flow, target: Pod | None) -> bool:

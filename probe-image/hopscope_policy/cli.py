@@ -33,6 +33,8 @@ from hopscope_policy.model import IPAddress, L4Protocol, PodRef
 from hopscope_policy.tiers import RuleName
 
 ALLOWED, DENIED = ".", "X"  # the marks Kubernetes' network-policy conformance tests print
+UNKNOWN = "?"  # neither: the verdict's reason names the construct (`--from … --to …` shows it)
+MARKS = {True: ALLOWED, False: DENIED, None: UNKNOWN}
 
 
 class InputError(Exception):
@@ -180,18 +182,21 @@ def write_matrix(index: PolicyIndex, port: int, protocol: L4Protocol, as_json: b
         print(render_matrix(matrix, f"{protocol}/{port}"))
 
 
-def render_matrix(matrix: dict[str, dict[str, bool]], what: str) -> str:
+def render_matrix(matrix: dict[str, dict[str, bool | None]], what: str) -> str:
     names = list(matrix)
     width = max(len(name) for name in names) + 2
+    legend = f"{ALLOWED} allowed, {DENIED} denied, {UNKNOWN} unknown (a construct not modelled)"
     lines = [
-        f"Reachability on {what} (rows: from, columns: to; {ALLOWED} allowed, {DENIED} denied)",
+        f"Reachability on {what} (rows: from, columns: to; {legend})",
         "-".ljust(width) + "".join(name.ljust(width) for name in names).rstrip(),
     ]
     for src, row in matrix.items():
-        marks = "".join((ALLOWED if row[dst] else DENIED).ljust(width) for dst in names)
+        marks = "".join(MARKS[row[dst]].ljust(width) for dst in names)
         lines.append((src.ljust(width) + marks).rstrip())
-    allowed = sum(value for row in matrix.values() for value in row.values())
-    lines.append(f"{len(names)} pods: {allowed} of {len(names) ** 2} pairs allowed")
+    values = [value for row in matrix.values() for value in row.values()]
+    allowed, unknown = values.count(True), values.count(None)
+    summary = f"{len(names)} pods: {allowed} of {len(values)} pairs allowed"
+    lines.append(summary + (f", {unknown} unknown" if unknown else ""))
     return "\n".join(lines)
 
 

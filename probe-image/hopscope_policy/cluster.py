@@ -26,7 +26,7 @@ Choices where the API leaves room (said in the verdict's reason where they decid
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -51,7 +51,7 @@ from hopscope_policy.model import (
     _string,
     parse_selector,
 )
-from hopscope_policy.selectors import Selector
+from hopscope_policy.selectors import Buckets, Selector
 from hopscope_policy.tiers import Action, Decision, Endpoint, RuleName
 
 GROUP = "policy.networking.k8s.io"
@@ -76,10 +76,22 @@ class PodsSelector:
         pod = end.selectable
         if pod is None:
             return False
-        labels = end.namespace_labels or {NAMESPACE_NAME_LABEL: pod.ref.namespace}
-        return self.namespaces.matches(labels) and (
+        return self.namespaces.matches(_namespace_labels(end, pod)) and (
             self.pods is None or self.pods.matches(pod.labels)
         )
+
+    @property
+    def bucket(self) -> tuple[str, str, str] | None:
+        """A label pair every subject it matches carries ("namespace" or "pod", key, value)."""
+        if self.namespaces.match_labels:
+            return ("namespace", *self.namespaces.match_labels[0])
+        if self.pods is not None and self.pods.match_labels:
+            return ("pod", *self.pods.match_labels[0])
+        return None
+
+
+def _namespace_labels(end: Endpoint, pod: Pod) -> Mapping[str, str]:
+    return end.namespace_labels or {NAMESPACE_NAME_LABEL: pod.ref.namespace}
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,9 +400,40 @@ class ClusterTier:
         ordered.sort(key=lambda policy: (policy.priority, policy.kind, policy.name))
         self.tier = tier
         self._policies = ordered
+        # Per direction, the policies with rules in it, filed by a label pair their subject
+        # needs; and per subject the ones that select it (a matrix asks for each pod often).
+        self._buckets: dict[Direction, Buckets[ClusterPolicy]] = {}
+        for direction in Direction:
+            self._buckets[direction] = buckets = Buckets()
+            for policy in ordered:
+                if policy.rules(direction):
+                    buckets.add(policy, policy.subject.bucket)
+        self._selected: dict[Hashable, list[ClusterPolicy]] = {}
 
     def __bool__(self) -> bool:
         return bool(self._policies)
+
+    def selecting(self, direction: Direction, subject: Endpoint) -> list[ClusterPolicy]:
+        """The policies of this tier with rules in this direction that select the subject, in
+        the tier's order (an address or a hostNetwork pod is never a subject)."""
+        pod = subject.selectable
+        if pod is None:
+            return []
+        namespace_labels = _namespace_labels(subject, pod)
+        key = (direction, pod, frozenset(namespace_labels.items()))
+        found = self._selected.get(key)
+        if found is None:
+            keys = [("namespace", *item) for item in namespace_labels.items()]
+            keys += [("pod", *item) for item in pod.labels.items()]
+            candidates = self._buckets[direction].candidates(keys)
+            found = [policy for policy in candidates if policy.subject.matches(subject)]
+            self._selected[key] = found
+        return found
+
+    def selection(self, direction: Direction, subject: Endpoint) -> tuple[object, ...]:
+        """What this tier's decision for the subject rests on besides the peer and the flow,
+        comparable between two loads of the manifests (`diff` skips flows where it is equal)."""
+        return tuple(_content(policy, direction) for policy in self.selecting(direction, subject))
 
     def decide(
         self,
@@ -400,13 +443,7 @@ class ClusterTier:
         flow: Flow,
         target: Pod | None,
     ) -> Decision | None:
-        if subject.selectable is None:  # an address, or a hostNetwork pod: never a subject
-            return None
-        selecting = [
-            policy
-            for policy in self._policies
-            if policy.rules(direction) and policy.subject.matches(subject)
-        ]
+        selecting = self.selecting(direction, subject)
         if not selecting:
             return None
         for policy in selecting:
@@ -432,24 +469,30 @@ class ClusterTier:
     ) -> Decision | None:
         if rule.ports and not any(port.matches(flow, target) for port in rule.ports):
             return None
+        matched = any(_peer_matches(candidate, peer) for candidate in rule.peers)
+        outside = peer.selectable is None and peer.node is None and peer.pod is None
+        if not matched and not (outside and any(c.domain_names for c in rule.peers)):
+            return None  # the common case, so the names below are built only for a decision
         name = RuleName(policy.kind, policy.name, rule.field)
         titled = f"{name}" + (f" ({rule.name})" if rule.name else "")
-        if any(_peer_matches(candidate, peer) for candidate in rule.peers):
+        if matched:
             verb = {Action.ALLOW: "admits", Action.DENY: "denies", Action.PASS: "passes"}
             said = f"{titled} {verb[rule.action]} {peer}"
             if rule.action is Action.PASS:
                 said += " on to the next tier"
             return Decision(rule.action, said + _tie(policy, selecting), name)
-        outside = peer.selectable is None and peer.node is None and peer.pod is None
-        if outside and any(candidate.domain_names for candidate in rule.peers):
-            names = ", ".join(n for c in rule.peers for n in c.domain_names)
-            return Decision(
-                Action.UNKNOWN,
-                f"{titled} admits domainNames ({names}); whether {peer} is one of them needs "
-                "DNS answers hopscope does not model",
-                name,
-            )
-        return None
+        names = ", ".join(n for c in rule.peers for n in c.domain_names)
+        return Decision(
+            Action.UNKNOWN,
+            f"{titled} admits domainNames ({names}); whether {peer} is one of them needs "
+            "DNS answers hopscope does not model",
+            name,
+        )
+
+
+def _content(policy: ClusterPolicy, direction: Direction) -> tuple[object, ...]:
+    # ClusterPolicy compares by identity; the same policy read by two loads compares by this.
+    return (policy.kind, policy.name, policy.tier, policy.priority, policy.rules(direction))
 
 
 def _peer_matches(peer: ClusterPeer, end: Endpoint) -> bool:

@@ -3,12 +3,14 @@
 Both sets are complete states (today's folder and the proposed one), so a deleted policy is a
 file that is gone. Flows are compared between pods both sets hold.
 
-Only flows whose verdict could change are evaluated. With the same pods and namespaces on both
-sides, a direction's verdict depends only on the peer (unchanged) and on the policies selecting
-its subject pod in that direction: when those are the same objects with the same content, the
-verdict is the same. So a flow is evaluated only when its source's egress policies or its
-destination's ingress policies differ; any change to a pod or a namespace (labels, addresses,
-ports, node) is compared on every pair, as it can change what any peer selector matches.
+Only flows whose verdict could change are evaluated. With the same pods, namespaces and nodes on
+both sides, a direction's verdict depends only on the peer (unchanged) and on what selects its
+subject pod in that direction in each tier of the chain (core NetworkPolicies, the cluster-wide
+tiers, Cilium's: each tier's `selection`): when that is the same content on both sides, the
+verdict is the same. So a flow is evaluated only when its source's egress selection or its
+destination's ingress selection differs; any change to a pod, a namespace or a node (labels,
+addresses, ports) is compared on every pair, as it can change what any peer selector matches,
+and so is every pair when a tier cannot state its selection.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 from hopscope_policy.evaluate import DirectionVerdict, NetworkPolicyTier, PolicyIndex, Verdict
 from hopscope_policy.model import Direction, Flow, L4Protocol, Pod, PodRef, Policy
-from hopscope_policy.tiers import Endpoint
+from hopscope_policy.tiers import Action, Endpoint, Selective
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,19 +87,20 @@ def compare_matrix(
         "current": [ref for ref in old_pods if ref not in new_pods],
         "proposed": [ref for ref in new_pods if ref not in old_pods],
     }
-    # The pruning compares core NetworkPolicies only: other families' tiers (cluster-wide,
-    # Cilium) can select any pod, so with them every pair is evaluated.
-    everything = not (before.core_only and after.core_only)
+    old_tiers, new_tiers = _selective(before), _selective(after)
+    everything = old_tiers is None or new_tiers is None
     everything |= any(not _same_pod(old_pods[ref], new_pods[ref]) for ref in refs) or any(
         before.rules.labels_of(ns) != after.rules.labels_of(ns)
         for ns in {ref.namespace for ref in refs}
     )
+    everything |= _nodes(before) != _nodes(after)
     changed = {
         direction: {
             ref
             for ref in refs
             if everything
-            or _policies_differ(before, after, old_pods[ref], new_pods[ref], direction)
+            or _selection(before, old_tiers or [], ref, direction)
+            != _selection(after, new_tiers or [], ref, direction)
         }
         for direction in Direction
     }
@@ -116,38 +119,68 @@ def compare_matrix(
     return Diff(changes, len(refs) ** 2, evaluated, only_in)
 
 
+def _combined(egress: Action, ingress: Action) -> Action:
+    """The flow's outcome from its directions' (as `Verdict.unknown` and `outcome` read them)."""
+    if Action.DENY in (egress, ingress):
+        return Action.DENY
+    return Action.UNKNOWN if Action.UNKNOWN in (egress, ingress) else Action.ALLOW
+
+
 def _flips(
     before: PolicyIndex, after: PolicyIndex, flow: Flow, egress_changed: bool, ingress_changed: bool
 ) -> bool:
-    """Whether the flow's verdict differs, evaluating an unchanged direction once, and only when
-    the changed one flips (the matrix's cost is this function)."""
-    if not (before.core_only and after.core_only):  # the whole chain decides
-        return outcome(before.evaluate(flow)) != outcome(after.evaluate(flow))
+    """Whether the flow's outcome differs, evaluating an unchanged direction once, and only when
+    the changed one differs (the matrix's cost is this function)."""
     old_src, old_dst = before.endpoints(flow)
     new_src, new_dst = after.endpoints(flow)
 
-    def egress(index: PolicyIndex, src: Endpoint, dst: Endpoint) -> bool:
-        return index.direction_verdict(Direction.EGRESS, src, dst, flow, dst.selectable).allowed
+    def egress(index: PolicyIndex, src: Endpoint, dst: Endpoint) -> Action:
+        return index.outcome(Direction.EGRESS, src, dst, flow, dst.selectable)
 
-    def ingress(index: PolicyIndex, src: Endpoint, dst: Endpoint) -> bool:
-        return index.direction_verdict(Direction.INGRESS, dst, src, flow, dst.selectable).allowed
+    def ingress(index: PolicyIndex, src: Endpoint, dst: Endpoint) -> Action:
+        return index.outcome(Direction.INGRESS, dst, src, flow, dst.selectable)
 
     if not egress_changed:
         old_in, new_in = ingress(before, old_src, old_dst), ingress(after, new_src, new_dst)
-        return old_in != new_in and egress(before, old_src, old_dst)
+        if old_in == new_in:
+            return False
+        out = egress(before, old_src, old_dst)
+        return _combined(out, old_in) != _combined(out, new_in)
     old_out, new_out = egress(before, old_src, old_dst), egress(after, new_src, new_dst)
     if not ingress_changed:
-        return old_out != new_out and ingress(before, old_src, old_dst)
+        if old_out == new_out:
+            return False
+        into = ingress(before, old_src, old_dst)
+        return _combined(old_out, into) != _combined(new_out, into)
     old_in, new_in = ingress(before, old_src, old_dst), ingress(after, new_src, new_dst)
-    return (old_out and old_in) != (new_out and new_in)
+    return _combined(old_out, old_in) != _combined(new_out, new_in)
 
 
-def _policies_differ(
-    before: PolicyIndex, after: PolicyIndex, old: Pod, new: Pod, direction: Direction
-) -> bool:
-    olds = [_policy_content(p) for p in before.rules.selecting(old, direction)]
-    news = [_policy_content(p) for p in after.rules.selecting(new, direction)]
-    return olds != news
+def _selective(index: PolicyIndex) -> list[Selective] | None:
+    """The tiers beside the core one, if every one can say what selects a subject (a tier
+    that cannot is compared on every pair: None)."""
+    others = [tier for tier in index.tiers if tier is not index.kubernetes]
+    selective = [tier for tier in others if isinstance(tier, Selective)]
+    return selective if len(selective) == len(others) else None
+
+
+def _selection(
+    index: PolicyIndex, tiers: list[Selective], ref: PodRef, direction: Direction
+) -> list[object]:
+    """What a direction's verdict for this pod rests on, besides its peer: the content of what
+    selects it in each tier (tiers selecting nothing left out: they hand the flow on)."""
+    # The core policies count even where a CNI's tier holds them in place of their own tier.
+    core = index.selecting(index.pod(ref), direction)
+    found: list[object] = [tuple(_policy_content(policy) for policy in core)]
+    subject = index.endpoint(ref)
+    for tier in tiers:
+        if selected := tier.selection(direction, subject):
+            found.append((type(tier).__name__, getattr(tier, "tier", None), selected))
+    return found
+
+
+def _nodes(index: PolicyIndex) -> dict[str, tuple[object, ...]]:
+    return {name: (dict(node.labels), node.ips) for name, node in index.rules.nodes_by_name.items()}
 
 
 def _policy_content(policy: Policy) -> tuple[Any, ...]:

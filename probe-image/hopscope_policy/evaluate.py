@@ -219,11 +219,21 @@ class PolicyIndex:
         self._kubernetes = NetworkPolicyTier(self)
         self._tiers = rules.chain(self._kubernetes)
         self._alone = self._tiers == [self._kubernetes]  # core NetworkPolicies only
+        # A matrix asks for each pod often: its endpoint, and the policies selecting it.
+        self._endpoints: dict[PodRef, Endpoint] = {}
+        self._selecting: dict[tuple[Pod, Direction], list[Policy]] = {}
+        self._last_core: tuple[tuple[object, ...], DirectionVerdict] | None = None
+        self._terse_tiers: list[Tier] | None = None  # built by `outcome` when first asked
 
     @property
-    def core_only(self) -> bool:
-        """Only core NetworkPolicies decide: no other family's tier is in the chain."""
-        return self._alone
+    def kubernetes(self) -> NetworkPolicyTier:
+        """The core NetworkPolicy tier (in the chain, or held by a CNI family's tier)."""
+        return self._kubernetes
+
+    @property
+    def tiers(self) -> list[Tier]:
+        """The chain of tiers in evaluation order."""
+        return list(self._tiers)
 
     @property
     def pods(self) -> list[Pod]:
@@ -235,9 +245,20 @@ class PolicyIndex:
         except KeyError:
             raise UnknownPod(f"no pod {ref.name} in namespace {ref.namespace}") from None
 
+    def selecting(self, pod: Pod, direction: Direction) -> list[Policy]:
+        """`PolicyRules.selecting`, remembered per pod of this index."""
+        found = self._selecting.get((pod, direction))
+        if found is None:
+            found = self._selecting[(pod, direction)] = self.rules.selecting(pod, direction)
+        return found
+
     def endpoints(self, flow: Flow) -> tuple[Endpoint, Endpoint]:
         """The flow's source and destination as policies see them."""
         return self._end(flow.source), self._end(flow.destination)
+
+    def endpoint(self, ref: PodRef) -> Endpoint:
+        """A pod as policies see it, named by reference."""
+        return self._end(ref)
 
     def evaluate(self, flow: Flow) -> Verdict:
         src, dst = self.endpoints(flow)
@@ -252,17 +273,26 @@ class PolicyIndex:
 
     def matrix(
         self, port: int, protocol: L4Protocol = L4Protocol.TCP
-    ) -> dict[str, dict[str, bool]]:
-        """Every pod to every pod, the source as the outer key: the conformance tests' table."""
+    ) -> dict[str, dict[str, bool | None]]:
+        """Every pod to every pod, the source as the outer key: the conformance tests' table.
+        None marks an Unknown verdict (a construct the evaluator does not model decides)."""
         refs = [pod.ref for pod in self.pods]
         return {
             str(src): {
-                str(dst): self.evaluate(Flow(src, dst, port, protocol)).allowed for dst in refs
+                str(dst): _outcome(self.evaluate(Flow(src, dst, port, protocol))) for dst in refs
             }
             for src in refs
         }
 
     def _end(self, endpoint: PodRef | IPAddress) -> Endpoint:
+        if not isinstance(endpoint, PodRef):
+            return self._new_end(endpoint)
+        known = self._endpoints.get(endpoint)
+        if known is None:
+            known = self._endpoints[endpoint] = self._new_end(endpoint)
+        return known
+
+    def _new_end(self, endpoint: PodRef | IPAddress) -> Endpoint:
         if isinstance(endpoint, PodRef):
             pod: Pod | None = self.pod(endpoint)
             ip = pod.ips[0] if pod.ips else None
@@ -325,6 +355,23 @@ class PolicyIndex:
 
         `target` is the destination pod whose container ports name the flow's port.
         """
+        # `chain_verdict` asks first, then a CNI's tier holding the core one asks again.
+        asked = (direction, subject, peer, flow, target)
+        last = self._last_core
+        if last is not None and all(a is b for a, b in zip(asked, last[0], strict=True)):
+            return last[1]
+        verdict = self._direction_verdict(direction, subject, peer, flow, target)
+        self._last_core = (asked, verdict)
+        return verdict
+
+    def _direction_verdict(
+        self,
+        direction: Direction,
+        subject: Endpoint,
+        peer: Endpoint,
+        flow: Flow,
+        target: Pod | None,
+    ) -> DirectionVerdict:
         word = direction.field
         if subject.pod is None:
             return DirectionVerdict(
@@ -335,7 +382,7 @@ class PolicyIndex:
             return DirectionVerdict(
                 direction, True, f"{pod.ref} uses hostNetwork: policies never select it"
             )
-        policies = self.rules.selecting(pod, direction)
+        policies = self.selecting(pod, direction)
         names = tuple(policy.key for policy in policies)
         if not policies:
             reason = f"{pod.ref} is not isolated for {word}: no NetworkPolicy selects it for {word}"
@@ -344,12 +391,9 @@ class PolicyIndex:
         if direction is Direction.INGRESS and _from_own_node(peer, pod):
             reason = f"{isolated}, but {peer} is on the pod's own node, which is always let in"
             return DirectionVerdict(direction, True, reason, names)
-        for policy in policies:
-            for i, rule in enumerate(policy.rules(direction)):
-                if self._ports_miss(rule, flow, target) or self._peers_miss(rule, policy, peer):
-                    continue
-                ref = RuleRef(policy.key, direction, i)
-                return DirectionVerdict(direction, True, f"{isolated}; {ref} admits it", names, ref)
+        ref = self._admitting(policies, direction, peer, flow, target)
+        if ref is not None:
+            return DirectionVerdict(direction, True, f"{isolated}; {ref} admits it", names, ref)
         if not any(policy.rules(direction) for policy in policies):
             they = "it has" if len(names) == 1 else "they have"
             reason = f"{isolated} and no rule matches ({they} no {word} rules)"
@@ -357,6 +401,63 @@ class PolicyIndex:
         miss = self._nearest_miss(policies, direction, peer, flow, target)
         reason = f"{isolated} and no rule matches" + (f"; nearest miss: {miss}" if miss else "")
         return DirectionVerdict(direction, False, reason, names, nearest_miss=miss)
+
+    def outcome(
+        self,
+        direction: Direction,
+        subject: Endpoint,
+        peer: Endpoint,
+        flow: Flow,
+        target: Pod | None,
+    ) -> Action:
+        """The action `chain_verdict` decides (Allow, Deny or Unknown), without building its
+        explanation: what `diff` compares over a whole matrix."""
+        if self._alone:
+            return self._core_action(direction, subject, peer, flow, target) or Action.ALLOW
+        if self._terse_tiers is None:  # the same chain around a core tier that gives no reasons
+            self._terse_tiers = self.rules.chain(_TerseNetworkPolicyTier(self))
+        for tier in self._terse_tiers:
+            decision = tier.decide(direction, subject, peer, flow, target)
+            if decision is not None and decision.action is not Action.PASS:
+                return decision.action
+        return Action.ALLOW  # no tier decided: default allow
+
+    def _core_action(
+        self,
+        direction: Direction,
+        subject: Endpoint,
+        peer: Endpoint,
+        flow: Flow,
+        target: Pod | None,
+    ) -> Action | None:
+        """The core tier's action as `direction_verdict` decides it; None: not isolated."""
+        pod = subject.pod
+        if pod is None or pod.host_network:
+            return None
+        policies = self.selecting(pod, direction)
+        if not policies:
+            return None
+        if direction is Direction.INGRESS and _from_own_node(peer, pod):
+            return Action.ALLOW
+        admitted = self._admitting(policies, direction, peer, flow, target)
+        return Action.DENY if admitted is None else Action.ALLOW
+
+    def _admitting(
+        self,
+        policies: list[Policy],
+        direction: Direction,
+        peer: Endpoint,
+        flow: Flow,
+        target: Pod | None,
+    ) -> RuleRef | None:
+        """The first rule of the isolating policies that matches both the peer and the port."""
+        for policy in policies:
+            for i, rule in enumerate(policy.rules(direction)):
+                if not (
+                    self._ports_miss(rule, flow, target) or self._peers_miss(rule, policy, peer)
+                ):
+                    return RuleRef(policy.key, direction, i)
+        return None
 
     # --- matching: each returns what missed, empty when it matches ---
 
@@ -506,6 +607,26 @@ class NetworkPolicyTier:
             f"{verdict.reason}: default deny of the isolation",
             RuleName(self.KIND, verdict.policies[0]),
         )
+
+
+class _TerseNetworkPolicyTier(NetworkPolicyTier):
+    """The core tier deciding with its action alone (no reason, no rule): `outcome` reads only
+    the action, and a denial's explanation (the nearest miss) costs more than the verdict."""
+
+    def decide(
+        self,
+        direction: Direction,
+        subject: Endpoint,
+        peer: Endpoint,
+        flow: Flow,
+        target: Pod | None,
+    ) -> Decision | None:
+        action = self._index._core_action(direction, subject, peer, flow, target)
+        return None if action is None else Decision(action, "")
+
+
+def _outcome(verdict: Verdict) -> bool | None:
+    return None if verdict.unknown else verdict.allowed
 
 
 def _port_matches(spec: PortSpec, flow: Flow, target: Pod | None) -> bool:

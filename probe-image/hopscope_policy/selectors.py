@@ -6,9 +6,13 @@ The requirements of one selector are ANDed; an empty selector matches everything
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 
 class Operator(StrEnum):
@@ -72,3 +76,30 @@ class Selector:
 
 def show_labels(labels: Mapping[str, str]) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(labels.items())) or "no labels"
+
+
+class Buckets(Generic[T]):
+    """Items filed under one key their selector requires (a label pair the subject must carry),
+    or under none (kept for every lookup): the candidates for a subject are then the few items
+    filed under its keys, in the order they were added (an order a tier's verdict can rest on).
+    Filing only prunes: the caller still matches each candidate's selector."""
+
+    def __init__(self) -> None:
+        self._everywhere: list[tuple[int, T]] = []
+        self._by_key: dict[Hashable, list[tuple[int, T]]] = defaultdict(list)
+        self._added = 0
+
+    def add(self, item: T, key: Hashable | None) -> None:
+        entry = (self._added, item)
+        self._added += 1
+        if key is None:
+            self._everywhere.append(entry)
+        else:
+            self._by_key[key].append(entry)
+
+    def candidates(self, keys: Iterable[Hashable]) -> list[T]:
+        found = list(self._everywhere)
+        for key in keys:
+            found += self._by_key.get(key, ())
+        found.sort(key=lambda entry: entry[0])
+        return [item for _, item in found]

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from hopscope_policy.model import Direction, Flow, IPAddress, Pod
 
@@ -90,4 +90,16 @@ class Tier(Protocol):
         `target` is the destination pod whose container ports give named ports their number.
         None: nothing in this tier selects the subject in this direction.
         """
+        ...
+
+
+@runtime_checkable
+class Selective(Protocol):
+    """A tier that can say what its decision for a subject rests on besides the peer and the
+    flow: `hopscope policy diff` evaluates only the flows where that differs between the two
+    sets of manifests. A tier without it is compared on every pair (correct, slower)."""
+
+    def selection(self, direction: Direction, subject: Endpoint) -> tuple[object, ...]:
+        """The content (comparable between two loads, never identities) of what in this tier
+        selects the subject in this direction, in the order it is evaluated; () for nothing."""
         ...

@@ -240,3 +240,24 @@ def test_baseline_admin_network_policy_is_the_singleton_default() -> None:
             }
         )
     assert caught.value.field == "metadata.name"
+
+
+def test_priority_orders_policies_whatever_selects_their_subjects() -> None:
+    """Subjects selected by namespace labels, by pod labels or by everything are looked up in
+    separate label buckets; the tier still takes them by priority alone."""
+
+    def cnp(name: str, priority: int, subject: dict[str, Any], action: str) -> dict[str, Any]:
+        rule = {"action": action, "from": [{"namespaces": {}}]}
+        spec = {"tier": "Admin", "priority": priority, "subject": subject, "ingress": [rule]}
+        return {**CNP_BASE, "metadata": {"name": name}, "spec": spec}
+
+    by_namespace = {"namespaces": {"matchLabels": {HOUSE: "gryffindor"}}}
+    by_pod = {
+        "pods": {"namespaceSelector": {}, "podSelector": {"matchLabels": {HOUSE: "gryffindor"}}}
+    }
+    everything = {"namespaces": {}}
+    into_gryffindor = flow("r/luna-lovegood-0", "g/harry-potter-0", "TCP/80")
+    for first, second in ((by_pod, by_namespace), (by_namespace, by_pod), (everything, by_pod)):
+        index = build([cnp("a-accept", 2, second, "Accept"), cnp("z-deny", 1, first, "Deny")])
+        verdict = index.evaluate(into_gryffindor)
+        assert str(verdict.decided_by) == "ClusterNetworkPolicy z-deny ingress[0]", verdict

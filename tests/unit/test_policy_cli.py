@@ -209,13 +209,49 @@ def test_matrix_table(manifests: Path, capsys: pytest.CaptureFixture[str]) -> No
     code, out, _ = run(capsys, "--manifests", str(manifests), "--matrix", "--port", "8080")
     assert code == 0
     assert out.splitlines() == [
-        "Reachability on TCP/8080 (rows: from, columns: to; . allowed, X denied)",
+        "Reachability on TCP/8080 (rows: from, columns: to; "
+        ". allowed, X denied, ? unknown (a construct not modelled))",
         "-      x/a    x/b    y/web",
         "x/a    .      .      .",
         "x/b    .      .      X",
         "y/web  .      .      .",
         "3 pods: 8 of 9 pairs allowed",
     ]
+
+
+L7_POLICY = """
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web-l7, namespace: y}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+  - fromEndpoints: [{matchLabels: {k8s:io.kubernetes.pod.namespace: x}}]
+    toPorts: [{ports: [{port: "8080"}], rules: {http: [{method: GET}]}}]
+"""
+
+
+def test_matrix_marks_an_unknown_verdict(
+    manifests: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An L7 rule decides x/b -> y/web: neither allowed nor denied, so `?`, never `.` or `X`
+    (x/a is let in by a NetworkPolicy, which Cilium unions with its own allows)."""
+    (manifests / "policies" / "cilium.yaml").write_text(textwrap.dedent(L7_POLICY))
+    code, out, _ = run(capsys, "--manifests", str(manifests), "--matrix", "--port", "8080")
+    assert code == 0
+    assert out.splitlines() == [
+        "Reachability on TCP/8080 (rows: from, columns: to; "
+        ". allowed, X denied, ? unknown (a construct not modelled))",
+        "-      x/a    x/b    y/web",
+        "x/a    .      .      .",
+        "x/b    .      .      ?",
+        "y/web  .      .      .",
+        "3 pods: 8 of 9 pairs allowed, 1 unknown",
+    ]
+    code, out, _ = run(
+        capsys, "--manifests", str(manifests), "--matrix", "--port", "8080", "--json"
+    )
+    assert json.loads(out)["matrix"]["x/b"] == {"x/a": True, "x/b": True, "y/web": None}
 
 
 def test_matrix_json(manifests: Path, capsys: pytest.CaptureFixture[str]) -> None:

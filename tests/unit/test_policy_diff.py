@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from hopscope_policy import diffcli
+from hopscope_policy import diffcli, families
 from hopscope_policy.diff import compare_matrix, outcome
-from hopscope_policy.evaluate import Flow, PolicyIndex, PolicyRules
+from hopscope_policy.evaluate import Flow, PolicyIndex
 from hopscope_policy.model import L4Protocol, parse_namespace, parse_pod, parse_policy
 from hopscope_probe import cli as probe_cli
 
@@ -234,7 +234,9 @@ def test_the_hopscope_command_hands_diff_over(capsys: pytest.CaptureFixture[str]
     assert capsys.readouterr().out == "no verdict change: shop/api -> shop/db TCP/5432\n"
 
 
-def _cluster(namespaces: int, pods: int, policies: list[dict[str, Any]]) -> PolicyIndex:
+def _cluster(
+    namespaces: int, pods: int, policies: list[dict[str, Any]], others: list[dict[str, Any]] = ()
+) -> PolicyIndex:
     ns = [
         {"metadata": {"name": f"ns-{i}", "labels": {"team": f"t{i % 3}"}}}
         for i in range(namespaces)
@@ -250,7 +252,10 @@ def _cluster(namespaces: int, pods: int, policies: list[dict[str, Any]]) -> Poli
         for i in range(namespaces)
         for j in range(pods)
     ]
-    rules = PolicyRules([parse_namespace(n) for n in ns], [parse_policy(p) for p in policies])
+    parsed = [families.parser(o["apiVersion"], o["kind"])(o) for o in others]  # type: ignore[misc]
+    rules = families.rules(
+        [parse_namespace(n) for n in ns], [parse_policy(p) for p in policies], parsed
+    )
     return PolicyIndex([parse_pod(p) for p in made], rules)
 
 
@@ -299,4 +304,70 @@ def test_the_pruned_matrix_equals_comparing_every_pair(seed: int) -> None:
     ]
     assert [(c.flow.source, c.flow.destination) for c in found.changes] == expected
     assert expected  # the edits do change something: the comparison is not vacuous
+    assert found.evaluated < found.pairs
+
+
+def _family_object(rng: random.Random, n: int, namespaces: int) -> dict[str, Any]:
+    """A random ClusterNetworkPolicy (either tier) or Cilium policy over `_cluster`'s pods."""
+    app = {"matchLabels": {"app": f"a{rng.randrange(4)}"}}
+    team = {"matchLabels": {"team": f"t{rng.randrange(3)}"}}
+    port = rng.choice([80, 443])
+    if rng.random() < 0.5:
+        peer = rng.choice(
+            [{"namespaces": team}, {"pods": {"namespaceSelector": {}, "podSelector": app}}]
+        )
+        rule = {"action": rng.choice(["Accept", "Deny", "Pass"]), "from": [peer]}
+        if rng.random() < 0.5:
+            rule["protocols"] = [{"tcp": {"destinationPort": {"number": port}}}]
+        return {
+            "apiVersion": "policy.networking.k8s.io/v1alpha2",
+            "kind": "ClusterNetworkPolicy",
+            "metadata": {"name": f"cnp-{n}"},
+            "spec": {
+                "tier": rng.choice(["Admin", "Baseline"]),
+                "priority": rng.randrange(3),
+                "subject": rng.choice([{"namespaces": team},
+                                       {"pods": {"namespaceSelector": {}, "podSelector": app}}]),
+                "ingress": [rule],
+            },
+        }  # fmt: skip
+    peer = rng.choice([{"fromEndpoints": [app]}, {"fromEntities": ["cluster"]}, {}])
+    if rng.random() < 0.5:
+        peer["toPorts"] = [{"ports": [{"port": str(port), "protocol": "TCP"}]}]
+    key = rng.choice(["ingress", "ingressDeny"])
+    if key == "ingress" and rng.random() < 0.5:  # an L7 rule: Unknown where it decides
+        peer["toPorts"] = [{"ports": [{"port": "80"}], "rules": {"http": [{"method": "GET"}]}}]
+    return {
+        "apiVersion": "cilium.io/v2",
+        "kind": "CiliumNetworkPolicy",
+        "metadata": {"name": f"cil-{n}", "namespace": f"ns-{rng.randrange(namespaces)}"},
+        "spec": {"endpointSelector": rng.choice([{}, app]), key: [peer]},
+    }
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_pruned_matrix_equals_every_pair_with_every_family(seed: int) -> None:
+    """Cluster-wide and Cilium policies added, deleted and edited beside NetworkPolicies: the
+    flows found are those a full comparison finds, and unchanged pods' flows are skipped."""
+    rng = random.Random(seed)
+    policies = [_random_policy(rng, n, 4) for n in range(8)]
+    objects = [_family_object(rng, n, 4) for n in range(10)]
+    proposed = [o for o in objects if rng.random() < 0.8]  # some deleted
+    proposed += [_family_object(rng, n, 4) for n in range(10, 12)]  # some added
+    for i in rng.sample(range(len(proposed)), 2):  # some edited in place (same name)
+        edited = _family_object(rng, 0, 4)
+        if edited["kind"] == proposed[i]["kind"]:
+            proposed[i] = {**edited, "metadata": proposed[i]["metadata"]}
+    before = _cluster(4, 6, policies, objects)
+    after = _cluster(4, 6, policies, proposed)
+    found = compare_matrix(before, after, 80, L4Protocol.TCP)
+    refs = [pod.ref for pod in before.pods]
+    expected = [
+        (src, dst)
+        for src in refs
+        for dst in refs
+        if outcome(before.evaluate(Flow(src, dst, 80)))
+        != outcome(after.evaluate(Flow(src, dst, 80)))
+    ]
+    assert [(c.flow.source, c.flow.destination) for c in found.changes] == expected
     assert found.evaluated < found.pairs
