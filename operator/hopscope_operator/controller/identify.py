@@ -161,10 +161,27 @@ def behind_service(
     backend is named however the check names its Service."""
     if check.spec.destination.service or destination.endpoints:
         return destination
-    service = identify(check, source, destination, view).service
+    service = identify(check, source, destination, _ServicesOnly(view)).service
     if service is None:
         return destination
     return replace(destination, endpoints=service_backends(service, destination, check.spec, view))
+
+
+@dataclass(frozen=True)
+class _ServicesOnly:
+    """A view without pods: planning looks for a Service only, and identify finds a pod only
+    where no Service matched, so a cluster-wide pod listing would buy it nothing."""
+
+    view: NameView
+
+    def service(self, namespace: str, name: str) -> Manifest | None:
+        return self.view.service(namespace, name)
+
+    def all_services(self) -> list[Manifest]:
+        return self.view.all_services()
+
+    def all_pods(self) -> list[Manifest]:
+        return []
 
 
 def _named(name: ClusterName, view: NameView) -> dict[str, ObjectKey] | None:
