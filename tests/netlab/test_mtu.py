@@ -74,3 +74,17 @@ def test_a_healthy_path_passes_the_mtu_probe(lab: Lab):
     code, result = probe(lab, "--uri", url(lab, 4), "--count", "1", "--mtu")
     assert code == 0, result.issues
     assert result.issues == []
+
+
+def test_a_black_hole_under_https_is_named_not_a_tls_failure(lab: Lab):
+    """The server's TLS flight (its certificate) and the body are full-size: whichever stalls,
+    the MTU probe runs and the stall is not blamed on TLS or HTTP."""
+    lab.set_link_mtu("r2", "r3", 1280, drop_too_big=True)
+    lab.start_http_server("dst", 8443, tls="valid", body_bytes=BODY)
+    code, result = probe(
+        lab, "--uri", "https://dst.lab.test:8443/", "--count", "1", "--ca-file", lab.ca_file
+    )
+    assert code == 1
+    issue = the_issue(result, IssueType.MTU)
+    assert hop_of(result, issue.hop_id).address == lab["r2"].addr()
+    assert issues_of(result, IssueType.TLS) == issues_of(result, IssueType.HTTP_STATUS) == []

@@ -329,17 +329,19 @@ def test_arp_failure_at_the_last_hop(lab: Lab):
     assert hop_of(result, issue.hop_id).address == lab["r3"].addr()
 
 
+@pytest.mark.parametrize("v", [4, 6], ids=["arp", "ndp"])
 @pytest.mark.parametrize("kernel_icmp_limits", [False, True], ids=["unlimited", "kernel-limits"])
-def test_arp_failure_at_the_last_hop_with_default_flags(lab: Lab, kernel_icmp_limits: bool):
-    """r3 answers host unreachable only when its ARP gives up (~3 s), after the 2 s timeout:
-    the probe must still hear it, not call the silence a firewall. Under the kernel's ICMP
-    rate limits r3 answers only a few of the probes it held."""
+def test_arp_failure_at_the_last_hop_with_default_flags(lab: Lab, kernel_icmp_limits: bool, v: int):
+    """r3 answers host (v6: address) unreachable only when its ARP/NDP gives up (~3 s), after
+    the 2 s timeout: the probe must still hear it, not call the silence a firewall. Under the
+    kernel's ICMP rate limits r3 answers only a few of the probes it held."""
     if kernel_icmp_limits:
         lab.kernel_icmp_rate_limits(*lab.hosts)
-    code, result = probe(lab, "--to", f"{lab.absent_address()}:8080")
+    absent = lab.absent_address(v)
+    code, result = probe(lab, "--to", f"{absent if v == 4 else f'[{absent}]'}:8080")
     assert (code, result.connection_status) == (1, ConnectionStatus.UNREACHABLE)
     issue = the_issue(result, IssueType.NEIGHBOR_RESOLUTION)
-    assert hop_of(result, issue.hop_id).address == lab["r3"].addr()
+    assert hop_of(result, issue.hop_id).address == lab["r3"].addr(v)
     assert not issues_of(result, IssueType.FIREWALL)
 
 

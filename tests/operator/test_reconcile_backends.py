@@ -8,6 +8,8 @@ probing itself is on netlab (tests/netlab/test_service.py).
 
 from __future__ import annotations
 
+import pytest
+
 from hopscope_operator.cluster import CHECKS, ENDPOINT_SLICES, PODS
 from hopscope_operator.controller.metrics import MetricsOptions
 from hopscope_probe.backends import judge
@@ -126,3 +128,41 @@ def test_a_service_check_probes_each_ready_backend_and_names_the_broken_pod_and_
     [broken] = [line for line in reachable if 'endpoint_pod="db-2"' in line]
     assert 'endpoint_node="worker-2"' in broken and broken.endswith(" 0.0")
     assert len(metric_lines(reconciler, "hopscope_endpoint_latency_seconds")) == 2
+
+
+SERVICE_SPELLINGS = {
+    "cluster-ip": {"destination": {"ip": "10.96.0.20", "port": 5432}},
+    "full-name": {"destination": {"fqdn": "db.shop.svc.cluster.local", "port": 5432}},
+    "search-list": {"destination": {"fqdn": "db", "port": 5432}},
+    "uri": {"protocol": "HTTP", "destination": {"uri": "http://db.shop:5432/"}},
+}
+
+
+@pytest.mark.parametrize("spelling", SERVICE_SPELLINGS)
+def test_a_service_spelled_by_its_cluster_ip_or_a_name_is_looked_behind_too(
+    healthy: FakeApi, spelling: str
+) -> None:
+    """Issue 12 §3 and §5: however the check names db, its ready backends are probed."""
+    source_pod(healthy)
+    three_backends(healthy)
+    apply_check(healthy, **SERVICE_SPELLINGS[spelling])
+    make_reconciler(healthy, Clock()).tick()
+    [pod] = probe_pods(healthy)
+    [item] = batch_of(pod).checks
+    assert [(e.address, e.port, e.pod, e.node) for e in item.request.endpoints] == [
+        ("10.244.2.7", 5432, "db-0", "worker-2"),
+        ("10.244.2.9", 5432, "db-2", "worker-2"),
+        ("10.244.3.4", 5432, "db-1", "worker-1"),
+    ]
+
+
+def test_looking_for_a_service_behind_an_address_lists_no_pods(healthy: FakeApi) -> None:
+    """Planning looks for a Service only: a pod IP's check costs no cluster-wide pod listing
+    (the analysis, which names the pod, reads that when the run is collected)."""
+    source_pod(healthy)
+    apply_check(healthy, destination={"ip": "10.244.2.7", "port": 5432})
+    reads = len(healthy.calls)
+    make_reconciler(healthy, Clock()).tick()
+    [pod] = probe_pods(healthy)
+    assert batch_of(pod).checks[0].request.endpoints == []
+    assert ("list", "pods", None) not in healthy.calls[reads:]

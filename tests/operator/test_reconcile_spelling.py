@@ -100,6 +100,8 @@ SPELLINGS: dict[str, tuple[dict[str, Any], str]] = {
     "pod": (at(pod={"name": "db-0"}), DB_IP),
     "pod-ip": (at(ip=DB_IP), DB_IP),
     "pod-dns-name": (at(fqdn="10-244-2-7.shop.pod.cluster.local"), DB_IP),
+    "pod-dns-search-list": (at(fqdn="10-244-2-7.shop.pod"), DB_IP),
+    "uri-pod-ip": (uri(DB_IP), DB_IP),
     "headless-service": (at(service={"name": "db-peers"}), DB_IP),
     "headless-name": (at(fqdn="db-peers.shop.svc.cluster.local"), DB_IP),
     "headless-pod-name": (at(fqdn="db-0.db-peers.shop.svc"), DB_IP),

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from hopscope_operator.api import ConnectivityCheck
-from hopscope_operator.controller.resolve import NamespaceNotWatched
+from hopscope_operator.controller.resolve import ClusterView, NamespaceNotWatched, service_backends
 from hopscope_operator.names import CLUSTER_DOMAIN
 from hopscope_operator.resolved import ObjectKey, ResolvedDestination, ResolvedSource
 from hopscope_probe.target import is_ip
@@ -144,6 +144,44 @@ def judged(
     if not destination.addresses and probed:
         destination = replace(destination, addresses=list(probed))
     return identify(check, source, destination, view)
+
+
+class BackendView(NameView, ClusterView, Protocol):
+    """Identifying a destination, and reading its Service's EndpointSlices."""
+
+
+def behind_service(
+    check: ConnectivityCheck,
+    source: ResolvedSource,
+    destination: ResolvedDestination,
+    view: BackendView,
+) -> ResolvedDestination:
+    """A destination that spells a Service otherwise than `service:` (its ClusterIP, a DNS
+    name, a URI), with the ready backends a `service:` destination probes beside it: a broken
+    backend is named however the check names its Service."""
+    if check.spec.destination.service or destination.endpoints:
+        return destination
+    service = identify(check, source, destination, _ServicesOnly(view)).service
+    if service is None:
+        return destination
+    return replace(destination, endpoints=service_backends(service, destination, check.spec, view))
+
+
+@dataclass(frozen=True)
+class _ServicesOnly:
+    """A view without pods: planning looks for a Service only, and identify finds a pod only
+    where no Service matched, so a cluster-wide pod listing would buy it nothing."""
+
+    view: NameView
+
+    def service(self, namespace: str, name: str) -> Manifest | None:
+        return self.view.service(namespace, name)
+
+    def all_services(self) -> list[Manifest]:
+        return self.view.all_services()
+
+    def all_pods(self) -> list[Manifest]:
+        return []
 
 
 def _named(name: ClusterName, view: NameView) -> dict[str, ObjectKey] | None:

@@ -49,7 +49,7 @@ from hopscope_operator.controller.collect import (
     seconds_since_ended,
 )
 from hopscope_operator.controller.collect import pod_outcome as outcome_of
-from hopscope_operator.controller.identify import judged
+from hopscope_operator.controller.identify import behind_service, judged
 from hopscope_operator.controller.listing import CheckLister
 from hopscope_operator.controller.metrics import CheckLabels, Metrics
 from hopscope_operator.controller.plan import (
@@ -485,7 +485,7 @@ class Reconciler:
         try:
             self.settings.tenancy.permit(model)  # before anything is read for it
             source = resolve_source(model, self.view)
-            destination = resolve_destination(model, self.view)
+            destination = self._behind_service(model, source, resolve_destination(model, self.view))
             request = to_probe_request(model.spec, destination, ca_pem(model, self.view))
         except ResolveError as exc:
             if on_time:  # an early one is said when it is due
@@ -510,6 +510,16 @@ class Reconciler:
             uid=model.metadata.get("uid"),
         )
         return source.node_name, item, ResolvedRun(source, destination)
+
+    def _behind_service(
+        self, model: ConnectivityCheck, source: ResolvedSource, destination: ResolvedDestination
+    ) -> ResolvedDestination:
+        """With the backends of the Service the destination names however spelled; a refused
+        read leaves them out, never the run (the analysis says what it could not read)."""
+        try:
+            return behind_service(model, source, destination, self.view)
+        except (ApiError, ResolveError):
+            return destination
 
     def forget(self, namespace: str, name: str) -> None:
         """A check was deleted: its series go, and so do pods that ran only for it."""

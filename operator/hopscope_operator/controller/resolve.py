@@ -16,6 +16,7 @@ from hopscope_operator.api import ConnectivityCheck, ConnectivityCheckSpec, Obje
 from hopscope_operator.redact import without_userinfo
 from hopscope_operator.resolved import (
     L4,
+    ObjectKey,
     ResolvedDestination,
     ResolvedSource,
     SourceKind,
@@ -362,6 +363,31 @@ def backend_targets(
         )
     ordered = sorted(found, key=ipaddress.ip_address)[:MAX_ENDPOINTS]
     return [found[address] for address in ordered]
+
+
+def service_backends(
+    service: ObjectKey,
+    destination: ResolvedDestination,
+    spec: ConnectivityCheckSpec,
+    view: ClusterView,
+) -> list[EndpointTarget]:
+    """The backends a check of `service` spelled otherwise (its ClusterIP, a DNS name, a URI)
+    probes beside it, as a `service:` destination's; [] where nothing proxies (headless,
+    ExternalName) or the port is none of the Service's (the analysis names that)."""
+    ns, name = service
+    svc = (view.service(ns, name) or {}).get("spec", {})
+    allocated = svc.get("clusterIPs") or [ip for ip in [svc.get("clusterIP")] if ip]
+    if svc.get("type") == "ExternalName" or allocated in ([], ["None"]):
+        return []
+    try:
+        service_port = _service_port(svc, destination.port, spec.protocol, "")
+    except DestinationNotFound:
+        return []
+    slices = view.endpoint_slices(ns, name)
+    spelled = destination.host  # a ClusterIP of the other family, when the check names one
+    ip = spelled if spelled in allocated else by_preference(allocated, spec.preferred_ip_version)[0]
+    pod_port = _pod_port(slices, service_port) if service_port else None
+    return backend_targets(slices, _family(ip), pod_port)
 
 
 def _headless(
