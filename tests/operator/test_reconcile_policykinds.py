@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from hopscope_operator.cluster import NETWORK_POLICIES, ApiError, NotFound, Resource
+from hopscope_operator.cluster import NETWORK_POLICIES, NODES, ApiError, NotFound, Resource
 from hopscope_operator.controller.metrics import Metrics
 from hopscope_operator.controller.policykinds import REDISCOVER
 from hopscope_operator.controller.reconcile import Reconciler, Settings
@@ -254,6 +254,51 @@ def test_a_cluster_network_policy_admin_rule_is_named_with_its_tier(healthy, rec
         "ClusterNetworkPolicy isolate-tenants ingress[0] (Admin tier) denies ingress"
     )
     assert context(denial, "NetworkPolicy") == ["ClusterNetworkPolicy isolate-tenants"]
+
+
+def test_a_cluster_network_policy_denying_egress_to_labelled_nodes_is_named_for_a_node_check(
+    healthy, reconciler
+):
+    # The nodes the snapshot holds reach the evaluator: a `nodes` peer matches the node the
+    # check's destination names, by its labels, at its address.
+    install(healthy, *EVERY_KIND)
+    healthy.create(
+        NODES,
+        None,
+        {
+            "metadata": {"name": "db-host", "labels": {"role": "database"}},
+            "status": {"addresses": [{"type": "InternalIP", "address": "172.18.0.9"}]},
+        },
+    )
+    create(
+        healthy,
+        CNP,
+        "no-database-nodes",
+        {
+            "tier": "Admin",
+            "priority": 10,
+            "subject": {"pods": {"namespaceSelector": SHOP, "podSelector": WEB}},
+            "egress": [
+                {
+                    "name": "deny-db-hosts",
+                    "action": "Deny",
+                    "to": [{"nodes": {"matchLabels": {"role": "database"}}}],
+                }
+            ],
+        },
+    )
+    source_pod(healthy)
+    apply_check(healthy, destination={"node": {"name": "db-host"}, "port": 5432})
+    analysis = run_once(healthy, reconciler, dropped_at_the_destination())["status"]["analysis"]
+
+    assert analysis["result"] == "Blocked"
+    [denial] = analysis["issues"]
+    assert denial["origin"] == "Outbound"
+    assert denial["message"].startswith(
+        "ClusterNetworkPolicy no-database-nodes egress[0] (Admin tier) denies egress of traffic"
+        " from shop/web-0 to 172.18.0.9"
+    )
+    assert context(denial, "NetworkPolicy") == ["ClusterNetworkPolicy no-database-nodes"]
 
 
 def test_an_admin_network_policy_decides_before_a_namespace_policy_allows(healthy, reconciler):
