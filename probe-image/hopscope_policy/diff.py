@@ -180,7 +180,7 @@ def _selection(
 
 
 def _nodes(index: PolicyIndex) -> dict[str, tuple[object, ...]]:
-    return {name: (dict(node.labels), node.ips) for name, node in index.rules.nodes_by_name.items()}
+    return {name: (dict(node.labels), node.ips) for name, node in index.nodes.by_name.items()}
 
 
 def _policy_content(policy: Policy) -> tuple[Any, ...]:

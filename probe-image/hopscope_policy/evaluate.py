@@ -152,6 +152,20 @@ class _Selecting:
         return sorted(found, key=lambda policy: policy.name)
 
 
+class NodeIndex:
+    """Nodes by address and by name: the node at a flow's end (a node IP, a hostNetwork pod)."""
+
+    def __init__(self, nodes: Iterable[Node]) -> None:
+        self.by_ip: dict[IPAddress, Node] = {}
+        self.by_name: dict[str, Node] = {}
+        for node in nodes:
+            if node.name in self.by_name:
+                raise ValueError(f"node {node.name} is given twice")
+            self.by_name[node.name] = node
+            for ip in node.ips:
+                self.by_ip.setdefault(ip, node)
+
+
 class PolicyRules:
     """Namespaces and policies, indexed once. Indexes over different pods can share them: the
     operator's checks in one tick read the same policies, each with its own few pods."""
@@ -169,14 +183,7 @@ class PolicyRules:
         families' objects); None: core NetworkPolicies alone."""
         self._ns_labels = {ns.name: ns.labels for ns in namespaces}
         self._chain = chain
-        self.nodes_by_ip: dict[IPAddress, Node] = {}
-        self.nodes_by_name: dict[str, Node] = {}
-        for node in nodes:
-            if node.name in self.nodes_by_name:
-                raise ValueError(f"node {node.name} is given twice")
-            self.nodes_by_name[node.name] = node
-            for ip in node.ips:
-                self.nodes_by_ip.setdefault(ip, node)
+        self.nodes = NodeIndex(nodes)
         by_namespace: dict[str, list[Policy]] = defaultdict(list)
         keys: set[str] = set()
         for policy in policies:
@@ -204,8 +211,14 @@ class PolicyRules:
 class PolicyIndex:
     """Pods over indexed policies; `evaluate` is then cheap per flow."""
 
-    def __init__(self, pods: Iterable[Pod], rules: PolicyRules) -> None:
+    def __init__(
+        self, pods: Iterable[Pod], rules: PolicyRules, *, nodes: Iterable[Node] | None = None
+    ) -> None:
+        """`nodes`: the nodes this index's flows may touch, where they are its own as its pods
+        are (the operator's checks, each with its few nodes, share one tick's rules); None:
+        the rules' nodes."""
         self.rules = rules
+        self.nodes = rules.nodes if nodes is None else NodeIndex(nodes)
         self._pods: dict[PodRef, Pod] = {}
         self._by_ip: dict[IPAddress, Pod] = {}
         for pod in pods:
@@ -299,11 +312,11 @@ class PolicyIndex:
         else:
             ip = ip_address(endpoint)
             pod = self._by_ip.get(ip)
-        node = self.rules.nodes_by_ip.get(ip) if ip is not None else None
+        node = self.nodes.by_ip.get(ip) if ip is not None else None
         if pod is None:
             return Endpoint(ip, None, None, node)
         if pod.host_network and node is None and pod.node is not None:
-            node = self.rules.nodes_by_name.get(pod.node)
+            node = self.nodes.by_name.get(pod.node)
         return Endpoint(ip, pod, self.rules.labels_of(pod.ref.namespace), node)
 
     def chain_verdict(

@@ -9,7 +9,7 @@ authorization, in the real server's order (authenticate, then authorize, then lo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from hopscope_operator.install.rbac import allows
@@ -17,6 +17,8 @@ from hopscope_operator.names import NAME as OPERATOR_ACCOUNT_NAME
 from hopscope_operator.names import NAMESPACE as OPERATOR_NAMESPACE
 
 from .fake_status import Forbidden
+from .rbac import Authorizer as RbacAuthorizer
+from .rbac import Manifest
 
 # (verb, group, resource incl. subresource, namespace, name) -> allowed
 Authorizer = Callable[[str, str, str, str | None, str | None], bool]
@@ -38,8 +40,8 @@ def _nothing(*_: object) -> bool:
     return False
 
 
-def _chart_rbac(verb: str, _group: str, resource: str, ns: str | None, name: str | None) -> bool:
-    return allows(verb, resource, ns, name)
+def _chart_rbac(verb: str, group: str, resource: str, ns: str | None, name: str | None) -> bool:
+    return allows(verb, resource, ns, name, group=group)
 
 
 OPERATOR_ACCOUNT = (OPERATOR_NAMESPACE, OPERATOR_ACCOUNT_NAME)
@@ -57,10 +59,16 @@ def refusing(who: Identity) -> Identity:
     return replace(who, may=_nothing)
 
 
-def service_account(namespace: str, name: str) -> Identity:
-    """An account with no RBAC of its own (a workload's)."""
+def service_account(namespace: str, name: str, rbac: Sequence[Manifest] = ()) -> Identity:
+    """An account granted what the Roles, ClusterRoles and bindings in `rbac` grant it (none:
+    a workload's, with no RBAC of its own)."""
     groups = ("system:serviceaccounts", f"system:serviceaccounts:{namespace}")
-    return Identity(f"system:serviceaccount:{namespace}:{name}", groups, _nothing)
+    authorizer = RbacAuthorizer(list(rbac))
+
+    def may(verb: str, group: str, resource: str, ns: str | None, obj: str | None) -> bool:
+        return authorizer.allows((namespace, name), verb, resource, ns, obj, group=group)
+
+    return Identity(f"system:serviceaccount:{namespace}:{name}", groups, may)
 
 
 def authorize(

@@ -38,6 +38,15 @@ CLUSTER_SCOPED |= {cluster.CLUSTER_CHECKS.plural}
 CLUSTER_SCOPED |= {r.plural for r in ANYONE_MAY_CREATE}
 
 
+Kind = tuple[str, str]  # (group, plural)
+
+
+def stored_as(resource: Resource) -> Kind:
+    """What the server knows a kind by in its store, watches and RBAC: group and plural (a
+    plural alone is ambiguous: networkpolicies are networking.k8s.io's and projectcalico.org's)."""
+    return (resource.group, resource.plural)
+
+
 class PageNotFound(ApiError):
     """Not an API path at all: the real server answers text/plain."""
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from hopscope_operator.cluster import PODS, Object, Resource
 
+from .fake_routes import stored_as
 from .fake_status import invalid_options
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ def ours(
 ) -> Iterator[Event]:
     for event in fresh:
         obj = event.object or {}
-        here = event.resource.plural == resource.plural and (
+        here = stored_as(event.resource) == stored_as(resource) and (
             namespace is None or event.namespace == namespace
         )
         if here and match(obj):

@@ -2,6 +2,8 @@
 
 The store, with the rules a real kube-apiserver applies to it (held to recordings of one by
 test_kube_api_conformance.py; HttpApi serves it over REST):
+- a kind is its API group and plural (`fake_routes.stored_as`), in the store, its watches and
+  garbage collection: Calico's networkpolicies are not the core ones;
 - every write bumps a cluster-wide resourceVersion; a status write with a stale one is a 409;
 - create of a taken name is a 409 AlreadyExists, a missing object a 404, with the real Status
   details (fake_status); a create may name itself by generateName;
@@ -40,6 +42,7 @@ from hopscope_operator.cluster import (
     EVENTS,
     LEASES,
     PODS,
+    SERVICE_ACCOUNTS,
     Invalid,
     Listing,
     Object,
@@ -52,7 +55,7 @@ from . import fake_discovery as discovery
 from . import fake_events as events
 from .fake_builtin_validation import causes as builtin_causes
 from .fake_crd_causes import causes as crd_causes
-from .fake_routes import CRDS, RESOURCES
+from .fake_routes import CRDS, RESOURCES, Kind, stored_as
 from .fake_selectors_api import metadata_causes
 from .fake_status import (
     BadRequest,
@@ -101,11 +104,12 @@ def cluster_check_schema(server: type[ApiServer]) -> ApiServer:
 class FakeApi:
     def __init__(self, check_schema: ApiServer, *, validate: bool = True) -> None:
         self._validating = validate  # off only for benchmarks, which measure the operator
-        self._store: dict[str, dict[tuple[str | None, str], Object]] = {}  # by plural
-        # Garbage collection without a scan of the store: (plural, key) by owner uid, and when
+        # by kind, (group, plural): a plural alone names core and Calico NetworkPolicies alike
+        self._store: dict[Kind, dict[tuple[str | None, str], Object]] = {}
+        # Garbage collection without a scan of the store: (kind, key) by owner uid, and when
         # each stored object entered the store (the order a scan would meet them in).
-        self._dependents: dict[str, set[tuple[str, tuple[str | None, str]]]] = {}
-        self._entered: dict[tuple[str, tuple[str | None, str]], int] = {}
+        self._dependents: dict[str, set[tuple[Kind, tuple[str | None, str]]]] = {}
+        self._entered: dict[tuple[Kind, tuple[str | None, str]], int] = {}
         self._entries = itertools.count()
         self._version = 999  # the last resourceVersion written
         self._check_schema = check_schema
@@ -154,7 +158,7 @@ class FakeApi:
     ) -> list[Object]:
         self.calls.append(("list", resource.plural, namespace))
         self._served(resource)
-        objects = self._store.get(resource.plural, {})
+        objects = self._store.get(stored_as(resource), {})
         return [
             copy.deepcopy(obj)
             for (ns, _), obj in sorted(objects.items(), key=lambda item: str(item[0]))
@@ -218,7 +222,7 @@ class FakeApi:
         if not meta.get("name"):
             said = "Required value: name or generateName is required"
             raise invalid(resource, None, [cause("FieldValueRequired", said, "metadata.name")])
-        objects = self._store.setdefault(resource.plural, {})
+        objects = self._store.setdefault(stored_as(resource), {})
         key = (namespace, meta["name"])
         if key in objects:
             raise already_exists(resource, key[1])
@@ -239,14 +243,14 @@ class FakeApi:
         if dry:
             return copy.deepcopy(obj)
         obj["metadata"]["resourceVersion"] = self._bump()
-        self._keep(resource.plural, key, obj)
+        self._keep(stored_as(resource), key, obj)
         self._emit("ADDED", resource, obj)
         return copy.deepcopy(obj)
 
     def delete(self, resource: Resource, namespace: str | None, name: str) -> None:
         self.calls.append(("delete", resource.plural, namespace))
         obj = self.stored(resource, namespace, name)
-        self._remove(resource.plural, (namespace, name))
+        self._remove(stored_as(resource), (namespace, name))
         self._emit("DELETED", resource, obj)
         self._collect_garbage(obj["metadata"]["uid"])
 
@@ -304,7 +308,7 @@ class FakeApi:
         if dry:
             return copy.deepcopy(changed)
         changed["metadata"]["resourceVersion"] = self._bump()
-        self._keep(resource.plural, (namespace, name), changed)
+        self._keep(stored_as(resource), (namespace, name), changed)
         self._emit("MODIFIED", resource, changed)
         return copy.deepcopy(changed)
 
@@ -338,7 +342,7 @@ class FakeApi:
         """A token of the account, which the fake then knows (API calls, TokenReview)."""
         token = f"token/{namespace}/{account}/{','.join(audiences)}"
         token += f"/pod/{pod[0]}" if pod else ""
-        accounts = self._store.get("serviceaccounts", {})
+        accounts = self._store.get(stored_as(SERVICE_ACCOUNTS), {})
         uid = accounts.get((namespace, account), {}).get("metadata", {}).get("uid", "")
         self.issued[token] = Issued(namespace, account, uid, audiences, pod)
         return token
@@ -365,7 +369,7 @@ class FakeApi:
         self._validate(CHECKS, obj)
         obj["metadata"]["generation"] += 1
         obj["metadata"]["resourceVersion"] = self._bump()
-        self._keep(CHECKS.plural, (namespace, name), obj)
+        self._keep(stored_as(CHECKS), (namespace, name), obj)
         self._emit("MODIFIED", CHECKS, obj)
         return copy.deepcopy(obj)
 
@@ -413,15 +417,15 @@ class FakeApi:
         meta = obj["metadata"]
         meta.setdefault("uid", str(uuid.uuid4()))
         meta["resourceVersion"] = self._bump()
-        objects = self._store.setdefault(resource.plural, {})
+        objects = self._store.setdefault(stored_as(resource), {})
         key = (meta.get("namespace"), meta["name"])
         self._emit("MODIFIED" if key in objects else "ADDED", resource, obj)
-        self._keep(resource.plural, key, obj)
+        self._keep(stored_as(resource), key, obj)
 
     def stored(self, resource: Resource, namespace: str | None, name: str) -> Object:
         """The stored object itself (not a copy): tests edit it to play what the API allows."""
         try:
-            return self._store[resource.plural][(namespace, name)]
+            return self._store[stored_as(resource)][(namespace, name)]
         except KeyError:
             raise not_found(resource, name) from None
 
@@ -429,7 +433,7 @@ class FakeApi:
         self, resource: Resource, namespace: str | None, match: Callable[[Object], bool]
     ) -> list[Object]:
         """Copies of the objects in `namespace` (None: all) that `match`, in name order."""
-        objects = self._store.get(resource.plural, {})
+        objects = self._store.get(stored_as(resource), {})
         return [
             copy.deepcopy(obj)
             for (ns, _), obj in sorted(objects.items(), key=lambda item: str(item[0]))
@@ -491,10 +495,10 @@ class FakeApi:
             return copy.deepcopy(obj)
         meta["resourceVersion"] = self._bump()
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
-            self._remove(resource.plural, (namespace, name))
+            self._remove(stored_as(resource), (namespace, name))
             self._emit("DELETED", resource, obj)
         else:
-            self._keep(resource.plural, (namespace, name), obj)
+            self._keep(stored_as(resource), (namespace, name), obj)
             self._emit("MODIFIED", resource, obj)
         return copy.deepcopy(obj)
 
@@ -529,7 +533,7 @@ class FakeApi:
             if not dry:
                 if grace and not again and not finalizers:
                     meta["resourceVersion"] = self._bump()
-                    self._keep(resource.plural, (namespace, name), obj)
+                    self._keep(stored_as(resource), (namespace, name), obj)
                     self._emit("MODIFIED", resource, obj)
                 else:
                     self.delete(resource, namespace, name)
@@ -542,7 +546,7 @@ class FakeApi:
                 meta["generation"] = meta.get("generation", 1) + 1
             if not dry:
                 meta["resourceVersion"] = self._bump()
-                self._keep(resource.plural, (namespace, name), obj)
+                self._keep(stored_as(resource), (namespace, name), obj)
                 self._emit("MODIFIED", resource, obj)
             return copy.deepcopy(obj)
         if not dry:
@@ -566,7 +570,7 @@ class FakeApi:
         if resource.group in BUILT_IN_GROUPS:
             return
         plurals = set()
-        for crd in self._store.get(CRDS.plural, {}).values():
+        for crd in self._store.get(stored_as(CRDS), {}).values():
             spec = crd.get("spec") or {}
             versions = [v.get("name") for v in spec.get("versions") or [] if v.get("served")]
             if spec.get("group") == resource.group and resource.version in versions:
@@ -598,7 +602,9 @@ class FakeApi:
         """The ServiceAccount admission plugin: a pod's account must exist ("default" is
         made in every namespace by a controller), even for a dry run."""
         account = pod.get("spec", {}).get("serviceAccountName") or "default"
-        if account == "default" or (namespace, account) in self._store.get("serviceaccounts", {}):
+        if account == "default" or (namespace, account) in self._store.get(
+            stored_as(SERVICE_ACCOUNTS), {}
+        ):
             return
         name = pod["metadata"]["name"]
         raise Forbidden(
@@ -607,35 +613,37 @@ class FakeApi:
             object_details(PODS, name),
         )
 
-    def _keep(self, plural: str, key: tuple[str | None, str], obj: Object) -> None:
+    def _keep(self, kind: Kind, key: tuple[str | None, str], obj: Object) -> None:
         """Store an object, indexing it under each owner it names (garbage collection)."""
-        objects = self._store.setdefault(plural, {})
+        objects = self._store.setdefault(kind, {})
         if key not in objects:
-            self._entered[(plural, key)] = next(self._entries)
+            self._entered[(kind, key)] = next(self._entries)
         objects[key] = obj
         for ref in obj["metadata"].get("ownerReferences", []):
-            self._dependents.setdefault(ref["uid"], set()).add((plural, key))
+            self._dependents.setdefault(ref["uid"], set()).add((kind, key))
 
-    def _remove(self, plural: str, key: tuple[str | None, str]) -> None:
-        del self._store[plural][key]
-        del self._entered[(plural, key)]
+    def _remove(self, kind: Kind, key: tuple[str | None, str]) -> None:
+        del self._store[kind][key]
+        del self._entered[(kind, key)]
 
     def _collect_garbage(self, owner_uid: str) -> None:
         """Delete what names `owner_uid` among its ownerReferences, and what depends on that,
         in store order (kind by kind, each in the order stored). The index may name objects
         since deleted or rewritten without the reference: what is stored now decides."""
-        plurals = {plural: index for index, plural in enumerate(self._store)}
+        kinds = {kind: index for index, kind in enumerate(self._store)}
         named = self._dependents.pop(owner_uid, set())
         stored = sorted(
             (entry for entry in named if entry in self._entered),
-            key=lambda entry: (plurals[entry[0]], self._entered[entry]),
+            key=lambda entry: (kinds[entry[0]], self._entered[entry]),
         )
-        for plural, key in stored:
-            obj = self._store[plural].get(key)
+        for (group, plural), key in stored:
+            obj = self._store[(group, plural)].get(key)
             owners = obj["metadata"].get("ownerReferences", []) if obj else []
             if any(ref["uid"] == owner_uid for ref in owners):
-                self._remove(plural, key)
-                self._emit("DELETED", Resource("", "v1", plural, obj.get("kind", "")), obj)
+                self._remove((group, plural), key)
+                version = obj.get("apiVersion", "v1").rpartition("/")[2]
+                resource = Resource(group, version, plural, obj.get("kind", ""))
+                self._emit("DELETED", resource, obj)
                 self._collect_garbage(obj["metadata"]["uid"])
 
     def _emit(self, kind: str, resource: Resource, obj: Object) -> None:

@@ -2,8 +2,8 @@
 
 What the API server does: a ClusterRoleBinding grants its ClusterRole's rules in every namespace
 and for cluster-scoped kinds; a RoleBinding grants its Role's (or a ClusterRole's) rules in the
-binding's own namespace only. Rules match on verb and resource ("*" matches any), and a rule
-with resourceNames only on a request that names one of them.
+binding's own namespace only. Rules match on verb, API group and resource ("*" matches any), and
+a rule with resourceNames only on a request that names one of them.
 """
 
 from __future__ import annotations
@@ -29,13 +29,16 @@ class Authorizer:
         resource: str,
         namespace: str | None,
         name: str | None = None,
+        *,
+        group: str | None = None,
     ) -> bool:
         """`account` is (namespace, name); `namespace` None is a cluster-scoped request or one
-        across all namespaces; `name` the object's (None for a list or a create by body)."""
+        across all namespaces; `name` the object's (None for a list or a create by body);
+        `group` the resource's API group ("" core; None: any, for a caller naming a plural)."""
         return any(
             self._binds(binding, account)
             and self._in_scope(binding, namespace)
-            and any(_matches(rule, verb, resource, name) for rule in self._rules_of(binding))
+            and any(_matches(rule, verb, group, resource, name) for rule in self._rules_of(binding))
             for binding in self.bindings
         )
 
@@ -56,11 +59,12 @@ class Authorizer:
         return self.roles.get((ref["kind"], namespace, ref["name"]), [])
 
 
-def _matches(rule: Manifest, verb: str, resource: str, name: str | None) -> bool:
+def _matches(rule: Manifest, verb: str, group: str | None, resource: str, name: str | None) -> bool:
     verbs, resources = rule.get("verbs", []), rule.get("resources", [])
-    names = rule.get("resourceNames")
+    groups, names = rule.get("apiGroups", []), rule.get("resourceNames")
     return (
         (verb in verbs or "*" in verbs)
+        and (group is None or group in groups or "*" in groups)
         and (resource in resources or "*" in resources)
         and (not names or name in names)
     )

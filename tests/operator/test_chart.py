@@ -129,23 +129,28 @@ def test_the_rendered_rbac_grants_exactly_what_the_stories_are_checked_against(l
     authorizer = Authorizer(docs)
     watched = Config.from_env(env_of(docs)).settings.watched
     resources = {r for rule in rbac.RULES for r in rule.resources} | {"secrets", "configmaps"}
+    # Every group with every plural: networkpolicies are granted in two groups, each its own.
+    groups = sorted({rule.group for rule in rbac.RULES})
     verbs = {v for rule in rbac.RULES for v in rule.verbs} | {"update", "deletecollection"}
     namespaces = (None, install.NAMESPACE, "shop", "payments", "kube-system", "default")
     account = (install.NAMESPACE, install.NAME)
     names = (None, install.NAME, "default")  # the token rule names the operator's account
     disagree = [
-        (verb, resource, namespace, name)
+        (verb, group, resource, namespace, name)
         for verb in sorted(verbs)
+        for group in groups
         for resource in sorted(resources)
         for namespace in namespaces
         for name in names
-        if authorizer.allows(account, verb, resource, namespace, name)
-        != rbac.allows(verb, resource, namespace, name, watched=watched)
+        if authorizer.allows(account, verb, resource, namespace, name, group=group)
+        != rbac.allows(verb, resource, namespace, name, group=group, watched=watched)
     ]
     assert disagree == []
     assert rbac.allows("create", "serviceaccounts/token", install.NAMESPACE, install.NAME)
     assert not rbac.allows("create", "serviceaccounts/token", install.NAMESPACE, "default")
     assert not authorizer.allows(account, "get", "secrets", "shop")
+    assert rbac.allows("list", "networkpolicies", "shop", group="networking.k8s.io")
+    assert not rbac.allows("list", "networkpolicies", "shop", group="apps")
     probe_account = (install.NAMESPACE, SERVICE_ACCOUNT)
     assert not any(authorizer.allows(probe_account, "get", r, None) for r in resources)
 

@@ -22,13 +22,13 @@ from hopscope_operator.cluster import (
     Resource,
 )
 from hopscope_operator.kubectl import plugin as kubectl
-from hopscope_operator.kubectl import policykinds
 
 from .conftest import running_pod
 from .fake_routes import CRDS
 from .fake_status import Forbidden
 from .fakeapi import FakeApi
 from .test_reconcile import apply_check, source_pod
+from .test_reconcile_policykinds import ServiceUnavailable
 
 NS = "shop"
 WHEN = "2026-12-07T12:00:00Z"
@@ -508,22 +508,47 @@ def test_no_proposed_files_is_a_usage_error(cluster: FakeApi, capsys):
     assert "give -f FILE|DIR" in capsys.readouterr().err
 
 
-def test_every_registered_policy_kind_is_listed_at_a_version_its_parser_reads():
-    kinds = {(kind.group, kind.kind): kind for kind in policykinds.registered()}
-    assert kinds[("cilium.io", "CiliumClusterwideNetworkPolicy")].plural == (
-        "ciliumclusterwidenetworkpolicies"
-    )
-    assert [
-        r.api_version
-        for r in kinds[("policy.networking.k8s.io", "ClusterNetworkPolicy")].resources()
-    ] == [
-        "policy.networking.k8s.io/v1alpha2",
-        "policy.networking.k8s.io/v1beta1",
-    ]
-    assert [r.api_version for r in kinds[("projectcalico.org", "Tier")].resources()] == [
-        "projectcalico.org/v3"
-    ]
-    assert len(kinds) == 9  # NetworkPolicy, 3 of the Network Policy API, 2 of Cilium, 3 of Calico
+def test_the_served_kinds_are_found_by_the_operators_discovery_and_no_other_is_listed(
+    cluster: FakeApi, tmp_path: Path, capsys
+):
+    install_cilium_crd(cluster)
+    proposed = write(tmp_path, "db.yaml", db_ingress_from("web"))
+    since, looked = len(cluster.calls), len(cluster.discovered)
+
+    assert run(cluster, "-f", proposed) == 0, capsys.readouterr().err
+
+    assert cluster.discovered[looked:] == ["/apis", "/apis/cilium.io/v2"]
+    policy_lists = {call[1] for call in cluster.calls[since:] if call[1].endswith("policies")}
+    # Not a list of each registered kind to see which 404: only what discovery found.
+    assert policy_lists == {NETWORK_POLICIES.plural, CILIUM.plural}
+
+
+class Undiscoverable(Refusing):
+    """The API with discovery failing (an aggregated API server down answers 503)."""
+
+    def discovery(self, path: str) -> Object | None:
+        raise ServiceUnavailable("the server is currently unable to handle the request")
+
+
+def test_a_failed_discovery_reads_network_policies_only_and_says_the_answer_is_incomplete(
+    cluster: FakeApi, tmp_path: Path, capsys
+):
+    install_cilium_crd(cluster)
+    proposed = write(tmp_path, "db.yaml", db_ingress_from("api"))
+
+    code = run(Undiscoverable(cluster), "-f", proposed)
+
+    out, err = capsys.readouterr()
+    assert code == 1  # what the NetworkPolicies flip is still said
+    assert "shop/web-to-db" in out
+    assert (
+        "could not discover the policy kinds the cluster serves (the server is currently unable"
+        " to handle the request): only NetworkPolicies were read, the verdicts may be incomplete"
+    ) in err
+    # A change that flips nothing is no "nothing flips" (0): the answer is incomplete.
+    nothing = write(tmp_path, "ok.yaml", db_ingress_from("web"))
+    assert run(Undiscoverable(cluster), "-f", nothing) == 3
+    assert "could not discover" in capsys.readouterr().err
 
 
 def test_the_fake_serves_a_custom_resource_only_once_its_crd_is_installed(healthy: FakeApi):

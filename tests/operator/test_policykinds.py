@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from hopscope_operator.controller.policykinds import REDISCOVER, PolicyKinds, discover
+from hopscope_operator.controller.policykinds import REDISCOVER, PolicyKinds
 from hopscope_operator.install import rbac
+from hopscope_operator.policykinds import discover
 from hopscope_policy import families
 
 from .conftest import Clock

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from hopscope_operator.cluster import NETWORK_POLICIES, ApiError, NotFound, Resource
+from hopscope_operator.cluster import NETWORK_POLICIES, NODES, ApiError, NotFound, Resource
 from hopscope_operator.controller.metrics import Metrics
 from hopscope_operator.controller.policykinds import REDISCOVER
 from hopscope_operator.controller.reconcile import Reconciler, Settings
@@ -41,7 +41,8 @@ EVERY_KIND = (CNP, ANP, BANP, CILIUM, CILIUM_CLUSTER)
 CALICO = "projectcalico.org"
 CALICO_GNP = Resource(CALICO, "v3", "globalnetworkpolicies", "GlobalNetworkPolicy")
 CALICO_TIER = Resource(CALICO, "v3", "tiers", "Tier")
-NAMESPACED = {CILIUM}
+CALICO_NP = Resource(CALICO, "v3", "networkpolicies", "NetworkPolicy")
+NAMESPACED = {CILIUM, CALICO_NP}
 SHOP = {"matchLabels": {"kubernetes.io/metadata.name": "shop"}}
 DB = {"matchLabels": {"app": "db"}}
 WEB = {"matchLabels": {"app": "web"}}
@@ -101,9 +102,7 @@ def create(api: FakeApi, resource: Resource, name: str, spec: dict[str, Any]) ->
 
 def calico_tiers(api: FakeApi) -> None:
     """Calico's cluster-scoped kinds served (its v3 CRDs): a security tier before the default
-    one, whose GlobalNetworkPolicy denies web into db, while the default tier allows it.
-    (Calico's namespaced NetworkPolicy is left out: the fake stores objects by plural alone,
-    so it would list them as core NetworkPolicies.)"""
+    one, whose GlobalNetworkPolicy denies web into db, while the default tier allows it."""
     install(api, CALICO_GNP, CALICO_TIER)
     create(api, CALICO_TIER, "security", {"order": 100})
     deny = {"action": "Deny", "source": {"selector": "app == 'web'"}}
@@ -211,6 +210,39 @@ def test_a_calico_rule_is_named_with_its_tier_and_decides_before_the_default_tie
     assert context(denial, "NetworkPolicy") == ["GlobalNetworkPolicy security.deny-web"]
 
 
+def test_a_namespaced_calico_rule_is_named_beside_a_core_policy_of_the_same_name(
+    healthy, reconciler
+):
+    # A core NetworkPolicy admits web into db; Calico's of the same name, ordered before the
+    # core ones (order 1000 in the default tier), denies it.
+    install(healthy, CALICO_NP)
+    healthy.create(
+        NETWORK_POLICIES,
+        "shop",
+        {
+            "metadata": {"name": "db-ingress"},
+            "spec": {"podSelector": DB, "ingress": [{"from": [{"podSelector": WEB}]}]},
+        },
+    )
+    deny = {"action": "Deny", "source": {"selector": "app == 'web'"}}
+    create(
+        healthy,
+        CALICO_NP,
+        "db-ingress",
+        {"order": 10, "selector": "app == 'db'", "ingress": [deny, {"action": "Allow"}]},
+    )
+    analysis = analysed(healthy, reconciler)["analysis"]
+
+    assert analysis["result"] == "Blocked"
+    [denial] = analysis["issues"]
+    assert denial["message"].startswith(
+        "NetworkPolicy.projectcalico.org shop/db-ingress ingress[0]"
+    )
+    assert context(denial, "decidedBy") == [
+        "NetworkPolicy.projectcalico.org shop/db-ingress ingress[0]"
+    ]
+
+
 def test_a_cluster_network_policy_admin_rule_is_named_with_its_tier(healthy, reconciler):
     install(healthy, *EVERY_KIND)
     isolate_tenants(healthy)
@@ -222,6 +254,51 @@ def test_a_cluster_network_policy_admin_rule_is_named_with_its_tier(healthy, rec
         "ClusterNetworkPolicy isolate-tenants ingress[0] (Admin tier) denies ingress"
     )
     assert context(denial, "NetworkPolicy") == ["ClusterNetworkPolicy isolate-tenants"]
+
+
+def test_a_cluster_network_policy_denying_egress_to_labelled_nodes_is_named_for_a_node_check(
+    healthy, reconciler
+):
+    # The nodes the snapshot holds reach the evaluator: a `nodes` peer matches the node the
+    # check's destination names, by its labels, at its address.
+    install(healthy, *EVERY_KIND)
+    healthy.create(
+        NODES,
+        None,
+        {
+            "metadata": {"name": "db-host", "labels": {"role": "database"}},
+            "status": {"addresses": [{"type": "InternalIP", "address": "172.18.0.9"}]},
+        },
+    )
+    create(
+        healthy,
+        CNP,
+        "no-database-nodes",
+        {
+            "tier": "Admin",
+            "priority": 10,
+            "subject": {"pods": {"namespaceSelector": SHOP, "podSelector": WEB}},
+            "egress": [
+                {
+                    "name": "deny-db-hosts",
+                    "action": "Deny",
+                    "to": [{"nodes": {"matchLabels": {"role": "database"}}}],
+                }
+            ],
+        },
+    )
+    source_pod(healthy)
+    apply_check(healthy, destination={"node": {"name": "db-host"}, "port": 5432})
+    analysis = run_once(healthy, reconciler, dropped_at_the_destination())["status"]["analysis"]
+
+    assert analysis["result"] == "Blocked"
+    [denial] = analysis["issues"]
+    assert denial["origin"] == "Outbound"
+    assert denial["message"].startswith(
+        "ClusterNetworkPolicy no-database-nodes egress[0] (Admin tier) denies egress of traffic"
+        " from shop/web-0 to 172.18.0.9"
+    )
+    assert context(denial, "NetworkPolicy") == ["ClusterNetworkPolicy no-database-nodes"]
 
 
 def test_an_admin_network_policy_decides_before_a_namespace_policy_allows(healthy, reconciler):

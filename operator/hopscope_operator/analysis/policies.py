@@ -4,7 +4,9 @@ Contract: `rules(input) -> Findings`, pure. The check's flow (source pod or addr
 destination pod, each endpoint pod behind a Service, or the destination address) and, when the
 source asks the cluster DNS, its DNS flows to the kube-dns pods on UDP and TCP 53, are
 evaluated by `hopscope_policy`: core NetworkPolicies and the other families' kinds the cluster
-serves (ClusterNetworkPolicy, CiliumNetworkPolicy, …), in the order their tiers decide. Each
+serves (ClusterNetworkPolicy, CiliumNetworkPolicy, …), in the order their tiers decide, with
+the snapshot's nodes (the source's, the destination's, its pods'), which node peers, entities
+and host endpoints match. Each
 direction that denies is one `NetworkPolicy` finding: an egress denial Outbound at the source,
 an ingress denial Inbound at the destination, naming the deciding object with its kind and rule
 (`CiliumNetworkPolicy shop/deny-db ingressDeny[0]`, with its tier where it has one); the
@@ -39,6 +41,7 @@ from hopscope_operator.analysis.services import endpoint_pods, pod_port, service
 from hopscope_policy import (
     ICMP,
     DirectionVerdict,
+    FieldError,
     Flow,
     FlowProtocol,
     L4Protocol,
@@ -48,7 +51,8 @@ from hopscope_policy import (
     Verdict,
 )
 from hopscope_policy.evaluate import NetworkPolicyTier
-from hopscope_policy.tiers import RuleName
+from hopscope_policy.nodes import parse_node
+from hopscope_policy.tiers import Node, RuleName
 from hopscope_probe.models import ContextItem, IssueType, Origin, Severity
 from hopscope_probe.models import Protocol as WireProtocol
 from hopscope_probe.target import is_ip
@@ -73,7 +77,7 @@ def rules(inp: AnalysisInput) -> Findings:
             "Fix the object named; the policy verdict stays unknown until then.",
         )
         return Findings(found.issues, unknown=True)
-    index = PolicyIndex(snapshot_pods(inp), policy_rules)
+    index = PolicyIndex(snapshot_pods(inp), policy_rules, nodes=snapshot_nodes(inp))
     flows = check_flows(inp)
     if flows is None:
         return Findings(unknown=inp.source.kind != "node")
@@ -100,6 +104,18 @@ class FlowSet:
 def snapshot_pods(inp: AnalysisInput) -> list[Pod]:
     """The snapshot's pods as the evaluator reads them; a pod it cannot parse is left out."""
     return [pod for pod in map(parsed, inp.pods.values()) if pod is not None]
+
+
+def snapshot_nodes(inp: AnalysisInput) -> list[Node]:
+    """The snapshot's nodes (the source's, the destination's, its pods'), which node peers
+    and node selectors match; a node it cannot parse is left out, as a pod is."""
+    found = []
+    for node in inp.snapshot.nodes.values():
+        try:
+            found.append(parse_node(node))
+        except FieldError:
+            continue
+    return found
 
 
 def check_flows(inp: AnalysisInput) -> list[FlowSet] | None:

@@ -33,9 +33,10 @@ from hopscope_operator.cluster import (
     Object,
     Resource,
 )
-from hopscope_operator.controller.policykinds import PolicyKind, PolicyKinds
+from hopscope_operator.controller.policykinds import PolicyKinds
 from hopscope_operator.controller.resolve import ResolvedDestination, ResolvedSource
 from hopscope_operator.controller.view import SERVICE_NAME_LABEL
+from hopscope_operator.policykinds import PolicyKind
 
 NAMESPACES = Resource("", "v1", "namespaces", "Namespace")
 T = TypeVar("T")

@@ -163,14 +163,17 @@ def allows(
     namespace: str | None,
     name: str | None = None,
     *,
+    group: str | None = None,
     watched: Collection[str] = (),
 ) -> bool:
-    """Whether the chart's RBAC grants `verb` on `plural` (as the API would see it) in
-    `namespace` (None: across all namespaces, or a cluster-scoped kind) of the object `name`
-    (None: unnamed, as a list is), for an install that watches `watched`
-    (`reconcile.Settings.watched`; empty: cluster-wide)."""
+    """Whether the chart's RBAC grants `verb` on `plural` (as the API would see it) of API
+    `group` (None: any, for a caller that names only the plural) in `namespace` (None: across
+    all namespaces, or a cluster-scoped kind) of the object `name` (None: unnamed, as a list
+    is), for an install that watches `watched` (`reconcile.Settings.watched`; empty:
+    cluster-wide)."""
     return any(
         verb in rule.verbs
+        and (group is None or group == rule.group)
         and plural in rule.resources
         and (not rule.names or name in rule.names)
         and _granted_in(rule.scope, namespace, watched)

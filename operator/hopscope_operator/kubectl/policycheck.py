@@ -8,7 +8,8 @@ its source (the pod the last run started from, else the spec resolved) and desti
 spec resolved against the cluster's pods and Services, with the addresses the last run's probe
 reached for a name only it resolves), and its flows (the connection to each target, the
 cluster DNS lookups). Each flow is evaluated against the cluster's policies (core
-NetworkPolicies and every registered family's kinds the cluster serves: `policykinds`), then
+NetworkPolicies and every registered family's kinds the cluster serves, as the operator
+discovers them: `policykinds`), then
 against them with the proposed objects overlaid: the same kind, namespace and name replaces,
 a new one adds, an object of a `--delete` file is removed. Nothing is applied: the command
 makes no write request. The checks with a flow whose verdict flips are listed, with the rule
@@ -135,6 +136,11 @@ def read_cluster(api: ClusterApi) -> Cluster:
         " projectcalico.org/v3 API, which the cluster does not serve): the verdicts may be wrong"
         for kind, count in found.not_evaluated.items()
     ]
+    if found.undiscovered:
+        incomplete.append(
+            f"could not discover the policy kinds the cluster serves ({found.undiscovered}):"
+            " only NetworkPolicies were read, the verdicts may be incomplete"
+        )
     policies: dict[Key, object] = {}
     for obj in found.objects:
         parser = families.parser(obj["apiVersion"], obj["kind"]) or parse_policy

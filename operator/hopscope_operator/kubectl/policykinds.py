@@ -1,14 +1,12 @@
-"""Discovery-lite for `policy-check`: the policy kinds a cluster serves, read with one list each.
+"""The policies `policy-check` reads: core NetworkPolicies, and the registered families' kinds
+the cluster serves, found by the operator's discovery (`hopscope_operator.policykinds`), each
+listed across the cluster.
 
-Every kind of every family registered in `hopscope_policy.families`, plus core NetworkPolicy,
-is listed across the cluster. A 404 on a kind's list means its CRD is not installed: the kind
-is absent, silently (a cluster without Cilium has no CiliumNetworkPolicies to miss). Any other
-refusal (a 403 most often) is reported by kind: the verdict may then be incomplete. Calico's
-policies are read at projectcalico.org/v3; a cluster that serves them only in their storage form
+A kind's list refused (a 403 most often) is reported by kind: the verdict may then be
+incomplete; a 404 means its CRD went since discovery, and the kind is absent. A failed
+discovery leaves only the core NetworkPolicies read, and says so. Calico's policies are read at
+projectcalico.org/v3; a cluster that serves them only in their storage form
 (crd.projectcalico.org/v1, no Calico API server) has them counted: the verdict is incomplete.
-
-A kind with several API versions (ClusterNetworkPolicy v1alpha2, v1beta1) is listed at each
-version the parser reads, in order, until one is served.
 """
 
 from __future__ import annotations
@@ -17,88 +15,57 @@ from dataclasses import dataclass, field
 
 from hopscope_operator.cluster import NETWORK_POLICIES, ApiError, ClusterApi, NotFound, Object
 from hopscope_operator.cluster import Resource as ApiResource
-from hopscope_policy import calico, cilium, cluster, families
-
-# The API versions each family's parsers read, by group (families register group and kind).
-VERSIONS: dict[str, dict[str, tuple[str, ...]]] = {
-    cluster.GROUP: dict(cluster.VERSIONS),
-    "cilium.io": {kind: ("v2",) for _, kind in cilium.KINDS},
-    "projectcalico.org": {kind: ("v3",) for _, kind in calico.KINDS},
-}
-
-
-@dataclass(frozen=True)
-class PolicyKind:
-    group: str
-    kind: str
-    versions: tuple[str, ...]
-
-    @property
-    def plural(self) -> str:
-        # Every registered kind ends in "Policy": the API's plural is "...policies".
-        lower = self.kind.lower()
-        return lower[:-1] + "ies" if lower.endswith("y") else lower + "s"
-
-    def resources(self) -> list[ApiResource]:
-        return [ApiResource(self.group, v, self.plural, self.kind) for v in self.versions]
-
+from hopscope_operator.policykinds import discover, registered
+from hopscope_policy import calico
 
 # Calico's storage form, which no family reads: counted where projectcalico.org/v3 is not
 # served, so a verdict they may change is not given as complete.
-CALICO_GROUP = "crd.projectcalico.org"
-NOT_EVALUATED = [
-    PolicyKind(CALICO_GROUP, kind, ("v1",)) for kind in ("NetworkPolicy", "GlobalNetworkPolicy")
-]
+STORAGE_GROUP = "crd.projectcalico.org"
+NOT_EVALUATED = {STORAGE_GROUP: {"NetworkPolicy", "GlobalNetworkPolicy"}}
 
 
 @dataclass
 class PolicyObjects:
     """What the cluster holds: objects with apiVersion and kind set (a list's items lack
-    them), the kinds that could not be read, with why, and how many objects of kinds no
-    family evaluates it holds."""
+    them), the kinds that could not be read, with why, how many objects of kinds no family
+    evaluates it holds, and why discovery failed (empty: it did not)."""
 
     objects: list[Object] = field(default_factory=list)
-    unreadable: dict[str, str] = field(default_factory=dict)  # kind -> the API's refusal
+    unreadable: dict[str, str] = field(default_factory=dict)  # Kind.group -> the API's refusal
     not_evaluated: dict[str, int] = field(default_factory=dict)  # "group kind" -> objects
-
-
-def registered() -> list[PolicyKind]:
-    """Core NetworkPolicy first, then every registered family's kinds in registry order."""
-    found = [PolicyKind(NETWORK_POLICIES.group, NETWORK_POLICIES.kind, (NETWORK_POLICIES.version,))]
-    for family in families.FAMILIES:
-        for group, kind in family.kinds:
-            found.append(PolicyKind(group, kind, VERSIONS[group][kind]))
-    return found
+    undiscovered: str = ""
 
 
 def read(api: ClusterApi) -> PolicyObjects:
     found = PolicyObjects()
-    served: set[str] = set()  # groups with a kind listed
-    for kind in registered():
-        listed = _list(api, kind, found)
-        if listed is not None:
-            resource, items = listed
-            served.add(kind.group)
-            typed = {"apiVersion": resource.api_version, "kind": resource.kind}
-            found.objects += [{**item, **typed} for item in items]
-    for kind in NOT_EVALUATED if calico.GROUP not in served else ():
-        listed = _list(api, kind, found, f"{kind.group} {kind.kind}")
-        if listed is not None and listed[1]:
-            found.not_evaluated[f"{kind.group} {kind.kind}"] = len(listed[1])
+    _add(api, NETWORK_POLICIES, found)  # built in: served by every cluster, no discovery
+    try:
+        kinds = discover(api, {**registered(), **NOT_EVALUATED})
+    except ApiError as exc:
+        found.undiscovered = str(exc) or type(exc).__name__
+        return found
+    evaluated = [kind.resource for kind in kinds if kind.resource.group != STORAGE_GROUP]
+    for resource in evaluated:
+        _add(api, resource, found)
+    if any(resource.group == calico.GROUP for resource in evaluated):
+        return found  # the storage form lists the very policies read at v3
+    for kind in kinds:
+        if kind.resource.group == STORAGE_GROUP and (items := _list(api, kind.resource, found)):
+            found.not_evaluated[f"{STORAGE_GROUP} {kind.resource.kind}"] = len(items)
     return found
 
 
-def _list(
-    api: ClusterApi, kind: PolicyKind, found: PolicyObjects, shown: str | None = None
-) -> tuple[ApiResource, list[Object]] | None:
-    """The kind's objects at the first version served; None when none is (or it is refused,
-    noted in `found.unreadable`)."""
-    for resource in kind.resources():
-        try:
-            return resource, api.list(resource, None)
-        except NotFound:
-            continue  # not served at this version (or at all: the CRD is not installed)
-        except ApiError as exc:
-            found.unreadable[shown or kind.kind] = str(exc) or type(exc).__name__
-            return None
-    return None
+def _add(api: ClusterApi, resource: ApiResource, found: PolicyObjects) -> None:
+    typed = {"apiVersion": resource.api_version, "kind": resource.kind}
+    found.objects += [{**item, **typed} for item in _list(api, resource, found)]
+
+
+def _list(api: ClusterApi, resource: ApiResource, found: PolicyObjects) -> list[Object]:
+    """The kind's objects; none when it is not served (or refused, noted in `found`)."""
+    try:
+        return api.list(resource, None)
+    except NotFound:
+        return []  # its CRD was removed since discovery
+    except ApiError as exc:
+        found.unreadable[f"{resource.kind}.{resource.group}"] = str(exc) or type(exc).__name__
+        return []
