@@ -26,10 +26,10 @@ from hopscope_operator.cluster import (
     SERVICES,
     Object,
 )
+from hopscope_operator.controller.analysis_cache import NAMESPACES
 from hopscope_operator.controller.cache import ReadYourWrites
 from hopscope_operator.controller.leader import LeaseElector
 from hopscope_operator.controller.reconcile import Reconciler
-from hopscope_operator.controller.snapshot import NAMESPACES
 from hopscope_operator.install.crd import custom_resource_definition
 from hopscope_operator.install.rbac import allows
 from hopscope_operator.names import NAMESPACE

@@ -9,7 +9,7 @@ from urllib.parse import unquote
 
 from hopscope_operator import cluster
 from hopscope_operator.cluster import ApiError, Resource
-from hopscope_operator.controller.snapshot import NAMESPACES
+from hopscope_operator.controller.analysis_cache import NAMESPACES
 
 from .fake_status import NotFoundError
 

@@ -23,7 +23,7 @@ from hopscope_operator.cluster import (
     Object,
     Resource,
 )
-from hopscope_operator.controller.snapshot import NAMESPACES
+from hopscope_operator.controller.analysis_cache import NAMESPACES
 
 from .conftest import ApiServer
 from .fake_auth import ADMIN, OPERATOR, Identity

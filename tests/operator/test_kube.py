@@ -24,9 +24,9 @@ from hopscope_operator.cluster import (
     NotFound,
     Resource,
 )
+from hopscope_operator.controller.analysis_cache import NAMESPACES
 from hopscope_operator.controller.metrics import Metrics
 from hopscope_operator.controller.reconcile import Reconciler, Settings
-from hopscope_operator.controller.snapshot import NAMESPACES
 from hopscope_operator.kube import KubeApi
 from hopscope_operator.names import LABEL_APP, NAME_PREFIX
 

@@ -201,7 +201,7 @@ class Reconciler:
         self.writer = StatusWriter(api, metrics, clock)
         # Both renewed each tick: what checks share is read once per tick.
         self.view = ApiView(api, settings.watched)
-        self._snapshots = SnapshotReader(api, settings.watched)
+        self._snapshots = SnapshotReader(self.cache.analysis, settings.watched)
         self._lister = CheckLister(self.cache, self.writer)
         # By run id: the destination each run in flight was planned for, so collect judges
         # its result against that one. Lost on a restart: collect then resolves again.
@@ -226,9 +226,10 @@ class Reconciler:
         `CheckLister.list`), read through views renewed for this tick. What this process keeps of
         checks gone goes; after a restart each check's last result is exported again."""
         self.view = ApiView(self.api, self.settings.watched)
-        self._snapshots = SnapshotReader(self.api, self.settings.watched)
         checks, unlisted = self._lister.list()
         self.cache.probe_pods.sync()
+        unread = self.cache.analysis.sync()
+        self._snapshots = SnapshotReader(self.cache.analysis, self.settings.watched, unread)
         self._destinations = {
             run_id: destination
             for run_id, destination in self._destinations.items()
@@ -650,7 +651,7 @@ class Reconciler:
                 # A name the probe resolved: its addresses let policies' ipBlocks be judged.
                 destination = replace(destination, addresses=list(result.destination.addresses))
             try:
-                destination = identify(model, source, destination, self.view)
+                destination = identify(model, source, destination, self._snapshots)
             except ApiError as exc:  # a refused list: which object it names is unknown
                 return unknown_analysis(f"could not tell what the destination names: {exc}")
             snapshot = self._snapshots.snapshot(model, source, destination)

@@ -78,22 +78,6 @@ class ApiView:
     def endpoint_slices(self, namespace: str, service: str) -> list[Object]:
         return self._list(ENDPOINT_SLICES, namespace, {SERVICE_NAME_LABEL: service})
 
-    def everywhere(self, resource: Resource) -> list[Object]:
-        """Every object of a kind in the namespaces this install reads, listed once a tick."""
-
-        def read() -> list[Object]:
-            if not self.watched:
-                return self.api.list(resource, None)
-            return [item for ns in self.watched for item in self.api.list(resource, ns)]
-
-        return self._once((resource.plural, "*"), read)
-
-    def all_pods(self) -> list[Object]:
-        return self.everywhere(PODS)
-
-    def all_services(self) -> list[Object]:
-        return self.everywhere(SERVICES)
-
     def workload(self, kind: str, namespace: str, name: str) -> Object | None:
         return self._get(WORKLOADS[kind], namespace, name)
 

@@ -1,0 +1,78 @@
+"""What the analysis caches keep of each object: one declared function per kind.
+
+Like client-go's SetTransform: an informer stores each object cut to the fields the analysis
+(`analysis/`, `hopscope_policy`'s model and evaluators, `identify`) reads, so a cluster's
+pods cost their labels, addresses and states, not their containers' commands, env,
+volumes and managedFields. A field a reader starts to use must be kept here: the test
+(tests/operator/test_trim.py) runs the analysis on trimmed and untrimmed objects and wants
+the same verdicts.
+
+Every kind keeps metadata's name, namespace, uid, resourceVersion (the informer orders events
+by it), labels and deletionTimestamp; no annotation is read, so none is kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hopscope_operator.cluster import Object
+
+META = ("name", "namespace", "uid", "resourceVersion", "labels", "deletionTimestamp")
+POD_SPEC = ("nodeName", "hostNetwork", "dnsPolicy", "hostname", "subdomain")
+POD_STATUS = ("phase", "podIP", "podIPs", "hostIP", "hostIPs", "conditions")
+CONTAINER_STATUS = ("name", "ready", "restartCount", "state", "lastState")
+NODE_STATUS = ("addresses", "conditions")
+
+
+def _picked(obj: Any, keys: tuple[str, ...]) -> Object:
+    """`obj`'s `keys` that it has (nothing when it is not a mapping)."""
+    if not isinstance(obj, dict):
+        return {}
+    return {key: obj[key] for key in keys if key in obj}
+
+
+def _head(obj: Object) -> Object:
+    head = {key: obj[key] for key in ("apiVersion", "kind") if key in obj}
+    return {**head, "metadata": _picked(obj.get("metadata"), META)}
+
+
+def _with(obj: Object, *parts: str) -> Object:
+    """Metadata trimmed, these top-level parts whole."""
+    return {**_head(obj), **_picked(obj, parts)}
+
+
+def pod(obj: Object) -> Object:
+    """Labels, node, network mode, DNS policy, hostname; containers' names and ports (named
+    target ports, policies' named ports); addresses, phase, conditions, container states."""
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    containers = [_picked(c, ("name", "ports")) for c in spec.get("containers") or []]
+    statuses = [_picked(c, CONTAINER_STATUS) for c in status.get("containerStatuses") or []]
+    trimmed_spec = {**_picked(spec, POD_SPEC), "containers": containers}
+    trimmed_status = _picked(status, POD_STATUS)
+    if statuses:
+        trimmed_status["containerStatuses"] = statuses
+    return {**_head(obj), "spec": trimmed_spec, "status": trimmed_status}
+
+
+def service(obj: Object) -> Object:
+    return _with(obj, "spec")
+
+
+def endpoint_slice(obj: Object) -> Object:
+    return _with(obj, "addressType", "endpoints", "ports")
+
+
+def policy(obj: Object) -> Object:
+    """A policy's spec whole (the evaluators read all of it; so does the policy-kind parser,
+    which also wants apiVersion and kind)."""
+    return _with(obj, "spec", "specs")
+
+
+def namespace(obj: Object) -> Object:
+    return _head(obj)
+
+
+def node(obj: Object) -> Object:
+    """Addresses and conditions: not its images, capacity, nodeInfo or volumes."""
+    return {**_with(obj, "spec"), "status": _picked(obj.get("status"), NODE_STATUS)}
