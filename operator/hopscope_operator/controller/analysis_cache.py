@@ -31,10 +31,10 @@ from hopscope_operator.cluster import (
 from hopscope_operator.controller import trim
 from hopscope_operator.controller.identify import cluster_addresses, pod_addresses
 from hopscope_operator.controller.informer import Indexer, Informer
-from hopscope_operator.controller.view import SERVICE_NAME_LABEL
 from hopscope_operator.names import DNS_NAMESPACE
 
 NAMESPACES = Resource("", "v1", "namespaces", "Namespace")
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 # Index names.
 LABEL = "label"  # (namespace, key, value) of each label
 ADDRESS = "address"  # each address (normalized): a pod's IPs, a Service's ClusterIPs

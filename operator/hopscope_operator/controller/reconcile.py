@@ -200,8 +200,8 @@ class Reconciler:
         self.agents = agents or AgentRunner(AgentTokens(api))
         self.writer = StatusWriter(api, metrics, clock)
         # Both renewed each tick: what checks share is read once per tick.
-        self.view = ApiView(api, settings.watched)
         self._snapshots = SnapshotReader(self.cache.analysis, settings.watched)
+        self.view = ApiView(api, self._snapshots, settings.watched)
         self._lister = CheckLister(self.cache, self.writer)
         # By run id: the destination each run in flight was planned for, so collect judges
         # its result against that one. Lost on a restart: collect then resolves again.
@@ -225,11 +225,11 @@ class Reconciler:
         """The checks as listed now and the namespaces that could not be listed (see
         `CheckLister.list`), read through views renewed for this tick. What this process keeps of
         checks gone goes; after a restart each check's last result is exported again."""
-        self.view = ApiView(self.api, self.settings.watched)
         checks, unlisted = self._lister.list()
         self.cache.probe_pods.sync()
         unread = self.cache.analysis.sync()
         self._snapshots = SnapshotReader(self.cache.analysis, self.settings.watched, unread)
+        self.view = ApiView(self.api, self._snapshots, self.settings.watched)
         self._destinations = {
             run_id: destination
             for run_id, destination in self._destinations.items()

@@ -12,8 +12,8 @@ A namespaced install caches pods, Services, slices and policies of the namespace
 plus the cluster DNS namespace (for DNS); a bare address that is a pod of an unwatched
 namespace (kube-system's included) is judged as an address outside the cluster, as before.
 
-It is also the `identify.NameView` of the tick: which Service or pod a destination names is
-read from the same caches.
+It is also the tick's `identify.NameView` (which Service or pod a destination names) and the
+cached reads of its `view.ApiView` (Services, their slices and nodes resolved at planning).
 """
 
 from __future__ import annotations
@@ -95,6 +95,16 @@ class SnapshotReader:
     def pods_by_hostname(self, namespace: str, subdomain: str, hostname: str) -> list[Object]:
         return self._read(self.cache.pods, namespace).by(HOST, (namespace, subdomain, hostname))
 
+    # ---- view.CachedReads (resolution's) ---------------------------------------------------
+
+    def endpoint_slices(self, namespace: str, service: str) -> list[Object]:
+        if not self._readable(namespace):
+            raise NamespaceNotWatched(namespace, self.watched)
+        return self._slices(namespace, service)
+
+    def node(self, name: str) -> Object | None:
+        return self._read(self.cache.nodes).get(None, name)
+
     # ---- the snapshot ----------------------------------------------------------------------
 
     def snapshot(
@@ -166,7 +176,7 @@ class SnapshotReader:
             node_names.add(target.node.name)
         nodes = {}
         for name in sorted(n for n in node_names if n):
-            node = attempt(a.NODES, lambda name=name: self._node(name), None)
+            node = attempt(a.NODES, lambda name=name: self.node(name), None)
             if node is not None:
                 nodes[name] = node
         return a.Snapshot(
@@ -181,9 +191,6 @@ class SnapshotReader:
             unreadable=unreadable,
             rules=self._rules,
         )
-
-    def _node(self, name: str) -> Object | None:
-        return self._read(self.cache.nodes).get(None, name)
 
     def _policies(self) -> list[Object]:
         """Every cached policy of every kind read (`analysis_cache.POLICY_KINDS`)."""

@@ -1,22 +1,22 @@
 """resolve.ClusterView over the API: the reads resolution needs, absent objects as None.
 
 A view lives for one tick and remembers what it read: a thousand checks from fifty nodes read
-each node once. A namespaced install may read only the namespaces it watches: a read elsewhere
-raises NamespaceNotWatched (the check then says so) instead of asking the API for a 403."""
+each node once. Services, their EndpointSlices and nodes come from the tick's watch-fed caches
+(`cached`: the tick's `SnapshotReader`), so resolving them asks the API nothing; pods (whose
+resolution reads more than the caches keep of them), workloads and ConfigMaps are read from the
+API. A namespaced install may read only the namespaces it watches: a read elsewhere raises
+NamespaceNotWatched (the check then says so) instead of asking the API for a 403."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from hopscope_operator.cluster import (
     CONFIG_MAPS,
     DAEMON_SETS,
     DEPLOYMENTS,
-    ENDPOINT_SLICES,
-    NODES,
     PODS,
-    SERVICES,
     STATEFUL_SETS,
     ClusterApi,
     NotFound,
@@ -27,13 +27,23 @@ from hopscope_operator.controller.resolve import NamespaceNotWatched
 from hopscope_policy.model import parse_selector
 
 WORKLOADS = {r.kind: r for r in (DEPLOYMENTS, STATEFUL_SETS, DAEMON_SETS)}
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 T = TypeVar("T")
 
 
+class CachedReads(Protocol):
+    """What the tick's caches answer (raising ApiError for a kind they could not read)."""
+
+    def service(self, namespace: str, name: str) -> Object | None: ...
+
+    def endpoint_slices(self, namespace: str, service: str) -> list[Object]: ...
+
+    def node(self, name: str) -> Object | None: ...
+
+
 class ApiView:
-    def __init__(self, api: ClusterApi, watched: tuple[str, ...] = ()) -> None:
+    def __init__(self, api: ClusterApi, cached: CachedReads, watched: tuple[str, ...] = ()) -> None:
         self.api = api
+        self.cached = cached
         self.watched = watched  # () for all namespaces
         self._read: dict[Hashable, Any] = {}
 
@@ -70,13 +80,13 @@ class ApiView:
         return [p for p in listed if wanted.matches(p["metadata"].get("labels", {}))]
 
     def node(self, name: str) -> Object | None:
-        return self._get(NODES, None, name)
+        return self.cached.node(name)
 
     def service(self, namespace: str, name: str) -> Object | None:
-        return self._get(SERVICES, namespace, name)
+        return self.cached.service(namespace, name)  # it raises NamespaceNotWatched too
 
     def endpoint_slices(self, namespace: str, service: str) -> list[Object]:
-        return self._list(ENDPOINT_SLICES, namespace, {SERVICE_NAME_LABEL: service})
+        return self.cached.endpoint_slices(namespace, service)
 
     def workload(self, kind: str, namespace: str, name: str) -> Object | None:
         return self._get(WORKLOADS[kind], namespace, name)
