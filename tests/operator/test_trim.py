@@ -136,6 +136,13 @@ def test_the_trim_keeps_what_the_analysis_reads_and_drops_the_rest():
     }
     assert kept["status"]["containerStatuses"] == [{"name": "main", "restartCount": 4}]
     assert "qosClass" not in kept["status"] and kept["status"]["podIP"] == "10.244.2.7"
+    not_ready = stories.db(ready=False)
+    not_ready["status"]["conditions"] += [{"type": "PodScheduled", "status": "True"}]
+    said = {"reason": "ContainersNotReady", "message": "containers with unready status: [main]"}
+    not_ready["status"]["conditions"][0].update(said, lastTransitionTime="2026-01-01T00:00:00Z")
+    # The Ready condition alone, with why (why_not_ready says it), not when.
+    ready = {"type": "Ready", "status": "False", **said}
+    assert trim.pod(whole_pod(not_ready))["status"]["conditions"] == [ready]
     node = trim.node(whole_node(stories.node("worker-1", MemoryPressure="True")))
     assert set(node["status"]) == {"conditions"} and "annotations" not in node["metadata"]
     policy = trim.policy(whole(stories.policy("deny", podSelector={})))

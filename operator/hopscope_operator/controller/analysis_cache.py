@@ -79,8 +79,9 @@ SERVICE_KIND = Kind(SERVICES, trim.service, {ADDRESS: cluster_addresses})
 SLICE_KIND = Kind(ENDPOINT_SLICES, trim.endpoint_slice, {SERVICE: _owning_service})
 NAMESPACE_KIND = Kind(NAMESPACES, trim.namespace, namespaced=False)
 NODE_KIND = Kind(NODES, trim.node, namespaced=False)
-# Snapshot part -> the policy kind read for it.
-POLICY_KINDS: dict[str, Kind] = {"networkpolicies": Kind(NETWORK_POLICIES, trim.policy)}
+# The policy kinds the analysis reads, each into its own informers (`AnalysisCache.policies`,
+# by resource): a kind more is an entry here (a cluster-scoped one `namespaced=False`).
+POLICY_KINDS = (Kind(NETWORK_POLICIES, trim.policy),)
 
 
 class Spread:
@@ -90,9 +91,13 @@ class Spread:
         self.kind = kind
         scopes = namespaces if namespaces and kind.namespaced else (None,)
         self.informers = {
-            ns: Informer(api, kind.resource, ns, transform=kind.trim, indexes=kind.indexes)
+            ns: Informer(api, kind.resource, ns, transform=self._kept, indexes=kind.indexes)
             for ns in scopes
         }
+
+    def _kept(self, obj: Object) -> Object:
+        """What the cache holds of an object: trimmed, its strings shared."""
+        return trim.interned(self.kind.trim(obj))  # type: ignore[no-any-return]
 
     def sync(self) -> None:
         for informer in self.informers.values():
@@ -123,7 +128,7 @@ class AnalysisCache:
         self.pods = Spread(api, POD_KIND, read)
         self.services = Spread(api, SERVICE_KIND, read)
         self.slices = Spread(api, SLICE_KIND, read)
-        self.policies = {part: Spread(api, kind, read) for part, kind in POLICY_KINDS.items()}
+        self.policies = {kind.resource: Spread(api, kind, read) for kind in POLICY_KINDS}
         self.namespaces = Spread(api, NAMESPACE_KIND, read)
         self.nodes = Spread(api, NODE_KIND, read)
 

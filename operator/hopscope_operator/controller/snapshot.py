@@ -23,7 +23,7 @@ from typing import TypeVar
 
 from hopscope_operator import analysis as a
 from hopscope_operator.api import ConnectivityCheck
-from hopscope_operator.cluster import ApiError, Object, Resource
+from hopscope_operator.cluster import NETWORK_POLICIES, ApiError, Object, Resource
 from hopscope_operator.controller.analysis_cache import (
     ADDRESS,
     HOST,
@@ -160,7 +160,11 @@ class SnapshotReader:
         except _Unread as exc:
             unreadable[a.DNS] = str(exc)
 
-        policies = attempt(a.POLICIES, lambda: self._once("policies", self._policies), [])
+        policies = attempt(
+            a.POLICIES,
+            lambda: self._once("policies", lambda: self._policies(NETWORK_POLICIES)),
+            [],
+        )
         namespaces = attempt(
             a.NAMESPACES,
             lambda: self._once("namespaces", lambda: self._read(self.cache.namespaces).objects()),
@@ -192,10 +196,9 @@ class SnapshotReader:
             rules=self._rules,
         )
 
-    def _policies(self) -> list[Object]:
-        """Every cached policy of every kind read (`analysis_cache.POLICY_KINDS`)."""
-        spreads = self.cache.policies.values()
-        return [obj for spread in spreads for obj in self._read(spread).objects()]
+    def _policies(self, kind: Resource) -> list[Object]:
+        """The cached policies of one kind (`analysis_cache.POLICY_KINDS`)."""
+        return self._read(self.cache.policies[kind]).objects()
 
     def _slices(self, namespace: str, service: str) -> list[Object]:
         return self._read(self.cache.slices, namespace).by(SERVICE, (namespace, service))
