@@ -6,6 +6,7 @@ Unknown, not a crash and not Allowed, and is listed again on the next tick."""
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -13,8 +14,9 @@ import pytest
 from hopscope_operator.analysis import NODES as NODES_PART
 from hopscope_operator.analysis import POLICIES, analyse
 from hopscope_operator.api import AnalysisResult, ConnectivityCheck
-from hopscope_operator.cluster import NETWORK_POLICIES, NODES, PODS
-from hopscope_operator.controller.analysis_cache import AnalysisCache
+from hopscope_operator.cluster import NETWORK_POLICIES, NODES, PODS, Resource
+from hopscope_operator.controller import trim
+from hopscope_operator.controller.analysis_cache import AnalysisCache, Kind
 from hopscope_operator.controller.reconcile import Reconciler
 from hopscope_operator.controller.snapshot import SnapshotReader
 from hopscope_operator.resolved import ResolvedDestination, ResolvedSource
@@ -192,3 +194,18 @@ def test_the_pod_indexes_follow_the_watch(healthy):
 
 def names(pods: list[dict[str, Any]]) -> list[str]:
     return [p["metadata"]["name"] for p in pods]
+
+
+def test_another_policy_kind_joins_the_caches_listed_once_then_watched(healthy):
+    cache = AnalysisCache(healthy, ("shop",))
+    assert cache.sync() == {}
+    tiered = Kind(Resource("policy.example.dev", "v1", "tierpolicies", "TierPolicy"), trim.policy)
+    cluster_wide = replace(tiered, namespaced=False)  # one informer whatever is watched
+    spread = cache.policy(cluster_wide)
+    assert cache.policy(cluster_wide) is spread and list(spread.informers) == [None]
+    healthy.put(tiered.resource, {"metadata": {"name": "first"}, "spec": {"tier": 1}})
+    assert cache.sync() == {}
+    healthy.put(tiered.resource, {"metadata": {"name": "second"}, "spec": {"tier": 2}})
+    assert cache.sync() == {}
+    assert names(spread.objects()) == ["first", "second"]
+    assert [informer.lists for informer in spread.informers.values()] == [1]

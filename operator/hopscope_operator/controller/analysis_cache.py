@@ -9,7 +9,8 @@ their Service, Services by ClusterIP. They are synced at the start of each tick 
 never waits); a kind that cannot be listed or watched (RBAC, a timeout) is reported, not
 raised, and tried again on the next tick: the analysis says Unknown for what it leaves out.
 
-The policy kinds are a mapping (`POLICY_KINDS`): a kind more is one entry, read the same way.
+Policies are read per kind (`AnalysisCache.policy`): the core NetworkPolicies, and any other
+kind the cluster is found to serve, each into informers of its own, synced the same way.
 """
 
 from __future__ import annotations
@@ -79,9 +80,7 @@ SERVICE_KIND = Kind(SERVICES, trim.service, {ADDRESS: cluster_addresses})
 SLICE_KIND = Kind(ENDPOINT_SLICES, trim.endpoint_slice, {SERVICE: _owning_service})
 NAMESPACE_KIND = Kind(NAMESPACES, trim.namespace, namespaced=False)
 NODE_KIND = Kind(NODES, trim.node, namespaced=False)
-# The policy kinds the analysis reads, each into its own informers (`AnalysisCache.policies`,
-# by resource): a kind more is an entry here (a cluster-scoped one `namespaced=False`).
-POLICY_KINDS = (Kind(NETWORK_POLICIES, trim.policy),)
+NETWORK_POLICY_KIND = Kind(NETWORK_POLICIES, trim.policy)
 
 
 class Spread:
@@ -128,9 +127,19 @@ class AnalysisCache:
         self.pods = Spread(api, POD_KIND, read)
         self.services = Spread(api, SERVICE_KIND, read)
         self.slices = Spread(api, SLICE_KIND, read)
-        self.policies = {kind.resource: Spread(api, kind, read) for kind in POLICY_KINDS}
         self.namespaces = Spread(api, NAMESPACE_KIND, read)
         self.nodes = Spread(api, NODE_KIND, read)
+        self._api, self._read = api, read
+        self.policies: dict[Resource, Spread] = {}  # by resource: each policy kind read
+        self.policy(NETWORK_POLICY_KIND)
+
+    def policy(self, kind: Kind) -> Spread:
+        """The informers of one policy kind, made on first use: the core NetworkPolicies from
+        the start, another kind (a cluster-scoped one `namespaced=False`) once it is known to
+        be served. A new one is listed on the next `sync`."""
+        if kind.resource not in self.policies:
+            self.policies[kind.resource] = Spread(self._api, kind, self._read)
+        return self.policies[kind.resource]
 
     def spreads(self) -> list[Spread]:
         kinds = [self.pods, self.services, self.slices, self.namespaces, self.nodes]

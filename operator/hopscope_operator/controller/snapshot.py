@@ -197,7 +197,7 @@ class SnapshotReader:
         )
 
     def _policies(self, kind: Resource) -> list[Object]:
-        """The cached policies of one kind (`analysis_cache.POLICY_KINDS`)."""
+        """The cached policies of one kind (`AnalysisCache.policy`)."""
         return self._read(self.cache.policies[kind]).objects()
 
     def _slices(self, namespace: str, service: str) -> list[Object]:
