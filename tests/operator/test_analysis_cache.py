@@ -92,16 +92,15 @@ def test_a_steady_round_lists_nothing_for_service_pod_address_and_node_destinati
     steady = a_round(healthy, reconciler, clock)
     assert lists(steady) == []
     assert steady[("watch", "pods")] == 0  # the watches stay open
-    # What a round asks the API: the source pod and the destination pod (resolution reads
-    # more of a pod than the caches keep), the probe pod, its log, the statuses and Events;
-    # nothing the analysis reads.
+    # What a round asks the API: the probe pod, its log, the statuses and Events; nothing
+    # that resolution or the analysis reads.
     assert {resource for _, resource in steady} <= {
         "pods",
         "pods/log",
         "connectivitychecks/status",
         "events",
     }
-    assert steady[("get", "pods")] == 2
+    assert steady[("get", "pods")] == 0
     assert verdicts(healthy, DESTINATIONS) == {
         "to-service": "Blocked",
         "to-pod": "Blocked",

@@ -17,6 +17,7 @@ import pytest
 from hopscope_operator.analysis import ParsedRules, Snapshot, analyse
 from hopscope_operator.api import AnalysisResult
 from hopscope_operator.controller import trim
+from hopscope_operator.controller.sidecar import agent_container, agent_port
 from hopscope_operator.resolved import ResolvedSource
 
 from . import test_analysis as stories
@@ -169,3 +170,18 @@ def test_a_pods_host_ip_survives_where_it_decides_the_verdict():
     del without["status"]["hostIP"]
     assert verdict(without) == AnalysisResult.BLOCKED  # the story depends on hostIP
     assert verdict(trim.pod(whole_pod(db))) == verdict(db) == AnalysisResult.ALLOWED
+
+
+def test_a_pod_keeps_what_resolution_reads_of_it():
+    # A static pod's kubelet UID (its mirror annotation) and a native sidecar agent (an init
+    # container that restarts Always, with its port): resolve.py and sidecar.py read them.
+    pod = whole_pod(stories.web())
+    pod["metadata"]["annotations"]["kubernetes.io/config.mirror"] = "kubelet-uid"
+    agent = {"name": "hopscope-agent", "restartPolicy": "Always", "image": "probe:1"}
+    agent["ports"] = [{"name": "hopscope-agent", "containerPort": 8443}]
+    pod["spec"]["initContainers"] = [agent]
+    kept = trim.pod(pod)
+    assert kept["metadata"]["annotations"] == {"kubernetes.io/config.mirror": "kubelet-uid"}
+    assert kept["spec"]["initContainers"] == [{k: v for k, v in agent.items() if k != "image"}]
+    assert agent_container(kept) == kept["spec"]["initContainers"][0]
+    assert agent_port(kept) == 8443

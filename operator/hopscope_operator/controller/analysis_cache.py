@@ -40,6 +40,7 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 LABEL = "label"  # (namespace, key, value) of each label
 ADDRESS = "address"  # each address (normalized): a pod's IPs, a Service's ClusterIPs
 HOST = "host"  # a pod's (namespace, subdomain, hostname)
+NAMESPACE = "namespace"  # an object's namespace
 SERVICE = "service"  # an EndpointSlice's (namespace, Service name)
 
 
@@ -75,7 +76,11 @@ class Kind:
     namespaced: bool = True
 
 
-POD_KIND = Kind(PODS, trim.pod, {LABEL: _labels, ADDRESS: pod_addresses, HOST: _host})
+POD_KIND = Kind(
+    PODS,
+    trim.pod,
+    {LABEL: _labels, ADDRESS: pod_addresses, HOST: _host, NAMESPACE: lambda p: [_namespace(p)]},
+)
 SERVICE_KIND = Kind(SERVICES, trim.service, {ADDRESS: cluster_addresses})
 SLICE_KIND = Kind(ENDPOINT_SLICES, trim.endpoint_slice, {SERVICE: _owning_service})
 NAMESPACE_KIND = Kind(NAMESPACES, trim.namespace, namespaced=False)

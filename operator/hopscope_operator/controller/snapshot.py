@@ -13,13 +13,13 @@ plus the cluster DNS namespace (for DNS); a bare address that is a pod of an unw
 namespace (kube-system's included) is judged as an address outside the cluster, as before.
 
 It is also the tick's `identify.NameView` (which Service or pod a destination names) and the
-cached reads of its `view.ApiView` (Services, their slices and nodes resolved at planning).
+cached reads of its `view.ApiView` (the pods, Services, slices and nodes resolution reads).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from hopscope_operator import analysis as a
 from hopscope_operator.api import ConnectivityCheck
@@ -28,6 +28,7 @@ from hopscope_operator.controller.analysis_cache import (
     ADDRESS,
     HOST,
     LABEL,
+    NAMESPACE,
     SERVICE,
     AnalysisCache,
     Spread,
@@ -37,6 +38,7 @@ from hopscope_operator.controller.resolve import (
     ResolvedDestination,
     ResolvedSource,
 )
+from hopscope_policy.model import parse_selector
 
 T = TypeVar("T")
 
@@ -96,6 +98,21 @@ class SnapshotReader:
         return self._read(self.cache.pods, namespace).by(HOST, (namespace, subdomain, hostname))
 
     # ---- view.CachedReads (resolution's) ---------------------------------------------------
+
+    def pod(self, namespace: str, name: str) -> Object | None:
+        if not self._readable(namespace):
+            raise NamespaceNotWatched(namespace, self.watched)
+        return self._read(self.cache.pods, namespace).get(namespace, name)
+
+    def pods(self, namespace: str, selector: Mapping[str, Any]) -> list[Object]:
+        """The pods of `namespace` a label selector (matchLabels, matchExpressions) matches."""
+        if not self._readable(namespace):
+            raise NamespaceNotWatched(namespace, self.watched)
+        pods = self._read(self.cache.pods, namespace)
+        labels = sorted((selector.get("matchLabels") or {}).items())
+        found = pods.by(LABEL, (namespace, *labels[0])) if labels else pods.by(NAMESPACE, namespace)
+        wanted = parse_selector(selector, "selector")
+        return [p for p in found if wanted.matches(p["metadata"].get("labels") or {})]
 
     def endpoint_slices(self, namespace: str, service: str) -> list[Object]:
         if not self._readable(namespace):

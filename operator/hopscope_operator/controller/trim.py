@@ -7,8 +7,12 @@ volumes and managedFields. A field a reader starts to use must be kept here: the
 (tests/operator/test_trim.py) runs the analysis on trimmed and untrimmed objects and wants
 the same verdicts.
 
+Pods are also what resolution reads (`resolve`: a pod source or destination, a selector's Ready
+pods; `sidecar`: which pod runs the agent), so their trim keeps that too.
+
 Every kind keeps metadata's name, namespace, uid, resourceVersion (the informer orders events
-by it), labels and deletionTimestamp; no annotation is read, so none is kept.
+by it), labels and deletionTimestamp; of annotations only a static pod's mirror one (its
+kubelet UID, which resolution reads).
 """
 
 from __future__ import annotations
@@ -17,9 +21,12 @@ import sys
 from typing import Any
 
 from hopscope_operator.cluster import Object
+from hopscope_operator.controller.resolve import MIRROR_ANNOTATION
 
 META = ("name", "namespace", "uid", "resourceVersion", "labels", "deletionTimestamp")
 POD_SPEC = ("nodeName", "hostNetwork", "dnsPolicy", "hostname", "subdomain")
+CONTAINER = ("name", "ports")  # named ports; the agent sidecar's name and port
+INIT_CONTAINER = ("name", "restartPolicy", "ports")  # a native sidecar is one (Always)
 POD_STATUS = ("phase", "podIP", "podIPs", "hostIP", "hostIPs")
 CONTAINER_STATUS = ("name", "ready", "restartCount", "state", "lastState")
 CONDITION = ("type", "status", "reason", "message")  # not its probe and transition times
@@ -60,19 +67,28 @@ def _with(obj: Object, *parts: str) -> Object:
 
 def pod(obj: Object) -> Object:
     """Labels, node, network mode, DNS policy, hostname; containers' names and ports (named
-    target ports, policies' named ports); addresses, phase, Ready, container states."""
+    target ports, policies' named ports, the agent's); addresses, phase, Ready, container
+    states; a static pod's mirror annotation."""
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
-    containers = [_picked(c, ("name", "ports")) for c in spec.get("containers") or []]
+    containers = [_picked(c, CONTAINER) for c in spec.get("containers") or []]
     statuses = [_picked(c, CONTAINER_STATUS) for c in status.get("containerStatuses") or []]
     trimmed_spec = {**_picked(spec, POD_SPEC), "containers": containers}
+    if spec.get("initContainers"):
+        trimmed_spec["initContainers"] = [
+            _picked(c, INIT_CONTAINER) for c in spec["initContainers"]
+        ]
     trimmed_status = _picked(status, POD_STATUS)
     ready = [_picked(c, CONDITION) for c in status.get("conditions") or [] if _is_ready(c)]
     if ready:  # the one condition read (Ready: is_ready, why_not_ready)
         trimmed_status["conditions"] = ready
     if statuses:
         trimmed_status["containerStatuses"] = statuses
-    return {**_head(obj), "spec": trimmed_spec, "status": trimmed_status}
+    head = _head(obj)
+    mirror = _picked(obj["metadata"].get("annotations"), (MIRROR_ANNOTATION,))
+    if mirror:
+        head["metadata"]["annotations"] = mirror
+    return {**head, "spec": trimmed_spec, "status": trimmed_status}
 
 
 def _is_ready(condition: Any) -> bool:

@@ -1,11 +1,11 @@
 """resolve.ClusterView over the API: the reads resolution needs, absent objects as None.
 
 A view lives for one tick and remembers what it read: a thousand checks from fifty nodes read
-each node once. Services, their EndpointSlices and nodes come from the tick's watch-fed caches
-(`cached`: the tick's `SnapshotReader`), so resolving them asks the API nothing; pods (whose
-resolution reads more than the caches keep of them), workloads and ConfigMaps are read from the
-API. A namespaced install may read only the namespaces it watches: a read elsewhere raises
-NamespaceNotWatched (the check then says so) instead of asking the API for a 403."""
+each node once. Pods, Services, their EndpointSlices and nodes come from the tick's watch-fed
+caches (`cached`: the tick's `SnapshotReader`), so resolving them asks the API nothing;
+workloads and ConfigMaps are read from the API. A namespaced install may read only the
+namespaces it watches: a read elsewhere raises NamespaceNotWatched (the check then says so)
+instead of asking the API for a 403."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from hopscope_operator.cluster import (
     CONFIG_MAPS,
     DAEMON_SETS,
     DEPLOYMENTS,
-    PODS,
     STATEFUL_SETS,
     ClusterApi,
     NotFound,
@@ -24,14 +23,18 @@ from hopscope_operator.cluster import (
     Resource,
 )
 from hopscope_operator.controller.resolve import NamespaceNotWatched
-from hopscope_policy.model import parse_selector
 
 WORKLOADS = {r.kind: r for r in (DEPLOYMENTS, STATEFUL_SETS, DAEMON_SETS)}
 T = TypeVar("T")
 
 
 class CachedReads(Protocol):
-    """What the tick's caches answer (raising ApiError for a kind they could not read)."""
+    """What the tick's caches answer (raising ApiError for a kind they could not read, and
+    NamespaceNotWatched for a namespace this install does not read)."""
+
+    def pod(self, namespace: str, name: str) -> Object | None: ...
+
+    def pods(self, namespace: str, selector: Mapping[str, Any]) -> list[Object]: ...
 
     def service(self, namespace: str, name: str) -> Object | None: ...
 
@@ -66,18 +69,11 @@ class ApiView:
 
         return self._once((resource.plural, self._readable(namespace), name), read)
 
-    def _list(self, resource: Resource, namespace: str, labels: dict[str, str]) -> list[Object]:
-        key = (resource.plural, self._readable(namespace), tuple(sorted(labels.items())))
-        return self._once(key, lambda: self.api.list(resource, namespace, labels))
-
     def pod(self, namespace: str, name: str) -> Object | None:
-        return self._get(PODS, namespace, name)
+        return self.cached.pod(namespace, name)
 
     def pods(self, namespace: str, selector: Mapping[str, Any]) -> list[Object]:
-        # matchLabels narrows the list on the server; matchExpressions are applied here.
-        listed = self._list(PODS, namespace, dict(selector.get("matchLabels") or {}))
-        wanted = parse_selector(selector, "selector")
-        return [p for p in listed if wanted.matches(p["metadata"].get("labels", {}))]
+        return self.cached.pods(namespace, selector)
 
     def node(self, name: str) -> Object | None:
         return self.cached.node(name)
