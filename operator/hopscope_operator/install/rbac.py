@@ -60,8 +60,10 @@ RULES = (
         "read and watch cluster-scoped checks",
     ),
     Rule(GROUP, (f"{ClusterConnectivityCheck.plural}/status",), ("patch",), "write results"),
-    Rule("", ("pods",), ("get", "list", "watch"), "resolve pod sources and destinations"),
-    Rule("", ("services",), ("get", "list", "watch"), "Service destinations, by name or ClusterIP"),
+    # Pods, Services, EndpointSlices, NetworkPolicies, namespaces and nodes are read from
+    # watch-fed caches (controller/analysis_cache.py): listed once, then watched; never a get.
+    Rule("", ("pods",), ("list", "watch"), "resolve pod sources and destinations"),
+    Rule("", ("services",), ("list", "watch"), "Service destinations, by name or ClusterIP"),
     Rule("discovery.k8s.io", ("endpointslices",), ("list", "watch"), "a Service's ready endpoints"),
     Rule("apps", ("deployments", "statefulsets", "daemonsets"), ("get",), "workload sources"),
     Rule(
@@ -69,7 +71,7 @@ RULES = (
     ),
     Rule("", ("events",), ("create",), "Events for a first run, a new outcome, a transition"),
     Rule("", ("configmaps",), ("get",), "a check's CA bundle (spec.http.caBundle)"),
-    Rule("", ("nodes",), ("get", "list", "watch"), "node sources and destinations", Scope.CLUSTER),
+    Rule("", ("nodes",), ("list", "watch"), "node sources and destinations", Scope.CLUSTER),
     Rule("", ("namespaces",), ("list", "watch"), "policy selectors; kopf's scan", Scope.CLUSTER),
     Rule(
         "apiextensions.k8s.io",
@@ -99,7 +101,7 @@ RULES = (
         Scope.PROBES,
         names=(LEASE,),
     ),
-    # Read by the analysis caches (controller/analysis_cache.py): listed once, then watched.
+    # The analysis caches' reads in kube-system for a namespaced install: the same kinds.
     Rule("", ("services",), ("list", "watch"), "the cluster DNS Service", Scope.CLUSTER_DNS),
     Rule(
         "discovery.k8s.io",
