@@ -108,11 +108,7 @@ class SnapshotReader:
         """The pods of `namespace` a label selector (matchLabels, matchExpressions) matches."""
         if not self._readable(namespace):
             raise NamespaceNotWatched(namespace, self.watched)
-        pods = self._read(self.cache.pods, namespace)
-        labels = sorted((selector.get("matchLabels") or {}).items())
-        found = pods.by(LABEL, (namespace, *labels[0])) if labels else pods.by(NAMESPACE, namespace)
-        wanted = parse_selector(selector, "selector")
-        return [p for p in found if wanted.matches(p["metadata"].get("labels") or {})]
+        return self._matching(namespace, selector)
 
     def endpoint_slices(self, namespace: str, service: str) -> list[Object]:
         if not self._readable(namespace):
@@ -220,19 +216,21 @@ class SnapshotReader:
     def _slices(self, namespace: str, service: str) -> list[Object]:
         return self._read(self.cache.slices, namespace).by(SERVICE, (namespace, service))
 
+    def _matching(self, namespace: str, selector: Mapping[str, Any]) -> list[Object]:
+        """The cached pods of `namespace` that `selector` matches: the label index narrows
+        them to one of its matchLabels, then the whole selector is applied."""
+        pods = self._read(self.cache.pods, namespace)
+        labels = sorted((selector.get("matchLabels") or {}).items())
+        found = pods.by(LABEL, (namespace, *labels[0])) if labels else pods.by(NAMESPACE, namespace)
+        wanted = parse_selector(selector, "selector")
+        return [p for p in found if wanted.matches(p["metadata"].get("labels") or {})]
+
     def _selected(self, service: Object) -> list[Object]:
-        """The pods the Service's selector matches (a Service's selector is matchLabels)."""
+        """The pods the Service's selector (plain labels) matches; none for no selector."""
         selector = (service.get("spec") or {}).get("selector") or {}
         if not selector:
             return []
-        ns = service["metadata"]["namespace"]
-        first, *rest = sorted(selector.items())
-        candidates = self._read(self.cache.pods, ns).by(LABEL, (ns, *first))
-        return [
-            p
-            for p in candidates
-            if all((p["metadata"].get("labels") or {}).get(k) == v for k, v in rest)
-        ]
+        return self._matching(service["metadata"]["namespace"], {"matchLabels": selector})
 
     def _dns(self) -> tuple[Object | None, list[Object], list[Object]]:
         service = self._read(self.cache.services, a.DNS_NAMESPACE).get(
