@@ -36,6 +36,10 @@ TIMEOUT_SECONDS = 30
 # How long the server keeps a watch open before ending it (it is then opened again from the
 # last resourceVersion): client-go's 5 minutes. Reading waits that long plus some slack.
 WATCH_SECONDS = 300
+# Connections the client keeps for reuse. Each informer's watch holds one (a namespaced install
+# watches five kinds in each namespace), beside the requests: the client's default (5 per CPU)
+# would drop a connection each time a watch ends, warning, and open a new one.
+POOL_CONNECTIONS = 128
 
 
 def _load_configuration() -> client.Configuration:
@@ -49,6 +53,8 @@ def _load_configuration() -> client.Configuration:
 class KubeApi:
     def __init__(self, configuration: client.Configuration | None = None) -> None:
         self._config = configuration or _load_configuration()
+        pool = self._config.connection_pool_maxsize
+        self._config.connection_pool_maxsize = max(pool, POOL_CONNECTIONS)
         self._rest = client.ApiClient(self._config).rest_client
 
     def discovery(self, path: str) -> Object | None:

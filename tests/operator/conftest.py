@@ -20,6 +20,7 @@ from jsonschema import Draft202012Validator
 
 from hopscope_operator.cluster import (
     ENDPOINT_SLICES,
+    NAMESPACES,
     NODES,
     PODS,
     SERVICE_ACCOUNTS,
@@ -29,7 +30,6 @@ from hopscope_operator.cluster import (
 from hopscope_operator.controller.cache import ReadYourWrites
 from hopscope_operator.controller.leader import LeaseElector
 from hopscope_operator.controller.reconcile import Reconciler
-from hopscope_operator.controller.snapshot import NAMESPACES
 from hopscope_operator.install.crd import custom_resource_definition
 from hopscope_operator.install.rbac import allows
 from hopscope_operator.names import NAMESPACE

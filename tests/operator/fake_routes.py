@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from hopscope_operator import cluster
-from hopscope_operator.cluster import ApiError, Resource
-from hopscope_operator.controller.snapshot import NAMESPACES
+from hopscope_operator.cluster import NAMESPACES, ApiError, Resource
 
 from .fake_status import NotFoundError
 

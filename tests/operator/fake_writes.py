@@ -10,8 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hopscope_operator.cluster import CHECKS, PODS, SERVICE_ACCOUNTS, Object, Resource
-from hopscope_operator.controller.snapshot import NAMESPACES
+from hopscope_operator.cluster import CHECKS, NAMESPACES, PODS, SERVICE_ACCOUNTS, Object, Resource
 
 from . import fake_fields as fields
 from . import fake_negotiation as negotiation

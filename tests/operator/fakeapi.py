@@ -253,6 +253,8 @@ class FakeApi:
         self._remove(stored_as(resource), (namespace, name))
         self._emit("DELETED", resource, obj)
         self._collect_garbage(obj["metadata"]["uid"])
+        if resource == CRDS:  # the API server stops serving its kind: its watches end
+            self.end_watches()
 
     def patch_status(
         self,

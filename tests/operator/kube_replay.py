@@ -16,6 +16,7 @@ from urllib.parse import urlencode, urlsplit
 from hopscope_operator.cluster import (
     CHECKS,
     DEPLOYMENTS,
+    NAMESPACES,
     NODES,
     PODS,
     SERVICE_ACCOUNTS,
@@ -23,7 +24,6 @@ from hopscope_operator.cluster import (
     Object,
     Resource,
 )
-from hopscope_operator.controller.snapshot import NAMESPACES
 
 from .conftest import ApiServer
 from .fake_auth import ADMIN, OPERATOR, Identity

@@ -37,9 +37,11 @@ def test_a_steady_tick_over_http_lists_nothing_and_a_run_still_lands(api, server
     [pod] = probe_pods(api)
     finish(api, pod, {item.id: reachable_result() for item in batch_of(pod).checks})
     caught_up(reconciler, api)
-    assert reconciler.tick().collected == 1  # its analysis still lists (not cached yet)
-    caught_up(reconciler, api)
     before = reconciler.api.requests["list"]
+    assert reconciler.tick().collected == 1  # its analysis reads the caches: no LIST either
+    analysis = check(api)["status"]["analysis"]  # db has no endpoints in this cluster
+    assert analysis["result"] == "Blocked" and analysis["issues"][0]["type"] == "ServiceEndpoints"
+    caught_up(reconciler, api)
     for _ in range(3):
         clock.advance(5)
         report = reconciler.tick()

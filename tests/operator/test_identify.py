@@ -12,8 +12,10 @@ from hopscope_operator.controller.identify import (
     PodHostName,
     ServiceName,
     candidates,
+    cluster_addresses,
     cluster_name,
     identify,
+    pod_addresses,
 )
 from hopscope_operator.controller.resolve import NamespaceNotWatched
 from hopscope_operator.resolved import ResolvedDestination, ResolvedSource
@@ -61,11 +63,20 @@ class View:
         ]
         return found[0] if found else None
 
-    def all_pods(self) -> list[dict[str, Any]]:
-        return self.pods
+    def services_at(self, address: str) -> list[dict[str, Any]]:
+        return [s for s in self.services if address in cluster_addresses(s)]
 
-    def all_services(self) -> list[dict[str, Any]]:
-        return self.services
+    def pods_at(self, address: str) -> list[dict[str, Any]]:
+        return [p for p in self.pods if address in pod_addresses(p)]
+
+    def pods_by_hostname(self, namespace: str, subdomain: str, hostname: str) -> list[Any]:
+        wanted = {"hostname": hostname, "subdomain": subdomain}
+        return [
+            p
+            for p in self.pods
+            if p["metadata"]["namespace"] == namespace
+            and {k: p.get("spec", {}).get(k) for k in wanted} == wanted
+        ]
 
 
 VIEW = View(
@@ -130,29 +141,3 @@ def test_every_spelling_names_its_service_or_pod(destination, service, pod):
 
 def test_a_name_the_probe_resolved_to_a_cluster_ip_names_its_service():
     assert named({"fqdn": "db.example.com", "port": 80}, ("10.96.0.20",)) == (("shop", "db"), None)
-
-
-def test_an_address_is_looked_up_in_each_new_listing_not_the_first_one_seen():
-    # The address index is kept per listing: a pod that moved to another address since the
-    # last tick's listing is found at its new one, and nothing is left at the old.
-    moved = {
-        "metadata": {"namespace": "shop", "name": "db-0"},
-        "status": {"podIPs": [{"ip": "10.244.9.9"}]},
-    }
-    before = ResolvedDestination("10.244.2.7", 80, "d", [])
-    after = ResolvedDestination("10.244.9.9", 80, "d", [])
-    check = ConnectivityCheck.model_validate(
-        {
-            "apiVersion": API_VERSION,
-            "kind": KIND,
-            "metadata": {"name": "c", "namespace": "shop"},
-            "spec": {
-                "source": {"pod": {"name": "web-0"}},
-                "destination": {"ip": "10.244.2.7", "port": 80},
-            },
-        }
-    )
-    assert identify(check, SOURCE, before, VIEW).pod == ("shop", "db-0")
-    later = View(VIEW.services, [moved])
-    assert identify(check, SOURCE, before, later).pod is None
-    assert identify(check, SOURCE, after, later).pod == ("shop", "db-0")

@@ -95,7 +95,12 @@ def test_a_namespaced_install_reads_only_its_namespaces_and_the_cluster_dns():
     assert rbac.allows("list", "connectivitychecks", "shop", watched=watched)
     assert not rbac.allows("list", "connectivitychecks", None, watched=watched)  # all namespaces
     assert not rbac.allows("get", "services", "payments", watched=watched)
-    assert rbac.allows("get", "services", "kube-system", watched=watched)  # the cluster DNS
+    # The cluster DNS Service, its slices and pods, cached: listed and watched, never a get.
+    for plural in ("services", "endpointslices", "pods", "networkpolicies"):
+        assert rbac.allows("list", plural, "kube-system", watched=watched)
+        assert rbac.allows("watch", plural, "kube-system", watched=watched)
+    assert not rbac.allows("get", "services", "kube-system", watched=watched)
     assert not rbac.allows("list", "connectivitychecks", "kube-system", watched=watched)
-    assert rbac.allows("get", "nodes", None, watched=watched)  # cluster-scoped: always
+    assert rbac.allows("watch", "nodes", None, watched=watched)  # cluster-scoped: always
+    assert not rbac.allows("get", "nodes", None)  # cached: listed and watched, never a get
     assert rbac.allows("list", "pods", None)  # cluster-wide install

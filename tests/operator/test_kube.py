@@ -4,6 +4,7 @@ for, and every refusal mapped to the exception the reconciler handles."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -15,6 +16,7 @@ from hopscope_operator.cluster import (
     CLUSTER_CHECKS,
     CONFIG_MAPS,
     EVENTS,
+    NAMESPACES,
     NETWORK_POLICIES,
     NODES,
     PODS,
@@ -26,7 +28,6 @@ from hopscope_operator.cluster import (
 )
 from hopscope_operator.controller.metrics import Metrics
 from hopscope_operator.controller.reconcile import Reconciler, Settings
-from hopscope_operator.controller.snapshot import NAMESPACES
 from hopscope_operator.kube import KubeApi
 from hopscope_operator.names import LABEL_APP, NAME_PREFIX
 
@@ -243,3 +244,21 @@ def test_a_call_shape_with_no_recording_fails_the_test_naming_it(api):
     assert "GET /api/v1/namespaces/shop/configmaps (Accept: application/json" in said
     assert "GET /api/v1/namespaces/shop/pods?limit=5 (Accept: application/json" in said
     assert "labelSelector" not in said
+
+
+def test_the_informers_watches_fit_the_clients_pool_and_no_connection_is_dropped(
+    api, server, caplog
+):
+    # A namespaced install watches several kinds in each namespace, each watch holding its
+    # connection: the kubernetes client's pool (5 per CPU) would drop and reopen them,
+    # warning each time one ends (every timeoutSeconds).
+    kube = kube_api(server)
+    watches = [kube.watch(PODS, f"ns-{i}", None, api.resource_version()) for i in range(40)]
+    for watch in watches:
+        watch.close()
+    deadline = time.monotonic() + 20
+    while not all(watch.ended for watch in watches):
+        assert time.monotonic() < deadline, "a closed watch did not end"
+        time.sleep(0.05)
+    dropped = [r for r in caplog.records if "Connection pool is full" in r.getMessage()]
+    assert dropped == []

@@ -156,13 +156,10 @@ def test_a_service_spelled_by_its_cluster_ip_or_a_name_is_looked_behind_too(
     ]
 
 
-def test_looking_for_a_service_behind_an_address_lists_no_pods(healthy: FakeApi) -> None:
-    """Planning looks for a Service only: a pod IP's check costs no cluster-wide pod listing
-    (the analysis, which names the pod, reads that when the run is collected)."""
+def test_a_pod_address_is_no_service_and_has_no_backends(healthy: FakeApi) -> None:
+    """Planning looks behind a Service only: a pod IP's check probes that pod alone."""
     source_pod(healthy)
     apply_check(healthy, destination={"ip": "10.244.2.7", "port": 5432})
-    reads = len(healthy.calls)
     make_reconciler(healthy, Clock()).tick()
     [pod] = probe_pods(healthy)
     assert batch_of(pod).checks[0].request.endpoints == []
-    assert ("list", "pods", None) not in healthy.calls[reads:]

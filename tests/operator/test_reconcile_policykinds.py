@@ -440,12 +440,14 @@ def test_a_kind_whose_crd_was_removed_is_read_as_empty_and_discovered_again(
     with pytest.raises(NotFound):  # and forgets the group's version with its last CRD
         healthy.list(CNP, None)
     discovered = len(healthy.discovered)
-    assert again(healthy, reconciler, clock) == "Allowed"  # a 404, not an unreadable part
-    assert len(healthy.discovered) == discovered
-    # The 404 made the next read discover again, before REDISCOVER is up.
+    # Its watch ends and cannot be opened again (404): its cache goes, not an unreadable part.
     assert again(healthy, reconciler, clock) == "Allowed"
+    # The 404 made the next tick discover again, before REDISCOVER is up.
     assert healthy.discovered[discovered] == "/apis"
     assert f"/apis/{POLICY_API}/v1alpha1" in healthy.discovered[discovered:]
+
+
+VERBS = ("list", "watch")
 
 
 def test_a_namespaced_install_reads_namespaced_kinds_where_it_watches_and_cluster_ones_too(
@@ -467,9 +469,14 @@ def test_a_namespaced_install_reads_namespaced_kinds_where_it_watches_and_cluste
     messages = [issue["message"] for issue in analysis["issues"]]
     assert messages[0].startswith("ClusterNetworkPolicy isolate-tenants ingress[0]")
     reads = {call for call in healthy.calls[before:] if call[1] in {k.plural for k in EVERY_KIND}}
-    assert reads == {
-        *(("list", CILIUM.plural, ns) for ns in ("shop", PROBES, "kube-system")),
-        *(("list", kind.plural, None) for kind in EVERY_KIND if kind not in NAMESPACED),
+    assert reads == {  # each listed once into its cache, then watched
+        *((verb, CILIUM.plural, ns) for ns in ("shop", PROBES, "kube-system") for verb in VERBS),
+        *(
+            (verb, kind.plural, None)
+            for kind in EVERY_KIND
+            if kind not in NAMESPACED
+            for verb in VERBS
+        ),
     }
 
 

@@ -1,8 +1,9 @@
 """The watch-fed caches the tick reads, and the API seam that keeps them read-your-writes.
 
 A tick reads the checks (per watched namespace, or all), the ClusterConnectivityChecks
-(cluster-wide installs only) and the probe pods from informers (`informer`), so a steady tick
-lists nothing: its requests are the pods it creates and deletes and the statuses it writes.
+(cluster-wide installs only), the probe pods and what the analysis reads (`analysis_cache`)
+from informers (`informer`), so a steady tick lists nothing: its requests are the pods it
+creates and deletes and the statuses it writes.
 `ReadYourWrites` is the ClusterApi the reconciler writes through: each answer to a write of a
 cached kind goes into its cache, so the next tick sees the pod it created (and creates no
 second one) and the status it wrote (and writes no result twice) before the watch says so.
@@ -22,6 +23,7 @@ from hopscope_operator.cluster import (
     Resource,
     Watch,
 )
+from hopscope_operator.controller.analysis_cache import AnalysisCache
 from hopscope_operator.controller.informer import Informer
 from hopscope_operator.controller.runs import selector
 
@@ -32,10 +34,12 @@ class ClusterCache:
         # A namespaced install is granted no cluster-wide power: it has no cluster checks.
         self.cluster_checks = None if watched else Informer(api, CLUSTER_CHECKS, None)
         self.probe_pods = Informer(api, PODS, probe_namespace, selector())
+        self.analysis = AnalysisCache(api, watched)
 
     def informers(self) -> list[Informer]:
         found = [*self.checks.values(), self.probe_pods]
-        return found + ([self.cluster_checks] if self.cluster_checks else [])
+        found += [self.cluster_checks] if self.cluster_checks else []
+        return found + self.analysis.informers()
 
     def of(self, resource: Resource, namespace: str | None) -> Informer | None:
         """The informer that holds objects of `resource` in `namespace`, if one does."""

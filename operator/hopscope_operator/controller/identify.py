@@ -7,7 +7,8 @@ headless Service, as `hostname.subdomain.ns.svc.<domain>`. `identify` fills the 
 `service` / `pod` from whichever spelling it has, so the analysis judges the same Service,
 endpoints and pods, and gives the same verdict, for each.
 
-Pure over `NameView` (resolution's reads plus the listings of pods and Services). The names are
+Pure over `NameView` (a Service by name; pods and Services by address, pods by hostname: the
+analysis caches' indexes, so no destination scans every pod). The names are
 tried in the order a pod's resolver tries them (ClusterFirst's resolv.conf: search
 `<ns>.svc.<domain> svc.<domain> <domain>`, ndots:5; a trailing dot is absolute); the first
 that names an object here wins. A name naming nothing here stays a plain name.
@@ -16,7 +17,7 @@ that names an object here wins. A name naming nothing here stays a plain name.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -34,9 +35,17 @@ NDOTS = 5  # Kubernetes' resolv.conf option: fewer dots than this tries the sear
 class NameView(Protocol):
     def service(self, namespace: str, name: str) -> Manifest | None: ...
 
-    def all_pods(self) -> list[Manifest]: ...
+    def services_at(self, address: str) -> list[Manifest]:
+        """The Services with this ClusterIP (`cluster_addresses`), in (namespace, name) order."""
+        ...
 
-    def all_services(self) -> list[Manifest]: ...
+    def pods_at(self, address: str) -> list[Manifest]:
+        """The pods with this IP (`pod_addresses`), in (namespace, name) order."""
+        ...
+
+    def pods_by_hostname(self, namespace: str, subdomain: str, hostname: str) -> list[Manifest]:
+        """The pods of `namespace` whose spec names this subdomain and hostname."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -146,42 +155,22 @@ def judged(
     return identify(check, source, destination, view)
 
 
-class BackendView(NameView, ClusterView, Protocol):
-    """Identifying a destination, and reading its Service's EndpointSlices."""
-
-
 def behind_service(
     check: ConnectivityCheck,
     source: ResolvedSource,
     destination: ResolvedDestination,
-    view: BackendView,
+    names: NameView,
+    view: ClusterView,
 ) -> ResolvedDestination:
     """A destination that spells a Service otherwise than `service:` (its ClusterIP, a DNS
     name, a URI), with the ready backends a `service:` destination probes beside it: a broken
     backend is named however the check names its Service."""
     if check.spec.destination.service or destination.endpoints:
         return destination
-    service = identify(check, source, destination, _ServicesOnly(view)).service
+    service = identify(check, source, destination, names).service
     if service is None:
         return destination
     return replace(destination, endpoints=service_backends(service, destination, check.spec, view))
-
-
-@dataclass(frozen=True)
-class _ServicesOnly:
-    """A view without pods: planning looks for a Service only, and identify finds a pod only
-    where no Service matched, so a cluster-wide pod listing would buy it nothing."""
-
-    view: NameView
-
-    def service(self, namespace: str, name: str) -> Manifest | None:
-        return self.view.service(namespace, name)
-
-    def all_services(self) -> list[Manifest]:
-        return self.view.all_services()
-
-    def all_pods(self) -> list[Manifest]:
-        return []
 
 
 def _named(name: ClusterName, view: NameView) -> dict[str, ObjectKey] | None:
@@ -189,28 +178,22 @@ def _named(name: ClusterName, view: NameView) -> dict[str, ObjectKey] | None:
         case ServiceName(namespace, service):
             return {"service": (namespace, service)} if _service(view, namespace, service) else None
         case PodAddressName(namespace, address):
-            pods = [p for p in _pods_at(view, address) if _key(p)[0] == namespace]
+            pods = [p for p in view.pods_at(address) if _key(p)[0] == namespace]
             return {"pod": _key(pods[0])} if pods else None
         case PodHostName(namespace, service, hostname):
             if _service(view, namespace, service) is None:
                 return None
-            for pod in view.all_pods():
-                spec = pod.get("spec") or {}
-                if (
-                    _key(pod)[0] == namespace
-                    and spec.get("hostname") == hostname
-                    and spec.get("subdomain") == service
-                ):
-                    return {"pod": _key(pod)}
+            pods = view.pods_by_hostname(namespace, service, hostname)
+            return {"pod": _key(pods[0])} if pods else None
     return None
 
 
 def _at_address(address: str, view: NameView) -> dict[str, ObjectKey] | None:
     """A Service whose ClusterIP this is, else the pod-network pod at this address."""
-    services = _SERVICES.at(view.all_services(), address)
+    services = view.services_at(address)
     if services:
         return {"service": _key(services[0])}
-    pods = [p for p in _pods_at(view, address) if not (p.get("spec") or {}).get("hostNetwork")]
+    pods = [p for p in view.pods_at(address) if not (p.get("spec") or {}).get("hostNetwork")]
     return {"pod": _key(pods[0])} if pods else None
 
 
@@ -221,11 +204,8 @@ def _service(view: NameView, namespace: str, name: str) -> Manifest | None:
         return None  # not ours to read: judged as a plain name
 
 
-def _pods_at(view: NameView, address: str) -> list[Manifest]:
-    return sorted(_PODS.at(view.all_pods(), address), key=_key)
-
-
-def _pod_ips(pod: Mapping[str, Any]) -> set[str]:
+def pod_addresses(pod: Mapping[str, Any]) -> set[str]:
+    """A pod's IPs, normalized (the address index of the analysis caches)."""
     status = pod.get("status") or {}
     ips: Iterable[str] = [e.get("ip", "") for e in status.get("podIPs") or []] or [
         status.get("podIP") or ""
@@ -233,35 +213,11 @@ def _pod_ips(pod: Mapping[str, Any]) -> set[str]:
     return {_normal(ip) for ip in ips if ip}
 
 
-def _cluster_ips(service: Mapping[str, Any]) -> set[str]:
+def cluster_addresses(service: Mapping[str, Any]) -> set[str]:
+    """A Service's ClusterIPs, normalized."""
     spec = service.get("spec") or {}
     ips = spec.get("clusterIPs") or [spec.get("clusterIP")]
     return {_normal(ip) for ip in ips if ip and ip != "None"}
-
-
-class _ByAddress:
-    """The objects of one listing by address, indexed again only for a new listing: a tick
-    identifies every destination against the same listings (a view's lists live for the tick
-    and are never changed), where a scan of the listing per destination cost checks x pods."""
-
-    def __init__(self, addresses: Callable[[Mapping[str, Any]], set[str]]) -> None:
-        self._addresses = addresses
-        self._listing: list[Manifest] | None = None  # the last listing, kept until the next
-        self._at: dict[str, list[Manifest]] = {}
-
-    def at(self, listing: list[Manifest], address: str) -> list[Manifest]:
-        """The objects at `address`, in listing order."""
-        if listing is not self._listing:
-            at: dict[str, list[Manifest]] = {}
-            for obj in listing:
-                for found in self._addresses(obj):
-                    at.setdefault(found, []).append(obj)
-            self._listing, self._at = listing, at
-        return self._at.get(address, [])
-
-
-_PODS = _ByAddress(_pod_ips)
-_SERVICES = _ByAddress(_cluster_ips)
 
 
 def _normal(address: str) -> str:

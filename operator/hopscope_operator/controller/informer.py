@@ -10,18 +10,25 @@ event with code 410: etcd compacted that history) is answered by one list again.
 operator itself wrote is stored from the write's answer (`remember`, `drop`), so its next tick
 sees it even before the watch event does; an event older than what is stored is then stale and
 ignored (resourceVersions are etcd revisions: integers, ordered, as every server in use gives).
+
+Like client-go's SetTransform and Indexers, an informer may store each object trimmed to what
+its readers use (`transform`: a cluster's pods are most of its bytes), and keep indexes of
+them by any key (`indexes`: a name -> the keys of an object), so a lookup by label or address
+reads the few objects it names, not a scan of all.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Hashable, Iterable, Mapping
 
 from hopscope_operator.cluster import ApiError, ClusterApi, Object, Resource, Watch
 
 log = logging.getLogger("hopscope.operator")
 
 Key = tuple[str | None, str]  # (namespace, name)
+Indexer = Callable[[Object], Iterable[Hashable]]  # an object's keys in one index
 EXPIRED = 410
 
 
@@ -32,11 +39,17 @@ class Informer:
         resource: Resource,
         namespace: str | None,
         labels: dict[str, str] | None = None,
+        *,
+        transform: Callable[[Object], Object] | None = None,
+        indexes: Mapping[str, Indexer] | None = None,
     ) -> None:
         self.api = api
         self.resource = resource
         self.namespace = namespace
         self.labels = labels
+        self._transform = transform
+        self._indexers = dict(indexes or {})
+        self._index: dict[str, dict[Hashable, set[Key]]] = {name: {} for name in self._indexers}
         self.version = ""  # the last resourceVersion seen: a list's, an event's, a bookmark's
         self.lists = 0  # how many times it listed (1 + one per expired watch)
         self._objects: dict[Key, Object] = {}
@@ -53,6 +66,16 @@ class Informer:
         """What the cache holds, in (namespace, name) order (as a list answers)."""
         with self._lock:
             return [self._objects[key] for key in sorted(self._objects, key=str)]
+
+    def get(self, namespace: str | None, name: str) -> Object | None:
+        with self._lock:
+            return self._objects.get((namespace, name))
+
+    def by(self, index: str, value: Hashable) -> list[Object]:
+        """The objects `index` files under `value`, in (namespace, name) order."""
+        with self._lock:
+            keys = self._index[index].get(value, ())
+            return [self._objects[key] for key in sorted(keys, key=str)]
 
     def sync(self) -> None:
         """Apply every event that has arrived; list first when there is nothing to watch from.
@@ -83,13 +106,13 @@ class Informer:
         key = _key(obj)
         with self._lock:
             if _newer(obj, self._objects.get(key)):
-                self._objects[key] = obj
+                self._put(key, obj)
                 self._dropped.pop(key, None)
 
     def drop(self, namespace: str | None, name: str) -> None:
         """The operator deleted it: gone from the cache now; its DELETED event follows."""
         with self._lock:
-            gone = self._objects.pop((namespace, name), None)
+            gone = self._pop((namespace, name))
             if gone is not None:
                 self._dropped[(namespace, name)] = _version(gone)
 
@@ -102,7 +125,10 @@ class Informer:
         self.close()
         listing = self.api.list_versioned(self.resource, self.namespace, self.labels)
         self.lists += 1
-        self._objects = {_key(obj): obj for obj in listing.items}
+        self._objects = {}
+        self._index = {name: {} for name in self._indexers}
+        for obj in listing.items:
+            self._put(_key(obj), obj)
         self._dropped = {}
         self.version = listing.resource_version
         self._open()
@@ -133,11 +159,33 @@ class Informer:
             self._dropped.pop(key, None)
             stored = self._objects.get(key)
             if stored is None or _after(version, _version(stored)):
-                self._objects.pop(key, None)
+                self._pop(key)
         elif _newer(obj, self._objects.get(key)):
             self._dropped.pop(key, None)
-            self._objects[key] = obj
+            self._put(key, obj)
         return True
+
+    def _put(self, key: Key, obj: Object) -> None:
+        """Store (trimmed) and index an object, unfiling what it replaces."""
+        self._pop(key)
+        obj = self._transform(obj) if self._transform else obj
+        self._objects[key] = obj
+        for name, keys_of in self._indexers.items():
+            for value in keys_of(obj):
+                self._index[name].setdefault(value, set()).add(key)
+
+    def _pop(self, key: Key) -> Object | None:
+        gone = self._objects.pop(key, None)
+        if gone is not None:
+            for name, keys_of in self._indexers.items():
+                filed = self._index[name]
+                for value in keys_of(gone):
+                    keys = filed.get(value)
+                    if keys is not None:
+                        keys.discard(key)
+                        if not keys:
+                            del filed[value]
+        return gone
 
 
 def _key(obj: Object) -> Key:

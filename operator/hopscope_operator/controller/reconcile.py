@@ -37,7 +37,9 @@ from hopscope_operator.analysis import analyse, destination_hop_id
 from hopscope_operator.analysis import unknown as unknown_analysis
 from hopscope_operator.api import Analysis, ConnectivityCheck
 from hopscope_operator.cluster import PODS, ApiError, ClusterApi, Conflict, NotFound, Object
+from hopscope_operator.controller import trim
 from hopscope_operator.controller.agents import AgentRunner, AgentTokens
+from hopscope_operator.controller.analysis_cache import Kind
 from hopscope_operator.controller.cabundle import ca_pem
 from hopscope_operator.controller.cache import ClusterCache, ReadYourWrites
 from hopscope_operator.controller.collect import (
@@ -201,9 +203,9 @@ class Reconciler:
         self.agents = agents or AgentRunner(AgentTokens(api))
         self.writer = StatusWriter(api, metrics, clock)
         # Both renewed each tick: what checks share is read once per tick.
-        self.view = ApiView(api, settings.watched)
         self.policy_kinds = PolicyKinds(api, clock)  # discovered now and then, not each tick
-        self._snapshots = SnapshotReader(api, settings.watched, self.policy_kinds)
+        self._snapshots = SnapshotReader(self.cache.analysis, settings.watched)
+        self.view = ApiView(api, self._snapshots, settings.watched)
         self._lister = CheckLister(self.cache, self.writer)
         # By run id: the destination each run in flight was planned for, so collect judges
         # its result against that one. Lost on a restart: collect then resolves again.
@@ -235,10 +237,16 @@ class Reconciler:
         """The checks as listed now and the namespaces that could not be listed (see
         `CheckLister.list`), read through views renewed for this tick. What this process keeps of
         checks gone goes (each check's last result is exported again as collect reaches it)."""
-        self.view = ApiView(self.api, self.settings.watched)
-        self._snapshots = SnapshotReader(self.api, self.settings.watched, self.policy_kinds)
         checks, unlisted = self._lister.list()
         self.cache.probe_pods.sync()
+        undiscovered = self._discover_policy_kinds()
+        unread = self.cache.analysis.sync()
+        if self.cache.analysis.removed():  # a kind's CRD is gone: discover again next tick
+            self.policy_kinds.gone()
+        self._snapshots = SnapshotReader(
+            self.cache.analysis, self.settings.watched, unread, undiscovered
+        )
+        self.view = ApiView(self.api, self._snapshots, self.settings.watched)
         self._destinations = {
             run_id: destination
             for run_id, destination in self._destinations.items()
@@ -250,6 +258,17 @@ class Reconciler:
                 # write): its series would otherwise stay, and keep an alert firing.
                 self.metrics.forget(gone)
         return checks, unlisted
+
+    def _discover_policy_kinds(self) -> str | None:
+        """Gives each policy kind the cluster serves its caches (made on first sight, listed at
+        the next sync); why discovery failed, when it has found nothing yet."""
+        try:
+            served = self.policy_kinds.served()
+        except ApiError as exc:
+            return str(exc) or type(exc).__name__
+        for kind in served:
+            self.cache.analysis.policy(Kind(kind.resource, trim.policy, namespaced=kind.namespaced))
+        return None
 
     def _restore(self, keys: Iterable[str], checks: dict[str, Check]) -> None:
         """After a restart or a handover, export each check's last result again from its
@@ -517,7 +536,7 @@ class Reconciler:
         """With the backends of the Service the destination names however spelled; a refused
         read leaves them out, never the run (the analysis says what it could not read)."""
         try:
-            return behind_service(model, source, destination, self.view)
+            return behind_service(model, source, destination, self._snapshots, self.view)
         except (ApiError, ResolveError):
             return destination
 
@@ -682,7 +701,7 @@ class Reconciler:
             destination = planned or resolve_destination(model, self.view)
             try:
                 probed = result.destination.addresses
-                destination = judged(model, source, destination, probed, self.view)
+                destination = judged(model, source, destination, probed, self._snapshots)
             except ApiError as exc:  # a refused list: which object it names is unknown
                 return unknown_analysis(f"could not tell what the destination names: {exc}")
             snapshot = self._snapshots.snapshot(model, source, destination)

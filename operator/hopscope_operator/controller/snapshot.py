@@ -1,88 +1,130 @@
-"""Reads the `analysis.Snapshot` of one check from the API, for one tick.
+"""Reads the `analysis.Snapshot` of one check from the analysis caches, for one tick.
 
-One reader lives for one tick: what every check shares (NetworkPolicies, namespaces, the cluster
-DNS Service and its pods, nodes, and all pods when a destination is a bare address) is read once
-and reused; what belongs to one check (its pods, its Service and EndpointSlices) per check.
-A read the API refuses (RBAC, a timeout) is recorded in `Snapshot.unreadable`, never raised, so
-the analysis says Unknown for that part and the tick goes on.
+One reader lives for one tick, over caches synced at its start (`AnalysisCache.sync`): it asks
+the API nothing. Lookups are the caches' indexes: a Service's pods by its selector, its
+EndpointSlices by their service-name label, the pods at a bare address by IP. What every check
+shares (the policies and namespaces, the cluster DNS Service, slices and pods) is gathered
+once per tick and reused. A kind the caches could not read this tick (RBAC, a timeout: the
+sync's report) is recorded in `Snapshot.unreadable`, so the analysis says Unknown for that part
+and the tick goes on.
 
-A namespaced install lists pods and policies in the namespaces it watches, plus the policies of
-the cluster DNS namespace (they may block DNS); not across the cluster. A bare address that is a
-pod of an unwatched namespace is then judged as an address outside the cluster. The other policy
-families' kinds the cluster serves (`PolicyKinds`) are listed the same way when namespaced, and
-across the cluster when cluster-scoped (they select pods of every namespace); each kind is its own
-part, so one refused kind leaves the others read.
+A namespaced install caches pods, Services, slices and policies of the namespaces it watches
+plus the cluster DNS namespace (for DNS); a bare address that is a pod of an unwatched
+namespace (kube-system's included) is judged as an address outside the cluster, as before.
+The other policy families' kinds the cluster serves (discovered: `PolicyKinds`) have their own
+caches in `AnalysisCache.policies`, namespaced ones over the same namespaces, cluster-scoped
+ones across the cluster (they select pods of every namespace); each kind is its own part, so
+one refused kind leaves the others read.
+
+It is also the tick's `identify.NameView` (which Service or pod a destination names) and the
+cached reads of its `view.ApiView` (the pods, Services, slices and nodes resolution reads).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from hopscope_operator import analysis as a
 from hopscope_operator.api import ConnectivityCheck
-from hopscope_operator.cluster import (
-    ENDPOINT_SLICES,
-    NETWORK_POLICIES,
-    NODES,
-    PODS,
-    SERVICES,
-    ApiError,
-    ClusterApi,
-    NotFound,
-    Object,
-    Resource,
+from hopscope_operator.cluster import NETWORK_POLICIES, ApiError, Object, Resource
+from hopscope_operator.controller.analysis_cache import (
+    ADDRESS,
+    HOST,
+    LABEL,
+    NAMESPACE,
+    SERVICE,
+    AnalysisCache,
+    Spread,
 )
-from hopscope_operator.controller.policykinds import PolicyKinds
-from hopscope_operator.controller.resolve import ResolvedDestination, ResolvedSource
-from hopscope_operator.controller.view import SERVICE_NAME_LABEL
-from hopscope_operator.policykinds import PolicyKind
+from hopscope_operator.controller.resolve import (
+    NamespaceNotWatched,
+    ResolvedDestination,
+    ResolvedSource,
+)
+from hopscope_policy.model import parse_selector
 
-NAMESPACES = Resource("", "v1", "namespaces", "Namespace")
 T = TypeVar("T")
 
 
-class _Unread(Exception):
-    """A shared read that failed; remembered for the rest of the tick."""
+class _Unread(ApiError):
+    """A part the caches could not read this tick."""
 
 
 class SnapshotReader:
     def __init__(
-        self, api: ClusterApi, watched: tuple[str, ...] = (), kinds: PolicyKinds | None = None
+        self,
+        cache: AnalysisCache,
+        watched: tuple[str, ...] = (),
+        unread: Mapping[Resource, str] | None = None,
+        undiscovered: str | None = None,
     ) -> None:
-        self.api = api
+        self.cache = cache
         self.watched = watched  # () for all namespaces
-        self.kinds = kinds  # None: core NetworkPolicies only
-        self._shared: dict[str, object] = {}  # per tick: name -> value or _Unread
+        self._unread = dict(unread or {})  # what the tick's sync could not read, and why
+        self._undiscovered = undiscovered  # why no policy kind could be discovered, if so
+        self._shared: dict[str, object] = {}  # per tick: name -> value
         self._rules = a.ParsedRules()  # the shared policies, parsed once for every check
-
-    def _list_watched(self, resource: Resource, *also: str) -> list[Object]:
-        """Every `resource` in the watched namespaces (and `also`): one list for all of them
-        when the install is cluster-wide."""
-        if not self.watched:
-            return self.api.list(resource, None)
-        namespaces = sorted({*self.watched, *also})
-        return [item for ns in namespaces for item in self.api.list(resource, ns)]
 
     def _readable(self, namespace: str) -> bool:
         return not self.watched or namespace in self.watched
 
+    def _read(self, spread: Spread, namespace: str | None = None) -> Spread:
+        """`spread`, when this tick's sync read it (and it holds `namespace`)."""
+        why = self._unread.get(spread.kind.resource)
+        if why is not None:
+            raise _Unread(why)
+        if not spread.listed:
+            raise _Unread(f"{spread.kind.resource.plural} are not listed yet")
+        if namespace is not None and not spread.covers(namespace):
+            raise _Unread(str(NamespaceNotWatched(namespace, self.watched)))
+        return spread
+
     def _once(self, name: str, read: Callable[[], T]) -> T:
         if name not in self._shared:
-            try:
-                self._shared[name] = read()
-            except ApiError as exc:
-                self._shared[name] = _Unread(str(exc) or type(exc).__name__)
-        value = self._shared[name]
-        if isinstance(value, _Unread):
-            raise value
-        return value  # type: ignore[return-value]
+            self._shared[name] = read()
+        return self._shared[name]  # type: ignore[return-value]
 
-    def _get(self, resource: Resource, namespace: str | None, name: str) -> Object | None:
-        try:
-            return self.api.get(resource, namespace, name)
-        except NotFound:
-            return None
+    # ---- identify.NameView ---------------------------------------------------------------
+
+    def service(self, namespace: str, name: str) -> Object | None:
+        if not self._readable(namespace):
+            raise NamespaceNotWatched(namespace, self.watched)
+        return self._read(self.cache.services, namespace).get(namespace, name)
+
+    def services_at(self, address: str) -> list[Object]:
+        found = self._read(self.cache.services).by(ADDRESS, address)
+        return [s for s in found if self._readable(s["metadata"]["namespace"])]
+
+    def pods_at(self, address: str) -> list[Object]:
+        found = self._read(self.cache.pods).by(ADDRESS, address)
+        return [p for p in found if self._readable(p["metadata"]["namespace"])]
+
+    def pods_by_hostname(self, namespace: str, subdomain: str, hostname: str) -> list[Object]:
+        return self._read(self.cache.pods, namespace).by(HOST, (namespace, subdomain, hostname))
+
+    # ---- view.CachedReads (resolution's) ---------------------------------------------------
+
+    def pod(self, namespace: str, name: str) -> Object | None:
+        if not self._readable(namespace):
+            raise NamespaceNotWatched(namespace, self.watched)
+        return self._read(self.cache.pods, namespace).get(namespace, name)
+
+    def pods(self, namespace: str, selector: Mapping[str, Any]) -> list[Object]:
+        """The pods of `namespace` a label selector (matchLabels, matchExpressions) matches."""
+        if not self._readable(namespace):
+            raise NamespaceNotWatched(namespace, self.watched)
+        return self._matching(namespace, selector)
+
+    def endpoint_slices(self, namespace: str, service: str) -> list[Object]:
+        if not self._readable(namespace):
+            raise NamespaceNotWatched(namespace, self.watched)
+        return self._slices(namespace, service)
+
+    def node(self, name: str) -> Object | None:
+        return self._read(self.cache.nodes).get(None, name)
+
+    # ---- the snapshot ----------------------------------------------------------------------
 
     def snapshot(
         self, check: ConnectivityCheck, source: ResolvedSource, destination: ResolvedDestination
@@ -94,8 +136,6 @@ class SnapshotReader:
         def attempt(part: str, read: Callable[[], T], default: T) -> T:
             try:
                 return read()
-            except _Unread as exc:
-                unreadable.setdefault(part, str(exc))
             except ApiError as exc:
                 unreadable.setdefault(part, str(exc) or type(exc).__name__)
             return default
@@ -107,7 +147,7 @@ class SnapshotReader:
 
         def pod(ns: str, name: str) -> None:
             if (ns, name) not in pods:
-                found = attempt(a.PODS, lambda: self._get(PODS, ns, name), None)
+                found = attempt(a.PODS, lambda: self._read(self.cache.pods, ns).get(ns, name), None)
                 add_pods([found] if found else [])
 
         if source.pod_namespace and source.pod_name:
@@ -118,24 +158,19 @@ class SnapshotReader:
         service, service_slices = None, []
         if destination.service is not None:
             ns, name = destination.service
-            service = attempt(a.SERVICE, lambda: self._get(SERVICES, ns, name), None)
+            service = attempt(
+                a.SERVICE, lambda: self._read(self.cache.services, ns).get(ns, name), None
+            )
             if service is not None:
-                service_slices = attempt(
-                    a.ENDPOINT_SLICES,
-                    lambda: self.api.list(ENDPOINT_SLICES, ns, {SERVICE_NAME_LABEL: name}),
-                    [],
-                )
+                service_slices = attempt(a.ENDPOINT_SLICES, lambda: self._slices(ns, name), [])
                 add_pods(attempt(a.PODS, lambda: self._selected(service), []))
                 for _, ref in a.ready_endpoints(service_slices):
                     if ref is not None and self._readable(ref[0]):
                         pod(*ref)
         elif destination.pod is None and destination.addresses:
-            # A bare address may be a pod's: find it among all pods (listed once per tick).
-            wanted = set(destination.addresses)
-            every = attempt(
-                a.PODS, lambda: self._once("pods", lambda: self._list_watched(PODS)), []
-            )
-            add_pods([p for p in every if wanted & set(_pod_ips(p))])
+            # A bare address may be a pod's: looked up by IP, in the namespaces watched.
+            for address in destination.addresses:
+                add_pods(attempt(a.PODS, lambda address=address: self.pods_at(address), []))
 
         dns_service, dns_slices = None, []
         try:
@@ -146,17 +181,19 @@ class SnapshotReader:
 
         policies = attempt(
             a.POLICIES,
-            lambda: self._once(
-                "policies", lambda: self._list_watched(NETWORK_POLICIES, a.DNS_NAMESPACE)
-            ),
+            lambda: self._once("policies", lambda: self._policies(NETWORK_POLICIES)),
             [],
         )
+        if self._undiscovered is not None:
+            unreadable[a.POLICY_KINDS] = self._undiscovered
         others = []
-        for kind in attempt(a.POLICY_KINDS, lambda: self._once(a.POLICY_KINDS, self._kinds), ()):
-            others += attempt(kind.part, lambda kind=kind: self._policy_objects(kind), [])
+        for kind in self.cache.policies:
+            if kind != NETWORK_POLICIES:
+                part = f"{kind.plural}.{kind.group}"  # as kubectl and RBAC name it
+                others += attempt(part, lambda kind=kind: self._policies(kind), [])
         namespaces = attempt(
             a.NAMESPACES,
-            lambda: self._once("namespaces", lambda: self.api.list(NAMESPACES, None)),
+            lambda: self._once("namespaces", lambda: self._read(self.cache.namespaces).objects()),
             [],
         )
         node_names = {source.node_name}
@@ -169,7 +206,7 @@ class SnapshotReader:
             node_names.add(target.node.name)
         nodes = {}
         for name in sorted(n for n in node_names if n):
-            node = attempt(a.NODES, lambda name=name: self._node(name), None)
+            node = attempt(a.NODES, lambda name=name: self.node(name), None)
             if node is not None:
                 nodes[name] = node
         return a.Snapshot(
@@ -186,45 +223,34 @@ class SnapshotReader:
             rules=self._rules,
         )
 
-    def _kinds(self) -> tuple[PolicyKind, ...]:
-        return self.kinds.served() if self.kinds is not None else ()
+    def _policies(self, kind: Resource) -> list[Object]:
+        """The cached policies of one kind (`AnalysisCache.policy`)."""
+        return self._read(self.cache.policies[kind]).objects()
 
-    def _policy_objects(self, kind: PolicyKind) -> list[Object]:
-        """Every object of one discovered policy kind, read once per tick (the one place that
-        lists them: what an informer per kind would replace)."""
+    def _slices(self, namespace: str, service: str) -> list[Object]:
+        return self._read(self.cache.slices, namespace).by(SERVICE, (namespace, service))
 
-        def read() -> list[Object]:
-            try:
-                if kind.namespaced:
-                    return self._list_watched(kind.resource, a.DNS_NAMESPACE)
-                return self.api.list(kind.resource, None)
-            except NotFound:  # its CRD was removed: no objects, and discover again
-                if self.kinds is not None:
-                    self.kinds.gone()
-                return []
-
-        return self._once(kind.part, read)
-
-    def _node(self, name: str) -> Object | None:
-        return self._once(f"node/{name}", lambda: self._get(NODES, None, name))
+    def _matching(self, namespace: str, selector: Mapping[str, Any]) -> list[Object]:
+        """The cached pods of `namespace` that `selector` matches: the label index narrows
+        them to one of its matchLabels, then the whole selector is applied."""
+        pods = self._read(self.cache.pods, namespace)
+        labels = sorted((selector.get("matchLabels") or {}).items())
+        found = pods.by(LABEL, (namespace, *labels[0])) if labels else pods.by(NAMESPACE, namespace)
+        wanted = parse_selector(selector, "selector")
+        return [p for p in found if wanted.matches(p["metadata"].get("labels") or {})]
 
     def _selected(self, service: Object) -> list[Object]:
+        """The pods the Service's selector (plain labels) matches; none for no selector."""
         selector = (service.get("spec") or {}).get("selector") or {}
         if not selector:
             return []
-        return self.api.list(PODS, service["metadata"]["namespace"], dict(selector))
+        return self._matching(service["metadata"]["namespace"], {"matchLabels": selector})
 
     def _dns(self) -> tuple[Object | None, list[Object], list[Object]]:
-        service = self._get(SERVICES, a.DNS_NAMESPACE, a.DNS_SERVICE)
+        service = self._read(self.cache.services, a.DNS_NAMESPACE).get(
+            a.DNS_NAMESPACE, a.DNS_SERVICE
+        )
         if service is None:
             return None, [], []
-        slices = self.api.list(
-            ENDPOINT_SLICES, a.DNS_NAMESPACE, {SERVICE_NAME_LABEL: a.DNS_SERVICE}
-        )
+        slices = self._slices(a.DNS_NAMESPACE, a.DNS_SERVICE)
         return service, slices, self._selected(service)
-
-
-def _pod_ips(pod: Object) -> list[str]:
-    status = pod.get("status") or {}
-    ips = [entry.get("ip") for entry in status.get("podIPs") or [] if entry.get("ip")]
-    return ips or ([status["podIP"]] if status.get("podIP") else [])

@@ -1,22 +1,21 @@
 """resolve.ClusterView over the API: the reads resolution needs, absent objects as None.
 
 A view lives for one tick and remembers what it read: a thousand checks from fifty nodes read
-each node once. A namespaced install may read only the namespaces it watches: a read elsewhere
-raises NamespaceNotWatched (the check then says so) instead of asking the API for a 403."""
+each node once. Pods, Services, their EndpointSlices and nodes come from the tick's watch-fed
+caches (`cached`: the tick's `SnapshotReader`), so resolving them asks the API nothing;
+workloads and ConfigMaps are read from the API. A namespaced install may read only the
+namespaces it watches: a read elsewhere raises NamespaceNotWatched (the check then says so)
+instead of asking the API for a 403."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from hopscope_operator.cluster import (
     CONFIG_MAPS,
     DAEMON_SETS,
     DEPLOYMENTS,
-    ENDPOINT_SLICES,
-    NODES,
-    PODS,
-    SERVICES,
     STATEFUL_SETS,
     ClusterApi,
     NotFound,
@@ -24,16 +23,30 @@ from hopscope_operator.cluster import (
     Resource,
 )
 from hopscope_operator.controller.resolve import NamespaceNotWatched
-from hopscope_policy.model import parse_selector
 
 WORKLOADS = {r.kind: r for r in (DEPLOYMENTS, STATEFUL_SETS, DAEMON_SETS)}
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 T = TypeVar("T")
 
 
+class CachedReads(Protocol):
+    """What the tick's caches answer (raising ApiError for a kind they could not read, and
+    NamespaceNotWatched for a namespace this install does not read)."""
+
+    def pod(self, namespace: str, name: str) -> Object | None: ...
+
+    def pods(self, namespace: str, selector: Mapping[str, Any]) -> list[Object]: ...
+
+    def service(self, namespace: str, name: str) -> Object | None: ...
+
+    def endpoint_slices(self, namespace: str, service: str) -> list[Object]: ...
+
+    def node(self, name: str) -> Object | None: ...
+
+
 class ApiView:
-    def __init__(self, api: ClusterApi, watched: tuple[str, ...] = ()) -> None:
+    def __init__(self, api: ClusterApi, cached: CachedReads, watched: tuple[str, ...] = ()) -> None:
         self.api = api
+        self.cached = cached
         self.watched = watched  # () for all namespaces
         self._read: dict[Hashable, Any] = {}
 
@@ -56,43 +69,20 @@ class ApiView:
 
         return self._once((resource.plural, self._readable(namespace), name), read)
 
-    def _list(self, resource: Resource, namespace: str, labels: dict[str, str]) -> list[Object]:
-        key = (resource.plural, self._readable(namespace), tuple(sorted(labels.items())))
-        return self._once(key, lambda: self.api.list(resource, namespace, labels))
-
     def pod(self, namespace: str, name: str) -> Object | None:
-        return self._get(PODS, namespace, name)
+        return self.cached.pod(namespace, name)
 
     def pods(self, namespace: str, selector: Mapping[str, Any]) -> list[Object]:
-        # matchLabels narrows the list on the server; matchExpressions are applied here.
-        listed = self._list(PODS, namespace, dict(selector.get("matchLabels") or {}))
-        wanted = parse_selector(selector, "selector")
-        return [p for p in listed if wanted.matches(p["metadata"].get("labels", {}))]
+        return self.cached.pods(namespace, selector)
 
     def node(self, name: str) -> Object | None:
-        return self._get(NODES, None, name)
+        return self.cached.node(name)
 
     def service(self, namespace: str, name: str) -> Object | None:
-        return self._get(SERVICES, namespace, name)
+        return self.cached.service(namespace, name)  # it raises NamespaceNotWatched too
 
     def endpoint_slices(self, namespace: str, service: str) -> list[Object]:
-        return self._list(ENDPOINT_SLICES, namespace, {SERVICE_NAME_LABEL: service})
-
-    def everywhere(self, resource: Resource) -> list[Object]:
-        """Every object of a kind in the namespaces this install reads, listed once a tick."""
-
-        def read() -> list[Object]:
-            if not self.watched:
-                return self.api.list(resource, None)
-            return [item for ns in self.watched for item in self.api.list(resource, ns)]
-
-        return self._once((resource.plural, "*"), read)
-
-    def all_pods(self) -> list[Object]:
-        return self.everywhere(PODS)
-
-    def all_services(self) -> list[Object]:
-        return self.everywhere(SERVICES)
+        return self.cached.endpoint_slices(namespace, service)
 
     def workload(self, kind: str, namespace: str, name: str) -> Object | None:
         return self._get(WORKLOADS[kind], namespace, name)

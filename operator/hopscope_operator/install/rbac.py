@@ -106,14 +106,18 @@ RULES = (
         "read and watch cluster-scoped checks",
     ),
     Rule(GROUP, (f"{ClusterConnectivityCheck.plural}/status",), ("patch",), "write results"),
-    Rule("", ("pods",), ("get", "list", "watch"), "resolve pod sources and destinations"),
-    Rule("", ("services",), ("get", "list"), "Service destinations, by name or ClusterIP"),
-    Rule("discovery.k8s.io", ("endpointslices",), ("list",), "a Service's ready endpoints"),
+    # Pods, Services, EndpointSlices, NetworkPolicies, namespaces and nodes are read from
+    # watch-fed caches (controller/analysis_cache.py): listed once, then watched; never a get.
+    Rule("", ("pods",), ("list", "watch"), "resolve pod sources and destinations"),
+    Rule("", ("services",), ("list", "watch"), "Service destinations, by name or ClusterIP"),
+    Rule("discovery.k8s.io", ("endpointslices",), ("list", "watch"), "a Service's ready endpoints"),
     Rule("apps", ("deployments", "statefulsets", "daemonsets"), ("get",), "workload sources"),
-    Rule("networking.k8s.io", ("networkpolicies",), ("list",), "which policy blocks a flow"),
+    Rule(
+        "networking.k8s.io", ("networkpolicies",), ("list", "watch"), "which policy blocks a flow"
+    ),
     Rule("", ("events",), ("create",), "Events for a first run, a new outcome, a transition"),
     Rule("", ("configmaps",), ("get",), "a check's CA bundle (spec.http.caBundle)"),
-    Rule("", ("nodes",), ("get", "list"), "node sources and destinations", Scope.CLUSTER),
+    Rule("", ("nodes",), ("list", "watch"), "node sources and destinations", Scope.CLUSTER),
     Rule("", ("namespaces",), ("list", "watch"), "policy selectors; kopf's scan", Scope.CLUSTER),
     Rule(
         "apiextensions.k8s.io",
@@ -143,13 +147,26 @@ RULES = (
         Scope.PROBES,
         names=(LEASE,),
     ),
-    Rule("", ("services",), ("get",), "the cluster DNS Service", Scope.CLUSTER_DNS),
-    Rule("discovery.k8s.io", ("endpointslices",), ("list",), "its endpoints", Scope.CLUSTER_DNS),
-    Rule("", ("pods",), ("list",), "the DNS pods, for policies' selectors", Scope.CLUSTER_DNS),
+    # The analysis caches' reads in kube-system for a namespaced install: the same kinds.
+    Rule("", ("services",), ("list", "watch"), "the cluster DNS Service", Scope.CLUSTER_DNS),
+    Rule(
+        "discovery.k8s.io",
+        ("endpointslices",),
+        ("list", "watch"),
+        "its endpoints",
+        Scope.CLUSTER_DNS,
+    ),
+    Rule(
+        "",
+        ("pods",),
+        ("list", "watch"),
+        "the DNS pods, for policies' selectors",
+        Scope.CLUSTER_DNS,
+    ),
     Rule(
         "networking.k8s.io",
         ("networkpolicies",),
-        ("list",),
+        ("list", "watch"),
         "policies that may block DNS",
         Scope.CLUSTER_DNS,
     ),

@@ -30,12 +30,12 @@ from hopscope_operator.api import API_VERSION, ConnectivityCheck
 from hopscope_operator.cluster import (
     CHECKS,
     CLUSTER_CHECKS,
+    NAMESPACES,
     NODES,
     ApiError,
     ClusterApi,
     NotFound,
 )
-from hopscope_operator.controller.snapshot import NAMESPACES
 from hopscope_operator.kubectl import policykinds
 from hopscope_operator.kubectl.flags import PROG, UsageError
 from hopscope_operator.kubectl.replay import Replay, check_name, replay_checks

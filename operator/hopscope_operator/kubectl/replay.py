@@ -18,6 +18,7 @@ from hopscope_operator.analysis.inputs import DNS, ENDPOINT_SLICES, PODS, SERVIC
 from hopscope_operator.analysis.policies import FlowSet, check_flows, snapshot_pods
 from hopscope_operator.api import ConnectivityCheck
 from hopscope_operator.cluster import CLUSTER_CHECKS, ApiError, ClusterApi
+from hopscope_operator.controller.analysis_cache import AnalysisCache
 from hopscope_operator.controller.identify import judged
 from hopscope_operator.controller.resolve import (
     ResolveError,
@@ -91,7 +92,7 @@ def flows_of(
         destination = resolve_destination(check, view)
         status = check.status
         probed = status.destination.addresses if status and status.destination else []
-        destination = judged(check, source, destination, probed, view)
+        destination = judged(check, source, destination, probed, reader)
     except (ResolveError, ApiError) as exc:
         return str(exc)
     snapshot = reader.snapshot(check, source, destination)
@@ -112,7 +113,12 @@ def replay_checks(
     after: PolicyRules,
     replay: Replay,
 ) -> None:
-    view, reader = ApiView(api), SnapshotReader(api)
+    # The operator's own caches, listed once (never watched: the command ends), cluster-wide
+    # as a check's destination may be in any namespace; a kind the user may not list leaves
+    # the checks that need it not replayed, saying why.
+    cache = AnalysisCache(api, ())
+    reader = SnapshotReader(cache, (), cache.sync())
+    view = ApiView(api, reader)
     for check in checks:
         found = flows_of(check, view, reader)
         if isinstance(found, str):
