@@ -125,6 +125,25 @@ class CalicoTiers:
         self._tiers = sorted(built, key=lambda tier: _sort_key(tier.spec.order, tier.spec.name))
         self._endpoint_labels: dict[PodRef, dict[str, str]] = {}
 
+    def selection(self, direction: Direction, subject: Endpoint) -> tuple[object, ...]:
+        """What these tiers' decision for the subject rests on besides the peer, the flow and the
+        core NetworkPolicies (compared on their own), comparable between two loads: per tier
+        consulted, in order, its spec and its members that select the subject (with how), the
+        core policies' place among them. `diff` skips the flows where it is equal."""
+        pod = subject.selectable
+        found: list[object] = []
+        for tier in self._tiers:
+            members: list[object] = []
+            for member in tier.members_for(pod.ref.namespace if pod is not None else None):
+                if member is None:
+                    members.append("kubernetes")
+                elif (selected := self._selects(member, direction, subject)) is not False:
+                    key = (member.kind, member.key, member.order, member.rules(direction))
+                    members.append((*key, selected))
+            if members:
+                found.append((tier.spec, tier.given, tuple(members)))
+        return tuple(found)
+
     def decide(
         self,
         direction: Direction,
