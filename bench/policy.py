@@ -14,10 +14,13 @@ Two synthetic clusters, both 5,000 pods and 1,000 policies built from JSON as th
   every family  the spread cluster's pods and NetworkPolicies, plus 1,000 objects of each other
                 family (FAMILY_POLICIES: the Network Policy API's ClusterNetworkPolicy in both
                 tiers with some AdminNetworkPolicies and the BaselineAdminNetworkPolicy; Cilium's
-                CNP and CCNP), 40 labelled nodes, all parsed by the families' own parsers
+                CNP and CCNP, or Calico's Tiers, NetworkPolicies and GlobalNetworkPolicies: a
+                rule set holds one CNI's kinds, so it runs once with each), 40 labelled nodes,
+                all parsed by the families' own parsers
 
 The diff scenarios time `hopscope policy diff --matrix` over the 25 M pod pairs of the spread
-cluster, alone and with every family, three policies of one namespace edited.
+cluster, alone and with every family (with each CNI), three policies of one namespace edited.
+`--only NAME` (repeatable) runs some of the scenarios.
 """
 
 from __future__ import annotations
