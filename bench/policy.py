@@ -14,10 +14,13 @@ Two synthetic clusters, both 5,000 pods and 1,000 policies built from JSON as th
   every family  the spread cluster's pods and NetworkPolicies, plus 1,000 objects of each other
                 family (FAMILY_POLICIES: the Network Policy API's ClusterNetworkPolicy in both
                 tiers with some AdminNetworkPolicies and the BaselineAdminNetworkPolicy; Cilium's
-                CNP and CCNP), 40 labelled nodes, all parsed by the families' own parsers
+                CNP and CCNP, or Calico's Tiers, NetworkPolicies and GlobalNetworkPolicies: a
+                rule set holds one CNI's kinds, so it runs once with each), 40 labelled nodes,
+                all parsed by the families' own parsers
 
 The diff scenarios time `hopscope policy diff --matrix` over the 25 M pod pairs of the spread
-cluster, alone and with every family, three policies of one namespace edited.
+cluster, alone and with every family (with each CNI), three policies of one namespace edited.
+`--only NAME` (repeatable) runs some of the scenarios.
 """
 
 from __future__ import annotations
@@ -292,12 +295,94 @@ def cilium_objects(rng: random.Random) -> list[Json]:
     return made
 
 
-# One generator per family beside core NetworkPolicy, 1,000 objects each: a new family (Calico's
-# NetworkPolicy and GlobalNetworkPolicy) is one entry here once families.py registers it.
+CALICO = "projectcalico.org/v3"
+CALICO_TIERS = (("security", 100, "Pass"), ("platform", 200, "Deny"))  # then "default"
+
+
+def _calico_rule(direction: str, rng: random.Random) -> Json:
+    """One Calico rule: an action, maybe TCP ports, a peer by selector, namespace or nets."""
+    app = f"app == 'app-{rng.randrange(25)}'"
+    team = f"team == 'team-{rng.randrange(10)}'"
+    peers: list[Json] = [
+        {"selector": app},
+        {"selector": "tier in {'web', 'api'}", "namespaceSelector": team},
+        {"namespaceSelector": "has(team)"},
+        {"nets": [f"10.0.{rng.randrange(50)}.0/24"]},
+        {"notNets": ["10.0.0.0/8"]},
+    ]  # fmt: skip
+    rule: Json = {"action": rng.choice(("Allow", "Allow", "Deny", "Pass", "Log"))}
+    peer = rng.choice(peers)
+    ports = rng.choice(([rng.choice((443, 5432, 8080))], ["8000:8100"], ["http"], None))
+    destination = {"ports": ports} if ports is not None else {}
+    if ports is not None:
+        rule["protocol"] = "TCP"
+    if direction == "ingress":
+        rule |= {"source": peer, "destination": destination}
+    else:
+        rule["destination"] = destination | peer
+    return rule
+
+
+def _calico_spec(rng: random.Random, tier: str) -> Json:
+    selector = rng.choice(
+        (
+            f"app == 'app-{rng.randrange(25)}'",
+            f"tier == '{rng.choice(TIERS)}' && version != 'v{rng.randrange(3)}'",
+            f"app in {{'app-{rng.randrange(25)}', 'app-{rng.randrange(25)}'}}",
+            "has(tier)",
+        )
+    )
+    spec: Json = {"tier": tier, "order": rng.randrange(1, 2000), "selector": selector}
+    types = rng.choice((["Ingress"], ["Egress"], ["Ingress", "Egress"]))
+    spec["types"] = types
+    for direction in types:
+        spec[direction.lower()] = [_calico_rule(direction.lower(), rng) for _ in range(2)]
+    return spec
+
+
+def calico_objects(rng: random.Random) -> list[Json]:
+    """2 Tiers (and the default one), 800 NetworkPolicies (16 in each namespace) and 198
+    GlobalNetworkPolicies (half on a namespaceSelector), spread over the three tiers."""
+    made: list[Json] = [
+        {"apiVersion": CALICO, "kind": "Tier", "metadata": {"name": name},
+         "spec": {"order": order, "defaultAction": action}}
+        for name, order, action in CALICO_TIERS
+    ]  # fmt: skip
+    tiers = [name for name, _, _ in CALICO_TIERS] + ["default"]
+    for n in range(800):
+        tier = tiers[n % 3]
+        made.append(
+            {
+                "apiVersion": CALICO,
+                "kind": "NetworkPolicy",
+                "metadata": {"name": f"{tier}.np-{n}", "namespace": f"ns-{n % NAMESPACES}"},
+                "spec": _calico_spec(rng, tier),
+            }
+        )
+    for n in range(198):
+        tier = tiers[n % 3]
+        spec = _calico_spec(rng, tier)
+        if n % 2:
+            spec["namespaceSelector"] = f"team == 'team-{rng.randrange(10)}'"
+        made.append(
+            {
+                "apiVersion": CALICO,
+                "kind": "GlobalNetworkPolicy",
+                "metadata": {"name": f"{tier}.gnp-{n}"},
+                "spec": spec,
+            }
+        )
+    return made
+
+
+# One generator per family beside core NetworkPolicy, 1,000 objects each. A rule set holds one
+# CNI's kinds only (families.CNIConflict), so a mix takes the others and one of CNIS.
 FAMILY_POLICIES: dict[str, Callable[[random.Random], list[Json]]] = {
     "network-policy-api": network_policy_api_objects,
     "cilium": cilium_objects,
+    "calico": calico_objects,
 }
+CNIS = ("cilium", "calico")
 
 
 def node_json(n: int) -> Json:
@@ -307,10 +392,15 @@ def node_json(n: int) -> Json:
             "status": {"addresses": [address]}}  # fmt: skip
 
 
-def family_objects(rng: random.Random) -> list[Json]:
+def mix(cni: str) -> list[str]:
+    """The families of the mix with this CNI: every family but the other CNIs."""
+    return [name for name in FAMILY_POLICIES if name == cni or name not in CNIS]
+
+
+def family_objects(rng: random.Random, cni: str) -> list[Json]:
     objects = [node_json(n) for n in range(40)]
-    for generate in FAMILY_POLICIES.values():
-        objects += generate(rng)
+    for name in mix(cni):
+        objects += FAMILY_POLICIES[name](rng)
     return objects
 
 
@@ -330,10 +420,11 @@ def flows(index: PolicyIndex, count: int, concentrated: bool, rng: random.Random
     return made
 
 
-def scenario(name: str, concentrated: bool, count: int, seed: int, every_family: bool) -> None:
+def scenario(name: str, concentrated: bool, count: int, seed: int, cni: str | None) -> None:
+    """`cni`: every family with that CNI's objects beside the pods and NetworkPolicies."""
     rng = random.Random(seed)
     objects = cluster(concentrated, rng)
-    others = family_objects(rng) if every_family else []
+    others = family_objects(rng, cni) if cni else []
     started = time.perf_counter()
     index = build(*objects, others)
     built = time.perf_counter() - started
@@ -352,7 +443,7 @@ def scenario(name: str, concentrated: bool, count: int, seed: int, every_family:
         walls.append((time.perf_counter_ns() - t0) / 1e6)
         allowed += verdict.allowed
         unknown += verdict.unknown
-    families_note = f" + 1,000 each of {', '.join(FAMILY_POLICIES)}" if every_family else ""
+    families_note = f" + 1,000 each of {', '.join(mix(cni))}" if cni else ""
     print(f"\n{name}: {len(index.pods)} pods, {POLICIES} NetworkPolicies{families_note}")
     print(f"  index build (parse JSON + index): {built * 1000:8.1f} ms")
     print(f"  index memory (traced, retained):  {memory / 2**20:8.1f} MiB")
@@ -372,23 +463,33 @@ def scenario(name: str, concentrated: bool, count: int, seed: int, every_family:
         )
 
 
-def diff_scenario(seed: int, every_family: bool) -> None:
+def diff_scenario(seed: int, cni: str | None) -> None:
     """`hopscope policy diff --matrix` over the spread cluster: the evaluated flows and the time,
     against 25M pairs of the full matrix. Core alone: three NetworkPolicies of ns-2 edited; with
-    every family: a NetworkPolicy and a CiliumNetworkPolicy of ns-2 and an Admin-tier
-    ClusterNetworkPolicy's rules."""
+    every family and a CNI: a NetworkPolicy and the CNI's first policy of ns-2 (a
+    CiliumNetworkPolicy or a Calico NetworkPolicy) and an Admin-tier ClusterNetworkPolicy's
+    rules."""
     rng = random.Random(seed)
     namespaces, pods, policies = cluster(False, rng)
-    others = family_objects(rng) if every_family else []
+    others = family_objects(rng, cni) if cni else []
     before = build(namespaces, pods, policies, others)
     proposed, proposed_others = copy.deepcopy(policies), copy.deepcopy(others)
-    if every_family:
+    if cni:
         proposed[45]["spec"] = policy_spec(5, rng)
-        cilium = next(o for o in proposed_others if o["metadata"].get("namespace") == "ns-2")
-        cilium["spec"] = {
-            "endpointSelector": {"matchLabels": {"app": "app-3"}},
-            "ingressDeny": [{"fromEndpoints": [{"matchLabels": {"tier": "web"}}]}],
-        }
+        own = next(o for o in proposed_others if o["metadata"].get("namespace") == "ns-2")
+        own["spec"] = (
+            {
+                "endpointSelector": {"matchLabels": {"app": "app-3"}},
+                "ingressDeny": [{"fromEndpoints": [{"matchLabels": {"tier": "web"}}]}],
+            }
+            if cni == "cilium"
+            else {
+                "tier": own["spec"]["tier"],
+                "order": 50,
+                "selector": "app == 'app-3'",
+                "ingress": [{"action": "Deny", "source": {"selector": "tier == 'web'"}}],
+            }
+        )
         # An Admin-tier policy on some pods of a team's namespaces: its rules are replaced.
         admin = next(
             o
@@ -407,22 +508,36 @@ def diff_scenario(seed: int, every_family: bool) -> None:
     after = build(namespaces, pods, proposed, proposed_others)
     found = compare_matrix(before, after, 8080, L4Protocol.TCP)
     took = time.perf_counter() - started
-    what = "every family, 3 objects edited" if every_family else "3 NetworkPolicies edited"
+    what = f"every family with {cni}, 3 objects edited" if cni else "3 NetworkPolicies edited"
     print(f"\ndiff: spread cluster, {what}, --matrix --port 8080 (incl. the new index)")
     print(f"  {found.evaluated:,} of {found.pairs:,} pairs evaluated, {len(found.changes)} flip:")
     print(f"    {took:6.1f} s")
+
+
+SCENARIOS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "spread": lambda o: scenario("spread", False, o.flows, o.seed, None),
+    "concentrated": lambda o: scenario("concentrated", True, o.flows, o.seed, None),
+    **{
+        f"every-family-{cni}": lambda o, cni=cni: scenario(
+            f"every family with {cni}", False, o.flows, o.seed, cni
+        )
+        for cni in CNIS
+    },
+    "diff": lambda o: diff_scenario(o.seed, None),
+    **{f"diff-{cni}": lambda o, cni=cni: diff_scenario(o.seed, cni) for cni in CNIS},
+}
 
 
 def main() -> None:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("--flows", type=int, default=2000)
     args.add_argument("--seed", type=int, default=4)
+    args.add_argument(
+        "--only", action="append", choices=SCENARIOS, help="run this scenario (repeatable)"
+    )
     opts = args.parse_args()
-    scenario("spread", False, opts.flows, opts.seed, every_family=False)
-    scenario("concentrated", True, opts.flows, opts.seed, every_family=False)
-    scenario("every family", False, opts.flows, opts.seed, every_family=True)
-    diff_scenario(opts.seed, every_family=False)
-    diff_scenario(opts.seed, every_family=True)
+    for name in opts.only or SCENARIOS:
+        SCENARIOS[name](opts)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from functools import cache
 
@@ -70,6 +70,7 @@ PROTOCOL_NUMBERS = {L4Protocol.TCP: 6, L4Protocol.UDP: 17, L4Protocol.SCTP: 132}
 PORT_PROTOCOL = {number: protocol for protocol, number in PROTOCOL_NUMBERS.items()}
 # A match is True, False, or the name of the construct it depends on (Unknown).
 Match = bool | str
+Selected = list[tuple[CalicoPolicy | None, Match]]  # None: the core NetworkPolicies' place
 
 
 def _both(first: Match, second: Match) -> Match:
@@ -90,6 +91,8 @@ class _Tier:
     _by_namespace: dict[str | None, list[CalicoPolicy | None]] = dataclasses.field(
         default_factory=dict
     )
+    # Per direction and subject (all that `_selects` reads), the members that select it.
+    selected: dict[Hashable, Selected] = dataclasses.field(default_factory=dict)
 
     def members_for(self, namespace: str | None) -> list[CalicoPolicy | None]:
         """The members that may select an endpoint of `namespace` (None: no pod-network pod),
@@ -125,6 +128,42 @@ class CalicoTiers:
         self._tiers = sorted(built, key=lambda tier: _sort_key(tier.spec.order, tier.spec.name))
         self._endpoint_labels: dict[PodRef, dict[str, str]] = {}
 
+    def selection(self, direction: Direction, subject: Endpoint) -> tuple[object, ...]:
+        """What these tiers' decision for the subject rests on besides the peer, the flow and the
+        core NetworkPolicies (compared on their own), comparable between two loads: per tier
+        consulted, in order, its spec and its members that select the subject (with how), the
+        core policies' place among them. `diff` skips the flows where it is equal."""
+        found: list[object] = []
+        for tier in self._tiers:
+            members = tuple(
+                "kubernetes"
+                if member is None
+                else (member.kind, member.key, member.order, member.rules(direction), selected)
+                for member, selected in self._selecting(tier, direction, subject)
+            )
+            if members:
+                found.append((tier.spec, tier.given, members))
+        return tuple(found)
+
+    def _selecting(self, tier: _Tier, direction: Direction, subject: Endpoint) -> Selected:
+        """The tier's members that select the subject in this direction, in order, with how
+        (True, or the construct an Unknown selection rests on); the core policies' place kept.
+        A matrix asks for each pod often: found once per pod."""
+        pod = subject.selectable
+        host = subject.node is not None or subject.pod is not None
+        labels = frozenset((subject.namespace_labels or {}).items())
+        key = (direction, pod, host, labels)
+        found = tier.selected.get(key)
+        if found is None:
+            found = []
+            for member in tier.members_for(pod.ref.namespace if pod is not None else None):
+                if member is None:
+                    found.append((None, True))
+                elif (selected := self._selects(member, direction, subject)) is not False:
+                    found.append((member, selected))
+            tier.selected[key] = found
+        return found
+
     def decide(
         self,
         direction: Direction,
@@ -156,8 +195,7 @@ class CalicoTiers:
         target: Pod | None,
     ) -> Decision | None:
         first: CalicoPolicy | Decision | None = None  # what selected the subject first
-        pod = subject.selectable
-        for member in tier.members_for(pod.ref.namespace if pod is not None else None):
+        for member, selected in self._selecting(tier, direction, subject):
             if member is None:
                 assert self._kubernetes is not None
                 core = self._kubernetes.decide(direction, subject, peer, flow, target)
@@ -166,9 +204,6 @@ class CalicoTiers:
                     continue
                 if core is not None:
                     return core
-                continue
-            selected = self._selects(member, direction, subject)
-            if selected is False:
                 continue
             if isinstance(selected, str):
                 return _unknown(member, selected)

@@ -14,6 +14,7 @@ Semantics as Calico's own parser and evaluator (libcalico-go lib/selector) imple
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,7 +33,9 @@ _OPERATORS = ("==", "!=", "&&", "||")
 @dataclass(frozen=True)
 class CalicoSelector:
     text: str
-    matches: Predicate
+    # The predicate is the text's meaning: two loads' selectors compare (and hash) by the text,
+    # so `diff` sees an unchanged rule as the same content.
+    matches: Predicate = dataclasses.field(compare=False)
     keys: frozenset[str] = frozenset()  # every label key the selector reads
     is_global: bool = False  # `global()` appears: the scope is non-namespaced resources
 

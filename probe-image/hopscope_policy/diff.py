@@ -6,11 +6,11 @@ file that is gone. Flows are compared between pods both sets hold.
 Only flows whose verdict could change are evaluated. With the same pods, namespaces and nodes on
 both sides, a direction's verdict depends only on the peer (unchanged) and on what selects its
 subject pod in that direction in each tier of the chain (core NetworkPolicies, the cluster-wide
-tiers, Cilium's: each tier's `selection`): when that is the same content on both sides, the
-verdict is the same. So a flow is evaluated only when its source's egress selection or its
-destination's ingress selection differs; any change to a pod, a namespace or a node (labels,
-addresses, ports) is compared on every pair, as it can change what any peer selector matches,
-and so is every pair when a tier cannot state its selection.
+tiers, Cilium's or Calico's: each tier's `selection`): when that is the same content on both
+sides, the verdict is the same. So a flow is evaluated only when its source's egress selection
+or its destination's ingress selection differs; any change to a pod, a namespace or a node
+(labels, addresses, ports) is compared on every pair, as it can change what any peer selector
+matches, and so is every pair when a tier cannot state its selection.
 """
 
 from __future__ import annotations

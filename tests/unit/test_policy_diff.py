@@ -371,3 +371,133 @@ def test_the_pruned_matrix_equals_every_pair_with_every_family(seed: int) -> Non
     ]
     assert [(c.flow.source, c.flow.destination) for c in found.changes] == expected
     assert found.evaluated < found.pairs
+
+
+CALICO = "projectcalico.org/v3"
+
+
+def _calico_object(
+    rng: random.Random, n: int, namespaces: int, namespaced: bool = False
+) -> dict[str, Any]:
+    """A random Calico NetworkPolicy or GlobalNetworkPolicy, in one of two tiers or the default
+    one, over `_cluster`'s pods: selectors with ==, in, has(), namespaceSelector, every action."""
+    app = f"app == 'a{rng.randrange(4)}'"
+    selector = rng.choice(["", "all()", app, f"app in {{'a{rng.randrange(4)}', 'a1'}}", "has(app)"])
+    peer = rng.choice(
+        [
+            {"selector": app},
+            {"namespaceSelector": f"team == 't{rng.randrange(3)}'"},
+            {"nets": [f"10.1.{rng.randrange(namespaces)}.0/24"]},
+            {},
+        ]
+    )
+    rule: dict[str, Any] = {"action": rng.choice(["Allow", "Deny", "Pass", "Log"])}
+    if rng.random() < 0.5:
+        rule |= {"protocol": "TCP", "destination": {"ports": [rng.choice([80, "http", 443])]}}
+    direction = rng.choice(["ingress", "egress"])
+    rule["source" if direction == "ingress" else "destination"] = (
+        {
+            **rule.get("destination", {}),
+            **peer,
+        }
+        if direction == "egress"
+        else peer
+    )
+    spec: dict[str, Any] = {
+        "tier": rng.choice(["security", "platform", "default"]),
+        "order": rng.choice([None, 10, 500, 2000]),
+        "selector": selector,
+        "types": [direction.title()],
+        direction: [rule],
+    }
+    spec = {key: value for key, value in spec.items() if value is not None}
+    if namespaced or rng.random() < 0.5:
+        return {
+            "apiVersion": CALICO,
+            "kind": "NetworkPolicy",
+            "metadata": {"name": f"cal-{n}", "namespace": f"ns-{rng.randrange(namespaces)}"},
+            "spec": spec,
+        }
+    if rng.random() < 0.5:
+        spec["namespaceSelector"] = f"team == 't{rng.randrange(3)}'"
+    return {
+        "apiVersion": CALICO,
+        "kind": "GlobalNetworkPolicy",
+        "metadata": {"name": f"gcal-{n}"},
+        "spec": spec,
+    }
+
+
+def _calico_tier(name: str, order: int, action: str) -> dict[str, Any]:
+    spec = {"order": order, "defaultAction": action}
+    return {"apiVersion": CALICO, "kind": "Tier", "metadata": {"name": name}, "spec": spec}
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_pruned_matrix_equals_every_pair_with_calico(seed: int) -> None:
+    """Calico policies in ordered tiers added, deleted and edited beside NetworkPolicies and the
+    cluster-wide kinds: the flows found are those a full comparison finds, and the pods whose
+    Calico selection is unchanged are skipped."""
+    rng = random.Random(seed)
+    policies = [_random_policy(rng, n, 4) for n in range(6)]
+    tiers = [_calico_tier("security", 100, "Pass"), _calico_tier("platform", 200, "Deny")]
+    cluster_wide = [o for o in (_family_object(rng, n, 4) for n in range(6)) if "cil" not in str(o)]
+    objects = [_calico_object(rng, n, 4) for n in range(12)]
+    # The changes are to namespaced policies, so that the pods of other namespaces keep their
+    # selection (GlobalNetworkPolicies included, read again by the second load) and are skipped.
+    namespaced = [i for i, o in enumerate(objects) if o["kind"] == "NetworkPolicy"]
+    proposed = json.loads(json.dumps(objects))
+    for i in rng.sample(namespaced, min(2, len(namespaced))):  # a rule's action alone edited
+        spec = proposed[i]["spec"]
+        rule = spec[spec["types"][0].lower()][0]
+        rule["action"] = rng.choice(["Allow", "Deny", "Pass", "Log"])
+    if namespaced:  # one edited in place (same name), one deleted
+        edited = _calico_object(rng, 0, 4, namespaced=True)
+        proposed[namespaced[0]]["spec"] = edited["spec"]
+        del proposed[namespaced[-1]]
+    proposed.append(_calico_object(rng, 12, 4, namespaced=True))  # one added
+    before = _cluster(4, 6, policies, tiers + cluster_wide + objects)
+    after = _cluster(4, 6, policies, tiers + cluster_wide + proposed)
+    found = compare_matrix(before, after, 80, L4Protocol.TCP)
+    refs = [pod.ref for pod in before.pods]
+    expected = [
+        (src, dst)
+        for src in refs
+        for dst in refs
+        if outcome(before.evaluate(Flow(src, dst, 80)))
+        != outcome(after.evaluate(Flow(src, dst, 80)))
+    ]
+    assert [(c.flow.source, c.flow.destination) for c in found.changes] == expected
+    assert found.evaluated < len(refs) * (len(refs) - 1)  # not every pair: pruned
+
+
+def test_an_unchanged_calico_set_is_not_evaluated_and_an_edit_is() -> None:
+    """The same Calico manifests loaded twice select alike (no pair evaluated); an edited
+    policy's subjects are evaluated, and only theirs."""
+    objects = [
+        _calico_tier("security", 100, "Deny"),
+        {
+            "apiVersion": CALICO,
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "web", "namespace": "ns-1"},
+            "spec": {
+                "tier": "security",
+                "order": 10,
+                "selector": "app == 'a1'",
+                "ingress": [{"action": "Allow", "source": {"selector": "has(app)"}}],
+            },
+        },
+    ]
+    proposed = json.loads(json.dumps(objects))
+    unchanged = compare_matrix(
+        _cluster(4, 6, [], objects), _cluster(4, 6, [], proposed), 80, L4Protocol.TCP
+    )
+    assert unchanged.evaluated == 0
+    proposed[1]["spec"]["ingress"][0]["action"] = "Deny"
+    edited = compare_matrix(
+        _cluster(4, 6, [], objects), _cluster(4, 6, [], proposed), 80, L4Protocol.TCP
+    )
+    selected = 2  # ns-1's pods with app a1 (p1, p5), from the 23 other pods each
+    assert edited.evaluated == selected * 23
+    # The rule's selector is scoped to the policy's namespace: only ns-1's 5 other pods flip.
+    assert len(edited.changes) == selected * 5
