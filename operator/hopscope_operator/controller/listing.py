@@ -84,7 +84,7 @@ class CheckLister:
                         if body.get("kind") == CLUSTER_CHECKS.kind
                         else ConnectivityCheck
                     )
-                    check = Check(model.model_validate(body))
+                    check = Check.of(model.model_validate(body), body)
                 except ValidationError as exc:
                     # Stored before the CRD had this rule, or written around validation: say
                     # so on the object and skip it; one bad check must not stop the others.
