@@ -1,0 +1,56 @@
+"""What a tick keeps of each listed check (`CheckLister`): its spec, and of its status only the
+fields planning reads every tick; the whole status (the last run's hops, issues, analysis) is
+read again from the cached body when a write carries it over or metrics export it again."""
+
+from __future__ import annotations
+
+from hopscope_operator.cluster import PODS
+from hopscope_operator.controller.cache import ClusterCache
+from hopscope_operator.controller.listing import CheckLister
+from hopscope_operator.controller.metrics import Metrics
+from hopscope_operator.controller.writer import StatusWriter
+
+from .conftest import Clock
+from .fakeapi import FakeApi
+from .test_reconcile import (
+    PROBES,
+    apply_check,
+    check,
+    condition,
+    make_reconciler,
+    reachable_result,
+    run_once,
+    source_pod,
+)
+
+
+def test_a_listed_check_keeps_only_the_status_fields_planning_reads(api: FakeApi, clock: Clock):
+    source_pod(api)
+    apply_check(api)
+    stored = run_once(api, make_reconciler(api, clock), reachable_result())["status"]
+    lister = CheckLister(ClusterCache(api, (), PROBES), StatusWriter(api, Metrics(), clock))
+    [listed] = lister.list()[0].values()
+    kept = listed.model.status
+    assert kept is not None and (kept.runs, kept.observed_generation) == (1, 1)
+    assert [c.type for c in kept.conditions] == ["Ready", "Reachable"]
+    assert kept.path_fingerprint == stored["pathFingerprint"]
+    assert (kept.hops, kept.latency, kept.analysis, kept.source) == ([], None, None, None)
+    whole = listed.full().status
+    assert whole is not None and len(whole.hops) == len(stored["hops"]) == 2
+    assert whole.analysis is not None and whole.analysis.result == stored["analysis"]["result"]
+
+
+def test_a_ready_false_after_a_run_this_process_wrote_keeps_that_runs_figures(
+    api: FakeApi, clock: Clock
+):
+    reconciler = make_reconciler(api, clock)
+    source_pod(api)
+    apply_check(api, schedule={"intervalSeconds": 60})
+    ran = run_once(api, reconciler, reachable_result())["status"]
+    api.delete(PODS, "shop", "web-0")
+    clock.advance(120)
+    reconciler.tick()  # the check as this process wrote it: its source is gone
+    after = check(api)
+    assert condition(after, "Ready")["reason"] == "SourceNotFound"
+    for figures in ("hops", "latency", "analysis", "source", "pathFingerprint"):
+        assert after["status"][figures] == ran[figures], figures
