@@ -4,7 +4,7 @@ read again from the cached body when a write carries it over or metrics export i
 
 from __future__ import annotations
 
-from hopscope_operator.cluster import PODS
+from hopscope_operator.cluster import CHECKS, PODS
 from hopscope_operator.controller.cache import ClusterCache
 from hopscope_operator.controller.listing import CheckLister
 from hopscope_operator.controller.metrics import Metrics
@@ -54,3 +54,19 @@ def test_a_ready_false_after_a_run_this_process_wrote_keeps_that_runs_figures(
     assert condition(after, "Ready")["reason"] == "SourceNotFound"
     for figures in ("hops", "latency", "analysis", "source", "pathFingerprint"):
         assert after["status"][figures] == ran[figures], figures
+
+
+def test_checks_with_equal_spec_parts_share_them_and_an_edit_stays_its_own(
+    api: FakeApi, clock: Clock
+):
+    apply_check(api, "a")
+    apply_check(api, "b")
+    lister = CheckLister(ClusterCache(api, (), PROBES), StatusWriter(api, Metrics(), clock))
+    a, b = (lister.list()[0][f"shop/{name}"].model.spec for name in "ab")
+    assert a.probes is b.probes and a.thresholds is b.thresholds  # the defaults, held once
+    edited = api.stored(CHECKS, "shop", "b")
+    edited["spec"]["probes"] = {"count": 3, "timeoutSeconds": 1.0}
+    api.replace(CHECKS, "shop", "b", edited)
+    a, b = (lister.list()[0][f"shop/{name}"].model.spec for name in "ab")
+    assert (a.probes.count, b.probes.count) == (10, 3)
+    assert b.model_dump(by_alias=True, exclude_none=True) == check(api, "b")["spec"]

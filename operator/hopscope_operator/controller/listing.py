@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from hopscope_operator.api import ClusterConnectivityCheck, ConnectivityCheck
 from hopscope_operator.cluster import CLUSTER_CHECKS, ApiError, NotFound, Object
 from hopscope_operator.controller.cache import ClusterCache
+from hopscope_operator.controller.shared import SHARED_PARTS, SharedParts
 from hopscope_operator.controller.writer import Check, StatusWriter
 
 log = logging.getLogger("hopscope.operator")
@@ -33,6 +34,7 @@ class CheckLister:
         self._writer = writer
         self._parsed: dict[tuple[str, str], Check] = {}  # by (uid, resourceVersion)
         self._said_no_cluster_crd = False
+        self._shared = SharedParts()
 
     def list(self) -> tuple[dict[str, Check], set[str]]:
         """The checks by key, and the watched namespaces whose checks could not be listed: in
@@ -84,7 +86,7 @@ class CheckLister:
                         if body.get("kind") == CLUSTER_CHECKS.kind
                         else ConnectivityCheck
                     )
-                    check = Check.of(model.model_validate(body), body)
+                    check = Check.of(self._shared.share(model.model_validate(body)), body)
                 except ValidationError as exc:
                     # Stored before the CRD had this rule, or written around validation: say
                     # so on the object and skip it; one bad check must not stop the others.
@@ -93,6 +95,7 @@ class CheckLister:
             parsed[version] = check
             checks[check.key] = check
         self._parsed = parsed
+        self._shared.keep_at_most(len(SHARED_PARTS) * len(parsed) + 64)
         return checks, unlisted
 
     def _cluster_checks(self) -> list[Object]:
