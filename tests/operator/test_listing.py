@@ -4,11 +4,13 @@ read again from the cached body when a write carries it over or metrics export i
 
 from __future__ import annotations
 
+from hopscope_operator.api import ConnectivityCheckStatus
 from hopscope_operator.cluster import CHECKS, PODS
-from hopscope_operator.controller.cache import ClusterCache
+from hopscope_operator.controller.cache import ClusterCache, ReadYourWrites
 from hopscope_operator.controller.listing import CheckLister
 from hopscope_operator.controller.metrics import Metrics
-from hopscope_operator.controller.writer import StatusWriter
+from hopscope_operator.controller.status import status_patch
+from hopscope_operator.controller.writer import Check, StatusWriter
 
 from .conftest import Clock
 from .fakeapi import FakeApi
@@ -70,3 +72,21 @@ def test_checks_with_equal_spec_parts_share_them_and_an_edit_stays_its_own(
     a, b = (lister.list()[0][f"shop/{name}"].model.spec for name in "ab")
     assert (a.probes.count, b.probes.count) == (10, 3)
     assert b.model_dump(by_alias=True, exclude_none=True) == check(api, "b")["spec"]
+
+
+def test_a_status_this_process_wrote_is_held_once_when_its_watch_event_comes(
+    api: FakeApi, clock: Clock
+):
+    apply_check(api)
+    cache = ClusterCache(api, (), PROBES)
+    via = ReadYourWrites(api, cache)
+    lister = CheckLister(cache, StatusWriter(via, Metrics(), clock))
+    [was] = lister.list()[0].values()
+    status = ConnectivityCheckStatus(runs=1)
+    patch = status_patch(status)
+    stored = via.patch_status(CHECKS, "shop", "web-to-db", patch, was.resource_version)
+    lister.wrote(was, stored, Check.of(was.model.model_copy(update={"status": status}), stored))
+    [listed] = lister.list()[0].values()  # its watch event is in: the same version, decoded again
+    [cached] = cache.checks[None].objects()
+    assert listed.stored is cached  # the one body the cache holds, not the write's answer too
+    assert listed.model.status is not None and listed.model.status.runs == 1

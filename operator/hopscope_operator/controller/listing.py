@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
 from pydantic import ValidationError
 
@@ -79,6 +80,10 @@ class CheckLister:
             meta = body["metadata"]
             version = (meta["uid"], meta["resourceVersion"])
             check = self._parsed.get(version)  # parsing is most of a tick's CPU: only changes
+            if check is not None and check.stored is not body:
+                # The same version as the cache holds it now (its watch event after the write's
+                # answer, say): one body per check kept, not both.
+                check = replace(check, stored=body)
             if check is None:
                 try:
                     model = (
