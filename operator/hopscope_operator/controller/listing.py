@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
 from pydantic import ValidationError
 
 from hopscope_operator.api import ClusterConnectivityCheck, ConnectivityCheck
 from hopscope_operator.cluster import CLUSTER_CHECKS, ApiError, NotFound, Object
 from hopscope_operator.controller.cache import ClusterCache
+from hopscope_operator.controller.shared import SHARED_PARTS, SharedParts
 from hopscope_operator.controller.writer import Check, StatusWriter
 
 log = logging.getLogger("hopscope.operator")
@@ -33,6 +35,7 @@ class CheckLister:
         self._writer = writer
         self._parsed: dict[tuple[str, str], Check] = {}  # by (uid, resourceVersion)
         self._said_no_cluster_crd = False
+        self._shared = SharedParts()
 
     def list(self) -> tuple[dict[str, Check], set[str]]:
         """The checks by key, and the watched namespaces whose checks could not be listed: in
@@ -77,6 +80,10 @@ class CheckLister:
             meta = body["metadata"]
             version = (meta["uid"], meta["resourceVersion"])
             check = self._parsed.get(version)  # parsing is most of a tick's CPU: only changes
+            if check is not None and check.stored is not body:
+                # The same version as the cache holds it now (its watch event after the write's
+                # answer, say): one body per check kept, not both.
+                check = replace(check, stored=body)
             if check is None:
                 try:
                     model = (
@@ -84,7 +91,7 @@ class CheckLister:
                         if body.get("kind") == CLUSTER_CHECKS.kind
                         else ConnectivityCheck
                     )
-                    check = Check(model.model_validate(body))
+                    check = Check.of(self._shared.share(model.model_validate(body)), body)
                 except ValidationError as exc:
                     # Stored before the CRD had this rule, or written around validation: say
                     # so on the object and skip it; one bad check must not stop the others.
@@ -93,6 +100,7 @@ class CheckLister:
             parsed[version] = check
             checks[check.key] = check
         self._parsed = parsed
+        self._shared.keep_at_most(len(SHARED_PARTS) * len(parsed) + 64)
         return checks, unlisted
 
     def _cluster_checks(self) -> list[Object]:

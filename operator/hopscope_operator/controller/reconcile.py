@@ -276,8 +276,8 @@ class Reconciler:
         tick records it."""
         for key in keys:
             check = checks.get(key)
-            if check is not None:
-                self.metrics.restore(key, check.model)
+            if check is not None and not self.metrics.knows(key):
+                self.metrics.restore(key, check.full())  # its last run's figures: parsed now
 
     def _collect_finished(
         self, checks: dict[str, Check], unlisted: set[str], now: datetime, report: TickReport
@@ -609,7 +609,7 @@ class Reconciler:
         # The status as listed still says when this run was due: the next is counted from it.
         was_due = due_at(model) or AT_ONCE
         status, events = next_status(
-            model.status,
+            check.full().status,  # the last run: its path fingerprint, its conditions
             collected.result,
             generation=collected.generation,
             now=now,
@@ -633,7 +633,7 @@ class Reconciler:
             thresholds=model.spec.thresholds,
         )
         meta = {**model.metadata, "resourceVersion": stored["metadata"]["resourceVersion"]}
-        updated = Check(model.model_copy(update={"status": status, "metadata": meta}))
+        updated = Check.of(model.model_copy(update={"status": status, "metadata": meta}), stored)
         self._lister.wrote(check, stored, updated)
         return updated
 
@@ -651,7 +651,8 @@ class Reconciler:
         generation = int(model.metadata["generation"])
         if starts_a_run(model.status, generation):
             message = f"probing from {source.description}"
-            self.writer.patch_status(check, running_status(model.status, message, now, generation))
+            running = running_status(check.full().status, message, now, generation)
+            self.writer.patch_status(check, running)
 
     def _run_on_agent(
         self,
