@@ -51,7 +51,7 @@ from hopscope_probe.path import mtu
 
 # Local health thresholds: above them the source itself is a suspect.
 CPU_PRESSURE_PERCENT = 40.0  # PSI cpu "some" avg10
-CPU_THROTTLED_RATIO = 0.25  # share of CFS periods throttled while sampling
+CPU_THROTTLED_RATIO = 0.25  # share of CFS periods throttled while sampling (or in its life)
 LOAD_PER_CORE = 2.0
 MEMORY_USAGE_RATIO = 0.9  # of the cgroup limit
 MEMORY_PRESSURE_PERCENT = 20.0  # PSI memory "some" avg10

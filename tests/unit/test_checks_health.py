@@ -187,8 +187,8 @@ def test_throttled_ratio_is_the_share_of_periods_throttled_during_the_probe(
     found = health.finish(window)
     assert found.cpu_throttled_ratio == 0.5  # 10 of the 20 periods that ended
     assert found.cpu_quota_cores == 0.1
-    # A probe shorter than one CFS period: nothing to compare.
-    assert health.finish(health.begin(proc=proc, cgroup_root=root)).cpu_throttled_ratio is None
+    # A probe shorter than one CFS period: the share over the group's life, 12 of 30.
+    assert health.finish(health.begin(proc=proc, cgroup_root=root)).cpu_throttled_ratio == 0.4
 
 
 def test_without_a_quota_no_throttling_is_reported(proc: Path, tmp_path: Path):

@@ -69,7 +69,8 @@ def begin(
 
 def finish(window: Window) -> HealthEvidence:
     """The figures at the end of the probe: CPU throttling is counted over the probe's own
-    window (the CFS periods that ended while it ran), so the sample costs no wait of its own."""
+    window (the CFS periods that ended while it ran), so the sample costs no wait of its own;
+    over the group's life when no period ended in it."""
     group, proc = window.group, window.proc
     throttled = None
     if window.cpu_before is not None:
@@ -221,8 +222,12 @@ def _cpu_stat(directory: Path | None) -> tuple[int, int] | None:
 
 
 def _throttled_ratio(before: tuple[int, int], after: tuple[int, int] | None) -> float | None:
-    if after is None or after[0] <= before[0]:
-        return None  # no CFS period ended while sampling: nothing to compare
+    if after is None or after[0] == 0:
+        return None  # no CFS period ever ended: nothing to count
+    if after[0] <= before[0]:
+        # A probe shorter than one CFS period (100 ms by default, longer than a healthy
+        # probe): the share since the group started, so a throttled source is still seen.
+        return after[1] / after[0]
     return (after[1] - before[1]) / (after[0] - before[0])
 
 
