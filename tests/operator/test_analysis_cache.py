@@ -41,11 +41,6 @@ POLICY = "shop/db-deny-ingress"
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
 def reconciler(healthy: FakeApi, clock: Clock) -> Reconciler:
     return story.make_reconciler(healthy, clock)
 

@@ -21,6 +21,7 @@ from . import test_reconcile as story
 from .caught_up import caught_up
 from .conftest import Clock
 from .fake_routes import CRDS
+from .fake_status import Forbidden
 from .fakeapi import FakeApi
 from .httpapi import HttpApi
 from .test_kube import TOKEN, kube_api
@@ -46,11 +47,6 @@ NAMESPACED = {CILIUM, CALICO_NP}
 SHOP = {"matchLabels": {"kubernetes.io/metadata.name": "shop"}}
 DB = {"matchLabels": {"app": "db"}}
 WEB = {"matchLabels": {"app": "web"}}
-
-
-class Forbidden(ApiError):
-    status = 403
-    reason = "Forbidden"
 
 
 class ServiceUnavailable(ApiError):
@@ -141,11 +137,6 @@ def isolate_tenants(api: FakeApi) -> None:
             ],
         },
     )
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

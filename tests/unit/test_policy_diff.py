@@ -14,7 +14,7 @@ import pytest
 from hopscope_policy import diffcli, families
 from hopscope_policy.diff import compare_matrix, outcome
 from hopscope_policy.evaluate import Flow, PolicyIndex
-from hopscope_policy.model import L4Protocol, parse_namespace, parse_pod, parse_policy
+from hopscope_policy.model import L4Protocol, PodRef, parse_namespace, parse_pod, parse_policy
 from hopscope_probe import cli as probe_cli
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "policy-diff"
@@ -281,6 +281,19 @@ def _random_policy(rng: random.Random, n: int, namespaces: int) -> dict[str, Any
     return {"metadata": meta, "spec": spec}
 
 
+def every_pair_that_flips(before: PolicyIndex, after: PolicyIndex) -> list[tuple[PodRef, PodRef]]:
+    """What a full comparison finds: every (source, destination) pair whose TCP/80 outcome
+    differs, evaluated one by one without pruning."""
+    refs = [pod.ref for pod in before.pods]
+    return [
+        (src, dst)
+        for src in refs
+        for dst in refs
+        if outcome(before.evaluate(Flow(src, dst, 80)))
+        != outcome(after.evaluate(Flow(src, dst, 80)))
+    ]
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_the_pruned_matrix_equals_comparing_every_pair(seed: int) -> None:
     """Random edits (added, deleted, edited policies): the flows found are exactly those a full
@@ -294,14 +307,7 @@ def test_the_pruned_matrix_equals_comparing_every_pair(seed: int) -> None:
         proposed[i] = {"metadata": proposed[i]["metadata"], "spec": edited["spec"]}
     before, after = _cluster(4, 6, policies), _cluster(4, 6, proposed)
     found = compare_matrix(before, after, 80, L4Protocol.TCP)
-    refs = [pod.ref for pod in before.pods]
-    expected = [
-        (src, dst)
-        for src in refs
-        for dst in refs
-        if outcome(before.evaluate(Flow(src, dst, 80)))
-        != outcome(after.evaluate(Flow(src, dst, 80)))
-    ]
+    expected = every_pair_that_flips(before, after)
     assert [(c.flow.source, c.flow.destination) for c in found.changes] == expected
     assert expected  # the edits do change something: the comparison is not vacuous
     assert found.evaluated < found.pairs
@@ -361,14 +367,7 @@ def test_the_pruned_matrix_equals_every_pair_with_every_family(seed: int) -> Non
     before = _cluster(4, 6, policies, objects)
     after = _cluster(4, 6, policies, proposed)
     found = compare_matrix(before, after, 80, L4Protocol.TCP)
-    refs = [pod.ref for pod in before.pods]
-    expected = [
-        (src, dst)
-        for src in refs
-        for dst in refs
-        if outcome(before.evaluate(Flow(src, dst, 80)))
-        != outcome(after.evaluate(Flow(src, dst, 80)))
-    ]
+    expected = every_pair_that_flips(before, after)
     assert [(c.flow.source, c.flow.destination) for c in found.changes] == expected
     assert found.evaluated < found.pairs
 
@@ -460,13 +459,7 @@ def test_the_pruned_matrix_equals_every_pair_with_calico(seed: int) -> None:
     after = _cluster(4, 6, policies, tiers + cluster_wide + proposed)
     found = compare_matrix(before, after, 80, L4Protocol.TCP)
     refs = [pod.ref for pod in before.pods]
-    expected = [
-        (src, dst)
-        for src in refs
-        for dst in refs
-        if outcome(before.evaluate(Flow(src, dst, 80)))
-        != outcome(after.evaluate(Flow(src, dst, 80)))
-    ]
+    expected = every_pair_that_flips(before, after)
     assert [(c.flow.source, c.flow.destination) for c in found.changes] == expected
     assert found.evaluated < len(refs) * (len(refs) - 1)  # not every pair: pruned
 
