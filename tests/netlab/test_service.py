@@ -33,6 +33,15 @@ def make_service(lab: Lab) -> None:
     lab.start_tcp_server("dst", 8080)
     for address in BACKENDS.values():
         lab["dst"].run(["ip", "address", "add", f"{address}/24", "dev", "to-r3"])
+    # kube-proxy spreads at random; the lab's nth rules are exact, but they would count the
+    # path sweep's SYNs too, and a sweep that interleaves two new flows between two probes puts
+    # all six probes on one backend (CI saw it). The sweep's SYNs leave with TTLs below the
+    # probes' 64 and go to web-0, so the spread counts the six probes alone: two per backend.
+    lab.iptables(
+        "r1", "-t", "nat", "-A", "PREROUTING", "-d", CLUSTER_IP, "-p", "tcp", "--dport", "80",
+        "-m", "ttl", "--ttl-lt", "64",
+        "-j", "DNAT", "--to-destination", f"{BACKENDS['web-0']}:8080",
+    )  # fmt: skip
     rules = list(BACKENDS.values())
     for index, address in enumerate(rules):
         left = len(rules) - index
@@ -77,9 +86,8 @@ def test_a_service_check_names_the_broken_backend_its_pod_and_node(lab: Lab) -> 
 def test_without_endpoints_the_clusterip_alone_hides_which_backend_fails(lab: Lab) -> None:
     make_service(lab)
     _, result = probe(lab, "--to", f"{CLUSTER_IP}:80", "--count", "6", "--timeout", "1")
-    # Some connections reach a good backend; which probes meet web-2 depends on how many of the
-    # path sweep's packets the nth rules counted first, so only "not all fail" is certain.
-    assert result.probes_failed < result.probes_sent
+    assert (result.probes_failed, result.probes_sent) == (2, 6)  # web-2's share: one in three
+    assert result.connection_status == ConnectionStatus.DEGRADED
     assert result.endpoints == []
     assert not issues_of(result, IssueType.SERVICE_ENDPOINTS)
     assert BACKENDS["web-2"] not in {h.address for h in result.hops}  # DNAT is invisible
@@ -98,7 +106,12 @@ def test_a_clusterip_traced_through_the_sources_dnat_router_is_no_routing_loop(l
         *[(ttl, CLUSTER_IP, HopType.ROUTER) for ttl in (1, 2, 3)],
         (4, CLUSTER_IP, HopType.DESTINATION),
     ]
-    assert all(h.latency is not None and h.probes_failed == 0 for h in result.hops[1:])
+    *routers, destination = result.hops[1:]
+    assert all(h.latency is not None and h.probes_failed == 0 for h in routers)
+    # On a fresh lab's first probe, the sweep's four SYNs at the destination's TTL lost one
+    # about once in 40-120 runs (never in 100 probes of one lab, never under tcpdump): the
+    # sweep's same-4-tuple SYNs racing r1's conntrack and dst's half-open connection, it seems.
+    assert destination.latency is not None and destination.probes_failed <= 1
 
 
 def test_a_backend_that_drops_behind_a_dnat_router_is_a_silent_drop_not_a_loop(lab: Lab) -> None:
