@@ -129,36 +129,40 @@ class Family(NamedTuple):
         return self.kind(self.name, self.help, labels=(*COMMON, *self.extra))
 
 
-gauge, counter = GaugeMetricFamily, CounterMetricFamily
 CHECK_REACHABLE = Family(
     "hopscope_check_reachable",
     "1 when the last run reached the destination (Reachable or Degraded), else 0.",
-    gauge,
+    GaugeMetricFamily,
 )
 CHECK_LATENCY = Family(
-    "hopscope_check_latency_seconds", "Connection latency of the last run.", gauge, ("stat",)
+    "hopscope_check_latency_seconds",
+    "Connection latency of the last run.",
+    GaugeMetricFamily,
+    ("stat",),
 )
 PROBE_LOSS = Family(
     "hopscope_check_probe_loss_ratio",
     "Share of the last run's probes that failed (0-1); absent when it sent none.",
-    gauge,
+    GaugeMetricFamily,
 )
-PROBES_SENT = Family("hopscope_check_probes_sent_total", "Connection probes sent.", counter)
+PROBES_SENT = Family(
+    "hopscope_check_probes_sent_total", "Connection probes sent.", CounterMetricFamily
+)
 PROBES_FAILED = Family(
     "hopscope_check_probes_failed_total",
     "Connection probes that got no answer or a failure.",
-    counter,
+    CounterMetricFamily,
 )
 CHECK_ISSUES = Family(
     "hopscope_check_issues",
     "Issues the last run found, by type and severity.",
-    gauge,
+    GaugeMetricFamily,
     ("type", "severity"),
 )
 HOP_LATENCY = Family(
     "hopscope_hop_latency_seconds",
     "Average latency to each hop of the last traced path.",
-    gauge,
+    GaugeMetricFamily,
     ("hop_ttl", "hop_address"),
 )
 RUN_DURATION = Family(
@@ -167,45 +171,48 @@ RUN_DURATION = Family(
     HistogramMetricFamily,
 )
 RUNS = Family(
-    "hopscope_check_runs_total", "Runs by outcome (the connection status).", counter, ("outcome",)
+    "hopscope_check_runs_total",
+    "Runs by outcome (the connection status).",
+    CounterMetricFamily,
+    ("outcome",),
 )
 PATH_CHANGES = Family(
     "hopscope_check_path_changes_total",
     "Runs whose path fingerprint differed from the previous path.",
-    counter,
+    CounterMetricFamily,
 )
 LATENCY_THRESHOLD = Family(
     "hopscope_check_latency_threshold_seconds",
     "The check's latency threshold: above it a reachable check is Degraded.",
-    gauge,
+    GaugeMetricFamily,
 )
 LOSS_THRESHOLD = Family(
     "hopscope_check_loss_threshold_ratio",
     "The check's probe-loss threshold (0-1): above it a reachable check is Degraded.",
-    gauge,
+    GaugeMetricFamily,
 )
 PATH_HOP = Family(
     "hopscope_path_hop_info",
     "1 for each hop of the last traced hop graph (silent hops too), by hop id.",
-    gauge,
+    GaugeMetricFamily,
     ("hop_id", "hop_address"),
 )
 PATH_EDGE = Family(
     "hopscope_path_edge_info",
     "1 for each edge of the last traced hop graph (hop ids, as in the status).",
-    gauge,
+    GaugeMetricFamily,
     ("edge", "from_hop", "to_hop"),
 )
 ENDPOINT_REACHABLE = Family(
     "hopscope_endpoint_reachable",
     "A Service check: 1 when the last run reached this backend directly, else 0.",
-    gauge,
+    GaugeMetricFamily,
     ENDPOINT,
 )
 ENDPOINT_LATENCY = Family(
     "hopscope_endpoint_latency_seconds",
     "A Service check: average connection latency to this backend in the last run.",
-    gauge,
+    GaugeMetricFamily,
     ENDPOINT,
 )
 FAMILIES = (  # in the order /metrics lists them
