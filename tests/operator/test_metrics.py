@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from functools import partial
 from typing import Any
@@ -268,6 +269,71 @@ def test_changed_labels_replace_the_old_series() -> None:
     metrics.record("shop/web-to-db", moved, result())
     sources = {dict(labels)["source"] for labels in (k[1] for k in series_of(metrics, "web-to-db"))}
     assert sources == {"pod/shop/web-1"}
+
+
+def test_counters_and_the_histogram_outlive_a_check_that_cannot_run_not_new_labels() -> None:
+    metrics = Metrics(EVERY)
+    metrics.record("shop/web-to-db", WEB, result(), duration_seconds=2.5, path_changed=True)
+    metrics.cannot_run("shop/web-to-db", WEB, Thresholds())
+    metrics.record("shop/web-to-db", WEB, result(failed=4), duration_seconds=0.25)
+    assert value(metrics, "hopscope_check_probes_sent_total") == 20
+    assert value(metrics, "hopscope_check_probes_failed_total") == 4
+    assert value(metrics, "hopscope_check_path_changes_total") == 1
+    assert value(metrics, "hopscope_check_run_duration_seconds_count") == 2
+    assert value(metrics, "hopscope_check_run_duration_seconds_sum") == 2.75
+    # A run on a bucket's bound counts in that bucket, as prometheus-client's observe() does.
+    assert value(metrics, "hopscope_check_run_duration_seconds_bucket", le="0.25") == 1
+    assert value(metrics, "hopscope_check_run_duration_seconds_bucket", le="1.0") == 1
+    assert value(metrics, "hopscope_check_run_duration_seconds_bucket", le="2.5") == 2
+    assert value(metrics, "hopscope_check_run_duration_seconds_bucket", le="+Inf") == 2
+    moved = CheckLabels("shop", "web-to-db", "pod/shop/web-1", "service/shop/db:5432", "TCP")
+    metrics.record("shop/web-to-db", moved, result())
+    labels = {**COMMON, "source": "pod/shop/web-1"}
+    again = {
+        name: v
+        for (name, series), v in samples(metrics).items()
+        if series == frozenset(labels.items())
+    }
+    assert again["hopscope_check_probes_sent_total"] == 10  # new series: from this run only
+    assert again["hopscope_check_run_duration_seconds_count"] == 1
+
+
+def test_a_scrape_beside_the_tick_sees_each_check_as_one_run_left_it() -> None:
+    # The HTTP server's thread scrapes while the tick records and kopf's threads forget.
+    metrics = Metrics()
+    reached, lost = result(), result(ConnectionStatus.UNREACHABLE, failed=10)
+    runs = {True: (reached, Thresholds(latency_ms=100)), False: (lost, Thresholds(latency_ms=200))}
+    scrapes: list[bytes] = []
+    done = threading.Event()
+
+    def scrape() -> None:
+        while not done.is_set():
+            scrapes.append(metrics.exposition())
+
+    scraper = threading.Thread(target=scrape)
+    scraper.start()
+    try:
+        for number in range(600):
+            run, limits = runs[number % 2 == 0]
+            for check in ("a", "b", "c"):
+                labels = CheckLabels("shop", check, "pod/shop/web-0", "ip/10.0.0.1:80", "TCP")
+                metrics.record(f"shop/{check}", labels, run, thresholds=limits)
+            if number % 50 == 49:
+                metrics.forget("shop/b")
+    finally:
+        done.set()
+        scraper.join()
+    assert scrapes
+    for exposition in scrapes:
+        by_check: dict[str, dict[str, float]] = {}
+        for (name, labels), found in samples_of(exposition).items():
+            by_check.setdefault(dict(labels).get("check", ""), {})[name] = found
+        by_check.pop("", None)  # the operator's own gauges
+        for figures in by_check.values():
+            reachable = figures["hopscope_check_reachable"]
+            threshold = figures["hopscope_check_latency_threshold_seconds"]
+            assert ("hopscope_check_latency_seconds" in figures) == (reachable == 1)
+            assert threshold == (0.1 if reachable == 1 else 0.2)
 
 
 def test_pods_in_flight_and_its_own_registry() -> None:

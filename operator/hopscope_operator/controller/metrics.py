@@ -5,20 +5,32 @@ series on one gauge, at most maxHops of them, and a Service check's per-endpoint
 MAX_ENDPOINTS of them (the backends its last run probed, by pod). /metrics stays bounded too:
 what the alerts and the dashboard's check panels read is always there; the costlier per-check
 series are opt-in (`MetricsOptions`, the chart's `metrics.*` values; the README gives their cost
-per check; the per-endpoint series come with the per-hop ones). Each check's series are tracked
-so that a run replaces the last run's snapshot (a hop no longer on the path disappears, so does
-a replaced pod) and `forget` removes every series of a deleted check.
+per check; the per-endpoint series come with the per-hop ones). Each check's series are one
+record that a run replaces (a hop no longer on the path disappears, so does a replaced pod),
+counters carried over, and `forget` removes every series of a deleted check. The registry renders
+the records on each scrape, without prometheus-client's `_created` companions (as the operator
+has always served /metrics: it turns them off).
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import Counter as Tally
-from dataclasses import astuple, dataclass
-from typing import Any
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from itertools import accumulate
+from typing import Any, NamedTuple
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from prometheus_client.utils import INF, floatToGoString
 
 from hopscope_operator.api import ConnectivityCheck
 from hopscope_operator.redact import without_userinfo
@@ -31,9 +43,6 @@ MAX_HOP_SERIES = 64  # the CRD's largest maxHops
 RUN_BUCKETS = (0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
 REACHABLE = (ConnectionStatus.REACHABLE, ConnectionStatus.DEGRADED)
 CANNOT_RUN = ("Probe", "Error")  # the issue series a check that cannot run exports
-
-Series = tuple[MetricWrapperBase, tuple[str, ...]]
-GaugeSeries = tuple[Gauge, tuple[str, ...]]
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,10 @@ class CheckLabels:
             spec.protocol,
         )
 
+    def values(self) -> tuple[str, ...]:
+        """In COMMON's order: the labels every series of the check starts with."""
+        return (self.namespace, self.check, self.source, self.destination, self.protocol)
+
 
 # A selector at the CRD's bounds reads as tens of KB, a URI as 2 KB: every sample of every
 # series would carry it. Cut, with a digest of the whole so two long ones stay two series.
@@ -104,119 +117,162 @@ class MetricsOptions:
     per_check_counters: bool = False  # probes sent/failed, runs by outcome
 
 
-class Metrics:
+class Family(NamedTuple):
+    """A metric's name, help and type, and the labels its series add after COMMON."""
+
+    name: str
+    help: str
+    kind: Callable[..., Metric]  # GaugeMetricFamily, CounterMetricFamily, HistogramMetricFamily
+    extra: tuple[str, ...] = ()
+
+    def empty(self) -> Any:  # the kind's add_metric differs: callers know which one they hold
+        return self.kind(self.name, self.help, labels=(*COMMON, *self.extra))
+
+
+CHECK_REACHABLE = Family(
+    "hopscope_check_reachable",
+    "1 when the last run reached the destination (Reachable or Degraded), else 0.",
+    GaugeMetricFamily,
+)
+CHECK_LATENCY = Family(
+    "hopscope_check_latency_seconds",
+    "Connection latency of the last run.",
+    GaugeMetricFamily,
+    ("stat",),
+)
+PROBE_LOSS = Family(
+    "hopscope_check_probe_loss_ratio",
+    "Share of the last run's probes that failed (0-1); absent when it sent none.",
+    GaugeMetricFamily,
+)
+PROBES_SENT = Family(
+    "hopscope_check_probes_sent_total", "Connection probes sent.", CounterMetricFamily
+)
+PROBES_FAILED = Family(
+    "hopscope_check_probes_failed_total",
+    "Connection probes that got no answer or a failure.",
+    CounterMetricFamily,
+)
+CHECK_ISSUES = Family(
+    "hopscope_check_issues",
+    "Issues the last run found, by type and severity.",
+    GaugeMetricFamily,
+    ("type", "severity"),
+)
+HOP_LATENCY = Family(
+    "hopscope_hop_latency_seconds",
+    "Average latency to each hop of the last traced path.",
+    GaugeMetricFamily,
+    ("hop_ttl", "hop_address"),
+)
+RUN_DURATION = Family(
+    "hopscope_check_run_duration_seconds",
+    "How long the probe took for one run.",
+    HistogramMetricFamily,
+)
+RUNS = Family(
+    "hopscope_check_runs_total",
+    "Runs by outcome (the connection status).",
+    CounterMetricFamily,
+    ("outcome",),
+)
+PATH_CHANGES = Family(
+    "hopscope_check_path_changes_total",
+    "Runs whose path fingerprint differed from the previous path.",
+    CounterMetricFamily,
+)
+LATENCY_THRESHOLD = Family(
+    "hopscope_check_latency_threshold_seconds",
+    "The check's latency threshold: above it a reachable check is Degraded.",
+    GaugeMetricFamily,
+)
+LOSS_THRESHOLD = Family(
+    "hopscope_check_loss_threshold_ratio",
+    "The check's probe-loss threshold (0-1): above it a reachable check is Degraded.",
+    GaugeMetricFamily,
+)
+PATH_HOP = Family(
+    "hopscope_path_hop_info",
+    "1 for each hop of the last traced hop graph (silent hops too), by hop id.",
+    GaugeMetricFamily,
+    ("hop_id", "hop_address"),
+)
+PATH_EDGE = Family(
+    "hopscope_path_edge_info",
+    "1 for each edge of the last traced hop graph (hop ids, as in the status).",
+    GaugeMetricFamily,
+    ("edge", "from_hop", "to_hop"),
+)
+ENDPOINT_REACHABLE = Family(
+    "hopscope_endpoint_reachable",
+    "A Service check: 1 when the last run reached this backend directly, else 0.",
+    GaugeMetricFamily,
+    ENDPOINT,
+)
+ENDPOINT_LATENCY = Family(
+    "hopscope_endpoint_latency_seconds",
+    "A Service check: average connection latency to this backend in the last run.",
+    GaugeMetricFamily,
+    ENDPOINT,
+)
+FAMILIES = (  # in the order /metrics lists them
+    CHECK_REACHABLE,
+    CHECK_LATENCY,
+    PROBE_LOSS,
+    PROBES_SENT,
+    PROBES_FAILED,
+    CHECK_ISSUES,
+    HOP_LATENCY,
+    RUN_DURATION,
+    RUNS,
+    PATH_CHANGES,
+    LATENCY_THRESHOLD,
+    LOSS_THRESHOLD,
+    PATH_HOP,
+    PATH_EDGE,
+    ENDPOINT_REACHABLE,
+    ENDPOINT_LATENCY,
+)
+BOUNDS = (*RUN_BUCKETS, INF)
+BUCKET_LABELS = tuple(floatToGoString(bound) for bound in BOUNDS)  # the `le` values
+STATS = (("min",), ("avg",), ("max",))  # shared by every check's latency series
+
+Key = tuple[Family, tuple[str, ...]]  # a check's series: its family, its labels after COMMON
+Figures = tuple[tuple[Family, tuple[str, ...], float], ...]
+
+
+class Exported(NamedTuple):
+    """One check's series: the label values all of them share, then their values. Replaced
+    whole, never changed in place: a scrape reads one run's record or the next."""
+
+    common: tuple[str, ...]
+    gauges: Figures  # the last run's
+    counters: Figures  # kept across runs
+    run_duration: tuple[tuple[int, ...], float] | None  # runs per bucket, their seconds' sum
+
+
+class Metrics(Collector):
+    """The registry's collector of every check's series, rendered from one `Exported` record
+    per check on each scrape rather than held as one prometheus-client child per series (each
+    with its lock and value object: 8 KB a check with the chart's defaults, 1 KB as records)."""
+
     def __init__(self, options: MetricsOptions = MetricsOptions()) -> None:
         self.options = options
+        self._checks: dict[str, Exported] = {}
+        # The tick records, kopf's handler threads forget, the HTTP server's thread scrapes.
+        self._lock = threading.Lock()
         self.registry = CollectorRegistry()
-        r = self.registry
-        self.reachable = Gauge(
-            "hopscope_check_reachable",
-            "1 when the last run reached the destination (Reachable or Degraded), else 0.",
-            COMMON,
-            registry=r,
-        )
-        self.latency = Gauge(
-            "hopscope_check_latency_seconds",
-            "Connection latency of the last run.",
-            [*COMMON, "stat"],
-            registry=r,
-        )
-        self.loss = Gauge(
-            "hopscope_check_probe_loss_ratio",
-            "Share of the last run's probes that failed (0-1); absent when it sent none.",
-            COMMON,
-            registry=r,
-        )
-        self.probes_sent = Counter(
-            "hopscope_check_probes_sent_total", "Connection probes sent.", COMMON, registry=r
-        )
-        self.probes_failed = Counter(
-            "hopscope_check_probes_failed_total",
-            "Connection probes that got no answer or a failure.",
-            COMMON,
-            registry=r,
-        )
-        self.issues = Gauge(
-            "hopscope_check_issues",
-            "Issues the last run found, by type and severity.",
-            [*COMMON, "type", "severity"],
-            registry=r,
-        )
-        self.hop_latency = Gauge(
-            "hopscope_hop_latency_seconds",
-            "Average latency to each hop of the last traced path.",
-            [*COMMON, "hop_ttl", "hop_address"],
-            registry=r,
-        )
-        self.run_duration = Histogram(
-            "hopscope_check_run_duration_seconds",
-            "How long the probe took for one run.",
-            COMMON,
-            buckets=RUN_BUCKETS,
-            registry=r,
-        )
-        self.runs = Counter(
-            "hopscope_check_runs_total",
-            "Runs by outcome (the connection status).",
-            [*COMMON, "outcome"],
-            registry=r,
-        )
-        self.path_changes = Counter(
-            "hopscope_check_path_changes_total",
-            "Runs whose path fingerprint differed from the previous path.",
-            COMMON,
-            registry=r,
-        )
-        self.latency_threshold = Gauge(
-            "hopscope_check_latency_threshold_seconds",
-            "The check's latency threshold: above it a reachable check is Degraded.",
-            COMMON,
-            registry=r,
-        )
-        self.loss_threshold = Gauge(
-            "hopscope_check_loss_threshold_ratio",
-            "The check's probe-loss threshold (0-1): above it a reachable check is Degraded.",
-            COMMON,
-            registry=r,
-        )
-        self.path_hop = Gauge(
-            "hopscope_path_hop_info",
-            "1 for each hop of the last traced hop graph (silent hops too), by hop id.",
-            [*COMMON, "hop_id", "hop_address"],
-            registry=r,
-        )
-        self.path_edge = Gauge(
-            "hopscope_path_edge_info",
-            "1 for each edge of the last traced hop graph (hop ids, as in the status).",
-            [*COMMON, "edge", "from_hop", "to_hop"],
-            registry=r,
-        )
-        self.endpoint_reachable = Gauge(
-            "hopscope_endpoint_reachable",
-            "A Service check: 1 when the last run reached this backend directly, else 0.",
-            [*COMMON, *ENDPOINT],
-            registry=r,
-        )
-        self.endpoint_latency = Gauge(
-            "hopscope_endpoint_latency_seconds",
-            "A Service check: average connection latency to this backend in the last run.",
-            [*COMMON, *ENDPOINT],
-            registry=r,
-        )
+        self.registry.register(self)
         self.pods_in_flight = Gauge(
-            "hopscope_probe_pods_in_flight", "Probe pods created and not yet collected.", registry=r
+            "hopscope_probe_pods_in_flight",
+            "Probe pods created and not yet collected.",
+            registry=self.registry,
         )
         self.leader = Gauge(
             "hopscope_operator_leader",
             "1 on the replica holding the Lease, which alone exports check series; 0 elsewhere.",
-            registry=r,
+            registry=self.registry,
         )
-        self._labels: dict[str, CheckLabels] = {}
-        self._snapshot: dict[str, set[GaugeSeries]] = {}  # the last run's gauges, replaced per run
-        self._cumulative: dict[str, set[Series]] = {}  # counters and histograms, kept
-        # Each series' child as labels() made it: labels() checks and locks on every call, a
-        # tenth of a check's metrics CPU per series. A series removed leaves it (`_remove`).
-        self._children: dict[Series, Any] = {}
 
     def record(
         self,
@@ -235,85 +291,49 @@ class Metrics:
         `new_run=False` re-exports a run already counted (the last status, after a restart):
         gauges are set and series created, counters are not incremented again.
         """
-        common = self._adopt(check_key, labels)
-        cumulative = self._cumulative.setdefault(check_key, set())
-        cumulative.add((self.path_changes, common))
-        self._child(self.path_changes, common).inc(1 if path_changed and new_run else 0)
+        counted = 1 if new_run else 0
+        counts: dict[Key, float] = {(PATH_CHANGES, ()): 1 if path_changed and new_run else 0}
         if self.options.per_check_counters:
-            counted = 1 if new_run else 0
             outcome = result.connection_status.value
-            cumulative |= {
-                (self.probes_sent, common),
-                (self.probes_failed, common),
-                (self.runs, (*common, outcome)),
-            }
-            self._child(self.probes_sent, common).inc(result.probes_sent * counted)
-            self._child(self.probes_failed, common).inc(result.probes_failed * counted)
-            self._child(self.runs, (*common, outcome)).inc(counted)
-        if self.options.per_check_histograms:
-            cumulative.add((self.run_duration, common))
-            if duration_seconds is None and result.duration_ms is not None:
-                duration_seconds = result.duration_ms / 1000
-            run_duration = self._child(self.run_duration, common)  # exported even before a duration
-            if duration_seconds is not None and new_run:
-                run_duration.observe(duration_seconds)
+            counts[(PROBES_SENT, ())] = result.probes_sent * counted
+            counts[(PROBES_FAILED, ())] = result.probes_failed * counted
+            counts[(RUNS, (outcome,))] = counted
+        if duration_seconds is None and result.duration_ms is not None:
+            duration_seconds = result.duration_ms / 1000
 
-        snapshot: dict[GaugeSeries, float] = {}
+        snapshot: dict[Key, float] = {}
         # Unknown is no verdict: exported as 0 it would page as Unreachable; the run's Probe
         # issue (its own alert) says instead that the probe could not run.
         if result.connection_status != ConnectionStatus.UNKNOWN:
-            snapshot[(self.reachable, common)] = float(result.connection_status in REACHABLE)
+            snapshot[(CHECK_REACHABLE, ())] = float(result.connection_status in REACHABLE)
         if result.latency is not None:
-            for stat, ms in (
-                ("min", result.latency.min_ms),
-                ("avg", result.latency.avg_ms),
-                ("max", result.latency.max_ms),
+            latency = result.latency
+            for stat, ms in zip(
+                STATS, (latency.min_ms, latency.avg_ms, latency.max_ms), strict=True
             ):
-                snapshot[(self.latency, (*common, stat))] = ms / 1000
+                snapshot[(CHECK_LATENCY, stat)] = ms / 1000
         # What the loss alert reads, not rate() of the counters: they are created holding the
         # first run's counts (no increase to see) and step once a run (long intervals flap).
         if result.probes_sent:
-            snapshot[(self.loss, common)] = result.probes_failed / result.probes_sent
+            snapshot[(PROBE_LOSS, ())] = result.probes_failed / result.probes_sent
         tally = Tally((issue.type.value, issue.severity.value) for issue in result.issues)
-        for (kind, severity), number in tally.items():
-            snapshot[(self.issues, (*common, kind, severity))] = number
-        snapshot |= self._thresholds(common, thresholds or Thresholds())
+        for kind_and_severity, number in tally.items():
+            snapshot[(CHECK_ISSUES, kind_and_severity)] = number
+        snapshot |= _thresholds(thresholds or Thresholds())
         if self.options.per_hop_series:  # and per endpoint: detail below the check's figures
-            snapshot |= self._hop_series(common, result, max_hops)
-            snapshot |= self._endpoints(common, result)
-        self._replace_snapshot(check_key, snapshot)
+            snapshot |= _hop_series(result, max_hops)
+            snapshot |= _endpoints(result)
 
-    def _hop_series(
-        self, common: tuple[str, ...], result: ProbeResult, max_hops: int
-    ) -> dict[GaugeSeries, float]:
-        snapshot: dict[GaugeSeries, float] = {}
-        # The hop graph for the dashboard's node graph: bounded like the per-hop latencies.
-        for graph_hop in result.hops[: 2 * max_hops]:
-            where = graph_hop.address or "*"
-            snapshot[(self.path_hop, (*common, graph_hop.id, where))] = 1
-        edges = [(h.id, nxt) for h in result.hops for nxt in h.next_hop_ids][: 2 * max_hops]
-        for origin, target in edges:
-            snapshot[(self.path_edge, (*common, f"{origin}>{target}", origin, target))] = 1
-        timed = [h for h in result.hops if h.ttl and h.address and h.latency is not None]
-        timed.sort(key=lambda hop: (hop.ttl or 0, hop.address or ""))
-        for hop in timed[:max_hops]:
-            assert hop.latency is not None and hop.address is not None
-            key = (self.hop_latency, (*common, str(hop.ttl), hop.address))
-            snapshot[key] = hop.latency.avg_ms / 1000
-        return snapshot
-
-    def _endpoints(self, common: tuple[str, ...], result: ProbeResult) -> dict[GaugeSeries, float]:
-        """A series pair per backend the run probed, at most MAX_ENDPOINTS (a status edited to
-        hold more exports no more); one the probe could not judge (Unknown) exports no verdict."""
-        series: dict[GaugeSeries, float] = {}
-        for endpoint in result.endpoints[:MAX_ENDPOINTS]:
-            labels = (*common, endpoint.pod or endpoint.address, endpoint.node or "")
-            if endpoint.connection_status != ConnectionStatus.UNKNOWN:
-                reached = endpoint.connection_status in REACHABLE
-                series[(self.endpoint_reachable, labels)] = float(reached)
-            if endpoint.latency is not None:
-                series[(self.endpoint_latency, labels)] = endpoint.latency.avg_ms / 1000
-        return series
+        common = labels.values()
+        with self._lock:
+            last = self._last(check_key, common)
+            run_duration = None
+            if self.options.per_check_histograms:  # exported even before a duration
+                observed = duration_seconds if new_run else None
+                run_duration = _observed(last.run_duration, observed)
+            self._checks[check_key] = Exported(
+                common, _figures(snapshot), _added(last.counters, counts), run_duration
+            )
 
     def restore(self, check_key: str, check: ConnectivityCheck) -> None:
         """After a restart, export a check's last result again from its status, so a one-shot
@@ -336,58 +356,37 @@ class Metrics:
     def cannot_run(self, check_key: str, labels: CheckLabels, thresholds: Thresholds) -> None:
         """The check cannot run now (its source is gone, its probe pod refused, ...): the last
         run's figures are no longer current, and the Probe issue series fires its alert."""
-        common = self._adopt(check_key, labels)
-        snapshot = {(self.issues, (*common, *CANNOT_RUN)): 1.0}
-        self._replace_snapshot(check_key, snapshot | self._thresholds(common, thresholds))
+        snapshot = {(CHECK_ISSUES, CANNOT_RUN): 1.0} | _thresholds(thresholds)
+        common = labels.values()
+        with self._lock:
+            last = self._last(check_key, common)
+            self._checks[check_key] = last._replace(gauges=_figures(snapshot))
 
-    def _adopt(self, check_key: str, labels: CheckLabels) -> tuple[str, ...]:
-        """The check's label values; a spec that renamed them forgets the old series."""
-        if self._labels.get(check_key, labels) != labels:
-            self.forget(check_key)
-        self._labels[check_key] = labels
-        return astuple(labels)
-
-    def _thresholds(self, common: tuple[str, ...], limits: Thresholds) -> dict[GaugeSeries, float]:
-        return {
-            (self.latency_threshold, common): limits.latency_ms / 1000,
-            (self.loss_threshold, common): limits.loss_percent / 100,
-        }
-
-    def _replace_snapshot(self, check_key: str, snapshot: dict[GaugeSeries, float]) -> None:
-        for metric, values in self._snapshot.get(check_key, set()) - snapshot.keys():
-            self._remove(metric, values)
-        for (metric, values), value in snapshot.items():
-            self._child(metric, values).set(value)
-        self._snapshot[check_key] = set(snapshot)
-
-    def _child(self, metric: MetricWrapperBase, values: tuple[str, ...]) -> Any:
-        child = self._children.get((metric, values))
-        if child is None:
-            child = self._children[(metric, values)] = metric.labels(*values)
-        return child
-
-    def _remove(self, metric: MetricWrapperBase, values: tuple[str, ...]) -> None:
-        self._children.pop((metric, values), None)
-        metric.remove(*values)
+    def _last(self, check_key: str, common: tuple[str, ...]) -> Exported:
+        """The check's record, or an empty one: a new check, or a spec that renamed its labels
+        (its old series go, counters start over)."""
+        last = self._checks.get(check_key)
+        if last is None or last.common != common:
+            return Exported(common, (), (), None)
+        return last
 
     def knows(self, check_key: str) -> bool:
-        return check_key in self._labels
+        return check_key in self._checks
 
     def checks(self) -> set[str]:
         """The checks that have series."""
-        return set(self._labels)
+        with self._lock:
+            return set(self._checks)
 
     def forget(self, check_key: str) -> None:
         """Remove every series of a check (deleted, or its labels changed)."""
-        self._labels.pop(check_key, None)
-        series: set[Series] = set(self._snapshot.pop(check_key, set()))
-        for metric, values in series | self._cumulative.pop(check_key, set()):
-            self._remove(metric, values)
+        with self._lock:
+            self._checks.pop(check_key, None)
 
     def clear_checks(self) -> None:
         """Every check's series go: this replica no longer leads (the new leader exports them)."""
-        for check_key in self.checks():
-            self.forget(check_key)
+        with self._lock:
+            self._checks.clear()
         self.pods_in_flight.set(0)
 
     def set_leader(self, leading: bool) -> None:
@@ -396,6 +395,89 @@ class Metrics:
     def set_pods_in_flight(self, count: int) -> None:
         self.pods_in_flight.set(count)
 
+    def describe(self) -> Iterator[Metric]:
+        """Every family, also those with no series (a query of one finds nothing, not an
+        unknown name); the registry reads the names from it."""
+        return (family.empty() for family in FAMILIES)
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            checks = list(self._checks.values())
+        families = {family: family.empty() for family in FAMILIES}
+        for common, gauges, counters, run_duration in checks:
+            for figures in (gauges, counters):
+                for family, extra, value in figures:
+                    families[family].add_metric((*common, *extra), value)
+            if run_duration is not None:
+                runs, seconds = run_duration
+                buckets = list(zip(BUCKET_LABELS, accumulate(runs), strict=True))
+                families[RUN_DURATION].add_metric(common, buckets, seconds)
+        return iter(families.values())
+
     def exposition(self) -> bytes:
         """The text format, as /metrics serves it."""
         return generate_latest(self.registry)
+
+
+def _hop_series(result: ProbeResult, max_hops: int) -> dict[Key, float]:
+    snapshot: dict[Key, float] = {}
+    # The hop graph for the dashboard's node graph: bounded like the per-hop latencies.
+    for graph_hop in result.hops[: 2 * max_hops]:
+        snapshot[(PATH_HOP, (graph_hop.id, graph_hop.address or "*"))] = 1
+    edges = [(h.id, nxt) for h in result.hops for nxt in h.next_hop_ids][: 2 * max_hops]
+    for origin, target in edges:
+        snapshot[(PATH_EDGE, (f"{origin}>{target}", origin, target))] = 1
+    timed = [h for h in result.hops if h.ttl and h.address and h.latency is not None]
+    timed.sort(key=lambda hop: (hop.ttl or 0, hop.address or ""))
+    for hop in timed[:max_hops]:
+        assert hop.latency is not None and hop.address is not None
+        snapshot[(HOP_LATENCY, (str(hop.ttl), hop.address))] = hop.latency.avg_ms / 1000
+    return snapshot
+
+
+def _endpoints(result: ProbeResult) -> dict[Key, float]:
+    """A series pair per backend the run probed, at most MAX_ENDPOINTS (a status edited to hold
+    more exports no more); one the probe could not judge (Unknown) exports no verdict."""
+    series: dict[Key, float] = {}
+    for endpoint in result.endpoints[:MAX_ENDPOINTS]:
+        labels = (endpoint.pod or endpoint.address, endpoint.node or "")
+        if endpoint.connection_status != ConnectionStatus.UNKNOWN:
+            series[(ENDPOINT_REACHABLE, labels)] = float(endpoint.connection_status in REACHABLE)
+        if endpoint.latency is not None:
+            series[(ENDPOINT_LATENCY, labels)] = endpoint.latency.avg_ms / 1000
+    return series
+
+
+def _thresholds(limits: Thresholds) -> dict[Key, float]:
+    return {
+        (LATENCY_THRESHOLD, ()): limits.latency_ms / 1000,
+        (LOSS_THRESHOLD, ()): limits.loss_percent / 100,
+    }
+
+
+def _figures(series: dict[Key, float]) -> Figures:
+    return tuple((family, extra, float(value)) for (family, extra), value in series.items())
+
+
+def _added(counters: Figures, counts: dict[Key, float]) -> Figures:
+    """The counters with this run's counts added (a series new to the check starts at them)."""
+    totals = {(family, extra): value for family, extra, value in counters}
+    for key, count in counts.items():
+        totals[key] = totals.get(key, 0.0) + count
+    return _figures(totals)
+
+
+def _observed(
+    last: tuple[tuple[int, ...], float] | None, seconds: float | None
+) -> tuple[tuple[int, ...], float]:
+    """The run-duration histogram with one more run, as prometheus-client's observe() counts
+    it (in its bucket, kept per bucket; the `le` series add them up)."""
+    runs, total = last or ((0,) * len(BOUNDS), 0.0)
+    if seconds is None:
+        return runs, total
+    counted = list(runs)
+    for index, bound in enumerate(BOUNDS):
+        if seconds <= bound:
+            counted[index] += 1
+            break
+    return tuple(counted), total + seconds
