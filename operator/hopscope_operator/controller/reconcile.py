@@ -27,6 +27,7 @@ listing (`listing`), writing (`writer`), the bodies and statuses (`status`), the
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -172,6 +173,15 @@ class TickReport:
     orphans_deleted: int = 0
     refused: int = 0  # probe pods the API server would not create
     in_flight: int = 0
+
+
+@dataclass
+class Sent:
+    """A probe pod's results sent among a tick's writes: their checks, and those whose write
+    the API refused (the pod is then kept, for the next tick to write them again)."""
+
+    checks: set[str] = field(default_factory=set)
+    refused: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -347,8 +357,9 @@ class Reconciler:
             flight.hold(node, live)  # its log is read next tick: no result is lost
             return
         # Written, the checks are judged on their new status: due again if overdue.
-        keys = self._write_results(pod, collect(pod, log_text, now), checks, now, report, writes)
-        writes.after(keys, lambda: self._delete_later(pod, writes))
+        sent = self._write_results(pod, collect(pod, log_text, now), checks, now, report, writes)
+        delete = functools.partial(self._delete_collected, pod, sent, now, flight, writes)
+        writes.after(sent.checks, delete)
         if pod.get("status", {}).get("phase") not in ("Succeeded", "Failed"):
             # It never ran: its node may be dead, and the pod stay Terminating there.
             flight.pods_per_node[node] += 1
@@ -375,11 +386,12 @@ class Reconciler:
             flight.checks |= live
             return
         done = finished_so_far(pod, log_text)
-        keys = self._write_results(pod, done, checks, now, report, writes)
+        sent = self._write_results(pod, done, checks, now, report, writes)
         flight.checks |= live - {collected.check for collected in done}
         if len(done) == len(read_batch(pod).checks):
             # All in: the slot is free once the pod is gone.
-            writes.after(keys, lambda: self._delete_later(pod, writes))
+            delete = functools.partial(self._delete_collected, pod, sent, now, flight, writes)
+            writes.after(sent.checks, delete)
 
     def _unreadable_pod(
         self, pod: Object, checks: dict[str, Check], now: datetime, error: Exception
@@ -410,9 +422,11 @@ class Reconciler:
             check = checks.get(run.check)
             if check is None or not _describes(collected, check):
                 continue  # deleted, or its spec changed mid-run
+            # A refused write is said on the check: its agent runs it again when it is due.
             self._write_result(
-                check, collected, run.source, destination, now, run.started, checks, report, writes
-            )
+                check, collected, run.source, destination, now, run.started, checks, report, writes,
+                phase="writing its agent's result",
+            )  # fmt: skip
 
     def _plan_due(
         self, checks: dict[str, Check], flight: InFlight, now: datetime, report: TickReport
@@ -572,13 +586,13 @@ class Reconciler:
         now: datetime,
         report: TickReport,
         writes: Writes,
-    ) -> set[str]:
-        """Send each of the pod's results not written yet; the checks sent. Whether a result
-        was written is read from the check's status (`_taken`), so a running pod read every
-        tick, or by an operator that restarted, counts each run once."""
+    ) -> Sent:
+        """Send each of the pod's results not written yet. Whether a result was written is
+        read from the check's status (`_taken`), so a running pod read every tick, a pod kept
+        for a refused write, or one read by an operator that restarted, counts each run once."""
         sources = read_sources(pod)
         started = planned_at(pod) or now
-        sent: set[str] = set()
+        sent = Sent()
         for collected in results:
             writes.wait_for(collected.check)  # a check in two pods: judged on what was written
             check = checks.get(collected.check)
@@ -591,9 +605,9 @@ class Reconciler:
             if source is None:
                 source = ResolvedSource("node", pod["spec"]["nodeName"], "unknown source")
             self._write_result(
-                check, collected, source, destination, now, started, checks, report, writes
+                check, collected, source, destination, now, started, checks, report, writes, sent
             )
-            sent.add(check.key)
+            sent.checks.add(check.key)
         return sent
 
     def _write_result(
@@ -607,10 +621,13 @@ class Reconciler:
         checks: dict[str, Check],
         report: TickReport,
         writes: Writes,
+        sent: Sent | None = None,
+        phase: str = "writing its result",
     ) -> None:
         """Send the run's status (and its Events) among the tick's writes; once written,
         `checks` holds the check as it is then and the report counts it. A write that fails
-        is this check's alone (said on it): the other results are written on.
+        is this check's alone (said on it): the other results are written on; one the API
+        refused is noted in `sent`, whose pod then keeps the result for the next tick.
         `destination`: what the run was planned for; None when this process did not plan it."""
         model = check.model
         try:
@@ -628,7 +645,7 @@ class Reconciler:
                 failure=collected.failure,
             )
         except Exception as exc:
-            self.writer.failed(check, "writing its result", exc, now)
+            self.writer.failed(check, phase, exc, now)
             return
 
         def request() -> Object | None:  # on a pool thread: requests only
@@ -657,7 +674,9 @@ class Reconciler:
             report.collected += 1
 
         def failed(exc: Exception) -> None:
-            self.writer.failed(check, "writing its result", exc, now)
+            self.writer.failed(check, phase, exc, now)
+            if sent is not None and isinstance(exc, ApiError):
+                sent.refused.append(check.key)
 
         writes.submit(check.key, request, written, failed)
 
@@ -765,6 +784,21 @@ class Reconciler:
     def _delete_pod(self, pod: Object) -> None:
         with contextlib.suppress(NotFound):
             self.api.delete(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"])
+
+    def _delete_collected(
+        self, pod: Object, sent: Sent, now: datetime, flight: InFlight, writes: Writes
+    ) -> None:
+        """Delete a pod whose results are all written. One the API refused to write keeps
+        the pod, so the next tick writes it again (`_taken` skips the others) and its check
+        is not run anew meanwhile, for as long as an unreadable log is waited for: then the
+        result is given up."""
+        ended = seconds_since_ended(pod, now) or 0.0
+        if sent.refused and ended <= LOG_PATIENCE.total_seconds():
+            name = pod["metadata"]["name"]
+            log.info("probe pod %s kept: the results of %s written again", name, sent.refused)
+            flight.checks.update(sent.refused)
+            return
+        self._delete_later(pod, writes)
 
     def _delete_later(self, pod: Object, writes: Writes) -> None:
         """Delete a collected pod among the tick's writes. Refused, it stays: the next tick
