@@ -6,7 +6,9 @@ run twice); the pod is deleted once all are in, or collected whole when it ends.
 
 `Reconciler.tick` reads as its phases: read the cluster, collect what finished (probe pods,
 then agents), plan what is due, create its pods. What a status says is `status`'s; writing it
-and its Events is `writer`'s; what a probe pod carries is `runs`'.
+and its Events is `writer`'s; what a probe pod carries is `runs`'. A tick's result writes and
+pod deletes are in flight together (`writes`), what follows each answer back on the tick's
+thread; planning starts once all are answered, so it reads every status as written.
 
 The tick keeps no state between calls that the cluster does not also hold: which checks are in
 flight is read from the probe pods' annotations, what ran last from each check's status. An
@@ -17,7 +19,7 @@ memory is each planned run's resolved destination (too large for an annotation: 
 Service's endpoints), so collect judges the result against what the probe was sent to; a run
 planned by another process resolves its destination again when collected.
 
-About 760 lines, over the ~500 the package aims at: the phases share one tick's views (the
+About 850 lines, over the ~500 the package aims at: the phases share one tick's views (the
 API reads checks share), the in-flight records and the reconciler's writer, and split into
 modules they would pass all of it around. The parts with a job of their own already left:
 listing (`listing`), writing (`writer`), the bodies and statuses (`status`), the pod's contract
