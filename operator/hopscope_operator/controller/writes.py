@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import queue
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,9 @@ class Writes:
         self._pool = pool
         self._limit = in_flight
         self._pending: dict[concurrent.futures.Future[Any], _Write] = {}
+        # Each answered write, as it is answered: taking one costs the same however many are
+        # in flight (waiting on all of them each time cost more than the write's own CPU).
+        self._answered: queue.SimpleQueue[concurrent.futures.Future[Any]] = queue.SimpleQueue()
         self._after: list[tuple[frozenset[str], Callable[[], None]]] = []
 
     def __enter__(self) -> Writes:
@@ -50,6 +54,7 @@ class Writes:
             self.finish()
         else:  # the tick failed (or its process died): no more follow-ups, but no stray write
             concurrent.futures.wait(self._pending)
+            self._pending.clear()
 
     def submit(
         self,
@@ -61,14 +66,16 @@ class Writes:
         """Send `request` once fewer than the limit are in flight (taking the answers that
         came in meanwhile)."""
         while len(self._pending) >= self._limit:
-            self._take(concurrent.futures.FIRST_COMPLETED)
-        self._pending[self._pool.submit(request)] = _Write(key, then, failed)
+            self._take()
+        future = self._pool.submit(request)
+        self._pending[future] = _Write(key, then, failed)
+        future.add_done_callback(self._answered.put)
 
     def wait_for(self, key: str) -> None:
         """Take the answers of the writes of `key` in flight: what follows reads its status as
         written (rare: a check in two probe pods)."""
         while any(write.key == key for write in self._pending.values()):
-            self._take(concurrent.futures.FIRST_COMPLETED)
+            self._take()
 
     def after(self, keys: Iterable[str], action: Callable[[], None]) -> None:
         """Run `action` (on the tick's thread) once no write of `keys` is in flight: a probe
@@ -79,11 +86,14 @@ class Writes:
     def finish(self) -> None:
         """Wait for every write and run what follows each."""
         while self._pending:
-            self._take(concurrent.futures.ALL_COMPLETED)
+            self._take()
         self._run_ready()
 
-    def _take(self, until: str) -> None:
-        done, _ = concurrent.futures.wait(self._pending, return_when=until)
+    def _take(self) -> None:
+        """Wait for the next answer, then take it and every one that came in meanwhile."""
+        done = [self._answered.get()]
+        while not self._answered.empty():
+            done.append(self._answered.get_nowait())
         for future in done:
             write = self._pending.pop(future)
             try:
