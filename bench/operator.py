@@ -13,7 +13,11 @@ prints the figures side by side with how each grows from 1k to 10k. Printed, not
   (`FakeApi.calls`, as RBAC sees them), so a watch-fed cache shows as LISTs gone (target none);
 - completion-to-status: from a probe pod's completion to each of its checks' status written,
   when one pod ends alone (its watch event wakes a tick at once) and when every pod of a tick
-  ends at once (the last status waits for the whole collecting tick); target p99 <= 1 s;
+  ends at once (the last status waits for the whole collecting tick); target p99 <= 1 s. Each
+  request the operator makes waits a network round trip (--rtt, default 2 ms, the low end of
+  an in-cluster PATCH: etcd commits it before the answer) beside the fake's own serving, so
+  requests made one after another cost what they cost against a real API server; the fake
+  serves one request at a time (one core: harsher than a real server's many);
 - CPU seconds per tick, the operator's: what the process spends inside the fake (serving
   requests and filtering watch events, a real API server's work) is subtracted and printed
   apart; /metrics (chart's defaults unless --metrics), total and per check;
@@ -28,6 +32,7 @@ prints the figures side by side with how each grows from 1k to 10k. Printed, not
     python bench/operator.py --namespaced 10  # checks over 10 namespaces, the operator confined
     python bench/operator.py --policies 0     # no NetworkPolicies (default: 1 per 10 checks)
     python bench/operator.py --metrics per_hop_series  # /metrics with an opt-in series on
+    python bench/operator.py --rtt 0          # requests answered at once (CPU alone)
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -109,13 +115,17 @@ SCENARIOS = {
 class TimedApi(FakeApi):
     """The fake, noting when each check's status was last written (completion-to-status) and
     the CPU seconds spent inside it (`fake_cpu`: serving requests and watches, which a real API
-    server does in its own process)."""
+    server does in its own process), each request of the operator a round trip `rtt` long."""
 
     def __init__(self, schema: ApiServer) -> None:
         super().__init__(schema, validate=False)
+        self.rtt = 0.0  # seconds; set once the cluster is built (building it is instant)
         self.written: dict[str, float] = {}  # "namespace/name" -> perf_counter
         self.fake_cpu = 0.0
-        self._inside = False  # nested calls (a delete's garbage collection...) count once
+        self._counted = threading.Lock()
+        # Per thread (the operator's writes come from a pool): nested calls (a delete's
+        # garbage collection...) count once.
+        self._inside = threading.local()
 
     def patch_status(self, resource, namespace, name, status, version, **options):  # type: ignore[no-untyped-def]
         written = super().patch_status(resource, namespace, name, status, version, **options)
@@ -137,34 +147,49 @@ class TimedApi(FakeApi):
 
     @contextlib.contextmanager
     def serving(self) -> Iterator[None]:
-        """The CPU seconds of the block count as the fake's (once, however nested)."""
-        if self._inside:
+        """The CPU seconds of the block count as the fake's (once, however nested): this
+        thread's, as other threads run the operator meanwhile."""
+        if getattr(self._inside, "now", False):
             yield
             return
-        self._inside, started = True, cpu_seconds()
+        self._inside.now, started = True, time.thread_time()
         try:
             yield
         finally:
-            self.fake_cpu += cpu_seconds() - started
-            self._inside = False
+            with self._counted:
+                self.fake_cpu += time.thread_time() - started
+            self._inside.now = False
+
+    def travel(self) -> None:
+        """Half a round trip on the network (no CPU: other requests travel meanwhile)."""
+        if self.rtt:
+            time.sleep(self.rtt / 2)
 
 
-def served(method: Callable[..., Any]) -> Callable[..., Any]:
+def served(method: Callable[..., Any], *, remote: bool = True) -> Callable[..., Any]:
     @functools.wraps(method)
     def timed(api: TimedApi, *args: Any, **kwargs: Any) -> Any:
+        if remote:
+            api.travel()  # the request to the server
         with api.serving():
-            return method(api, *args, **kwargs)
+            answer = method(api, *args, **kwargs)
+        if remote:
+            api.travel()  # the answer back
+        return answer
 
     return timed
 
 
 # The ClusterApi contract, and the kubelet's side that the bench plays: the fake's work.
 for _name in ("get", "list", "list_versioned", "watch", "create", "delete", "patch_status",
-              "replace", "pod_log", "request_token", "finish_pod"):  # fmt: skip
+              "replace", "pod_log", "request_token"):  # fmt: skip
     setattr(TimedApi, _name, served(getattr(TimedApi, _name)))
+TimedApi.finish_pod = served(TimedApi.finish_pod, remote=False)  # type: ignore[method-assign]
 
 
-def build(scenario: Scenario, namespaces: list[str], policies: int) -> tuple[TimedApi, Clock]:
+def build(
+    scenario: Scenario, namespaces: list[str], policies: int, rtt: float = 0.0
+) -> tuple[TimedApi, Clock]:
     schema = custom_resource_definition()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     api = TimedApi(ApiServer(schema))
     install_chart(api)  # the probe pods' namespace and ServiceAccount, as the chart makes them
@@ -206,6 +231,7 @@ def build(scenario: Scenario, namespaces: list[str], policies: int) -> tuple[Tim
                 "spec": policy_spec(index % 20, rng),
             },
         )
+    api.rtt = rtt  # from now on, the operator's requests travel
     return api, Clock()
 
 
@@ -322,7 +348,7 @@ def run(scenario: Scenario, args: argparse.Namespace) -> dict[str, object]:
     options = MetricsOptions(**dict.fromkeys(args.metrics, True))
     namespaces = [f"bench-{i}" for i in range(args.namespaced or 1)]
     policies = scenario.checks // 10 if args.policies is None else args.policies
-    api, clock = build(scenario, namespaces, policies)
+    api, clock = build(scenario, namespaces, policies, args.rtt / 1000)
     before = rss_mib()
     watched = tuple(namespaces) if args.namespaced else ()
     # Node sources, as an install with tenancy.allowNodeSources runs them: one pod per node,
@@ -566,6 +592,10 @@ def main() -> None:
         "--metrics", action="append", default=[], choices=options, help="turn an opt-in "
         "series of /metrics on (the chart's metrics.* values); repeatable"
     )  # fmt: skip
+    parser.add_argument(
+        "--rtt", type=float, default=2.0, metavar="MS", help="each request's network round "
+        "trip, milliseconds (default 2; 0: answered at once)"
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # a child's
     args = parser.parse_args()
     names = args.only or list(SCENARIOS)
@@ -576,6 +606,7 @@ def main() -> None:
     passed = [f"--metrics={option}" for option in args.metrics]
     passed += [f"--namespaced={args.namespaced}"] if args.namespaced else []
     passed += [f"--policies={args.policies}"] if args.policies is not None else []
+    passed += [f"--rtt={args.rtt}"]
     for name in names:  # each in its own process, so that its peak RSS is its own
         child = [sys.executable, __file__, "--json", f"--only={name}", *passed]
         done = subprocess.run(child, stdout=subprocess.PIPE, text=True, check=True)

@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import kubernetes_validate
 
@@ -125,6 +125,7 @@ class FakeApi:
         self.compacted = 0  # watches from an older resourceVersion get an ERROR 410
         self.watch_epoch = 0  # end_watches() moves it on: the in-memory watches open end
         self.changed = threading.Condition()  # notified on every watch event (HTTP watches)
+        self._serving = threading.RLock()  # one request at a time (`_one_at_a_time`)
         self.tokens_issued: list[tuple[str, str, str]] = []  # (namespace, account, audience)
         self.issued: dict[str, Issued] = {}  # every token minted, by token
         # (verb, resource, namespace[, name]) as RBAC sees each request the operator made
@@ -657,6 +658,25 @@ class FakeApi:
         with self.changed:
             self.watch_events.append(event)
             self.changed.notify_all()
+
+
+def _one_at_a_time(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def serialized(fake: FakeApi, *args: Any, **kwargs: Any) -> Any:
+        with fake._serving:
+            return method(fake, *args, **kwargs)
+
+    return serialized
+
+
+# The operator's writes overlap (a pool of threads, controller/writes.py), as do HTTP requests
+# and the tests' kubelet side: each request runs whole, one after another, as a real server
+# commits each write at its own resourceVersion; never kinder (no two requests served at once).
+_SERVED = ("discovery", "get", "list", "list_versioned", "watch", "create", "delete",
+           "patch_status", "replace_status", "replace", "update", "pod_log", "request_token",
+           "put", "edit", "apply_spec", "set_pod_status", "finish_pod", "terminate")  # fmt: skip
+for _name in _SERVED:
+    setattr(FakeApi, _name, _one_at_a_time(getattr(FakeApi, _name)))
 
 
 def _token_invalid(seconds: int, rule: str) -> InvalidError:

@@ -11,6 +11,7 @@ second one) and the status it wrote (and writes no result twice) before the watc
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 
 from hopscope_operator.cluster import (
@@ -64,6 +65,11 @@ class ReadYourWrites:
         self.inner = api
         self.cache = cache
         self.requests: Counter[str] = Counter()
+        self._counting = threading.Lock()  # writes come from a pool of threads (`writes`)
+
+    def _count(self, verb: str) -> None:
+        with self._counting:
+            self.requests[verb] += 1
 
     def _stored(self, resource: Resource, obj: Object) -> Object:
         informer = self.cache.of(resource, obj.get("metadata", {}).get("namespace"))
@@ -74,23 +80,23 @@ class ReadYourWrites:
         return obj
 
     def discovery(self, path: str) -> Object | None:
-        self.requests["discovery"] += 1
+        self._count("discovery")
         return self.inner.discovery(path)
 
     def get(self, resource: Resource, namespace: str | None, name: str) -> Object:
-        self.requests["get"] += 1
+        self._count("get")
         return self.inner.get(resource, namespace, name)
 
     def list(
         self, resource: Resource, namespace: str | None, labels: dict[str, str] | None = None
     ) -> list[Object]:
-        self.requests["list"] += 1
+        self._count("list")
         return self.inner.list(resource, namespace, labels)
 
     def list_versioned(
         self, resource: Resource, namespace: str | None, labels: dict[str, str] | None = None
     ) -> Listing:
-        self.requests["list"] += 1
+        self._count("list")
         return self.inner.list_versioned(resource, namespace, labels)
 
     def watch(
@@ -100,19 +106,19 @@ class ReadYourWrites:
         labels: dict[str, str] | None,
         resource_version: str,
     ) -> Watch:
-        self.requests["watch"] += 1
+        self._count("watch")
         return self.inner.watch(resource, namespace, labels, resource_version)
 
     def create(self, resource: Resource, namespace: str | None, body: Object) -> Object:
-        self.requests["create"] += 1
+        self._count("create")
         return self._stored(resource, self.inner.create(resource, namespace, body))
 
     def replace(self, resource: Resource, namespace: str, name: str, body: Object) -> Object:
-        self.requests["update"] += 1
+        self._count("update")
         return self._stored(resource, self.inner.replace(resource, namespace, name, body))
 
     def delete(self, resource: Resource, namespace: str | None, name: str) -> None:
-        self.requests["delete"] += 1
+        self._count("delete")
         self.inner.delete(resource, namespace, name)
         informer = self.cache.of(resource, namespace)
         if informer is not None:
@@ -126,18 +132,18 @@ class ReadYourWrites:
         status: Object,
         resource_version: str,
     ) -> Object:
-        self.requests["patch"] += 1
+        self._count("patch")
         stored = self.inner.patch_status(resource, namespace, name, status, resource_version)
         return self._stored(resource, stored)
 
     def pod_log(self, namespace: str, name: str) -> str:
-        self.requests["get"] += 1
+        self._count("get")
         return self.inner.pod_log(namespace, name)
 
     def request_token(
         self, namespace: str, service_account: str, audience: str, seconds: int
     ) -> str:
-        self.requests["create"] += 1
+        self._count("create")
         return self.inner.request_token(namespace, service_account, audience, seconds)
 
 

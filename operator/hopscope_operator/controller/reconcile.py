@@ -6,7 +6,9 @@ run twice); the pod is deleted once all are in, or collected whole when it ends.
 
 `Reconciler.tick` reads as its phases: read the cluster, collect what finished (probe pods,
 then agents), plan what is due, create its pods. What a status says is `status`'s; writing it
-and its Events is `writer`'s; what a probe pod carries is `runs`'.
+and its Events is `writer`'s; what a probe pod carries is `runs`'. A tick's result writes and
+pod deletes are in flight together (`writes`), what follows each answer back on the tick's
+thread; planning starts once all are answered, so it reads every status as written.
 
 The tick keeps no state between calls that the cluster does not also hold: which checks are in
 flight is read from the probe pods' annotations, what ran last from each check's status. An
@@ -17,7 +19,7 @@ memory is each planned run's resolved destination (too large for an annotation: 
 Service's endpoints), so collect judges the result against what the probe was sent to; a run
 planned by another process resolves its destination again when collected.
 
-About 760 lines, over the ~500 the package aims at: the phases share one tick's views (the
+About 850 lines, over the ~500 the package aims at: the phases share one tick's views (the
 API reads checks share), the in-flight records and the reconciler's writer, and split into
 modules they would pass all of it around. The parts with a job of their own already left:
 listing (`listing`), writing (`writer`), the bodies and statuses (`status`), the pod's contract
@@ -27,9 +29,11 @@ listing (`listing`), writing (`writer`), the bodies and statuses (`status`), the
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -93,6 +97,7 @@ from hopscope_operator.controller.status import (
 from hopscope_operator.controller.tenancy import Tenancy
 from hopscope_operator.controller.view import ApiView
 from hopscope_operator.controller.writer import Check, StatusWriter
+from hopscope_operator.controller.writes import IN_FLIGHT, Writes
 from hopscope_operator.names import DEFAULT_TICK_SECONDS, NAMESPACE, PROBE_IMAGE
 from hopscope_operator.resolved import ResolvedDestination, ResolvedRun, ResolvedSource
 from hopscope_probe.models import ProbeRequest
@@ -173,6 +178,15 @@ class TickReport:
 
 
 @dataclass
+class Sent:
+    """A probe pod's results sent among a tick's writes: their checks, and those whose write
+    the API refused (the pod is then kept, for the next tick to write them again)."""
+
+    checks: set[str] = field(default_factory=set)
+    refused: list[str] = field(default_factory=list)
+
+
+@dataclass
 class InFlight:
     """What is under way: the checks not to plan again, and the probe pods per node (their
     slots are taken)."""
@@ -202,6 +216,8 @@ class Reconciler:
         self.clock = clock
         self.agents = agents or AgentRunner(AgentTokens(api))
         self.writer = StatusWriter(api, metrics, clock)
+        # Where a tick's status writes and pod deletes run, IN_FLIGHT at once (`writes`).
+        self._requests = ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="hopscope-write")
         # Both renewed each tick: what checks share is read once per tick.
         self.policy_kinds = PolicyKinds(api, clock)  # discovered now and then, not each tick
         self._snapshots = SnapshotReader(self.cache.analysis, settings.watched)
@@ -217,8 +233,9 @@ class Reconciler:
         now = self.clock()
         report = TickReport()
         checks, unlisted = self._read_cluster()
-        flight = self._collect_finished(checks, unlisted, now, report)
-        self._collect_agents(checks, now, report)
+        with Writes(self._requests) as writes:  # planning reads the statuses as written
+            flight = self._collect_finished(checks, unlisted, now, report, writes)
+            self._collect_agents(checks, now, report, writes)
         flight.checks |= self.agents.in_flight()
         planned, resolved = self._plan_due(checks, flight, now, report)
         self._create_pods(planned.create, resolved, checks, now, report)
@@ -280,7 +297,12 @@ class Reconciler:
                 self.metrics.restore(key, check.full())  # its last run's figures: parsed now
 
     def _collect_finished(
-        self, checks: dict[str, Check], unlisted: set[str], now: datetime, report: TickReport
+        self,
+        checks: dict[str, Check],
+        unlisted: set[str],
+        now: datetime,
+        report: TickReport,
+        writes: Writes,
     ) -> InFlight:
         """Collect every probe pod that ended (writing `checks` as they are now), delete those
         nobody needs; what is still under way is returned. The checks' last results are
@@ -290,7 +312,7 @@ class Reconciler:
         for pod in self._probe_pods():
             try:
                 self._restore(checks_of(pod), checks)
-                self._take_pod(pod, checks, unlisted, now, report, flight)
+                self._take_pod(pod, checks, unlisted, now, report, flight, writes)
             except Exception as exc:  # one bad pod (its batch, annotations, log) fails its own
                 self._unreadable_pod(pod, checks, now, exc)
         self._restore(list(checks), checks)
@@ -305,6 +327,7 @@ class Reconciler:
         now: datetime,
         report: TickReport,
         flight: InFlight,
+        writes: Writes,
     ) -> None:
         node = pod["spec"]["nodeName"]
         if pod["metadata"].get("deletionTimestamp"):
@@ -329,15 +352,16 @@ class Reconciler:
             flight.hold(node, live)
             return
         if isinstance(outcome, Running):
-            self._take_running(pod, live, checks, now, report, flight)
+            self._take_running(pod, live, checks, now, report, flight, writes)
             return
         log_text = self._log(pod, now)
         if log_text is None:
             flight.hold(node, live)  # its log is read next tick: no result is lost
             return
-        written = self._collect(pod, log_text, checks, now)
-        report.collected += len(written)
-        checks.update(written)  # judged on their new status: due again if overdue
+        # Written, the checks are judged on their new status: due again if overdue.
+        sent = self._write_results(pod, collect(pod, log_text, now), checks, now, report, writes)
+        delete = functools.partial(self._delete_collected, pod, sent, now, flight, writes)
+        writes.after(sent.checks, delete)
         if pod.get("status", {}).get("phase") not in ("Succeeded", "Failed"):
             # It never ran: its node may be dead, and the pod stay Terminating there.
             flight.pods_per_node[node] += 1
@@ -350,6 +374,7 @@ class Reconciler:
         now: datetime,
         report: TickReport,
         flight: InFlight,
+        writes: Writes,
     ) -> None:
         """Write the results a running probe pod has printed so far, and delete it once every
         check's is in. Its node's slot stays taken while it runs; a check whose result is in
@@ -363,12 +388,12 @@ class Reconciler:
             flight.checks |= live
             return
         done = finished_so_far(pod, log_text)
-        written = self._write_results(pod, done, checks, now)
-        report.collected += len(written)
-        checks.update(written)
+        sent = self._write_results(pod, done, checks, now, report, writes)
         flight.checks |= live - {collected.check for collected in done}
         if len(done) == len(read_batch(pod).checks):
-            self._delete_pod(pod)  # all in: the slot is free once the pod is gone
+            # All in: the slot is free once the pod is gone.
+            delete = functools.partial(self._delete_collected, pod, sent, now, flight, writes)
+            writes.after(sent.checks, delete)
 
     def _unreadable_pod(
         self, pod: Object, checks: dict[str, Check], now: datetime, error: Exception
@@ -388,24 +413,22 @@ class Reconciler:
         except Exception as exc:  # tried again next tick
             log.warning("probe pod %s not deleted: %s", name, exc)
 
-    def _collect_agents(self, checks: dict[str, Check], now: datetime, report: TickReport) -> None:
+    def _collect_agents(
+        self, checks: dict[str, Check], now: datetime, report: TickReport, writes: Writes
+    ) -> None:
         """Write the results the workloads' probe sidecars delivered since the last tick."""
         for run in self.agents.finished():
-            check = checks.get(run.check)
             collected = Collected(run.check, run.generation, run.result, uid=run.uid)
             destination = self._destinations.pop(collected.run.format(), None)
+            writes.wait_for(run.check)  # its status as written, when a write of it is in flight
+            check = checks.get(run.check)
             if check is None or not _describes(collected, check):
                 continue  # deleted, or its spec changed mid-run
-            try:
-                updated = self._write_result(
-                    check, collected, run.source, destination, now, run.started
-                )
-            except Exception as exc:  # this check's alone: the other agents' runs go on
-                self.writer.failed(check, "writing its agent's result", exc, now)
-                continue
-            if updated:
-                report.collected += 1
-                checks[run.check] = updated
+            # A refused write is said on the check: its agent runs it again when it is due.
+            self._write_result(
+                check, collected, run.source, destination, now, run.started, checks, report, writes,
+                phase="writing its agent's result",
+            )  # fmt: skip
 
     def _plan_due(
         self, checks: dict[str, Check], flight: InFlight, now: datetime, report: TickReport
@@ -557,25 +580,23 @@ class Reconciler:
 
     # ---- writing --------------------------------------------------------------------------
 
-    def _collect(
-        self, pod: Object, log_text: str, checks: dict[str, Check], now: datetime
-    ) -> dict[str, Check]:
-        """Write every result the ended pod carries, then delete it. Returns the checks
-        written, as they are now."""
-        written = self._write_results(pod, collect(pod, log_text, now), checks, now)
-        self._delete_pod(pod)
-        return written
-
     def _write_results(
-        self, pod: Object, results: list[Collected], checks: dict[str, Check], now: datetime
-    ) -> dict[str, Check]:
-        """Write each of the pod's results not written yet; the checks written, as they are
-        now. Whether a result was written is read from the check's status (`_taken`), so a
-        running pod read every tick, or by an operator that restarted, counts each run once."""
+        self,
+        pod: Object,
+        results: list[Collected],
+        checks: dict[str, Check],
+        now: datetime,
+        report: TickReport,
+        writes: Writes,
+    ) -> Sent:
+        """Send each of the pod's results not written yet. Whether a result was written is
+        read from the check's status (`_taken`), so a running pod read every tick, a pod kept
+        for a refused write, or one read by an operator that restarted, counts each run once."""
         sources = read_sources(pod)
         started = planned_at(pod) or now
-        written: dict[str, Check] = {}
+        sent = Sent()
         for collected in results:
+            writes.wait_for(collected.check)  # a check in two pods: judged on what was written
             check = checks.get(collected.check)
             if check is None or not _describes(collected, check):
                 continue  # deleted, or its spec changed mid-run: the new spec is run instead
@@ -585,14 +606,11 @@ class Reconciler:
             source = sources.get(collected.run.format())
             if source is None:
                 source = ResolvedSource("node", pod["spec"]["nodeName"], "unknown source")
-            try:
-                updated = self._write_result(check, collected, source, destination, now, started)
-            except Exception as exc:  # this check's alone: the pod's other results are written
-                self.writer.failed(check, "writing its result", exc, now)
-                continue
-            if updated:
-                written[check.key] = updated
-        return written
+            self._write_result(
+                check, collected, source, destination, now, started, checks, report, writes, sent
+            )
+            sent.checks.add(check.key)
+        return sent
 
     def _write_result(
         self,
@@ -602,40 +620,67 @@ class Reconciler:
         destination: ResolvedDestination | None,
         now: datetime,
         started: datetime,
-    ) -> Check | None:
-        """Write the run's status; the check as it is now, or None when it was not written.
+        checks: dict[str, Check],
+        report: TickReport,
+        writes: Writes,
+        sent: Sent | None = None,
+        phase: str = "writing its result",
+    ) -> None:
+        """Send the run's status (and its Events) among the tick's writes; once written,
+        `checks` holds the check as it is then and the report counts it. A write that fails
+        is this check's alone (said on it): the other results are written on; one the API
+        refused is noted in `sent`, whose pod then keeps the result for the next tick.
         `destination`: what the run was planned for; None when this process did not plan it."""
         model = check.model
-        # The status as listed still says when this run was due: the next is counted from it.
-        was_due = due_at(model) or AT_ONCE
-        status, events = next_status(
-            check.full().status,  # the last run: its path fingerprint, its conditions
-            collected.result,
-            generation=collected.generation,
-            now=now,
-            started=started,
-            next_run=next_run(model, started, was_due),
-            source=source,
-            analysis=self._analysis(model, source, destination, collected),
-            failure=collected.failure,
-        )
-        stored = self.writer.patch_status(check, status)
-        if stored is None:
-            return None
-        _log_run(check.key, status.runs, collected)
-        self.writer.post(model, events, now)
-        self.metrics.record(
-            check.key,
-            CheckLabels.of(model),
-            collected.result,
-            max_hops=model.spec.path.max_hops,
-            path_changed=any(e.reason == PATH_CHANGED for e in events),
-            thresholds=model.spec.thresholds,
-        )
-        meta = {**model.metadata, "resourceVersion": stored["metadata"]["resourceVersion"]}
-        updated = Check.of(model.model_copy(update={"status": status, "metadata": meta}), stored)
-        self._lister.wrote(check, stored, updated)
-        return updated
+        try:
+            # The status as listed still says when this run was due: the next counts from it.
+            was_due = due_at(model) or AT_ONCE
+            status, events = next_status(
+                check.full().status,  # the last run: its path fingerprint, its conditions
+                collected.result,
+                generation=collected.generation,
+                now=now,
+                started=started,
+                next_run=next_run(model, started, was_due),
+                source=source,
+                analysis=self._analysis(model, source, destination, collected),
+                failure=collected.failure,
+            )
+        except Exception as exc:
+            self.writer.failed(check, phase, exc, now)
+            return
+
+        def request() -> Object | None:  # on a pool thread: requests only
+            stored = self.writer.patch_status(check, status)
+            if stored is not None:
+                self.writer.post(model, events, now)
+            return stored
+
+        def written(stored: Object | None) -> None:  # on the tick's thread, as it was
+            if stored is None:
+                return
+            _log_run(check.key, status.runs, collected)
+            self.metrics.record(
+                check.key,
+                CheckLabels.of(model),
+                collected.result,
+                max_hops=model.spec.path.max_hops,
+                path_changed=any(e.reason == PATH_CHANGED for e in events),
+                thresholds=model.spec.thresholds,
+            )
+            meta = {**model.metadata, "resourceVersion": stored["metadata"]["resourceVersion"]}
+            copied = model.model_copy(update={"status": status, "metadata": meta})
+            updated = Check.of(copied, stored)
+            self._lister.wrote(check, stored, updated)
+            checks[check.key] = updated
+            report.collected += 1
+
+        def failed(exc: Exception) -> None:
+            self.writer.failed(check, phase, exc, now)
+            if sent is not None and isinstance(exc, ApiError):
+                sent.refused.append(check.key)
+
+        writes.submit(check.key, request, written, failed)
 
     def _not_ready(self, check: Check, error: ResolveError, now: datetime) -> None:
         """Say a check cannot run; a write the API refuses is this check's, not the tick's."""
@@ -741,6 +786,31 @@ class Reconciler:
     def _delete_pod(self, pod: Object) -> None:
         with contextlib.suppress(NotFound):
             self.api.delete(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"])
+
+    def _delete_collected(
+        self, pod: Object, sent: Sent, now: datetime, flight: InFlight, writes: Writes
+    ) -> None:
+        """Delete a pod whose results are all written. One the API refused to write keeps
+        the pod, so the next tick writes it again (`_taken` skips the others) and its check
+        is not run anew meanwhile, for as long as an unreadable log is waited for: then the
+        result is given up."""
+        ended = seconds_since_ended(pod, now) or 0.0
+        if sent.refused and ended <= LOG_PATIENCE.total_seconds():
+            name = pod["metadata"]["name"]
+            log.info("probe pod %s kept: the results of %s written again", name, sent.refused)
+            flight.checks.update(sent.refused)
+            return
+        self._delete_later(pod, writes)
+
+    def _delete_later(self, pod: Object, writes: Writes) -> None:
+        """Delete a collected pod among the tick's writes. Refused, it stays: the next tick
+        finds its results written (`_taken`) and deletes it again."""
+        name = pod["metadata"]["name"]
+
+        def refused(exc: Exception) -> None:
+            log.warning("collected probe pod %s not deleted: %s", name, exc)
+
+        writes.submit(None, lambda: self._delete_pod(pod), lambda _: None, refused)
 
 
 # ---- helpers ------------------------------------------------------------------------------
